@@ -1,0 +1,16 @@
+//! Analysis and code generation for the `reactive` framework.
+//!
+//! This is an ordinary library (the proc-macro crate `reactive-macros` is a thin
+//! shell around it, as `sqlx-macros` is around `sqlx-macros-core`), so every part
+//! is unit-testable:
+//!
+//! - [`sql`]: what one SQL statement reads and writes, and on which keys.
+//! - [`model`]: the compile-time model of a reactive function, shared with the runtime.
+//! - `handler` (feature `rust`): every SQL literal an async handler sends, with
+//!   spans and the Rust expressions bound to its parameters.
+
+pub mod model;
+pub mod sql;
+
+#[cfg(feature = "rust")]
+pub mod handler;

@@ -1,0 +1,1 @@
+//! Proc-macro shell for `reactive`. All logic lives in `reactive-codegen`.

@@ -1,0 +1,1 @@
+//! Runtime of the `reactive` framework. (Being written.)
