@@ -5,6 +5,8 @@
 //! what a statement does at all it returns [`StatementAnalysis::unknown`] set.
 //! Over-invalidation costs a cache miss; under-invalidation would serve stale data.
 
+mod analyze;
 mod model;
 
+pub use analyze::analyze;
 pub use model::*;

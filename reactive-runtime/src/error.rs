@@ -1,0 +1,34 @@
+//! The error type handlers return and the router maps to HTTP statuses.
+
+/// The result type of reactive functions: `reactive::Result<T>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error from a reactive function or the runtime.
+///
+/// The router maps each variant to a status: `BadRequest` 400, `Unauthorized` 401,
+/// `Forbidden` 403, `NotFound` 404, everything else 500 (with no internals in the body).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A database error (logged; clients see a generic 500).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The input is valid JSON of the right shape but not acceptable.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Missing or invalid credentials.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The caller may not access this data (e.g. another tenant's).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The requested thing does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Serializing or deserializing a value failed.
+    #[error("serialization error: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Any other failure inside a handler.
+    #[error("{0}")]
+    Internal(String),
+}

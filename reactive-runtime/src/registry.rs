@@ -1,0 +1,74 @@
+//! The registry of reactive functions. `#[reactive_function]` submits one
+//! [`FunctionDef`] per function with `inventory`; the router and the TypeScript
+//! generator read them with [`functions`]. No hand-written list anywhere.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+
+use reactive_codegen::model::FunctionModel;
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Failure to decode a function's JSON input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid input at `{path}`: {message}")]
+pub struct InputError {
+    /// JSON path of the offending field (`data.name`, `.` for the root).
+    pub path: String,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// A decoded call, ready to run.
+pub struct Prepared {
+    /// One value per [`reactive_codegen::model::Binding`] of the function's model,
+    /// in order: the key values extracted from the typed input.
+    pub bindings: Vec<serde_json::Value>,
+    /// Runs the user's function and serializes its output.
+    pub run: Box<dyn FnOnce(crate::ReactiveDb) -> BoxFuture<crate::Result<serde_json::Value>> + Send>,
+}
+
+/// TypeScript declarations of a function's input and output types (ts-rs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TsTypes {
+    /// The TypeScript type expression of the input (`"OrgInput"`, or `"null"` without input).
+    pub input: String,
+    /// The TypeScript type expression of the output (`"Array<Agent>"`).
+    pub output: String,
+    /// Declarations needed by both, `(type name, declaration)`, deduplicated by name.
+    pub declarations: Vec<(String, String)>,
+}
+
+/// One registered reactive function. Built by the macro as a `static`; not meant
+/// to be written by hand.
+pub struct FunctionDef {
+    /// JSON of the function's [`FunctionModel`].
+    pub model_json: &'static str,
+    /// Decodes JSON input (errors carry the field path) and prepares the call.
+    pub prepare: fn(serde_json::Value) -> Result<Prepared, InputError>,
+    /// TypeScript types of input and output.
+    pub typescript: fn() -> TsTypes,
+    /// Lazily parsed model.
+    pub model_cell: OnceLock<FunctionModel>,
+}
+
+impl FunctionDef {
+    /// The function's compile-time model (parsed from JSON once).
+    pub fn model(&self) -> &FunctionModel {
+        self.model_cell.get_or_init(|| {
+            serde_json::from_str(self.model_json)
+                .expect("the macro always emits a valid model; this is a bug in reactive-macros")
+        })
+    }
+}
+
+inventory::collect!(FunctionDef);
+
+/// Every registered function, sorted by name (inventory's order is not deterministic).
+pub fn functions() -> Vec<&'static FunctionDef> {
+    let mut all: Vec<&'static FunctionDef> = inventory::iter::<FunctionDef>.into_iter().collect();
+    all.sort_by(|a, b| a.model().name.cmp(&b.model().name));
+    all
+}
