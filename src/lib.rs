@@ -10,3 +10,249 @@
 
 pub use reactive_macros::*;
 pub use reactive_runtime::*;
+
+/// Support for the code `#[reactive_function]` and `#[derive(Relations)]` generate.
+/// Not public API: names here may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    use std::collections::HashSet;
+
+    pub use ::inventory;
+    pub use ::serde;
+    pub use ::serde_json;
+    pub use ::ts_rs;
+    pub use reactive_runtime::registry::{BoxFuture, FunctionDef, InputError, Prepared, TsTypes};
+    pub use reactive_runtime::{Error, ReactiveDb, Result};
+    pub use std::sync::OnceLock;
+
+    use ::serde::Serialize;
+    use ::serde::de::DeserializeOwned;
+    use ::ts_rs::TS;
+
+    /// The edges `#[derive(Relations)]` submits (defined by the runtime's engine).
+    pub use reactive_runtime::engine::RelationsDef;
+
+    /// Compile-time facts about a function, implemented by the companion type
+    /// `#[reactive_function]` emits (and by a fallback for plain functions).
+    pub trait ReactiveFn {
+        /// `true` for a `#[reactive_function]`.
+        const IS_REACTIVE: bool;
+        /// The procedure name as a JSON string (`"\"agents.findMany\""`).
+        const NAME_JSON: &'static str;
+        /// Tables read, including those of called reactive functions (may repeat).
+        const DEPS: &'static [&'static str];
+        /// The same tables as comma-separated whole-table `TableDependency` JSON objects.
+        const DEPS_JSON: &'static str;
+    }
+
+    /// Rustc checks the input type at the user's span: `Deserialize + TS`.
+    pub fn assert_input<T: DeserializeOwned + TS + Send + 'static>() {}
+
+    /// Rustc checks the output type at the user's span: `Serialize + TS`.
+    pub fn assert_output<T: Serialize + TS + 'static>() {}
+
+    /// Decode a function's JSON input; the error carries the path of the bad field.
+    pub fn decode_input<T: DeserializeOwned>(value: serde_json::Value) -> std::result::Result<T, InputError> {
+        serde_path_to_error::deserialize(value).map_err(|error| {
+            let path = error.path().to_string();
+            InputError { path, message: error.into_inner().to_string() }
+        })
+    }
+
+    /// A function without input accepts `null` (or nothing) and `{}`.
+    pub fn decode_no_input(value: serde_json::Value) -> std::result::Result<(), InputError> {
+        match value {
+            serde_json::Value::Null => Ok(()),
+            serde_json::Value::Object(map) if map.is_empty() => Ok(()),
+            _ => Err(InputError { path: ".".into(), message: "this function takes no input".into() }),
+        }
+    }
+
+    /// The JSON value of one key binding (`&input.organization_id`).
+    pub fn binding_value<T: Serialize + ?Sized>(value: &T, source: &str) -> std::result::Result<serde_json::Value, InputError> {
+        serde_json::to_value(value)
+            .map_err(|error| InputError { path: source.to_owned(), message: format!("cannot serialize key value: {error}") })
+    }
+
+    /// Serialize a handler's output.
+    pub fn encode_output<T: Serialize>(output: Result<T>) -> Result<serde_json::Value> {
+        Ok(serde_json::to_value(output?)?)
+    }
+
+    /// Box the run closure (`Prepared::run`).
+    #[allow(clippy::type_complexity)]
+    pub fn boxed_run<F, Fut>(run: F) -> Box<dyn FnOnce(ReactiveDb) -> BoxFuture<Result<serde_json::Value>> + Send>
+    where
+        F: FnOnce(ReactiveDb) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<serde_json::Value>> + Send + 'static,
+    {
+        Box::new(move |db| Box::pin(run(db)))
+    }
+
+    struct Declarations<'a> {
+        cfg: &'a ts_rs::Config,
+        seen: HashSet<std::any::TypeId>,
+        out: Vec<(String, String)>,
+    }
+
+    impl ts_rs::TypeVisitor for Declarations<'_> {
+        fn visit<T: TS + 'static + ?Sized>(&mut self) {
+            if T::output_path().is_none() || !self.seen.insert(std::any::TypeId::of::<T>()) {
+                return;
+            }
+            self.out.push((T::ident(self.cfg), T::decl(self.cfg)));
+            T::visit_dependencies(self);
+        }
+    }
+
+    fn declarations<T: TS + 'static + ?Sized>(visitor: &mut Declarations<'_>) {
+        ts_rs::TypeVisitor::visit::<T>(visitor);
+        T::visit_dependencies(visitor);
+        T::visit_generics(visitor);
+    }
+
+    fn finish(visitor: Declarations<'_>) -> Vec<(String, String)> {
+        let mut out = visitor.out;
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.dedup_by(|a, b| a.0 == b.0);
+        out
+    }
+
+    /// TypeScript of a function's input and output types.
+    pub fn ts_types<I: TS + 'static, O: TS + 'static>() -> TsTypes {
+        let cfg = ts_rs::Config::new();
+        let mut visitor = Declarations { cfg: &cfg, seen: HashSet::new(), out: Vec::new() };
+        declarations::<I>(&mut visitor);
+        declarations::<O>(&mut visitor);
+        TsTypes { input: I::name(&cfg), output: O::name(&cfg), declarations: finish(visitor) }
+    }
+
+    /// TypeScript of a function without input.
+    pub fn ts_types_no_input<O: TS + 'static>() -> TsTypes {
+        let cfg = ts_rs::Config::new();
+        let mut visitor = Declarations { cfg: &cfg, seen: HashSet::new(), out: Vec::new() };
+        declarations::<O>(&mut visitor);
+        TsTypes { input: "null".into(), output: O::name(&cfg), declarations: finish(visitor) }
+    }
+
+    // ---- const string assembly (model JSON, dependency lists, messages) ----
+
+    /// Length of `items` joined with `sep`, empty items skipped.
+    pub const fn join_len(items: &[&str], sep: &str) -> usize {
+        let mut len = 0;
+        let mut count = 0;
+        let mut i = 0;
+        while i < items.len() {
+            if !items[i].is_empty() {
+                if count > 0 {
+                    len += sep.len();
+                }
+                len += items[i].len();
+                count += 1;
+            }
+            i += 1;
+        }
+        len
+    }
+
+    /// `items` joined with `sep`, empty items skipped; `N` is [`join_len`].
+    pub const fn join_bytes<const N: usize>(items: &[&str], sep: &str) -> [u8; N] {
+        let mut out = [0u8; N];
+        let mut at = 0;
+        let mut count = 0;
+        let mut i = 0;
+        while i < items.len() {
+            let item = items[i].as_bytes();
+            if !item.is_empty() {
+                if count > 0 {
+                    let mut j = 0;
+                    while j < sep.len() {
+                        out[at] = sep.as_bytes()[j];
+                        at += 1;
+                        j += 1;
+                    }
+                }
+                let mut j = 0;
+                while j < item.len() {
+                    out[at] = item[j];
+                    at += 1;
+                    j += 1;
+                }
+                count += 1;
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// The bytes of [`join_bytes`] as a `str` (always valid: joined from `str`s).
+    pub const fn utf8(bytes: &'static [u8]) -> &'static str {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(_) => panic!("reactive: joined invalid UTF-8 (a bug in reactive-macros)"),
+        }
+    }
+
+    /// Total length of several lists.
+    pub const fn lists_len(lists: &[&[&'static str]]) -> usize {
+        let mut len = 0;
+        let mut i = 0;
+        while i < lists.len() {
+            len += lists[i].len();
+            i += 1;
+        }
+        len
+    }
+
+    /// Several lists concatenated; `N` is [`lists_len`].
+    pub const fn lists_concat<const N: usize>(lists: &[&[&'static str]]) -> [&'static str; N] {
+        let mut out = [""; N];
+        let mut at = 0;
+        let mut i = 0;
+        while i < lists.len() {
+            let mut j = 0;
+            while j < lists[i].len() {
+                out[at] = lists[i][j];
+                at += 1;
+                j += 1;
+            }
+            i += 1;
+        }
+        out
+    }
+
+    const fn str_eq(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
+    /// The first table of `needed` not in `listed`, or `""`.
+    pub const fn first_missing(listed: &[&str], needed: &[&'static str]) -> &'static str {
+        let mut i = 0;
+        while i < needed.len() {
+            let mut found = false;
+            let mut j = 0;
+            while j < listed.len() {
+                if str_eq(listed[j], needed[i]) {
+                    found = true;
+                }
+                j += 1;
+            }
+            if !found {
+                return needed[i];
+            }
+            i += 1;
+        }
+        ""
+    }
+}

@@ -11,6 +11,14 @@
 
 pub mod model;
 pub mod sql;
+pub mod typescript;
 
 #[cfg(feature = "rust")]
 pub mod handler;
+
+/// The `reactive` command line tool (`reactive analyze`).
+#[cfg(feature = "rust")]
+pub mod cli;
+
+#[cfg(feature = "rust")]
+pub mod expand;

@@ -1,14 +1,16 @@
 //! Runtime of the `reactive` framework: statement interception (`ReactiveDb`),
 //! cache stores, the invalidation engine, and the registry of reactive functions.
 
+pub mod cache;
+pub mod db;
+pub mod engine;
 mod error;
+pub mod realtime;
 pub mod registry;
+pub mod router;
+pub mod typescript;
 
 pub use error::{Error, Result};
 pub use reactive_codegen::model;
 
-/// Stand-in until the interception layer lands: the database handle handlers receive.
-#[derive(Clone, Debug)]
-pub struct ReactiveDb {
-    _private: (),
-}
+pub use db::{ReactiveDb, ReactiveTx};

@@ -1,1 +1,14 @@
-fn main() {}
+//! The `reactive` command line tool. All logic lives in [`reactive_codegen::cli`].
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match reactive_codegen::cli::run(std::env::args().skip(1), &mut stdout) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("reactive: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}

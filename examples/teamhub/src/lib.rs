@@ -1,0 +1,74 @@
+//! TeamHub, the example app of `reactive`: organizations, agents, messages, memory
+//! and tools, served as reactive functions with a React page on top.
+//!
+//! `cargo run -p teamhub` serves http://127.0.0.1:3000 on an SQLite file; set
+//! `DATABASE_URL` (postgres://, mysql://, sqlite://) and `REDIS_URL` to use servers.
+
+pub mod auth;
+pub mod handlers;
+pub mod model;
+pub mod schema;
+pub mod seed;
+
+use std::path::{Path, PathBuf};
+
+use axum::Router;
+use reactive::ReactiveDb;
+use reactive::router::RouterConfig;
+
+/// Where the app keeps its data and how it is reached.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Database URL; default an SQLite file `teamhub.db` in the working directory.
+    pub database_url: String,
+    /// Redis URL for the shared cache, bus and event log (several instances).
+    pub redis_url: Option<String>,
+    /// Folder of the built web page (`web/dist`), served at `/` when present.
+    pub web_dist: PathBuf,
+}
+
+impl Config {
+    /// Reads `DATABASE_URL` and `REDIS_URL` from the environment.
+    pub fn from_env() -> Self {
+        Config {
+            database_url: std::env::var("DATABASE_URL")
+                .unwrap_or_else(|_| "sqlite://teamhub.db?mode=rwc".to_string()),
+            redis_url: std::env::var("REDIS_URL").ok().filter(|s| !s.is_empty()),
+            web_dist: web_dir().join("dist"),
+        }
+    }
+}
+
+/// The `web/` folder of this example (source of the page and of its generated client).
+pub fn web_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
+}
+
+/// Connects, migrates and seeds the database.
+pub async fn open_db(config: &Config) -> anyhow::Result<(ReactiveDb, bool)> {
+    let db = ReactiveDb::connect(&config.database_url).await?;
+    seed::migrate(&db).await?;
+    let seeded = seed::seed_if_empty(&db).await?;
+    Ok((db, seeded))
+}
+
+/// The whole HTTP app: the reactive router under `/api`, the page at `/`.
+pub fn app(db: ReactiveDb, router_config: RouterConfig, web_dist: &Path) -> Router {
+    let api = reactive::router::router(db, router_config);
+    let app = Router::new().nest("/api", api);
+    if web_dist.join("index.html").exists() {
+        app.fallback_service(tower_http::services::ServeDir::new(web_dist))
+    } else {
+        app.fallback(|| async {
+            (
+                axum::http::StatusCode::NOT_FOUND,
+                "the web page is not built: run `npm ci && npm run build` in examples/teamhub/web",
+            )
+        })
+    }
+}
+
+/// Writes the generated TypeScript client into `web/src/generated` (only files that changed).
+pub fn generate_typescript() -> std::io::Result<Vec<PathBuf>> {
+    reactive::typescript::generate(web_dir().join("src/generated"))
+}

@@ -1,0 +1,96 @@
+//! `cargo run -p teamhub [-- --port N]`: the TeamHub server.
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+use reactive::router::RouterConfig;
+use teamhub::{Config, auth::DemoAuth, seed::DEMO_TENANTS};
+
+fn port_from_args() -> anyhow::Result<u16> {
+    let mut args = std::env::args().skip(1);
+    let mut port = std::env::var("PORT").ok().map(|p| p.parse()).transpose()?.unwrap_or(3000);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--port" => port = args.next().ok_or_else(|| anyhow::anyhow!("--port needs a number"))?.parse()?,
+            "--help" | "-h" => {
+                println!("usage: teamhub [--port N]   (env: PORT, DATABASE_URL, REDIS_URL, TEAMHUB_SKIP_WEB_BUILD)");
+                std::process::exit(0);
+            }
+            other => anyhow::bail!("unknown argument `{other}` (try --help)"),
+        }
+    }
+    Ok(port)
+}
+
+/// Builds the page with npm when its build is missing or older than its sources.
+fn build_web_if_needed() {
+    if std::env::var_os("TEAMHUB_SKIP_WEB_BUILD").is_some() {
+        return;
+    }
+    let web = teamhub::web_dir();
+    let newest_source = newest_mtime(&web.join("src")).max(newest_mtime(&web.join("index.html")));
+    let built = std::fs::metadata(web.join("dist/index.html")).and_then(|m| m.modified()).ok();
+    if built.is_some_and(|b| Some(b) >= newest_source) {
+        return;
+    }
+    println!("teamhub: building the web page (npm ci && npm run build in {})", web.display());
+    let ok = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(&web)
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("npm").args(["run", "build"]).current_dir(&web).status().is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("teamhub: could not build the web page (is Node.js 20+ installed?); the API still runs");
+    }
+}
+
+fn newest_mtime(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_file() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| newest_mtime(&e.path()))
+        .max()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .init();
+    let port = port_from_args()?;
+    let config = Config::from_env();
+
+    match teamhub::generate_typescript() {
+        Ok(written) if !written.is_empty() => println!("teamhub: updated {} generated TypeScript files", written.len()),
+        Ok(_) => {}
+        Err(e) => eprintln!("teamhub: could not write the generated TypeScript client: {e}"),
+    }
+    build_web_if_needed();
+
+    let (db, seeded) = teamhub::open_db(&config).await?;
+    if seeded {
+        println!("teamhub: seeded demo data");
+    }
+    let router_config = RouterConfig::new(DemoAuth);
+    let app = teamhub::app(db, router_config, &config.web_dist);
+
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("teamhub: http://{addr}  (database {})", config.database_url);
+    println!("teamhub: demo mode — sign in with one of these bearer tokens:");
+    for (org, name, token) in DEMO_TENANTS {
+        println!("  {token:<12} → {org} ({name})");
+    }
+    axum::serve(listener, app).with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}

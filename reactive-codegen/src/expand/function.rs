@@ -1,0 +1,536 @@
+//! `#[reactive_function]`: validation against the analysed body, and expansion.
+
+use std::collections::BTreeSet;
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::Errors;
+use super::args::FunctionArgs;
+use super::signature::{self, Signature};
+use crate::handler::{self, CallSite, DiagnosticKind, HandlerAnalysis};
+use crate::model::{FunctionKind, FunctionModel, TableDependency};
+use crate::sql::{Dialect, Unknown};
+
+/// Expand `#[reactive_function(attr)] item`. Never fails: errors become
+/// `compile_error!`s next to the re-emitted item.
+pub fn reactive_function(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item_fn: syn::ItemFn = match syn::parse2(item.clone()) {
+        Ok(item_fn) => item_fn,
+        Err(_) => {
+            let error = syn::Error::new(
+                Span::call_site(),
+                "`#[reactive_function]` applies to an `async fn(db: &ReactiveDb, input: Input) -> reactive::Result<Output>`",
+            );
+            let error = error.to_compile_error();
+            return quote! { #item #error };
+        }
+    };
+    let mut errors = Errors::default();
+    let args = match FunctionArgs::parse(attr) {
+        Ok(args) => Some(args),
+        Err(error) => {
+            errors.push(error);
+            None
+        }
+    };
+    let sig = match signature::validate(&item_fn.sig) {
+        Ok(sig) => Some(sig),
+        Err(error) => {
+            errors.push(error);
+            None
+        }
+    };
+    let dialect = args.as_ref().map(FunctionArgs::dialect).unwrap_or(Dialect::Postgres);
+    let analysis = handler::analyze_fn(&item_fn, dialect);
+    let plan = args.as_ref().map(|args| plan(args, &item_fn, &analysis, &mut errors));
+
+    let assertions = sig.as_ref().map(type_assertions).unwrap_or_default();
+    let companion = companion(&item_fn, plan.as_ref(), &analysis);
+    let registration = match (&plan, &sig, errors.is_empty()) {
+        (Some(plan), Some(sig), true) => registration(plan, sig),
+        _ => TokenStream::new(),
+    };
+    let compile_errors = errors.to_compile_errors();
+    quote! {
+        #item_fn
+        #compile_errors
+        #assertions
+        #companion
+        #registration
+    }
+}
+
+/// A called function the expansion probes at compile time.
+pub(crate) struct Probe {
+    /// The callee's path as written, without generics (`crate::agents::find`).
+    pub path: syn::Path,
+    /// Span of the call's path (errors point there).
+    pub span: Span,
+    /// The callee's name.
+    pub name: String,
+    /// The probe module's identifier.
+    pub module: syn::Ident,
+}
+
+/// What validation decided, ready to expand.
+pub(crate) struct Plan {
+    pub model: FunctionModel,
+    /// The caller's explicit `dependencies(...)`, if any.
+    pub explicit: Option<Vec<String>>,
+    /// Tables this function reads itself (for its companion's `DEPS`).
+    pub own_tables: Vec<String>,
+    pub probes: Vec<Probe>,
+}
+
+/// Validate the body against the arguments and build the model.
+pub(crate) fn plan(args: &FunctionArgs, item: &syn::ItemFn, analysis: &HandlerAnalysis, errors: &mut Errors) -> Plan {
+    let parts = handler::to_model_parts(analysis);
+    let explicit = args.dependencies.as_ref();
+
+    // Unparseable SQL: always an error, with sqlparser's message.
+    for site in &analysis.statements {
+        if let Some(Unknown::Parse(message)) = &site.analysis.unknown {
+            errors.new_spanned(site.span, format!("this SQL does not parse ({} dialect): {message}", dialect_name(analysis.dialect)));
+        }
+    }
+
+    // SQL built at run time: dependencies cannot be inferred.
+    if explicit.is_none() {
+        for diagnostic in analysis.diagnostics.iter().filter(|d| d.kind == DiagnosticKind::RuntimeSql) {
+            errors.new_spanned(
+                diagnostic.span,
+                "SQL built at run time: reactive cannot see which tables it reads; list them in `dependencies(...)` on `#[reactive_function]`",
+            );
+        }
+    }
+
+    // Explicit dependencies must cover every table the body reads.
+    if let Some(list) = explicit {
+        for site in &analysis.statements {
+            let tables: BTreeSet<&str> = site.analysis.reads.iter().map(|r| r.table.as_str()).collect();
+            for table in tables {
+                if !list.contains(table) {
+                    errors.new_spanned(
+                        site.span,
+                        format!("handler reads table `{table}` here, but `dependencies(...)` does not list it"),
+                    );
+                }
+            }
+        }
+    }
+
+    // Kind.
+    let writes_definitely = |site: &handler::SqlSite| {
+        site.analysis.unknown.is_none() && (site.analysis.operation.is_write() || !site.analysis.writes.is_empty())
+    };
+    if args.query.is_present() {
+        for site in analysis.statements.iter().filter(|s| writes_definitely(s)) {
+            let tables: Vec<String> = site.analysis.writes.iter().map(|w| format!("`{}`", w.table)).collect();
+            let what = if tables.is_empty() { "writes".to_owned() } else { format!("writes {}", tables.join(", ")) };
+            errors.new_spanned(
+                site.span,
+                format!("this statement {what}, but the function is declared `query`; declare it `mutation` (or drop `query`: the kind is inferred)"),
+            );
+        }
+        if let Some(invalidates) = &args.invalidates {
+            if let Some(first) = invalidates.tables.first() {
+                errors.new_spanned(first.span, "`invalidates(...)` applies to mutations, but the function is declared `query`");
+            }
+        }
+        if args.requires_ack.is_present() {
+            errors.new_spanned(args.requires_ack.span(), "`requires_ack` applies to mutations, but the function is declared `query`");
+        }
+    }
+    let kind = if args.query.is_present() {
+        FunctionKind::Query
+    } else if args.mutation.is_present() || args.invalidates.is_some() || args.requires_ack.is_present() {
+        FunctionKind::Mutation
+    } else {
+        parts.kind
+    };
+
+    // Calls that pass the database handle.
+    let mut probes = Vec::new();
+    let mut opaque_call = false;
+    for call in analysis.calls.iter().filter(|c| c.passes_db) {
+        opaque_call = true;
+        match probe_path(call) {
+            Some(path) => {
+                if !probes.iter().any(|p: &Probe| p.path == path) {
+                    let module = format_ident!("__reactive_probe_{}", probes.len());
+                    probes.push(Probe { path, span: call.span, name: call.name.clone(), module });
+                }
+            }
+            None if explicit.is_none() => errors.new_spanned(call.span, helper_message(&call.path)),
+            None => {}
+        }
+    }
+
+    // Dependencies of the model.
+    let mut dependencies = parts.dependencies.clone();
+    let own_tables: Vec<String>;
+    if let Some(list) = explicit {
+        let listed: Vec<String> = list.tables.iter().map(|t| t.name.clone()).collect();
+        let everything_listed_is_whole = !parts.complete || opaque_call;
+        for table in &listed {
+            let seen = dependencies.iter().any(|d| &d.table == table);
+            if everything_listed_is_whole || !seen {
+                dependencies.retain(|d| &d.table != table);
+                dependencies.push(TableDependency { table: table.clone(), keys: Vec::new() });
+            }
+        }
+        own_tables = listed;
+    } else {
+        let mut tables: Vec<String> = dependencies.iter().map(|d| d.table.clone()).collect();
+        tables.dedup();
+        own_tables = tables;
+    }
+    dependencies.sort_by(|a, b| a.table.cmp(&b.table));
+
+    let name = args.name.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_else(|| item.sig.ident.to_string());
+    if let Some(name_arg) = &args.name {
+        if name_arg.is_empty() || name_arg.chars().any(|c| c.is_whitespace() || c == '/' || c == '?' || c == '#') {
+            errors.new_spanned(name_arg.span(), "a procedure name must be non-empty and contain no whitespace, `/`, `?` or `#` (it is part of the URL `/rpc/{name}`)");
+        }
+    }
+    let model = FunctionModel {
+        name,
+        rust_name: item.sig.ident.to_string(),
+        kind,
+        requires_ack: args.requires_ack.is_present(),
+        dialect: analysis.dialect,
+        bindings: parts.bindings,
+        dependencies,
+        invalidates: args
+            .invalidates
+            .as_ref()
+            .map(|l| l.tables.iter().map(|t| t.name.clone()).collect())
+            .unwrap_or_default(),
+        statements: parts.statements,
+        calls: Vec::new(),
+    };
+    Plan { model, explicit: explicit.map(|l| l.tables.iter().map(|t| t.name.clone()).collect()), own_tables, probes }
+}
+
+fn dialect_name(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "postgres",
+        Dialect::Sqlite => "sqlite",
+        Dialect::MySql => "mysql",
+    }
+}
+
+fn helper_message(path: &str) -> String {
+    format!(
+        "calls `{path}`, which receives the database handle but is not a `#[reactive_function]`: reactive cannot see the SQL inside it; list the tables it reads in `dependencies(...)`"
+    )
+}
+
+/// The callee path of a call that can be probed: a path call whose prefix is a
+/// module path (`f`, `m::f`, `crate::m::f`, `super::f`). Generics are dropped.
+fn probe_path(call: &CallSite) -> Option<syn::Path> {
+    if call.is_method {
+        return None;
+    }
+    let path: syn::Path = syn::parse_str(&call.path).ok()?;
+    let segments: Vec<&syn::PathSegment> = path.segments.iter().collect();
+    let (last, prefix) = segments.split_last()?;
+    let module_like = |s: &&syn::PathSegment| {
+        let ident = s.ident.to_string();
+        matches!(s.arguments, syn::PathArguments::None)
+            && (ident == "crate" || ident == "self" || ident == "super" || ident.starts_with(|c: char| c.is_ascii_lowercase() || c == '_'))
+    };
+    if !prefix.iter().all(module_like) || !last.ident.to_string().starts_with(|c: char| c.is_ascii_lowercase() || c == '_') {
+        return None;
+    }
+    let mut clean = path.clone();
+    for segment in &mut clean.segments {
+        segment.arguments = syn::PathArguments::None;
+    }
+    Some(clean)
+}
+
+/// The probe's path inside the hidden module (one level below the user's module).
+fn probe_import_path(path: &syn::Path) -> syn::Path {
+    let first = path.segments.first().map(|s| s.ident.to_string()).unwrap_or_default();
+    if path.leading_colon.is_some() || first == "crate" {
+        return path.clone();
+    }
+    let mut out: syn::Path = syn::parse_quote!(super);
+    let mut segments = path.segments.iter().peekable();
+    if first == "self" {
+        segments.next();
+    }
+    for segment in segments {
+        out.segments.push(segment.clone());
+    }
+    out
+}
+
+/// Spanned assertions: input `Deserialize + TS`, output `Serialize + TS`.
+fn type_assertions(sig: &Signature) -> TokenStream {
+    let input = sig.input.as_ref().map(|ty| {
+        let span = ty.span();
+        quote_spanned! {span=>
+            ::reactive::__private::assert_input::<#ty>();
+        }
+    });
+    let output = &sig.output;
+    let span = output.span();
+    let output = quote_spanned! {span=>
+        ::reactive::__private::assert_output::<#output>();
+    };
+    quote! {
+        const _: () = {
+            #[allow(dead_code)]
+            fn __reactive_assert_types() {
+                #input
+                #output
+            }
+        };
+    }
+}
+
+fn str_lit(s: &str) -> syn::LitStr {
+    syn::LitStr::new(s, Span::call_site())
+}
+
+/// Generated consts that join `items` (each a comma-separated list, possibly empty)
+/// with `,` at compile time; evaluates to a `&'static str`.
+fn const_join(items: &[TokenStream]) -> TokenStream {
+    quote! {{
+        const __ITEMS: &[&str] = &[#(#items),*];
+        const __LEN: usize = ::reactive::__private::join_len(__ITEMS, ",");
+        const __BYTES: [u8; __LEN] = ::reactive::__private::join_bytes::<__LEN>(__ITEMS, ",");
+        ::reactive::__private::utf8(&__BYTES)
+    }}
+}
+
+fn reactive_fn_path(probe: &Probe) -> TokenStream {
+    let module = &probe.module;
+    let name = syn::Ident::new(&probe.name, Span::call_site());
+    quote! { <#module::#name as ::reactive::__private::ReactiveFn> }
+}
+
+/// The companion type and probes (emitted even when there are errors, so that
+/// callers don't get secondary errors).
+fn companion(item: &syn::ItemFn, plan: Option<&Plan>, analysis: &HandlerAnalysis) -> TokenStream {
+    let ident = &item.sig.ident;
+    let vis = &item.vis;
+    let (name, own_tables, probes): (String, Vec<String>, &[Probe]) = match plan {
+        Some(plan) => (plan.model.name.clone(), plan.own_tables.clone(), &plan.probes),
+        None => {
+            let tables: BTreeSet<String> =
+                analysis.statements.iter().flat_map(|s| s.analysis.reads.iter().map(|r| r.table.clone())).collect();
+            (ident.to_string(), tables.into_iter().collect(), &[])
+        }
+    };
+    let name_json = str_lit(&serde_json::to_string(&name).unwrap_or_default());
+    let own_lits: Vec<syn::LitStr> = own_tables.iter().map(|t| str_lit(t)).collect();
+    let own_json = own_tables
+        .iter()
+        .map(|t| serde_json::to_string(&TableDependency { table: t.clone(), keys: Vec::new() }).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(",");
+    let own_json = str_lit(&own_json);
+    let callee_paths: Vec<TokenStream> = probes.iter().map(reactive_fn_path).collect();
+    let deps_json = const_join(&std::iter::once(quote!(#own_json)).chain(callee_paths.iter().map(|p| quote!(#p::DEPS_JSON))).collect::<Vec<_>>());
+    let probe_modules: Vec<TokenStream> = probes.iter().map(|p| probe_module(p, plan.and_then(|p| p.explicit.as_deref()))).collect();
+    let deps = quote! {{
+        const __LISTS: &[&[&str]] = &[&[#(#own_lits),*] #(, #callee_paths::DEPS)*];
+        const __LEN: usize = ::reactive::__private::lists_len(__LISTS);
+        const __ALL: [&str; __LEN] = ::reactive::__private::lists_concat::<__LEN>(__LISTS);
+        &__ALL
+    }};
+    let companion_doc = format!("Compile-time information about the reactive function [`{ident}`] (generated; not part of the API).");
+    quote! {
+        #[doc = #companion_doc]
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, dead_code)]
+        #vis struct #ident {}
+
+        const _: () = {
+            #(#probe_modules)*
+            #[automatically_derived]
+            impl ::reactive::__private::ReactiveFn for #ident {
+                const IS_REACTIVE: bool = true;
+                const NAME_JSON: &'static str = #name_json;
+                const DEPS: &'static [&'static str] = #deps;
+                const DEPS_JSON: &'static str = #deps_json;
+            }
+        };
+    }
+}
+
+/// The hidden module resolving one callee, and the compile-time checks on it.
+fn probe_module(probe: &Probe, explicit: Option<&[String]>) -> TokenStream {
+    let module = &probe.module;
+    let name = syn::Ident::new(&probe.name, Span::call_site());
+    let import = probe_import_path(&probe.path);
+    let written = probe.path.segments.iter().map(|s| s.ident.to_string()).collect::<Vec<_>>().join("::");
+    let span = probe.span;
+    let check = match explicit {
+        None => {
+            let message = str_lit(&helper_message(&written));
+            quote_spanned! {span=>
+                const _: () = if !<#name as ::reactive::__private::ReactiveFn>::IS_REACTIVE {
+                    ::core::panic!(#message)
+                };
+            }
+        }
+        Some(tables) => {
+            let tables: Vec<syn::LitStr> = tables.iter().map(|t| str_lit(t)).collect();
+            let before = str_lit(&format!("calls `{written}`, which reads table `"));
+            let after = str_lit("`, but `dependencies(...)` does not list it");
+            let panic = quote_spanned! {span=>
+                const _: () = if !__MISSING.is_empty() {
+                    ::core::panic!("{}", ::reactive::__private::utf8(&__MESSAGE))
+                };
+            };
+            quote! {
+                const __MISSING: &str = ::reactive::__private::first_missing(
+                    &[#(#tables),*],
+                    <#name as ::reactive::__private::ReactiveFn>::DEPS,
+                );
+                const __PARTS: &[&str] = &[#before, __MISSING, #after];
+                const __MESSAGE_LEN: usize = ::reactive::__private::join_len(__PARTS, "");
+                const __MESSAGE: [u8; __MESSAGE_LEN] = ::reactive::__private::join_bytes::<__MESSAGE_LEN>(__PARTS, "");
+                #panic
+            }
+        }
+    };
+    quote! {
+        #[allow(non_snake_case, dead_code, unused_imports)]
+        mod #module {
+            mod __fallback {
+                #[allow(non_camel_case_types)]
+                pub struct #name {}
+                impl ::reactive::__private::ReactiveFn for #name {
+                    const IS_REACTIVE: bool = false;
+                    const NAME_JSON: &'static str = "";
+                    const DEPS: &'static [&'static str] = &[];
+                    const DEPS_JSON: &'static str = "";
+                }
+            }
+            use self::__fallback::*;
+            use #import;
+            #check
+        }
+    }
+}
+
+/// The `FunctionDef` registration.
+fn registration(plan: &Plan, sig: &Signature) -> TokenStream {
+    let ident = &sig.ident;
+    let output = &sig.output;
+    let private = quote!(::reactive::__private);
+
+    // Model JSON: everything but `dependencies` and `calls` is known now; the
+    // called reactive functions' parts are joined in at compile time.
+    let mut value = serde_json::to_value(&plan.model).unwrap_or_default();
+    let own_deps = match value.as_object_mut() {
+        Some(object) => {
+            object.remove("calls");
+            object.remove("dependencies").unwrap_or_default()
+        }
+        None => serde_json::Value::Null,
+    };
+    let head = serde_json::to_string(&value).unwrap_or_default();
+    let head = str_lit(head.strip_suffix('}').unwrap_or(&head));
+    let own_deps = own_deps.as_array().map(|a| a.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")).unwrap_or_default();
+    let own_deps = str_lit(&own_deps);
+    let callee_paths: Vec<TokenStream> = plan.probes.iter().map(reactive_fn_path).collect();
+    let deps = const_join(&std::iter::once(quote!(#own_deps)).chain(callee_paths.iter().map(|p| quote!(#p::DEPS_JSON))).collect::<Vec<_>>());
+    let calls = const_join(&callee_paths.iter().map(|p| quote!(#p::NAME_JSON)).collect::<Vec<_>>());
+    let model_json = quote! {{
+        const __PARTS: &[&str] = &[#head, ",\"dependencies\":[", #deps, "],\"calls\":[", #calls, "]}"];
+        const __LEN: usize = ::reactive::__private::join_len(__PARTS, "");
+        const __BYTES: [u8; __LEN] = ::reactive::__private::join_bytes::<__LEN>(__PARTS, "");
+        ::reactive::__private::utf8(&__BYTES)
+    }};
+
+    let decode = match &sig.input {
+        Some(ty) => quote! { let input: #ty = #private::decode_input(input)?; },
+        None => quote! { #private::decode_no_input(input)?; },
+    };
+    let bindings = plan.model.bindings.iter().map(|binding| {
+        let members = binding.path.iter().map(|segment| match segment.parse::<u32>() {
+            Ok(index) => syn::Member::Unnamed(syn::Index { index, span: Span::call_site() }),
+            Err(_) => syn::Member::Named(syn::Ident::new(segment.strip_prefix("r#").unwrap_or(segment), Span::call_site())),
+        });
+        let source = str_lit(&binding.source);
+        quote! { #private::binding_value(&input #(.#members)*, #source)? }
+    });
+    let call = match &sig.input {
+        Some(_) => quote! { #ident(&db, input).await },
+        None => quote! { #ident(&db).await },
+    };
+    let ret_span = sig.return_type.span();
+    let typed_output = quote_spanned! {ret_span=>
+        let output: #private::Result<#output> = #call;
+    };
+    let typescript = match &sig.input {
+        Some(ty) => quote! { #private::ts_types::<#ty, #output>() },
+        None => quote! { #private::ts_types_no_input::<#output>() },
+    };
+    let ident_span = ident.span();
+    let run = quote_spanned! {ident_span=>
+        #private::boxed_run(move |db: #private::ReactiveDb| async move {
+            #typed_output
+            #private::encode_output(output)
+        })
+    };
+    let probes = plan.probes.iter().map(|p| {
+        let module = &p.module;
+        let name = syn::Ident::new(&p.name, Span::call_site());
+        let import = probe_import_path(&p.path);
+        quote! {
+            #[allow(non_snake_case, dead_code, unused_imports)]
+            mod #module {
+                mod __fallback {
+                    #[allow(non_camel_case_types)]
+                    pub struct #name {}
+                    impl ::reactive::__private::ReactiveFn for #name {
+                        const IS_REACTIVE: bool = false;
+                        const NAME_JSON: &'static str = "";
+                        const DEPS: &'static [&'static str] = &[];
+                        const DEPS_JSON: &'static str = "";
+                    }
+                }
+                use self::__fallback::*;
+                use #import;
+            }
+        }
+    });
+    quote! {
+        const _: () = {
+            #(#probes)*
+
+            const __MODEL_JSON: &str = #model_json;
+
+            fn __reactive_prepare(
+                input: #private::serde_json::Value,
+            ) -> ::core::result::Result<#private::Prepared, #private::InputError> {
+                #decode
+                let bindings = ::std::vec![#(#bindings),*];
+                ::core::result::Result::Ok(#private::Prepared { bindings, run: #run })
+            }
+
+            fn __reactive_typescript() -> #private::TsTypes {
+                #typescript
+            }
+
+            #private::inventory::submit! {
+                #private::FunctionDef {
+                    model_json: __MODEL_JSON,
+                    prepare: __reactive_prepare,
+                    typescript: __reactive_typescript,
+                    model_cell: #private::OnceLock::new(),
+                }
+            }
+        };
+    }
+}
+

@@ -1,0 +1,93 @@
+//! Expansion of `#[reactive_function]` and `#[derive(Relations)]`.
+//!
+//! The proc-macro crate `reactive-macros` only converts between `proc_macro` and
+//! `proc_macro2` and calls [`reactive_function`] / [`derive_relations`]; all the
+//! logic lives here, where it is unit-tested with `parse_quote!`.
+//!
+//! # Pipeline (ast → validate → expand)
+//!
+//! 1. The attribute's arguments are parsed with darling ([`args`]), the signature is
+//!    checked ([`signature`]) and the body is analysed by [`crate::handler`] (SQL
+//!    literals with spans, bind expressions traced to input fields, calls).
+//! 2. Validation collects every error (spanned on the attribute argument, the
+//!    signature part or the SQL literal) and combines them: a user sees all missing
+//!    dependencies in one build.
+//! 3. Expansion **always re-emits the user's function unchanged**, then the errors,
+//!    then the generated items. Generated code names only `::reactive::__private::…`.
+//!
+//! # What `#[reactive_function]` generates
+//!
+//! - Spanned assertions that the input type is `Deserialize + TS` and the output
+//!   type `Serialize + TS`: rustc's own error points at the type.
+//! - A hidden *companion* item with the function's name in the **type namespace**
+//!   (`struct agents_find_many {}`), implementing `__private::ReactiveFn`: the
+//!   procedure name and the tables the function reads (transitively, through the
+//!   reactive functions it calls), as consts. A function item lives in the value
+//!   namespace, so the two never clash, and `use path::to::agents_find_many;`
+//!   imports both.
+//! - An `inventory::submit!` of a `FunctionDef`: the serialized `FunctionModel`, a
+//!   `prepare` fn (JSON → typed input with the error's path, key bindings extracted
+//!   with `serde_json::to_value(&input.field)`, the handler boxed), and a `typescript`
+//!   fn (ts-rs names and declarations).
+//!
+//! # Calls to other functions (the design)
+//!
+//! For every call in the body that passes the database handle to a function named
+//! by a module path (`find_agent(db, ..)`, `crate::agents::find(db, ..)`), the
+//! expansion emits a *probe*: a hidden module that glob-imports a fallback type
+//! named like the callee (marked "not reactive"), then imports the callee's path
+//! explicitly. An explicit import shadows a glob import per namespace, so the name
+//! resolves to the callee's companion if the callee is a `#[reactive_function]`,
+//! and to the fallback otherwise. Const items then check, at compile time:
+//!
+//! - a called reactive function's tables are included in the caller's model (the
+//!   model JSON is assembled by `const` concatenation), and, when the caller lists
+//!   `dependencies(...)`, each of the callee's tables must be listed — otherwise a
+//!   compile error at the call: ``calls `x`, which reads table `message`, but
+//!   `dependencies(...)` does not list it``;
+//! - a called plain helper (no `#[reactive_function]`) that receives the database
+//!   handle is a compile error at the call unless the caller lists
+//!   `dependencies(...)` — reactive cannot see the SQL inside it. Explicit
+//!   dependencies silence it (and then every listed table counts as fully read).
+//!
+//! Method calls and associated functions (`Agent::find(db)`) cannot be probed: in
+//! inferred mode they are reported the same way as plain helpers, by the macro.
+//! A reactive function calling itself (directly or in a cycle) is a const cycle
+//! error; write its dependencies explicitly... and avoid the cycle.
+
+pub mod args;
+mod function;
+mod relations;
+pub mod signature;
+
+#[cfg(test)]
+mod tests;
+
+use proc_macro2::TokenStream;
+
+pub use function::reactive_function;
+pub use relations::derive_relations;
+
+/// Collects `syn::Error`s and combines them (serde_derive's `Ctxt`, without the panic).
+#[derive(Default)]
+pub(crate) struct Errors {
+    errors: Vec<syn::Error>,
+}
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        self.errors.push(error);
+    }
+
+    pub(crate) fn new_spanned(&mut self, span: proc_macro2::Span, message: impl std::fmt::Display) {
+        self.errors.push(syn::Error::new(span, message));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    pub(crate) fn to_compile_errors(&self) -> TokenStream {
+        self.errors.iter().map(syn::Error::to_compile_error).collect()
+    }
+}

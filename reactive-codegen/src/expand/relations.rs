@@ -1,0 +1,170 @@
+//! `#[derive(Relations)]`: the relations map as an attribute.
+//!
+//! ```text
+//! #[derive(Relations)]
+//! #[relations(
+//!     agent(organization, message.from_agent_id, memory.agent_id),
+//!     organization(agent.organization_id, tool.organization_id),
+//! )]
+//! pub struct Schema;
+//! ```
+//!
+//! `agent(message.from_agent_id)`: a change to the `agent` row with `id = X` also
+//! counts as a change to the `message` rows with `from_agent_id = X`. A bare table
+//! (`agent(organization)`) means the whole table. The derive submits one
+//! `RelationsDef` with every edge `(from table, to table, to column)`.
+//! Every malformed entry and duplicate is reported, all at once.
+
+use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
+use quote::quote;
+use syn::spanned::Spanned;
+
+use super::Errors;
+
+/// One edge: a change to `from` also changes `to` (rows with `column = id`, or all rows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edge {
+    /// The table whose change propagates.
+    pub from: String,
+    /// The table it propagates to.
+    pub to: String,
+    /// The column of `to` holding the `from` row's id; `None` = the whole table.
+    pub column: Option<String>,
+}
+
+/// Expand `#[derive(Relations)]`.
+pub fn derive_relations(input: TokenStream) -> TokenStream {
+    let input: syn::DeriveInput = match syn::parse2(input) {
+        Ok(input) => input,
+        Err(error) => return error.to_compile_error(),
+    };
+    let mut errors = Errors::default();
+    let edges = parse_edges(&input, &mut errors);
+    if !errors.is_empty() {
+        return errors.to_compile_errors();
+    }
+    let edges = edges.iter().map(|edge| {
+        let (from, to) = (&edge.from, &edge.to);
+        let column = match &edge.column {
+            Some(column) => quote!(::core::option::Option::Some(#column)),
+            None => quote!(::core::option::Option::None),
+        };
+        quote! { (#from, #to, #column) }
+    });
+    quote! {
+        const _: () = {
+            ::reactive::__private::inventory::submit! {
+                ::reactive::__private::RelationsDef { edges: &[#(#edges),*] }
+            }
+        };
+    }
+}
+
+/// Read every `#[relations(...)]` attribute; errors are collected.
+pub fn parse_edges(input: &syn::DeriveInput, errors: &mut Errors) -> Vec<Edge> {
+    let mut edges = Vec::new();
+    let mut seen: Vec<(String, Span)> = Vec::new();
+    let mut found = false;
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("relations")) {
+        found = true;
+        let tokens = match &attr.meta {
+            syn::Meta::List(list) => list.tokens.clone(),
+            other => {
+                errors.new_spanned(other.span(), "expected `#[relations(table(other_table.column, ...), ...)]`");
+                continue;
+            }
+        };
+        for chunk in split_commas(tokens) {
+            parse_table_entry(&chunk, &mut seen, &mut edges, errors);
+        }
+    }
+    if !found {
+        errors.new_spanned(
+            input.ident.span(),
+            "`#[derive(Relations)]` needs a `#[relations(...)]` attribute, e.g. `#[relations(agent(message.from_agent_id))]`",
+        );
+    }
+    edges
+}
+
+/// `agent(organization, message.from_agent_id)`.
+fn parse_table_entry(chunk: &[TokenTree], seen: &mut Vec<(String, Span)>, edges: &mut Vec<Edge>, errors: &mut Errors) {
+    let (ident, group) = match chunk {
+        [TokenTree::Ident(ident), TokenTree::Group(group)] if group.delimiter() == Delimiter::Parenthesis => (ident, group),
+        [TokenTree::Ident(ident)] => {
+            errors.new_spanned(
+                ident.span(),
+                format!("`{ident}` lists no related tables: write `{ident}(other_table.column, ...)`"),
+            );
+            return;
+        }
+        _ => {
+            errors.push(syn::Error::new_spanned(
+                chunk.iter().cloned().collect::<TokenStream>(),
+                "malformed relation: expected `table(other_table.column, ...)`, for example `agent(message.from_agent_id, organization)`",
+            ));
+            return;
+        }
+    };
+    let from = normalize(&ident.to_string());
+    if let Some((_, _first)) = seen.iter().find(|(t, _)| *t == from) {
+        errors.new_spanned(
+            ident.span(),
+            format!("duplicate relations for table `{from}`: list all of its related tables in one `{from}(...)` entry"),
+        );
+        return;
+    }
+    seen.push((from.clone(), ident.span()));
+    let mut targets: Vec<(String, Option<String>)> = Vec::new();
+    let inner = split_commas(group.stream());
+    if inner.is_empty() {
+        errors.new_spanned(group.span(), format!("`{from}()` lists no related tables: write `{from}(other_table.column, ...)`"));
+    }
+    for target in inner {
+        let parsed = match target.as_slice() {
+            [TokenTree::Ident(table)] => Some((normalize(&table.to_string()), None)),
+            [TokenTree::Ident(table), TokenTree::Punct(dot), TokenTree::Ident(column)] if dot.as_char() == '.' => {
+                Some((normalize(&table.to_string()), Some(normalize(&column.to_string()))))
+            }
+            _ => {
+                errors.push(syn::Error::new_spanned(
+                    target.iter().cloned().collect::<TokenStream>(),
+                    "malformed related table: expected `table` (the whole table) or `table.column` (rows whose `column` holds the changed row's id)",
+                ));
+                None
+            }
+        };
+        if let Some(parsed) = parsed {
+            if targets.contains(&parsed) {
+                let shown = match &parsed.1 {
+                    Some(column) => format!("{}.{column}", parsed.0),
+                    None => parsed.0.clone(),
+                };
+                errors.push(syn::Error::new_spanned(
+                    target.iter().cloned().collect::<TokenStream>(),
+                    format!("`{shown}` is listed twice for `{from}`"),
+                ));
+                continue;
+            }
+            targets.push(parsed.clone());
+            edges.push(Edge { from: from.clone(), to: parsed.0, column: parsed.1 });
+        }
+    }
+}
+
+fn normalize(name: &str) -> String {
+    name.strip_prefix("r#").unwrap_or(name).to_lowercase()
+}
+
+/// Split a token stream at top-level commas; empty chunks (trailing comma) are dropped.
+fn split_commas(tokens: TokenStream) -> Vec<Vec<TokenTree>> {
+    let mut chunks = vec![Vec::new()];
+    for token in tokens {
+        match &token {
+            TokenTree::Punct(p) if p.as_char() == ',' => chunks.push(Vec::new()),
+            _ => chunks.last_mut().map(|c| c.push(token)).unwrap_or_default(),
+        }
+    }
+    chunks.retain(|c| !c.is_empty());
+    chunks
+}

@@ -1,0 +1,153 @@
+//! Validation of a reactive function's signature:
+//! `async fn name(db: &ReactiveDb, input: I) -> reactive::Result<O>` (or without `input`).
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{FnArg, GenericArgument, Ident, Pat, PathArguments, ReturnType, Type};
+
+/// The parts of a valid signature the expansion needs.
+#[derive(Debug, Clone)]
+pub struct Signature {
+    /// The function's name.
+    pub ident: Ident,
+    /// The input parameter's type, if the function takes one.
+    pub input: Option<Type>,
+    /// `O` in `reactive::Result<O>`.
+    pub output: Type,
+    /// The whole return type as written (span for the `Result` check).
+    pub return_type: Type,
+}
+
+const SHAPE: &str = "expected `async fn name(db: &ReactiveDb, input: Input) -> reactive::Result<Output>` (the `input` parameter is optional)";
+
+/// Check the signature; every problem found is reported (combined).
+pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
+    let mut errors: Vec<syn::Error> = Vec::new();
+    if sig.asyncness.is_none() {
+        errors.push(syn::Error::new(
+            sig.fn_token.span(),
+            "a reactive function must be an `async fn`: write `async fn` (its SQL runs through `ReactiveDb`, which is async)",
+        ));
+    }
+    if let Some(constness) = &sig.constness {
+        errors.push(syn::Error::new(constness.span(), "a reactive function cannot be `const`"));
+    }
+    if let syn::Safety::Unsafe(unsafety) = &sig.safety {
+        errors.push(syn::Error::new(unsafety.span(), "a reactive function cannot be `unsafe`"));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        let span = if sig.generics.params.is_empty() { sig.generics.where_clause.span() } else { sig.generics.params.span() };
+        errors.push(syn::Error::new(
+            span,
+            "a reactive function cannot be generic: it is registered once, with concrete input and output types",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(syn::Error::new(variadic.span(), SHAPE));
+    }
+
+    let mut input = None;
+    let params: Vec<&FnArg> = sig.inputs.iter().collect();
+    match params.first() {
+        None => errors.push(syn::Error::new(
+            sig.paren_token.span.join(),
+            format!("a reactive function takes the database handle first: {SHAPE}"),
+        )),
+        Some(FnArg::Receiver(receiver)) => errors.push(syn::Error::new(
+            receiver.span(),
+            "a reactive function cannot take `self`: write a free function `async fn name(db: &ReactiveDb, input: Input)`",
+        )),
+        Some(FnArg::Typed(db)) => {
+            if !is_db_handle(&db.ty) {
+                errors.push(syn::Error::new(
+                    db.ty.span(),
+                    format!("the first parameter of a reactive function must be the database handle `&ReactiveDb`; {SHAPE}"),
+                ));
+            }
+        }
+    }
+    if let Some(second) = params.get(1) {
+        match second {
+            FnArg::Receiver(receiver) => errors.push(syn::Error::new(receiver.span(), SHAPE)),
+            FnArg::Typed(arg) => {
+                if let Type::Reference(reference) = &*arg.ty {
+                    errors.push(syn::Error::new(
+                        reference.span(),
+                        "the input of a reactive function is decoded from JSON and passed by value: take it by value (`input: Input`), not by reference",
+                    ));
+                } else if matches!(&*arg.pat, Pat::Ident(_) | Pat::Struct(_) | Pat::TupleStruct(_) | Pat::Tuple(_) | Pat::Wild(_)) {
+                    input = Some((*arg.ty).clone());
+                } else {
+                    errors.push(syn::Error::new(arg.pat.span(), SHAPE));
+                }
+            }
+        }
+    }
+    for extra in params.iter().skip(2) {
+        errors.push(syn::Error::new(
+            extra.span(),
+            format!("a reactive function takes at most two parameters, the database handle and one input (put several values in an input struct); {SHAPE}"),
+        ));
+    }
+
+    let (output, return_type) = match &sig.output {
+        ReturnType::Default => {
+            errors.push(syn::Error::new(
+                sig.paren_token.span.close(),
+                "a reactive function must return `reactive::Result<Output>`; add `-> reactive::Result<...>`",
+            ));
+            (None, None)
+        }
+        ReturnType::Type(_, ty) => match result_ok_type(ty) {
+            Some(ok) => (Some(ok), Some((**ty).clone())),
+            None => {
+                errors.push(syn::Error::new(
+                    ty.span(),
+                    "a reactive function must return `reactive::Result<Output>` (its output is serialized to JSON; errors map to HTTP statuses)",
+                ));
+                (None, None)
+            }
+        },
+    };
+
+    let mut iter = errors.into_iter();
+    if let Some(mut first) = iter.next() {
+        for next in iter {
+            first.combine(next);
+        }
+        return Err(first);
+    }
+    match (output, return_type) {
+        (Some(output), Some(return_type)) => Ok(Signature { ident: sig.ident.clone(), input, output, return_type }),
+        _ => Err(syn::Error::new(Span::call_site(), SHAPE)),
+    }
+}
+
+/// `&ReactiveDb` (any path ending in `ReactiveDb`, shared reference, any lifetime).
+fn is_db_handle(ty: &Type) -> bool {
+    let Type::Reference(reference) = ty else { return false };
+    if reference.mutability.is_some() {
+        return false;
+    }
+    match &*reference.elem {
+        Type::Path(path) => path.qself.is_none() && path.path.segments.last().is_some_and(|s| s.ident == "ReactiveDb"),
+        _ => false,
+    }
+}
+
+/// `O` of `Result<O>` / `reactive::Result<O>` / `Result<O, E>` (rustc checks `E` is `reactive::Error`).
+fn result_ok_type(ty: &Type) -> Option<Type> {
+    let Type::Path(path) = ty else { return None };
+    if path.qself.is_some() {
+        return None;
+    }
+    let last = path.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    match args.args.first()? {
+        GenericArgument::Type(ok) => Some(ok.clone()),
+        _ => None,
+    }
+}

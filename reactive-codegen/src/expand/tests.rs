@@ -1,0 +1,166 @@
+//! Unit tests of the expansion, with `parse_quote!` inputs.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::args::FunctionArgs;
+use super::{derive_relations, reactive_function};
+
+fn expand(attr: TokenStream, item: TokenStream) -> String {
+    reactive_function(attr, item).to_string()
+}
+
+/// The `compile_error!` messages in an expansion.
+fn errors(out: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = out;
+    while let Some(at) = rest.find("compile_error ! {") {
+        rest = &rest[at..];
+        let start = rest.find('"').map(|i| i + 1).unwrap_or(0);
+        let end = rest[start..].find("\" }").map(|i| start + i).unwrap_or(rest.len());
+        found.push(rest[start..end].replace("\\\"", "\""));
+        rest = &rest[end..];
+    }
+    found
+}
+
+#[test]
+fn arguments_parse_with_suggestions() {
+    let args = FunctionArgs::parse(quote!(name = "agents.findMany", query, dependencies(agent, "Message"), dialect = "sqlite")).unwrap();
+    assert_eq!(args.name.as_deref().map(String::as_str), Some("agents.findMany"));
+    assert!(args.query.is_present());
+    let tables: Vec<_> = args.dependencies.unwrap().tables.into_iter().map(|t| t.name).collect();
+    assert_eq!(tables, ["agent", "message"]);
+    assert_eq!(args.dialect.map(|d| *d), Some(super::args::DialectArg::Sqlite));
+
+    let error = FunctionArgs::parse(quote!(dependecies(agent))).unwrap_err().to_string();
+    assert!(error.contains("Did you mean `dependencies`"), "{error}");
+    let error = FunctionArgs::parse(quote!(dialect = "postgre")).unwrap_err().to_string();
+    assert!(error.contains("postgres"), "{error}");
+    let error = FunctionArgs::parse(quote!(query, mutation)).unwrap_err().to_string();
+    assert!(error.contains("not both"), "{error}");
+    let error = FunctionArgs::parse(quote!(dependencies(agent, agent))).unwrap_err().to_string();
+    assert!(error.contains("listed twice"), "{error}");
+}
+
+#[test]
+fn default_dialect_is_postgres() {
+    assert_eq!(FunctionArgs::parse(quote!()).unwrap().dialect(), crate::sql::Dialect::Postgres);
+}
+
+#[test]
+fn the_function_is_always_re_emitted() {
+    let item = quote! {
+        fn not_async(db: &ReactiveDb) -> reactive::Result<i64> { Ok(1) }
+    };
+    let out = expand(quote!(bogus), item);
+    assert!(out.contains("fn not_async (db : & ReactiveDb) -> reactive :: Result < i64 > { Ok (1) }"), "{out}");
+    let errs = errors(&out);
+    assert!(errs.iter().any(|e| e.contains("Unknown field: `bogus`")), "{errs:?}");
+    assert!(errs.iter().any(|e| e.contains("must be an `async fn`")), "{errs:?}");
+    assert!(!out.contains("inventory :: submit"), "no registration next to errors");
+}
+
+#[test]
+fn signature_shapes() {
+    let cases = [
+        (quote!(async fn f() -> reactive::Result<()> { Ok(()) }), "database handle first"),
+        (quote!(async fn f(db: ReactiveDb) -> reactive::Result<()> { Ok(()) }), "must be the database handle `&ReactiveDb`"),
+        (quote!(async fn f(db: &ReactiveDb, input: &Input) -> reactive::Result<()> { Ok(()) }), "passed by value"),
+        (quote!(async fn f(db: &ReactiveDb, a: A, b: B) -> reactive::Result<()> { Ok(()) }), "at most two parameters"),
+        (quote!(async fn f(db: &ReactiveDb) { }), "must return `reactive::Result<Output>`"),
+        (quote!(async fn f(db: &ReactiveDb) -> Vec<i64> { vec![] }), "must return `reactive::Result<Output>`"),
+        (quote!(async fn f<T>(db: &ReactiveDb, input: T) -> reactive::Result<()> { Ok(()) }), "cannot be generic"),
+    ];
+    for (item, message) in cases {
+        let errs = errors(&expand(quote!(), item.clone()));
+        assert!(errs.iter().any(|e| e.contains(message)), "{item}: {errs:?}");
+    }
+}
+
+#[test]
+fn valid_function_registers() {
+    let out = expand(
+        quote!(name = "agents.findMany"),
+        quote! {
+            pub async fn agents_find_many(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Vec<Agent>> {
+                Ok(sqlx::query_as::<_, Agent>("SELECT * FROM agent WHERE organization_id = $1")
+                    .bind(&input.organization_id)
+                    .fetch_all(db)
+                    .await?)
+            }
+        },
+    );
+    assert!(errors(&out).is_empty(), "{out}");
+    assert!(out.contains("inventory :: submit"), "{out}");
+    assert!(out.contains("assert_input :: < OrgInput >"), "{out}");
+    assert!(out.contains("assert_output :: < Vec < Agent > >"), "{out}");
+    assert!(out.contains("pub struct agents_find_many { }"), "{out}");
+    assert!(out.contains(r#"\"name\":\"agents.findMany\""#), "{out}");
+    assert!(out.contains("decode_input"), "{out}");
+}
+
+#[test]
+fn run_time_sql_needs_dependencies() {
+    let item = quote! {
+        async fn f(db: &ReactiveDb, input: I) -> reactive::Result<Vec<Row>> {
+            let sql = format!("SELECT * FROM {}", input.table);
+            Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(db).await?)
+        }
+    };
+    let errs = errors(&expand(quote!(), item.clone()));
+    assert!(errs.iter().any(|e| e.contains("SQL built at run time")), "{errs:?}");
+    let errs = errors(&expand(quote!(dependencies(agent)), item));
+    assert!(errs.is_empty(), "{errs:?}");
+}
+
+#[test]
+fn helper_receiving_db_is_probed_or_reported() {
+    let item = quote! {
+        async fn f(db: &ReactiveDb, input: I) -> reactive::Result<i64> {
+            let a = count_messages(db, &input).await?;
+            let b = Agent::count(db).await?;
+            Ok(a + b)
+        }
+    };
+    let out = expand(quote!(), item.clone());
+    let errs = errors(&out);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("calls `Agent::count`"), "{errs:?}");
+    assert!(out.contains("mod __reactive_probe_0"), "{out}");
+    assert!(out.contains("use super :: count_messages"), "{out}");
+    let out = expand(quote!(dependencies(agent, message)), item);
+    assert!(errors(&out).is_empty(), "{out}");
+    assert!(out.contains("first_missing"), "{out}");
+}
+
+#[test]
+fn relations_edges_and_errors() {
+    let out = derive_relations(quote! {
+        #[relations(
+            agent(organization, message.from_agent_id, memory.agent_id),
+            organization(agent.organization_id, tool.organization_id),
+        )]
+        pub struct Schema;
+    })
+    .to_string();
+    assert!(out.contains(r#"("agent" , "organization" , :: core :: option :: Option :: None)"#), "{out}");
+    assert!(out.contains(r#"("agent" , "message" , :: core :: option :: Option :: Some ("from_agent_id"))"#), "{out}");
+    assert!(out.contains(r#"("organization" , "tool" , :: core :: option :: Option :: Some ("organization_id"))"#), "{out}");
+
+    let out = derive_relations(quote! {
+        #[relations(agent(message.from_agent_id), agent(memory.agent_id), tool = 1, memory(agent.x.y, agent, agent))]
+        pub struct Schema;
+    })
+    .to_string();
+    let errs = errors(&out);
+    assert_eq!(errs.len(), 4, "{errs:?}");
+    assert!(errs[0].contains("duplicate relations for table `agent`"), "{errs:?}");
+    assert!(errs[1].contains("malformed relation"), "{errs:?}");
+    assert!(errs[2].contains("malformed related table"), "{errs:?}");
+    assert!(errs[3].contains("`agent` is listed twice for `memory`"), "{errs:?}");
+
+    let errs = errors(&derive_relations(quote!(pub struct Schema;)).to_string());
+    assert!(errs[0].contains("needs a `#[relations(...)]` attribute"), "{errs:?}");
+}
+

@@ -1,0 +1,142 @@
+// Framework-free RPC transport: calls `/rpc/{name}`, parses `{data, eventId}` / `{error}`, and
+// shares identical in-flight requests. See docs/protocol.md for the wire format.
+
+import { canonicalJson, globalOf, queryKey } from './util';
+
+/** How the client authenticates and reaches the server. */
+export interface TransportOptions {
+  /** Where the reactive router is mounted, e.g. `""` (same origin) or `"https://api.example.com/api"`. */
+  baseUrl?: string;
+  /** Returns a bearer token (sent as `Authorization: Bearer …`), or nothing for cookie auth. */
+  getToken?: () => string | null | undefined | Promise<string | null | undefined>;
+  /** Extra headers for every request. */
+  headers?: Record<string, string>;
+  /** `fetch` credentials mode; `"include"` sends cookies cross-origin. Default `"same-origin"`. */
+  credentials?: 'omit' | 'same-origin' | 'include';
+  /** `fetch` to use (tests, server rendering). Default: the global one. */
+  fetch?: typeof fetch;
+  /** Send queries as `GET /rpc/{name}?input=…` instead of `POST`. Default `false`. */
+  getQueries?: boolean;
+}
+
+/** A server result: the value and the newest event id it reflects (its watermark). */
+export interface RpcResult<T = unknown> {
+  data: T;
+  eventId?: string;
+}
+
+/** An error the server returned (`{"error": {code, message, path}}`) or a network failure. */
+export class RpcError extends Error {
+  /** Machine-readable code, e.g. `bad_input`, `unauthorized`, `network`. */
+  readonly code: string;
+  /** HTTP status, or 0 when the request never got an answer. */
+  readonly status: number;
+  /** JSON path of the bad input field, for 400 errors. */
+  readonly path?: string;
+  constructor(code: string, message: string, status: number, path?: string) {
+    super(message);
+    this.name = 'RpcError';
+    this.code = code;
+    this.status = status;
+    if (path !== undefined) this.path = path;
+  }
+}
+
+/** Joins the base URL and a path (`/rpc/x`). */
+export function joinUrl(baseUrl: string | undefined, path: string): string {
+  return (baseUrl ?? '').replace(/\/+$/, '') + path;
+}
+
+/** The RPC transport. One per client. */
+export class Transport {
+  private readonly opts: TransportOptions;
+  private readonly inflight = new Map<string, Promise<RpcResult>>();
+
+  constructor(opts: TransportOptions = {}) {
+    this.opts = opts;
+  }
+
+  /** Absolute URL of a path under the base URL. */
+  url(path: string): string {
+    return joinUrl(this.opts.baseUrl, path);
+  }
+
+  /** Headers for a request (auth + extra headers). */
+  async headers(json: boolean): Promise<Record<string, string>> {
+    const h: Record<string, string> = { accept: 'application/json', ...this.opts.headers };
+    if (json) h['content-type'] = 'application/json';
+    const token = this.opts.getToken ? await this.opts.getToken() : undefined;
+    if (token) h.authorization = 'Bearer ' + token;
+    return h;
+  }
+
+  /** Raw JSON request; throws `RpcError` on an error answer. */
+  async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+    const f = this.opts.fetch ?? globalOf<typeof fetch>('fetch');
+    if (!f) throw new RpcError('network', 'fetch is not available', 0);
+    let res: Response;
+    try {
+      res = await f(this.url(path), {
+        method,
+        headers: await this.headers(body !== undefined),
+        credentials: this.opts.credentials ?? 'same-origin',
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (e) {
+      throw new RpcError('network', e instanceof Error ? e.message : String(e), 0);
+    }
+    let json: unknown;
+    try {
+      json = await res.json();
+    } catch {
+      json = undefined;
+    }
+    const err = (json as { error?: { code?: unknown; message?: unknown; path?: unknown } } | undefined)?.error;
+    if (!res.ok || err) {
+      throw new RpcError(
+        typeof err?.code === 'string' ? err.code : 'http_' + res.status,
+        typeof err?.message === 'string' ? err.message : res.statusText || 'request failed',
+        res.status,
+        typeof err?.path === 'string' ? err.path : undefined,
+      );
+    }
+    if (json === undefined || json === null || typeof json !== 'object') {
+      throw new RpcError('bad_response', 'the server answered with no JSON object', res.status);
+    }
+    return json;
+  }
+
+  /** Calls a procedure once (no sharing). */
+  async call(name: string, input: unknown, kind: 'query' | 'mutation'): Promise<RpcResult> {
+    const path = '/rpc/' + encodeURIComponent(name);
+    const json =
+      kind === 'query' && this.opts.getQueries
+        ? await this.request('GET', path + '?input=' + encodeURIComponent(canonicalJson(input ?? null)))
+        : await this.request('POST', path, input ?? null);
+    const r = json as { data?: unknown; eventId?: unknown };
+    if (!('data' in r)) throw new RpcError('bad_response', 'the server answer has no "data"', 200);
+    const out: RpcResult = { data: r.data };
+    if (typeof r.eventId === 'string' || typeof r.eventId === 'number') out.eventId = String(r.eventId);
+    return out;
+  }
+
+  /**
+   * Runs a query; identical queries (same procedure and canonical input, same `scope`, e.g. the
+   * tenant) in flight share one request.
+   */
+  query(name: string, input: unknown, scope = ''): Promise<RpcResult> {
+    const key = scope + '\n' + queryKey(name, input);
+    const running = this.inflight.get(key);
+    if (running) return running;
+    const p = this.call(name, input, 'query').finally(() => {
+      if (this.inflight.get(key) === p) this.inflight.delete(key);
+    });
+    this.inflight.set(key, p);
+    return p;
+  }
+
+  /** Runs a mutation (never shared). */
+  mutate(name: string, input: unknown): Promise<RpcResult> {
+    return this.call(name, input, 'mutation');
+  }
+}

@@ -1,0 +1,632 @@
+// The framework-free reactive client: ties the transport, the registry, the scheduler and real
+// time together, and keeps one observable state per query key. The React binding is a thin layer
+// over `subscribe` / `getSnapshot` / `mutate`.
+
+import { RpcError, Transport, type TransportOptions } from './client';
+import { Realtime, type EventSourceCtor, type InvalidateEvent, type RealtimeMode } from './realtime';
+import { QueryRegistry, type StorageLike } from './registry';
+import { Priority, Scheduler } from './scheduler';
+import type { AnyProcedures, InputOf, MutationName, OutputOf, QueryName, QueryRef } from './types';
+import { compareEventIds, globalOf, procedureOf, queryKey, realClock, type Clock } from './util';
+
+/** What a hook shows for one query. */
+export interface QuerySnapshot<T = unknown> {
+  /** The data: server result with pending optimistic updates applied; cached data while stale. */
+  data: T | undefined;
+  /** The last error, if the last revalidation failed. */
+  error: RpcError | undefined;
+  /** No data yet (first load, or server rendering). */
+  isLoading: boolean;
+  /** The data may be outdated: from the registry and not yet revalidated, or invalidated. */
+  isStale: boolean;
+}
+
+/** The snapshot every query has during server rendering and before it has data. */
+export const LOADING: QuerySnapshot<never> = Object.freeze({
+  data: undefined,
+  error: undefined,
+  isLoading: true,
+  isStale: false,
+}) as QuerySnapshot<never>;
+
+/** `navigator.locks` subset used to fetch a change once per browser. */
+export interface LockManagerLike {
+  request<T>(name: string, cb: () => Promise<T>): Promise<T>;
+}
+
+/** `BroadcastChannel` subset. */
+export interface ChannelLike {
+  postMessage(msg: unknown): void;
+  close(): void;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+}
+
+export interface ClientOptions<P> extends TransportOptions {
+  /** The tenant (organization) whose data the registry holds. Default `"default"`. */
+  tenant?: string;
+  /** `"local"` (default), `"session"`, `"memory"`, or a `Storage`-like object. */
+  storage?: 'local' | 'session' | 'memory' | StorageLike | null;
+  /** Registry size cap in bytes. Default 2 MB. */
+  maxBytes?: number;
+  /** Generated runtime metadata (`procedures`): dependencies let invalidations mark more entries stale. */
+  procedures?: { readonly [name: string]: { readonly dependencies: readonly string[] } };
+  /** Real time: `false` turns it off. Default on where `EventSource` or `fetch` exists. */
+  realtime?: boolean;
+  /**
+   * `EventSource` implementation; `null` polls only. Default: the global one with cookie auth;
+   * with `getToken`, polling (EventSource cannot send an `Authorization` header).
+   */
+  EventSource?: EventSourceCtor | null;
+  /** Tuning of real time. */
+  pollInterval?: number;
+  sseRetryDelay?: number;
+  maxFailures?: number;
+  /** Clock (tests). */
+  clock?: Clock;
+  /** Cross-tab coordination; `null` turns it off. Default `navigator.locks`, `BroadcastChannel`. */
+  locks?: LockManagerLike | null;
+  channel?: ((name: string) => ChannelLike) | null;
+  /** How long a confirmed optimistic update waits for its invalidation before revalidating. Default 2000 ms. */
+  optimisticTimeout?: number;
+}
+
+/** Optimistic update context: edit cached query data for the duration of a mutation. */
+export interface OptimisticCache<P> {
+  update<K extends QueryName<P>>(
+    name: K,
+    input: InputOf<P, K>,
+    fn: (old: OutputOf<P, K> | undefined) => OutputOf<P, K> | undefined,
+  ): void;
+  get<K extends QueryName<P>>(name: K, input: InputOf<P, K>): OutputOf<P, K> | undefined;
+}
+
+export interface MutateOptions<P, K extends MutationName<P>> {
+  /** Applies optimistic changes; they show at once and are undone on error. */
+  optimistic?: (input: InputOf<P, K>, cache: OptimisticCache<P>) => void;
+}
+
+interface Layer {
+  id: number;
+  fn: (d: unknown) => unknown;
+  /** The mutation's event id once it succeeded: dropped when the data reflects it. */
+  until?: string;
+}
+
+interface Query {
+  key: string;
+  procedure: string;
+  input: unknown;
+  hasData: boolean;
+  data: unknown;
+  eventId: string | undefined;
+  /** When last revalidated from the server (0: never in this page). */
+  revalidatedAt: number;
+  stale: boolean;
+  error: RpcError | undefined;
+  fetching: Promise<void> | undefined;
+  /** An invalidation newer than the in-flight request arrived. */
+  refetchAfter: string | undefined;
+  layers: Layer[];
+  /** Stream start already checked for a gap. */
+  gapFrom?: string;
+  listeners: Set<() => void>;
+  mounts: number;
+  snapshot: QuerySnapshot;
+}
+
+interface Msg {
+  t: 'r';
+  key: string;
+  p: string;
+  i: unknown;
+  d: unknown;
+  e?: string;
+  at: number;
+}
+
+function resolveStorage(s: ClientOptions<unknown>['storage']): StorageLike | null {
+  if (s === 'memory' || !s) return s === undefined ? resolveStorage('local') : null;
+  // The registry probes it and falls back to memory when access throws (privacy modes).
+  return typeof s === 'string' ? (globalOf<StorageLike>(s + 'Storage') ?? null) : s;
+}
+
+/** The reactive client. One per app (per page). */
+export class ReactiveClient<P = AnyProcedures> {
+  readonly transport: Transport;
+  readonly clock: Clock;
+  private readonly opts: ClientOptions<P>;
+  private readonly storage: StorageLike | null;
+  private registry!: QueryRegistry;
+  private readonly scheduler: Scheduler;
+  private realtime: Realtime | undefined;
+  private channel: ChannelLike | undefined;
+  private readonly queries = new Map<string, Query>();
+  private readonly hints = new Map<object, string[]>();
+  private readonly locks: LockManagerLike | undefined;
+  private tenantName = '';
+  private generation = 0;
+  private started = false;
+  private pageStart = 0;
+  private layerId = 0;
+  private statusListeners = new Set<(mode: RealtimeMode) => void>();
+
+  constructor(opts: ClientOptions<P> = {}) {
+    this.opts = opts;
+    this.clock = opts.clock ?? realClock;
+    this.transport = new Transport(opts);
+    this.storage = resolveStorage(opts.storage as ClientOptions<unknown>['storage']);
+    this.scheduler = new Scheduler({ clock: this.clock, run: (k) => this.runScheduled(k) });
+    this.locks =
+      opts.locks === null
+        ? undefined
+        : (opts.locks ?? globalOf<{ locks?: LockManagerLike }>('navigator')?.locks ?? undefined);
+    this.setTenant(opts.tenant ?? 'default');
+  }
+
+  /** The current tenant. */
+  get tenant(): string {
+    return this.tenantName;
+  }
+
+  /** Real-time state. */
+  get realtimeMode(): RealtimeMode {
+    return this.realtime?.mode ?? 'off';
+  }
+
+  /** Listens to real-time state changes. */
+  onRealtimeStatus(fn: (mode: RealtimeMode) => void): () => void {
+    this.statusListeners.add(fn);
+    return () => this.statusListeners.delete(fn);
+  }
+
+  /** The registry of the current tenant (tests, debugging). */
+  get cache(): QueryRegistry {
+    return this.registry;
+  }
+
+  /**
+   * Switches tenant: forgets the previous tenant's data in memory (it stays in its own registry),
+   * reconnects real time, and reloads every mounted query from the new tenant's registry.
+   */
+  setTenant(tenant: string): void {
+    if (tenant === this.tenantName && this.registry) return;
+    this.generation++;
+    this.tenantName = tenant;
+    this.scheduler.clear();
+    this.realtime?.stop();
+    this.realtime = undefined;
+    this.channel?.close();
+    this.channel = undefined;
+    this.registry = new QueryRegistry({
+      storage: this.storage,
+      tenant,
+      maxBytes: this.opts.maxBytes,
+      now: () => this.clock.now(),
+    });
+    const mounted = [...this.queries.values()].filter((q) => q.mounts > 0 || q.listeners.size > 0);
+    this.queries.clear();
+    for (const old of mounted) {
+      const q = this.ensure(old.procedure, old.input);
+      q.listeners = old.listeners;
+      q.mounts = old.mounts;
+      this.notify(q);
+    }
+    if (this.started) {
+      this.started = false;
+      this.start();
+    }
+  }
+
+  /** Starts background work (first mount): real time, cross-tab channel, registry revalidation. */
+  start(): void {
+    if (this.started || !globalOf('window')) return;
+    this.started = true;
+    this.pageStart = this.clock.now();
+    const gen = this.generation;
+    this.registry.updateSession({ startTime: this.pageStart });
+    const makeChannel =
+      this.opts.channel === null
+        ? undefined
+        : (this.opts.channel ??
+          ((n: string) => {
+            const BC = globalOf<new (n: string) => ChannelLike>('BroadcastChannel');
+            return BC ? new BC(n) : undefined;
+          }));
+    this.channel = makeChannel?.('reactive:' + this.tenantName) ?? undefined;
+    if (this.channel) this.channel.onmessage = (ev) => gen === this.generation && this.onMessage(ev.data as Msg);
+    // EventSource can't send an Authorization header: token auth polls (protocol section 1).
+    const ES = this.opts.EventSource ?? (this.opts.getToken ? null : undefined);
+    if (this.opts.realtime !== false && (ES !== undefined || globalOf('EventSource') || globalOf('fetch'))) {
+      this.realtime = new Realtime({
+        transport: this.transport,
+        clock: this.clock,
+        EventSource: ES,
+        withCredentials: this.opts.credentials === 'include',
+        pollInterval: this.opts.pollInterval,
+        sseRetryDelay: this.opts.sseRetryDelay,
+        maxFailures: this.opts.maxFailures,
+        onInvalidate: (ev) => gen === this.generation && this.onInvalidate(ev),
+        onReset: (id) => gen === this.generation && this.revalidateAll(id),
+        onStatus: (mode, last) => {
+          if (gen !== this.generation) return;
+          this.registry.updateSession({ realtimeConnected: mode === 'sse' || mode === 'poll', lastEventId: last });
+          for (const fn of this.statusListeners) fn(mode);
+        },
+      });
+      this.realtime.start(this.registry.getSession().lastEventId);
+      this.updateSubscription();
+    }
+    // Everything the registry holds: revalidate in the background (mounted ones go first anyway).
+    for (const k of this.registry.keys()) this.scheduler.schedule(k, Priority.Background);
+    for (const keys of this.hints.values())
+      for (const k of keys) if (this.needsRevalidation(k)) this.scheduler.schedule(k, Priority.Hint);
+    for (const q of this.queries.values()) if (q.mounts > 0) this.scheduler.schedule(q.key, Priority.Mounted);
+  }
+
+  /** Stops real time and timers. */
+  stop(): void {
+    this.started = false;
+    this.realtime?.stop();
+    this.realtime = undefined;
+    this.channel?.close();
+    this.channel = undefined;
+    this.scheduler.clear();
+  }
+
+  // ---- queries ----
+
+  private ensure(procedure: string, input: unknown): Query {
+    const key = queryKey(procedure, input);
+    let q = this.queries.get(key);
+    if (q) return q;
+    q = {
+      key,
+      procedure,
+      input,
+      hasData: false,
+      data: undefined,
+      eventId: undefined,
+      revalidatedAt: 0,
+      stale: false,
+      error: undefined,
+      fetching: undefined,
+      refetchAfter: undefined,
+      layers: [],
+      listeners: new Set(),
+      mounts: 0,
+      snapshot: LOADING,
+    };
+    const e = this.registry.read(key);
+    if (e) {
+      q.hasData = true;
+      q.data = e.data;
+      q.eventId = e.eventId;
+      q.stale = true; // cached: shown at once, revalidated next
+    }
+    this.queries.set(key, q);
+    this.snap(q);
+    return q;
+  }
+
+  private snap(q: Query): void {
+    let data = q.data;
+    for (const l of q.layers) data = l.fn(data);
+    const hasData = q.hasData || q.layers.length > 0;
+    const s = q.snapshot;
+    const isLoading = !hasData && !q.error;
+    const isStale = hasData && (q.stale || q.revalidatedAt === 0);
+    if (s.data !== data || s.error !== q.error || s.isLoading !== isLoading || s.isStale !== isStale)
+      q.snapshot = { data, error: q.error, isLoading, isStale };
+  }
+
+  private notify(q: Query): void {
+    this.snap(q);
+    for (const l of [...q.listeners]) l();
+  }
+
+  /** The current snapshot of a query (stable object until it changes). */
+  getSnapshot<K extends QueryName<P>>(name: K, input: InputOf<P, K>): QuerySnapshot<OutputOf<P, K>> {
+    return this.ensure(name, input).snapshot as QuerySnapshot<OutputOf<P, K>>;
+  }
+
+  /**
+   * Mounts a query: listens to changes, revalidates it at once and subscribes to its
+   * invalidations. Returns the unmount function.
+   */
+  subscribe<K extends QueryName<P>>(name: K, input: InputOf<P, K>, listener: () => void): () => void {
+    const q = this.ensure(name, input);
+    q.listeners.add(listener);
+    q.mounts++;
+    this.start();
+    if (this.started && (q.revalidatedAt === 0 || q.stale) && !q.fetching)
+      this.scheduler.schedule(q.key, Priority.Mounted);
+    this.updateSubscription();
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const cur = this.queries.get(q.key) ?? q;
+      cur.listeners.delete(listener);
+      cur.mounts--;
+      // Unwatched from now on: invalidations may be missed, so a later mount revalidates.
+      if (cur.mounts === 0) {
+        cur.stale = true;
+        this.snap(cur);
+      }
+      this.updateSubscription();
+    };
+  }
+
+  /** Fetches a query (shared with identical requests in flight) and returns its data. */
+  async fetch<K extends QueryName<P>>(name: K, input: InputOf<P, K>): Promise<OutputOf<P, K>> {
+    const q = this.ensure(name, input);
+    await this.revalidate(q);
+    if (q.error) throw q.error;
+    return q.snapshot.data as OutputOf<P, K>;
+  }
+
+  /** Page hints: queries the page will likely need, revalidated (or prefetched) after 1 s. */
+  setPriorities(owner: object, refs: ReadonlyArray<QueryRef<P> | string>): () => void {
+    const keys = refs.map((r) => (typeof r === 'string' ? r : queryKey(r[0], r[1])));
+    this.hints.set(owner, keys);
+    refs.forEach((r, i) => {
+      if (typeof r !== 'string') this.ensure(r[0], r[1]);
+      const k = keys[i]!;
+      if (this.started && this.needsRevalidation(k)) this.scheduler.schedule(k, Priority.Hint);
+    });
+    return () => this.hints.delete(owner);
+  }
+
+  private needsRevalidation(key: string): boolean {
+    const q = this.queries.get(key);
+    return !q || q.revalidatedAt === 0 || q.stale;
+  }
+
+  private async runScheduled(key: string): Promise<void> {
+    if (!this.needsRevalidation(key)) return;
+    let q = this.queries.get(key);
+    if (!q) {
+      const e = this.registry.read(key, false);
+      if (!e) return;
+      q = this.ensure(e.procedure, e.input);
+    }
+    await this.revalidate(q);
+  }
+
+  /** Revalidates one query; concurrent calls share the request. */
+  private revalidate(q: Query, minEventId?: string): Promise<void> {
+    if (q.fetching) {
+      if (minEventId && compareEventIds(minEventId, q.refetchAfter) > 0) q.refetchAfter = minEventId;
+      return q.fetching;
+    }
+    this.scheduler.cancel(q.key);
+    const gen = this.generation;
+    const wantedAt = this.clock.now();
+    const run = async (): Promise<void> => {
+      // Another tab may have fetched it meanwhile (we waited for its lock): use its result.
+      const shared = this.locks && this.storage ? this.registry.read(q.key, false) : undefined;
+      if (
+        shared &&
+        !shared.stale &&
+        shared.lastRevalidated >= wantedAt &&
+        compareEventIds(shared.eventId, minEventId) >= 0
+      ) {
+        this.applyResult(q, shared.data, shared.eventId, shared.lastRevalidated, false);
+        return;
+      }
+      try {
+        const r = await this.transport.query(q.procedure, q.input, this.tenantName + '#' + gen);
+        if (gen !== this.generation) return;
+        this.applyResult(q, r.data, r.eventId, this.clock.now(), true);
+      } catch (e) {
+        if (gen !== this.generation) return;
+        q.error = e instanceof RpcError ? e : new RpcError('network', String(e), 0);
+        this.notify(q);
+      }
+    };
+    const locked =
+      this.locks && this.storage
+        ? this.locks.request('rq:' + this.tenantName + ':' + q.key, run).catch(() => run())
+        : run();
+    const p = locked.finally(() => {
+      q.fetching = undefined;
+      if (gen !== this.generation) return;
+      const again = q.refetchAfter;
+      q.refetchAfter = undefined;
+      if (again && compareEventIds(q.eventId, again) < 0 && q.mounts > 0) void this.revalidate(q, again);
+    });
+    q.fetching = p;
+    if (minEventId) q.refetchAfter = undefined;
+    return p;
+  }
+
+  private applyResult(q: Query, data: unknown, eventId: string | undefined, at: number, fromServer: boolean): void {
+    // An older result (e.g. another tab's) never replaces a newer one.
+    if (q.revalidatedAt > 0 && compareEventIds(eventId, q.eventId) < 0) return;
+    q.hasData = true;
+    q.data = data;
+    q.eventId = eventId;
+    q.revalidatedAt = at;
+    q.stale = false;
+    q.error = undefined;
+    q.layers = q.layers.filter((l) => !(l.until && compareEventIds(eventId, l.until) >= 0));
+    if (fromServer) {
+      const entry = { procedure: q.procedure, input: q.input, data, lastRevalidated: at, lastServerChange: at };
+      this.registry.write(q.key, eventId === undefined ? entry : { ...entry, eventId });
+      this.registry.updateSession({ lastSync: at });
+      const msg: Msg = { t: 'r', key: q.key, p: q.procedure, i: q.input, d: data, at };
+      if (eventId !== undefined) msg.e = eventId;
+      try {
+        this.channel?.postMessage(msg);
+      } catch {
+        /* closed channel */
+      }
+      this.closeGap(q);
+    }
+    this.notify(q);
+  }
+
+  /**
+   * The result reflects events up to its watermark; the live stream delivers events for it from
+   * `coveredFrom`. If the watermark is older, fetch the events in between once.
+   */
+  private closeGap(q: Query): void {
+    const rt = this.realtime;
+    if (!rt || !q.eventId || q.mounts <= 0) return;
+    const entry = rt.subscription().includes(q.key) ? q.key : q.procedure;
+    const from = rt.coveredFrom(entry);
+    if (!from || compareEventIds(q.eventId, from) >= 0 || q.gapFrom === from) return;
+    q.gapFrom = from; // once per stream start: never loops
+    const gen = this.generation;
+    rt.catchUp(q.eventId, [entry]).then(
+      (r) => {
+        if (gen !== this.generation) return;
+        if (r === 'reset') void this.revalidate(q);
+        else for (const ev of r) this.onInvalidate(ev);
+      },
+      () => undefined,
+    );
+  }
+
+  private onMessage(m: Msg): void {
+    if (!m || m.t !== 'r' || typeof m.key !== 'string') return;
+    const q = this.queries.get(m.key);
+    if (q) this.applyResult(q, m.d, m.e, m.at, false);
+  }
+
+  // ---- real time ----
+
+  /** Subscription entries for mounted queries: their keys, or the procedure when it has many. */
+  private updateSubscription(): void {
+    const rt = this.realtime;
+    if (!rt) return;
+    const byProc = new Map<string, string[]>();
+    for (const q of this.queries.values()) {
+      if (q.mounts <= 0) continue;
+      const list = byProc.get(q.procedure) ?? [];
+      list.push(q.key);
+      byProc.set(q.procedure, list);
+    }
+    let entries: string[] = [];
+    for (const [proc, keys] of byProc) entries.push(...(keys.length > 8 ? [proc] : keys));
+    if (entries.reduce((n, e) => n + e.length + 11, 0) > 6000) entries = [...byProc.keys()];
+    rt.setSubscription(entries);
+  }
+
+  private heldKeys(): Set<string> {
+    const s = new Set<string>(this.registry.keys());
+    for (const k of this.queries.keys()) s.add(k);
+    return s;
+  }
+
+  /** Applies an invalidation: refetch mounted affected queries now, mark the others stale. */
+  onInvalidate(ev: InvalidateEvent): void {
+    const now = this.clock.now();
+    const held = this.heldKeys();
+    const affected = new Set<string>();
+    const procs = new Set<string>();
+    for (const entry of ev.queries) {
+      if (entry === '*') for (const k of held) affected.add(k);
+      else if (entry.includes(':')) affected.add(entry);
+      else procs.add(entry);
+    }
+    // Held entries of procedures that depend on a changed table may be affected too.
+    const meta = this.opts.procedures;
+    if (meta)
+      for (const [name, m] of Object.entries(meta)) if (m.dependencies.some((t) => ev.tables.includes(t))) procs.add(name);
+    for (const k of held) if (procs.has(procedureOf(k))) affected.add(k);
+    for (const key of affected) {
+      const q = this.queries.get(key);
+      if (q) {
+        if (compareEventIds(q.eventId, ev.eventId) >= 0) continue;
+        if (q.mounts > 0) {
+          void this.revalidate(q, ev.eventId);
+          continue;
+        }
+        if (!q.stale) {
+          q.stale = true;
+          this.notify(q);
+        }
+      }
+      const e = this.registry.read(key, false);
+      if (e && compareEventIds(e.eventId, ev.eventId) < 0) this.registry.markStale(key, now);
+    }
+    this.registry.updateSession({ lastSync: now, lastEventId: ev.eventId });
+  }
+
+  /** Revalidates everything held whose watermark is older than `eventId` (`reset`, gap recovery). */
+  revalidateAll(eventId?: string): void {
+    const hinted = new Set<string>();
+    for (const keys of this.hints.values()) for (const k of keys) hinted.add(k);
+    for (const key of this.heldKeys()) {
+      const q = this.queries.get(key);
+      const wm = q ? q.eventId : this.registry.read(key, false)?.eventId;
+      if (eventId && wm && compareEventIds(wm, eventId) >= 0) continue;
+      if (q) {
+        q.stale = true;
+        this.notify(q);
+      } else this.registry.markStale(key, this.clock.now());
+      this.scheduler.schedule(
+        key,
+        q && q.mounts > 0 ? Priority.Mounted : hinted.has(key) ? Priority.Hint : Priority.Background,
+      );
+    }
+  }
+
+  // ---- mutations ----
+
+  /** Runs a mutation with optional optimistic updates. */
+  async mutate<K extends MutationName<P>>(
+    name: K,
+    input: InputOf<P, K>,
+    options: MutateOptions<P, K> = {},
+  ): Promise<OutputOf<P, K>> {
+    const layers: { q: Query; l: Layer }[] = [];
+    if (options.optimistic) {
+      const cache: OptimisticCache<P> = {
+        update: (qn, qi, fn) => {
+          const q = this.ensure(qn, qi);
+          const l: Layer = { id: ++this.layerId, fn: fn as (d: unknown) => unknown };
+          q.layers.push(l);
+          layers.push({ q, l });
+          this.notify(q);
+        },
+        get: (qn, qi) => this.ensure(qn, qi).snapshot.data as never,
+      };
+      options.optimistic(input, cache);
+    }
+    let r;
+    try {
+      r = await this.transport.mutate(name, input);
+    } catch (e) {
+      // Roll back: drop this mutation's layers; the server data underneath never changed.
+      for (const { q, l } of layers) {
+        q.layers = q.layers.filter((x) => x !== l);
+        this.notify(q);
+      }
+      throw e;
+    }
+    if (r.eventId) this.registry.updateSession({ lastSync: this.clock.now() });
+    for (const { q, l } of layers) {
+      if (!r.eventId || compareEventIds(q.eventId, r.eventId) >= 0) {
+        q.layers = q.layers.filter((x) => x !== l);
+        this.notify(q);
+        continue;
+      }
+      // Keep it until the invalidation for this mutation has been applied (data watermark >= eventId).
+      l.until = r.eventId;
+      const live = this.realtime?.mode === 'sse' || this.realtime?.mode === 'poll';
+      const check = (): void => {
+        if (q.layers.includes(l)) void this.revalidate(q, r.eventId);
+      };
+      if (live) this.clock.setTimeout(check, this.opts.optimisticTimeout ?? 2000);
+      else check();
+    }
+    return r.data as OutputOf<P, K>;
+  }
+}
+
+/** Creates a client. Safe to call during server rendering (nothing starts until a hook mounts in a browser). */
+export function createReactiveClient<P = AnyProcedures>(opts: ClientOptions<P> = {}): ReactiveClient<P> {
+  return new ReactiveClient<P>(opts);
+}

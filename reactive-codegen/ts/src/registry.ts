@@ -1,0 +1,351 @@
+// The client-side query registry: what this browser knows, per tenant, kept in localStorage (or
+// sessionStorage). Each entry has its own storage key so one entry can be read or written without
+// touching the others; a small per-tenant meta record holds the session and the LRU index.
+//
+// Storage keys (prefix `rq`, tenant URI-encoded):
+//   rq:<tenant>:m          {"v":1,"session":{…},"lru":{"<queryKey>":[lastAccess,size]}}
+//   rq:<tenant>:e:<key>    {"p":procedure,"i":input,"d":data,"r":lastRevalidated,"c":lastServerChange,"e":eventId,"s":stale}
+//
+// Every storage access is guarded: missing storage (server rendering, privacy mode), a full quota
+// and corrupt JSON degrade to an in-memory registry instead of throwing.
+
+import { compareEventIds, maxEventId } from './util';
+
+/** A cached query result. */
+export interface RegistryEntry {
+  /** Procedure name. */
+  procedure: string;
+  /** The input it was called with. */
+  input: unknown;
+  /** The last result. */
+  data: unknown;
+  /** When it was last fetched from the server (ms since epoch). */
+  lastRevalidated: number;
+  /** When the server last reported a change to it (fetch that changed the data, or an invalidation). */
+  lastServerChange: number;
+  /** The newest event id the data reflects: older invalidations are already included. */
+  eventId?: string;
+  /** An invalidation arrived after `data` was fetched. */
+  stale?: boolean;
+}
+
+/** What the registry remembers about the browser's session with the server. */
+export interface RegistrySession {
+  /** When the first page of this registry's session loaded. */
+  startTime: number;
+  /** When data or events were last received from the server. */
+  lastSync: number;
+  /** Whether real time was connected at `lastSync`. */
+  realtimeConnected: boolean;
+  /** The newest event id seen; sent as `lastEventId` on the first connect so missed events replay. */
+  lastEventId?: string;
+}
+
+/** Minimal `Storage` surface (localStorage, sessionStorage, or a test double). */
+export interface StorageLike {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+  readonly length: number;
+  key(index: number): string | null;
+}
+
+export interface RegistryOptions {
+  /** Storage to persist to; `null` keeps everything in memory. */
+  storage: StorageLike | null;
+  /** Tenant (organization) the data belongs to. Different tenants never share entries. */
+  tenant: string;
+  /** Size cap in bytes of stored JSON (UTF-16 code units, as browsers count quota). Default 2 MB. */
+  maxBytes?: number;
+  /** Clock for `now`. */
+  now?: () => number;
+}
+
+interface Meta {
+  v: 1;
+  session: RegistrySession;
+  lru: Record<string, [number, number]>;
+}
+
+interface StoredEntry {
+  p: string;
+  i: unknown;
+  d: unknown;
+  r: number;
+  c: number;
+  e?: string;
+  s?: boolean;
+}
+
+const PREFIX = 'rq:';
+/** Default size cap: 2 MB. */
+export const DEFAULT_MAX_BYTES = 2 * 1024 * 1024;
+
+/** Prefix of every storage key of one tenant. */
+export function tenantPrefix(tenant: string): string {
+  return PREFIX + encodeURIComponent(tenant) + ':';
+}
+
+function safeParse(s: string | null): unknown {
+  if (s == null) return undefined;
+  try {
+    return JSON.parse(s);
+  } catch {
+    return undefined;
+  }
+}
+
+function isMeta(x: unknown): x is Meta {
+  const m = x as Meta | undefined;
+  return !!m && m.v === 1 && typeof m.session === 'object' && !!m.session && typeof m.lru === 'object' && !!m.lru;
+}
+
+function isStoredEntry(x: unknown): x is StoredEntry {
+  const e = x as StoredEntry | undefined;
+  return !!e && typeof e.p === 'string' && typeof e.r === 'number' && 'd' in e;
+}
+
+/** The per-tenant registry. */
+export class QueryRegistry {
+  readonly tenant: string;
+  readonly maxBytes: number;
+  private storage: StorageLike | null;
+  private readonly now: () => number;
+  private readonly entries = new Map<string, RegistryEntry>();
+  private lru: Record<string, [number, number]> = {};
+  private session: RegistrySession;
+  private readonly pfx: string;
+
+  constructor(opts: RegistryOptions) {
+    this.tenant = opts.tenant;
+    this.maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+    this.storage = opts.storage;
+    try {
+      this.storage?.getItem(PREFIX);
+    } catch {
+      this.storage = null; // unusable (privacy mode, sandboxed frame): memory only
+    }
+    this.now = opts.now ?? Date.now;
+    this.pfx = tenantPrefix(opts.tenant);
+    const t = this.now();
+    this.session = { startTime: t, lastSync: 0, realtimeConnected: false };
+    const meta = safeParse(this.get(this.pfx + 'm'));
+    if (isMeta(meta)) {
+      this.lru = meta.lru;
+      this.session = { ...meta.session, startTime: t };
+    } else if (meta !== undefined || this.get(this.pfx + 'm') !== null) {
+      this.remove(this.pfx + 'm');
+    }
+    this.writeMeta();
+  }
+
+  // ---- guarded storage access ----
+
+  private get(k: string): string | null {
+    if (!this.storage) return null;
+    try {
+      return this.storage.getItem(k);
+    } catch {
+      return null;
+    }
+  }
+
+  private remove(k: string): void {
+    try {
+      this.storage?.removeItem(k);
+    } catch {
+      /* ignore */
+    }
+  }
+
+  /** Writes, making room (LRU entries, then other tenants) when the quota is full. */
+  private set(k: string, v: string, keep?: string): boolean {
+    if (!this.storage) return false;
+    for (let attempt = 0; attempt < 16; attempt++) {
+      try {
+        this.storage.setItem(k, v);
+        return true;
+      } catch {
+        if (!this.evictOtherTenant() && !this.evictOne(keep)) return false;
+      }
+    }
+    return false;
+  }
+
+  /** Removes the least recently used other tenant's data. Returns false if there is none. */
+  private evictOtherTenant(): boolean {
+    const st = this.storage;
+    if (!st) return false;
+    let oldest: { p: string; t: number } | undefined;
+    try {
+      for (let i = 0; i < st.length; i++) {
+        const k = st.key(i);
+        if (!k || !k.startsWith(PREFIX) || k.startsWith(this.pfx) || !k.endsWith(':m')) continue;
+        const m = safeParse(st.getItem(k));
+        const t = isMeta(m) ? m.session.lastSync : 0;
+        if (!oldest || t < oldest.t) oldest = { p: k.slice(0, -1), t };
+      }
+      if (!oldest) return false;
+      const doomed: string[] = [];
+      for (let i = 0; i < st.length; i++) {
+        const k = st.key(i);
+        if (k && k.startsWith(oldest.p)) doomed.push(k);
+      }
+      for (const k of doomed) st.removeItem(k);
+      return doomed.length > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  // ---- meta ----
+
+  private writeMeta(keep?: string): void {
+    if (!this.storage) return;
+    // Merge with what other tabs wrote meanwhile.
+    const other = safeParse(this.get(this.pfx + 'm'));
+    if (isMeta(other)) {
+      for (const [k, v] of Object.entries(other.lru)) {
+        const mine = this.lru[k];
+        if (!mine ? this.get(this.pfx + 'e:' + k) !== null : mine[0] < v[0]) this.lru[k] = v;
+      }
+      this.session.lastEventId = maxEventId(this.session.lastEventId, other.session.lastEventId);
+      this.session.lastSync = Math.max(this.session.lastSync, other.session.lastSync);
+    }
+    const meta: Meta = { v: 1, session: this.session, lru: this.lru };
+    this.set(this.pfx + 'm', JSON.stringify(meta), keep);
+  }
+
+  /** The session record. */
+  getSession(): RegistrySession {
+    return { ...this.session };
+  }
+
+  /** Updates the session record. `lastEventId` only moves forward. */
+  updateSession(patch: Partial<RegistrySession>): void {
+    const { lastEventId, ...rest } = patch;
+    Object.assign(this.session, rest);
+    if (lastEventId !== undefined) this.session.lastEventId = maxEventId(this.session.lastEventId, lastEventId);
+    this.writeMeta();
+  }
+
+  // ---- entries ----
+
+  /** Total bytes the registry holds (entries as stored). */
+  size(): number {
+    let n = 0;
+    for (const v of Object.values(this.lru)) n += v[1];
+    return n;
+  }
+
+  /** Query keys held, least recently used first. */
+  keys(): string[] {
+    return Object.keys(this.lru).sort((a, b) => this.lru[a]![0] - this.lru[b]![0]);
+  }
+
+  /** Reads an entry (from storage, so another tab's newer write is seen). Marks it used. */
+  read(key: string, touch = true): RegistryEntry | undefined {
+    let e = this.entries.get(key);
+    if (this.storage) {
+      const raw = this.get(this.pfx + 'e:' + key);
+      const parsed = safeParse(raw);
+      if (isStoredEntry(parsed)) {
+        const fromStore = fromStored(parsed);
+        if (!e || compareEventIds(fromStore.eventId, e.eventId) > 0 || fromStore.lastRevalidated > e.lastRevalidated) {
+          e = fromStore;
+          this.entries.set(key, e);
+        }
+        if (!this.lru[key]) this.lru[key] = [this.now(), raw!.length + key.length];
+      } else if (raw !== null) {
+        this.remove(this.pfx + 'e:' + key);
+      }
+    }
+    if (e && touch && this.lru[key]) this.lru[key]![0] = this.now();
+    return e;
+  }
+
+  /** Stores an entry, evicting least recently used entries past the size cap. */
+  write(key: string, entry: RegistryEntry): void {
+    this.entries.set(key, entry);
+    const json = JSON.stringify(toStored(entry));
+    const size = json.length + key.length;
+    this.lru[key] = [this.now(), size];
+    if (size > this.maxBytes) {
+      // Too big to keep at all: memory only for this page.
+      this.dropStored(key);
+      this.lru[key] = [this.now(), 0];
+      this.writeMeta(key);
+      return;
+    }
+    while (this.size() > this.maxBytes && this.evictOne(key)) {
+      /* keep evicting */
+    }
+    if (!this.set(this.pfx + 'e:' + key, json, key)) this.lru[key] = [this.now(), 0];
+    this.writeMeta(key);
+  }
+
+  /** Marks an entry stale (an invalidation arrived that its data doesn't include). */
+  markStale(key: string, now: number): void {
+    const e = this.read(key, false);
+    if (!e) return;
+    this.write(key, { ...e, stale: true, lastServerChange: now });
+  }
+
+  /** Removes an entry. */
+  delete(key: string): void {
+    this.entries.delete(key);
+    this.dropStored(key);
+    this.writeMeta();
+  }
+
+  private dropStored(key: string): void {
+    delete this.lru[key];
+    this.remove(this.pfx + 'e:' + key);
+  }
+
+  /** Evicts the least recently used entry other than `keep`. */
+  private evictOne(keep: string | undefined): boolean {
+    let victim: string | undefined;
+    let oldest = Infinity;
+    for (const [k, v] of Object.entries(this.lru)) {
+      if (k !== keep && v[0] < oldest) {
+        oldest = v[0];
+        victim = k;
+      }
+    }
+    if (victim === undefined) return false;
+    this.entries.delete(victim);
+    this.dropStored(victim);
+    return true;
+  }
+
+  /** Removes all of this tenant's data. */
+  clear(): void {
+    for (const k of Object.keys(this.lru)) this.remove(this.pfx + 'e:' + k);
+    this.entries.clear();
+    this.lru = {};
+    this.remove(this.pfx + 'm');
+    this.session = { startTime: this.now(), lastSync: 0, realtimeConnected: false };
+  }
+
+}
+
+function toStored(e: RegistryEntry): StoredEntry {
+  const s: StoredEntry = { p: e.procedure, i: e.input, d: e.data, r: e.lastRevalidated, c: e.lastServerChange };
+  if (e.eventId !== undefined) s.e = e.eventId;
+  if (e.stale) s.s = true;
+  return s;
+}
+
+function fromStored(s: StoredEntry): RegistryEntry {
+  const e: RegistryEntry = {
+    procedure: s.p,
+    input: s.i,
+    data: s.d,
+    lastRevalidated: s.r,
+    lastServerChange: typeof s.c === 'number' ? s.c : s.r,
+  };
+  if (typeof s.e === 'string') e.eventId = s.e;
+  if (s.s) e.stale = true;
+  return e;
+}

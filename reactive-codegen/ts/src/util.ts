@@ -1,0 +1,78 @@
+// Small helpers shared by the runtime modules. No dependencies, safe to import without `window`.
+
+/** Timer functions the runtime uses; injectable so tests can drive a fake clock. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** The real clock of the environment. */
+export const realClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+};
+
+/**
+ * JSON with object keys sorted at every level, so equal inputs give equal strings whatever the
+ * order their keys were written in. `undefined` members are dropped, as `JSON.stringify` does.
+ */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(sortKeys(value)) ?? 'null';
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value !== null && typeof value === 'object') {
+    const v = value as Record<string, unknown>;
+    if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return v;
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) out[k] = sortKeys(v[k]);
+    return out;
+  }
+  return value;
+}
+
+/** The key a query result is cached, shared and subscribed under: procedure + canonical input. */
+export function queryKey(procedure: string, input: unknown): string {
+  return procedure + ':' + canonicalJson(input === undefined ? null : input);
+}
+
+/** The procedure part of a query key. */
+export function procedureOf(key: string): string {
+  const i = key.indexOf(':');
+  return i < 0 ? key : key.slice(0, i);
+}
+
+/**
+ * Orders event ids. Ids are decimal numbers, possibly in several `-`-separated parts (as in
+ * Redis stream ids `1700000000000-3`); each part is compared numerically. Missing ids sort first.
+ */
+export function compareEventIds(a: string | null | undefined, b: string | null | undefined): number {
+  if (a == null || a === '') return b == null || b === '' ? 0 : -1;
+  if (b == null || b === '') return 1;
+  const pa = a.split('-');
+  const pb = b.split('-');
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const x = (pa[i] ?? '0').replace(/^0+(?=.)/, '');
+    const y = (pb[i] ?? '0').replace(/^0+(?=.)/, '');
+    if (x.length !== y.length) return x.length < y.length ? -1 : 1;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+/** The larger of two event ids. */
+export function maxEventId(a: string | null | undefined, b: string | null | undefined): string | undefined {
+  return (compareEventIds(a, b) >= 0 ? a : b) ?? undefined;
+}
+
+/** `globalThis` members that may be absent (server rendering, workers, old browsers). */
+export function globalOf<T>(name: string): T | undefined {
+  try {
+    return (globalThis as Record<string, unknown>)[name] as T | undefined;
+  } catch {
+    return undefined;
+  }
+}

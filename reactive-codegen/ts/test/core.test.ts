@@ -1,0 +1,386 @@
+import { test, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { ReactiveClient, type ClientOptions } from '../src/core';
+import type { RpcError } from '../src/client';
+import type { InputOf, QueryName } from '../src/types';
+import { procedures, type Procedures, type Agent } from './fixtures/procedures';
+import { queryKey } from '../src/util';
+import { FakeChannels, FakeClock, FakeEventSource, FakeLocks, FakeServer, MemoryStorage, flush, installWindow, ok } from './helpers';
+
+installWindow();
+beforeEach(() => FakeEventSource.reset());
+
+const agent = (id: string, name = id): Agent => ({ id, organizationId: 'o1', name, active: true });
+
+/** A fake backend with a tenant-wide event counter and agents per org. */
+function backend() {
+  const server = new FakeServer();
+  const state = { eventId: 100, agents: [agent('a1')] as Agent[], fail: false };
+  server.on('/rpc/agents.findMany', () => ok([...state.agents], String(state.eventId)));
+  server.on('/rpc/agents.get', (c) =>
+    ok(state.agents.find((a) => a.id === (c.body as { id: string }).id) ?? null, String(state.eventId)),
+  );
+  server.on('/rpc/agents.create', (c) => {
+    if (state.fail) return { status: 500, body: { error: { code: 'internal', message: 'boom', path: null } } };
+    const b = c.body as { name: string };
+    state.agents.push(agent('a' + (state.agents.length + 1), b.name));
+    state.eventId++;
+    return ok(state.agents[state.agents.length - 1], String(state.eventId));
+  });
+  server.on('/events/ack', () => ({ status: 204, body: undefined }));
+  return { server, state };
+}
+
+function client(server: FakeServer, extra: Partial<ClientOptions<Procedures>> = {}) {
+  const clock = (extra.clock as FakeClock | undefined) ?? new FakeClock();
+  const storage = (extra.storage as MemoryStorage | undefined) ?? new MemoryStorage();
+  const c = new ReactiveClient<Procedures>({
+    fetch: server.fetch,
+    clock,
+    storage,
+    EventSource: FakeEventSource,
+    locks: null,
+    channel: null,
+    procedures,
+    tenant: 'o1',
+    ...extra,
+  });
+  return { c, clock, storage };
+}
+
+const ORG = { organizationId: 'o1' };
+const FIND = queryKey('agents.findMany', ORG);
+
+function mount<K extends QueryName<Procedures>>(c: ReactiveClient<Procedures>, name: K, input: InputOf<Procedures, K>) {
+  let renders = 0;
+  const un = c.subscribe(name, input, () => renders++);
+  return { un, renders: () => renders, snap: () => c.getSnapshot(name, input) };
+}
+
+test('first load: isLoading, then data with its watermark; no flash of stale', async () => {
+  const { server } = backend();
+  const { c } = client(server);
+  assert.deepEqual(c.getSnapshot('agents.findMany', ORG), { data: undefined, error: undefined, isLoading: true, isStale: false });
+  const m = mount(c, 'agents.findMany', ORG);
+  await flush();
+  assert.deepEqual(m.snap(), { data: [agent('a1')], error: undefined, isLoading: false, isStale: false });
+  assert.equal(c.cache.read(FIND)?.eventId, '100');
+});
+
+test('cache first: registry data renders at once as stale, then revalidates', async () => {
+  const { server, state } = backend();
+  const storage = new MemoryStorage();
+  const first = client(server, { storage });
+  mount(first.c, 'agents.findMany', ORG);
+  await flush();
+  first.c.stop();
+  state.agents.push(agent('a2'));
+  state.eventId = 101;
+  server.hold();
+  // "Reload": a new client on the same storage.
+  const { c } = client(server, { storage });
+  const snap0 = c.getSnapshot('agents.findMany', ORG);
+  assert.deepEqual(snap0, { data: [agent('a1')], error: undefined, isLoading: false, isStale: true });
+  mount(c, 'agents.findMany', ORG);
+  server.release();
+  await flush();
+  assert.deepEqual(c.getSnapshot('agents.findMany', ORG).data, [agent('a1'), agent('a2')]);
+  assert.equal(c.getSnapshot('agents.findMany', ORG).isStale, false);
+});
+
+test('revalidation priority: mounted at once, page hints after 1 s, the rest of the registry after 2 s', async () => {
+  const { server } = backend();
+  const storage = new MemoryStorage();
+  const seed = client(server, { storage });
+  for (const id of ['h1', 'bg1', 'bg2', 'm1']) await seed.c.fetch('agents.get', { id });
+  seed.c.stop();
+  server.calls = [];
+  const { c, clock } = client(server, { storage });
+  const t0 = clock.t;
+  const order: [string, number][] = [];
+  server.on('/rpc/agents.get', (call) => {
+    order.push([(call.body as { id: string }).id, clock.t - t0]);
+    return ok(null, '100');
+  });
+  c.setPriorities({}, [['agents.get', { id: 'h1' }]]);
+  mount(c, 'agents.get', { id: 'm1' });
+  await flush();
+  assert.deepEqual(order, [['m1', 0]]);
+  await clock.advance(999);
+  assert.equal(order.length, 1);
+  await clock.advance(1);
+  assert.deepEqual(order[1], ['h1', 1000]);
+  await clock.advance(1000);
+  assert.deepEqual(order.slice(2).map((o) => o[0]).sort(), ['bg1', 'bg2']);
+  assert.ok(order.slice(2).every((o) => o[1] === 2000));
+  await clock.advance(10000);
+  assert.equal(order.length, 4, 'each revalidated exactly once');
+});
+
+test('identical queries from several hooks share one request (coalescing)', async () => {
+  const { server } = backend();
+  const { c } = client(server);
+  server.hold();
+  mount(c, 'agents.findMany', ORG);
+  mount(c, 'agents.findMany', { organizationId: 'o1' });
+  const p = c.fetch('agents.findMany', ORG);
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 1);
+  server.release();
+  assert.deepEqual(await p, [agent('a1')]);
+});
+
+test('invalidate refetches affected mounted queries now and marks held ones stale', async () => {
+  const { server, state } = backend();
+  const { c, clock } = client(server);
+  const list = mount(c, 'agents.findMany', ORG);
+  await c.fetch('agents.get', { id: 'a9' }); // held, not mounted
+  await clock.advance(50);
+  const es = FakeEventSource.last;
+  assert.deepEqual(es.params().getAll('subscribe'), [FIND]);
+  es.ready('100');
+  state.agents.push(agent('a2'));
+  state.eventId = 101;
+  const before = server.count('/rpc/');
+  es.emit('invalidate', { eventId: '101', tables: ['agent'], keys: { agent: null }, requiresAck: true, queries: [FIND] });
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 2, 'mounted query refetched');
+  assert.equal(server.count('/rpc/agents.get'), 1, 'unmounted query not refetched');
+  assert.equal(server.count('/rpc/') - before, 1);
+  assert.equal(server.count('/events/ack'), 1, 'acked');
+  assert.deepEqual(list.snap().data, [agent('a1'), agent('a2')]);
+  assert.equal(c.getSnapshot('agents.get', { id: 'a9' }).isStale, true, 'held query marked stale');
+  assert.equal(c.cache.read(queryKey('agents.get', { id: 'a9' }))?.stale, true);
+  assert.equal(c.cache.getSession().lastEventId, '101');
+});
+
+test('events at or below a result watermark are ignored', async () => {
+  const { server, state } = backend();
+  const { c, clock } = client(server);
+  state.eventId = 150;
+  mount(c, 'agents.findMany', ORG);
+  await clock.advance(50);
+  const es = FakeEventSource.last;
+  es.ready('140', 'c');
+  // Replayed events the data (watermark 150) already reflects.
+  es.emit('invalidate', { eventId: '145', tables: ['agent'], keys: {}, requiresAck: false, queries: [FIND] });
+  es.emit('invalidate', { eventId: '150', tables: ['agent'], keys: {}, requiresAck: false, queries: [FIND] });
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 1);
+  es.emit('invalidate', { eventId: '151', tables: ['agent'], keys: {}, requiresAck: false, queries: [FIND] });
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 2);
+});
+
+test('an invalidation during an in-flight request refetches after it if the result is older', async () => {
+  const { server, state } = backend();
+  const { c, clock } = client(server);
+  mount(c, 'agents.findMany', ORG);
+  await flush();
+  await clock.advance(50);
+  const es = FakeEventSource.last;
+  es.ready('100');
+  server.hold();
+  es.emit('invalidate', { eventId: '101', tables: ['agent'], keys: {}, requiresAck: false, queries: [FIND] });
+  await flush();
+  // A second event arrives while the refetch for 101 is in flight (its result will say 101).
+  state.eventId = 101;
+  es.emit('invalidate', { eventId: '102', tables: ['agent'], keys: {}, requiresAck: false, queries: [FIND] });
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 2, 'shares the in-flight request');
+  await server.releaseNext();
+  assert.equal(server.count('/rpc/agents.findMany'), 3, 'refetched for 102 after the older result');
+  state.eventId = 102;
+  server.release();
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 3);
+  assert.equal(c.cache.read(FIND)?.eventId, '102');
+});
+
+test('gap recovery: the first connect resumes from the registry, and reset revalidates older data', async () => {
+  const { server, state } = backend();
+  const storage = new MemoryStorage();
+  const first = client(server, { storage });
+  mount(first.c, 'agents.findMany', ORG);
+  await first.clock.advance(50);
+  FakeEventSource.last.ready('100');
+  FakeEventSource.last.emit('invalidate', { eventId: '100', tables: [], keys: {}, requiresAck: false, queries: [FIND] });
+  await first.c.fetch('agents.get', { id: 'a1' });
+  first.c.stop();
+  // Page reload.
+  state.eventId = 300;
+  const { c, clock } = client(server, { storage });
+  mount(c, 'agents.findMany', ORG);
+  await clock.advance(50);
+  const es = FakeEventSource.last;
+  assert.equal(es.params().get('lastEventId'), '100', 'lastEventId from the registry');
+  es.ready('300');
+  const n = server.count('/rpc/agents.get');
+  es.emit('reset', { eventId: '300' });
+  await clock.advance(2000);
+  assert.equal(server.count('/rpc/agents.get'), n + 1, 'held data older than the reset revalidated');
+  assert.equal(server.count('/rpc/agents.findMany'), 2, 'the mounted query already fetched at 300 is not refetched');
+});
+
+test('gap between a result watermark and the stream start is fetched from /poll once', async () => {
+  const { server, state } = backend();
+  const { c, clock } = client(server);
+  server.on('/poll', () => ({
+    body: { eventId: '120', reset: false, events: [{ eventId: '110', tables: ['agent'], keys: {}, requiresAck: false, queries: [FIND] }] },
+  }));
+  server.hold();
+  mount(c, 'agents.findMany', ORG); // the read reflects events up to 100
+  await clock.advance(50);
+  FakeEventSource.last.ready('120'); // the stream covers from 120: 101..120 would be missed
+  await server.releaseNext();
+  assert.equal(server.count('/poll?subscribe=' + encodeURIComponent(FIND) + '&since=100'), 1);
+  state.eventId = 120;
+  await server.releaseNext(); // the poll answer: event 110 affects the query
+  assert.equal(server.count('/rpc/agents.findMany'), 2, 'the missed event 110 triggered a refetch');
+  server.release();
+  await flush();
+  assert.equal(server.count('/poll'), 1, 'checked once');
+  assert.equal(c.cache.read(FIND)?.eventId, '120');
+  assert.equal(c.getSnapshot('agents.findMany', ORG).isStale, false);
+});
+
+test('optimistic update shows at once and stays until the invalidation for it is applied (no flicker)', async () => {
+  const { server, state } = backend();
+  const { c, clock } = client(server);
+  const list = mount(c, 'agents.findMany', ORG);
+  await clock.advance(50);
+  const es = FakeEventSource.last;
+  es.ready('100');
+  const seen: (string[] | undefined)[] = [];
+  c.subscribe('agents.findMany', ORG, () => seen.push(list.snap().data?.map((a) => a.name)));
+  const p = c.mutate('agents.create', { organizationId: 'o1', name: 'new' }, {
+    optimistic: (input, cache) =>
+      cache.update('agents.findMany', { organizationId: input.organizationId }, (old) => [
+        ...(old ?? []),
+        { id: 'tmp', organizationId: input.organizationId, name: input.name, active: true },
+      ]),
+  });
+  assert.deepEqual(list.snap().data?.map((a) => a.name), ['a1', 'new'], 'shown at once');
+  const created = await p;
+  assert.equal(created.name, 'new');
+  await flush();
+  assert.deepEqual(list.snap().data?.map((a) => a.id), ['a1', 'tmp'], 'kept after the mutation returned');
+  // The server's invalidation for the mutation (id 101) arrives; the refetch replaces the layer.
+  es.emit('invalidate', { eventId: '101', tables: ['agent'], keys: {}, requiresAck: false, queries: [FIND] });
+  await flush();
+  assert.deepEqual(list.snap().data?.map((a) => a.id), ['a1', 'a2']);
+  assert.ok(
+    seen.every((names) => names?.includes('new')),
+    'never flickered back to the list without the new agent: ' + JSON.stringify(seen),
+  );
+  assert.equal(state.agents.length, 2);
+});
+
+test('optimistic update rolls back on error', async () => {
+  const { server, state } = backend();
+  const { c } = client(server);
+  const list = mount(c, 'agents.findMany', ORG);
+  await flush();
+  state.fail = true;
+  const p = c.mutate('agents.create', { organizationId: 'o1', name: 'bad' }, {
+    optimistic: (_i, cache) => cache.update('agents.findMany', ORG, (old) => [...(old ?? []), agent('tmp', 'bad')]),
+  });
+  assert.equal(list.snap().data?.length, 2);
+  await assert.rejects(p, (e: RpcError) => e.status === 500 && e.code === 'internal');
+  assert.deepEqual(list.snap().data, [agent('a1')]);
+});
+
+test('optimistic update without real time is confirmed by a refetch', async () => {
+  const { server } = backend();
+  const { c } = client(server, { realtime: false });
+  const list = mount(c, 'agents.findMany', ORG);
+  await flush();
+  await c.mutate('agents.create', { organizationId: 'o1', name: 'x' }, {
+    optimistic: (_i, cache) => cache.update('agents.findMany', ORG, (old) => [...(old ?? []), agent('tmp', 'x')]),
+  });
+  await flush();
+  assert.deepEqual(list.snap().data?.map((a) => a.id), ['a1', 'a2']);
+});
+
+test('tenant keying: switching organization never shows the other tenant data', async () => {
+  const { server, state } = backend();
+  const { c, storage } = client(server);
+  const list = mount(c, 'agents.findMany', ORG);
+  await flush();
+  assert.equal(list.snap().data?.length, 1);
+  state.agents = [];
+  server.hold();
+  c.setTenant('o2');
+  assert.deepEqual(list.snap(), { data: undefined, error: undefined, isLoading: true, isStale: false }, 'nothing of o1');
+  assert.ok(list.renders() > 0, 'mounted hooks notified');
+  server.release();
+  await flush();
+  assert.deepEqual(list.snap().data, []);
+  // Back to o1: its cached data shows (stale) again.
+  server.hold();
+  c.setTenant('o1');
+  assert.equal(list.snap().data?.length, 1);
+  assert.equal(list.snap().isStale, true);
+  server.release();
+  await flush();
+  assert.ok([...storage.map.keys()].some((k) => k.startsWith('rq:o2:')));
+});
+
+test('a late response for the previous tenant is dropped', async () => {
+  const { server } = backend();
+  const { c } = client(server);
+  server.hold();
+  const list = mount(c, 'agents.findMany', ORG);
+  c.setTenant('o2');
+  server.release(); // o1 answer arrives after the switch
+  await flush();
+  server.release();
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 2, 'o2 did not share o1 in-flight request');
+  assert.equal(c.cache.tenant, 'o2');
+  assert.equal(c.cache.read(FIND)?.eventId, '100');
+  list.un();
+});
+
+test('several tabs fetch a change once per browser (locks + shared registry + BroadcastChannel)', async () => {
+  const { server, state } = backend();
+  const storage = new MemoryStorage();
+  const locks = new FakeLocks();
+  const channels = new FakeChannels();
+  const clock = new FakeClock();
+  const tab1 = client(server, { storage, locks, channel: channels.make, clock });
+  const tab2 = client(server, { storage, locks, channel: channels.make, clock });
+  const l1 = mount(tab1.c, 'agents.findMany', ORG);
+  await flush();
+  const l2 = mount(tab2.c, 'agents.findMany', ORG);
+  await clock.advance(50);
+  const [es1, es2] = FakeEventSource.instances;
+  es1!.ready('100');
+  es2!.ready('100');
+  const n = server.count('/rpc/agents.findMany');
+  state.agents.push(agent('a2'));
+  state.eventId = 101;
+  const ev = { eventId: '101', tables: ['agent'], keys: {}, requiresAck: false, queries: [FIND] };
+  es1!.emit('invalidate', ev);
+  es2!.emit('invalidate', ev);
+  await flush(10);
+  assert.equal(server.count('/rpc/agents.findMany') - n, 1, 'one fetch for two tabs');
+  assert.equal(l1.snap().data?.length, 2);
+  assert.equal(l2.snap().data?.length, 2);
+});
+
+test('does nothing in the background without window (server rendering)', async () => {
+  const w = (globalThis as Record<string, unknown>).window;
+  delete (globalThis as Record<string, unknown>).window;
+  try {
+    const { server } = backend();
+    const { c, clock } = client(server);
+    c.subscribe('agents.findMany', ORG, () => undefined);
+    await clock.advance(5000);
+    assert.equal(server.calls.length, 0);
+    assert.equal(FakeEventSource.instances.length, 0);
+    assert.equal(c.getSnapshot('agents.findMany', ORG).isLoading, true);
+  } finally {
+    (globalThis as Record<string, unknown>).window = w;
+  }
+});

@@ -1,0 +1,201 @@
+import { test, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { Transport } from '../src/client';
+import { Realtime, type InvalidateEvent, type RealtimeMode } from '../src/realtime';
+import { FakeClock, FakeEventSource, FakeServer, flush } from './helpers';
+
+function setup(opts: Partial<ConstructorParameters<typeof Realtime>[0]> = {}) {
+  const clock = new FakeClock();
+  const server = new FakeServer();
+  const events: InvalidateEvent[] = [];
+  const resets: string[] = [];
+  const modes: RealtimeMode[] = [];
+  const rt = new Realtime({
+    transport: new Transport({ baseUrl: '/api', fetch: server.fetch }),
+    clock,
+    EventSource: FakeEventSource,
+    onInvalidate: (e) => events.push(e),
+    onReset: (id) => resets.push(id),
+    onStatus: (m) => modes.push(m),
+    ...opts,
+  });
+  return { clock, server, events, resets, modes, rt };
+}
+
+const inv = (eventId: string, queries: string[], requiresAck = false) => ({
+  eventId,
+  tables: ['agent'],
+  keys: { agent: null },
+  requiresAck,
+  queries,
+});
+
+beforeEach(() => FakeEventSource.reset());
+
+test('one EventSource with the subscription and lastEventId from the registry on first connect', async () => {
+  const { clock, rt } = setup();
+  rt.start('41');
+  rt.setSubscription(['agents.get:{"id":"a1"}', 'agents.findMany']);
+  rt.setSubscription(['agents.findMany', 'agents.get:{"id":"a1"}']); // same set: no reconnect
+  await clock.advance(50);
+  assert.equal(FakeEventSource.instances.length, 1);
+  const es = FakeEventSource.last;
+  assert.ok(es.url.startsWith('/api/events?'));
+  assert.deepEqual(es.params().getAll('subscribe'), ['agents.findMany', 'agents.get:{"id":"a1"}']);
+  assert.equal(es.params().get('lastEventId'), '41');
+});
+
+test('subscription changes are debounced into one reconnect that resumes from the last id', async () => {
+  const { clock, rt, events } = setup();
+  rt.start();
+  rt.setSubscription(['a']);
+  await clock.advance(50);
+  const first = FakeEventSource.last;
+  assert.equal(first.params().get('lastEventId'), null, 'nothing to resume on a first visit');
+  first.ready('100');
+  first.emit('invalidate', inv('105', ['a']));
+  rt.setSubscription(['a', 'b']);
+  await clock.advance(10);
+  rt.setSubscription(['a', 'b', 'c']);
+  await clock.advance(49);
+  assert.equal(FakeEventSource.instances.length, 1, 'still debouncing');
+  await clock.advance(1);
+  assert.equal(FakeEventSource.instances.length, 2);
+  assert.ok(first.closed, 'old stream closed');
+  const second = FakeEventSource.last;
+  assert.deepEqual(second.params().getAll('subscribe'), ['a', 'b', 'c']);
+  assert.equal(second.params().get('lastEventId'), '105');
+  assert.equal(events.length, 1);
+  // Events of the old stream are ignored once it is replaced.
+  first.emit('invalidate', inv('106', ['a']));
+  assert.equal(events.length, 1);
+  rt.setSubscription([]);
+  await clock.advance(50);
+  assert.ok(second.closed, 'no entries: no stream');
+  assert.equal(rt.mode, 'off');
+});
+
+test('invalidations are delivered once: replays and ack re-sends are deduplicated by id', async () => {
+  const { clock, rt, events, server } = setup();
+  server.on('/api/events/ack', () => ({ status: 204, body: undefined }));
+  rt.start('10');
+  rt.setSubscription(['a']);
+  await clock.advance(50);
+  const es = FakeEventSource.last;
+  es.ready('12', 'conn-7');
+  es.emit('invalidate', inv('11', ['a']));
+  es.emit('invalidate', inv('12', ['a'], true));
+  es.emit('invalidate', inv('12', ['a'], true)); // re-sent without id: deduplicated but acked again
+  es.emit('invalidate', inv('9', ['a']));
+  await flush();
+  assert.deepEqual(events.map((e) => e.eventId), ['11', '12']);
+  const acks = server.calls.filter((c) => c.path === '/api/events/ack');
+  assert.equal(acks.length, 2);
+  assert.deepEqual(acks[0]!.body, { eventId: '12', connectionId: 'conn-7' });
+  assert.equal(acks[0]!.method, 'POST');
+  assert.equal(rt.lastEventId, '12');
+});
+
+test('reset asks to revalidate and moves the resume point', async () => {
+  const { clock, rt, resets } = setup();
+  rt.start('5');
+  rt.setSubscription(['a']);
+  await clock.advance(50);
+  FakeEventSource.last.ready('900');
+  FakeEventSource.last.emit('reset', { eventId: '900' });
+  assert.deepEqual(resets, ['900']);
+  assert.equal(rt.lastEventId, '900');
+});
+
+test('after 3 failures it polls /poll?since=…, then returns to SSE when it can', async () => {
+  const { clock, rt, events, server, modes, resets } = setup({ pollInterval: 5000, sseRetryDelay: 30000 });
+  let pollN = 0;
+  server.on('/api/poll', () => {
+    pollN++;
+    if (pollN === 1) return { body: { eventId: '20', reset: false, events: [inv('20', ['a'])] } };
+    if (pollN === 2) return { body: { eventId: '30', reset: true, events: [] } };
+    return { body: { eventId: '30', reset: false, events: [] } };
+  });
+  rt.start('10');
+  rt.setSubscription(['a']);
+  await clock.advance(50);
+  FakeEventSource.last.ready('10');
+  assert.equal(rt.mode, 'sse');
+  // The browser retries by itself after an error; count consecutive failures.
+  FakeEventSource.last.fail();
+  FakeEventSource.last.fail();
+  assert.equal(server.count('/api/poll'), 0);
+  FakeEventSource.last.fail();
+  await flush();
+  assert.equal(rt.mode, 'poll');
+  assert.ok(FakeEventSource.last.closed);
+  const polls = server.calls.filter((c) => c.path.startsWith('/api/poll'));
+  assert.equal(polls.length, 1);
+  assert.equal(polls[0]!.path, '/api/poll?subscribe=a&since=10');
+  assert.deepEqual(events.map((e) => e.eventId), ['20']);
+  await clock.advance(5000);
+  assert.equal(server.count('/api/poll?subscribe=a&since=20'), 1, 'next poll continues from the returned id');
+  assert.deepEqual(resets, ['30']);
+  await clock.advance(5000);
+  assert.equal(server.count('/api/poll?subscribe=a&since=30'), 1);
+  // 30 s after switching: try SSE again (polling continues until it is ready).
+  const before = FakeEventSource.instances.length;
+  await clock.advance(20000);
+  assert.equal(FakeEventSource.instances.length, before + 1);
+  const probe = FakeEventSource.last;
+  assert.equal(probe.params().get('lastEventId'), '30');
+  probe.fail(true); // still failing: keep polling, try later
+  assert.equal(rt.mode, 'poll');
+  const pollsBefore = server.count('/api/poll');
+  await clock.advance(30000);
+  assert.ok(server.count('/api/poll') > pollsBefore, 'still polling');
+  const probe2 = FakeEventSource.last;
+  assert.notEqual(probe2, probe);
+  probe2.ready('30');
+  assert.equal(rt.mode, 'sse');
+  const n = server.count('/api/poll');
+  await clock.advance(60000);
+  assert.equal(server.count('/api/poll'), n, 'polling stopped once SSE is back');
+  assert.deepEqual(modes.slice(0, 3), ['connecting', 'sse', 'connecting']);
+  assert.ok(modes.includes('poll'));
+  assert.equal(modes[modes.length - 1], 'sse');
+});
+
+test('without EventSource it polls from the start', async () => {
+  const { clock, rt, server } = setup({ EventSource: null });
+  server.on('/api/poll', () => ({ body: { eventId: '3', reset: false, events: [] } }));
+  rt.start();
+  rt.setSubscription(['a']);
+  await clock.advance(50);
+  assert.equal(rt.mode, 'poll');
+  assert.equal(server.calls[0]!.path, '/api/poll?subscribe=a');
+  assert.equal(rt.coveredFrom('a'), '3');
+});
+
+test('a closed stream (credentials expired) reconnects with backoff', async () => {
+  const { clock, rt } = setup();
+  rt.start();
+  rt.setSubscription(['a']);
+  await clock.advance(50);
+  FakeEventSource.last.ready('1');
+  FakeEventSource.last.emit('close', { reason: 'unauthorized' });
+  assert.ok(FakeEventSource.last.closed);
+  await clock.advance(1999);
+  assert.equal(FakeEventSource.instances.length, 1);
+  await clock.advance(1);
+  assert.equal(FakeEventSource.instances.length, 2);
+  assert.equal(FakeEventSource.last.params().get('lastEventId'), '1');
+});
+
+test('coverage tells from which id a subscribed entry is delivered', async () => {
+  const { clock, rt } = setup();
+  rt.start();
+  rt.setSubscription(['a']);
+  assert.equal(rt.coveredFrom('a'), undefined);
+  await clock.advance(50);
+  FakeEventSource.last.ready('77');
+  assert.equal(rt.coveredFrom('a'), '77');
+  assert.equal(rt.coveredFrom('b'), undefined);
+  FakeEventSource.last.fail();
+  assert.equal(rt.coveredFrom('a'), undefined, 'not covered while disconnected');
+});

@@ -1,0 +1,187 @@
+//! [`MemoryStore`]: an in-process cache (moka) capped by bytes, with a TTL.
+//!
+//! Entries are weighed by their serialized value, key and read set; the cache evicts
+//! (TinyLFU) to stay under [`MemoryConfig::max_bytes`]. The invalidation [`Index`]
+//! lives next to the cache in the same process; moka's eviction listener removes an
+//! entry's postings when it is evicted, expires or is replaced, so the index never
+//! outgrows the cache.
+//!
+//! The in-process store needs no version check of its own in [`CacheStore::put`]:
+//! every change it sees goes through the engine, whose race guard already covers it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use moka::future::Cache;
+
+use super::{CacheError, CacheKey, CacheStore, Origin, PutOutcome, StoreTicket};
+use crate::engine::{ChangeSet, Index, InvalidatedEntry, ReadSet};
+
+/// Settings of a [`MemoryStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryConfig {
+    /// Upper bound of the weighed size of all entries (default 64 MiB).
+    pub max_bytes: u64,
+    /// Largest single entry accepted (default 8 MiB, at most `max_bytes`).
+    pub max_entry_bytes: u64,
+    /// Lifetime of an entry after it is stored (default 5 minutes).
+    pub ttl: Duration,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self { max_bytes: 64 * 1024 * 1024, max_entry_bytes: 8 * 1024 * 1024, ttl: Duration::from_secs(300) }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    id: u64,
+    value: Bytes,
+    weight: u32,
+}
+
+/// The in-process cache store (see the module docs).
+#[derive(Clone)]
+pub struct MemoryStore {
+    cache: Cache<CacheKey, Arc<Entry>>,
+    index: Arc<Mutex<Index<CacheKey>>>,
+    next_id: Arc<AtomicU64>,
+    max_entry_bytes: u64,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").field("entries", &self.cache.entry_count()).finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new(MemoryConfig::default())
+    }
+}
+
+fn lock<K: Clone>(index: &Mutex<Index<K>>) -> MutexGuard<'_, Index<K>> {
+    // The index holds no invariant a panic elsewhere could break half-way.
+    index.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl MemoryStore {
+    /// A store with these settings.
+    pub fn new(config: MemoryConfig) -> Self {
+        let index: Arc<Mutex<Index<CacheKey>>> = Arc::default();
+        let listener_index = Arc::clone(&index);
+        let cache = Cache::builder()
+            .max_capacity(config.max_bytes)
+            .weigher(|_key: &CacheKey, entry: &Arc<Entry>| entry.weight)
+            .time_to_live(config.ttl)
+            .eviction_listener(move |_key, entry: Arc<Entry>, _cause| {
+                lock(&listener_index).remove(entry.id);
+            })
+            .build();
+        Self {
+            cache,
+            index,
+            next_id: Arc::new(AtomicU64::new(1)),
+            max_entry_bytes: config.max_entry_bytes.min(config.max_bytes),
+        }
+    }
+
+    /// Number of entries (approximate until pending maintenance ran).
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Weighed size of all entries in bytes (approximate until pending maintenance ran).
+    pub fn weighted_size(&self) -> u64 {
+        self.cache.weighted_size()
+    }
+
+    /// Number of entries in the invalidation index.
+    pub fn indexed_count(&self) -> usize {
+        lock(&self.index).len()
+    }
+
+    /// Runs moka's pending maintenance (evictions, expirations, listener calls) now.
+    pub async fn run_pending_tasks(&self) {
+        self.cache.run_pending_tasks().await;
+    }
+}
+
+impl CacheStore for MemoryStore {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn begin(&self) -> BoxFuture<'_, Result<StoreTicket, CacheError>> {
+        futures::future::ready(Ok(StoreTicket(0))).boxed()
+    }
+
+    fn get<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<Option<Bytes>, CacheError>> {
+        async move { Ok(self.cache.get(key).await.map(|e| e.value.clone())) }.boxed()
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        value: Bytes,
+        reads: &'a ReadSet,
+        _ticket: StoreTicket,
+    ) -> BoxFuture<'a, Result<PutOutcome, CacheError>> {
+        async move {
+            let weight = value.len() as u64 + key.approx_size() as u64 + reads.approx_size() as u64 + 64;
+            if weight > self.max_entry_bytes {
+                return Ok(PutOutcome::TooLarge);
+            }
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            // Index first: if moka evicts the entry at once, its listener finds the postings.
+            lock(&self.index).insert(id, key.clone(), reads.clone());
+            let weight = u32::try_from(weight).unwrap_or(u32::MAX);
+            self.cache.insert(key.clone(), Arc::new(Entry { id, value, weight })).await;
+            Ok(PutOutcome::Stored)
+        }
+        .boxed()
+    }
+
+    fn invalidate<'a>(
+        &'a self,
+        changes: &'a ChangeSet,
+        _origin: Origin,
+    ) -> BoxFuture<'a, Result<Vec<InvalidatedEntry>, CacheError>> {
+        async move {
+            let found = lock(&self.index).take_affected(changes);
+            let mut out = Vec::with_capacity(found.len());
+            for (_, key, reasons) in found {
+                self.cache.invalidate(&key).await;
+                out.push(InvalidatedEntry { key, reasons });
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn remove<'a>(&'a self, keys: &'a [CacheKey]) -> BoxFuture<'a, Result<(), CacheError>> {
+        async move {
+            for key in keys {
+                // The eviction listener removes the postings.
+                self.cache.invalidate(key).await;
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn clear(&self) -> BoxFuture<'_, Result<(), CacheError>> {
+        async move {
+            self.cache.invalidate_all();
+            lock(&self.index).clear();
+            Ok(())
+        }
+        .boxed()
+    }
+}

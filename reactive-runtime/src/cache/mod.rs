@@ -1,0 +1,169 @@
+//! Cache stores: where serialized query results live between calls.
+//!
+//! [`CacheStore`] is the one trait; [`memory::MemoryStore`] (moka, in process) and
+//! `redis::RedisStore` (shared between instances, `redis` feature) implement it and
+//! pass the same test suite. A store keeps, next to each value, the entry's
+//! [`ReadSet`] and an index over it, so that [`CacheStore::invalidate`] finds the
+//! affected entries itself (see each store's docs for where its index lives).
+//!
+//! Stores report failures as [`CacheError`]; the [`Engine`](crate::engine::Engine)
+//! never passes them to users: a failed read is a miss, a failed write is skipped,
+//! and the failure is logged once and counted.
+
+pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
+
+use std::fmt;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{ChangeSet, InvalidatedEntry, ReadSet};
+
+/// The key of one cached result: who asked (tenant), which procedure, which input.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CacheKey {
+    /// The tenant (organization) the result belongs to; `None` for untenanted apps.
+    pub tenant: Option<String>,
+    /// The procedure's public name (`agents.findMany`).
+    pub procedure: String,
+    /// The input as canonical JSON (object keys sorted, no whitespace).
+    pub input: String,
+}
+
+impl CacheKey {
+    /// A key from its parts; `input` must already be canonical JSON.
+    pub fn new(tenant: Option<&str>, procedure: &str, input: impl Into<String>) -> Self {
+        Self { tenant: tenant.map(str::to_owned), procedure: procedure.to_owned(), input: input.into() }
+    }
+
+    /// A key whose input is canonicalized from a JSON value (object keys sorted).
+    pub fn from_json(tenant: Option<&str>, procedure: &str, input: &serde_json::Value) -> Self {
+        Self::new(tenant, procedure, canonical_json(input))
+    }
+
+    /// An unambiguous single-string encoding (a JSON array), e.g. for a Redis key.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(&(&self.tenant, &self.procedure, &self.input)).unwrap_or_default()
+    }
+
+    /// The inverse of [`CacheKey::encode`].
+    pub fn decode(s: &str) -> Option<Self> {
+        let (tenant, procedure, input): (Option<String>, String, String) = serde_json::from_str(s).ok()?;
+        Some(Self { tenant, procedure, input })
+    }
+
+    /// Approximate heap size in bytes.
+    pub fn approx_size(&self) -> usize {
+        self.tenant.as_ref().map_or(0, String::len) + self.procedure.len() + self.input.len() + 72
+    }
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}({})", self.tenant.as_deref().unwrap_or("-"), self.procedure, self.input)
+    }
+}
+
+/// JSON text with object keys sorted recursively and no whitespace.
+pub fn canonical_json(value: &serde_json::Value) -> String {
+    fn sort(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sort(v))).collect())
+            }
+            serde_json::Value::Array(items) => serde_json::Value::Array(items.iter().map(sort).collect()),
+            other => other.clone(),
+        }
+    }
+    // serde_json's map keeps insertion order only with `preserve_order`; sorting first
+    // makes the output canonical either way.
+    serde_json::to_string(&sort(value)).unwrap_or_default()
+}
+
+/// A cache store failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// The store can't be reached (connection refused, timeout).
+    #[error("cache store unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered with an error.
+    #[error("cache store error: {0}")]
+    Backend(String),
+    /// Stored data could not be decoded.
+    #[error("cache entry could not be decoded: {0}")]
+    Corrupt(String),
+    /// The store's configuration is invalid (bad URL, ...).
+    #[error("invalid cache store configuration: {0}")]
+    Config(String),
+}
+
+/// What a store captured when a computation started, checked again when its result
+/// is stored ([`CacheStore::begin`], [`CacheStore::put`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreTicket(pub u64);
+
+/// The result of [`CacheStore::put`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The entry is stored.
+    Stored,
+    /// A change to a table the entry read was applied (possibly by another instance)
+    /// after the ticket was taken: the value may be stale and was not stored.
+    Conflict,
+    /// The entry is larger than the store accepts per entry.
+    TooLarge,
+}
+
+/// Where a change set was applied first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// By this instance.
+    Local,
+    /// By another instance; received from the event bus.
+    Remote,
+}
+
+/// A store of serialized results with their read sets. Object-safe; share as
+/// `Arc<dyn CacheStore>`.
+pub trait CacheStore: Send + Sync + 'static {
+    /// A short name for logs (`memory`, `redis`).
+    fn name(&self) -> &'static str;
+
+    /// Captures the store's state before a computation starts (for [`CacheStore::put`]).
+    fn begin(&self) -> BoxFuture<'_, Result<StoreTicket, CacheError>>;
+
+    /// The value stored under `key`, if any.
+    fn get<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<Option<Bytes>, CacheError>>;
+
+    /// Stores `value` with the read set it was computed from, unless a change that
+    /// touches one of its tables was applied to this store since `ticket` was taken
+    /// (stores shared by several instances must check this atomically with the write).
+    fn put<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        value: Bytes,
+        reads: &'a ReadSet,
+        ticket: StoreTicket,
+    ) -> BoxFuture<'a, Result<PutOutcome, CacheError>>;
+
+    /// Removes every entry the change can affect and returns them with reasons.
+    /// For [`Origin::Remote`] a shared store may return nothing: the instance that
+    /// applied the change first has already invalidated the shared entries.
+    fn invalidate<'a>(
+        &'a self,
+        changes: &'a ChangeSet,
+        origin: Origin,
+    ) -> BoxFuture<'a, Result<Vec<InvalidatedEntry>, CacheError>>;
+
+    /// Removes these keys.
+    fn remove<'a>(&'a self, keys: &'a [CacheKey]) -> BoxFuture<'a, Result<(), CacheError>>;
+
+    /// Removes every entry.
+    fn clear(&self) -> BoxFuture<'_, Result<(), CacheError>>;
+}

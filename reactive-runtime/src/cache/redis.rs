@@ -1,0 +1,444 @@
+//! [`RedisStore`]: a cache shared by every instance of the app (`redis` feature).
+//!
+//! # Layout (all keys under a configurable prefix `P`)
+//!
+//! | key | type | content |
+//! |---|---|---|
+//! | `P e:<cache key>` | hash | `v`: the serialized value, `r`: the read set (JSON); expires after the TTL |
+//! | `P seq` | string | the shared invalidation sequence (`INCR` per change set) |
+//! | `P t:<table>` | string | the `seq` of the last change to the table; `P tall`: of the last "everything" change |
+//! | `P iall`, `P ieverything` | zset | every entry; entries that read everything |
+//! | `P iw:<table>` | zset | entries reading the whole table |
+//! | `P ic:<table>` | set | the columns entries of that table are indexed under |
+//! | `P ia:<table,column>` | zset | entries indexed under the column (any value) |
+//! | `P iv:<table,column,value>` | zset | entries indexed under `column = value` |
+//!
+//! Index zsets score members by their expiry time; each insert first drops expired
+//! members, so an index never outgrows the live entries by more than a TTL's worth.
+//!
+//! # Why a Redis-side index
+//!
+//! Instance A's write must make every instance miss the entries it affects before the
+//! write returns — including entries instance B stored. So the index lives in Redis,
+//! next to the entries: [`CacheStore::invalidate`] (run by A for its own changes)
+//! finds candidates through it, confirms each with the entry's stored read set, and
+//! deletes them. B, which receives A's change set on the event bus, only updates its
+//! in-process state ([`Origin::Remote`] invalidations are no-ops here).
+//!
+//! # Cross-instance race guard
+//!
+//! [`CacheStore::begin`] reads `seq`. An invalidation first increments `seq` and writes
+//! it to `t:<table>` for each changed table (one Lua script), then deletes. The `put`
+//! script refuses to store when any `t:<table>` of the entry's read set (or `seq`
+//! itself for a read set of "everything", or `tall`) is newer than the ticket, and
+//! writes entry and index atomically otherwise. A put that passes the check is in the
+//! index before the deletion step of any change it did not see, which removes it.
+//! `clear` never deletes `seq` or `t:*`, so tickets taken before a clear stay valid.
+//!
+//! Requirements: a standalone Redis (or one primary; scripts touch keys across slots,
+//! so Redis Cluster is not supported), version ≥ 5, and a `maxmemory-policy` that
+//! never evicts keys without a TTL (`noeviction` or `volatile-*`): `t:*` must survive.
+//!
+//! Connection: a lazily connecting [`ConnectionManager`] with short timeouts; when Redis
+//! is down operations fail fast with [`CacheError::Unavailable`], which the engine turns
+//! into misses and skipped stores.
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, Script};
+
+use super::{CacheError, CacheKey, CacheStore, Origin, PutOutcome, StoreTicket};
+use crate::engine::{ChangeSet, InvalidatedEntry, MAX_REASONS, ReadSet};
+
+/// Settings of a [`RedisStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`.
+    pub url: String,
+    /// Prefix of every key (default `reactive:cache:`); distinct apps or tests use distinct prefixes.
+    pub prefix: String,
+    /// Lifetime of an entry (default 5 minutes).
+    pub ttl: Duration,
+    /// Largest single entry accepted (default 8 MiB).
+    pub max_entry_bytes: u64,
+    /// Time limit of one command (default 1 s).
+    pub response_timeout: Duration,
+    /// Time limit of one connection attempt (default 1 s).
+    pub connection_timeout: Duration,
+}
+
+impl RedisConfig {
+    /// Defaults for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: "reactive:cache:".to_owned(),
+            ttl: Duration::from_secs(300),
+            max_entry_bytes: 8 * 1024 * 1024,
+            response_timeout: Duration::from_secs(1),
+            connection_timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// Sets the key prefix.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets the TTL.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+}
+
+const PUT_SCRIPT: &str = r"
+local start = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local nt = tonumber(ARGV[5])
+local nc = tonumber(ARGV[6])
+for i = 2, 1 + nt do
+  local v = redis.call('GET', KEYS[i])
+  if v and tonumber(v) > start then return 0 end
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', ARGV[3], 'r', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ttl)
+for j = 1, nc do
+  local k = KEYS[1 + nt + j]
+  redis.call('SADD', k, ARGV[6 + j])
+  redis.call('PEXPIRE', k, ttl)
+end
+for i = 2 + nt + nc, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  redis.call('ZADD', KEYS[i], now + ttl, KEYS[1])
+  redis.call('PEXPIRE', KEYS[i], ttl)
+end
+return 1
+";
+
+const BUMP_SCRIPT: &str = r"
+local g = redis.call('INCR', KEYS[1])
+for i = 2, #KEYS do redis.call('SET', KEYS[i], g) end
+return g
+";
+
+/// The shared cache store (see the module docs).
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    config: RedisConfig,
+    put_script: Script,
+    bump_script: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").field("prefix", &self.config.prefix).finish_non_exhaustive()
+    }
+}
+
+fn map_err(e: RedisError) -> CacheError {
+    if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() || e.is_connection_dropped() {
+        CacheError::Unavailable(e.to_string())
+    } else {
+        CacheError::Backend(e.to_string())
+    }
+}
+
+fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+impl RedisStore {
+    /// A store for `config`. Does not connect yet (the first operation does), so an
+    /// app starts while Redis is down; only an invalid URL is an error.
+    pub fn new(config: RedisConfig) -> Result<Self, CacheError> {
+        let client = redis::Client::open(config.url.as_str()).map_err(|e| CacheError::Config(e.to_string()))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(config.response_timeout))
+            .set_connection_timeout(Some(config.connection_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let conn = ConnectionManager::new_lazy_with_config(client, manager_config).map_err(map_err)?;
+        Ok(Self { conn, config, put_script: Script::new(PUT_SCRIPT), bump_script: Script::new(BUMP_SCRIPT) })
+    }
+
+    fn k(&self, suffix: &str) -> String {
+        format!("{}{}", self.config.prefix, suffix)
+    }
+    fn entry_key(&self, key: &CacheKey) -> String {
+        self.k(&format!("e:{}", key.encode()))
+    }
+    fn version_key(&self, table: &str) -> String {
+        self.k(&format!("t:{table}"))
+    }
+    fn whole_key(&self, table: &str) -> String {
+        self.k(&format!("iw:{table}"))
+    }
+    fn columns_key(&self, table: &str) -> String {
+        self.k(&format!("ic:{table}"))
+    }
+    fn column_key(&self, table: &str, column: &str) -> String {
+        self.k(&format!("ia:{}", json(&(table, column))))
+    }
+    fn value_key(&self, table: &str, column: &str, value: &str) -> String {
+        self.k(&format!("iv:{}", json(&(table, column, value))))
+    }
+
+    /// The index keys an entry with `reads` is added to, and `(columns key, column)` pairs.
+    fn index_keys(&self, reads: &ReadSet) -> (Vec<String>, Vec<(String, String)>) {
+        let mut zsets = vec![self.k("iall")];
+        let mut columns = Vec::new();
+        if reads.everything {
+            zsets.push(self.k("ieverything"));
+        }
+        for (table, alts) in &reads.tables {
+            for alt in alts {
+                // Same choice as the in-process index: the column with fewest values.
+                match alt.columns.iter().min_by_key(|(c, vs)| (vs.len(), c.as_str())) {
+                    None => zsets.push(self.whole_key(table)),
+                    Some((column, values)) => {
+                        columns.push((self.columns_key(table), column.clone()));
+                        zsets.push(self.column_key(table, column));
+                        zsets.extend(values.iter().map(|v| self.value_key(table, column, v.as_str())));
+                    }
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        zsets.retain(|z| seen.insert(z.clone()));
+        (zsets, columns)
+    }
+
+    async fn candidates(&self, changes: &ChangeSet) -> Result<BTreeSet<String>, CacheError> {
+        let mut conn = self.conn.clone();
+        let mut out = BTreeSet::new();
+        if changes.is_everything() {
+            let all: Vec<String> =
+                redis::cmd("ZRANGE").arg(self.k("iall")).arg(0).arg(-1).query_async(&mut conn).await.map_err(map_err)?;
+            out.extend(all);
+            return Ok(out);
+        }
+        let tables: Vec<&String> = changes.tables.keys().collect();
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZRANGE").arg(self.k("ieverything")).arg(0).arg(-1);
+        for t in &tables {
+            pipe.cmd("ZRANGE").arg(self.whole_key(t)).arg(0).arg(-1);
+            pipe.cmd("SMEMBERS").arg(self.columns_key(t));
+        }
+        let mut first: Vec<Vec<String>> = pipe.query_async(&mut conn).await.map_err(map_err)?;
+        first.reverse();
+        out.extend(first.pop().unwrap_or_default());
+        let mut pipe = redis::pipe();
+        let mut queued = 0usize;
+        for t in &tables {
+            out.extend(first.pop().unwrap_or_default());
+            let columns: Vec<String> = first.pop().unwrap_or_default();
+            let rows = changes.rows(t).unwrap_or_default();
+            for column in columns {
+                if rows.iter().any(|r| r.values(column.as_str()).is_none()) {
+                    pipe.cmd("ZRANGE").arg(self.column_key(t, &column)).arg(0).arg(-1);
+                    queued += 1;
+                } else {
+                    let values: BTreeSet<_> = rows.iter().filter_map(|r| r.values(column.as_str())).flatten().collect();
+                    for v in values {
+                        pipe.cmd("ZRANGE").arg(self.value_key(t, &column, v.as_str())).arg(0).arg(-1);
+                        queued += 1;
+                    }
+                }
+            }
+        }
+        if queued > 0 {
+            let second: Vec<Vec<String>> = pipe.query_async(&mut conn).await.map_err(map_err)?;
+            out.extend(second.into_iter().flatten());
+        }
+        Ok(out)
+    }
+}
+
+impl CacheStore for RedisStore {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn begin(&self) -> BoxFuture<'_, Result<StoreTicket, CacheError>> {
+        async move {
+            let mut conn = self.conn.clone();
+            let seq: Option<u64> = redis::cmd("GET").arg(self.k("seq")).query_async(&mut conn).await.map_err(map_err)?;
+            Ok(StoreTicket(seq.unwrap_or(0)))
+        }
+        .boxed()
+    }
+
+    fn get<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<Option<Bytes>, CacheError>> {
+        async move {
+            let mut conn = self.conn.clone();
+            let v: Option<Vec<u8>> =
+                redis::cmd("HGET").arg(self.entry_key(key)).arg("v").query_async(&mut conn).await.map_err(map_err)?;
+            Ok(v.map(Bytes::from))
+        }
+        .boxed()
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        value: Bytes,
+        reads: &'a ReadSet,
+        ticket: StoreTicket,
+    ) -> BoxFuture<'a, Result<PutOutcome, CacheError>> {
+        async move {
+            let reads_json = json(reads);
+            let size = value.len() + reads_json.len() + key.approx_size();
+            if size as u64 > self.config.max_entry_bytes {
+                return Ok(PutOutcome::TooLarge);
+            }
+            let mut versions = vec![self.k("tall")];
+            if reads.everything {
+                versions.push(self.k("seq"));
+            }
+            versions.extend(reads.tables.keys().map(|t| self.version_key(t)));
+            let (zsets, columns) = self.index_keys(reads);
+            let mut inv = self.put_script.prepare_invoke();
+            inv.key(self.entry_key(key));
+            for v in &versions {
+                inv.key(v);
+            }
+            for (k, _) in &columns {
+                inv.key(k);
+            }
+            for z in &zsets {
+                inv.key(z);
+            }
+            let ttl_ms = self.config.ttl.as_millis().max(1) as u64;
+            inv.arg(ticket.0).arg(ttl_ms).arg(value.as_ref()).arg(&reads_json).arg(versions.len()).arg(columns.len());
+            for (_, c) in &columns {
+                inv.arg(c);
+            }
+            let mut conn = self.conn.clone();
+            let stored: i64 = inv.invoke_async(&mut conn).await.map_err(map_err)?;
+            Ok(if stored == 1 { PutOutcome::Stored } else { PutOutcome::Conflict })
+        }
+        .boxed()
+    }
+
+    fn invalidate<'a>(
+        &'a self,
+        changes: &'a ChangeSet,
+        origin: Origin,
+    ) -> BoxFuture<'a, Result<Vec<InvalidatedEntry>, CacheError>> {
+        async move {
+            if origin == Origin::Remote || changes.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut conn = self.conn.clone();
+            // 1. Versions first: from now on no put that started earlier and read these tables succeeds.
+            let mut inv = self.bump_script.prepare_invoke();
+            inv.key(self.k("seq"));
+            if changes.is_everything() {
+                inv.key(self.k("tall"));
+            }
+            for t in changes.tables.keys() {
+                inv.key(self.version_key(t));
+            }
+            let _: u64 = inv.invoke_async(&mut conn).await.map_err(map_err)?;
+            // 2. Candidates from the index, confirmed with each entry's read set.
+            let candidates: Vec<String> = self.candidates(changes).await?.into_iter().collect();
+            if candidates.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut pipe = redis::pipe();
+            for c in &candidates {
+                pipe.cmd("HGET").arg(c).arg("r");
+            }
+            let read_sets: Vec<Option<String>> = pipe.query_async(&mut conn).await.map_err(map_err)?;
+            let entry_prefix = self.k("e:");
+            let mut doomed = Vec::new();
+            let mut out = Vec::new();
+            for (name, reads) in candidates.iter().zip(read_sets) {
+                let Some(reads) = reads else { continue }; // expired or already removed
+                let reasons = match serde_json::from_str::<ReadSet>(&reads) {
+                    Ok(reads) => reads.reasons(changes, MAX_REASONS),
+                    // Undecodable: remove it to be safe.
+                    Err(_) => vec![crate::engine::Reason::everything(None)],
+                };
+                if reasons.is_empty() {
+                    continue;
+                }
+                doomed.push(name.clone());
+                if let Some(key) = name.strip_prefix(&entry_prefix).and_then(CacheKey::decode) {
+                    out.push(InvalidatedEntry { key, reasons });
+                }
+            }
+            // 3. Delete.
+            for chunk in doomed.chunks(512) {
+                let _: () = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await.map_err(map_err)?;
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn remove<'a>(&'a self, keys: &'a [CacheKey]) -> BoxFuture<'a, Result<(), CacheError>> {
+        async move {
+            let mut conn = self.conn.clone();
+            let names: Vec<String> = keys.iter().map(|k| self.entry_key(k)).collect();
+            for chunk in names.chunks(512) {
+                let _: () = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await.map_err(map_err)?;
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn clear(&self) -> BoxFuture<'_, Result<(), CacheError>> {
+        async move {
+            let mut conn = self.conn.clone();
+            // Entries and index only: `seq` and `t:*` must survive (see the module docs).
+            for pattern in [format!("{}e:*", glob_escape(&self.config.prefix)), format!("{}i*", glob_escape(&self.config.prefix))] {
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, names): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(map_err)?;
+                    if !names.is_empty() {
+                        let _: () = redis::cmd("DEL").arg(&names).query_async(&mut conn).await.map_err(map_err)?;
+                    }
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// Escapes Redis glob metacharacters.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,93 @@
+//! [`ReactiveDb::call`]: runs a registered reactive function through the cache.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use reactive_codegen::model::FunctionKind;
+use tracing::Instrument;
+
+use super::ReactiveDb;
+use super::changes::whole_tables;
+use super::scope::{CallScope, SCOPE};
+use crate::cache::CacheKey;
+use crate::engine::{ReadSet, Source};
+use crate::registry::{FunctionDef, InputError};
+
+/// The serialized result of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallOutput {
+    /// The output as JSON bytes, ready to splice into a response.
+    pub bytes: Bytes,
+    /// `true` when served from the cache.
+    pub hit: bool,
+    /// Where the value came from (hit, computed, or a coalesced wait).
+    pub source: Source,
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The input did not decode; the database was not touched.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The handler returned an error.
+    #[error(transparent)]
+    Handler(#[from] crate::Error),
+}
+
+impl ReactiveDb {
+    /// Runs a reactive function for `tenant` with JSON `input`.
+    ///
+    /// The input is decoded first (an [`InputError`] never reaches the database). A
+    /// query is looked up in the cache by (tenant, name, canonical input); on a miss
+    /// its handler runs inside a call scope (its statements are found in the model
+    /// without parsing and its reads are recorded), and the result is stored with the
+    /// model's read set (from the bindings) plus the reads recorded, unless a
+    /// conflicting write was applied meanwhile. A mutation runs without the cache; its
+    /// writes invalidate as they execute, and its declared `invalidates(...)` tables
+    /// are invalidated when it succeeds.
+    pub async fn call(&self, def: &FunctionDef, tenant: &str, input: serde_json::Value) -> Result<CallOutput, CallError> {
+        let model = def.model();
+        let span = tracing::debug_span!("reactive.call", name = model.name, tenant);
+        let key = (model.kind == FunctionKind::Query).then(|| {
+            CacheKey::from_json((!tenant.is_empty()).then_some(tenant), &model.name, &input)
+        });
+        let prepared = (def.prepare)(input)?;
+        let scope = Arc::new(CallScope {
+            name: model.name.clone(),
+            index: self.inner.model_index(model),
+            bindings: prepared.bindings,
+            reads: Mutex::new(Vec::new()),
+        });
+        let run = prepared.run;
+        let db = self.clone();
+        match key {
+            Some(key) => {
+                let static_reads = ReadSet::from_model(model, &scope.bindings);
+                let compute = || {
+                    let scope = scope.clone();
+                    async move {
+                        let value = SCOPE.scope(scope.clone(), run(db)).await?;
+                        let bytes = serde_json::to_vec(&value).map_err(crate::Error::Json)?;
+                        let mut reads = ReadSet::empty();
+                        for r in scope.take_reads() {
+                            reads.union(&r);
+                        }
+                        Ok::<_, crate::Error>((Bytes::from(bytes), reads))
+                    }
+                };
+                let fetched = self.inner.engine.get_or_compute(key, static_reads, compute).instrument(span).await?;
+                Ok(CallOutput { hit: fetched.is_hit(), source: fetched.source, bytes: fetched.value })
+            }
+            None => {
+                let value = SCOPE.scope(scope, run(db)).instrument(span.clone()).await?;
+                let bytes = serde_json::to_vec(&value).map_err(crate::Error::Json)?;
+                if !model.invalidates.is_empty() {
+                    self.inner.apply(whole_tables(&model.invalidates)).instrument(span).await;
+                }
+                Ok(CallOutput { bytes: Bytes::from(bytes), hit: false, source: Source::Computed })
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Read sets and change sets of intercepted statements, with parameter values taken
+//! from the arguments actually bound, and the pre-read that supplies the old key
+//! values of rows an `UPDATE`/`DELETE` is about to change.
+
+use std::collections::BTreeSet;
+
+use reactive_codegen::sql::{Dialect, Operation, StatementAnalysis, ValueRef};
+use sqlx::any::AnyArguments;
+
+use super::rewrite::WhereTemplate;
+use super::values::{arg_value, row_value};
+use crate::engine::{ChangeSet, RowChange};
+use crate::engine::KeyValue;
+use crate::engine::ReadSet;
+
+fn key_of(value: &ValueRef, args: Option<&AnyArguments>, dialect: Dialect) -> Option<KeyValue> {
+    match value {
+        ValueRef::Param(p) => KeyValue::from_json(&arg_value(args, p.index)?, dialect),
+        ValueRef::Literal(l) => Some(KeyValue::from_literal(l, dialect)),
+    }
+}
+
+/// The concrete read set of a statement, parameters resolved from the bound values.
+/// A predicate whose values can't all be resolved is dropped, which widens the read
+/// (never narrows it).
+pub fn reads_of(analysis: &StatementAnalysis, args: Option<&AnyArguments>, dialect: Dialect) -> ReadSet {
+    let resolve = |p: &reactive_codegen::sql::Param| KeyValue::from_json(&arg_value(args, p.index)?, dialect);
+    ReadSet::from_statement(analysis, &resolve, dialect)
+}
+
+/// The change set of a write, before the pre-read (if any) adds old values.
+pub fn change_of(analysis: &StatementAnalysis, args: Option<&AnyArguments>, dialect: Dialect) -> ChangeSet {
+    let resolve = |p: &reactive_codegen::sql::Param| KeyValue::from_json(&arg_value(args, p.index)?, dialect);
+    ChangeSet::from_statement(analysis, &resolve, dialect)
+}
+
+/// A read of the affected rows' current values of some columns, run in the same
+/// transaction right before the write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreRead {
+    /// The table written.
+    pub table: String,
+    /// Columns read, in the order of the `SELECT` list.
+    pub columns: Vec<String>,
+    /// `SELECT <columns> FROM <table> WHERE <condition> [FOR UPDATE]`.
+    pub sql: String,
+    /// Positions (1-based) of the write's arguments, in the pre-read's placeholder order.
+    pub params: Vec<usize>,
+}
+
+/// Which columns of the written table a pre-read should fetch: the `watched` ones
+/// (columns some query filters on) that the change does not already know, except
+/// `SET` columns whose new value is unknown (they stay unknown anyway).
+pub fn pre_read_plan(
+    analysis: &StatementAnalysis,
+    change: &ChangeSet,
+    args: Option<&AnyArguments>,
+    dialect: Dialect,
+    watched: &BTreeSet<String>,
+    template: Option<&WhereTemplate>,
+) -> Option<PreRead> {
+    if analysis.unknown.is_some() || analysis.writes.len() != 1 || change.is_everything() {
+        return None;
+    }
+    let write = &analysis.writes[0];
+    if !matches!(write.operation, Operation::Update | Operation::Delete) {
+        return None;
+    }
+    let rows = change.rows(&write.table)?;
+    let [row] = rows else { return None };
+    let mut columns: Vec<String> = watched
+        .iter()
+        .filter(|c| row.values(c).is_none())
+        .filter(|c| {
+            // A SET column with an unknown new value: its old values would not help.
+            !write.set.iter().any(|s| &s.column == *c && s.value.as_ref().and_then(|v| key_of(v, args, dialect)).is_none())
+        })
+        .cloned()
+        .collect();
+    if columns.is_empty() {
+        return None;
+    }
+    columns.sort();
+    let template = template?;
+    let lock = match dialect {
+        Dialect::Postgres | Dialect::MySql => " FOR UPDATE",
+        Dialect::Sqlite => "",
+    };
+    let condition = template.condition.as_ref().map(|c| format!(" WHERE {c}")).unwrap_or_default();
+    let sql = format!("SELECT {} FROM {}{condition}{lock}", columns.join(", "), template.table);
+    Some(PreRead { table: write.table.clone(), columns, sql, params: template.params.clone() })
+}
+
+/// Adds the pre-read's old values to a single-table change: each pre-read column gets
+/// the values the affected rows had, plus the `SET` value for columns the write sets.
+pub fn add_old_values(
+    change: &mut ChangeSet,
+    analysis: &StatementAnalysis,
+    pre: &PreRead,
+    rows: &[sqlx::any::AnyRow],
+    args: Option<&AnyArguments>,
+    dialect: Dialect,
+) {
+    let Some(write) = analysis.writes.first() else { return };
+    let Some(table_rows) = change.tables.get_mut(&pre.table) else { return };
+    let [row] = table_rows.as_mut_slice() else { return };
+    for (i, column) in pre.columns.iter().enumerate() {
+        let mut values = BTreeSet::new();
+        let mut complete = true;
+        for r in rows {
+            match row_value(r, i).and_then(|v| KeyValue::from_json(&v, dialect)) {
+                Some(k) => {
+                    values.insert(k);
+                }
+                None => complete = false,
+            }
+        }
+        if !complete {
+            continue;
+        }
+        if let Some(set) = write.set.iter().find(|s| &s.column == column) {
+            match set.value.as_ref().and_then(|v| key_of(v, args, dialect)) {
+                Some(new) => {
+                    values.insert(new);
+                }
+                None => continue,
+            }
+        }
+        row.columns.insert(column.clone(), values);
+    }
+}
+
+/// A whole-table change for each table (a mutation's declared `invalidates(...)`).
+pub fn whole_tables(tables: &[String]) -> ChangeSet {
+    let mut out = ChangeSet::empty();
+    for t in tables {
+        out.push_row(t, RowChange::whole());
+    }
+    out
+}

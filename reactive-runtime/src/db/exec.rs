@@ -1,0 +1,404 @@
+//! The sqlx `Executor` implementations: every statement sent through `&ReactiveDb`
+//! or `&mut ReactiveTx` is intercepted here.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures::future::{self, BoxFuture};
+use futures::stream::{self, BoxStream, StreamExt};
+use reactive_codegen::sql::Dialect;
+use sqlx::AnyConnection;
+use sqlx::any::{Any, AnyArguments, AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo};
+use sqlx::error::BoxDynError;
+use sqlx::{AssertSqlSafe, Either, Execute, Executor, SqlSafeStr, SqlStr};
+use tracing::Instrument;
+
+use super::changes::{PreRead, add_old_values, change_of, pre_read_plan, reads_of};
+use super::statement::{Origin, StatementInfo};
+use super::values::{arg_count, select_args};
+use super::{Inner, ReactiveDb, ReactiveTx, scope};
+use crate::engine::ChangeSet;
+
+type Step = Either<AnyQueryResult, AnyRow>;
+
+/// What sqlx gets from us: the (possibly rewritten) SQL and the original arguments.
+pub(crate) struct Exec {
+    sql: SqlStr,
+    args: Option<AnyArguments>,
+    persistent: bool,
+}
+
+impl Execute<'_, Any> for Exec {
+    fn sql(self) -> SqlStr {
+        self.sql
+    }
+
+    fn statement(&self) -> Option<&AnyStatement> {
+        None
+    }
+
+    fn take_arguments(&mut self) -> Result<Option<AnyArguments>, BoxDynError> {
+        Ok(self.args.take())
+    }
+
+    fn persistent(&self) -> bool {
+        self.persistent
+    }
+}
+
+/// An intercepted statement: its analysis and everything needed to run it.
+pub(crate) struct Intercepted {
+    pub sql: SqlStr,
+    pub info: Arc<StatementInfo>,
+    pub args: Option<AnyArguments>,
+    pub persistent: bool,
+}
+
+impl Intercepted {
+    fn is_write(&self) -> bool {
+        self.info.analysis.may_write()
+    }
+
+    fn into_exec(self) -> Exec {
+        let sql = match &self.info.backend_sql {
+            Some(text) => AssertSqlSafe(text.clone()).into_sql_str(),
+            None => self.sql,
+        };
+        Exec { sql, args: self.args, persistent: self.persistent }
+    }
+}
+
+/// What a write needs after it ran: its change set and the optional pre-read.
+struct WritePlan {
+    change: ChangeSet,
+    pre: Option<(PreRead, Option<AnyArguments>, AnyArguments)>,
+    info: Arc<StatementInfo>,
+    known_single: bool,
+}
+
+impl Inner {
+    /// Intercepts one statement: analysis (model, memo or parse), MySQL rewrite check,
+    /// and recording of its reads in the active call scope.
+    pub(crate) fn intercept<'q, E: Execute<'q, Any>>(&self, mut query: E) -> Result<Intercepted, sqlx::Error> {
+        let persistent = query.persistent();
+        let args = query.take_arguments().map_err(sqlx::Error::Encode)?;
+        let sql = query.sql();
+        let scope = scope::current();
+        let (info, origin) = match scope.as_ref().and_then(|s| s.index.get(sql.as_str())) {
+            Some(info) => (info.clone(), Origin::Model),
+            None => self.memo.get(sql.as_str()),
+        };
+        self.counters.statements.fetch_add(1, Ordering::Relaxed);
+        if origin == Origin::Model {
+            self.counters.model_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        tracing::trace!(target: "reactive::db", sql = sql.as_str(), ?origin, function = scope.as_ref().map(|s| s.name.as_str()), write = info.analysis.may_write(), "intercepted");
+        if let Some(e) = &info.rewrite_error {
+            return Err(sqlx::Error::Configuration(Box::new(e.clone())));
+        }
+        if let Some(scope) = &scope
+            && (info.analysis.unknown.is_some() || !info.analysis.reads.is_empty())
+        {
+            let reads = reads_of(&info.analysis, args.as_ref(), self.dialect);
+            self.watch_reads(&reads);
+            scope.record(reads);
+        }
+        Ok(Intercepted { sql, info, args, persistent })
+    }
+
+    fn plan_write(&self, stmt: &Intercepted) -> WritePlan {
+        let analysis = &stmt.info.analysis;
+        let change = change_of(analysis, stmt.args.as_ref(), self.dialect);
+        let known_single = analysis.unknown.is_none() && !change.is_everything();
+        let mut pre = None;
+        if self.options.read_old_values && known_single && analysis.writes.len() == 1 {
+            let watched = self.watched_columns(&analysis.writes[0].table);
+            if !watched.is_empty() {
+                let template = stmt.info.where_template(stmt.sql.as_str(), self.dialect);
+                if let Some(plan) =
+                    pre_read_plan(analysis, &change, stmt.args.as_ref(), self.dialect, &watched, template)
+                {
+                    match select_args(stmt.args.as_ref(), &plan.params) {
+                        Some(pre_args) if plan.params.iter().all(|p| *p <= arg_count(stmt.args.as_ref())) => {
+                            let copy = stmt.args.as_ref().map(super::values::clone_args);
+                            pre = Some((plan, copy, pre_args));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        WritePlan { change, pre, info: stmt.info.clone(), known_single }
+    }
+
+    /// Finishes a write's change set from its results (and pre-read rows) and returns
+    /// it, or `None` when nothing can have changed.
+    fn finish_write(&self, plan: WritePlan, results: &[Result<Step, sqlx::Error>], pre_rows: Option<Vec<AnyRow>>) -> Option<ChangeSet> {
+        let failed = results.iter().any(Result::is_err);
+        let affected: u64 =
+            results.iter().filter_map(|r| match r { Ok(Either::Left(q)) => Some(q.rows_affected()), _ => None }).sum();
+        let returned = results.iter().filter(|r| matches!(r, Ok(Either::Right(_)))).count() as u64;
+        if plan.known_single && !failed && affected == 0 && returned == 0 {
+            return None;
+        }
+        let mut change = plan.change;
+        if let (Some((pre, args, _)), Some(rows)) = (&plan.pre, pre_rows) {
+            let count = rows.len() as u64;
+            if !failed && (count == affected || (affected == 0 && count == returned)) {
+                add_old_values(&mut change, &plan.info.analysis, pre, &rows, args.as_ref(), self.dialect);
+            } else {
+                self.counters.pre_read_fallbacks.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(target: "reactive::db", count, affected, "pre-read row count differs from rows affected: old values unknown");
+            }
+        }
+        Some(change)
+    }
+
+    /// Runs the pre-read on `conn` (inside the write's transaction).
+    async fn pre_read(&self, conn: &mut AnyConnection, pre: &PreRead, args: AnyArguments, savepoint: bool) -> Option<Vec<AnyRow>> {
+        self.counters.pre_reads.fetch_add(1, Ordering::Relaxed);
+        if savepoint && conn.execute("SAVEPOINT reactive_pre_read").await.is_err() {
+            self.counters.pre_read_fallbacks.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let result = sqlx::query_with::<Any, _>(AssertSqlSafe(pre.sql.clone()), args).fetch_all(&mut *conn).await;
+        match result {
+            Ok(rows) => {
+                if savepoint {
+                    let _ = conn.execute("RELEASE SAVEPOINT reactive_pre_read").await;
+                }
+                Some(rows)
+            }
+            Err(e) => {
+                if savepoint {
+                    let _ = conn.execute("ROLLBACK TO SAVEPOINT reactive_pre_read").await;
+                }
+                self.counters.pre_read_fallbacks.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(target: "reactive::db", error = %e, sql = pre.sql, "pre-read of old key values failed; those values are unknown");
+                None
+            }
+        }
+    }
+
+    /// An autocommit write: execute (with a pre-read in one transaction when planned),
+    /// then invalidate before returning.
+    async fn write_autocommit(self: Arc<Self>, stmt: Intercepted) -> Vec<Result<Step, sqlx::Error>> {
+        let mut plan = self.plan_write(&stmt);
+        let exec = stmt.into_exec();
+        let mut pre_rows = None;
+        let results: Vec<Result<Step, sqlx::Error>> = match plan.pre.as_mut().map(|(p, _, a)| (p.clone(), std::mem::take(a))) {
+            None => self.pool.fetch_many(exec).collect().await,
+            Some((pre, pre_args)) => {
+                let begin = match self.dialect {
+                    // Take the write lock first, so the pre-read and the write see one state.
+                    Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+                    Dialect::Postgres | Dialect::MySql => self.pool.begin().await,
+                };
+                match begin {
+                    Err(e) => vec![Err(e)],
+                    Ok(mut tx) => {
+                        pre_rows = self.pre_read(&mut tx, &pre, pre_args, false).await;
+                        if pre_rows.is_none() {
+                            // The transaction may be aborted (PostgreSQL): run the write on its own.
+                            drop(tx);
+                            self.pool.fetch_many(exec).collect().await
+                        } else {
+                            let mut results: Vec<_> = (&mut *tx).fetch_many(exec).collect().await;
+                            if results.iter().any(Result::is_err) {
+                                drop(tx);
+                                pre_rows = None;
+                            } else if let Err(e) = tx.commit().await {
+                                results.push(Err(e));
+                            }
+                            results
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(change) = self.finish_write(plan, &results, pre_rows) {
+            self.apply(change).await;
+        }
+        results
+    }
+}
+
+fn error_stream<'e, T: Send + 'e>(e: sqlx::Error) -> BoxStream<'e, Result<T, sqlx::Error>> {
+    stream::once(future::ready(Err(e))).boxed()
+}
+
+fn first_row(results: Vec<Result<Step, sqlx::Error>>) -> Result<Option<AnyRow>, sqlx::Error> {
+    let mut first = None;
+    for r in results {
+        match r? {
+            Either::Right(row) if first.is_none() => first = Some(row),
+            _ => {}
+        }
+    }
+    Ok(first)
+}
+
+/// `sqlx::query(..).fetch_all(&db)` and friends: intercepted, then run on the pool.
+/// Reads go straight to the pool (streaming); writes run to completion, invalidate,
+/// and then yield their results.
+impl<'c> Executor<'c> for &'c ReactiveDb {
+    type Database = Any;
+
+    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Step, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        let stmt = match self.inner.intercept(query) {
+            Ok(stmt) => stmt,
+            Err(e) => return error_stream(e),
+        };
+        if !stmt.is_write() {
+            return self.inner.pool.fetch_many(stmt.into_exec());
+        }
+        let inner = self.inner.clone();
+        let span = tracing::debug_span!("reactive.write", sql = stmt.sql.as_str());
+        stream::once(inner.write_autocommit(stmt).instrument(span)).flat_map(stream::iter).boxed()
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        let stmt = match self.inner.intercept(query) {
+            Ok(stmt) => stmt,
+            Err(e) => return Box::pin(future::ready(Err(e))),
+        };
+        if !stmt.is_write() {
+            return self.inner.pool.fetch_optional(stmt.into_exec());
+        }
+        let inner = self.inner.clone();
+        let span = tracing::debug_span!("reactive.write", sql = stmt.sql.as_str());
+        Box::pin(async move { first_row(inner.write_autocommit(stmt).await) }.instrument(span))
+    }
+
+    fn prepare_with<'e>(self, sql: SqlStr, parameters: &'e [AnyTypeInfo]) -> BoxFuture<'e, Result<AnyStatement, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        match self.inner.backend_sql(sql) {
+            Ok(sql) => self.inner.pool.prepare_with(sql, parameters),
+            Err(e) => Box::pin(future::ready(Err(e))),
+        }
+    }
+
+    fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<Any>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        match self.inner.backend_sql(sql) {
+            Ok(sql) => self.inner.pool.describe(sql),
+            Err(e) => Box::pin(future::ready(Err(e))),
+        }
+    }
+}
+
+impl ReactiveTx {
+    async fn write_in_tx(
+        inner: Arc<Inner>,
+        conn: &mut AnyConnection,
+        pending: &mut Vec<ChangeSet>,
+        stmt: Intercepted,
+    ) -> Vec<Result<Step, sqlx::Error>> {
+        let mut plan = inner.plan_write(&stmt);
+        let exec = stmt.into_exec();
+        let mut pre_rows = None;
+        if let Some((pre, _, args)) = plan.pre.as_mut() {
+            let args = std::mem::take(args);
+            // A failed statement aborts a PostgreSQL transaction: fence the pre-read.
+            let savepoint = inner.dialect == Dialect::Postgres;
+            pre_rows = inner.pre_read(conn, &pre.clone(), args, savepoint).await;
+        }
+        let results: Vec<_> = conn.fetch_many(exec).collect().await;
+        if let Some(change) = inner.finish_write(plan, &results, pre_rows) {
+            pending.push(change);
+        }
+        results
+    }
+}
+
+/// `sqlx::query(..).execute(&mut tx)`: intercepted inside the transaction; change
+/// sets are held until [`ReactiveTx::commit`].
+impl<'c> Executor<'c> for &'c mut ReactiveTx {
+    type Database = Any;
+
+    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Step, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        let stmt = match self.inner.intercept(query) {
+            Ok(stmt) => stmt,
+            Err(e) => return error_stream(e),
+        };
+        let Some(tx) = self.tx.as_mut() else { return error_stream(sqlx::Error::WorkerCrashed) };
+        let conn: &'c mut AnyConnection = tx;
+        if !stmt.is_write() {
+            return conn.fetch_many(stmt.into_exec());
+        }
+        let inner = self.inner.clone();
+        let span = tracing::debug_span!("reactive.write", sql = stmt.sql.as_str(), tx = true);
+        let pending = &mut self.pending;
+        stream::once(ReactiveTx::write_in_tx(inner, conn, pending, stmt).instrument(span)).flat_map(stream::iter).boxed()
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        let stmt = match self.inner.intercept(query) {
+            Ok(stmt) => stmt,
+            Err(e) => return Box::pin(future::ready(Err(e))),
+        };
+        let Some(tx) = self.tx.as_mut() else { return Box::pin(future::ready(Err(sqlx::Error::WorkerCrashed))) };
+        let conn: &'c mut AnyConnection = tx;
+        if !stmt.is_write() {
+            return conn.fetch_optional(stmt.into_exec());
+        }
+        let inner = self.inner.clone();
+        let span = tracing::debug_span!("reactive.write", sql = stmt.sql.as_str(), tx = true);
+        let pending = &mut self.pending;
+        Box::pin(async move { first_row(ReactiveTx::write_in_tx(inner, conn, pending, stmt).await) }.instrument(span))
+    }
+
+    fn prepare_with<'e>(self, sql: SqlStr, parameters: &'e [AnyTypeInfo]) -> BoxFuture<'e, Result<AnyStatement, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        let sql = match self.inner.backend_sql(sql) {
+            Ok(sql) => sql,
+            Err(e) => return Box::pin(future::ready(Err(e))),
+        };
+        match self.tx.as_mut() {
+            Some(tx) => {
+                let conn: &'c mut AnyConnection = tx;
+                conn.prepare_with(sql, parameters)
+            }
+            None => Box::pin(future::ready(Err(sqlx::Error::WorkerCrashed))),
+        }
+    }
+
+    fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<Any>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        let sql = match self.inner.backend_sql(sql) {
+            Ok(sql) => sql,
+            Err(e) => return Box::pin(future::ready(Err(e))),
+        };
+        match self.tx.as_mut() {
+            Some(tx) => {
+                let conn: &'c mut AnyConnection = tx;
+                conn.describe(sql)
+            }
+            None => Box::pin(future::ready(Err(sqlx::Error::WorkerCrashed))),
+        }
+    }
+}

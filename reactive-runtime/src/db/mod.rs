@@ -1,0 +1,389 @@
+//! [`ReactiveDb`]: the database handle reactive functions receive. It wraps a sqlx
+//! [`AnyPool`] and intercepts every statement sent through it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sqlx::Error> {
+//! use reactive_runtime::ReactiveDb;
+//! let db = ReactiveDb::connect("sqlite://app.db?mode=rwc").await?;
+//! let rows = sqlx::query("SELECT id FROM agent WHERE organization_id = $1").bind(7_i64).fetch_all(&db).await?;
+//! # let _ = rows; Ok(()) }
+//! ```
+//!
+//! # What happens to a statement
+//!
+//! 1. Its SQL text is looked up in the active call's function model (a hash lookup, no
+//!    parsing); otherwise it is parsed once with `reactive_codegen::sql::analyze` and
+//!    memoized by text (bounded, [`DbOptions::memo_capacity`]).
+//! 2. Parameter values are those actually bound (`AnyArguments` exposes its buffer),
+//!    so key values are known for every statement, in a call or not.
+//! 3. A read inside a call scope is recorded in the call's read set.
+//! 4. A write (or a statement of unknown effect) runs, then its change set is applied
+//!    to the [`Engine`] — right away for autocommit statements, at commit for
+//!    [`ReactiveTx`] — and the [`InvalidationListener`] is awaited before the write
+//!    returns. A statement of unknown effect (unparseable, DDL, several statements)
+//!    changes *everything*.
+//!
+//! # Old and new key values
+//!
+//! A change set lists, per column, the values the affected rows had before *or* after
+//! the write; an absent column is unknown and matches every query. From the statement
+//! alone: `INSERT` gives the inserted values; `UPDATE`/`DELETE` give their `WHERE`
+//! key values, and an `UPDATE` whose `WHERE` and `SET` name the same column gives both.
+//! For the other columns some query filters on (the "watched" columns: from registered
+//! function models, relation sources' `id`, and reads seen at run time), a single-table
+//! `UPDATE`/`DELETE` is preceded by a **pre-read** in the same transaction:
+//! `SELECT <watched columns> FROM <table> WHERE <the statement's own condition>` with the
+//! statement's own argument values, which gives the affected rows' old values (an agent
+//! moving from organization 1 to 2 invalidates the queries of both). Per backend:
+//!
+//! | backend | autocommit write | inside `ReactiveTx` |
+//! |---|---|---|
+//! | SQLite | `BEGIN IMMEDIATE` (write lock first), pre-read, write, `COMMIT` | pre-read on the transaction's connection |
+//! | PostgreSQL | `BEGIN`, pre-read `FOR UPDATE`, write, `COMMIT` | pre-read `FOR UPDATE` inside `SAVEPOINT` (a failed pre-read can't abort the user's transaction) |
+//! | MySQL/MariaDB | `BEGIN`, pre-read `FOR UPDATE`, write, `COMMIT` | pre-read `FOR UPDATE` |
+//!
+//! The pre-read's rows are used only if their count equals the rows the write
+//! affected (rows inserted concurrently between the two would otherwise be missed);
+//! on a mismatch, a failed pre-read, a value that has no key form (blobs), or a
+//! statement shape where the condition alone does not select the affected rows
+//! (`UPDATE ... FROM`, `DELETE ... USING`, joins, `ORDER BY`/`LIMIT`, `WITH`, named
+//! parameters) those columns stay unknown. A `SET` column whose new value is an
+//! expression is unknown. Upserts change their whole table. `RETURNING` rows are
+//! passed to the caller but not used for key values. Disable pre-reads with
+//! [`DbOptions::read_old_values`] (columns then stay unknown: more invalidation, one
+//! statement fewer per write).
+//!
+//! # Limitations
+//!
+//! - Column types are those the sqlx `Any` driver supports (integers, floats, text,
+//!   blobs, booleans); use casts in SQL for others.
+//! - MySQL: SQL written with `$N` placeholders is rewritten to `?` when each `$N`
+//!   appears once in ascending order (memoized); other uses are a clear
+//!   [`PlaceholderError`] (as `sqlx::Error::Configuration`).
+//! - [`ReactiveDb::pool`] and `&mut *transaction` of a plain sqlx transaction bypass
+//!   interception, as do writes by other programs.
+//! - A handler's statements are recorded through a task-local: statements run in a task
+//!   the handler spawns are not part of its read set.
+
+mod call;
+mod changes;
+mod exec;
+mod listener;
+mod rewrite;
+mod scope;
+mod statement;
+mod tx;
+mod values;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use reactive_codegen::model::FunctionModel;
+use reactive_codegen::sql::{Dialect, RowFilter};
+use serde::{Deserialize, Serialize};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use tracing::Instrument;
+
+pub use call::{CallError, CallOutput};
+pub use listener::InvalidationListener;
+pub use rewrite::PlaceholderError;
+pub use tx::ReactiveTx;
+
+use crate::cache::memory::MemoryStore;
+use crate::engine::{ChangeSet, Engine, EngineStats, InvalidationReport, ReadSet};
+use statement::{Memo, ModelIndex};
+
+/// The SQLite database [`ReactiveDb::connect_default`] opens (created if missing).
+pub const DEFAULT_URL: &str = "sqlite://reactive.db?mode=rwc";
+
+/// Settings of a [`ReactiveDb`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbOptions {
+    /// How many run-time-parsed statements are memoized (default 10 000).
+    pub memo_capacity: u64,
+    /// Read the old values of watched key columns before an `UPDATE`/`DELETE` (default
+    /// `true`; see the module docs).
+    pub read_old_values: bool,
+    /// Pool size (default: sqlx's; 1 for in-memory SQLite, where each connection would
+    /// be a separate database).
+    pub max_connections: Option<u32>,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self { memo_capacity: 10_000, read_old_values: true, max_connections: None }
+    }
+}
+
+/// Counters of the interception layer, with the engine's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbStats {
+    /// Cache and invalidation counters of the engine.
+    pub engine: EngineStats,
+    /// Statements intercepted.
+    pub statements: u64,
+    /// Statements found in the active call's function model (no parsing).
+    pub model_statements: u64,
+    /// Statements found in the run-time memo.
+    pub memo_hits: u64,
+    /// Statements parsed at run time (memo misses).
+    pub parsed_at_runtime: u64,
+    /// Change sets applied (autocommit writes and committed transactions).
+    pub changes_applied: u64,
+    /// Pre-reads of old key values run.
+    pub pre_reads: u64,
+    /// Pre-reads that failed or could not be used (values left unknown).
+    pub pre_read_fallbacks: u64,
+}
+
+#[derive(Debug, Default)]
+struct DbCounters {
+    statements: AtomicU64,
+    model_hits: AtomicU64,
+    changes_applied: AtomicU64,
+    pre_reads: AtomicU64,
+    pre_read_fallbacks: AtomicU64,
+}
+
+pub(crate) struct Inner {
+    pool: AnyPool,
+    dialect: Dialect,
+    memo: Memo,
+    models: Mutex<HashMap<String, Arc<ModelIndex>>>,
+    /// Table → columns some query filters on (what pre-reads fetch).
+    watched: RwLock<HashMap<String, BTreeSet<String>>>,
+    options: DbOptions,
+    counters: DbCounters,
+    engine: Engine,
+    listener: RwLock<Option<Arc<dyn InvalidationListener>>>,
+}
+
+/// The database handle: a sqlx executor (`fetch_all(&db)`) that intercepts every
+/// statement, plus the cache engine. Cheap to clone.
+#[derive(Clone)]
+pub struct ReactiveDb {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ReactiveDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReactiveDb").field("dialect", &self.inner.dialect).finish_non_exhaustive()
+    }
+}
+
+/// The dialect of a database URL (`sqlite:`, `postgres://`/`postgresql://`, `mysql://`/`mariadb://`).
+pub fn dialect_of_url(url: &str) -> Option<Dialect> {
+    let scheme = url.split(':').next()?.to_ascii_lowercase();
+    match scheme.as_str() {
+        "sqlite" => Some(Dialect::Sqlite),
+        "postgres" | "postgresql" => Some(Dialect::Postgres),
+        "mysql" | "mariadb" => Some(Dialect::MySql),
+        _ => None,
+    }
+}
+
+fn unsupported(url: &str) -> sqlx::Error {
+    let scheme = url.split(':').next().unwrap_or_default();
+    sqlx::Error::Configuration(format!("unsupported database URL scheme `{scheme}` (use sqlite:, postgres:// or mysql://)").into())
+}
+
+impl ReactiveDb {
+    /// Connects to `url`; the backend follows the scheme (its cargo feature must be on).
+    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+        Self::connect_with(url, DbOptions::default()).await
+    }
+
+    /// Connects to the default SQLite file, [`DEFAULT_URL`].
+    pub async fn connect_default() -> Result<Self, sqlx::Error> {
+        Self::connect(DEFAULT_URL).await
+    }
+
+    /// Connects with explicit settings.
+    pub async fn connect_with(url: &str, options: DbOptions) -> Result<Self, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let dialect = dialect_of_url(url).ok_or_else(|| unsupported(url))?;
+        let mut pool = AnyPoolOptions::new();
+        let in_memory = dialect == Dialect::Sqlite && (url.contains(":memory:") || url.contains("mode=memory"));
+        match options.max_connections {
+            Some(n) => pool = pool.max_connections(n),
+            None if in_memory => pool = pool.max_connections(1),
+            None => {}
+        }
+        let pool = pool.connect(url).await?;
+        Ok(Self::build(pool, dialect, options, None))
+    }
+
+    /// Wraps an existing pool (its URL gives the dialect).
+    pub fn from_pool(pool: AnyPool) -> Result<Self, sqlx::Error> {
+        let url = pool.connect_options().database_url.to_string();
+        let dialect = dialect_of_url(&url).ok_or_else(|| unsupported(&url))?;
+        Ok(Self::build(pool, dialect, DbOptions::default(), None))
+    }
+
+    /// Uses this engine (e.g. over a Redis store) instead of a fresh in-memory one.
+    /// Returns a handle sharing the pool; other clones keep the old engine.
+    pub fn with_engine(&self, engine: Engine) -> Self {
+        let inner = &self.inner;
+        Self::build(inner.pool.clone(), inner.dialect, inner.options.clone(), Some(engine))
+    }
+
+    fn build(pool: AnyPool, dialect: Dialect, options: DbOptions, engine: Option<Engine>) -> Self {
+        let engine = engine.unwrap_or_else(|| Engine::new(Arc::new(MemoryStore::default())));
+        let mut watched: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for edge in engine.relations().edges() {
+            watched.entry(edge.from_table.clone()).or_default().insert(edge.from_column.clone());
+        }
+        let inner = Inner {
+            memo: Memo::new(dialect, options.memo_capacity),
+            pool,
+            dialect,
+            models: Mutex::new(HashMap::new()),
+            watched: RwLock::new(watched),
+            options,
+            counters: DbCounters::default(),
+            engine,
+            listener: RwLock::new(None),
+        };
+        for def in crate::registry::functions() {
+            inner.watch_model(def.model());
+        }
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// The underlying pool. Statements sent through it **bypass interception**: no
+    /// read is recorded and no write invalidates anything.
+    pub fn pool(&self) -> &AnyPool {
+        &self.inner.pool
+    }
+
+    /// The backend's SQL dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.inner.dialect
+    }
+
+    /// The cache engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Installs the listener every invalidation is handed to (replacing any previous one).
+    pub fn set_listener(&self, listener: Arc<dyn InvalidationListener>) {
+        *self.inner.listener.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(listener);
+    }
+
+    /// Starts a transaction whose statements are intercepted and whose changes are
+    /// applied at commit.
+    pub async fn begin(&self) -> Result<ReactiveTx, sqlx::Error> {
+        let tx = self.inner.pool.begin().await?;
+        Ok(ReactiveTx { inner: self.inner.clone(), tx: Some(tx), pending: Vec::new() })
+    }
+
+    /// Applies a change set made outside this handle (e.g. by another service) and
+    /// awaits the listener, as a write through the handle would.
+    pub async fn invalidate(&self, changes: ChangeSet) -> Arc<InvalidationReport> {
+        self.inner.apply(changes).await
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> DbStats {
+        let c = &self.inner.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        DbStats {
+            engine: self.inner.engine.stats(),
+            statements: get(&c.statements),
+            model_statements: get(&c.model_hits),
+            memo_hits: get(&self.inner.memo.hits),
+            parsed_at_runtime: get(&self.inner.memo.parsed),
+            changes_applied: get(&c.changes_applied),
+            pre_reads: get(&c.pre_reads),
+            pre_read_fallbacks: get(&c.pre_read_fallbacks),
+        }
+    }
+}
+
+impl Inner {
+    /// Applies a change set to the engine, then awaits the listener.
+    pub(crate) async fn apply(&self, changes: ChangeSet) -> Arc<InvalidationReport> {
+        let span = tracing::debug_span!("reactive.invalidate", everything = changes.is_everything(), tables = ?changes.tables.keys().collect::<Vec<_>>());
+        self.counters.changes_applied.fetch_add(1, Ordering::Relaxed);
+        let report = Arc::new(self.engine.apply(changes).instrument(span.clone()).await);
+        let listener = self.listener.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if let Some(listener) = listener {
+            listener.on_invalidation(report.clone()).instrument(span).await;
+        }
+        report
+    }
+
+    /// The model index of a function (built once per name).
+    fn model_index(&self, model: &FunctionModel) -> Arc<ModelIndex> {
+        let mut models = self.models.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(index) = models.get(&model.name) {
+            return index.clone();
+        }
+        let index = Arc::new(ModelIndex::new(model, self.dialect));
+        models.insert(model.name.clone(), index.clone());
+        drop(models);
+        self.watch_model(model);
+        index
+    }
+
+    /// Adds the key columns a model's queries filter on to the watched columns.
+    fn watch_model(&self, model: &FunctionModel) {
+        let mut watched = self.watched.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for dep in &model.dependencies {
+            for key in &dep.keys {
+                watched.entry(dep.table.clone()).or_default().insert(key.column.clone());
+            }
+        }
+        for st in &model.statements {
+            for read in &st.analysis.reads {
+                if let RowFilter::Keys(preds) = &read.filter {
+                    for p in preds {
+                        watched.entry(read.table.clone()).or_default().insert(p.column.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the key columns of a recorded read to the watched columns.
+    fn watch_reads(&self, reads: &ReadSet) {
+        let missing = {
+            let watched = self.watched.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            reads.tables.iter().any(|(table, alts)| {
+                alts.iter().flat_map(|c| c.columns.keys()).any(|c| !watched.get(table).is_some_and(|w| w.contains(c)))
+            })
+        };
+        if missing {
+            let mut watched = self.watched.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (table, alts) in &reads.tables {
+                for c in alts.iter().flat_map(|c| c.columns.keys()) {
+                    watched.entry(table.clone()).or_default().insert(c.clone());
+                }
+            }
+        }
+    }
+
+    /// The watched columns of a table.
+    fn watched_columns(&self, table: &str) -> BTreeSet<String> {
+        self.watched.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(table).cloned().unwrap_or_default()
+    }
+
+    /// The SQL text to send to the backend (MySQL rewrite), for prepare/describe.
+    fn backend_sql(&self, sql: sqlx::SqlStr) -> Result<sqlx::SqlStr, sqlx::Error> {
+        use sqlx::SqlSafeStr;
+        if self.dialect != Dialect::MySql {
+            return Ok(sql);
+        }
+        let (info, _) = self.memo.get(sql.as_str());
+        if let Some(e) = &info.rewrite_error {
+            return Err(sqlx::Error::Configuration(Box::new(e.clone())));
+        }
+        Ok(match &info.backend_sql {
+            Some(text) => sqlx::AssertSqlSafe(text.clone()).into_sql_str(),
+            None => sql,
+        })
+    }
+}

@@ -1,0 +1,46 @@
+//! The call scope: a task-local set by [`super::ReactiveDb::call`] while a reactive
+//! function's handler runs. The interceptor looks statements up in the function's
+//! model through it and records what the handler reads.
+
+use std::sync::{Arc, Mutex};
+
+use crate::engine::ReadSet;
+use super::statement::ModelIndex;
+
+/// State of one running call.
+#[derive(Debug)]
+pub struct CallScope {
+    /// Procedure name (for logs).
+    pub name: String,
+    /// The model's statements by SQL text.
+    pub index: Arc<ModelIndex>,
+    /// The binding values extracted from the input (one per model binding).
+    pub bindings: Vec<serde_json::Value>,
+    /// Reads recorded while the handler runs (resolved with the bound values).
+    pub reads: Mutex<Vec<ReadSet>>,
+}
+
+impl CallScope {
+    /// Records a statement's reads.
+    pub fn record(&self, reads: ReadSet) {
+        let mut all = self.reads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !all.contains(&reads) {
+            all.push(reads);
+        }
+    }
+
+    /// Takes the recorded reads.
+    pub fn take_reads(&self) -> Vec<ReadSet> {
+        std::mem::take(&mut *self.reads.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+tokio::task_local! {
+    /// The active call, if any.
+    pub static SCOPE: Arc<CallScope>;
+}
+
+/// The active call scope of this task.
+pub fn current() -> Option<Arc<CallScope>> {
+    SCOPE.try_with(Arc::clone).ok()
+}

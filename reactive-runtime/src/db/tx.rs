@@ -1,0 +1,70 @@
+//! [`ReactiveTx`]: a transaction whose statements are intercepted and whose change
+//! sets are applied only when it commits.
+
+use std::sync::Arc;
+
+use sqlx::Transaction;
+use sqlx::any::Any;
+
+use super::Inner;
+use crate::engine::ChangeSet;
+
+/// A database transaction that is also an executor: `sqlx::query(..).execute(&mut tx)`.
+///
+/// Writes inside it are intercepted like autocommit writes, but their change sets are
+/// held: [`ReactiveTx::commit`] commits, then invalidates once for all of them (and
+/// awaits the invalidation listener). [`ReactiveTx::rollback`], or dropping the
+/// transaction without committing, rolls back and invalidates nothing.
+///
+/// Reads inside the transaction see its uncommitted writes; when such a read runs in
+/// a query's call scope, its result may reflect writes that are later rolled back.
+/// Don't read through a transaction inside a cached query.
+pub struct ReactiveTx {
+    pub(super) inner: Arc<Inner>,
+    pub(super) tx: Option<Transaction<'static, Any>>,
+    pub(super) pending: Vec<ChangeSet>,
+}
+
+impl std::fmt::Debug for ReactiveTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReactiveTx").field("pending_changes", &self.pending.len()).finish_non_exhaustive()
+    }
+}
+
+impl ReactiveTx {
+    /// Commits, then applies every change set the transaction's writes produced
+    /// (one invalidation, awaited with its listener). If the commit fails nothing is
+    /// invalidated, except when the outcome is unknown (a connection error during
+    /// `COMMIT`), in which case the changes are applied anyway.
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let tx = self.tx.take().expect("a ReactiveTx holds its transaction until commit or rollback");
+        let pending = std::mem::take(&mut self.pending);
+        let result = tx.commit().await;
+        let applies = match &result {
+            Ok(()) => true,
+            // The server may have committed before the connection failed.
+            Err(sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed) => true,
+            Err(_) => false,
+        };
+        if applies && !pending.is_empty() {
+            let mut all = ChangeSet::empty();
+            for change in &pending {
+                all.merge(change);
+            }
+            self.inner.apply(all).await;
+        }
+        result
+    }
+
+    /// Rolls back; the transaction's change sets are dropped.
+    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        self.pending.clear();
+        let tx = self.tx.take().expect("a ReactiveTx holds its transaction until commit or rollback");
+        tx.rollback().await
+    }
+
+    /// The change sets held so far (applied at commit).
+    pub fn pending_changes(&self) -> &[ChangeSet] {
+        &self.pending
+    }
+}

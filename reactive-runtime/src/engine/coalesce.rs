@@ -1,0 +1,89 @@
+//! Coalescing of identical concurrent misses: the first caller (the leader) runs the
+//! computation; the others wait for its result instead of running it too.
+//!
+//! A waiter never hangs on a leader that fails or is cancelled: the leader's slot is
+//! removed when its guard drops, which closes the channel; the waiter then retries.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::read::ReadSet;
+use crate::cache::CacheKey;
+
+/// What a leader shares with its waiters.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) value: Bytes,
+    /// The engine sequence when the leader started.
+    pub(crate) start: u64,
+    /// The leader's final read set.
+    pub(crate) reads: ReadSet,
+}
+
+type Slot = (u64, watch::Receiver<Option<Arc<Shared>>>);
+
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    slots: Mutex<HashMap<CacheKey, Slot>>,
+    next: AtomicU64,
+}
+
+/// The role of a caller for one key.
+pub(crate) enum Role<'a> {
+    Lead(LeaderGuard<'a>),
+    Wait(watch::Receiver<Option<Arc<Shared>>>),
+}
+
+/// Held by the leader; removes its slot when dropped (success, error or cancellation).
+pub(crate) struct LeaderGuard<'a> {
+    inflight: &'a InFlight,
+    key: CacheKey,
+    id: u64,
+    tx: watch::Sender<Option<Arc<Shared>>>,
+}
+
+impl InFlight {
+    pub(crate) fn join(&self, key: &CacheKey) -> Role<'_> {
+        let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, rx)) = slots.get(key) {
+            return Role::Wait(rx.clone());
+        }
+        let (tx, rx) = watch::channel(None);
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        slots.insert(key.clone(), (id, rx));
+        Role::Lead(LeaderGuard { inflight: self, key: key.clone(), id, tx })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+}
+
+impl LeaderGuard<'_> {
+    /// Hands the result to every waiter.
+    pub(crate) fn publish(self, shared: Arc<Shared>) {
+        self.tx.send_replace(Some(shared));
+        // Drop removes the slot.
+    }
+}
+
+impl Drop for LeaderGuard<'_> {
+    fn drop(&mut self) {
+        let mut slots = self.inflight.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slots.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
+            slots.remove(&self.key);
+        }
+    }
+}
+
+/// Waits for the leader: `Some` with its result, `None` if it failed or was cancelled.
+pub(crate) async fn wait(mut rx: watch::Receiver<Option<Arc<Shared>>>) -> Option<Arc<Shared>> {
+    match rx.wait_for(Option::is_some).await {
+        Ok(v) => v.clone(),
+        Err(_) => None,
+    }
+}

@@ -1,0 +1,379 @@
+//! The invalidation engine: concrete read sets and change sets, the matcher, the
+//! race guard, coalescing of identical misses, and [`Engine`], which ties them to a
+//! [`CacheStore`].
+//!
+//! - [`KeyValue`]: canonical key values (`1`, `"1"`, `true` meet; MySQL folds case).
+//! - [`ReadSet`] / [`ChangeSet`]: what a query read, what a write changed; built from
+//!   a function model and binding values, or from a statement analysis and parameter values.
+//! - [`Relations`]: edges from `#[derive(Relations)]` expanding change sets (one hop).
+//! - [`ReadSet::is_affected_by`]: the matcher; [`Index`]: finds affected read sets without
+//!   visiting unrelated ones.
+//! - [`Engine::get_or_compute`]: cache lookup, coalesced computation, guarded store.
+//! - [`Engine::apply`]: expands a change set, records it for the race guard, invalidates,
+//!   and returns an [`InvalidationReport`].
+//!
+//! # Correctness argument
+//!
+//! A write's change set is applied after the write commits and before the write
+//! returns. A read records the engine sequence (and the store's ticket) before it runs
+//! any statement. Its result is stored only if no change applied since then can affect
+//! its final read set (checked against the ring under a lock that `apply` takes to
+//! append), and, for a shared store, only if no instance changed one of its tables since
+//! the ticket (checked atomically by the store). Otherwise the entry is in the store
+//! before the change's invalidation runs, and that invalidation removes it. A waiter
+//! that joined a computation started before a change it must observe recomputes.
+
+mod change;
+mod coalesce;
+mod guard;
+mod index;
+mod key;
+mod read;
+mod relations;
+mod report;
+mod stats;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::RwLock;
+
+pub use change::{ChangeSet, RowChange};
+pub use index::{Index, MAX_REASONS};
+pub use key::KeyValue;
+pub use read::{Conjunction, ReadSet};
+pub use relations::{RelationEdge, Relations, RelationsDef};
+pub use report::{InvalidatedEntry, InvalidationReport, Reason};
+pub use stats::EngineStats;
+
+use crate::cache::{CacheError, CacheKey, CacheStore, Origin, PutOutcome};
+use coalesce::{InFlight, Role, Shared};
+use guard::Ring;
+use stats::Counters;
+
+/// Settings of an [`Engine`].
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Relation edges that expand change sets (default: [`Relations::registered`]).
+    pub relations: Relations,
+    /// How many recent change sets the race guard keeps (default 4096). A computation
+    /// that overlaps more changes than this does not store its result.
+    pub ring_capacity: usize,
+    /// After a store failure during invalidation, how often to try clearing the store
+    /// (default 1 s); the cache is bypassed until a clear succeeds.
+    pub clear_retry: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { relations: Relations::registered(), ring_capacity: 4096, clear_retry: Duration::from_secs(1) }
+    }
+}
+
+/// Where a [`Fetched`] value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The cache.
+    Hit,
+    /// This call ran the computation.
+    Computed,
+    /// An identical concurrent call ran it; this one waited.
+    Coalesced,
+}
+
+/// The result of [`Engine::get_or_compute`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The serialized result.
+    pub value: Bytes,
+    /// Where it came from.
+    pub source: Source,
+}
+
+impl Fetched {
+    /// `true` when served from the cache.
+    pub fn is_hit(&self) -> bool {
+        self.source == Source::Hit
+    }
+}
+
+struct Inner {
+    store: Arc<dyn CacheStore>,
+    relations: Relations,
+    ring: RwLock<Ring>,
+    inflight: InFlight,
+    counters: Counters,
+    /// A store failure is being reported (cleared when the store answers again).
+    warned: AtomicBool,
+    /// An invalidation failed: the store may hold stale entries until it is cleared.
+    poisoned: AtomicBool,
+    /// When the last clear attempt ran (ms since `epoch`).
+    last_clear_ms: AtomicU64,
+    clear_retry: Duration,
+    epoch: Instant,
+}
+
+/// The invalidation engine over a cache store. Cheap to clone (an `Arc`).
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("store", &self.inner.store.name()).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `store` with the registered relations.
+    pub fn new(store: Arc<dyn CacheStore>) -> Self {
+        Self::with_config(store, EngineConfig::default())
+    }
+
+    /// An engine with explicit settings.
+    pub fn with_config(store: Arc<dyn CacheStore>, config: EngineConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                relations: config.relations,
+                ring: RwLock::new(Ring::new(config.ring_capacity)),
+                inflight: InFlight::default(),
+                counters: Counters::default(),
+                warned: AtomicBool::new(false),
+                poisoned: AtomicBool::new(false),
+                last_clear_ms: AtomicU64::new(0),
+                clear_retry: config.clear_retry,
+                epoch: Instant::now(),
+            }),
+        }
+    }
+
+    /// The cache store.
+    pub fn store(&self) -> &Arc<dyn CacheStore> {
+        &self.inner.store
+    }
+
+    /// The relation edges used to expand change sets.
+    pub fn relations(&self) -> &Relations {
+        &self.inner.relations
+    }
+
+    /// A change set expanded along the relation edges (what [`Engine::apply`] matches).
+    pub fn expand(&self, changes: &ChangeSet) -> ChangeSet {
+        self.inner.relations.expand(changes)
+    }
+
+    /// The sequence number of the last applied change.
+    pub async fn sequence(&self) -> u64 {
+        self.inner.ring.read().await.sequence()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> EngineStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// Number of computations in flight (for tests).
+    pub fn in_flight(&self) -> usize {
+        self.inner.inflight.len()
+    }
+
+    /// The cached value for `key`, or the result of `compute`, which is stored unless a
+    /// conflicting change was applied while it ran.
+    ///
+    /// `static_reads` is what the call is known to read before it runs (from the
+    /// function model); `compute` returns the serialized value and the reads it
+    /// discovered while running (statements the model did not list). The stored read
+    /// set is their union. Identical concurrent calls (same key) run `compute` once.
+    /// Errors of `compute` are returned as is and nothing is stored; cache store
+    /// failures are never returned (see [`EngineStats::store_errors`]).
+    pub async fn get_or_compute<F, Fut, E>(&self, key: CacheKey, static_reads: ReadSet, compute: F) -> Result<Fetched, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(Bytes, ReadSet), E>>,
+    {
+        let inner = &*self.inner;
+        // Changes applied before this call began must be visible in what it returns.
+        let called_at = self.sequence().await;
+        loop {
+            if let Some(value) = self.cached(&key).await {
+                Counters::bump(&inner.counters.hits, 1);
+                return Ok(Fetched { value, source: Source::Hit });
+            }
+            match inner.inflight.join(&key) {
+                Role::Wait(rx) => {
+                    Counters::bump(&inner.counters.coalesced_waits, 1);
+                    let Some(shared) = coalesce::wait(rx).await else { continue };
+                    if inner.ring.read().await.conflicts(shared.start, called_at, &shared.reads) {
+                        // The leader started before a change this call must observe.
+                        continue;
+                    }
+                    return Ok(Fetched { value: shared.value.clone(), source: Source::Coalesced });
+                }
+                Role::Lead(leader) => {
+                    Counters::bump(&inner.counters.misses, 1);
+                    let start = self.sequence().await;
+                    let ticket = if self.bypassing() {
+                        None
+                    } else {
+                        match inner.store.begin().await {
+                            Ok(t) => Some(t),
+                            Err(e) => {
+                                self.store_failed("begin", &e);
+                                None
+                            }
+                        }
+                    };
+                    let (value, extra) = compute().await?;
+                    let mut reads = static_reads;
+                    reads.union(&extra);
+                    if let Some(ticket) = ticket {
+                        self.store_result(&key, &value, &reads, start, ticket).await;
+                    }
+                    leader.publish(Arc::new(Shared { value: value.clone(), start, reads }));
+                    return Ok(Fetched { value, source: Source::Computed });
+                }
+            }
+        }
+    }
+
+    /// Applies a change set made by this instance (after its commit): expands it,
+    /// records it for the race guard, removes the affected cache entries and reports
+    /// what it did. Never fails: a store failure is logged, counted and flagged in the report.
+    pub async fn apply(&self, changes: ChangeSet) -> InvalidationReport {
+        self.apply_from(changes, Origin::Local).await
+    }
+
+    /// Applies a change set made by another instance (received from the event bus).
+    pub async fn apply_remote(&self, changes: ChangeSet) -> InvalidationReport {
+        self.apply_from(changes, Origin::Remote).await
+    }
+
+    async fn apply_from(&self, changes: ChangeSet, origin: Origin) -> InvalidationReport {
+        let inner = &*self.inner;
+        let expanded = inner.relations.expand(&changes);
+        if expanded.is_empty() {
+            return InvalidationReport { remote: origin == Origin::Remote, ..InvalidationReport::default() };
+        }
+        let span = tracing::debug_span!("invalidate", tables = ?expanded.tables.keys().collect::<Vec<_>>(), everything = expanded.everything, remote = origin == Origin::Remote);
+        let _enter = span.enter();
+        let expanded = Arc::new(expanded);
+        let sequence = inner.ring.write().await.push(Arc::clone(&expanded));
+        let (mut entries, store_failed) = match inner.store.invalidate(&expanded, origin).await {
+            Ok(entries) => {
+                self.store_ok();
+                (entries, false)
+            }
+            Err(e) => {
+                self.store_failed("invalidate", &e);
+                inner.poisoned.store(true, Ordering::SeqCst);
+                (Vec::new(), true)
+            }
+        };
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        Counters::bump(&inner.counters.invalidations, 1);
+        Counters::bump(&inner.counters.entries_invalidated, entries.len() as u64);
+        tracing::debug!(sequence, entries = entries.len(), "invalidation applied");
+        let changes = Arc::unwrap_or_clone(expanded);
+        InvalidationReport {
+            sequence,
+            tables: changes.table_names().map(str::to_owned).collect(),
+            changes,
+            entries,
+            remote: origin == Origin::Remote,
+            store_failed,
+        }
+    }
+
+    /// Removes every cache entry.
+    pub async fn clear(&self) {
+        match self.inner.store.clear().await {
+            Ok(()) => {
+                self.inner.poisoned.store(false, Ordering::SeqCst);
+                self.store_ok();
+            }
+            Err(e) => self.store_failed("clear", &e),
+        }
+    }
+
+    /// A cached value, or `None` on a miss, a store failure or while bypassing.
+    async fn cached(&self, key: &CacheKey) -> Option<Bytes> {
+        if self.bypassing() {
+            return None;
+        }
+        match self.inner.store.get(key).await {
+            Ok(v) => {
+                self.store_ok();
+                v
+            }
+            Err(e) => {
+                self.store_failed("get", &e);
+                None
+            }
+        }
+    }
+
+    async fn store_result(&self, key: &CacheKey, value: &Bytes, reads: &ReadSet, start: u64, ticket: crate::cache::StoreTicket) {
+        let inner = &*self.inner;
+        let ring = inner.ring.read().await;
+        if ring.conflicts(start, ring.sequence(), reads) {
+            Counters::bump(&inner.counters.stores_dropped, 1);
+            tracing::debug!(?key, "result not cached: a conflicting change was applied while it was computed");
+            return;
+        }
+        if self.bypassing() {
+            return;
+        }
+        match inner.store.put(key, value.clone(), reads, ticket).await {
+            Ok(PutOutcome::Stored) => self.store_ok(),
+            Ok(PutOutcome::Conflict) => {
+                self.store_ok();
+                Counters::bump(&inner.counters.stores_dropped, 1);
+                tracing::debug!(?key, "result not cached: another instance changed a table it read");
+            }
+            Ok(PutOutcome::TooLarge) => {
+                self.store_ok();
+                tracing::debug!(?key, size = value.len(), "result not cached: larger than the per-entry limit");
+            }
+            Err(e) => self.store_failed("put", &e),
+        }
+        drop(ring);
+    }
+
+    /// `true` while the store may hold entries an invalidation failed to remove; tries
+    /// (at most every `clear_retry`) to clear it, which ends the bypass.
+    fn bypassing(&self) -> bool {
+        let inner = &*self.inner;
+        if !inner.poisoned.load(Ordering::SeqCst) {
+            return false;
+        }
+        let now = inner.epoch.elapsed().as_millis() as u64;
+        let last = inner.last_clear_ms.load(Ordering::SeqCst);
+        let retry = inner.clear_retry.as_millis() as u64;
+        if (last == 0 || now.saturating_sub(last) >= retry)
+            && inner.last_clear_ms.compare_exchange(last, now.max(1), Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        {
+            let engine = self.clone();
+            // Clearing in the background keeps lookups fast while the store is down.
+            tokio::spawn(async move { engine.clear().await });
+        }
+        true
+    }
+
+    fn store_ok(&self) {
+        if self.inner.warned.swap(false, Ordering::Relaxed) {
+            tracing::info!(store = self.inner.store.name(), "cache store reachable again");
+        }
+    }
+
+    fn store_failed(&self, op: &'static str, error: &CacheError) {
+        Counters::bump(&self.inner.counters.store_errors, 1);
+        if !self.inner.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(store = self.inner.store.name(), op, %error, "cache store failed; serving without the cache until it recovers");
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The event bus: carries events, acks and change sets to every instance (including
+//! the one that published them).
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use super::RealtimeError;
+use super::event::{Event, EventId};
+
+/// An acknowledgement, forwarded to whichever instance holds the connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckMessage {
+    /// Tenant of the acknowledging principal.
+    pub tenant: String,
+    /// Subject of the acknowledging principal.
+    pub subject: String,
+    /// The connection (`None`: every connection of the principal).
+    pub connection: Option<String>,
+    /// The acknowledged event.
+    pub event_id: EventId,
+}
+
+/// A write's change set, for the caches of other instances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteChanges {
+    /// The instance that applied it already.
+    pub origin: u64,
+    /// The change set (after relation expansion).
+    pub changes: crate::engine::ChangeSet,
+}
+
+/// What travels on the bus.
+#[derive(Debug, Clone)]
+pub enum BusMessage {
+    /// A new event (already in the log).
+    Event(Arc<Event>),
+    /// An acknowledgement.
+    Ack(AckMessage),
+    /// A change set other instances apply to their local caches.
+    Changes(RemoteChanges),
+    /// The bus may have lost messages (a reconnect): streams must replay from the log.
+    Resync,
+}
+
+/// Publish/subscribe between instances.
+pub trait EventBus: Send + Sync + 'static {
+    /// Publishes a message to every subscriber of every instance (this one included).
+    fn publish(&self, msg: BusMessage) -> BoxFuture<'_, Result<(), RealtimeError>>;
+    /// A receiver of every message published after this call. A receiver that lags
+    /// behind gets `RecvError::Lagged`: its holder must assume it missed events.
+    fn subscribe(&self) -> broadcast::Receiver<BusMessage>;
+}
+
+/// In-process bus: a tokio broadcast channel.
+pub struct MemoryBus {
+    tx: broadcast::Sender<BusMessage>,
+}
+
+impl MemoryBus {
+    /// A bus buffering up to `capacity` messages per slow receiver.
+    pub fn new(capacity: usize) -> Self {
+        MemoryBus {
+            tx: broadcast::channel(capacity.max(16)).0,
+        }
+    }
+}
+
+impl Default for MemoryBus {
+    fn default() -> Self {
+        Self::new(4096)
+    }
+}
+
+impl EventBus for MemoryBus {
+    fn publish(&self, msg: BusMessage) -> BoxFuture<'_, Result<(), RealtimeError>> {
+        // No receiver is not an error: nobody listens yet.
+        let _ = self.tx.send(msg);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
+        self.tx.subscribe()
+    }
+}

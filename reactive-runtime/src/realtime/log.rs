@@ -1,0 +1,228 @@
+//! The event log: per tenant, the recent events, so a client that reconnects (to any
+//! instance, with the Redis log) replays what it missed.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures::future::BoxFuture;
+
+use super::RealtimeError;
+use super::event::{Event, EventDraft, EventId};
+
+/// The answer to "what happened after id X".
+#[derive(Debug, Clone)]
+pub enum Replay {
+    /// Every event after X, in id order; `head` is the newest id of the tenant.
+    Events {
+        /// The events.
+        events: Vec<Arc<Event>>,
+        /// The tenant's newest id (X when nothing happened since).
+        head: EventId,
+    },
+    /// The log no longer holds everything after X (or X is unknown to it): the client
+    /// must revalidate everything; `head` is the id to continue from.
+    Reset {
+        /// The tenant's newest id.
+        head: EventId,
+    },
+}
+
+/// Stores events per tenant and gives them ids that increase per tenant.
+pub trait EventLog: Send + Sync + 'static {
+    /// Appends an event, giving it the next id of its tenant.
+    fn append(&self, draft: EventDraft) -> BoxFuture<'_, Result<Arc<Event>, RealtimeError>>;
+    /// The newest id of a tenant (a tenant without events has an id too).
+    fn head<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<EventId, RealtimeError>>;
+    /// The events of `tenant` after `after`, or a reset.
+    fn since<'a>(
+        &'a self,
+        tenant: &'a str,
+        after: EventId,
+    ) -> BoxFuture<'a, Result<Replay, RealtimeError>>;
+}
+
+/// Microseconds since the Unix epoch: the first id of a process-local log, so that ids
+/// keep increasing across restarts and an id from an earlier process is recognized as
+/// older than this log (→ reset).
+pub(crate) fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
+}
+
+struct TenantLog {
+    events: VecDeque<Arc<Event>>,
+    /// Every event of this tenant with an id `<=` floor is gone (or never existed here).
+    floor: EventId,
+}
+
+/// In-process event log: a capped ring buffer per tenant.
+pub struct MemoryLog {
+    next: AtomicU64,
+    start: EventId,
+    cap: usize,
+    tenants: RwLock<HashMap<String, Arc<Mutex<TenantLog>>>>,
+}
+
+impl MemoryLog {
+    /// A log keeping the newest `cap_per_tenant` events of each tenant.
+    pub fn new(cap_per_tenant: usize) -> Self {
+        let start = now_micros();
+        MemoryLog {
+            next: AtomicU64::new(start + 1),
+            start: EventId(start),
+            cap: cap_per_tenant.max(1),
+            tenants: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn tenant(&self, tenant: &str) -> Option<Arc<Mutex<TenantLog>>> {
+        self.tenants
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tenant)
+            .cloned()
+    }
+
+    fn tenant_or_create(&self, tenant: &str) -> Arc<Mutex<TenantLog>> {
+        if let Some(t) = self.tenant(tenant) {
+            return t;
+        }
+        let mut map = self.tenants.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(tenant.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(TenantLog {
+                    events: VecDeque::new(),
+                    floor: self.start,
+                }))
+            })
+            .clone()
+    }
+
+    fn append_sync(&self, draft: EventDraft) -> Arc<Event> {
+        let log = self.tenant_or_create(&draft.tenant);
+        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+        // Taken under the tenant's lock: the log's order is the ids' order.
+        let id = EventId(self.next.fetch_add(1, Ordering::Relaxed));
+        let event = Arc::new(Event::new(draft.with_id(id)));
+        if log.events.len() >= self.cap {
+            if let Some(old) = log.events.pop_front() {
+                log.floor = old.id();
+            }
+        }
+        log.events.push_back(event.clone());
+        event
+    }
+
+    fn head_sync(&self, tenant: &str) -> EventId {
+        match self.tenant(tenant) {
+            None => self.start,
+            Some(log) => {
+                let log = log.lock().unwrap_or_else(|e| e.into_inner());
+                log.events.back().map(|e| e.id()).unwrap_or(log.floor)
+            }
+        }
+    }
+
+    fn since_sync(&self, tenant: &str, after: EventId) -> Replay {
+        let Some(log) = self.tenant(tenant) else {
+            let head = self.start;
+            return if after == head {
+                Replay::Events {
+                    events: Vec::new(),
+                    head,
+                }
+            } else {
+                Replay::Reset { head }
+            };
+        };
+        let log = log.lock().unwrap_or_else(|e| e.into_inner());
+        let head = log.events.back().map(|e| e.id()).unwrap_or(log.floor);
+        if after < log.floor || after > head {
+            return Replay::Reset { head };
+        }
+        let first = log.events.partition_point(|e| e.id() <= after);
+        Replay::Events {
+            events: log.events.range(first..).cloned().collect(),
+            head,
+        }
+    }
+}
+
+impl EventLog for MemoryLog {
+    fn append(&self, draft: EventDraft) -> BoxFuture<'_, Result<Arc<Event>, RealtimeError>> {
+        let ev = self.append_sync(draft);
+        Box::pin(async move { Ok(ev) })
+    }
+
+    fn head<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<EventId, RealtimeError>> {
+        let h = self.head_sync(tenant);
+        Box::pin(async move { Ok(h) })
+    }
+
+    fn since<'a>(
+        &'a self,
+        tenant: &'a str,
+        after: EventId,
+    ) -> BoxFuture<'a, Result<Replay, RealtimeError>> {
+        let r = self.since_sync(tenant, after);
+        Box::pin(async move { Ok(r) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(t: &str) -> EventDraft {
+        EventDraft {
+            tenant: t.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ids_increase_and_replay_and_reset() {
+        let log = MemoryLog::new(3);
+        let h0 = log.head_sync("a");
+        let a1 = log.append_sync(draft("a"));
+        let b1 = log.append_sync(draft("b"));
+        let a2 = log.append_sync(draft("a"));
+        assert!(h0 < a1.id() && a1.id() < b1.id() && b1.id() < a2.id());
+        match log.since_sync("a", h0) {
+            Replay::Events { events, head } => {
+                assert_eq!(events.len(), 2);
+                assert_eq!(head, a2.id());
+            }
+            Replay::Reset { .. } => panic!("unexpected reset"),
+        }
+        match log.since_sync("a", a1.id()) {
+            Replay::Events { events, .. } => assert_eq!(events[0].id(), a2.id()),
+            Replay::Reset { .. } => panic!("unexpected reset"),
+        }
+        // roll over: 3 more events evict a1 and a2
+        for _ in 0..3 {
+            log.append_sync(draft("a"));
+        }
+        assert!(matches!(log.since_sync("a", a1.id()), Replay::Reset { .. }));
+        assert!(matches!(
+            log.since_sync("a", a2.id()),
+            Replay::Events { .. }
+        ));
+        // an id from an earlier process, or from the future
+        assert!(matches!(
+            log.since_sync("a", EventId(5)),
+            Replay::Reset { .. }
+        ));
+        assert!(matches!(
+            log.since_sync("a", EventId(u64::MAX >> 11)),
+            Replay::Reset { .. }
+        ));
+        // a tenant without events: its head replays as empty
+        let hc = log.head_sync("c");
+        assert!(matches!(log.since_sync("c", hc), Replay::Events { .. }));
+    }
+}

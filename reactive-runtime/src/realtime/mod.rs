@@ -1,0 +1,42 @@
+//! Real time: events, the event log, the event bus, subscriptions and the hub that
+//! delivers events to SSE connections. The HTTP side lives in [`crate::router`]; the
+//! wire protocol is `docs/protocol.md`.
+//!
+//! Flow: a write's [`InvalidationReport`](crate::engine) reaches the
+//! [`Realtime`] listener → one [`EventDraft`] per affected tenant is appended to the
+//! [`EventLog`] (which gives it a per-tenant id) → published on the [`EventBus`] → every
+//! instance's hub hands it to the connections of that tenant whose subscription it
+//! affects.
+
+mod bus;
+mod event;
+mod hub;
+mod log;
+#[cfg(feature = "redis")]
+mod redis;
+mod service;
+mod subscription;
+
+pub use bus::{AckMessage, BusMessage, EventBus, MemoryBus, RemoteChanges};
+pub use event::{Event, EventDraft, EventId, EventRecord};
+pub use hub::{CloseReason, Conn, ConnGuard, Hub, HubConfig, Outgoing};
+pub use log::{EventLog, MemoryLog, Replay};
+#[cfg(feature = "redis")]
+pub use redis::{RedisBus, RedisLog};
+pub use service::{Realtime, RemoteApply};
+pub use subscription::{Entry, ParsedEntry, SubscribeError, Subscription, parse_entry, query_key};
+
+pub(crate) use event::{frame_tail, reset_frame};
+
+/// A failure of the event log or bus.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RealtimeError {
+    /// Redis failed.
+    #[cfg(feature = "redis")]
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    /// A stored or transported event could not be decoded.
+    #[error("corrupt event: {0}")]
+    Corrupt(String),
+}

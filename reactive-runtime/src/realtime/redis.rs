@@ -1,0 +1,314 @@
+//! Redis-backed event log and bus (feature `redis`), for several instances.
+//!
+//! - [`RedisLog`]: per tenant, a counter `{prefix}:seq:{tenant}` and a capped stream
+//!   `{prefix}:log:{tenant}`. A Lua script increments the counter and appends the entry
+//!   with stream id `<n>-0` atomically, so ids are contiguous per tenant, the stream is in
+//!   id order, and every instance sees the same ids. A tenant's counter starts at the
+//!   Redis server's time in microseconds, so ids still increase if the keys are lost,
+//!   and a client's id from before is recognised as unknown (→ reset).
+//! - [`RedisBus`]: one pub/sub channel `{prefix}:bus`; a background task per instance
+//!   reads it into a local broadcast channel. When that subscription drops and
+//!   reconnects, messages may have been missed: it emits [`BusMessage::Resync`], and the
+//!   hub closes its streams so clients replay from the log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use redis::aio::ConnectionManager;
+use redis::streams::StreamRangeReply;
+use redis::{AsyncCommands, Script};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use super::RealtimeError;
+use super::bus::{AckMessage, BusMessage, EventBus, RemoteChanges};
+use super::event::{Event, EventDraft, EventId, EventRecord};
+use super::log::{EventLog, Replay};
+
+/// Initializes a tenant's counter (to the server time in µs) if missing.
+const INIT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[1], string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2])), 'NX')
+end";
+
+fn append_script() -> Script {
+    Script::new(&format!(
+        "{INIT}
+local id = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], string.format('%d', id) .. '-0', 'e', ARGV[1])
+return id"
+    ))
+}
+
+fn head_script() -> Script {
+    Script::new(&format!(
+        "{INIT}\nreturn tonumber(redis.call('GET', KEYS[1]))"
+    ))
+}
+
+/// The stored form of an event (without its id, which is the stream entry's).
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    tenant: String,
+    changes: crate::engine::ChangeSet,
+    #[serde(default)]
+    requires_ack: bool,
+    #[serde(default)]
+    invalidated: Vec<String>,
+}
+
+/// Event log in Redis streams (see the module docs).
+pub struct RedisLog {
+    conn: ConnectionManager,
+    prefix: String,
+    cap: usize,
+    append: Script,
+    head: Script,
+}
+
+impl RedisLog {
+    /// Connects (lazily reconnecting); keeps `cap_per_tenant` events per tenant under
+    /// keys starting with `prefix`.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        cap_per_tenant: usize,
+    ) -> Result<Self, RealtimeError> {
+        let client = redis::Client::open(url)?;
+        let conn = client.get_connection_manager().await?;
+        Ok(RedisLog {
+            conn,
+            prefix: prefix.to_owned(),
+            cap: cap_per_tenant.max(1),
+            append: append_script(),
+            head: head_script(),
+        })
+    }
+
+    fn seq_key(&self, tenant: &str) -> String {
+        format!("{}:seq:{}", self.prefix, tenant)
+    }
+
+    fn log_key(&self, tenant: &str) -> String {
+        format!("{}:log:{}", self.prefix, tenant)
+    }
+
+    async fn head_of(&self, tenant: &str) -> Result<EventId, RealtimeError> {
+        let mut conn = self.conn.clone();
+        let head: u64 = self
+            .head
+            .key(self.seq_key(tenant))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(EventId(head))
+    }
+}
+
+fn entry_id(id: &str) -> Option<EventId> {
+    id.split('-').next()?.parse().ok().map(EventId)
+}
+
+fn decode(
+    tenant: &str,
+    id: EventId,
+    map: &std::collections::HashMap<String, redis::Value>,
+) -> Result<Event, RealtimeError> {
+    let raw: String = match map.get("e") {
+        Some(v) => {
+            redis::from_redis_value_ref(v).map_err(|e| RealtimeError::Corrupt(e.to_string()))?
+        }
+        None => {
+            return Err(RealtimeError::Corrupt(format!(
+                "event {id} of {tenant} has no payload"
+            )));
+        }
+    };
+    let stored: Stored =
+        serde_json::from_str(&raw).map_err(|e| RealtimeError::Corrupt(e.to_string()))?;
+    Ok(Event::new(EventRecord {
+        tenant: stored.tenant,
+        id,
+        changes: stored.changes,
+        requires_ack: stored.requires_ack,
+        invalidated: stored.invalidated,
+    }))
+}
+
+impl EventLog for RedisLog {
+    fn append(&self, draft: EventDraft) -> BoxFuture<'_, Result<Arc<Event>, RealtimeError>> {
+        Box::pin(async move {
+            let payload = serde_json::to_string(&Stored {
+                tenant: draft.tenant.clone(),
+                changes: draft.changes.clone(),
+                requires_ack: draft.requires_ack,
+                invalidated: draft.invalidated.clone(),
+            })
+            .map_err(|e| RealtimeError::Corrupt(e.to_string()))?;
+            let mut conn = self.conn.clone();
+            let id: u64 = self
+                .append
+                .key(self.seq_key(&draft.tenant))
+                .key(self.log_key(&draft.tenant))
+                .arg(payload)
+                .arg(self.cap)
+                .invoke_async(&mut conn)
+                .await?;
+            Ok(Arc::new(Event::new(draft.with_id(EventId(id)))))
+        })
+    }
+
+    fn head<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<EventId, RealtimeError>> {
+        Box::pin(self.head_of(tenant))
+    }
+
+    fn since<'a>(
+        &'a self,
+        tenant: &'a str,
+        after: EventId,
+    ) -> BoxFuture<'a, Result<Replay, RealtimeError>> {
+        Box::pin(async move {
+            let head = self.head_of(tenant).await?;
+            if after > head {
+                return Ok(Replay::Reset { head });
+            }
+            if after == head {
+                return Ok(Replay::Events {
+                    events: Vec::new(),
+                    head,
+                });
+            }
+            let mut conn = self.conn.clone();
+            let reply: StreamRangeReply = conn
+                .xrange(self.log_key(tenant), format!("{}-0", after.0 + 1), "+")
+                .await?;
+            let mut events = Vec::with_capacity(reply.ids.len());
+            let mut expect = after.0 + 1;
+            for entry in &reply.ids {
+                let id = entry_id(&entry.id)
+                    .ok_or_else(|| RealtimeError::Corrupt(format!("stream id {}", entry.id)))?;
+                if id.0 != expect {
+                    // Trimmed away (or lost): the client must revalidate.
+                    return Ok(Replay::Reset { head: head.max(id) });
+                }
+                expect += 1;
+                events.push(Arc::new(decode(tenant, id, &entry.map)?));
+            }
+            let last = events.last().map_or(after, |e| e.id());
+            if last < head {
+                return Ok(Replay::Reset { head });
+            }
+            Ok(Replay::Events { events, head: last })
+        })
+    }
+}
+
+/// What goes over the Redis channel.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "lowercase")]
+enum Wire {
+    Event(EventRecord),
+    Ack(AckMessage),
+    Changes(RemoteChanges),
+}
+
+/// Event bus over Redis pub/sub (see the module docs).
+pub struct RedisBus {
+    conn: ConnectionManager,
+    channel: String,
+    tx: broadcast::Sender<BusMessage>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RedisBus {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl RedisBus {
+    /// Connects and starts reading the channel `{prefix}:bus`. Must run inside Tokio.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, RealtimeError> {
+        let client = redis::Client::open(url)?;
+        let conn = client.get_connection_manager().await?;
+        let channel = format!("{prefix}:bus");
+        let (tx, _) = broadcast::channel(4096);
+        // Subscribe before returning, so nothing published after `connect` is missed.
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(&channel).await?;
+        let task = tokio::spawn(read_loop(client, channel.clone(), pubsub, tx.clone()));
+        Ok(RedisBus {
+            conn,
+            channel,
+            tx,
+            task,
+        })
+    }
+}
+
+async fn read_loop(
+    client: redis::Client,
+    channel: String,
+    mut pubsub: redis::aio::PubSub,
+    tx: broadcast::Sender<BusMessage>,
+) {
+    loop {
+        {
+            let mut messages = pubsub.on_message();
+            while let Some(msg) = messages.next().await {
+                let wire: Wire = match serde_json::from_slice(msg.get_payload_bytes()) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "undecodable message on the event bus");
+                        continue;
+                    }
+                };
+                let msg = match wire {
+                    Wire::Event(record) => BusMessage::Event(Arc::new(Event::new(record))),
+                    Wire::Ack(a) => BusMessage::Ack(a),
+                    Wire::Changes(c) => BusMessage::Changes(c),
+                };
+                let _ = tx.send(msg);
+            }
+        }
+        tracing::warn!("event bus subscription lost; reconnecting");
+        let mut delay = Duration::from_millis(100);
+        pubsub = loop {
+            tokio::time::sleep(delay).await;
+            match client.get_async_pubsub().await {
+                Ok(mut p) => match p.subscribe(&channel).await {
+                    Ok(()) => break p,
+                    Err(e) => tracing::warn!(error = %e, "event bus resubscribe failed"),
+                },
+                Err(e) => tracing::warn!(error = %e, "event bus reconnect failed"),
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        };
+        // Messages published while we were away are lost: streams must replay.
+        let _ = tx.send(BusMessage::Resync);
+    }
+}
+
+impl EventBus for RedisBus {
+    fn publish(&self, msg: BusMessage) -> BoxFuture<'_, Result<(), RealtimeError>> {
+        Box::pin(async move {
+            let wire = match msg {
+                BusMessage::Event(e) => Wire::Event(e.record().clone()),
+                BusMessage::Ack(a) => Wire::Ack(a),
+                BusMessage::Changes(c) => Wire::Changes(c),
+                BusMessage::Resync => return Ok(()),
+            };
+            let payload =
+                serde_json::to_string(&wire).map_err(|e| RealtimeError::Corrupt(e.to_string()))?;
+            let mut conn = self.conn.clone();
+            let _: i64 = conn.publish(&self.channel, payload).await?;
+            Ok(())
+        })
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
+        self.tx.subscribe()
+    }
+}

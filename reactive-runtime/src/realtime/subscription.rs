@@ -1,0 +1,249 @@
+//! Subscriptions: which events a connection receives.
+//!
+//! An entry is `*`, a procedure name (`agents.findMany`) or a query key
+//! (`agents.findMany:{"organizationId":"o1"}`); see `docs/protocol.md` section 4. A
+//! query key's read set (its model's dependencies with this input's key values) is
+//! computed once, when the connection subscribes; matching an event is then a few
+//! set lookups.
+
+use reactive_codegen::model::{FunctionKind, FunctionModel};
+use serde_json::Value;
+
+use super::event::Event;
+use crate::engine::ReadSet;
+use crate::registry::{FunctionDef, InputError};
+
+/// Why a subscription entry was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeError {
+    /// No such procedure.
+    #[error("unknown procedure `{name}`")]
+    UnknownProcedure {
+        /// Index of the entry.
+        index: usize,
+        /// The name.
+        name: String,
+    },
+    /// The entry is malformed or its input does not decode.
+    #[error("{message}")]
+    Invalid {
+        /// Index of the entry.
+        index: usize,
+        /// What was wrong.
+        message: String,
+        /// JSON path of the bad input field, if the input was at fault.
+        path: Option<String>,
+    },
+}
+
+/// One parsed entry, before its read set is computed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParsedEntry<'a> {
+    /// `*`
+    All,
+    /// A procedure name.
+    Procedure(&'a str),
+    /// A procedure name and its input.
+    Query(&'a str, Value),
+}
+
+/// Splits an entry's text (`*`, `name` or `name:json`).
+pub fn parse_entry(text: &str) -> Result<ParsedEntry<'_>, String> {
+    if text == "*" {
+        return Ok(ParsedEntry::All);
+    }
+    let (name, input) = match text.split_once(':') {
+        None => (text, None),
+        Some((n, json)) => (n, Some(json)),
+    };
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    {
+        return Err(format!("`{}` is not a procedure name", truncate(name)));
+    }
+    match input {
+        None => Ok(ParsedEntry::Procedure(name)),
+        Some(json) => serde_json::from_str(json)
+            .map(|v| ParsedEntry::Query(name, v))
+            .map_err(|e| format!("the input of `{name}` is not valid JSON: {e}")),
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// The text of a query key: `name:canonical-json` (the form cache reports use too).
+pub fn query_key(name: &str, input: &Value) -> String {
+    format!("{name}:{}", crate::cache::canonical_json(input))
+}
+
+/// The read set a subscription entry stands for: the model's dependencies with the
+/// input's key values (`None` for a whole procedure: every key dropped, whole tables).
+/// A model with an unanalysable statement reads everything.
+fn read_set(model: &FunctionModel, bindings: Option<&[Value]>) -> ReadSet {
+    if model
+        .statements
+        .iter()
+        .any(|s| s.analysis.unknown.is_some())
+    {
+        return ReadSet::everything();
+    }
+    ReadSet::from_model(model, bindings.unwrap_or(&[]))
+}
+
+#[derive(Debug)]
+enum Kind {
+    All,
+    Procedure(ReadSet),
+    Query { key: String, read: ReadSet },
+}
+
+/// One subscribed entry, with its precomputed JSON text and read set.
+#[derive(Debug)]
+pub struct Entry {
+    /// The entry as the client sent it, as a JSON string literal (echoed in `queries`).
+    json: Box<[u8]>,
+    kind: Kind,
+}
+
+impl Entry {
+    fn new(text: &str, kind: Kind) -> Entry {
+        Entry {
+            json: serde_json::to_vec(text)
+                .expect("a string serializes")
+                .into_boxed_slice(),
+            kind,
+        }
+    }
+
+    fn matches(&self, event: &Event) -> bool {
+        let rec = event.record();
+        match &self.kind {
+            Kind::All => true,
+            Kind::Procedure(read) => read.is_affected_by(&rec.changes),
+            Kind::Query { key, read } => {
+                rec.invalidated.iter().any(|k| k == key) || read.is_affected_by(&rec.changes)
+            }
+        }
+    }
+}
+
+/// A connection's (or a poll's) subscription.
+#[derive(Debug, Default)]
+pub struct Subscription {
+    entries: Vec<Entry>,
+}
+
+impl Subscription {
+    /// Subscribes to every event of the tenant.
+    pub fn all() -> Subscription {
+        Subscription {
+            entries: vec![Entry::new("*", Kind::All)],
+        }
+    }
+
+    /// Builds a subscription from entry texts; `lookup` finds a registered function.
+    /// Runs each query key's input through the function's decoder (errors carry the path).
+    pub fn build(
+        texts: &[String],
+        lookup: impl Fn(&str) -> Option<&'static FunctionDef>,
+    ) -> Result<Subscription, SubscribeError> {
+        let mut entries = Vec::with_capacity(texts.len());
+        for (index, text) in texts.iter().enumerate() {
+            let invalid = |message: String, path: Option<String>| SubscribeError::Invalid {
+                index,
+                message,
+                path,
+            };
+            let parsed = parse_entry(text).map_err(|m| invalid(m, None))?;
+            let (name, input) = match parsed {
+                ParsedEntry::All => {
+                    entries.push(Entry::new(text, Kind::All));
+                    continue;
+                }
+                ParsedEntry::Procedure(n) => (n, None),
+                ParsedEntry::Query(n, v) => (n, Some(v)),
+            };
+            let def = lookup(name).ok_or_else(|| SubscribeError::UnknownProcedure {
+                index,
+                name: name.to_owned(),
+            })?;
+            let model = def.model();
+            if model.kind == FunctionKind::Mutation {
+                return Err(invalid(
+                    format!("`{name}` is a mutation; only queries can be subscribed to"),
+                    None,
+                ));
+            }
+            let kind = match input {
+                None => Kind::Procedure(read_set(model, None)),
+                Some(input) => {
+                    let key = query_key(name, &input);
+                    let prepared =
+                        (def.prepare)(input).map_err(|InputError { path, message }| {
+                            invalid(format!("invalid input at `{path}`: {message}"), Some(path))
+                        })?;
+                    Kind::Query {
+                        key,
+                        read: read_set(model, Some(&prepared.bindings)),
+                    }
+                }
+            };
+            entries.push(Entry::new(text, kind));
+        }
+        Ok(Subscription { entries })
+    }
+
+    /// The matched entries as a comma-separated list of JSON strings, or `None` when the
+    /// event does not concern this subscription.
+    pub fn matches(&self, event: &Event) -> Option<Vec<u8>> {
+        let mut out: Option<Vec<u8>> = None;
+        for entry in &self.entries {
+            if entry.matches(event) {
+                let buf = out.get_or_insert_with(Vec::new);
+                if !buf.is_empty() {
+                    buf.push(b',');
+                }
+                buf.extend_from_slice(&entry.json);
+            }
+        }
+        out
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// No entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parse_entries() {
+        assert_eq!(parse_entry("*"), Ok(ParsedEntry::All));
+        assert_eq!(
+            parse_entry("agents.findMany"),
+            Ok(ParsedEntry::Procedure("agents.findMany"))
+        );
+        assert_eq!(
+            parse_entry(r#"agents.get:{"id":"a:1"}"#),
+            Ok(ParsedEntry::Query("agents.get", json!({"id": "a:1"})))
+        );
+        assert!(parse_entry("agents get").is_err());
+        assert!(parse_entry("agents.get:{").is_err());
+    }
+}

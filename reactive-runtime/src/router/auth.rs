@@ -1,0 +1,129 @@
+//! Authorization: the application's [`Authorizer`] turns a request head into a
+//! [`Principal`] (tenant + subject). The tenant never comes from client-controlled
+//! parameters.
+//!
+//! Per-input checks ("the input names another organization than the caller's") are
+//! app logic, with two hooks:
+//! - [`Authorizer::check_input`] runs before a call and for each subscribed query key,
+//!   with the decoded JSON input; refusing gives `403` and nothing reaches the database.
+//! - inside a handler, [`current_principal`] returns the caller (a task-local set by the
+//!   router around the call); a handler returns `Error::Forbidden` to refuse (`403`).
+
+use std::time::SystemTime;
+
+use axum::http::request::Parts;
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+/// Who is calling: the tenant every cache entry, event and subscription is scoped by,
+/// and the subject (user) within it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The tenant (organization).
+    pub tenant: String,
+    /// The user or service within the tenant.
+    pub subject: String,
+    /// When the credentials stop being valid: SSE streams are closed then.
+    pub expires_at: Option<SystemTime>,
+}
+
+impl Principal {
+    /// A principal without expiry.
+    pub fn new(tenant: impl Into<String>, subject: impl Into<String>) -> Self {
+        Principal {
+            tenant: tenant.into(),
+            subject: subject.into(),
+            expires_at: None,
+        }
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Missing, invalid, expired or revoked credentials (`401`).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// Valid credentials, but not for this (`403`).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+}
+
+/// Turns requests into principals. Implemented by the application.
+pub trait Authorizer: Send + Sync + 'static {
+    /// Authenticates a request from its head (headers, cookies). Also re-run
+    /// periodically on the head of each open SSE stream (see
+    /// `RouterConfig::reauthorize_every`): an error then closes the stream.
+    fn authorize<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, Result<Principal, AuthError>>;
+
+    /// Checks a call's (or a subscribed query key's) decoded input; the default allows
+    /// everything.
+    fn check_input<'a>(
+        &'a self,
+        principal: &'a Principal,
+        procedure: &'a str,
+        input: &'a Value,
+    ) -> BoxFuture<'a, Result<(), AuthError>> {
+        let _ = (principal, procedure, input);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Everyone is the same principal of one tenant. For development and single-user apps
+/// only: it authenticates nobody.
+#[derive(Debug, Clone)]
+pub struct SingleTenant {
+    principal: Principal,
+}
+
+impl SingleTenant {
+    /// Every request is `tenant` / `subject`.
+    pub fn new(tenant: impl Into<String>, subject: impl Into<String>) -> Self {
+        SingleTenant {
+            principal: Principal::new(tenant, subject),
+        }
+    }
+}
+
+impl Default for SingleTenant {
+    fn default() -> Self {
+        SingleTenant::new("default", "anonymous")
+    }
+}
+
+impl Authorizer for SingleTenant {
+    fn authorize<'a>(&'a self, _parts: &'a Parts) -> BoxFuture<'a, Result<Principal, AuthError>> {
+        let p = self.principal.clone();
+        Box::pin(async move { Ok(p) })
+    }
+}
+
+/// The caller and the procedure of the running call.
+#[derive(Debug, Clone)]
+pub(crate) struct CallContext {
+    pub(crate) principal: Principal,
+    pub(crate) requires_ack: bool,
+}
+
+tokio::task_local! {
+    pub(crate) static CALL: CallContext;
+}
+
+/// The principal of the request being handled, inside a reactive function called
+/// through the router (or inside [`with_principal`]); `None` elsewhere.
+pub fn current_principal() -> Option<Principal> {
+    CALL.try_with(|c| c.principal.clone()).ok()
+}
+
+/// Runs `fut` as `principal` (for background jobs: their writes then produce events
+/// for this tenant, and [`current_principal`] returns it).
+pub async fn with_principal<F: Future>(principal: Principal, fut: F) -> F::Output {
+    CALL.scope(
+        CallContext {
+            principal,
+            requires_ack: false,
+        },
+        fut,
+    )
+    .await
+}

@@ -1,0 +1,419 @@
+//! `GET /events` (SSE), `POST /events/ack`, `GET /poll`.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::auth::{Authorizer, Principal};
+use super::error::ApiError;
+use super::rpc::{authorize, read_body, require_json};
+use super::{AppState, State as RouterState};
+use crate::realtime::{
+    AckMessage, CloseReason, ConnGuard, EventId, Outgoing, ParsedEntry, Replay, SubscribeError,
+    Subscription, frame_tail, parse_entry, reset_frame,
+};
+
+fn query_pairs(parts: &Parts) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))
+}
+
+fn parse_id(text: &str, what: &str) -> Result<EventId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::bad_input(format!("`{what}` is not an event id"), what))
+}
+
+/// Parses, limits, authorizes and builds a subscription from `subscribe` parameters.
+async fn subscription(
+    state: &RouterState,
+    principal: &Principal,
+    pairs: &[(String, String)],
+    default_all: bool,
+) -> Result<Subscription, ApiError> {
+    let texts: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "subscribe")
+        .map(|(_, v)| v.clone())
+        .collect();
+    if texts.is_empty() && default_all {
+        return Ok(Subscription::all());
+    }
+    let cfg = &state.config;
+    if texts.len() > cfg.max_subscriptions {
+        return Err(ApiError::bad_input(
+            format!(
+                "{} subscription entries; at most {} are allowed",
+                texts.len(),
+                cfg.max_subscriptions
+            ),
+            "subscribe",
+        ));
+    }
+    for (i, text) in texts.iter().enumerate() {
+        if text.len() > cfg.max_entry_len {
+            return Err(ApiError::bad_input(
+                format!("subscription entry longer than {} bytes", cfg.max_entry_len),
+                format!("subscribe[{i}]"),
+            ));
+        }
+        if let Ok(ParsedEntry::Query(name, input)) = parse_entry(text) {
+            cfg.authorizer.check_input(principal, name, &input).await?;
+        }
+    }
+    Subscription::build(&texts, |n| state.function(n)).map_err(|e| match e {
+        SubscribeError::UnknownProcedure { index, name } => ApiError {
+            path: Some(format!("subscribe[{index}]")),
+            ..ApiError::not_found(format!("unknown procedure `{name}`"))
+        },
+        SubscribeError::Invalid {
+            index,
+            message,
+            path,
+        } => {
+            let path = match path.as_deref() {
+                None | Some(".") => format!("subscribe[{index}]"),
+                Some(p) => format!("subscribe[{index}].{p}"),
+            };
+            ApiError::bad_input(message, path)
+        }
+    })
+}
+
+/// `GET /events`.
+pub(crate) async fn sse(State(state): State<AppState>, req: Request<Body>) -> Response {
+    let (parts, _) = req.into_parts();
+    match open(state, parts).await {
+        Ok(res) => res,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn open(state: AppState, parts: Parts) -> Result<Response, ApiError> {
+    let principal = authorize(&state, &parts).await?;
+    let pairs = query_pairs(&parts)?;
+    let subscription = subscription(&state, &principal, &pairs, false).await?;
+    let last = match parts
+        .headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(v) => Some(parse_id(v, "Last-Event-ID")?),
+        None => match pairs.iter().find(|(k, _)| k == "lastEventId") {
+            Some((_, v)) if !v.trim().is_empty() => Some(parse_id(v, "lastEventId")?),
+            _ => None,
+        },
+    };
+    let realtime = state.realtime();
+    let tenant = principal.tenant.clone();
+    // Register before reading the log: an event appended meanwhile is either in the
+    // replay or arrives live (duplicates are skipped by id), never lost.
+    let guard = realtime
+        .hub()
+        .register(&tenant, &principal.subject, subscription);
+    let head = realtime
+        .head(&tenant)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let mut outbox = VecDeque::new();
+    outbox.push_back(Bytes::from(format!(
+        "retry: {}\n\nevent: ready\ndata: {{\"connectionId\":\"{}\",\"eventId\":\"{}\"}}\n\n",
+        state.config.retry_ms,
+        guard.conn().token(),
+        head
+    )));
+    let mut skip = EventId(0);
+    if let Some(last) = last {
+        match realtime
+            .since(&tenant, last)
+            .await
+            .map_err(|e| ApiError::internal(&e))?
+        {
+            Replay::Events { events, head } => {
+                let conn = guard.conn();
+                for ev in events {
+                    if let Some(list) = conn.subscription().matches(&ev) {
+                        let tail = frame_tail(&list);
+                        if ev.requires_ack() {
+                            conn.sent_needing_ack(ev.clone(), tail.clone());
+                        }
+                        outbox.push_back(ev.frame_head());
+                        outbox.push_back(tail);
+                    }
+                }
+                skip = head;
+            }
+            Replay::Reset { head } => {
+                outbox.push_back(reset_frame(head));
+                skip = head;
+            }
+        }
+    }
+    let cfg = &state.config;
+    let now = Instant::now();
+    let stream = SseStream {
+        guard,
+        outbox,
+        skip,
+        heartbeat: cfg.heartbeat.map(|p| tokio::time::interval_at(now + p, p)),
+        expires: principal.expires_at.map(to_instant),
+        recheck: cfg.reauthorize_every.map(|every| Recheck {
+            every,
+            next: now + every,
+            parts: clone_head(&parts),
+            authorizer: cfg.authorizer.clone(),
+        }),
+        principal,
+        done: false,
+    };
+    let body = Body::from_stream(futures::stream::unfold(stream, |mut st| async move {
+        st.next().await.map(|b| (Ok::<Bytes, Infallible>(b), st))
+    }));
+    let mut res = Response::new(body);
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(res)
+}
+
+fn to_instant(t: SystemTime) -> Instant {
+    let left = t
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Instant::now() + left
+}
+
+fn clone_head(parts: &Parts) -> Parts {
+    let mut req = Request::new(());
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = parts.uri.clone();
+    *req.headers_mut() = parts.headers.clone();
+    req.into_parts().0
+}
+
+struct Recheck {
+    every: Duration,
+    next: Instant,
+    parts: Parts,
+    authorizer: Arc<dyn Authorizer>,
+}
+
+struct SseStream {
+    guard: ConnGuard,
+    outbox: VecDeque<Bytes>,
+    /// Live events up to this id were covered by the replay (or the reset).
+    skip: EventId,
+    heartbeat: Option<tokio::time::Interval>,
+    expires: Option<Instant>,
+    recheck: Option<Recheck>,
+    principal: Principal,
+    done: bool,
+}
+
+const CLOSE_UNAUTHORIZED: &[u8] = b"event: close\ndata: {\"reason\":\"unauthorized\"}\n\n";
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn tick(interval: Option<&mut tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+impl SseStream {
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(b) = self.outbox.pop_front() {
+                return Some(b);
+            }
+            if self.done {
+                return None;
+            }
+            let conn = self.guard.conn().clone();
+            let resend_at = conn.next_resend();
+            let auth_at = match (self.expires, self.recheck.as_ref().map(|r| r.next)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            tokio::select! {
+                biased;
+                item = conn.next() => match item {
+                    Ok(Outgoing::Event(ev, tail)) => {
+                        if ev.id() <= self.skip {
+                            continue;
+                        }
+                        if ev.requires_ack() {
+                            conn.sent_needing_ack(ev.clone(), tail.clone());
+                        }
+                        self.outbox.push_back(ev.frame_head());
+                        self.outbox.push_back(tail);
+                    }
+                    Ok(Outgoing::Raw(b)) => self.outbox.push_back(b),
+                    Err(CloseReason::Unauthorized) => {
+                        self.outbox.push_back(Bytes::from_static(CLOSE_UNAUTHORIZED));
+                        self.done = true;
+                    }
+                    Err(CloseReason::Lagged) => self.done = true,
+                },
+                _ = sleep_until(resend_at) => {
+                    self.outbox.extend(conn.due_resends(Instant::now()));
+                }
+                _ = tick(self.heartbeat.as_mut()) => {
+                    self.outbox.push_back(Bytes::from_static(b": ping\n\n"));
+                }
+                _ = sleep_until(auth_at) => {
+                    if !self.still_authorized().await {
+                        self.outbox.push_back(Bytes::from_static(CLOSE_UNAUTHORIZED));
+                        self.done = true;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn still_authorized(&mut self) -> bool {
+        let now = Instant::now();
+        if self.expires.is_some_and(|e| e <= now) {
+            return false;
+        }
+        if let Some(r) = self.recheck.as_mut() {
+            if r.next <= now {
+                match r.authorizer.authorize(&r.parts).await {
+                    Ok(p)
+                        if p.tenant == self.principal.tenant
+                            && p.subject == self.principal.subject =>
+                    {
+                        self.expires = p.expires_at.map(to_instant);
+                        r.next = Instant::now() + r.every;
+                    }
+                    _ => return false,
+                }
+            }
+        }
+        true
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AckBody {
+    event_id: EventId,
+    #[serde(default)]
+    connection_id: Option<String>,
+}
+
+/// `POST /events/ack`.
+pub(crate) async fn ack(State(state): State<AppState>, req: Request<Body>) -> Response {
+    let (parts, body) = req.into_parts();
+    let result = async {
+        let principal = authorize(&state, &parts).await?;
+        require_json(&parts.headers)?;
+        let bytes = read_body(body, &parts.headers, state.config.body_limit).await?;
+        let ack: AckBody = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad_input(
+                format!("expected {{\"eventId\": \"<id>\", \"connectionId\"?: \"..\"}}: {e}"),
+                ".",
+            )
+        })?;
+        state
+            .realtime()
+            .ack(AckMessage {
+                tenant: principal.tenant,
+                subject: principal.subject,
+                connection: ack.connection_id,
+                event_id: ack.event_id,
+            })
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+        Ok::<_, ApiError>(StatusCode::NO_CONTENT.into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /poll?since=<id>&subscribe=..`.
+pub(crate) async fn poll(State(state): State<AppState>, req: Request<Body>) -> Response {
+    let (parts, _) = req.into_parts();
+    let result = async {
+        let principal = authorize(&state, &parts).await?;
+        let pairs = query_pairs(&parts)?;
+        let subscription = subscription(&state, &principal, &pairs, true).await?;
+        let since = match pairs.iter().find(|(k, _)| k == "since") {
+            Some((_, v)) if !v.trim().is_empty() => Some(parse_id(v, "since")?),
+            _ => None,
+        };
+        let realtime = state.realtime();
+        let tenant = &principal.tenant;
+        let mut out = BytesMut::new();
+        match since {
+            None => {
+                let head = realtime
+                    .head(tenant)
+                    .await
+                    .map_err(|e| ApiError::internal(&e))?;
+                out.put_slice(
+                    format!("{{\"eventId\":\"{head}\",\"reset\":false,\"events\":[]}}").as_bytes(),
+                );
+            }
+            Some(since) => match realtime
+                .since(tenant, since)
+                .await
+                .map_err(|e| ApiError::internal(&e))?
+            {
+                Replay::Reset { head } => out.put_slice(
+                    format!("{{\"eventId\":\"{head}\",\"reset\":true,\"events\":[]}}").as_bytes(),
+                ),
+                Replay::Events { events, head } => {
+                    out.put_slice(
+                        format!("{{\"eventId\":\"{head}\",\"reset\":false,\"events\":[").as_bytes(),
+                    );
+                    let mut first = true;
+                    for ev in events {
+                        if let Some(list) = subscription.matches(&ev) {
+                            if !first {
+                                out.put_u8(b',');
+                            }
+                            first = false;
+                            out.put_slice(&ev.data_head());
+                            out.put_slice(&list);
+                            out.put_slice(b"]}");
+                        }
+                    }
+                    out.put_slice(b"]}");
+                }
+            },
+        }
+        let mut res = Response::new(Body::from(out.freeze()));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok::<_, ApiError>(res)
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}

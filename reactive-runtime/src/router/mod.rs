@@ -1,0 +1,188 @@
+//! The HTTP side: [`router`] serves every registered reactive function, the SSE
+//! stream, acks and polling, as described in `docs/protocol.md`.
+//!
+//! ```ignore
+//! let app = axum::Router::new().merge(reactive::router(db, RouterConfig::new(MyAuth)));
+//! ```
+
+mod auth;
+mod error;
+mod events;
+mod rpc;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub use auth::{AuthError, Authorizer, Principal, SingleTenant, current_principal, with_principal};
+pub use error::ApiError;
+
+use crate::ReactiveDb;
+use crate::db::InvalidationListener;
+use crate::engine::InvalidationReport;
+use crate::realtime::Realtime;
+use crate::registry::{self, BoxFuture, FunctionDef};
+
+/// Settings of [`router`]. `RouterConfig::new(authorizer)` gives the defaults.
+#[derive(Clone)]
+pub struct RouterConfig {
+    /// Turns requests into principals.
+    pub authorizer: Arc<dyn Authorizer>,
+    /// Event log, bus and live connections (in memory by default; Redis for several
+    /// instances).
+    pub realtime: Realtime,
+    /// Largest accepted request body in bytes (default 1 MiB); larger → `413`.
+    pub body_limit: usize,
+    /// The `retry:` hint sent at the start of each stream, in milliseconds (default 3000).
+    pub retry_ms: u64,
+    /// Interval of `: ping` comments on idle streams (default: none).
+    pub heartbeat: Option<Duration>,
+    /// How often an open stream's credentials are checked again with the authorizer
+    /// (default 5 minutes; `None`: only the principal's `expires_at` is enforced).
+    pub reauthorize_every: Option<Duration>,
+    /// Most entries in one subscription (default 256).
+    pub max_subscriptions: usize,
+    /// Longest subscription entry in bytes (default 2048).
+    pub max_entry_len: usize,
+    /// The functions to serve (default: every registered one, `registry::functions()`).
+    pub functions: Option<Vec<&'static FunctionDef>>,
+}
+
+impl RouterConfig {
+    /// Defaults with this authorizer and an in-memory log and bus.
+    pub fn new(authorizer: impl Authorizer) -> Self {
+        RouterConfig {
+            authorizer: Arc::new(authorizer),
+            realtime: Realtime::memory(),
+            body_limit: 1 << 20,
+            retry_ms: 3000,
+            heartbeat: None,
+            reauthorize_every: Some(Duration::from_secs(300)),
+            max_subscriptions: 256,
+            max_entry_len: 2048,
+            functions: None,
+        }
+    }
+
+    /// Uses this log/bus/hub (e.g. Redis-backed).
+    pub fn realtime(mut self, realtime: Realtime) -> Self {
+        self.realtime = realtime;
+        self
+    }
+
+    /// Serves these functions instead of every registered one.
+    pub fn functions(mut self, functions: Vec<&'static FunctionDef>) -> Self {
+        self.functions = Some(functions);
+        self
+    }
+
+    /// Sets the body limit.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Sets the heartbeat interval.
+    pub fn heartbeat(mut self, every: Option<Duration>) -> Self {
+        self.heartbeat = every;
+        self
+    }
+
+    /// Sets the re-authorization interval of open streams.
+    pub fn reauthorize_every(mut self, every: Option<Duration>) -> Self {
+        self.reauthorize_every = every;
+        self
+    }
+}
+
+impl Default for RouterConfig {
+    /// Single tenant, no authentication: for development only.
+    fn default() -> Self {
+        RouterConfig::new(SingleTenant::default())
+    }
+}
+
+pub(crate) struct State {
+    pub(crate) db: ReactiveDb,
+    pub(crate) config: RouterConfig,
+    pub(crate) functions: HashMap<String, &'static FunctionDef>,
+}
+
+impl State {
+    pub(crate) fn function(&self, name: &str) -> Option<&'static FunctionDef> {
+        self.functions.get(name).copied()
+    }
+
+    pub(crate) fn realtime(&self) -> &Realtime {
+        &self.config.realtime
+    }
+}
+
+pub(crate) type AppState = Arc<State>;
+
+/// Publishes the invalidations of a [`ReactiveDb`] through a [`Realtime`]: one event
+/// per tenant concerned. The tenant of the write comes from the principal of the
+/// request (or [`with_principal`]) the write runs in.
+pub struct RealtimeListener {
+    realtime: Realtime,
+}
+
+impl RealtimeListener {
+    /// A listener publishing through `realtime`.
+    pub fn new(realtime: Realtime) -> Self {
+        RealtimeListener { realtime }
+    }
+}
+
+impl InvalidationListener for RealtimeListener {
+    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<()> {
+        let ctx = auth::CALL.try_with(Clone::clone).ok();
+        let realtime = self.realtime.clone();
+        Box::pin(async move {
+            let tenant = ctx.as_ref().map(|c| c.principal.tenant.as_str());
+            let ack = ctx.as_ref().is_some_and(|c| c.requires_ack);
+            if let Err(e) = realtime.on_report(&report, tenant, ack).await {
+                tracing::error!(error = %e, "could not publish an invalidation event");
+            }
+        })
+    }
+}
+
+/// The router: `POST /rpc/{name}`, `GET /rpc/{name}`, `GET /events`,
+/// `POST /events/ack` (and `/ack`), `GET /poll`. Installs the realtime listener on
+/// `db` and applies change sets from other instances to `db`'s cache.
+/// Must be called inside a Tokio runtime.
+pub fn router(db: ReactiveDb, config: RouterConfig) -> Router {
+    let realtime = config.realtime.clone();
+    db.set_listener(Arc::new(RealtimeListener::new(realtime.clone())));
+    let remote_db = db.clone();
+    realtime.set_remote_apply(Arc::new(move |changes| {
+        let db = remote_db.clone();
+        Box::pin(async move {
+            db.engine().apply_remote(changes).await;
+        })
+    }));
+    realtime.start();
+    let functions = config
+        .functions
+        .clone()
+        .unwrap_or_else(registry::functions)
+        .into_iter()
+        .map(|f| (f.model().name.clone(), f))
+        .collect();
+    let state: AppState = Arc::new(State {
+        db,
+        config,
+        functions,
+    });
+    Router::new()
+        .route("/rpc/{name}", post(rpc::post_rpc).get(rpc::get_rpc))
+        .route("/events", get(events::sse))
+        .route("/events/ack", post(events::ack))
+        .route("/ack", post(events::ack))
+        .route("/poll", get(events::poll))
+        .with_state(state)
+}

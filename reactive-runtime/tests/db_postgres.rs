@@ -1,0 +1,25 @@
+//! `ReactiveDb` on PostgreSQL (needs TEST_POSTGRES_URL; skipped otherwise unless CI is set).
+
+mod db_support;
+
+use db_support::*;
+
+#[tokio::test]
+async fn sqlx_apis_are_intercepted() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else { return };
+    executor_apis(&db, "pg").await;
+}
+
+#[tokio::test]
+async fn scenarios() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else { return };
+    all_scenarios(db, "pg").await;
+}
+
+#[tokio::test]
+async fn unlisted_statements() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else { return };
+    let f = Fixture::new(db, "pg_unlisted").await;
+    unlisted_statement_is_recorded(&f).await;
+    f.drop_table().await;
+}

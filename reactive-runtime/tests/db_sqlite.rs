@@ -1,0 +1,77 @@
+//! `ReactiveDb` on SQLite (always runs): interception of every sqlx API, precise
+//! invalidation with old and new key values, transactions, unknown statements.
+
+mod db_support;
+
+use db_support::*;
+use reactive_runtime::db::{CallError, DbOptions};
+use serde_json::json;
+
+#[tokio::test]
+async fn sqlx_apis_are_intercepted() {
+    let db = sqlite("api", DbOptions::default()).await;
+    executor_apis(&db, "sqlite").await;
+}
+
+#[tokio::test]
+async fn scenarios() {
+    let db = sqlite("scenarios", DbOptions::default()).await;
+    all_scenarios(db, "sqlite").await;
+}
+
+#[tokio::test]
+async fn unlisted_statements() {
+    let db = sqlite("unlisted", DbOptions::default()).await;
+    let f = Fixture::new(db, "sqlite_unlisted").await;
+    unlisted_statement_is_recorded(&f).await;
+}
+
+#[tokio::test]
+async fn without_pre_read_old_values_are_unknown() {
+    let db = sqlite("no_pre_read", DbOptions { read_old_values: false, ..DbOptions::default() }).await;
+    let f = Fixture::new(db, "sqlite_no_pre_read").await;
+    warm(&f).await;
+    f.write(&[("rename", vec![json!("ada2"), json!(1)])], None).await;
+    // The organization of agent 1 is unknown: both organizations are invalidated.
+    f.expect(1, false, "rename without pre-read").await;
+    f.expect(2, false, "rename without pre-read").await;
+    assert_eq!(f.db.stats().pre_reads, 0);
+    warm(&f).await;
+    f.write(&[("move", vec![json!(2), json!(1)])], None).await;
+    f.expect(1, false, "move without pre-read").await;
+    f.expect(2, false, "move without pre-read").await;
+}
+
+#[tokio::test]
+async fn input_errors_never_touch_the_database() {
+    let db = sqlite("input", DbOptions::default()).await;
+    let f = Fixture::new(db, "sqlite_input").await;
+    let before = f.db.stats().statements;
+    let err = f.db.call(f.by_org, "tenant", json!({ "table": f.t, "org": "x" })).await.unwrap_err();
+    match err {
+        CallError::Input(e) => assert_eq!(e.path, "org"),
+        other => panic!("expected an input error, got {other:?}"),
+    }
+    assert_eq!(f.db.stats().statements, before);
+}
+
+#[tokio::test]
+async fn model_statements_are_not_parsed() {
+    let db = sqlite("model", DbOptions::default()).await;
+    let f = Fixture::new(db, "sqlite_model").await;
+    let before = f.db.stats();
+    f.agents(1).await;
+    let after = f.db.stats();
+    assert_eq!(after.model_statements, before.model_statements + 1);
+    assert_eq!(after.parsed_at_runtime, before.parsed_at_runtime);
+}
+
+#[tokio::test]
+async fn memory_url_uses_one_connection() {
+    let db = reactive_runtime::ReactiveDb::connect("sqlite::memory:").await.unwrap();
+    sqlx::query("CREATE TABLE m (id INTEGER)").execute(&db).await.unwrap();
+    sqlx::query("INSERT INTO m (id) VALUES (1)").execute(&db).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM m").fetch_one(&db).await.unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(db.dialect(), reactive_codegen::sql::Dialect::Sqlite);
+}

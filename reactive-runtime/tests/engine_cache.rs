@@ -1,0 +1,538 @@
+//! The engine over both cache stores: the shared store suite, the stale-set race,
+//! coalescing, precision, memory cap, Redis down.
+//!
+//! Redis tests use TEST_REDIS_URL (skipped when unset, failing under CI) and a unique
+//! key prefix per test.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use reactive_runtime::cache::memory::{MemoryConfig, MemoryStore};
+use reactive_runtime::cache::{CacheKey, CacheStore, Origin, PutOutcome};
+use reactive_runtime::engine::{
+    ChangeSet, Conjunction, Engine, EngineConfig, KeyValue, ReadSet, Relations, RowChange, Source,
+};
+use tokio::sync::{Barrier, oneshot};
+
+type Res<T> = Result<T, std::convert::Infallible>;
+
+fn v(n: i64) -> KeyValue {
+    KeyValue::from_i64(n)
+}
+fn org_reads(org: i64) -> ReadSet {
+    ReadSet::empty().with("agent", Conjunction::whole().with("organization_id", v(org)))
+}
+fn org_change(org: i64) -> ChangeSet {
+    ChangeSet::empty().with_row("agent", RowChange::whole().with("organization_id", v(org)))
+}
+fn key(tenant: &str, input: &str) -> CacheKey {
+    CacheKey::new(Some(tenant), "agents.findMany", input)
+}
+fn engine(store: Arc<dyn CacheStore>) -> Engine {
+    Engine::with_config(store, EngineConfig { relations: Relations::none(), ..EngineConfig::default() })
+}
+fn memory() -> Arc<dyn CacheStore> {
+    Arc::new(MemoryStore::new(MemoryConfig { max_entry_bytes: 1024 * 1024, ..MemoryConfig::default() }))
+}
+
+#[cfg(feature = "redis")]
+fn redis_url() -> Option<String> {
+    match std::env::var("TEST_REDIS_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var_os("CI").is_some() => panic!("TEST_REDIS_URL must be set under CI"),
+        Err(_) => {
+            eprintln!("skipped: TEST_REDIS_URL not set");
+            None
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+fn redis_store(test: &str) -> Option<Arc<dyn CacheStore>> {
+    Some(Arc::new(redis_with_prefix(&redis_url()?, &unique_prefix(test))))
+}
+
+#[cfg(feature = "redis")]
+fn unique_prefix(test: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("reactive-test:{test}:{nanos}:{}:", std::process::id())
+}
+
+#[cfg(feature = "redis")]
+fn redis_with_prefix(url: &str, prefix: &str) -> reactive_runtime::cache::redis::RedisStore {
+    use reactive_runtime::cache::redis::{RedisConfig, RedisStore};
+    let mut config = RedisConfig::new(url).prefix(prefix);
+    config.max_entry_bytes = 1024 * 1024;
+    RedisStore::new(config).expect("valid url")
+}
+
+// ---------------------------------------------------------------- the shared store suite
+
+async fn store_suite(store: Arc<dyn CacheStore>) {
+    let k = |i: &str| key("t1", i);
+    assert_eq!(store.get(&k("1")).await.unwrap(), None);
+    let put = |key: CacheKey, reads: ReadSet, val: &'static str| {
+        let store = Arc::clone(&store);
+        async move {
+            let ticket = store.begin().await.unwrap();
+            store.put(&key, Bytes::from_static(val.as_bytes()), &reads, ticket).await.unwrap()
+        }
+    };
+    assert_eq!(put(k("1"), org_reads(1), "one").await, PutOutcome::Stored);
+    assert_eq!(store.get(&k("1")).await.unwrap().as_deref(), Some(&b"one"[..]));
+    put(k("2"), org_reads(2), "two").await;
+    put(k("whole"), ReadSet::tables(["agent"]), "whole").await;
+    put(k("tool"), ReadSet::empty().with("tool", Conjunction::whole().with("id", v(1))), "tool").await;
+    put(k("all"), ReadSet::everything(), "all").await;
+    put(k("const"), ReadSet::empty(), "const").await;
+    // Same key, new value.
+    put(k("2"), org_reads(2), "two'").await;
+    assert_eq!(store.get(&k("2")).await.unwrap().as_deref(), Some(&b"two'"[..]));
+
+    let mut removed = store.invalidate(&org_change(1), Origin::Local).await.unwrap();
+    removed.sort_by(|a, b| a.key.cmp(&b.key));
+    let keys: Vec<&str> = removed.iter().map(|e| e.key.input.as_str()).collect();
+    assert_eq!(keys, ["1", "all", "whole"]);
+    let one = &removed[0];
+    assert_eq!(one.key.tenant.as_deref(), Some("t1"));
+    assert_eq!(one.reasons[0].table, "agent");
+    assert_eq!(one.reasons[0].column.as_deref(), Some("organization_id"));
+    assert_eq!(one.reasons[0].value, Some(v(1)));
+    for gone in ["1", "all", "whole"] {
+        assert_eq!(store.get(&k(gone)).await.unwrap(), None, "{gone} must be invalidated");
+    }
+    for kept in ["2", "tool", "const"] {
+        assert!(store.get(&k(kept)).await.unwrap().is_some(), "{kept} must survive");
+    }
+
+    // An unknown column in the change matches every keyed entry of the table.
+    let removed = store.invalidate(&ChangeSet::empty().with_row("agent", RowChange::whole().with("id", v(3))), Origin::Local).await.unwrap();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(store.get(&k("2")).await.unwrap(), None);
+
+    // Everything: every entry that reads something.
+    put(k("1"), org_reads(1), "one").await;
+    let removed = store.invalidate(&ChangeSet::everything(), Origin::Local).await.unwrap();
+    let mut keys: Vec<&str> = removed.iter().map(|e| e.key.input.as_str()).collect();
+    keys.sort();
+    assert_eq!(keys, ["1", "tool"]);
+    assert!(store.get(&k("const")).await.unwrap().is_some(), "reads nothing: unaffected");
+
+    // remove, clear.
+    put(k("1"), org_reads(1), "one").await;
+    put(k("2"), org_reads(2), "two").await;
+    store.remove(&[k("1")]).await.unwrap();
+    assert_eq!(store.get(&k("1")).await.unwrap(), None);
+    assert!(store.get(&k("2")).await.unwrap().is_some());
+    store.clear().await.unwrap();
+    assert_eq!(store.get(&k("2")).await.unwrap(), None);
+    assert_eq!(store.get(&k("const")).await.unwrap(), None);
+    // After a clear the store works as before.
+    put(k("1"), org_reads(1), "one").await;
+    assert!(store.get(&k("1")).await.unwrap().is_some());
+    assert_eq!(store.invalidate(&org_change(1), Origin::Local).await.unwrap().len(), 1);
+
+    // Entries over the per-entry limit are not stored.
+    let ticket = store.begin().await.unwrap();
+    let big = Bytes::from(vec![b'x'; 2 * 1024 * 1024]);
+    assert_eq!(store.put(&k("big"), big, &org_reads(1), ticket).await.unwrap(), PutOutcome::TooLarge);
+    assert_eq!(store.get(&k("big")).await.unwrap(), None);
+
+    // Keys with different tenants are different entries.
+    put(key("a", "x"), org_reads(1), "a").await;
+    put(key("b", "x"), org_reads(1), "b").await;
+    assert_eq!(store.get(&key("a", "x")).await.unwrap().as_deref(), Some(&b"a"[..]));
+    assert_eq!(store.get(&key("b", "x")).await.unwrap().as_deref(), Some(&b"b"[..]));
+}
+
+#[tokio::test]
+async fn memory_store_passes_the_suite() {
+    store_suite(memory()).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_store_passes_the_suite() {
+    let Some(store) = redis_store("suite") else { return };
+    store_suite(store).await;
+}
+
+// ---------------------------------------------------------------- engine behaviour over any store
+
+/// The stale-set race, forced: a read runs its query (old data) → a write commits and
+/// its invalidation runs → the read stores its old result → the next get must miss.
+async fn stale_set_race(store: Arc<dyn CacheStore>) {
+    let engine = engine(store);
+    let k = key("t", "race");
+    let (read_done_tx, read_done_rx) = oneshot::channel::<()>();
+    let (write_done_tx, write_done_rx) = oneshot::channel::<()>();
+    let reader = {
+        let engine = engine.clone();
+        let k = k.clone();
+        tokio::spawn(async move {
+            engine
+                .get_or_compute(k, org_reads(1), || async move {
+                    let old = Bytes::from_static(b"old"); // the database answered with the old rows
+                    read_done_tx.send(()).unwrap();
+                    write_done_rx.await.unwrap(); // the write and its invalidation happen now
+                    Res::Ok((old, ReadSet::empty()))
+                })
+                .await
+                .unwrap()
+        })
+    };
+    read_done_rx.await.unwrap();
+    let report = engine.apply(org_change(1)).await; // after the write committed
+    assert!(report.entries.is_empty(), "nothing was cached yet");
+    write_done_tx.send(()).unwrap();
+    let first = reader.await.unwrap();
+    assert_eq!((first.value.as_ref(), first.source), (&b"old"[..], Source::Computed), "the caller still gets its result");
+    assert_eq!(engine.stats().stores_dropped, 1, "but it is not stored");
+    let next = engine.get_or_compute(k, org_reads(1), || async { Res::Ok((Bytes::from_static(b"new"), ReadSet::empty())) }).await.unwrap();
+    assert_eq!((next.value.as_ref(), next.source), (&b"new"[..], Source::Computed), "the next get must miss");
+
+    // A concurrent change that cannot affect the read does not prevent the store.
+    let k2 = key("t", "race-unrelated");
+    let (read_done_tx, read_done_rx) = oneshot::channel::<()>();
+    let (write_done_tx, write_done_rx) = oneshot::channel::<()>();
+    let reader = {
+        let engine = engine.clone();
+        let k2 = k2.clone();
+        tokio::spawn(async move {
+            engine
+                .get_or_compute(k2, org_reads(1), || async move {
+                    read_done_tx.send(()).unwrap();
+                    write_done_rx.await.unwrap();
+                    Res::Ok((Bytes::from_static(b"v"), ReadSet::empty()))
+                })
+                .await
+                .unwrap()
+        })
+    };
+    read_done_rx.await.unwrap();
+    engine.apply(ChangeSet::empty().with_row("tool", RowChange::whole())).await;
+    write_done_tx.send(()).unwrap();
+    reader.await.unwrap();
+    let again = engine.get_or_compute(k2, org_reads(1), || async { Res::Ok((Bytes::from_static(b"x"), ReadSet::empty())) }).await.unwrap();
+    assert_eq!(again.source, Source::Hit);
+}
+
+/// Reads discovered while computing (extra) count for the race guard too.
+async fn stale_set_race_on_discovered_reads(store: Arc<dyn CacheStore>) {
+    let engine = engine(store);
+    let k = key("t", "race-extra");
+    let (read_done_tx, read_done_rx) = oneshot::channel::<()>();
+    let (write_done_tx, write_done_rx) = oneshot::channel::<()>();
+    let reader = {
+        let engine = engine.clone();
+        let k = k.clone();
+        tokio::spawn(async move {
+            engine
+                .get_or_compute(k, ReadSet::empty(), || async move {
+                    read_done_tx.send(()).unwrap();
+                    write_done_rx.await.unwrap();
+                    Res::Ok((Bytes::from_static(b"old"), ReadSet::tables(["memory"])))
+                })
+                .await
+                .unwrap()
+        })
+    };
+    read_done_rx.await.unwrap();
+    engine.apply(ChangeSet::tables(["memory"])).await;
+    write_done_tx.send(()).unwrap();
+    reader.await.unwrap();
+    let next = engine.get_or_compute(k, ReadSet::empty(), || async { Res::Ok((Bytes::from_static(b"new"), ReadSet::empty())) }).await.unwrap();
+    assert_eq!(next.source, Source::Computed);
+}
+
+/// N identical concurrent misses run the computation once.
+async fn coalescing(store: Arc<dyn CacheStore>) {
+    const N: usize = 16;
+    let engine = engine(store);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(N));
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for _ in 0..N {
+        let (engine, runs, barrier, mut release_rx) = (engine.clone(), Arc::clone(&runs), Arc::clone(&barrier), release_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            engine
+                .get_or_compute(key("t", "popular"), org_reads(1), || async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    release_rx.wait_for(|r| *r).await.unwrap();
+                    Res::Ok((Bytes::from_static(b"v"), ReadSet::empty()))
+                })
+                .await
+                .unwrap()
+        }));
+    }
+    // Wait until every caller is either the leader or waiting on it.
+    while engine.stats().coalesced_waits < (N - 1) as u64 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    release_tx.send(true).unwrap();
+    let mut sources = Vec::new();
+    for t in tasks {
+        let f = t.await.unwrap();
+        assert_eq!(f.value.as_ref(), b"v");
+        sources.push(f.source);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the computation ran once");
+    assert_eq!(sources.iter().filter(|s| **s == Source::Computed).count(), 1);
+    assert_eq!(sources.iter().filter(|s| **s == Source::Coalesced).count(), N - 1);
+    assert_eq!(engine.stats().misses, 1);
+    assert_eq!(engine.in_flight(), 0);
+}
+
+/// A caller that arrives after a change must not receive the result of a computation
+/// that started before it; a failed leader does not leave its waiters hanging.
+async fn coalescing_respects_changes_and_failures(store: Arc<dyn CacheStore>) {
+    let engine = engine(store);
+    let k = key("t", "late");
+    let (started_tx, started_rx) = oneshot::channel::<()>();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let leader = {
+        let (engine, k) = (engine.clone(), k.clone());
+        tokio::spawn(async move {
+            engine
+                .get_or_compute(k, org_reads(1), || async move {
+                    started_tx.send(()).unwrap();
+                    release_rx.await.unwrap();
+                    Res::Ok((Bytes::from_static(b"old"), ReadSet::empty()))
+                })
+                .await
+                .unwrap()
+        })
+    };
+    started_rx.await.unwrap();
+    engine.apply(org_change(1)).await; // a write completed
+    let late = {
+        let (engine, k) = (engine.clone(), k.clone());
+        tokio::spawn(async move {
+            engine.get_or_compute(k, org_reads(1), || async { Res::Ok((Bytes::from_static(b"new"), ReadSet::empty())) }).await.unwrap()
+        })
+    };
+    while engine.stats().coalesced_waits < 1 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    release_tx.send(()).unwrap();
+    assert_eq!(leader.await.unwrap().value.as_ref(), b"old");
+    let late = late.await.unwrap();
+    assert_eq!((late.value.as_ref(), late.source), (&b"new"[..], Source::Computed), "the late caller recomputed");
+
+    // Leader fails: waiters retry (one of them leads) and succeed.
+    let k = key("t", "failing");
+    let (started_tx, started_rx) = oneshot::channel::<()>();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let failing = {
+        let (engine, k) = (engine.clone(), k.clone());
+        tokio::spawn(async move {
+            engine
+                .get_or_compute(k, org_reads(1), || async move {
+                    started_tx.send(()).unwrap();
+                    release_rx.await.unwrap();
+                    Err::<(Bytes, ReadSet), &str>("boom")
+                })
+                .await
+        })
+    };
+    started_rx.await.unwrap();
+    let waits_before = engine.stats().coalesced_waits;
+    let waiter = {
+        let (engine, k) = (engine.clone(), k.clone());
+        tokio::spawn(async move {
+            engine.get_or_compute(k, org_reads(1), || async { Res::Ok((Bytes::from_static(b"ok"), ReadSet::empty())) }).await.unwrap()
+        })
+    };
+    while engine.stats().coalesced_waits == waits_before {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    release_tx.send(()).unwrap();
+    assert_eq!(failing.await.unwrap().unwrap_err(), "boom");
+    assert_eq!(waiter.await.unwrap().value.as_ref(), b"ok");
+    assert_eq!(engine.in_flight(), 0);
+}
+
+/// A change for organization A invalidates no entry whose key names organization B,
+/// and reports why it invalidated what it did.
+async fn precision(store: Arc<dyn CacheStore>) {
+    let engine = engine(store);
+    for org in 1..=20 {
+        for page in 0..3 {
+            let k = key(&format!("org{org}"), &format!("{{\"organizationId\":{org},\"page\":{page}}}"));
+            let f = engine.get_or_compute(k, org_reads(org), || async { Res::Ok((Bytes::from_static(b"v"), ReadSet::empty())) }).await.unwrap();
+            assert_eq!(f.source, Source::Computed);
+        }
+    }
+    let report = engine.apply(org_change(7)).await;
+    assert_eq!(report.entries.len(), 3);
+    assert!(report.entries.iter().all(|e| e.key.tenant.as_deref() == Some("org7")));
+    assert_eq!(report.tables, ["agent"]);
+    assert!(report.sequence > 0);
+    assert_eq!(report.entries[0].reasons[0].value, Some(v(7)));
+    assert_eq!(engine.stats().entries_invalidated, 3);
+    // Everything else is still cached.
+    for org in [1, 6, 8, 20] {
+        let k = key(&format!("org{org}"), &format!("{{\"organizationId\":{org},\"page\":0}}"));
+        let f = engine.get_or_compute(k, org_reads(org), || async { Res::Ok((Bytes::from_static(b"x"), ReadSet::empty())) }).await.unwrap();
+        assert_eq!(f.source, Source::Hit, "org {org} untouched");
+    }
+    // A move from 7 to 8 (old and new known) invalidates 8's entries too.
+    let moved = ChangeSet::empty().with_row("agent", RowChange::whole().with_values("organization_id", [v(7), v(8)]));
+    let report = engine.apply(moved).await;
+    assert_eq!(report.entries.len(), 3, "org 8's three pages (org 7's are already gone)");
+    assert!(report.entries.iter().all(|e| e.key.tenant.as_deref() == Some("org8")));
+}
+
+async fn relations_in_apply(store: Arc<dyn CacheStore>) {
+    use reactive_runtime::engine::RelationEdge;
+    let relations = Relations::from_edges([RelationEdge::new("agent", "message", Some("from_agent_id"))]);
+    let engine = Engine::with_config(store, EngineConfig { relations, ..EngineConfig::default() });
+    let msgs = |agent: i64| ReadSet::empty().with("message", Conjunction::whole().with("from_agent_id", v(agent)));
+    for agent in [1, 2] {
+        engine.get_or_compute(key("t", &format!("m{agent}")), msgs(agent), || async { Res::Ok((Bytes::from_static(b"v"), ReadSet::empty())) }).await.unwrap();
+    }
+    let report = engine.apply(ChangeSet::empty().with_row("agent", RowChange::whole().with("id", v(2)))).await;
+    assert_eq!(report.entries.len(), 1);
+    assert_eq!(report.entries[0].key.input, "m2");
+    let reason = &report.entries[0].reasons[0];
+    assert_eq!(reason.table, "message");
+    assert_eq!(reason.relation.as_ref().map(|e| e.to_string()).as_deref(), Some("agent.id -> message.from_agent_id"));
+    assert_eq!(report.tables, ["agent", "message"]);
+}
+
+macro_rules! engine_tests {
+    ($($name:ident),* $(,)?) => {
+        mod memory_engine {
+            use super::*;
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(memory()).await; })*
+        }
+        #[cfg(feature = "redis")]
+        mod redis_engine {
+            use super::*;
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(store) = redis_store(stringify!($name)) else { return };
+                super::$name(store).await;
+            })*
+        }
+    };
+}
+
+engine_tests!(
+    stale_set_race,
+    stale_set_race_on_discovered_reads,
+    coalescing,
+    coalescing_respects_changes_and_failures,
+    precision,
+    relations_in_apply,
+);
+
+// ---------------------------------------------------------------- memory store specifics
+
+#[tokio::test]
+async fn memory_store_stays_under_its_byte_cap_and_its_index_follows() {
+    let store = MemoryStore::new(MemoryConfig { max_bytes: 100 * 1024, max_entry_bytes: 50 * 1024, ttl: Duration::from_secs(60) });
+    for i in 0..100 {
+        let ticket = store.begin().await.unwrap();
+        let value = Bytes::from(vec![b'x'; 10 * 1024]);
+        store.put(&key("t", &i.to_string()), value, &org_reads(i), ticket).await.unwrap();
+    }
+    store.run_pending_tasks().await;
+    assert!(store.weighted_size() <= 100 * 1024, "weighted size {}", store.weighted_size());
+    assert!(store.entry_count() < 100 && store.entry_count() > 0, "entries {}", store.entry_count());
+    assert_eq!(store.indexed_count() as u64, store.entry_count(), "evicted entries leave the index");
+}
+
+#[tokio::test]
+async fn memory_store_expires_entries() {
+    let store = MemoryStore::new(MemoryConfig { ttl: Duration::from_millis(50), ..MemoryConfig::default() });
+    let ticket = store.begin().await.unwrap();
+    store.put(&key("t", "1"), Bytes::from_static(b"v"), &org_reads(1), ticket).await.unwrap();
+    assert!(store.get(&key("t", "1")).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(store.get(&key("t", "1")).await.unwrap(), None);
+    store.run_pending_tasks().await;
+    assert_eq!(store.indexed_count(), 0);
+}
+
+// ---------------------------------------------------------------- Redis specifics
+
+/// Instance B's cache must not serve what instance A invalidated, and B's computation
+/// that overlapped A's write must not store, before B hears of the change on the bus.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cross_instance_invalidation_and_race_guard() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("cross");
+    let a = engine(Arc::new(redis_with_prefix(&url, &prefix)));
+    let b = engine(Arc::new(redis_with_prefix(&url, &prefix)));
+    let k = key("t", "shared");
+    let compute = |val: &'static [u8]| move || async move { Res::Ok((Bytes::from_static(val), ReadSet::empty())) };
+    assert_eq!(b.get_or_compute(k.clone(), org_reads(1), compute(b"v1")).await.unwrap().source, Source::Computed);
+    assert_eq!(a.get_or_compute(k.clone(), org_reads(1), compute(b"x")).await.unwrap().source, Source::Hit, "shared");
+    let report = a.apply(org_change(1)).await;
+    assert_eq!(report.entries.len(), 1, "A removes the entry B stored");
+    let f = b.get_or_compute(k.clone(), org_reads(1), compute(b"v2")).await.unwrap();
+    assert_eq!((f.value.as_ref(), f.source), (&b"v2"[..], Source::Computed));
+
+    // Race across instances: B reads, A writes + invalidates, B stores → dropped by Redis.
+    let k2 = key("t", "shared-race");
+    let (read_done_tx, read_done_rx) = oneshot::channel::<()>();
+    let (write_done_tx, write_done_rx) = oneshot::channel::<()>();
+    let reader = {
+        let (b, k2) = (b.clone(), k2.clone());
+        tokio::spawn(async move {
+            b.get_or_compute(k2, org_reads(1), || async move {
+                read_done_tx.send(()).unwrap();
+                write_done_rx.await.unwrap();
+                Res::Ok((Bytes::from_static(b"old"), ReadSet::empty()))
+            })
+            .await
+            .unwrap()
+        })
+    };
+    read_done_rx.await.unwrap();
+    a.apply(org_change(1)).await; // B's engine does not see this change
+    write_done_tx.send(()).unwrap();
+    reader.await.unwrap();
+    assert_eq!(b.stats().stores_dropped, 1);
+    let f = a.get_or_compute(k2, org_reads(1), compute(b"new")).await.unwrap();
+    assert_eq!((f.value.as_ref(), f.source), (&b"new"[..], Source::Computed));
+
+    // A remote change set does not touch the shared store (its origin already did).
+    let report = b.apply_remote(org_change(1)).await;
+    assert!(report.remote && report.entries.is_empty());
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_serves_without_cache() {
+    use reactive_runtime::cache::CacheError;
+    // Port 1: nothing listens there.
+    let store = Arc::new(redis_with_prefix("redis://127.0.0.1:1/", "down:"));
+    assert!(matches!(store.get(&key("t", "1")).await, Err(CacheError::Unavailable(_))));
+    let engine = engine(store);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        let runs = Arc::clone(&runs);
+        let f = engine
+            .get_or_compute(key("t", "1"), org_reads(1), || async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Res::Ok((Bytes::from_static(b"v"), ReadSet::empty()))
+            })
+            .await
+            .unwrap();
+        assert_eq!((f.value.as_ref(), f.source), (&b"v"[..], Source::Computed));
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 3, "every read falls through to the database");
+    let report = engine.apply(org_change(1)).await;
+    assert!(report.store_failed, "writes still succeed; the failure is reported");
+    assert!(engine.stats().store_errors >= 4);
+    assert!(started.elapsed() < Duration::from_secs(20), "fails fast: {:?}", started.elapsed());
+}

@@ -1,0 +1,202 @@
+//! Two instances sharing Redis (event log + bus) and one database: a write on A
+//! reaches an SSE client of B, B's cache drops what A invalidated, and a client that
+//! moves from A to B with its last event id misses nothing. Needs TEST_REDIS_URL.
+#![cfg(feature = "redis")]
+
+mod realtime_support;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use reactive_runtime::ReactiveDb;
+use reactive_runtime::realtime::{
+    EventDraft, EventLog, HubConfig, Realtime, RedisBus, RedisLog, Replay,
+};
+use realtime_support::*;
+use serde_json::{Value, json};
+
+const A_KEY: &str = r#"rt.items.byOrg:{"org":"A"}"#;
+
+fn redis_url() -> Option<String> {
+    match std::env::var("TEST_REDIS_URL") {
+        Ok(u) => Some(u),
+        Err(_) if std::env::var("CI").is_ok() => panic!("TEST_REDIS_URL must be set in CI"),
+        Err(_) => {
+            eprintln!("skipped: TEST_REDIS_URL not set");
+            None
+        }
+    }
+}
+
+fn unique(name: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("rt-test-{name}-{}-{nanos}", std::process::id())
+}
+
+async fn redis_realtime(url: &str, prefix: &str, cap: usize) -> Realtime {
+    Realtime::new(
+        Arc::new(
+            RedisLog::connect(url, prefix, cap)
+                .await
+                .expect("redis log"),
+        ),
+        Arc::new(RedisBus::connect(url, prefix).await.expect("redis bus")),
+        HubConfig::default(),
+    )
+}
+
+/// Two `ReactiveDb`s (two engines, two memory caches) on one SQLite file.
+async fn shared_dbs(name: &str) -> (ReactiveDb, ReactiveDb) {
+    let path = std::env::temp_dir().join(format!("{}.db", unique(name)));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let a = ReactiveDb::connect(&url).await.expect("sqlite a");
+    sqlx::query("CREATE TABLE rt_item (id INTEGER PRIMARY KEY AUTOINCREMENT, org TEXT NOT NULL, title TEXT NOT NULL)")
+        .execute(a.pool())
+        .await
+        .expect("create");
+    let b = ReactiveDb::connect(&url).await.expect("sqlite b");
+    (a, b)
+}
+
+async fn get_by_org(s: &Server, org: &str) -> Value {
+    s.http
+        .get(s.url("/rpc/rt.items.byOrg"))
+        .bearer_auth(format!("{org}:u"))
+        .query(&[("input", json!({"org": org}).to_string())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_write_on_a_reaches_b_and_b_drops_its_cache() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique("ab");
+    let (db_a, db_b) = shared_dbs("ab").await;
+    let rt_a = redis_realtime(&url, &prefix, 100).await;
+    let rt_b = redis_realtime(&url, &prefix, 100).await;
+    let a = serve(db_a, |c| c.realtime(rt_a)).await;
+    let b = serve(db_b, |c| c.realtime(rt_b)).await;
+
+    // B caches the (empty) result
+    assert_eq!(get_by_org(&b, "A").await["data"], json!([]));
+    assert_eq!(get_by_org(&b, "A").await["data"], json!([]));
+    assert!(b.db.stats().engine.hits >= 1, "second read was a cache hit");
+
+    let mut sse_b = b.events("A:u", &[("subscribe", A_KEY)], None).await;
+    sse_b.ready().await;
+    let (st, m) = a
+        .post("A:u", "rt.items.create", json!({"org": "A", "title": "x"}))
+        .await;
+    assert_eq!(st, 200);
+    let f = sse_b
+        .next_event(LONG)
+        .await
+        .expect("B's client gets A's event");
+    assert_eq!(f.json()["eventId"], m["eventId"]);
+    assert_eq!(f.json()["queries"], json!([A_KEY]));
+    // the change set arrived before the event on the same channel: B's cache is clean
+    let fresh = get_by_org(&b, "A").await;
+    assert_eq!(fresh["data"][0]["title"], "x", "{fresh}");
+}
+
+#[tokio::test]
+async fn a_client_moving_from_a_to_b_misses_nothing() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique("move");
+    let (db_a, db_b) = shared_dbs("move").await;
+    let rt_a = redis_realtime(&url, &prefix, 100).await;
+    let rt_b = redis_realtime(&url, &prefix, 100).await;
+    let a = serve(db_a, |c| c.realtime(rt_a)).await;
+    let b = serve(db_b, |c| c.realtime(rt_b)).await;
+
+    let mut sse_a = a.events("A:u", &[("subscribe", A_KEY)], None).await;
+    sse_a.ready().await;
+    a.post("A:u", "rt.items.create", json!({"org": "A", "title": "1"}))
+        .await;
+    let last = sse_a.next_event(LONG).await.unwrap().id.unwrap();
+    drop(sse_a);
+    let (_, m2) = a
+        .post("A:u", "rt.items.create", json!({"org": "A", "title": "2"}))
+        .await;
+    let (_, m3) = b
+        .post("A:u", "rt.items.create", json!({"org": "A", "title": "3"}))
+        .await;
+    let mut sse_b = b.events("A:u", &[("subscribe", A_KEY)], Some(&last)).await;
+    sse_b.ready().await;
+    assert_eq!(
+        sse_b.next_event(LONG).await.unwrap().json()["eventId"],
+        m2["eventId"]
+    );
+    assert_eq!(
+        sse_b.next_event(LONG).await.unwrap().json()["eventId"],
+        m3["eventId"]
+    );
+    assert!(sse_b.next_event(SHORT).await.is_none());
+    // ids are contiguous per tenant across instances
+    let i2: u64 = m2["eventId"].as_str().unwrap().parse().unwrap();
+    let i3: u64 = m3["eventId"].as_str().unwrap().parse().unwrap();
+    assert_eq!(i3, i2 + 1);
+}
+
+#[tokio::test]
+async fn redis_log_replays_and_resets_after_trimming() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique("log");
+    let log = RedisLog::connect(&url, &prefix, 3).await.expect("log");
+    let h0 = log.head("t").await.unwrap();
+    assert!(
+        h0.0 > 1_000_000_000_000_000,
+        "starts at server time in µs: {h0}"
+    );
+    let draft = || EventDraft {
+        tenant: "t".into(),
+        ..Default::default()
+    };
+    let e1 = log.append(draft()).await.unwrap();
+    let e2 = log.append(draft()).await.unwrap();
+    assert_eq!(e1.id().0, h0.0 + 1);
+    assert_eq!(e2.id().0, h0.0 + 2);
+    match log.since("t", h0).await.unwrap() {
+        Replay::Events { events, head } => {
+            assert_eq!(
+                events.iter().map(|e| e.id()).collect::<Vec<_>>(),
+                vec![e1.id(), e2.id()]
+            );
+            assert_eq!(head, e2.id());
+        }
+        Replay::Reset { .. } => panic!("unexpected reset"),
+    }
+    for _ in 0..3 {
+        log.append(draft()).await.unwrap();
+    }
+    assert!(matches!(
+        log.since("t", e1.id()).await.unwrap(),
+        Replay::Reset { .. }
+    ));
+    assert!(matches!(
+        log.since("t", h0).await.unwrap(),
+        Replay::Reset { .. }
+    ));
+    assert!(matches!(
+        log.since("t", e2.id()).await.unwrap(),
+        Replay::Events { .. }
+    ));
+    let future = reactive_runtime::realtime::EventId(u64::MAX >> 12);
+    assert!(matches!(
+        log.since("t", future).await.unwrap(),
+        Replay::Reset { .. }
+    ));
+    // other tenants are independent
+    let other = log.head("u").await.unwrap();
+    assert!(matches!(
+        log.since("u", other).await.unwrap(),
+        Replay::Events { .. }
+    ));
+}

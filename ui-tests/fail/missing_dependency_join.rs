@@ -1,0 +1,20 @@
+use reactive::{ReactiveDb, reactive_function};
+use serde::Deserialize;
+use ts_rs::TS;
+
+#[derive(Deserialize, TS)]
+pub struct OrgInput {
+    pub organization_id: i64,
+}
+
+#[reactive_function(dependencies(agent))]
+pub async fn agent_names_with_messages(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT a.name FROM agent a JOIN message m ON m.from_agent_id = a.id WHERE a.organization_id = $1",
+    )
+    .bind(input.organization_id)
+    .fetch_all(db)
+    .await?)
+}
+
+fn main() {}
