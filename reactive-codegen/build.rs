@@ -16,13 +16,19 @@ fn main() {
         .unwrap_or_default();
     files.sort();
     let manifest = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-    let mut out = String::from("/// The client runtime sources: (file name, contents).\npub const CLIENT_SOURCES: &[(&str, &str)] = &[\n");
+    let mut out = String::from(
+        "/// The client runtime sources: (file name, contents).\npub const CLIENT_SOURCES: &[(&str, &str)] = &[\n",
+    );
     for name in &files {
         println!("cargo::rerun-if-changed=ts/src/{name}");
         let path = Path::new(&manifest).join("ts/src").join(name);
-        out.push_str(&format!("    ({name:?}, include_str!({:?})),\n", path.display().to_string()));
+        out.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            path.display().to_string()
+        ));
     }
     out.push_str("];\n");
-    let dest = Path::new(&env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("client_sources.rs");
+    let dest =
+        Path::new(&env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("client_sources.rs");
     fs::write(dest, out).expect("write client_sources.rs");
 }

@@ -21,7 +21,9 @@ pub mod __private {
     pub use ::serde;
     pub use ::serde_json;
     pub use ::ts_rs;
-    pub use reactive_runtime::registry::{BoxFuture, FunctionDef, InputError, Prepared, TsTypes};
+    pub use reactive_runtime::registry::{
+        BoxFuture, FunctionDef, InputError, Prepared, Registration, TsTypes,
+    };
     pub use reactive_runtime::{Error, ReactiveDb, Result};
     pub use std::sync::OnceLock;
 
@@ -52,10 +54,15 @@ pub mod __private {
     pub fn assert_output<T: Serialize + TS + 'static>() {}
 
     /// Decode a function's JSON input; the error carries the path of the bad field.
-    pub fn decode_input<T: DeserializeOwned>(value: serde_json::Value) -> std::result::Result<T, InputError> {
+    pub fn decode_input<T: DeserializeOwned>(
+        value: serde_json::Value,
+    ) -> std::result::Result<T, InputError> {
         serde_path_to_error::deserialize(value).map_err(|error| {
             let path = error.path().to_string();
-            InputError { path, message: error.into_inner().to_string() }
+            InputError {
+                path,
+                message: error.into_inner().to_string(),
+            }
         })
     }
 
@@ -64,14 +71,22 @@ pub mod __private {
         match value {
             serde_json::Value::Null => Ok(()),
             serde_json::Value::Object(map) if map.is_empty() => Ok(()),
-            _ => Err(InputError { path: ".".into(), message: "this function takes no input".into() }),
+            _ => Err(InputError {
+                path: ".".into(),
+                message: "this function takes no input".into(),
+            }),
         }
     }
 
     /// The JSON value of one key binding (`&input.organization_id`).
-    pub fn binding_value<T: Serialize + ?Sized>(value: &T, source: &str) -> std::result::Result<serde_json::Value, InputError> {
-        serde_json::to_value(value)
-            .map_err(|error| InputError { path: source.to_owned(), message: format!("cannot serialize key value: {error}") })
+    pub fn binding_value<T: Serialize + ?Sized>(
+        value: &T,
+        source: &str,
+    ) -> std::result::Result<serde_json::Value, InputError> {
+        serde_json::to_value(value).map_err(|error| InputError {
+            path: source.to_owned(),
+            message: format!("cannot serialize key value: {error}"),
+        })
     }
 
     /// Serialize a handler's output.
@@ -81,7 +96,9 @@ pub mod __private {
 
     /// Box the run closure (`Prepared::run`).
     #[allow(clippy::type_complexity)]
-    pub fn boxed_run<F, Fut>(run: F) -> Box<dyn FnOnce(ReactiveDb) -> BoxFuture<Result<serde_json::Value>> + Send>
+    pub fn boxed_run<F, Fut>(
+        run: F,
+    ) -> Box<dyn FnOnce(ReactiveDb) -> BoxFuture<Result<serde_json::Value>> + Send>
     where
         F: FnOnce(ReactiveDb) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<serde_json::Value>> + Send + 'static,
@@ -121,18 +138,34 @@ pub mod __private {
     /// TypeScript of a function's input and output types.
     pub fn ts_types<I: TS + 'static, O: TS + 'static>() -> TsTypes {
         let cfg = ts_rs::Config::new();
-        let mut visitor = Declarations { cfg: &cfg, seen: HashSet::new(), out: Vec::new() };
+        let mut visitor = Declarations {
+            cfg: &cfg,
+            seen: HashSet::new(),
+            out: Vec::new(),
+        };
         declarations::<I>(&mut visitor);
         declarations::<O>(&mut visitor);
-        TsTypes { input: I::name(&cfg), output: O::name(&cfg), declarations: finish(visitor) }
+        TsTypes {
+            input: I::name(&cfg),
+            output: O::name(&cfg),
+            declarations: finish(visitor),
+        }
     }
 
     /// TypeScript of a function without input.
     pub fn ts_types_no_input<O: TS + 'static>() -> TsTypes {
         let cfg = ts_rs::Config::new();
-        let mut visitor = Declarations { cfg: &cfg, seen: HashSet::new(), out: Vec::new() };
+        let mut visitor = Declarations {
+            cfg: &cfg,
+            seen: HashSet::new(),
+            out: Vec::new(),
+        };
         declarations::<O>(&mut visitor);
-        TsTypes { input: "null".into(), output: O::name(&cfg), declarations: finish(visitor) }
+        TsTypes {
+            input: "null".into(),
+            output: O::name(&cfg),
+            declarations: finish(visitor),
+        }
     }
 
     // ---- const string assembly (model JSON, dependency lists, messages) ----

@@ -245,7 +245,15 @@ fn files_give_free_fns_methods_module_fns_and_trait_defaults_with_file_consts() 
         .iter()
         .map(|f| (f.name.as_str(), f.is_async, f.statements.len()))
         .collect();
-    assert_eq!(names, [("a", true, 1), ("b", true, 1), ("c", false, 0), ("d", true, 1)]);
+    assert_eq!(
+        names,
+        [
+            ("a", true, 1),
+            ("b", true, 1),
+            ("c", false, 0),
+            ("d", true, 1)
+        ]
+    );
     assert_eq!(
         fns[0].statements[0].sql,
         "SELECT * FROM agent WHERE organization_id = $1"

@@ -1372,7 +1372,10 @@ fn sqlite_update_or_replace_writes_all_rows() {
 
 #[test]
 fn with_clause_before_a_write() {
-    let a = ok("WITH src AS (SELECT id FROM staging WHERE batch = $1) INSERT INTO agent (id) SELECT id FROM src RETURNING id", PG);
+    let a = ok(
+        "WITH src AS (SELECT id FROM staging WHERE batch = $1) INSERT INTO agent (id) SELECT id FROM src RETURNING id",
+        PG,
+    );
     assert_eq!(a.operation, Operation::Insert);
     assert!(a.returning);
     assert_eq!(a.reads, vec![keyed("staging", &[key("batch", &[p(1)])])]);
@@ -1383,6 +1386,16 @@ fn with_clause_before_a_write() {
     );
     assert_eq!(a.operation, Operation::Insert);
     assert!(!a.returning);
-    let tables: Vec<_> = a.writes.iter().map(|w| (w.table.as_str(), w.operation)).collect();
-    assert_eq!(tables, [("archive", Operation::Insert), ("message", Operation::Delete)]);
+    let tables: Vec<_> = a
+        .writes
+        .iter()
+        .map(|w| (w.table.as_str(), w.operation))
+        .collect();
+    assert_eq!(
+        tables,
+        [
+            ("archive", Operation::Insert),
+            ("message", Operation::Delete)
+        ]
+    );
 }

@@ -45,13 +45,21 @@ fn text_value() -> impl Strategy<Value = V> {
 }
 
 fn value_for(column: &str) -> BoxedStrategy<V> {
-    if column == "kind" { text_value().boxed() } else { int_value().boxed() }
+    if column == "kind" {
+        text_value().boxed()
+    } else {
+        int_value().boxed()
+    }
 }
 
 /// A table's rows: ids 1..=n, other columns random.
 fn rows(table: &'static str) -> impl Strategy<Value = Vec<Vec<V>>> {
     let cols = columns(table);
-    prop::collection::vec(cols[1..].iter().map(|c| value_for(c)).collect::<Vec<_>>(), 0..5).prop_map(|rows| {
+    prop::collection::vec(
+        cols[1..].iter().map(|c| value_for(c)).collect::<Vec<_>>(),
+        0..5,
+    )
+    .prop_map(|rows| {
         rows.into_iter()
             .enumerate()
             .map(|(i, mut r)| {
@@ -69,34 +77,72 @@ fn marked(v: &V) -> String {
 
 /// A column reference usable in the current scope and the strategy for its values.
 fn column_ref(joined: bool) -> BoxedStrategy<(String, &'static str)> {
-    let mut refs: Vec<(&str, &str)> =
-        vec![("a.id", "id"), ("a.org", "org"), ("a.kind", "kind"), ("a.parent_id", "parent_id"), ("org", "org")];
+    let mut refs: Vec<(&str, &str)> = vec![
+        ("a.id", "id"),
+        ("a.org", "org"),
+        ("a.kind", "kind"),
+        ("a.parent_id", "parent_id"),
+        ("org", "org"),
+    ];
     if joined {
-        refs.extend([("m.id", "id"), ("m.agent_id", "agent_id"), ("m.kind", "kind"), ("agent_id", "agent_id")]);
+        refs.extend([
+            ("m.id", "id"),
+            ("m.agent_id", "agent_id"),
+            ("m.kind", "kind"),
+            ("agent_id", "agent_id"),
+        ]);
     } else {
         refs.extend([("kind", "kind"), ("id", "id")]);
     }
-    prop::sample::select(refs).prop_map(|(r, c)| (r.to_owned(), c)).boxed()
+    prop::sample::select(refs)
+        .prop_map(|(r, c)| (r.to_owned(), c))
+        .boxed()
 }
 
 fn atom(joined: bool) -> BoxedStrategy<String> {
     let eq = column_ref(joined)
         .prop_flat_map(|(r, c)| (Just(r), value_for(c), any::<bool>()))
-        .prop_map(|(r, v, flip)| if flip { format!("{} = {r}", marked(&v)) } else { format!("{r} = {}", marked(&v)) });
+        .prop_map(|(r, v, flip)| {
+            if flip {
+                format!("{} = {r}", marked(&v))
+            } else {
+                format!("{r} = {}", marked(&v))
+            }
+        });
     let in_list = column_ref(joined)
         .prop_flat_map(|(r, c)| (Just(r), prop::collection::vec(value_for(c), 1..3)))
-        .prop_map(|(r, vs)| format!("{r} IN ({})", vs.iter().map(marked).collect::<Vec<_>>().join(", ")));
+        .prop_map(|(r, vs)| {
+            format!(
+                "{r} IN ({})",
+                vs.iter().map(marked).collect::<Vec<_>>().join(", ")
+            )
+        });
     let range = column_ref(joined)
         .prop_flat_map(|(r, c)| (Just(r), value_for(c)))
         .prop_map(|(r, v)| format!("{r} > {}", marked(&v)));
-    let col_col = Just(if joined { "m.agent_id = a.id".to_owned() } else { "a.parent_id = a.id".to_owned() });
-    let exists = text_value().prop_map(|v| {
-        format!("EXISTS (SELECT 1 FROM message m2 WHERE m2.agent_id = a.id AND m2.kind = {})", marked(&v))
+    let col_col = Just(if joined {
+        "m.agent_id = a.id".to_owned()
+    } else {
+        "a.parent_id = a.id".to_owned()
     });
-    let in_sub = text_value().prop_map(|v| format!("a.id IN (SELECT agent_id FROM message WHERE kind = {})", marked(&v)));
+    let exists = text_value().prop_map(|v| {
+        format!(
+            "EXISTS (SELECT 1 FROM message m2 WHERE m2.agent_id = a.id AND m2.kind = {})",
+            marked(&v)
+        )
+    });
+    let in_sub = text_value().prop_map(|v| {
+        format!(
+            "a.id IN (SELECT agent_id FROM message WHERE kind = {})",
+            marked(&v)
+        )
+    });
     // `org` is not a column of message: it is the outer agent's (a correlated reference).
     let outer_ref = int_value().prop_map(|v| {
-        format!("EXISTS (SELECT 1 FROM message m3 WHERE m3.agent_id = a.id AND org = {})", marked(&v))
+        format!(
+            "EXISTS (SELECT 1 FROM message m3 WHERE m3.agent_id = a.id AND org = {})",
+            marked(&v)
+        )
     });
     let is_null = column_ref(joined).prop_map(|(r, _)| format!("{r} IS NULL"));
     prop_oneof![6 => eq, 2 => in_list, 1 => range, 1 => col_col, 1 => exists, 1 => in_sub, 1 => outer_ref, 1 => is_null].boxed()
@@ -116,23 +162,38 @@ fn condition(joined: bool) -> BoxedStrategy<String> {
 
 /// A query over `agent a` (optionally joined with `message m`), with `«v»` markers.
 fn query() -> impl Strategy<Value = String> {
+    // What `a` is: the table, a derived table, a CTE, or a UNION of filtered scans.
+    let source = prop_oneof![
+        3 => Just((String::new(), "agent a".to_owned())),
+        1 => condition(false).prop_map(|c| (String::new(), format!("(SELECT * FROM agent a WHERE {c}) a"))),
+        1 => condition(false).prop_map(|c| (format!("WITH x AS (SELECT * FROM agent a WHERE {c}) "), "x a".to_owned())),
+        1 => (condition(false), condition(false)).prop_map(|(c1, c2)| {
+            (String::new(), format!("(SELECT * FROM agent a WHERE {c1} UNION SELECT * FROM agent a WHERE {c2}) a"))
+        }),
+    ];
     let join = prop::sample::select(&["", "JOIN", "LEFT JOIN", "RIGHT JOIN", "FULL JOIN", ","][..]);
-    join.prop_flat_map(|join| {
+    (source, join).prop_flat_map(|(source, join)| {
         let joined = !join.is_empty();
-        let on = if joined && join != "," { condition(true).prop_map(|c| format!(" ON {c}")).boxed() } else { Just(String::new()).boxed() };
+        let on = if joined && join != "," {
+            condition(true).prop_map(|c| format!(" ON {c}")).boxed()
+        } else {
+            Just(String::new()).boxed()
+        };
         let wh = prop::option::of(condition(joined));
         let projection = if joined {
-            prop::sample::select(&[
-                "quote(a.id), quote(a.org), quote(a.kind), quote(a.parent_id), quote(m.id), quote(m.agent_id), quote(m.kind)",
-                "count(*)",
-            ][..])
+            prop::sample::select(
+                &[
+                    "quote(a.id), quote(a.org), quote(a.kind), quote(a.parent_id), quote(m.id), quote(m.agent_id), quote(m.kind)",
+                    "count(*)",
+                ][..],
+            )
         } else {
             prop::sample::select(&["quote(a.id), quote(a.org), quote(a.kind), quote(a.parent_id)", "count(*)"][..])
         };
-        (Just(join), on, wh, projection).prop_map(move |(join, on, wh, projection)| {
-            let from = if join.is_empty() { "agent a".to_owned() } else { format!("agent a {join} message m{on}") };
+        (Just(source), Just(join), on, wh, projection).prop_map(move |((with, a), join, on, wh, projection)| {
+            let from = if join.is_empty() { a } else { format!("{a} {join} message m{on}") };
             let wh = wh.map(|w| format!(" WHERE {w}")).unwrap_or_default();
-            format!("SELECT {projection} FROM {from}{wh}")
+            format!("{with}SELECT {projection} FROM {from}{wh}")
         })
     })
 }
@@ -202,7 +263,10 @@ fn change() -> impl Strategy<Value = Change> {
 
 fn resolve(v: &ValueRef, binds: &[V]) -> V {
     match v {
-        ValueRef::Param(p) => binds.get(p.index - 1).cloned().expect("param index in range"),
+        ValueRef::Param(p) => binds
+            .get(p.index - 1)
+            .cloned()
+            .expect("param index in range"),
         ValueRef::Literal(Literal::Number(n)) => V::Int(n.parse().expect("int")),
         ValueRef::Literal(Literal::String(s)) => V::Text(s.clone()),
         ValueRef::Literal(Literal::Bool(b)) => V::Int(i64::from(*b)),
@@ -211,24 +275,37 @@ fn resolve(v: &ValueRef, binds: &[V]) -> V {
 }
 
 /// The design's rule: can this change (old and new row) affect the query?
-fn may_affect(a: &StatementAnalysis, binds: &[V], table: &str, old: Option<&[V]>, new: Option<&[V]>) -> bool {
+fn may_affect(
+    a: &StatementAnalysis,
+    binds: &[V],
+    table: &str,
+    old: Option<&[V]>,
+    new: Option<&[V]>,
+) -> bool {
     if a.unknown.is_some() {
         return true;
     }
     let cols = columns(table);
-    a.reads.iter().filter(|r| r.table == table).any(|r| match &r.filter {
-        RowFilter::All => true,
-        RowFilter::Keys(keys) => [old, new].into_iter().flatten().any(|row| {
-            keys.iter().all(|k| {
-                let Some(i) = cols.iter().position(|c| *c == k.column) else { return true };
-                k.values.iter().any(|v| resolve(v, binds) == row[i])
-            })
-        }),
-    })
+    a.reads
+        .iter()
+        .filter(|r| r.table == table)
+        .any(|r| match &r.filter {
+            RowFilter::All => true,
+            RowFilter::Keys(keys) => [old, new].into_iter().flatten().any(|row| {
+                keys.iter().all(|k| {
+                    let Some(i) = cols.iter().position(|c| *c == k.column) else {
+                        return true;
+                    };
+                    k.values.iter().any(|v| resolve(v, binds) == row[i])
+                })
+            }),
+        })
 }
 
 async fn setup(agents: &[Vec<V>], messages: &[Vec<V>]) -> SqliteConnection {
-    let mut db = SqliteConnection::connect("sqlite::memory:").await.expect("sqlite");
+    let mut db = SqliteConnection::connect("sqlite::memory:")
+        .await
+        .expect("sqlite");
     sqlx::raw_sql("CREATE TABLE agent (id INTEGER, org INTEGER, kind TEXT, parent_id INTEGER); CREATE TABLE message (id INTEGER, agent_id INTEGER, kind TEXT);")
         .execute(&mut db)
         .await
@@ -237,13 +314,20 @@ async fn setup(agents: &[Vec<V>], messages: &[Vec<V>]) -> SqliteConnection {
         for row in rows {
             let values: Vec<_> = row.iter().map(V::sql).collect();
             let sql = format!("INSERT INTO {table} VALUES ({})", values.join(", "));
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut db).await.expect("insert");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut db)
+                .await
+                .expect("insert");
         }
     }
     db
 }
 
-async fn run(db: &mut SqliteConnection, sql: &str, binds: &[V]) -> Result<Vec<Vec<Option<String>>>, sqlx::Error> {
+async fn run(
+    db: &mut SqliteConnection,
+    sql: &str,
+    binds: &[V],
+) -> Result<Vec<Vec<Option<String>>>, sqlx::Error> {
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
     for b in binds {
         q = match b {
@@ -257,7 +341,12 @@ async fn run(db: &mut SqliteConnection, sql: &str, binds: &[V]) -> Result<Vec<Ve
         .iter()
         .map(|r| {
             (0..r.len())
-                .map(|i| r.try_get::<Option<String>, _>(i).ok().flatten().or_else(|| r.try_get::<i64, _>(i).ok().map(|n| n.to_string())))
+                .map(|i| {
+                    r.try_get::<Option<String>, _>(i)
+                        .ok()
+                        .flatten()
+                        .or_else(|| r.try_get::<i64, _>(i).ok().map(|n| n.to_string()))
+                })
                 .collect()
         })
         .collect();
@@ -266,12 +355,21 @@ async fn run(db: &mut SqliteConnection, sql: &str, binds: &[V]) -> Result<Vec<Ve
 }
 
 /// Old and new row of a change, given the table's current rows.
-fn change_rows(change: &Change, agents: &[Vec<V>], messages: &[Vec<V>]) -> (&'static str, Option<Vec<V>>, Option<Vec<V>>, String) {
+fn change_rows(
+    change: &Change,
+    agents: &[Vec<V>],
+    messages: &[Vec<V>],
+) -> (&'static str, Option<Vec<V>>, Option<Vec<V>>, String) {
     let rows_of = |t: &str| if t == "agent" { agents } else { messages };
     match change {
         Change::Insert(t, row) => {
             let values: Vec<_> = row.iter().map(V::sql).collect();
-            (t, None, Some(row.clone()), format!("INSERT INTO {t} VALUES ({})", values.join(", ")))
+            (
+                t,
+                None,
+                Some(row.clone()),
+                format!("INSERT INTO {t} VALUES ({})", values.join(", ")),
+            )
         }
         Change::Update(t, id, c, v) => {
             let old = rows_of(t).iter().find(|r| r[0] == V::Int(*id)).cloned();
@@ -279,7 +377,16 @@ fn change_rows(change: &Change, agents: &[Vec<V>], messages: &[Vec<V>]) -> (&'st
                 r[*c] = v.clone();
                 r
             });
-            (t, old, new, format!("UPDATE {t} SET {} = {} WHERE id = {id}", columns(t)[*c], v.sql()))
+            (
+                t,
+                old,
+                new,
+                format!(
+                    "UPDATE {t} SET {} = {} WHERE id = {id}",
+                    columns(t)[*c],
+                    v.sql()
+                ),
+            )
         }
         Change::Delete(t, id) => {
             let old = rows_of(t).iter().find(|r| r[0] == V::Int(*id)).cloned();
@@ -319,6 +426,109 @@ proptest! {
                 &before, &after,
                 "UNDER-INVALIDATION: {} with binds {:?}\nchange: {}\nanalysis: {:?}", sql, binds, write, a
             );
+            Ok(())
+        })?;
+    }
+}
+
+fn write_statement() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (text_value(), condition(false))
+            .prop_map(|(v, c)| format!("UPDATE agent AS a SET kind = {} WHERE {c}", marked(&v))),
+        (int_value(), condition(false)).prop_map(|(v, c)| {
+            format!(
+                "UPDATE agent AS a SET org = {}, parent_id = parent_id + 1 WHERE {c}",
+                marked(&v)
+            )
+        }),
+        condition(false).prop_map(|c| format!("DELETE FROM agent AS a WHERE {c}")),
+    ]
+}
+
+fn row_matches(filter: &RowFilter, row: &[V], binds: &[V]) -> bool {
+    match filter {
+        RowFilter::All => true,
+        RowFilter::Keys(keys) => keys.iter().all(|k| {
+            let Some(i) = AGENT.iter().position(|c| *c == k.column) else {
+                return true;
+            };
+            k.values.iter().any(|v| resolve(v, binds) == row[i])
+        }),
+    }
+}
+
+async fn agent_rows(db: &mut SqliteConnection) -> Vec<Vec<V>> {
+    let rows = sqlx::query("SELECT id, org, kind, parent_id FROM agent ORDER BY id")
+        .fetch_all(&mut *db)
+        .await
+        .expect("rows");
+    rows.iter()
+        .map(|r| {
+            let int = |i: usize| {
+                r.try_get::<Option<i64>, _>(i)
+                    .expect("int")
+                    .map_or(V::Null, V::Int)
+            };
+            let kind = r
+                .try_get::<Option<String>, _>(2)
+                .expect("text")
+                .map_or(V::Null, V::Text);
+            vec![int(0), int(1), kind, int(3)]
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Every row an UPDATE / DELETE actually changes matches the analysed write
+    /// filter, and assigned parameters and literals are the values written.
+    #[test]
+    fn write_filters_cover_every_changed_row(
+        raw in write_statement(),
+        mask in any::<u64>(),
+        agents in rows("agent"),
+        messages in rows("message"),
+    ) {
+        let (sql, binds) = bind_markers(&raw, mask);
+        let a = analyze(&sql, Dialect::Sqlite);
+        prop_assert!(a.unknown.is_none(), "{sql}: {a:?}");
+        prop_assert_eq!(a.writes.len(), 1, "{}: {:?}", sql, a);
+        let w = a.writes[0].clone();
+        prop_assert_eq!(&w.table, "agent");
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        rt.block_on(async {
+            let mut db = setup(&agents, &messages).await;
+            let before = agent_rows(&mut db).await;
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for b in &binds {
+                q = match b {
+                    V::Int(i) => q.bind(*i),
+                    V::Text(s) => q.bind(s.clone()),
+                    V::Null => q.bind(None::<i64>),
+                };
+            }
+            q.execute(&mut db).await.expect("write");
+            let after = agent_rows(&mut db).await;
+            for old in &before {
+                let new = after.iter().find(|r| r[0] == old[0]);
+                if new == Some(old) {
+                    continue;
+                }
+                prop_assert!(
+                    row_matches(&w.filter, old, &binds),
+                    "UNDER-INVALIDATION: {} with binds {:?} changed {:?} -> {:?}, outside the filter {:?}",
+                    sql, binds, old, new, w.filter
+                );
+                if let Some(new) = new {
+                    for set in &w.set {
+                        let i = AGENT.iter().position(|c| *c == set.column).expect("agent column");
+                        if let Some(v) = &set.value {
+                            prop_assert_eq!(&resolve(v, &binds), &new[i], "{} set {}", sql, set.column);
+                        }
+                    }
+                }
+            }
             Ok(())
         })?;
     }

@@ -27,7 +27,8 @@ pub struct Prepared {
     /// in order: the key values extracted from the typed input.
     pub bindings: Vec<serde_json::Value>,
     /// Runs the user's function and serializes its output.
-    pub run: Box<dyn FnOnce(crate::ReactiveDb) -> BoxFuture<crate::Result<serde_json::Value>> + Send>,
+    pub run:
+        Box<dyn FnOnce(crate::ReactiveDb) -> BoxFuture<crate::Result<serde_json::Value>> + Send>,
 }
 
 /// TypeScript declarations of a function's input and output types (ts-rs).
@@ -64,11 +65,19 @@ impl FunctionDef {
     }
 }
 
-inventory::collect!(FunctionDef);
+/// What the macro submits to `inventory`: a reference to the function's `static`
+/// [`FunctionDef`] (a `static` may hold the lazily parsed model; a value submitted to
+/// inventory directly may not, as it would be a borrowed temporary with interior mutability).
+pub struct Registration(pub &'static FunctionDef);
+
+inventory::collect!(Registration);
 
 /// Every registered function, sorted by name (inventory's order is not deterministic).
 pub fn functions() -> Vec<&'static FunctionDef> {
-    let mut all: Vec<&'static FunctionDef> = inventory::iter::<FunctionDef>.into_iter().collect();
+    let mut all: Vec<&'static FunctionDef> = inventory::iter::<Registration>
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
     all.sort_by(|a, b| a.model().name.cmp(&b.model().name));
     all
 }

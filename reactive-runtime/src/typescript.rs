@@ -9,9 +9,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use reactive_codegen::model::{FunctionKind, FunctionModel};
-use reactive_codegen::typescript::{render, write_if_changed, ProcedureTs};
+use reactive_codegen::typescript::{ProcedureTs, render, write_if_changed};
 
-use crate::registry::{functions, FunctionDef};
+use crate::registry::{FunctionDef, functions};
 
 /// The tables a procedure depends on (a query) or writes (a mutation), sorted.
 fn dependency_tables(model: &FunctionModel) -> Vec<String> {

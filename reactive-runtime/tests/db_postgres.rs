@@ -1,4 +1,5 @@
 //! `ReactiveDb` on PostgreSQL (needs TEST_POSTGRES_URL; skipped otherwise unless CI is set).
+#![cfg(feature = "postgres")]
 
 mod db_support;
 
@@ -6,20 +7,46 @@ use db_support::*;
 
 #[tokio::test]
 async fn sqlx_apis_are_intercepted() {
-    let Some(db) = connect_env("TEST_POSTGRES_URL").await else { return };
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
     executor_apis(&db, "pg").await;
 }
 
 #[tokio::test]
 async fn scenarios() {
-    let Some(db) = connect_env("TEST_POSTGRES_URL").await else { return };
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
     all_scenarios(db, "pg").await;
 }
 
 #[tokio::test]
 async fn unlisted_statements() {
-    let Some(db) = connect_env("TEST_POSTGRES_URL").await else { return };
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
     let f = Fixture::new(db, "pg_unlisted").await;
     unlisted_statement_is_recorded(&f).await;
+    f.drop_table().await;
+}
+
+#[tokio::test]
+async fn failed_pre_reads_fall_back() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "pg_ghost").await;
+    pre_read_failure_falls_back(&f).await;
+    f.drop_table().await;
+}
+
+#[tokio::test]
+async fn collation_of_model_keys() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "pg_collation").await;
+    backend_collation_applies_to_model_keys(&f).await;
     f.drop_table().await;
 }

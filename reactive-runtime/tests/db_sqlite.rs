@@ -1,5 +1,6 @@
 //! `ReactiveDb` on SQLite (always runs): interception of every sqlx API, precise
 //! invalidation with old and new key values, transactions, unknown statements.
+#![cfg(feature = "sqlite")]
 
 mod db_support;
 
@@ -28,10 +29,18 @@ async fn unlisted_statements() {
 
 #[tokio::test]
 async fn without_pre_read_old_values_are_unknown() {
-    let db = sqlite("no_pre_read", DbOptions { read_old_values: false, ..DbOptions::default() }).await;
+    let db = sqlite(
+        "no_pre_read",
+        DbOptions {
+            read_old_values: false,
+            ..DbOptions::default()
+        },
+    )
+    .await;
     let f = Fixture::new(db, "sqlite_no_pre_read").await;
     warm(&f).await;
-    f.write(&[("rename", vec![json!("ada2"), json!(1)])], None).await;
+    f.write(&[("rename", vec![json!("ada2"), json!(1)])], None)
+        .await;
     // The organization of agent 1 is unknown: both organizations are invalidated.
     f.expect(1, false, "rename without pre-read").await;
     f.expect(2, false, "rename without pre-read").await;
@@ -47,7 +56,10 @@ async fn input_errors_never_touch_the_database() {
     let db = sqlite("input", DbOptions::default()).await;
     let f = Fixture::new(db, "sqlite_input").await;
     let before = f.db.stats().statements;
-    let err = f.db.call(f.by_org, "tenant", json!({ "table": f.t, "org": "x" })).await.unwrap_err();
+    let err =
+        f.db.call(f.by_org, "tenant", json!({ "table": f.t, "org": "x" }))
+            .await
+            .unwrap_err();
     match err {
         CallError::Input(e) => assert_eq!(e.path, "org"),
         other => panic!("expected an input error, got {other:?}"),
@@ -68,10 +80,35 @@ async fn model_statements_are_not_parsed() {
 
 #[tokio::test]
 async fn memory_url_uses_one_connection() {
-    let db = reactive_runtime::ReactiveDb::connect("sqlite::memory:").await.unwrap();
-    sqlx::query("CREATE TABLE m (id INTEGER)").execute(&db).await.unwrap();
-    sqlx::query("INSERT INTO m (id) VALUES (1)").execute(&db).await.unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM m").fetch_one(&db).await.unwrap();
+    let db = reactive_runtime::ReactiveDb::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE m (id INTEGER)")
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO m (id) VALUES (1)")
+        .execute(&db)
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM m")
+        .fetch_one(&db)
+        .await
+        .unwrap();
     assert_eq!(n, 1);
     assert_eq!(db.dialect(), reactive_codegen::sql::Dialect::Sqlite);
+}
+
+#[tokio::test]
+async fn failed_pre_reads_fall_back() {
+    let db = sqlite("ghost", DbOptions::default()).await;
+    let f = Fixture::new(db, "sqlite_ghost").await;
+    pre_read_failure_falls_back(&f).await;
+}
+
+#[tokio::test]
+async fn collation_of_model_keys() {
+    let db = sqlite("collation", DbOptions::default()).await;
+    let f = Fixture::new(db, "sqlite_collation").await;
+    backend_collation_applies_to_model_keys(&f).await;
 }

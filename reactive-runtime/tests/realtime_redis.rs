@@ -146,6 +146,55 @@ async fn a_client_moving_from_a_to_b_misses_nothing() {
 }
 
 #[tokio::test]
+async fn an_ack_sent_to_a_stops_resends_on_b() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique("ack");
+    let (db_a, db_b) = shared_dbs("ack").await;
+    let hub = HubConfig {
+        ack_retry_delays: vec![
+            std::time::Duration::from_millis(300),
+            std::time::Duration::from_millis(300),
+        ],
+        ..HubConfig::default()
+    };
+    let rt_a = Realtime::new(
+        Arc::new(RedisLog::connect(&url, &prefix, 100).await.unwrap()),
+        Arc::new(RedisBus::connect(&url, &prefix).await.unwrap()),
+        hub.clone(),
+    );
+    let rt_b = Realtime::new(
+        Arc::new(RedisLog::connect(&url, &prefix, 100).await.unwrap()),
+        Arc::new(RedisBus::connect(&url, &prefix).await.unwrap()),
+        hub,
+    );
+    let a = serve(db_a, |c| c.realtime(rt_a)).await;
+    let b = serve(db_b, |c| c.realtime(rt_b)).await;
+    let mut sse_b = b.events("A:u", &[("subscribe", A_KEY)], None).await;
+    let ready = sse_b.ready().await;
+    a.post("A:u", "rt.items.createAcked", json!({"org": "A", "title": "x"}))
+        .await;
+    let f = sse_b.next_event(LONG).await.expect("event on B");
+    let token = ready["connectionId"].as_str().unwrap();
+    assert_eq!(b.realtime.hub().pending_acks(token).unwrap().len(), 1);
+    let res = a
+        .http
+        .post(a.url("/events/ack"))
+        .bearer_auth("A:u")
+        .json(&json!({"eventId": f.json()["eventId"], "connectionId": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 204);
+    let deadline = tokio::time::Instant::now() + LONG;
+    while !b.realtime.hub().pending_acks(token).unwrap().is_empty()
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(b.realtime.hub().pending_acks(token).unwrap().is_empty(), "ack forwarded to B");
+}
+
+#[tokio::test]
 async fn redis_log_replays_and_resets_after_trimming() {
     let Some(url) = redis_url() else { return };
     let prefix = unique("log");

@@ -2,8 +2,8 @@
 //! sign-in sets) map to organizations. An input naming another organization than
 //! the caller's is refused with 403.
 
-use reactive::router::{AuthError, Authorizer, Principal};
 use futures::future::BoxFuture;
+use reactive::router::{AuthError, Authorizer, Principal};
 
 use crate::seed::DEMO_TENANTS;
 
@@ -34,9 +34,14 @@ fn token_of(parts: &axum::http::request::Parts) -> Option<&str> {
 }
 
 impl Authorizer for DemoAuth {
-    fn authorize<'a>(&'a self, parts: &'a axum::http::request::Parts) -> BoxFuture<'a, Result<Principal, AuthError>> {
+    fn authorize<'a>(
+        &'a self,
+        parts: &'a axum::http::request::Parts,
+    ) -> BoxFuture<'a, Result<Principal, AuthError>> {
         let result = match token_of(parts) {
-            None => Err(AuthError::Unauthorized("sign in: send `Authorization: Bearer <token>`".into())),
+            None => Err(AuthError::Unauthorized(
+                "sign in: send `Authorization: Bearer <token>`".into(),
+            )),
             Some(token) => DEMO_TENANTS
                 .iter()
                 .find(|(_, _, t)| *t == token)
@@ -53,9 +58,9 @@ impl Authorizer for DemoAuth {
         input: &'a serde_json::Value,
     ) -> BoxFuture<'a, Result<(), AuthError>> {
         let result = match input.get("organizationId").and_then(|v| v.as_str()) {
-            Some(org) if org != principal.tenant => {
-                Err(AuthError::Forbidden(format!("organization `{org}` is not yours")))
-            }
+            Some(org) if org != principal.tenant => Err(AuthError::Forbidden(format!(
+                "organization `{org}` is not yours"
+            ))),
             _ => Ok(()),
         };
         Box::pin(async move { result })

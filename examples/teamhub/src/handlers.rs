@@ -4,7 +4,7 @@
 //! SQL uses `$N` placeholders; on MySQL the runtime rewrites them to `?` (each
 //! appears once, in order), so the same handlers run on SQLite, PostgreSQL and MariaDB.
 
-use reactive::{reactive_function, Error, ReactiveDb};
+use reactive::{Error, ReactiveDb, reactive_function};
 
 use crate::model::*;
 
@@ -22,7 +22,10 @@ fn new_id(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or_default();
-    format!("{prefix}-{nanos:x}{:04x}", SEQ.fetch_add(1, Ordering::Relaxed) & 0xffff)
+    format!(
+        "{prefix}-{nanos:x}{:04x}",
+        SEQ.fetch_add(1, Ordering::Relaxed) & 0xffff
+    )
 }
 
 fn check_name(name: &str) -> reactive::Result<()> {
@@ -46,7 +49,10 @@ pub async fn agents_find_many(db: &ReactiveDb, input: OrgInput) -> reactive::Res
 
 /// One agent with the number of its messages and memories.
 #[reactive_function(name = "agents.getWithStats")]
-pub async fn agents_get_with_stats(db: &ReactiveDb, input: AgentInput) -> reactive::Result<AgentStats> {
+pub async fn agents_get_with_stats(
+    db: &ReactiveDb,
+    input: AgentInput,
+) -> reactive::Result<AgentStats> {
     let agent = sqlx::query_as::<_, Agent>(
         "SELECT id, organization_id, name, status, created_at FROM agent \
          WHERE id = $1 AND organization_id = $2",
@@ -64,12 +70,18 @@ pub async fn agents_get_with_stats(db: &ReactiveDb, input: AgentInput) -> reacti
     .bind(&input.agent_id)
     .fetch_one(db)
     .await?;
-    let memory_count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM memory WHERE agent_id = $1 AND organization_id = $2")
-        .bind(&input.agent_id)
-        .bind(&input.organization_id)
-        .fetch_one(db)
-        .await?;
-    Ok(AgentStats { agent, message_count, memory_count })
+    let memory_count: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM memory WHERE agent_id = $1 AND organization_id = $2",
+    )
+    .bind(&input.agent_id)
+    .bind(&input.organization_id)
+    .fetch_one(db)
+    .await?;
+    Ok(AgentStats {
+        agent,
+        message_count,
+        memory_count,
+    })
 }
 
 /// Create an agent.
@@ -150,7 +162,10 @@ pub async fn agents_delete(db: &ReactiveDb, input: DeleteAgent) -> reactive::Res
 
 /// Messages sent or received by an agent, oldest first.
 #[reactive_function(name = "messages.getAll")]
-pub async fn messages_get_all(db: &ReactiveDb, input: AgentInput) -> reactive::Result<Vec<Message>> {
+pub async fn messages_get_all(
+    db: &ReactiveDb,
+    input: AgentInput,
+) -> reactive::Result<Vec<Message>> {
     Ok(sqlx::query_as::<_, Message>(
         "SELECT id, from_agent_id, to_agent_id, body, created_at FROM message \
          WHERE organization_id = $1 AND (from_agent_id = $2 OR to_agent_id = $3) \
@@ -229,8 +244,10 @@ pub async fn memory_recent(db: &ReactiveDb, input: AgentInput) -> reactive::Resu
 /// The tools an organization can use.
 #[reactive_function(name = "tools.available")]
 pub async fn tools_available(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Vec<Tool>> {
-    Ok(sqlx::query_as::<_, Tool>("SELECT id, name FROM tool WHERE organization_id = $1 ORDER BY name")
-        .bind(&input.organization_id)
-        .fetch_all(db)
-        .await?)
+    Ok(sqlx::query_as::<_, Tool>(
+        "SELECT id, name FROM tool WHERE organization_id = $1 ORDER BY name",
+    )
+    .bind(&input.organization_id)
+    .fetch_all(db)
+    .await?)
 }

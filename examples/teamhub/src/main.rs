@@ -8,12 +8,23 @@ use teamhub::{Config, auth::DemoAuth, seed::DEMO_TENANTS};
 
 fn port_from_args() -> anyhow::Result<u16> {
     let mut args = std::env::args().skip(1);
-    let mut port = std::env::var("PORT").ok().map(|p| p.parse()).transpose()?.unwrap_or(3000);
+    let mut port = std::env::var("PORT")
+        .ok()
+        .map(|p| p.parse())
+        .transpose()?
+        .unwrap_or(3000);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--port" => port = args.next().ok_or_else(|| anyhow::anyhow!("--port needs a number"))?.parse()?,
+            "--port" => {
+                port = args
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--port needs a number"))?
+                    .parse()?
+            }
             "--help" | "-h" => {
-                println!("usage: teamhub [--port N]   (env: PORT, DATABASE_URL, REDIS_URL, TEAMHUB_SKIP_WEB_BUILD)");
+                println!(
+                    "usage: teamhub [--port N]   (env: PORT, DATABASE_URL, REDIS_URL, TEAMHUB_SKIP_WEB_BUILD)"
+                );
                 std::process::exit(0);
             }
             other => anyhow::bail!("unknown argument `{other}` (try --help)"),
@@ -29,19 +40,30 @@ fn build_web_if_needed() {
     }
     let web = teamhub::web_dir();
     let newest_source = newest_mtime(&web.join("src")).max(newest_mtime(&web.join("index.html")));
-    let built = std::fs::metadata(web.join("dist/index.html")).and_then(|m| m.modified()).ok();
+    let built = std::fs::metadata(web.join("dist/index.html"))
+        .and_then(|m| m.modified())
+        .ok();
     if built.is_some_and(|b| Some(b) >= newest_source) {
         return;
     }
-    println!("teamhub: building the web page (npm ci && npm run build in {})", web.display());
+    println!(
+        "teamhub: building the web page (npm ci && npm run build in {})",
+        web.display()
+    );
     let ok = Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
         .current_dir(&web)
         .status()
         .is_ok_and(|s| s.success())
-        && Command::new("npm").args(["run", "build"]).current_dir(&web).status().is_ok_and(|s| s.success());
+        && Command::new("npm")
+            .args(["run", "build"])
+            .current_dir(&web)
+            .status()
+            .is_ok_and(|s| s.success());
     if !ok {
-        eprintln!("teamhub: could not build the web page (is Node.js 20+ installed?); the API still runs");
+        eprintln!(
+            "teamhub: could not build the web page (is Node.js 20+ installed?); the API still runs"
+        );
     }
 }
 
@@ -61,14 +83,18 @@ fn newest_mtime(path: &std::path::Path) -> Option<std::time::SystemTime> {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .init();
     let port = port_from_args()?;
     let config = Config::from_env();
 
     match teamhub::generate_typescript() {
-        Ok(written) if !written.is_empty() => println!("teamhub: updated {} generated TypeScript files", written.len()),
+        Ok(written) if !written.is_empty() => println!(
+            "teamhub: updated {} generated TypeScript files",
+            written.len()
+        ),
         Ok(_) => {}
         Err(e) => eprintln!("teamhub: could not write the generated TypeScript client: {e}"),
     }
@@ -88,9 +114,10 @@ async fn main() -> anyhow::Result<()> {
     for (org, name, token) in DEMO_TENANTS {
         println!("  {token:<12} → {org} ({name})");
     }
-    axum::serve(listener, app).with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
     Ok(())
 }

@@ -3,15 +3,17 @@
 use reactive::ReactiveDb;
 
 /// The demo organizations and the bearer tokens that sign in to them.
-pub const DEMO_TENANTS: [(&str, &str, &str); 2] =
-    [("org-1", "Acme Robotics", "token-org-1"), ("org-2", "Globex Research", "token-org-2")];
+pub const DEMO_TENANTS: [(&str, &str, &str); 2] = [
+    ("org-1", "Acme Robotics", "token-org-1"),
+    ("org-2", "Globex Research", "token-org-2"),
+];
 
 /// Creates the schema if needed (sqlx migrations for the backend in use).
 pub async fn migrate(db: &ReactiveDb) -> anyhow::Result<()> {
     let migrator = match db.dialect() {
-        reactive::model::Dialect::Postgres => sqlx::migrate!("./migrations/postgres"),
-        reactive::model::Dialect::MySql => sqlx::migrate!("./migrations/mysql"),
-        reactive::model::Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        reactive::Dialect::Postgres => sqlx::migrate!("./migrations/postgres"),
+        reactive::Dialect::MySql => sqlx::migrate!("./migrations/mysql"),
+        reactive::Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite"),
     };
     migrator.run(db.pool()).await?;
     Ok(())
@@ -19,14 +21,20 @@ pub async fn migrate(db: &ReactiveDb) -> anyhow::Result<()> {
 
 /// Seeds demo data when the database has no organization yet. Returns whether it seeded.
 pub async fn seed_if_empty(db: &ReactiveDb) -> anyhow::Result<bool> {
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM organization").fetch_one(db).await?;
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM organization")
+        .fetch_one(db)
+        .await?;
     if count > 0 {
         return Ok(false);
     }
     let mut tx = db.begin().await?;
     let now = 1_764_000_000_000_i64;
     for (org, name, _) in DEMO_TENANTS {
-        sqlx::query("INSERT INTO organization (id, name) VALUES ($1, $2)").bind(org).bind(name).execute(&mut tx).await?;
+        sqlx::query("INSERT INTO organization (id, name) VALUES ($1, $2)")
+            .bind(org)
+            .bind(name)
+            .execute(&mut tx)
+            .await?;
     }
     let agents = [
         ("agent-1", "org-1", "Ada", "active"),
@@ -46,10 +54,34 @@ pub async fn seed_if_empty(db: &ReactiveDb) -> anyhow::Result<bool> {
             .await?;
     }
     let messages = [
-        ("msg-1", "org-1", "agent-1", "agent-2", "Morning! The build is green."),
-        ("msg-2", "org-1", "agent-2", "agent-1", "Great, shipping the analytics engine."),
-        ("msg-3", "org-1", "agent-3", "agent-1", "Found a radioactive bug."),
-        ("msg-4", "org-2", "agent-4", "agent-5", "Shortest path computed."),
+        (
+            "msg-1",
+            "org-1",
+            "agent-1",
+            "agent-2",
+            "Morning! The build is green.",
+        ),
+        (
+            "msg-2",
+            "org-1",
+            "agent-2",
+            "agent-1",
+            "Great, shipping the analytics engine.",
+        ),
+        (
+            "msg-3",
+            "org-1",
+            "agent-3",
+            "agent-1",
+            "Found a radioactive bug.",
+        ),
+        (
+            "msg-4",
+            "org-2",
+            "agent-4",
+            "agent-5",
+            "Shortest path computed.",
+        ),
     ];
     for (i, (id, org, from, to, body)) in messages.iter().enumerate() {
         sqlx::query(
@@ -66,7 +98,12 @@ pub async fn seed_if_empty(db: &ReactiveDb) -> anyhow::Result<bool> {
         .await?;
     }
     let memories = [
-        ("mem-1", "org-1", "agent-1", "Prefers concise status reports."),
+        (
+            "mem-1",
+            "org-1",
+            "agent-1",
+            "Prefers concise status reports.",
+        ),
         ("mem-2", "org-1", "agent-1", "Owns the deploy pipeline."),
         ("mem-3", "org-2", "agent-4", "Graph algorithms specialist."),
     ];

@@ -7,7 +7,9 @@
 //! For every `async fn` in the files (free functions, `impl` methods, inline
 //! modules) that sends SQL, prints its name, whether it only reads (`query`) or may
 //! write (`mutation`: a write, DDL, or a statement the analyser could not read),
-//! the tables it reads and writes with their keys, and diagnostics.
+//! the tables it reads and writes with their keys, and diagnostics. SQL built at
+//! run time is reported as a diagnostic and does not by itself make a function a
+//! mutation (nothing is known about it).
 //!
 //! The default dialect is `postgres` (`$1` placeholders, the most common in sqlx
 //! code); pass `--dialect sqlite` or `--dialect mysql` for `?` placeholders.

@@ -104,11 +104,15 @@ impl FromMeta for TableList {
                         None
                     }
                 },
-                NestedMeta::Lit(syn::Lit::Str(lit)) => {
-                    Some(TableName { name: normalize_table(&lit.value()), span: lit.span() })
-                }
+                NestedMeta::Lit(syn::Lit::Str(lit)) => Some(TableName {
+                    name: normalize_table(&lit.value()),
+                    span: lit.span(),
+                }),
                 other => {
-                    errors.push(darling::Error::custom("expected a table name such as `agent`").with_span(other));
+                    errors.push(
+                        darling::Error::custom("expected a table name such as `agent`")
+                            .with_span(other),
+                    );
                     None
                 }
             };
@@ -130,7 +134,8 @@ impl FromMeta for TableList {
 /// Normalize a table name as the SQL analysis does: last part of a qualified name, lower-cased.
 pub fn normalize_table(name: &str) -> String {
     let last = name.rsplit('.').next().unwrap_or(name);
-    last.trim_matches(|c| c == '"' || c == '`' || c == '[' || c == ']').to_lowercase()
+    last.trim_matches(|c| c == '"' || c == '`' || c == '[' || c == ']')
+        .to_lowercase()
 }
 
 impl FunctionArgs {
@@ -138,8 +143,14 @@ impl FunctionArgs {
     pub fn parse(attr: TokenStream) -> Result<Self, syn::Error> {
         let items = NestedMeta::parse_meta_list(attr)?;
         let args = Self::from_list(&items).map_err(syn::Error::from)?;
-        if let (Some(query), Some(mutation)) = (args.query.is_present().then_some(&args.query), args.mutation.is_present().then_some(&args.mutation)) {
-            let mut error = syn::Error::new(mutation.span(), "a reactive function is either a `query` or a `mutation`, not both");
+        if let (Some(query), Some(mutation)) = (
+            args.query.is_present().then_some(&args.query),
+            args.mutation.is_present().then_some(&args.mutation),
+        ) {
+            let mut error = syn::Error::new(
+                mutation.span(),
+                "a reactive function is either a `query` or a `mutation`, not both",
+            );
             error.combine(syn::Error::new(query.span(), "`query` given here"));
             return Err(error);
         }
@@ -148,6 +159,9 @@ impl FunctionArgs {
 
     /// The dialect the SQL literals are analysed with.
     pub fn dialect(&self) -> Dialect {
-        self.dialect.as_ref().map(|d| Dialect::from(**d)).unwrap_or(Dialect::Postgres)
+        self.dialect
+            .as_ref()
+            .map(|d| Dialect::from(**d))
+            .unwrap_or(Dialect::Postgres)
     }
 }

@@ -42,9 +42,14 @@ pub fn reactive_function(attr: TokenStream, item: TokenStream) -> TokenStream {
             None
         }
     };
-    let dialect = args.as_ref().map(FunctionArgs::dialect).unwrap_or(Dialect::Postgres);
+    let dialect = args
+        .as_ref()
+        .map(FunctionArgs::dialect)
+        .unwrap_or(Dialect::Postgres);
     let analysis = handler::analyze_fn(&item_fn, dialect);
-    let plan = args.as_ref().map(|args| plan(args, &item_fn, &analysis, &mut errors));
+    let plan = args
+        .as_ref()
+        .map(|args| plan(args, &item_fn, &analysis, &mut errors));
 
     let assertions = sig.as_ref().map(type_assertions).unwrap_or_default();
     let companion = companion(&item_fn, plan.as_ref(), &analysis);
@@ -85,20 +90,35 @@ pub(crate) struct Plan {
 }
 
 /// Validate the body against the arguments and build the model.
-pub(crate) fn plan(args: &FunctionArgs, item: &syn::ItemFn, analysis: &HandlerAnalysis, errors: &mut Errors) -> Plan {
+pub(crate) fn plan(
+    args: &FunctionArgs,
+    item: &syn::ItemFn,
+    analysis: &HandlerAnalysis,
+    errors: &mut Errors,
+) -> Plan {
     let parts = handler::to_model_parts(analysis);
     let explicit = args.dependencies.as_ref();
 
     // Unparseable SQL: always an error, with sqlparser's message.
     for site in &analysis.statements {
         if let Some(Unknown::Parse(message)) = &site.analysis.unknown {
-            errors.new_spanned(site.span, format!("this SQL does not parse ({} dialect): {message}", dialect_name(analysis.dialect)));
+            errors.new_spanned(
+                site.span,
+                format!(
+                    "this SQL does not parse ({} dialect): {message}",
+                    dialect_name(analysis.dialect)
+                ),
+            );
         }
     }
 
     // SQL built at run time: dependencies cannot be inferred.
     if explicit.is_none() {
-        for diagnostic in analysis.diagnostics.iter().filter(|d| d.kind == DiagnosticKind::RuntimeSql) {
+        for diagnostic in analysis
+            .diagnostics
+            .iter()
+            .filter(|d| d.kind == DiagnosticKind::RuntimeSql)
+        {
             errors.new_spanned(
                 diagnostic.span,
                 "SQL built at run time: reactive cannot see which tables it reads; list them in `dependencies(...)` on `#[reactive_function]`",
@@ -109,7 +129,12 @@ pub(crate) fn plan(args: &FunctionArgs, item: &syn::ItemFn, analysis: &HandlerAn
     // Explicit dependencies must cover every table the body reads.
     if let Some(list) = explicit {
         for site in &analysis.statements {
-            let tables: BTreeSet<&str> = site.analysis.reads.iter().map(|r| r.table.as_str()).collect();
+            let tables: BTreeSet<&str> = site
+                .analysis
+                .reads
+                .iter()
+                .map(|r| r.table.as_str())
+                .collect();
             for table in tables {
                 if !list.contains(table) {
                     errors.new_spanned(
@@ -123,12 +148,22 @@ pub(crate) fn plan(args: &FunctionArgs, item: &syn::ItemFn, analysis: &HandlerAn
 
     // Kind.
     let writes_definitely = |site: &handler::SqlSite| {
-        site.analysis.unknown.is_none() && (site.analysis.operation.is_write() || !site.analysis.writes.is_empty())
+        site.analysis.unknown.is_none()
+            && (site.analysis.operation.is_write() || !site.analysis.writes.is_empty())
     };
     if args.query.is_present() {
         for site in analysis.statements.iter().filter(|s| writes_definitely(s)) {
-            let tables: Vec<String> = site.analysis.writes.iter().map(|w| format!("`{}`", w.table)).collect();
-            let what = if tables.is_empty() { "writes".to_owned() } else { format!("writes {}", tables.join(", ")) };
+            let tables: Vec<String> = site
+                .analysis
+                .writes
+                .iter()
+                .map(|w| format!("`{}`", w.table))
+                .collect();
+            let what = if tables.is_empty() {
+                "writes".to_owned()
+            } else {
+                format!("writes {}", tables.join(", "))
+            };
             errors.new_spanned(
                 site.span,
                 format!("this statement {what}, but the function is declared `query`; declare it `mutation` (or drop `query`: the kind is inferred)"),
@@ -136,16 +171,25 @@ pub(crate) fn plan(args: &FunctionArgs, item: &syn::ItemFn, analysis: &HandlerAn
         }
         if let Some(invalidates) = &args.invalidates {
             if let Some(first) = invalidates.tables.first() {
-                errors.new_spanned(first.span, "`invalidates(...)` applies to mutations, but the function is declared `query`");
+                errors.new_spanned(
+                    first.span,
+                    "`invalidates(...)` applies to mutations, but the function is declared `query`",
+                );
             }
         }
         if args.requires_ack.is_present() {
-            errors.new_spanned(args.requires_ack.span(), "`requires_ack` applies to mutations, but the function is declared `query`");
+            errors.new_spanned(
+                args.requires_ack.span(),
+                "`requires_ack` applies to mutations, but the function is declared `query`",
+            );
         }
     }
     let kind = if args.query.is_present() {
         FunctionKind::Query
-    } else if args.mutation.is_present() || args.invalidates.is_some() || args.requires_ack.is_present() {
+    } else if args.mutation.is_present()
+        || args.invalidates.is_some()
+        || args.requires_ack.is_present()
+    {
         FunctionKind::Mutation
     } else {
         parts.kind
@@ -154,13 +198,25 @@ pub(crate) fn plan(args: &FunctionArgs, item: &syn::ItemFn, analysis: &HandlerAn
     // Calls that pass the database handle.
     let mut probes = Vec::new();
     let mut opaque_call = false;
-    for call in analysis.calls.iter().filter(|c| c.passes_db) {
+    // `db.begin()`, `db.clone()`, ... are ReactiveDb's own methods: they send no SQL of
+    // their own (statements sent through the transaction are found in the body).
+    const DB_METHODS: &[&str] = &["begin", "clone", "stats", "dialect", "engine"];
+    for call in analysis
+        .calls
+        .iter()
+        .filter(|c| c.passes_db && !(c.is_method && DB_METHODS.contains(&c.name.as_str())))
+    {
         opaque_call = true;
         match probe_path(call) {
             Some(path) => {
                 if !probes.iter().any(|p: &Probe| p.path == path) {
                     let module = format_ident!("__reactive_probe_{}", probes.len());
-                    probes.push(Probe { path, span: call.span, name: call.name.clone(), module });
+                    probes.push(Probe {
+                        path,
+                        span: call.span,
+                        name: call.name.clone(),
+                        module,
+                    });
                 }
             }
             None if explicit.is_none() => errors.new_spanned(call.span, helper_message(&call.path)),
@@ -178,7 +234,10 @@ pub(crate) fn plan(args: &FunctionArgs, item: &syn::ItemFn, analysis: &HandlerAn
             let seen = dependencies.iter().any(|d| &d.table == table);
             if everything_listed_is_whole || !seen {
                 dependencies.retain(|d| &d.table != table);
-                dependencies.push(TableDependency { table: table.clone(), keys: Vec::new() });
+                dependencies.push(TableDependency {
+                    table: table.clone(),
+                    keys: Vec::new(),
+                });
             }
         }
         own_tables = listed;
@@ -189,9 +248,17 @@ pub(crate) fn plan(args: &FunctionArgs, item: &syn::ItemFn, analysis: &HandlerAn
     }
     dependencies.sort_by(|a, b| a.table.cmp(&b.table));
 
-    let name = args.name.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_else(|| item.sig.ident.to_string());
+    let name = args
+        .name
+        .as_ref()
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_else(|| item.sig.ident.to_string());
     if let Some(name_arg) = &args.name {
-        if name_arg.is_empty() || name_arg.chars().any(|c| c.is_whitespace() || c == '/' || c == '?' || c == '#') {
+        if name_arg.is_empty()
+            || name_arg
+                .chars()
+                .any(|c| c.is_whitespace() || c == '/' || c == '?' || c == '#')
+        {
             errors.new_spanned(name_arg.span(), "a procedure name must be non-empty and contain no whitespace, `/`, `?` or `#` (it is part of the URL `/rpc/{name}`)");
         }
     }
@@ -211,7 +278,12 @@ pub(crate) fn plan(args: &FunctionArgs, item: &syn::ItemFn, analysis: &HandlerAn
         statements: parts.statements,
         calls: Vec::new(),
     };
-    Plan { model, explicit: explicit.map(|l| l.tables.iter().map(|t| t.name.clone()).collect()), own_tables, probes }
+    Plan {
+        model,
+        explicit: explicit.map(|l| l.tables.iter().map(|t| t.name.clone()).collect()),
+        own_tables,
+        probes,
+    }
 }
 
 fn dialect_name(dialect: Dialect) -> &'static str {
@@ -240,9 +312,17 @@ fn probe_path(call: &CallSite) -> Option<syn::Path> {
     let module_like = |s: &&syn::PathSegment| {
         let ident = s.ident.to_string();
         matches!(s.arguments, syn::PathArguments::None)
-            && (ident == "crate" || ident == "self" || ident == "super" || ident.starts_with(|c: char| c.is_ascii_lowercase() || c == '_'))
+            && (ident == "crate"
+                || ident == "self"
+                || ident == "super"
+                || ident.starts_with(|c: char| c.is_ascii_lowercase() || c == '_'))
     };
-    if !prefix.iter().all(module_like) || !last.ident.to_string().starts_with(|c: char| c.is_ascii_lowercase() || c == '_') {
+    if !prefix.iter().all(module_like)
+        || !last
+            .ident
+            .to_string()
+            .starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+    {
         return None;
     }
     let mut clean = path.clone();
@@ -254,7 +334,11 @@ fn probe_path(call: &CallSite) -> Option<syn::Path> {
 
 /// The probe's path inside the hidden module (one level below the user's module).
 fn probe_import_path(path: &syn::Path) -> syn::Path {
-    let first = path.segments.first().map(|s| s.ident.to_string()).unwrap_or_default();
+    let first = path
+        .segments
+        .first()
+        .map(|s| s.ident.to_string())
+        .unwrap_or_default();
     if path.leading_colon.is_some() || first == "crate" {
         return path.clone();
     }
@@ -320,10 +404,17 @@ fn companion(item: &syn::ItemFn, plan: Option<&Plan>, analysis: &HandlerAnalysis
     let ident = &item.sig.ident;
     let vis = &item.vis;
     let (name, own_tables, probes): (String, Vec<String>, &[Probe]) = match plan {
-        Some(plan) => (plan.model.name.clone(), plan.own_tables.clone(), &plan.probes),
+        Some(plan) => (
+            plan.model.name.clone(),
+            plan.own_tables.clone(),
+            &plan.probes,
+        ),
         None => {
-            let tables: BTreeSet<String> =
-                analysis.statements.iter().flat_map(|s| s.analysis.reads.iter().map(|r| r.table.clone())).collect();
+            let tables: BTreeSet<String> = analysis
+                .statements
+                .iter()
+                .flat_map(|s| s.analysis.reads.iter().map(|r| r.table.clone()))
+                .collect();
             (ident.to_string(), tables.into_iter().collect(), &[])
         }
     };
@@ -331,20 +422,35 @@ fn companion(item: &syn::ItemFn, plan: Option<&Plan>, analysis: &HandlerAnalysis
     let own_lits: Vec<syn::LitStr> = own_tables.iter().map(|t| str_lit(t)).collect();
     let own_json = own_tables
         .iter()
-        .map(|t| serde_json::to_string(&TableDependency { table: t.clone(), keys: Vec::new() }).unwrap_or_default())
+        .map(|t| {
+            serde_json::to_string(&TableDependency {
+                table: t.clone(),
+                keys: Vec::new(),
+            })
+            .unwrap_or_default()
+        })
         .collect::<Vec<_>>()
         .join(",");
     let own_json = str_lit(&own_json);
     let callee_paths: Vec<TokenStream> = probes.iter().map(reactive_fn_path).collect();
-    let deps_json = const_join(&std::iter::once(quote!(#own_json)).chain(callee_paths.iter().map(|p| quote!(#p::DEPS_JSON))).collect::<Vec<_>>());
-    let probe_modules: Vec<TokenStream> = probes.iter().map(|p| probe_module(p, plan.and_then(|p| p.explicit.as_deref()))).collect();
+    let deps_json = const_join(
+        &std::iter::once(quote!(#own_json))
+            .chain(callee_paths.iter().map(|p| quote!(#p::DEPS_JSON)))
+            .collect::<Vec<_>>(),
+    );
+    let probe_modules: Vec<TokenStream> = probes
+        .iter()
+        .map(|p| probe_module(p, plan.and_then(|p| p.explicit.as_deref())))
+        .collect();
     let deps = quote! {{
         const __LISTS: &[&[&str]] = &[&[#(#own_lits),*] #(, #callee_paths::DEPS)*];
         const __LEN: usize = ::reactive::__private::lists_len(__LISTS);
         const __ALL: [&str; __LEN] = ::reactive::__private::lists_concat::<__LEN>(__LISTS);
         &__ALL
     }};
-    let companion_doc = format!("Compile-time information about the reactive function [`{ident}`] (generated; not part of the API).");
+    let companion_doc = format!(
+        "Compile-time information about the reactive function [`{ident}`] (generated; not part of the API)."
+    );
     quote! {
         #[doc = #companion_doc]
         #[doc(hidden)]
@@ -369,7 +475,13 @@ fn probe_module(probe: &Probe, explicit: Option<&[String]>) -> TokenStream {
     let module = &probe.module;
     let name = syn::Ident::new(&probe.name, Span::call_site());
     let import = probe_import_path(&probe.path);
-    let written = probe.path.segments.iter().map(|s| s.ident.to_string()).collect::<Vec<_>>().join("::");
+    let written = probe
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect::<Vec<_>>()
+        .join("::");
     let span = probe.span;
     let check = match explicit {
         None => {
@@ -439,11 +551,28 @@ fn registration(plan: &Plan, sig: &Signature) -> TokenStream {
     };
     let head = serde_json::to_string(&value).unwrap_or_default();
     let head = str_lit(head.strip_suffix('}').unwrap_or(&head));
-    let own_deps = own_deps.as_array().map(|a| a.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")).unwrap_or_default();
+    let own_deps = own_deps
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
     let own_deps = str_lit(&own_deps);
     let callee_paths: Vec<TokenStream> = plan.probes.iter().map(reactive_fn_path).collect();
-    let deps = const_join(&std::iter::once(quote!(#own_deps)).chain(callee_paths.iter().map(|p| quote!(#p::DEPS_JSON))).collect::<Vec<_>>());
-    let calls = const_join(&callee_paths.iter().map(|p| quote!(#p::NAME_JSON)).collect::<Vec<_>>());
+    let deps = const_join(
+        &std::iter::once(quote!(#own_deps))
+            .chain(callee_paths.iter().map(|p| quote!(#p::DEPS_JSON)))
+            .collect::<Vec<_>>(),
+    );
+    let calls = const_join(
+        &callee_paths
+            .iter()
+            .map(|p| quote!(#p::NAME_JSON))
+            .collect::<Vec<_>>(),
+    );
     let model_json = quote! {{
         const __PARTS: &[&str] = &[#head, ",\"dependencies\":[", #deps, "],\"calls\":[", #calls, "]}"];
         const __LEN: usize = ::reactive::__private::join_len(__PARTS, "");
@@ -456,10 +585,19 @@ fn registration(plan: &Plan, sig: &Signature) -> TokenStream {
         None => quote! { #private::decode_no_input(input)?; },
     };
     let bindings = plan.model.bindings.iter().map(|binding| {
-        let members = binding.path.iter().map(|segment| match segment.parse::<u32>() {
-            Ok(index) => syn::Member::Unnamed(syn::Index { index, span: Span::call_site() }),
-            Err(_) => syn::Member::Named(syn::Ident::new(segment.strip_prefix("r#").unwrap_or(segment), Span::call_site())),
-        });
+        let members = binding
+            .path
+            .iter()
+            .map(|segment| match segment.parse::<u32>() {
+                Ok(index) => syn::Member::Unnamed(syn::Index {
+                    index,
+                    span: Span::call_site(),
+                }),
+                Err(_) => syn::Member::Named(syn::Ident::new(
+                    segment.strip_prefix("r#").unwrap_or(segment),
+                    Span::call_site(),
+                )),
+            });
         let source = str_lit(&binding.source);
         quote! { #private::binding_value(&input #(.#members)*, #source)? }
     });
@@ -522,15 +660,16 @@ fn registration(plan: &Plan, sig: &Signature) -> TokenStream {
                 #typescript
             }
 
+            static __REACTIVE_DEF: #private::FunctionDef = #private::FunctionDef {
+                model_json: __MODEL_JSON,
+                prepare: __reactive_prepare,
+                typescript: __reactive_typescript,
+                model_cell: #private::OnceLock::new(),
+            };
+
             #private::inventory::submit! {
-                #private::FunctionDef {
-                    model_json: __MODEL_JSON,
-                    prepare: __reactive_prepare,
-                    typescript: __reactive_typescript,
-                    model_cell: #private::OnceLock::new(),
-                }
+                #private::Registration(&__REACTIVE_DEF)
             }
         };
     }
 }
-

@@ -65,12 +65,19 @@ pub fn parse_edges(input: &syn::DeriveInput, errors: &mut Errors) -> Vec<Edge> {
     let mut edges = Vec::new();
     let mut seen: Vec<(String, Span)> = Vec::new();
     let mut found = false;
-    for attr in input.attrs.iter().filter(|a| a.path().is_ident("relations")) {
+    for attr in input
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("relations"))
+    {
         found = true;
         let tokens = match &attr.meta {
             syn::Meta::List(list) => list.tokens.clone(),
             other => {
-                errors.new_spanned(other.span(), "expected `#[relations(table(other_table.column, ...), ...)]`");
+                errors.new_spanned(
+                    other.span(),
+                    "expected `#[relations(table(other_table.column, ...), ...)]`",
+                );
                 continue;
             }
         };
@@ -88,13 +95,24 @@ pub fn parse_edges(input: &syn::DeriveInput, errors: &mut Errors) -> Vec<Edge> {
 }
 
 /// `agent(organization, message.from_agent_id)`.
-fn parse_table_entry(chunk: &[TokenTree], seen: &mut Vec<(String, Span)>, edges: &mut Vec<Edge>, errors: &mut Errors) {
+fn parse_table_entry(
+    chunk: &[TokenTree],
+    seen: &mut Vec<(String, Span)>,
+    edges: &mut Vec<Edge>,
+    errors: &mut Errors,
+) {
     let (ident, group) = match chunk {
-        [TokenTree::Ident(ident), TokenTree::Group(group)] if group.delimiter() == Delimiter::Parenthesis => (ident, group),
+        [TokenTree::Ident(ident), TokenTree::Group(group)]
+            if group.delimiter() == Delimiter::Parenthesis =>
+        {
+            (ident, group)
+        }
         [TokenTree::Ident(ident)] => {
             errors.new_spanned(
                 ident.span(),
-                format!("`{ident}` lists no related tables: write `{ident}(other_table.column, ...)`"),
+                format!(
+                    "`{ident}` lists no related tables: write `{ident}(other_table.column, ...)`"
+                ),
             );
             return;
         }
@@ -118,14 +136,22 @@ fn parse_table_entry(chunk: &[TokenTree], seen: &mut Vec<(String, Span)>, edges:
     let mut targets: Vec<(String, Option<String>)> = Vec::new();
     let inner = split_commas(group.stream());
     if inner.is_empty() {
-        errors.new_spanned(group.span(), format!("`{from}()` lists no related tables: write `{from}(other_table.column, ...)`"));
+        errors.new_spanned(
+            group.span(),
+            format!("`{from}()` lists no related tables: write `{from}(other_table.column, ...)`"),
+        );
     }
     for target in inner {
         let parsed = match target.as_slice() {
             [TokenTree::Ident(table)] => Some((normalize(&table.to_string()), None)),
-            [TokenTree::Ident(table), TokenTree::Punct(dot), TokenTree::Ident(column)] if dot.as_char() == '.' => {
-                Some((normalize(&table.to_string()), Some(normalize(&column.to_string()))))
-            }
+            [
+                TokenTree::Ident(table),
+                TokenTree::Punct(dot),
+                TokenTree::Ident(column),
+            ] if dot.as_char() == '.' => Some((
+                normalize(&table.to_string()),
+                Some(normalize(&column.to_string())),
+            )),
             _ => {
                 errors.push(syn::Error::new_spanned(
                     target.iter().cloned().collect::<TokenStream>(),
@@ -147,7 +173,11 @@ fn parse_table_entry(chunk: &[TokenTree], seen: &mut Vec<(String, Span)>, edges:
                 continue;
             }
             targets.push(parsed.clone());
-            edges.push(Edge { from: from.clone(), to: parsed.0, column: parsed.1 });
+            edges.push(Edge {
+                from: from.clone(),
+                to: parsed.0,
+                column: parsed.1,
+            });
         }
     }
 }

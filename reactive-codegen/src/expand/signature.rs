@@ -30,13 +30,23 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
         ));
     }
     if let Some(constness) = &sig.constness {
-        errors.push(syn::Error::new(constness.span(), "a reactive function cannot be `const`"));
+        errors.push(syn::Error::new(
+            constness.span(),
+            "a reactive function cannot be `const`",
+        ));
     }
     if let syn::Safety::Unsafe(unsafety) = &sig.safety {
-        errors.push(syn::Error::new(unsafety.span(), "a reactive function cannot be `unsafe`"));
+        errors.push(syn::Error::new(
+            unsafety.span(),
+            "a reactive function cannot be `unsafe`",
+        ));
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        let span = if sig.generics.params.is_empty() { sig.generics.where_clause.span() } else { sig.generics.params.span() };
+        let span = if sig.generics.params.is_empty() {
+            sig.generics.where_clause.span()
+        } else {
+            sig.generics.params.span()
+        };
         errors.push(syn::Error::new(
             span,
             "a reactive function cannot be generic: it is registered once, with concrete input and output types",
@@ -75,7 +85,14 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
                         reference.span(),
                         "the input of a reactive function is decoded from JSON and passed by value: take it by value (`input: Input`), not by reference",
                     ));
-                } else if matches!(&*arg.pat, Pat::Ident(_) | Pat::Struct(_) | Pat::TupleStruct(_) | Pat::Tuple(_) | Pat::Wild(_)) {
+                } else if matches!(
+                    &*arg.pat,
+                    Pat::Ident(_)
+                        | Pat::Struct(_)
+                        | Pat::TupleStruct(_)
+                        | Pat::Tuple(_)
+                        | Pat::Wild(_)
+                ) {
                     input = Some((*arg.ty).clone());
                 } else {
                     errors.push(syn::Error::new(arg.pat.span(), SHAPE));
@@ -118,19 +135,33 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
         return Err(first);
     }
     match (output, return_type) {
-        (Some(output), Some(return_type)) => Ok(Signature { ident: sig.ident.clone(), input, output, return_type }),
+        (Some(output), Some(return_type)) => Ok(Signature {
+            ident: sig.ident.clone(),
+            input,
+            output,
+            return_type,
+        }),
         _ => Err(syn::Error::new(Span::call_site(), SHAPE)),
     }
 }
 
 /// `&ReactiveDb` (any path ending in `ReactiveDb`, shared reference, any lifetime).
 fn is_db_handle(ty: &Type) -> bool {
-    let Type::Reference(reference) = ty else { return false };
+    let Type::Reference(reference) = ty else {
+        return false;
+    };
     if reference.mutability.is_some() {
         return false;
     }
     match &*reference.elem {
-        Type::Path(path) => path.qself.is_none() && path.path.segments.last().is_some_and(|s| s.ident == "ReactiveDb"),
+        Type::Path(path) => {
+            path.qself.is_none()
+                && path
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "ReactiveDb")
+        }
         _ => false,
     }
 }
@@ -145,7 +176,9 @@ fn result_ok_type(ty: &Type) -> Option<Type> {
     if last.ident != "Result" {
         return None;
     }
-    let PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
     match args.args.first()? {
         GenericArgument::Type(ok) => Some(ok.clone()),
         _ => None,

@@ -17,7 +17,10 @@ fn errors(out: &str) -> Vec<String> {
     while let Some(at) = rest.find("compile_error ! {") {
         rest = &rest[at..];
         let start = rest.find('"').map(|i| i + 1).unwrap_or(0);
-        let end = rest[start..].find("\" }").map(|i| start + i).unwrap_or(rest.len());
+        let end = rest[start..]
+            .find("\" }")
+            .map(|i| start + i)
+            .unwrap_or(rest.len());
         found.push(rest[start..end].replace("\\\"", "\""));
         rest = &rest[end..];
     }
@@ -26,26 +29,55 @@ fn errors(out: &str) -> Vec<String> {
 
 #[test]
 fn arguments_parse_with_suggestions() {
-    let args = FunctionArgs::parse(quote!(name = "agents.findMany", query, dependencies(agent, "Message"), dialect = "sqlite")).unwrap();
-    assert_eq!(args.name.as_deref().map(String::as_str), Some("agents.findMany"));
+    let args = FunctionArgs::parse(quote!(
+        name = "agents.findMany",
+        query,
+        dependencies(agent, "Message"),
+        dialect = "sqlite"
+    ))
+    .unwrap();
+    assert_eq!(
+        args.name.as_deref().map(String::as_str),
+        Some("agents.findMany")
+    );
     assert!(args.query.is_present());
-    let tables: Vec<_> = args.dependencies.unwrap().tables.into_iter().map(|t| t.name).collect();
+    let tables: Vec<_> = args
+        .dependencies
+        .unwrap()
+        .tables
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
     assert_eq!(tables, ["agent", "message"]);
-    assert_eq!(args.dialect.map(|d| *d), Some(super::args::DialectArg::Sqlite));
+    assert_eq!(
+        args.dialect.map(|d| *d),
+        Some(super::args::DialectArg::Sqlite)
+    );
 
-    let error = FunctionArgs::parse(quote!(dependecies(agent))).unwrap_err().to_string();
+    let error = FunctionArgs::parse(quote!(dependecies(agent)))
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("Did you mean `dependencies`"), "{error}");
-    let error = FunctionArgs::parse(quote!(dialect = "postgre")).unwrap_err().to_string();
+    let error = FunctionArgs::parse(quote!(dialect = "postgre"))
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("postgres"), "{error}");
-    let error = FunctionArgs::parse(quote!(query, mutation)).unwrap_err().to_string();
+    let error = FunctionArgs::parse(quote!(query, mutation))
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("not both"), "{error}");
-    let error = FunctionArgs::parse(quote!(dependencies(agent, agent))).unwrap_err().to_string();
+    let error = FunctionArgs::parse(quote!(dependencies(agent, agent)))
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("listed twice"), "{error}");
 }
 
 #[test]
 fn default_dialect_is_postgres() {
-    assert_eq!(FunctionArgs::parse(quote!()).unwrap().dialect(), crate::sql::Dialect::Postgres);
+    assert_eq!(
+        FunctionArgs::parse(quote!()).unwrap().dialect(),
+        crate::sql::Dialect::Postgres
+    );
 }
 
 #[test]
@@ -54,23 +86,82 @@ fn the_function_is_always_re_emitted() {
         fn not_async(db: &ReactiveDb) -> reactive::Result<i64> { Ok(1) }
     };
     let out = expand(quote!(bogus), item);
-    assert!(out.contains("fn not_async (db : & ReactiveDb) -> reactive :: Result < i64 > { Ok (1) }"), "{out}");
+    assert!(
+        out.contains("fn not_async (db : & ReactiveDb) -> reactive :: Result < i64 > { Ok (1) }"),
+        "{out}"
+    );
     let errs = errors(&out);
-    assert!(errs.iter().any(|e| e.contains("Unknown field: `bogus`")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.contains("must be an `async fn`")), "{errs:?}");
-    assert!(!out.contains("inventory :: submit"), "no registration next to errors");
+    assert!(
+        errs.iter().any(|e| e.contains("Unknown field: `bogus`")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("must be an `async fn`")),
+        "{errs:?}"
+    );
+    assert!(
+        !out.contains("inventory :: submit"),
+        "no registration next to errors"
+    );
 }
 
 #[test]
 fn signature_shapes() {
     let cases = [
-        (quote!(async fn f() -> reactive::Result<()> { Ok(()) }), "database handle first"),
-        (quote!(async fn f(db: ReactiveDb) -> reactive::Result<()> { Ok(()) }), "must be the database handle `&ReactiveDb`"),
-        (quote!(async fn f(db: &ReactiveDb, input: &Input) -> reactive::Result<()> { Ok(()) }), "passed by value"),
-        (quote!(async fn f(db: &ReactiveDb, a: A, b: B) -> reactive::Result<()> { Ok(()) }), "at most two parameters"),
-        (quote!(async fn f(db: &ReactiveDb) { }), "must return `reactive::Result<Output>`"),
-        (quote!(async fn f(db: &ReactiveDb) -> Vec<i64> { vec![] }), "must return `reactive::Result<Output>`"),
-        (quote!(async fn f<T>(db: &ReactiveDb, input: T) -> reactive::Result<()> { Ok(()) }), "cannot be generic"),
+        (
+            quote!(
+                async fn f() -> reactive::Result<()> {
+                    Ok(())
+                }
+            ),
+            "database handle first",
+        ),
+        (
+            quote!(
+                async fn f(db: ReactiveDb) -> reactive::Result<()> {
+                    Ok(())
+                }
+            ),
+            "must be the database handle `&ReactiveDb`",
+        ),
+        (
+            quote!(
+                async fn f(db: &ReactiveDb, input: &Input) -> reactive::Result<()> {
+                    Ok(())
+                }
+            ),
+            "passed by value",
+        ),
+        (
+            quote!(
+                async fn f(db: &ReactiveDb, a: A, b: B) -> reactive::Result<()> {
+                    Ok(())
+                }
+            ),
+            "at most two parameters",
+        ),
+        (
+            quote!(
+                async fn f(db: &ReactiveDb) {}
+            ),
+            "must return `reactive::Result<Output>`",
+        ),
+        (
+            quote!(
+                async fn f(db: &ReactiveDb) -> Vec<i64> {
+                    vec![]
+                }
+            ),
+            "must return `reactive::Result<Output>`",
+        ),
+        (
+            quote!(
+                async fn f<T>(db: &ReactiveDb, input: T) -> reactive::Result<()> {
+                    Ok(())
+                }
+            ),
+            "cannot be generic",
+        ),
     ];
     for (item, message) in cases {
         let errs = errors(&expand(quote!(), item.clone()));
@@ -109,7 +200,10 @@ fn run_time_sql_needs_dependencies() {
         }
     };
     let errs = errors(&expand(quote!(), item.clone()));
-    assert!(errs.iter().any(|e| e.contains("SQL built at run time")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("SQL built at run time")),
+        "{errs:?}"
+    );
     let errs = errors(&expand(quote!(dependencies(agent)), item));
     assert!(errs.is_empty(), "{errs:?}");
 }
@@ -144,9 +238,22 @@ fn relations_edges_and_errors() {
         pub struct Schema;
     })
     .to_string();
-    assert!(out.contains(r#"("agent" , "organization" , :: core :: option :: Option :: None)"#), "{out}");
-    assert!(out.contains(r#"("agent" , "message" , :: core :: option :: Option :: Some ("from_agent_id"))"#), "{out}");
-    assert!(out.contains(r#"("organization" , "tool" , :: core :: option :: Option :: Some ("organization_id"))"#), "{out}");
+    assert!(
+        out.contains(r#"("agent" , "organization" , :: core :: option :: Option :: None)"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            r#"("agent" , "message" , :: core :: option :: Option :: Some ("from_agent_id"))"#
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            r#"("organization" , "tool" , :: core :: option :: Option :: Some ("organization_id"))"#
+        ),
+        "{out}"
+    );
 
     let out = derive_relations(quote! {
         #[relations(agent(message.from_agent_id), agent(memory.agent_id), tool = 1, memory(agent.x.y, agent, agent))]
@@ -155,12 +262,143 @@ fn relations_edges_and_errors() {
     .to_string();
     let errs = errors(&out);
     assert_eq!(errs.len(), 4, "{errs:?}");
-    assert!(errs[0].contains("duplicate relations for table `agent`"), "{errs:?}");
+    assert!(
+        errs[0].contains("duplicate relations for table `agent`"),
+        "{errs:?}"
+    );
     assert!(errs[1].contains("malformed relation"), "{errs:?}");
     assert!(errs[2].contains("malformed related table"), "{errs:?}");
-    assert!(errs[3].contains("`agent` is listed twice for `memory`"), "{errs:?}");
+    assert!(
+        errs[3].contains("`agent` is listed twice for `memory`"),
+        "{errs:?}"
+    );
 
-    let errs = errors(&derive_relations(quote!(pub struct Schema;)).to_string());
-    assert!(errs[0].contains("needs a `#[relations(...)]` attribute"), "{errs:?}");
+    let errs = errors(
+        &derive_relations(quote!(
+            pub struct Schema;
+        ))
+        .to_string(),
+    );
+    assert!(
+        errs[0].contains("needs a `#[relations(...)]` attribute"),
+        "{errs:?}"
+    );
 }
 
+#[test]
+fn missing_dependencies_are_all_reported_at_their_literals() {
+    let out = expand(
+        quote!(dependencies(agent)),
+        quote! {
+            async fn f(db: &ReactiveDb, input: I) -> reactive::Result<(i64, i64)> {
+                let a = sqlx::query_scalar("SELECT count(*) FROM message m JOIN agent a ON a.id = m.from_agent_id WHERE a.id = $1")
+                    .bind(input.id).fetch_one(db).await?;
+                let b = sqlx::query_scalar("WITH x AS (SELECT agent_id FROM memory) SELECT count(*) FROM x")
+                    .fetch_one(db).await?;
+                Ok((a, b))
+            }
+        },
+    );
+    let errs = errors(&out);
+    assert_eq!(
+        errs,
+        [
+            "handler reads table `message` here, but `dependencies(...)` does not list it",
+            "handler reads table `memory` here, but `dependencies(...)` does not list it",
+        ]
+    );
+    assert!(out.contains("async fn f"), "re-emitted");
+}
+
+#[test]
+fn explicit_query_that_writes_and_unparseable_sql() {
+    let out = expand(
+        quote!(query),
+        quote! {
+            async fn f(db: &ReactiveDb, input: I) -> reactive::Result<()> {
+                sqlx::query("UPDATE agent SET name = $1 WHERE id = $2").bind(&input.name).bind(input.id).execute(db).await?;
+                sqlx::query("SELEC 1").execute(db).await?;
+                Ok(())
+            }
+        },
+    );
+    let errs = errors(&out);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(
+        errs[0].starts_with("this SQL does not parse (postgres dialect): "),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].contains("this statement writes `agent`, but the function is declared `query`"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn inferred_model_has_keys_bindings_and_kind() {
+    let item: syn::ItemFn = syn::parse_quote! {
+        async fn agents(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Vec<Agent>> {
+            Ok(sqlx::query_as("SELECT * FROM agent WHERE organization_id = $1").bind(&input.organization_id).fetch_all(db).await?)
+        }
+    };
+    let analysis = crate::handler::analyze_fn(&item, crate::sql::Dialect::Postgres);
+    let mut errs = super::Errors::default();
+    let plan = super::function::plan(
+        &FunctionArgs::parse(quote!(name = "agents.findMany")).unwrap(),
+        &item,
+        &analysis,
+        &mut errs,
+    );
+    assert!(errs.is_empty());
+    let model = &plan.model;
+    assert_eq!(model.name, "agents.findMany");
+    assert_eq!(model.kind, crate::model::FunctionKind::Query);
+    assert_eq!(model.bindings[0].path, ["organization_id"]);
+    assert_eq!(model.dependencies.len(), 1);
+    assert_eq!(model.dependencies[0].table, "agent");
+    assert_eq!(model.dependencies[0].keys[0].column, "organization_id");
+    assert_eq!(plan.own_tables, ["agent"]);
+
+    // A write makes a mutation; `invalidates` is recorded.
+    let item: syn::ItemFn = syn::parse_quote! {
+        async fn create(db: &ReactiveDb, input: NewAgent) -> reactive::Result<()> {
+            sqlx::query("INSERT INTO agent (name) VALUES ($1)").bind(&input.name).execute(db).await?;
+            Ok(())
+        }
+    };
+    let analysis = crate::handler::analyze_fn(&item, crate::sql::Dialect::Postgres);
+    let plan = super::function::plan(
+        &FunctionArgs::parse(quote!(invalidates(tool))).unwrap(),
+        &item,
+        &analysis,
+        &mut errs,
+    );
+    assert!(errs.is_empty());
+    assert_eq!(plan.model.kind, crate::model::FunctionKind::Mutation);
+    assert_eq!(plan.model.invalidates, ["tool"]);
+}
+
+#[test]
+fn explicit_tables_not_seen_in_the_body_are_whole_table() {
+    let item: syn::ItemFn = syn::parse_quote! {
+        async fn f(db: &ReactiveDb, input: I) -> reactive::Result<i64> {
+            Ok(sqlx::query_scalar("SELECT count(*) FROM agent WHERE id = $1").bind(input.id).fetch_one(db).await?)
+        }
+    };
+    let analysis = crate::handler::analyze_fn(&item, crate::sql::Dialect::Postgres);
+    let mut errs = super::Errors::default();
+    let plan = super::function::plan(
+        &FunctionArgs::parse(quote!(dependencies(agent, tool))).unwrap(),
+        &item,
+        &analysis,
+        &mut errs,
+    );
+    assert!(errs.is_empty());
+    let deps: Vec<(String, usize)> = plan
+        .model
+        .dependencies
+        .iter()
+        .map(|d| (d.table.clone(), d.keys.len()))
+        .collect();
+    assert_eq!(deps, [("agent".to_owned(), 1), ("tool".to_owned(), 0)]);
+}

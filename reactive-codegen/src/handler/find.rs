@@ -61,7 +61,10 @@ pub(super) fn analyze_signature_and_block(
         span: p.pat.span(),
     });
     let mut input_fields = HashMap::new();
-    if let Some(p) = typed.get(1) {
+    // `input: &mut In` can be changed before a bind: nothing is traced to it.
+    if let Some(p) = typed.get(1)
+        && !matches!(&*p.ty, syn::Type::Reference(r) if r.mutability.is_some())
+    {
         collect_input_pattern(&p.pat, &mut Vec::new(), &mut input_fields);
     }
 

@@ -28,16 +28,24 @@
 //!   similar wrappers are looked through.
 //! - Anything else in the SQL position (`format!`, `String` concatenation, a
 //!   parameter, a `mut` local, `QueryBuilder`) is a [`DiagnosticKind::RuntimeSql`].
+//! - The bodies of other macros (`tokio::try_join!(..)`, `vec![..]`) are searched
+//!   when they parse as comma-separated expressions (`select!`-style bodies don't).
+//!   Closures and `async` blocks are searched; nested `fn` items too, but nothing
+//!   in them is traced to this function's input.
 //!
 //! # Tracing bind expressions to the input
 //!
 //! The *input argument* is the function's second typed parameter (the first is the
 //! database handle; a `self` receiver is skipped), whatever its name. A bind
 //! expression is an input field when, after removing `&`, `*`, parentheses and
-//! value-preserving conversions (`.clone()`, `.as_str()`, `.as_deref()`,
-//! `.as_ref()`, `.to_string()`, `.to_owned()`, `.into()`, ...), it is a field path
+//! conversions that keep the value and its serialized form (`.clone()`,
+//! `.as_str()`, `.as_deref()`, `.to_owned()`, `.borrow()`, `.cloned()`,
+//! `.copied()`, `.as_slice()`, `as _`), it is a field path
 //! on the input (`input.data.name`), or a local bound once (non-`mut`) to one, or a
-//! field bound by a destructuring input pattern (`OrgInput { organization_id, .. }`).
+//! field bound by a destructuring input pattern (`OrgInput { organization_id, .. }`,
+//! `Json(input)`). Conversions that may change the value or its JSON form
+//! (`.to_string()`, `.into()`, `as i64`, arithmetic, function calls) are not
+//! traced: a key on them is widened.
 //! Rust literals (`.bind(1)`, `.bind("active")`) become [`BindValue::Literal`].
 //! If the input's name is bound again anywhere in the body (shadowing), no field is
 //! traced: every such key is widened, which is always safe.

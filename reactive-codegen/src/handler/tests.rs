@@ -494,6 +494,22 @@ fn shadowing_a_name_stops_tracing_it() {
         }
     });
     assert_eq!(first_bind_values(&a), [BindValue::Other]);
+
+    // So can a `&mut` input.
+    let a = analyze(parse_quote! {
+        async fn f(db: &Db, input: &mut In) {
+            input.id = other();
+            sqlx::query("A").bind(&input.id).execute(db).await;
+        }
+    });
+    assert_eq!(first_bind_values(&a), [BindValue::Other]);
+    // A shared reference cannot.
+    let a = analyze(parse_quote! {
+        async fn f(db: &Db, input: &In) {
+            sqlx::query("A").bind(&input.id).execute(db).await;
+        }
+    });
+    assert_eq!(first_bind_values(&a), [input(&["id"], "input.id")]);
 }
 
 #[test]

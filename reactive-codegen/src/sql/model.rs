@@ -40,7 +40,10 @@ pub enum Operation {
 impl Operation {
     /// `true` for statements that change rows (insert, update, delete, upsert).
     pub fn is_write(self) -> bool {
-        matches!(self, Self::Insert | Self::Update | Self::Delete | Self::Upsert)
+        matches!(
+            self,
+            Self::Insert | Self::Update | Self::Delete | Self::Upsert
+        )
     }
 }
 
@@ -178,7 +181,13 @@ pub struct StatementAnalysis {
 impl StatementAnalysis {
     /// An analysis for a statement whose effect is unknown.
     pub fn unknown(operation: Operation, why: Unknown) -> Self {
-        Self { operation, reads: Vec::new(), writes: Vec::new(), returning: false, unknown: Some(why) }
+        Self {
+            operation,
+            reads: Vec::new(),
+            writes: Vec::new(),
+            returning: false,
+            unknown: Some(why),
+        }
     }
 
     /// `true` if the statement may change data (a write, DDL or unknown).

@@ -93,7 +93,7 @@ pub(crate) fn key_of<'a>(expr: &'a Expr, params: &Params) -> Option<Key<'a>> {
     for next in keys {
         let next = next?;
         if !key.column.same_as(&next.column) {
-            return Some(key);
+            return None;
         }
         for v in next.values {
             if !key.values.contains(&v) {

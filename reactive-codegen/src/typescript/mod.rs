@@ -113,8 +113,10 @@ fn kind_str(kind: FunctionKind) -> &'static str {
 }
 
 fn render_procedures(procedures: &[&ProcedureTs]) -> String {
-    let mut type_names: Vec<&str> =
-        procedures.iter().flat_map(|p| p.declarations.iter().map(|(n, _)| n.as_str())).collect();
+    let mut type_names: Vec<&str> = procedures
+        .iter()
+        .flat_map(|p| p.declarations.iter().map(|(n, _)| n.as_str()))
+        .collect();
     type_names.sort_unstable();
     type_names.dedup();
 
@@ -122,7 +124,10 @@ fn render_procedures(procedures: &[&ProcedureTs]) -> String {
     out.push_str("import type { ProcedureMeta } from './runtime/types';\n");
     out.push_str("import { createReactiveHooks } from './runtime/react';\n");
     if !type_names.is_empty() {
-        out.push_str(&format!("import type {{ {} }} from './types';\n", type_names.join(", ")));
+        out.push_str(&format!(
+            "import type {{ {} }} from './types';\n",
+            type_names.join(", ")
+        ));
     }
     out.push_str("\n/** Every registered reactive function: kind, input, output and the tables it depends on. */\n");
     out.push_str("export interface Procedures {\n");
@@ -136,7 +141,9 @@ fn render_procedures(procedures: &[&ProcedureTs]) -> String {
             quote_list(&p.dependencies)
         ));
     }
-    out.push_str("}\n\n/** Run-time metadata of the procedure map. */\nexport const procedures = {\n");
+    out.push_str(
+        "}\n\n/** Run-time metadata of the procedure map. */\nexport const procedures = {\n",
+    );
     for p in procedures {
         out.push_str(&format!(
             "  '{}': {{ kind: '{}', dependencies: {} }},\n",

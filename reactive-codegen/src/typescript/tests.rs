@@ -9,8 +9,14 @@ fn sample() -> Vec<ProcedureTs> {
             output: "Agent".into(),
             dependencies: vec!["agent".into()],
             declarations: vec![
-                ("Agent".into(), "type Agent = { id: string, name: string, };".into()),
-                ("UpdateAgent".into(), "type UpdateAgent = { id: string, name: string, };".into()),
+                (
+                    "Agent".into(),
+                    "type Agent = { id: string, name: string, };".into(),
+                ),
+                (
+                    "UpdateAgent".into(),
+                    "type UpdateAgent = { id: string, name: string, };".into(),
+                ),
             ],
         },
         ProcedureTs {
@@ -20,15 +26,25 @@ fn sample() -> Vec<ProcedureTs> {
             output: "Array<Agent>".into(),
             dependencies: vec!["agent".into()],
             declarations: vec![
-                ("OrgInput".into(), "type OrgInput = { organizationId: string, };".into()),
-                ("Agent".into(), "type Agent = { id: string, name: string, };".into()),
+                (
+                    "OrgInput".into(),
+                    "type OrgInput = { organizationId: string, };".into(),
+                ),
+                (
+                    "Agent".into(),
+                    "type Agent = { id: string, name: string, };".into(),
+                ),
             ],
         },
     ]
 }
 
 fn file<'a>(files: &'a [GeneratedFile], name: &str) -> &'a str {
-    &files.iter().find(|(p, _)| p == Path::new(name)).unwrap_or_else(|| panic!("no {name}")).1
+    &files
+        .iter()
+        .find(|(p, _)| p == Path::new(name))
+        .unwrap_or_else(|| panic!("no {name}"))
+        .1
 }
 
 #[test]
@@ -41,7 +57,11 @@ fn output_is_deterministic_whatever_the_registration_order() {
 #[test]
 fn every_file_has_the_generated_header() {
     for (path, contents) in render(&sample()) {
-        assert!(contents.starts_with(HEADER), "{} lacks the header", path.display());
+        assert!(
+            contents.starts_with(HEADER),
+            "{} lacks the header",
+            path.display()
+        );
     }
 }
 
@@ -49,8 +69,12 @@ fn every_file_has_the_generated_header() {
 fn procedure_map_is_sorted_and_typed() {
     let files = render(&sample());
     let procedures = file(&files, "procedures.ts");
-    let find_many = procedures.find("'agents.findMany': { kind: 'query'").expect("findMany");
-    let update = procedures.find("'agents.update': { kind: 'mutation'").expect("update");
+    let find_many = procedures
+        .find("'agents.findMany': { kind: 'query'")
+        .expect("findMany");
+    let update = procedures
+        .find("'agents.update': { kind: 'mutation'")
+        .expect("update");
     assert!(find_many < update);
     assert!(procedures.contains("import type { Agent, OrgInput, UpdateAgent } from './types';"));
     assert!(procedures.contains("satisfies ProcedureMeta<Procedures>"));
@@ -80,6 +104,9 @@ fn write_if_changed_leaves_identical_files_alone() {
     let first = write_if_changed(&dir, &files).expect("write");
     assert_eq!(first.len(), files.len());
     let second = write_if_changed(&dir, &files).expect("rewrite");
-    assert!(second.is_empty(), "unchanged files were rewritten: {second:?}");
+    assert!(
+        second.is_empty(),
+        "unchanged files were rewritten: {second:?}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

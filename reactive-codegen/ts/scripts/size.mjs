@@ -7,24 +7,28 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const limit = Number(process.env.SIZE_LIMIT ?? 8192);
-const r = await build({
-  stdin: {
-    contents: "export * from './src/index'; export * from './src/react';",
-    resolveDir: root,
-    loader: 'ts',
-  },
-  bundle: true,
-  minify: true,
-  format: 'esm',
-  target: 'es2020',
-  platform: 'browser',
-  external: ['react'],
-  write: false,
-  logLevel: 'warning',
-});
-const code = r.outputFiles[0].contents;
-const gz = gzipSync(code, { level: 9 }).length;
-console.log(`client runtime + React binding: ${code.length} bytes minified, ${gz} bytes gzipped (limit ${limit})`);
+async function gzipped(contents) {
+  const r = await build({
+    stdin: { contents, resolveDir: root, loader: 'ts' },
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    target: 'es2020',
+    platform: 'browser',
+    external: ['react'],
+    write: false,
+    logLevel: 'warning',
+  });
+  const code = r.outputFiles[0].contents;
+  return [code.length, gzipSync(code, { level: 9 }).length];
+}
+
+const [min, gz] = await gzipped("export * from './src/index'; export * from './src/react';");
+console.log(`client runtime + React binding: ${min} bytes minified, ${gz} bytes gzipped (limit ${limit})`);
+const [, withSse] = await gzipped(
+  "export * from './src/index'; export * from './src/react'; export * from './src/fetch-sse';",
+);
+console.log(`optional fetch-based EventSource (token auth): +${withSse - gz} bytes gzipped`);
 if (gz > limit) {
   console.error(`size ${gz} exceeds the limit of ${limit} bytes`);
   process.exit(1);

@@ -146,7 +146,6 @@ export class ReactiveClient<P = AnyProcedures> {
   private tenantName = '';
   private generation = 0;
   private started = false;
-  private pageStart = 0;
   private layerId = 0;
   private statusListeners = new Set<(mode: RealtimeMode) => void>();
 
@@ -221,9 +220,8 @@ export class ReactiveClient<P = AnyProcedures> {
   start(): void {
     if (this.started || !globalOf('window')) return;
     this.started = true;
-    this.pageStart = this.clock.now();
     const gen = this.generation;
-    this.registry.updateSession({ startTime: this.pageStart });
+    this.registry.updateSession({ startTime: this.clock.now() });
     const makeChannel =
       this.opts.channel === null
         ? undefined
@@ -247,6 +245,7 @@ export class ReactiveClient<P = AnyProcedures> {
         maxFailures: this.opts.maxFailures,
         onInvalidate: (ev) => gen === this.generation && this.onInvalidate(ev),
         onReset: (id) => gen === this.generation && this.revalidateAll(id),
+        onReady: () => gen === this.generation && this.closeGaps(this.queries.values()),
         onStatus: (mode, last) => {
           if (gen !== this.generation) return;
           this.registry.updateSession({ realtimeConnected: mode === 'sse' || mode === 'poll', lastEventId: last });
@@ -261,6 +260,17 @@ export class ReactiveClient<P = AnyProcedures> {
     for (const keys of this.hints.values())
       for (const k of keys) if (this.needsRevalidation(k)) this.scheduler.schedule(k, Priority.Hint);
     for (const q of this.queries.values()) if (q.mounts > 0) this.scheduler.schedule(q.key, Priority.Mounted);
+  }
+
+  /** Forgets this tenant's data, in memory and in storage (call on logout). */
+  clear(): void {
+    this.registry.clear();
+    for (const q of this.queries.values()) {
+      q.hasData = false;
+      q.data = q.eventId = undefined;
+      q.revalidatedAt = 0;
+      this.notify(q);
+    }
   }
 
   /** Stops real time and timers. */
@@ -305,6 +315,11 @@ export class ReactiveClient<P = AnyProcedures> {
     }
     this.queries.set(key, q);
     this.snap(q);
+    // Bound memory: forget idle queries (oldest first); the registry still holds their data.
+    if (this.queries.size > 500)
+      for (const [k, o] of this.queries)
+        if (this.queries.size > 400 && o !== q && !o.listeners.size && !o.fetching && !o.layers.length)
+          this.queries.delete(k);
     return q;
   }
 
@@ -421,6 +436,8 @@ export class ReactiveClient<P = AnyProcedures> {
       } catch (e) {
         if (gen !== this.generation) return;
         q.error = e instanceof RpcError ? e : new RpcError('network', String(e), 0);
+        // An entry the server no longer accepts (procedure removed or input changed by a deploy).
+        if (!q.mounts && (q.error.status === 400 || q.error.status === 404)) this.registry.delete(q.key);
         this.notify(q);
       }
     };
@@ -443,6 +460,8 @@ export class ReactiveClient<P = AnyProcedures> {
   private applyResult(q: Query, data: unknown, eventId: string | undefined, at: number, fromServer: boolean): void {
     // An older result (e.g. another tab's) never replaces a newer one.
     if (q.revalidatedAt > 0 && compareEventIds(eventId, q.eventId) < 0) return;
+    const prev = fromServer ? this.registry.read(q.key, false) : undefined;
+    const changed = !prev || JSON.stringify(prev.data) !== JSON.stringify(data);
     q.hasData = true;
     q.data = data;
     q.eventId = eventId;
@@ -451,7 +470,8 @@ export class ReactiveClient<P = AnyProcedures> {
     q.error = undefined;
     q.layers = q.layers.filter((l) => !(l.until && compareEventIds(eventId, l.until) >= 0));
     if (fromServer) {
-      const entry = { procedure: q.procedure, input: q.input, data, lastRevalidated: at, lastServerChange: at };
+      const lastServerChange = changed ? at : prev.lastServerChange;
+      const entry = { procedure: q.procedure, input: q.input, data, lastRevalidated: at, lastServerChange };
       this.registry.write(q.key, eventId === undefined ? entry : { ...entry, eventId });
       this.registry.updateSession({ lastSync: at });
       const msg: Msg = { t: 'r', key: q.key, p: q.procedure, i: q.input, d: data, at };
@@ -461,27 +481,38 @@ export class ReactiveClient<P = AnyProcedures> {
       } catch {
         /* closed channel */
       }
-      this.closeGap(q);
+      this.closeGaps([q]);
     }
     this.notify(q);
   }
 
   /**
-   * The result reflects events up to its watermark; the live stream delivers events for it from
-   * `coveredFrom`. If the watermark is older, fetch the events in between once.
+   * A result reflects events up to its watermark; the live stream delivers events for it from
+   * `coveredFrom`. For results older than that, fetch the events in between once (one `/poll`
+   * for all of them). Runs when a result arrives and when a stream becomes ready.
    */
-  private closeGap(q: Query): void {
+  private closeGaps(qs: Iterable<Query>): void {
     const rt = this.realtime;
-    if (!rt || !q.eventId || q.mounts <= 0) return;
-    const entry = rt.subscription().includes(q.key) ? q.key : q.procedure;
-    const from = rt.coveredFrom(entry);
-    if (!from || compareEventIds(q.eventId, from) >= 0 || q.gapFrom === from) return;
-    q.gapFrom = from; // once per stream start: never loops
+    if (!rt) return;
+    const gapped: Query[] = [];
+    const entries = new Set<string>();
+    let since: string | undefined;
+    for (const q of qs) {
+      if (!q.eventId || q.mounts <= 0) continue;
+      const entry = rt.subscription().includes(q.key) ? q.key : q.procedure;
+      const from = rt.coveredFrom(entry);
+      if (!from || compareEventIds(q.eventId, from) >= 0 || q.gapFrom === from) continue;
+      q.gapFrom = from; // once per stream start: never loops
+      gapped.push(q);
+      entries.add(entry);
+      if (!since || compareEventIds(q.eventId, since) < 0) since = q.eventId;
+    }
+    if (!since) return;
     const gen = this.generation;
-    rt.catchUp(q.eventId, [entry]).then(
+    rt.catchUp(since, [...entries]).then(
       (r) => {
         if (gen !== this.generation) return;
-        if (r === 'reset') void this.revalidate(q);
+        if (r === 'reset') for (const q of gapped) void this.revalidate(q);
         else for (const ev of r) this.onInvalidate(ev);
       },
       () => undefined,
@@ -519,28 +550,34 @@ export class ReactiveClient<P = AnyProcedures> {
     return s;
   }
 
-  /** Applies an invalidation: refetch mounted affected queries now, mark the others stale. */
+  /**
+   * Applies an invalidation: refetch the affected mounted queries now, mark the others stale.
+   * `ev.queries` (what this page subscribed to) is authoritative for mounted queries; the tables
+   * changed, matched against generated dependencies, additionally mark unwatched entries stale.
+   */
   onInvalidate(ev: InvalidateEvent): void {
     const now = this.clock.now();
     const held = this.heldKeys();
-    const affected = new Set<string>();
+    const direct = new Set<string>();
     const procs = new Set<string>();
+    const deps = new Set<string>();
     for (const entry of ev.queries) {
-      if (entry === '*') for (const k of held) affected.add(k);
-      else if (entry.includes(':')) affected.add(entry);
+      if (entry === '*') for (const k of held) direct.add(k);
+      else if (entry.includes(':')) direct.add(entry);
       else procs.add(entry);
     }
-    // Held entries of procedures that depend on a changed table may be affected too.
     const meta = this.opts.procedures;
     if (meta)
-      for (const [name, m] of Object.entries(meta)) if (m.dependencies.some((t) => ev.tables.includes(t))) procs.add(name);
-    for (const k of held) if (procs.has(procedureOf(k))) affected.add(k);
-    for (const key of affected) {
+      for (const [name, m] of Object.entries(meta)) if (m.dependencies.some((t) => ev.tables.includes(t) || ev.tables.includes('*'))) deps.add(name);
+    for (const key of held) {
+      const proc = procedureOf(key);
+      const isDirect = direct.has(key) || procs.has(proc);
+      if (!isDirect && !deps.has(proc)) continue;
       const q = this.queries.get(key);
       if (q) {
         if (compareEventIds(q.eventId, ev.eventId) >= 0) continue;
         if (q.mounts > 0) {
-          void this.revalidate(q, ev.eventId);
+          if (isDirect) void this.revalidate(q, ev.eventId);
           continue;
         }
         if (!q.stale) {

@@ -44,7 +44,7 @@ export function ReactiveProvider(props: { client: AnyReactiveClient; children?: 
 
 function useClient<P>(): ReactiveClient<P> {
   const c = React.useContext(ClientContext) ?? defaultClient;
-  if (!c) throw new Error('reactive: no client; wrap the app in <ReactiveProvider client={…}> or call setDefaultClient');
+  if (!c) throw new Error('reactive: no client (use <ReactiveProvider client> or setDefaultClient)');
   return c as unknown as ReactiveClient<P>;
 }
 
@@ -135,12 +135,7 @@ export function useReactivePriorities<P = AnyProcedures>(refs: ReadonlyArray<Que
   );
 }
 
-/** Typed hooks for a procedure map. */
+/** Typed hooks for a procedure map (the same functions, typed by `P`). */
 export function createReactiveHooks<P>(): ReactiveHooks<P> {
-  return {
-    useReactive: (name, input, options) => useReactive<P, typeof name>(name, input, options),
-    useReactiveMutation: (name, options) => useReactiveMutation<P, typeof name>(name, options),
-    useReactivePriorities: (refs) => useReactivePriorities<P>(refs),
-    useReactiveClient: () => useClient<P>(),
-  };
+  return { useReactive, useReactiveMutation, useReactivePriorities, useReactiveClient: useClient } as ReactiveHooks<P>;
 }

@@ -40,6 +40,8 @@ export interface RealtimeOptions {
   onInvalidate: (ev: InvalidateEvent) => void;
   /** The server can't replay the gap: revalidate everything held with a watermark below `eventId`. */
   onReset: (eventId: string) => void;
+  /** A stream is ready: `coveredFrom` is known for its entries. */
+  onReady?: () => void;
   /** Connection state changes. */
   onStatus?: (mode: RealtimeMode, lastEventId: string | undefined) => void;
   /** Delay before a changed subscription reconnects, to batch mounts. Default 50 ms. */
@@ -70,6 +72,8 @@ export class Realtime {
   lastEventId: string | undefined;
   /** Current state. */
   mode: RealtimeMode = 'off';
+  /** Recently delivered event ids (deduplication). */
+  private readonly seen = new Set<string>();
   /** Per subscription entry, the event id from which delivery is guaranteed. */
   private readonly coverage = new Map<string, string>();
 
@@ -199,6 +203,7 @@ export class Realtime {
       this.failures = 0;
       this.stopPolling();
       this.setMode('sse');
+      this.o.onReady?.();
     });
     es.addEventListener('invalidate', (ev) => {
       if (this.es !== es) return;
@@ -262,9 +267,12 @@ export class Realtime {
   private deliver(ev: InvalidateEvent, fromStream: boolean): void {
     if (typeof ev.eventId !== 'string') return;
     if (fromStream && ev.requiresAck) void this.ack(ev.eventId);
-    // Re-sent events (no `id:` line) and replays already seen are deduplicated by id.
-    if (this.lastEventId && compareEventIds(ev.eventId, this.lastEventId) <= 0) return;
-    this.lastEventId = ev.eventId;
+    // Re-sent events (no `id:` line) and replays already seen are deduplicated by id. Ids are
+    // not checked for order: across instances events may arrive slightly out of order.
+    if (this.seen.has(ev.eventId)) return;
+    this.seen.add(ev.eventId);
+    if (this.seen.size > 512) this.seen.delete(this.seen.values().next().value!);
+    if (compareEventIds(ev.eventId, this.lastEventId) > 0) this.lastEventId = ev.eventId;
     this.o.onInvalidate({
       eventId: ev.eventId,
       tables: Array.isArray(ev.tables) ? ev.tables : [],
@@ -323,6 +331,7 @@ export class Realtime {
       if (typeof r.eventId === 'string') {
         if (!this.lastEventId) for (const e of this.entries) this.coverage.set(e, r.eventId);
         if (compareEventIds(r.eventId, this.lastEventId) > 0) this.lastEventId = r.eventId;
+        this.o.onReady?.();
       }
     } catch {
       /* try again next interval */

@@ -4,7 +4,7 @@
 //
 // Storage keys (prefix `rq`, tenant URI-encoded):
 //   rq:<tenant>:m          {"v":1,"session":{…},"lru":{"<queryKey>":[lastAccess,size]}}
-//   rq:<tenant>:e:<key>    {"p":procedure,"i":input,"d":data,"r":lastRevalidated,"c":lastServerChange,"e":eventId,"s":stale}
+//   rq:<tenant>:e:<key>    a RegistryEntry as JSON
 //
 // Every storage access is guarded: missing storage (server rendering, privacy mode), a full quota
 // and corrupt JSON degrade to an in-memory registry instead of throwing.
@@ -67,16 +67,6 @@ interface Meta {
   lru: Record<string, [number, number]>;
 }
 
-interface StoredEntry {
-  p: string;
-  i: unknown;
-  d: unknown;
-  r: number;
-  c: number;
-  e?: string;
-  s?: boolean;
-}
-
 const PREFIX = 'rq:';
 /** Default size cap: 2 MB. */
 export const DEFAULT_MAX_BYTES = 2 * 1024 * 1024;
@@ -100,9 +90,9 @@ function isMeta(x: unknown): x is Meta {
   return !!m && m.v === 1 && typeof m.session === 'object' && !!m.session && typeof m.lru === 'object' && !!m.lru;
 }
 
-function isStoredEntry(x: unknown): x is StoredEntry {
-  const e = x as StoredEntry | undefined;
-  return !!e && typeof e.p === 'string' && typeof e.r === 'number' && 'd' in e;
+function isEntry(x: unknown): x is RegistryEntry {
+  const e = x as RegistryEntry | undefined;
+  return !!e && typeof e.procedure === 'string' && typeof e.lastRevalidated === 'number' && 'data' in e;
 }
 
 /** The per-tenant registry. */
@@ -174,23 +164,18 @@ export class QueryRegistry {
 
   /** Removes the least recently used other tenant's data. Returns false if there is none. */
   private evictOtherTenant(): boolean {
-    const st = this.storage;
-    if (!st) return false;
-    let oldest: { p: string; t: number } | undefined;
+    const st = this.storage!;
     try {
-      for (let i = 0; i < st.length; i++) {
-        const k = st.key(i);
-        if (!k || !k.startsWith(PREFIX) || k.startsWith(this.pfx) || !k.endsWith(':m')) continue;
+      const keys: string[] = [];
+      for (let i = 0; i < st.length; i++) keys.push(st.key(i) ?? '');
+      let oldest: { p: string; t: number } | undefined;
+      for (const k of keys) {
+        if (!k.startsWith(PREFIX) || k.startsWith(this.pfx) || !k.endsWith(':m')) continue;
         const m = safeParse(st.getItem(k));
         const t = isMeta(m) ? m.session.lastSync : 0;
         if (!oldest || t < oldest.t) oldest = { p: k.slice(0, -1), t };
       }
-      if (!oldest) return false;
-      const doomed: string[] = [];
-      for (let i = 0; i < st.length; i++) {
-        const k = st.key(i);
-        if (k && k.startsWith(oldest.p)) doomed.push(k);
-      }
+      const doomed = oldest ? keys.filter((k) => k.startsWith(oldest!.p)) : [];
       for (const k of doomed) st.removeItem(k);
       return doomed.length > 0;
     } catch {
@@ -249,8 +234,8 @@ export class QueryRegistry {
     if (this.storage) {
       const raw = this.get(this.pfx + 'e:' + key);
       const parsed = safeParse(raw);
-      if (isStoredEntry(parsed)) {
-        const fromStore = fromStored(parsed);
+      if (isEntry(parsed)) {
+        const fromStore = parsed;
         if (!e || compareEventIds(fromStore.eventId, e.eventId) > 0 || fromStore.lastRevalidated > e.lastRevalidated) {
           e = fromStore;
           this.entries.set(key, e);
@@ -267,7 +252,7 @@ export class QueryRegistry {
   /** Stores an entry, evicting least recently used entries past the size cap. */
   write(key: string, entry: RegistryEntry): void {
     this.entries.set(key, entry);
-    const json = JSON.stringify(toStored(entry));
+    const json = JSON.stringify(entry);
     const size = json.length + key.length;
     this.lru[key] = [this.now(), size];
     if (size > this.maxBytes) {
@@ -280,7 +265,8 @@ export class QueryRegistry {
     while (this.size() > this.maxBytes && this.evictOne(key)) {
       /* keep evicting */
     }
-    if (!this.set(this.pfx + 'e:' + key, json, key)) this.lru[key] = [this.now(), 0];
+    // Refused by storage: memory only for this page (a memory-only registry keeps counting).
+    if (!this.set(this.pfx + 'e:' + key, json, key) && this.storage) this.lru[key] = [this.now(), 0];
     this.writeMeta(key);
   }
 
@@ -327,25 +313,4 @@ export class QueryRegistry {
     this.remove(this.pfx + 'm');
     this.session = { startTime: this.now(), lastSync: 0, realtimeConnected: false };
   }
-
-}
-
-function toStored(e: RegistryEntry): StoredEntry {
-  const s: StoredEntry = { p: e.procedure, i: e.input, d: e.data, r: e.lastRevalidated, c: e.lastServerChange };
-  if (e.eventId !== undefined) s.e = e.eventId;
-  if (e.stale) s.s = true;
-  return s;
-}
-
-function fromStored(s: StoredEntry): RegistryEntry {
-  const e: RegistryEntry = {
-    procedure: s.p,
-    input: s.i,
-    data: s.d,
-    lastRevalidated: s.r,
-    lastServerChange: typeof s.c === 'number' ? s.c : s.r,
-  };
-  if (typeof s.e === 'string') e.eventId = s.e;
-  if (s.s) e.stale = true;
-  return e;
 }

@@ -62,11 +62,6 @@ export class Scheduler {
     this.timerAt = Infinity;
   }
 
-  /** Keys waiting, most urgent first (for tests and debugging). */
-  pending(): string[] {
-    return [...this.queued.entries()].sort((a, b) => a[1] - b[1]).map((e) => e[0]);
-  }
-
   private pendingAt(p: Priority): boolean {
     for (const v of this.queued.values()) if (v === p) return true;
     return false;

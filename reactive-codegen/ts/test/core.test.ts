@@ -154,6 +154,35 @@ test('invalidate refetches affected mounted queries now and marks held ones stal
   assert.equal(c.cache.getSession().lastEventId, '101');
 });
 
+test('selective: a mounted query the event does not name is not refetched; dependent held entries go stale', async () => {
+  const { server } = backend();
+  const { c, clock } = client(server);
+  const other = mount(c, 'agents.findMany', { organizationId: 'o2' });
+  await c.fetch('agents.getWithStats', { id: 'a1' }); // held; depends on `message`
+  await c.fetch('agents.get', { id: 'a1' }); // held; does not depend on `message`
+  await clock.advance(50);
+  const es = FakeEventSource.last;
+  es.ready('100');
+  const n = server.calls.length;
+  // Subscribed entries the event affects: none of the o2 list (another org's agent changed).
+  es.emit('invalidate', { eventId: '101', tables: ['agent', 'message'], keys: {}, requiresAck: false, queries: [FIND] });
+  await flush();
+  assert.equal(server.calls.length, n, 'nothing refetched');
+  assert.equal(other.snap().isStale, false);
+  assert.equal(c.getSnapshot('agents.getWithStats', { id: 'a1' }).isStale, true, 'depends on a changed table');
+  assert.equal(c.getSnapshot('agents.get', { id: 'a1' }).isStale, true, 'depends on `agent`');
+  es.emit('invalidate', { eventId: '102', tables: ['memory'], keys: {}, requiresAck: false, queries: [FIND] });
+  await flush();
+  assert.equal(c.cache.read(queryKey('agents.findMany', { organizationId: 'o2' }))?.stale, undefined, 'unrelated table');
+  assert.equal(server.calls.length, n);
+  // `["*"]`: any table may have changed.
+  await c.fetch('agents.get', { id: 'a2' });
+  es.emit('invalidate', { eventId: '103', tables: ['*'], keys: {}, requiresAck: false, queries: [FIND] });
+  await flush();
+  assert.equal(c.getSnapshot('agents.get', { id: 'a2' }).isStale, true, 'unknown write marks everything held stale');
+  assert.equal(other.snap().isStale, false, 'mounted: only what the server names is refetched');
+});
+
 test('events at or below a result watermark are ignored', async () => {
   const { server, state } = backend();
   const { c, clock } = client(server);
@@ -242,6 +271,29 @@ test('gap between a result watermark and the stream start is fetched from /poll 
   assert.equal(server.count('/poll'), 1, 'checked once');
   assert.equal(c.cache.read(FIND)?.eventId, '120');
   assert.equal(c.getSnapshot('agents.findMany', ORG).isStale, false);
+});
+
+test('gap: a result that arrived before the stream was ready is checked when it becomes ready', async () => {
+  const { server, state } = backend();
+  const { c, clock } = client(server);
+  const seen: string[] = [];
+  server.on('/poll', (call) => {
+    seen.push(call.path);
+    return { body: { eventId: '130', reset: false, events: [{ eventId: '125', tables: ['agent'], keys: {}, requiresAck: false, queries: [FIND] }] } };
+  });
+  mount(c, 'agents.findMany', ORG);
+  mount(c, 'agents.get', { id: 'a1' });
+  await flush(); // both results reflect up to 100
+  state.eventId = 130;
+  await clock.advance(50);
+  FakeEventSource.last.ready('130'); // first visit: the stream covers from 130
+  await flush();
+  assert.equal(seen.length, 1, 'one /poll for all gapped queries');
+  const q = new URLSearchParams(seen[0]!.split('?')[1]);
+  assert.equal(q.get('since'), '100');
+  assert.deepEqual(q.getAll('subscribe').sort(), [FIND, queryKey('agents.get', { id: 'a1' })].sort());
+  assert.equal(server.count('/rpc/agents.findMany'), 2, 'the missed event refetched the affected query');
+  assert.equal(server.count('/rpc/agents.get'), 1, 'the other was not affected');
 });
 
 test('optimistic update shows at once and stays until the invalidation for it is applied (no flicker)', async () => {
@@ -383,4 +435,109 @@ test('does nothing in the background without window (server rendering)', async (
   } finally {
     (globalThis as Record<string, unknown>).window = w;
   }
+});
+
+test('idle queries are dropped from memory past 500, mounted ones never', async () => {
+  const { server } = backend();
+  const { c } = client(server);
+  const m = mount(c, 'agents.findMany', ORG);
+  await flush();
+  for (let i = 0; i < 600; i++) c.getSnapshot('agents.get', { id: 'x' + i });
+  const size = (c as unknown as { queries: Map<string, unknown> }).queries.size;
+  assert.ok(size <= 500 && size >= 400, String(size));
+  assert.equal(m.snap().data?.length, 1, 'mounted query kept');
+  assert.ok((c as unknown as { queries: Map<string, unknown> }).queries.has(FIND));
+});
+
+test('storage option: sessionStorage, or memory only', async () => {
+  const session = new MemoryStorage();
+  const local = new MemoryStorage();
+  const g = globalThis as Record<string, unknown>;
+  g.sessionStorage = session;
+  g.localStorage = local;
+  try {
+    const { server } = backend();
+    const s = new ReactiveClient<Procedures>({ fetch: server.fetch, storage: 'session', EventSource: null, realtime: false, tenant: 'o1' });
+    await s.fetch('agents.findMany', ORG);
+    assert.ok(session.getItem('rq:o1:e:' + FIND));
+    assert.equal(local.getItem('rq:o1:e:' + FIND), null);
+    const d = new ReactiveClient<Procedures>({ fetch: server.fetch, realtime: false, tenant: 'o1' });
+    await d.fetch('agents.get', { id: 'a1' });
+    assert.ok(local.getItem('rq:o1:e:' + queryKey('agents.get', { id: 'a1' })), 'localStorage by default');
+    const m = new ReactiveClient<Procedures>({ fetch: server.fetch, storage: 'memory', realtime: false, tenant: 'o9' });
+    await m.fetch('agents.findMany', ORG);
+    assert.ok(![...local.map.keys(), ...session.map.keys()].some((k) => k.startsWith('rq:o9:')));
+  } finally {
+    delete g.sessionStorage;
+    delete g.localStorage;
+  }
+});
+
+test('token auth polls (EventSource cannot send headers) and sends the bearer token', async () => {
+  const { server } = backend();
+  server.on('/poll', () => ({ body: { eventId: '100', reset: false, events: [] } }));
+  const clock = new FakeClock();
+  const g = globalThis as Record<string, unknown>;
+  g.EventSource = FakeEventSource; // a browser has one; token auth must not use it
+  const c = new ReactiveClient<Procedures>({
+    fetch: server.fetch,
+    clock,
+    storage: 'memory',
+    getToken: () => 'secret',
+    locks: null,
+    channel: null,
+  });
+  c.subscribe('agents.findMany', ORG, () => undefined);
+  await clock.advance(50);
+  delete g.EventSource;
+  assert.equal(c.realtimeMode, 'poll');
+  assert.equal(FakeEventSource.instances.length, 0);
+  const poll = server.calls.find((x) => x.path.startsWith('/poll'))!;
+  assert.equal(poll.headers.authorization, 'Bearer secret');
+  await clock.advance(5000);
+  assert.equal(server.count('/poll'), 2);
+  c.stop();
+});
+
+test('clear forgets the tenant data in memory and storage (logout)', async () => {
+  const { server } = backend();
+  const { c, storage } = client(server, { realtime: false });
+  const m = mount(c, 'agents.findMany', ORG);
+  await flush();
+  assert.ok([...storage.map.keys()].some((k) => k.startsWith('rq:o1:e:')));
+  c.clear();
+  assert.equal(m.snap().isLoading, true);
+  assert.ok(![...storage.map.keys()].some((k) => k.startsWith('rq:o1:')));
+});
+
+test('background revalidation drops registry entries the server no longer accepts', async () => {
+  const { server } = backend();
+  const storage = new MemoryStorage();
+  const seed = client(server, { storage, realtime: false });
+  await seed.c.fetch('agents.get', { id: 'a1' });
+  await seed.c.fetch('agents.getWithStats', { id: 'a1' });
+  seed.c.stop();
+  const { c, clock } = client(server, { storage, realtime: false });
+  server.on('/rpc/agents.getWithStats', () => ({ status: 404, body: { error: { code: 'not_found', message: 'unknown procedure', path: null } } }));
+  mount(c, 'agents.findMany', ORG);
+  await clock.advance(2000);
+  assert.equal(c.cache.read(queryKey('agents.getWithStats', { id: 'a1' })), undefined);
+  assert.ok(c.cache.read(queryKey('agents.get', { id: 'a1' })));
+});
+
+test('lastServerChange moves only when the data changed; lastRevalidated on every fetch', async () => {
+  const { server, state } = backend();
+  const { c, clock } = client(server, { realtime: false });
+  const t0 = clock.t;
+  await c.fetch('agents.findMany', ORG);
+  await clock.advance(1000);
+  await c.fetch('agents.findMany', ORG);
+  let e = c.cache.read(FIND)!;
+  assert.equal(e.lastRevalidated, t0 + 1000);
+  assert.equal(e.lastServerChange, t0);
+  state.agents.push(agent('a2'));
+  await clock.advance(1000);
+  await c.fetch('agents.findMany', ORG);
+  e = c.cache.read(FIND)!;
+  assert.equal(e.lastServerChange, t0 + 2000);
 });

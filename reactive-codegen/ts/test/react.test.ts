@@ -168,3 +168,23 @@ test('useReactivePriorities prefetches hinted queries after 1 s', async () => {
   assert.deepEqual(client.getSnapshot('agents.get', { id: 'a1' }).data, agent('a1'));
   await act(async () => r.unmount());
 });
+
+test('StrictMode double mount fetches once and keeps one subscription', async () => {
+  const { server, clock, client } = setup();
+  function Agents() {
+    const { data } = useReactive('agents.findMany', { organizationId: 'o1' });
+    return React.createElement('p', null, String(data?.length ?? '-'));
+  }
+  let r!: TestRenderer.ReactTestRenderer;
+  await act(async () => {
+    r = TestRenderer.create(
+      React.createElement(React.StrictMode, null, React.createElement(ReactiveProvider, { client }, React.createElement(Agents))),
+    );
+  });
+  await settle(clock, 100);
+  assert.equal(r.root.findByType('p').children[0], '1');
+  assert.equal(server.count('/rpc/agents.findMany'), 1);
+  assert.equal(FakeEventSource.open().length, 1);
+  assert.deepEqual(FakeEventSource.last.params().getAll('subscribe'), ['agents.findMany:{"organizationId":"o1"}']);
+  await act(async () => r.unmount());
+});

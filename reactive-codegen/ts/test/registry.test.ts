@@ -47,22 +47,25 @@ test('tenants are isolated: another tenant never sees the data', () => {
 test('size cap evicts least recently used entries', () => {
   const st = new MemoryStorage();
   let t = 0;
-  const r = new QueryRegistry({ storage: st, tenant: 't', maxBytes: 350, now: () => ++t });
   const big = 'x'.repeat(60);
+  const probe = new QueryRegistry({ storage: null, tenant: 't' });
+  probe.write('p:1', entry(big));
+  const cap = probe.size() * 3 + 10; // room for three entries
+  const r = new QueryRegistry({ storage: st, tenant: 't', maxBytes: cap, now: () => ++t });
   r.write('p:1', entry(big));
   r.write('p:2', entry(big));
   r.write('p:3', entry(big));
   r.read('p:1'); // p:1 is now more recent than p:2
   r.write('p:4', entry(big));
-  assert.ok(r.size() <= 350, `size ${r.size()}`);
+  assert.ok(r.size() <= cap, `size ${r.size()}`);
   assert.deepEqual(r.keys(), ['p:3', 'p:1', 'p:4'], 'LRU order');
   assert.equal(r.read('p:2', false), undefined, 'least recently used evicted');
   assert.ok(r.read('p:1', false));
   assert.ok(r.read('p:4', false));
   assert.equal(st.getItem(tenantPrefix('t') + 'e:p:2'), null, 'evicted from storage too');
   // An entry larger than the cap is kept in memory only.
-  r.write('p:huge', entry('y'.repeat(400)));
-  assert.ok(r.size() <= 350);
+  r.write('p:huge', entry('y'.repeat(cap)));
+  assert.ok(r.size() <= cap);
   assert.equal(st.getItem(tenantPrefix('t') + 'e:p:huge'), null);
   assert.ok(r.read('p:4', false), 'a too-big entry does not wipe the others');
 });
@@ -112,6 +115,8 @@ test('corrupt or missing storage degrades to memory without throwing', () => {
   const mem = new QueryRegistry({ storage: null, tenant: 't', now: () => 1 });
   mem.write('p:1', entry(3));
   assert.equal(mem.read('p:1')?.data, 3);
+  for (let i = 0; i < 50; i++) mem.write('p:' + i, entry('z'.repeat(100_000)));
+  assert.ok(mem.size() <= 2 * 1024 * 1024, 'the cap bounds a memory-only registry too');
   mem.updateSession({ lastEventId: '5' });
   assert.equal(mem.getSession().lastEventId, '5');
 });

@@ -47,7 +47,12 @@ impl ReactiveDb {
     /// conflicting write was applied meanwhile. A mutation runs without the cache; its
     /// writes invalidate as they execute, and its declared `invalidates(...)` tables
     /// are invalidated when it succeeds.
-    pub async fn call(&self, def: &FunctionDef, tenant: &str, input: serde_json::Value) -> Result<CallOutput, CallError> {
+    pub async fn call(
+        &self,
+        def: &FunctionDef,
+        tenant: &str,
+        input: serde_json::Value,
+    ) -> Result<CallOutput, CallError> {
         let model = def.model();
         let span = tracing::debug_span!("reactive.call", name = model.name, tenant);
         let key = (model.kind == FunctionKind::Query).then(|| {
@@ -64,7 +69,7 @@ impl ReactiveDb {
         let db = self.clone();
         match key {
             Some(key) => {
-                let static_reads = ReadSet::from_model(model, &scope.bindings);
+                let static_reads = ReadSet::from_model(&scope.index.model, &scope.bindings);
                 let compute = || {
                     let scope = scope.clone();
                     async move {
@@ -77,16 +82,32 @@ impl ReactiveDb {
                         Ok::<_, crate::Error>((Bytes::from(bytes), reads))
                     }
                 };
-                let fetched = self.inner.engine.get_or_compute(key, static_reads, compute).instrument(span).await?;
-                Ok(CallOutput { hit: fetched.is_hit(), source: fetched.source, bytes: fetched.value })
+                let fetched = self
+                    .inner
+                    .engine
+                    .get_or_compute(key, static_reads, compute)
+                    .instrument(span)
+                    .await?;
+                Ok(CallOutput {
+                    hit: fetched.is_hit(),
+                    source: fetched.source,
+                    bytes: fetched.value,
+                })
             }
             None => {
                 let value = SCOPE.scope(scope, run(db)).instrument(span.clone()).await?;
                 let bytes = serde_json::to_vec(&value).map_err(crate::Error::Json)?;
                 if !model.invalidates.is_empty() {
-                    self.inner.apply(whole_tables(&model.invalidates)).instrument(span).await;
+                    self.inner
+                        .apply(whole_tables(&model.invalidates))
+                        .instrument(span)
+                        .await;
                 }
-                Ok(CallOutput { bytes: Bytes::from(bytes), hit: false, source: Source::Computed })
+                Ok(CallOutput {
+                    bytes: Bytes::from(bytes),
+                    hit: false,
+                    source: Source::Computed,
+                })
             }
         }
     }

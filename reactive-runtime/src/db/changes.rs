@@ -9,9 +9,9 @@ use sqlx::any::AnyArguments;
 
 use super::rewrite::WhereTemplate;
 use super::values::{arg_value, row_value};
-use crate::engine::{ChangeSet, RowChange};
 use crate::engine::KeyValue;
 use crate::engine::ReadSet;
+use crate::engine::{ChangeSet, RowChange};
 
 fn key_of(value: &ValueRef, args: Option<&AnyArguments>, dialect: Dialect) -> Option<KeyValue> {
     match value {
@@ -23,14 +23,24 @@ fn key_of(value: &ValueRef, args: Option<&AnyArguments>, dialect: Dialect) -> Op
 /// The concrete read set of a statement, parameters resolved from the bound values.
 /// A predicate whose values can't all be resolved is dropped, which widens the read
 /// (never narrows it).
-pub fn reads_of(analysis: &StatementAnalysis, args: Option<&AnyArguments>, dialect: Dialect) -> ReadSet {
-    let resolve = |p: &reactive_codegen::sql::Param| KeyValue::from_json(&arg_value(args, p.index)?, dialect);
+pub fn reads_of(
+    analysis: &StatementAnalysis,
+    args: Option<&AnyArguments>,
+    dialect: Dialect,
+) -> ReadSet {
+    let resolve =
+        |p: &reactive_codegen::sql::Param| KeyValue::from_json(&arg_value(args, p.index)?, dialect);
     ReadSet::from_statement(analysis, &resolve, dialect)
 }
 
 /// The change set of a write, before the pre-read (if any) adds old values.
-pub fn change_of(analysis: &StatementAnalysis, args: Option<&AnyArguments>, dialect: Dialect) -> ChangeSet {
-    let resolve = |p: &reactive_codegen::sql::Param| KeyValue::from_json(&arg_value(args, p.index)?, dialect);
+pub fn change_of(
+    analysis: &StatementAnalysis,
+    args: Option<&AnyArguments>,
+    dialect: Dialect,
+) -> ChangeSet {
+    let resolve =
+        |p: &reactive_codegen::sql::Param| KeyValue::from_json(&arg_value(args, p.index)?, dialect);
     ChangeSet::from_statement(analysis, &resolve, dialect)
 }
 
@@ -73,7 +83,13 @@ pub fn pre_read_plan(
         .filter(|c| row.values(c).is_none())
         .filter(|c| {
             // A SET column with an unknown new value: its old values would not help.
-            !write.set.iter().any(|s| &s.column == *c && s.value.as_ref().and_then(|v| key_of(v, args, dialect)).is_none())
+            !write.set.iter().any(|s| {
+                &s.column == *c
+                    && s.value
+                        .as_ref()
+                        .and_then(|v| key_of(v, args, dialect))
+                        .is_none()
+            })
         })
         .cloned()
         .collect();
@@ -86,9 +102,22 @@ pub fn pre_read_plan(
         Dialect::Postgres | Dialect::MySql => " FOR UPDATE",
         Dialect::Sqlite => "",
     };
-    let condition = template.condition.as_ref().map(|c| format!(" WHERE {c}")).unwrap_or_default();
-    let sql = format!("SELECT {} FROM {}{condition}{lock}", columns.join(", "), template.table);
-    Some(PreRead { table: write.table.clone(), columns, sql, params: template.params.clone() })
+    let condition = template
+        .condition
+        .as_ref()
+        .map(|c| format!(" WHERE {c}"))
+        .unwrap_or_default();
+    let sql = format!(
+        "SELECT {} FROM {}{condition}{lock}",
+        columns.join(", "),
+        template.table
+    );
+    Some(PreRead {
+        table: write.table.clone(),
+        columns,
+        sql,
+        params: template.params.clone(),
+    })
 }
 
 /// Adds the pre-read's old values to a single-table change: each pre-read column gets
@@ -101,9 +130,15 @@ pub fn add_old_values(
     args: Option<&AnyArguments>,
     dialect: Dialect,
 ) {
-    let Some(write) = analysis.writes.first() else { return };
-    let Some(table_rows) = change.tables.get_mut(&pre.table) else { return };
-    let [row] = table_rows.as_mut_slice() else { return };
+    let Some(write) = analysis.writes.first() else {
+        return;
+    };
+    let Some(table_rows) = change.tables.get_mut(&pre.table) else {
+        return;
+    };
+    let [row] = table_rows.as_mut_slice() else {
+        return;
+    };
     for (i, column) in pre.columns.iter().enumerate() {
         let mut values = BTreeSet::new();
         let mut complete = true;

@@ -64,7 +64,11 @@ impl Intercepted {
             Some(text) => AssertSqlSafe(text.clone()).into_sql_str(),
             None => self.sql,
         };
-        Exec { sql, args: self.args, persistent: self.persistent }
+        Exec {
+            sql,
+            args: self.args,
+            persistent: self.persistent,
+        }
     }
 }
 
@@ -79,7 +83,10 @@ struct WritePlan {
 impl Inner {
     /// Intercepts one statement: analysis (model, memo or parse), MySQL rewrite check,
     /// and recording of its reads in the active call scope.
-    pub(crate) fn intercept<'q, E: Execute<'q, Any>>(&self, mut query: E) -> Result<Intercepted, sqlx::Error> {
+    pub(crate) fn intercept<'q, E: Execute<'q, Any>>(
+        &self,
+        mut query: E,
+    ) -> Result<Intercepted, sqlx::Error> {
         let persistent = query.persistent();
         let args = query.take_arguments().map_err(sqlx::Error::Encode)?;
         let sql = query.sql();
@@ -103,7 +110,12 @@ impl Inner {
             self.watch_reads(&reads);
             scope.record(reads);
         }
-        Ok(Intercepted { sql, info, args, persistent })
+        Ok(Intercepted {
+            sql,
+            info,
+            args,
+            persistent,
+        })
     }
 
     fn plan_write(&self, stmt: &Intercepted) -> WritePlan {
@@ -111,15 +123,29 @@ impl Inner {
         let change = change_of(analysis, stmt.args.as_ref(), self.dialect);
         let known_single = analysis.unknown.is_none() && !change.is_everything();
         let mut pre = None;
-        if self.options.read_old_values && known_single && analysis.writes.len() == 1 {
+        if self.options.read_old_values
+            && known_single
+            && analysis.writes.len() == 1
+            && !stmt.info.pre_read_disabled.load(Ordering::Relaxed)
+        {
             let watched = self.watched_columns(&analysis.writes[0].table);
             if !watched.is_empty() {
                 let template = stmt.info.where_template(stmt.sql.as_str(), self.dialect);
-                if let Some(plan) =
-                    pre_read_plan(analysis, &change, stmt.args.as_ref(), self.dialect, &watched, template)
-                {
+                if let Some(plan) = pre_read_plan(
+                    analysis,
+                    &change,
+                    stmt.args.as_ref(),
+                    self.dialect,
+                    &watched,
+                    template,
+                ) {
                     match select_args(stmt.args.as_ref(), &plan.params) {
-                        Some(pre_args) if plan.params.iter().all(|p| *p <= arg_count(stmt.args.as_ref())) => {
+                        Some(pre_args)
+                            if plan
+                                .params
+                                .iter()
+                                .all(|p| *p <= arg_count(stmt.args.as_ref())) =>
+                        {
                             let copy = stmt.args.as_ref().map(super::values::clone_args);
                             pre = Some((plan, copy, pre_args));
                         }
@@ -128,26 +154,60 @@ impl Inner {
                 }
             }
         }
-        WritePlan { change, pre, info: stmt.info.clone(), known_single }
+        WritePlan {
+            change,
+            pre,
+            info: stmt.info.clone(),
+            known_single,
+        }
     }
 
     /// Finishes a write's change set from its results (and pre-read rows) and returns
     /// it, or `None` when nothing can have changed.
-    fn finish_write(&self, plan: WritePlan, results: &[Result<Step, sqlx::Error>], pre_rows: Option<Vec<AnyRow>>) -> Option<ChangeSet> {
+    fn finish_write(
+        &self,
+        plan: WritePlan,
+        results: &[Result<Step, sqlx::Error>],
+        pre_rows: Option<Vec<AnyRow>>,
+    ) -> Option<ChangeSet> {
         let failed = results.iter().any(Result::is_err);
-        let affected: u64 =
-            results.iter().filter_map(|r| match r { Ok(Either::Left(q)) => Some(q.rows_affected()), _ => None }).sum();
-        let returned = results.iter().filter(|r| matches!(r, Ok(Either::Right(_)))).count() as u64;
-        if plan.known_single && !failed && affected == 0 && returned == 0 {
+        let affected: u64 = results
+            .iter()
+            .filter_map(|r| match r {
+                Ok(Either::Left(q)) => Some(q.rows_affected()),
+                _ => None,
+            })
+            .sum();
+        let returned = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Either::Right(_))))
+            .count() as u64;
+        // A plain INSERT/UPDATE/DELETE that reports no affected and no returned row
+        // changed nothing (a writable CTE under a SELECT could report 0: not skipped).
+        if plan.known_single
+            && plan.info.analysis.operation.is_write()
+            && !failed
+            && affected == 0
+            && returned == 0
+        {
             return None;
         }
         let mut change = plan.change;
         if let (Some((pre, args, _)), Some(rows)) = (&plan.pre, pre_rows) {
             let count = rows.len() as u64;
             if !failed && (count == affected || (affected == 0 && count == returned)) {
-                add_old_values(&mut change, &plan.info.analysis, pre, &rows, args.as_ref(), self.dialect);
+                add_old_values(
+                    &mut change,
+                    &plan.info.analysis,
+                    pre,
+                    &rows,
+                    args.as_ref(),
+                    self.dialect,
+                );
             } else {
-                self.counters.pre_read_fallbacks.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .pre_read_fallbacks
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(target: "reactive::db", count, affected, "pre-read row count differs from rows affected: old values unknown");
             }
         }
@@ -155,13 +215,24 @@ impl Inner {
     }
 
     /// Runs the pre-read on `conn` (inside the write's transaction).
-    async fn pre_read(&self, conn: &mut AnyConnection, pre: &PreRead, args: AnyArguments, savepoint: bool) -> Option<Vec<AnyRow>> {
+    async fn pre_read(
+        &self,
+        conn: &mut AnyConnection,
+        pre: &PreRead,
+        args: AnyArguments,
+        savepoint: bool,
+        info: &StatementInfo,
+    ) -> Option<Vec<AnyRow>> {
         self.counters.pre_reads.fetch_add(1, Ordering::Relaxed);
         if savepoint && conn.execute("SAVEPOINT reactive_pre_read").await.is_err() {
-            self.counters.pre_read_fallbacks.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .pre_read_fallbacks
+                .fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        let result = sqlx::query_with::<Any, _>(AssertSqlSafe(pre.sql.clone()), args).fetch_all(&mut *conn).await;
+        let result = sqlx::query_with::<Any, _>(AssertSqlSafe(pre.sql.clone()), args)
+            .fetch_all(&mut *conn)
+            .await;
         match result {
             Ok(rows) => {
                 if savepoint {
@@ -171,9 +242,17 @@ impl Inner {
             }
             Err(e) => {
                 if savepoint {
-                    let _ = conn.execute("ROLLBACK TO SAVEPOINT reactive_pre_read").await;
+                    let _ = conn
+                        .execute("ROLLBACK TO SAVEPOINT reactive_pre_read")
+                        .await;
                 }
-                self.counters.pre_read_fallbacks.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .pre_read_fallbacks
+                    .fetch_add(1, Ordering::Relaxed);
+                if matches!(e, sqlx::Error::Database(_)) {
+                    // The database refuses this pre-read (not a transient failure): stop trying.
+                    info.pre_read_disabled.store(true, Ordering::Relaxed);
+                }
                 tracing::warn!(target: "reactive::db", error = %e, sql = pre.sql, "pre-read of old key values failed; those values are unknown");
                 None
             }
@@ -182,11 +261,18 @@ impl Inner {
 
     /// An autocommit write: execute (with a pre-read in one transaction when planned),
     /// then invalidate before returning.
-    async fn write_autocommit(self: Arc<Self>, stmt: Intercepted) -> Vec<Result<Step, sqlx::Error>> {
+    async fn write_autocommit(
+        self: Arc<Self>,
+        stmt: Intercepted,
+    ) -> Vec<Result<Step, sqlx::Error>> {
         let mut plan = self.plan_write(&stmt);
         let exec = stmt.into_exec();
         let mut pre_rows = None;
-        let results: Vec<Result<Step, sqlx::Error>> = match plan.pre.as_mut().map(|(p, _, a)| (p.clone(), std::mem::take(a))) {
+        let results: Vec<Result<Step, sqlx::Error>> = match plan
+            .pre
+            .as_mut()
+            .map(|(p, _, a)| (p.clone(), std::mem::take(a)))
+        {
             None => self.pool.fetch_many(exec).collect().await,
             Some((pre, pre_args)) => {
                 let begin = match self.dialect {
@@ -197,7 +283,9 @@ impl Inner {
                 match begin {
                     Err(e) => vec![Err(e)],
                     Ok(mut tx) => {
-                        pre_rows = self.pre_read(&mut tx, &pre, pre_args, false).await;
+                        pre_rows = self
+                            .pre_read(&mut tx, &pre, pre_args, false, &plan.info)
+                            .await;
                         if pre_rows.is_none() {
                             // The transaction may be aborted (PostgreSQL): run the write on its own.
                             drop(tx);
@@ -258,10 +346,15 @@ impl<'c> Executor<'c> for &'c ReactiveDb {
         }
         let inner = self.inner.clone();
         let span = tracing::debug_span!("reactive.write", sql = stmt.sql.as_str());
-        stream::once(inner.write_autocommit(stmt).instrument(span)).flat_map(stream::iter).boxed()
+        stream::once(inner.write_autocommit(stmt).instrument(span))
+            .flat_map(stream::iter)
+            .boxed()
     }
 
-    fn fetch_optional<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
     where
         'c: 'e,
         E: 'q + Execute<'q, Any>,
@@ -278,7 +371,11 @@ impl<'c> Executor<'c> for &'c ReactiveDb {
         Box::pin(async move { first_row(inner.write_autocommit(stmt).await) }.instrument(span))
     }
 
-    fn prepare_with<'e>(self, sql: SqlStr, parameters: &'e [AnyTypeInfo]) -> BoxFuture<'e, Result<AnyStatement, sqlx::Error>>
+    fn prepare_with<'e>(
+        self,
+        sql: SqlStr,
+        parameters: &'e [AnyTypeInfo],
+    ) -> BoxFuture<'e, Result<AnyStatement, sqlx::Error>>
     where
         'c: 'e,
     {
@@ -313,7 +410,9 @@ impl ReactiveTx {
             let args = std::mem::take(args);
             // A failed statement aborts a PostgreSQL transaction: fence the pre-read.
             let savepoint = inner.dialect == Dialect::Postgres;
-            pre_rows = inner.pre_read(conn, &pre.clone(), args, savepoint).await;
+            pre_rows = inner
+                .pre_read(conn, &pre.clone(), args, savepoint, &plan.info)
+                .await;
         }
         let results: Vec<_> = conn.fetch_many(exec).collect().await;
         if let Some(change) = inner.finish_write(plan, &results, pre_rows) {
@@ -337,7 +436,9 @@ impl<'c> Executor<'c> for &'c mut ReactiveTx {
             Ok(stmt) => stmt,
             Err(e) => return error_stream(e),
         };
-        let Some(tx) = self.tx.as_mut() else { return error_stream(sqlx::Error::WorkerCrashed) };
+        let Some(tx) = self.tx.as_mut() else {
+            return error_stream(sqlx::Error::WorkerCrashed);
+        };
         let conn: &'c mut AnyConnection = tx;
         if !stmt.is_write() {
             return conn.fetch_many(stmt.into_exec());
@@ -345,10 +446,15 @@ impl<'c> Executor<'c> for &'c mut ReactiveTx {
         let inner = self.inner.clone();
         let span = tracing::debug_span!("reactive.write", sql = stmt.sql.as_str(), tx = true);
         let pending = &mut self.pending;
-        stream::once(ReactiveTx::write_in_tx(inner, conn, pending, stmt).instrument(span)).flat_map(stream::iter).boxed()
+        stream::once(ReactiveTx::write_in_tx(inner, conn, pending, stmt).instrument(span))
+            .flat_map(stream::iter)
+            .boxed()
     }
 
-    fn fetch_optional<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
     where
         'c: 'e,
         E: 'q + Execute<'q, Any>,
@@ -357,7 +463,9 @@ impl<'c> Executor<'c> for &'c mut ReactiveTx {
             Ok(stmt) => stmt,
             Err(e) => return Box::pin(future::ready(Err(e))),
         };
-        let Some(tx) = self.tx.as_mut() else { return Box::pin(future::ready(Err(sqlx::Error::WorkerCrashed))) };
+        let Some(tx) = self.tx.as_mut() else {
+            return Box::pin(future::ready(Err(sqlx::Error::WorkerCrashed)));
+        };
         let conn: &'c mut AnyConnection = tx;
         if !stmt.is_write() {
             return conn.fetch_optional(stmt.into_exec());
@@ -365,10 +473,17 @@ impl<'c> Executor<'c> for &'c mut ReactiveTx {
         let inner = self.inner.clone();
         let span = tracing::debug_span!("reactive.write", sql = stmt.sql.as_str(), tx = true);
         let pending = &mut self.pending;
-        Box::pin(async move { first_row(ReactiveTx::write_in_tx(inner, conn, pending, stmt).await) }.instrument(span))
+        Box::pin(
+            async move { first_row(ReactiveTx::write_in_tx(inner, conn, pending, stmt).await) }
+                .instrument(span),
+        )
     }
 
-    fn prepare_with<'e>(self, sql: SqlStr, parameters: &'e [AnyTypeInfo]) -> BoxFuture<'e, Result<AnyStatement, sqlx::Error>>
+    fn prepare_with<'e>(
+        self,
+        sql: SqlStr,
+        parameters: &'e [AnyTypeInfo],
+    ) -> BoxFuture<'e, Result<AnyStatement, sqlx::Error>>
     where
         'c: 'e,
     {

@@ -62,6 +62,12 @@
 //!   [`PlaceholderError`] (as `sqlx::Error::Configuration`).
 //! - [`ReactiveDb::pool`] and `&mut *transaction` of a plain sqlx transaction bypass
 //!   interception, as do writes by other programs.
+//! - Rows changed by triggers or `ON DELETE/UPDATE CASCADE` are not seen by the
+//!   interceptor: declare them as relations (`#[derive(Relations)]`) so the change set
+//!   expands to them.
+//! - `INSERT` without an explicit key (generated ids): that column is unknown in the
+//!   change set (the whole table for queries keyed on it); `last_insert_id` is not used
+//!   because the generated column's name is not known.
 //! - A handler's statements are recorded through a task-local: statements run in a task
 //!   the handler spawns are not part of its read set.
 
@@ -113,7 +119,11 @@ pub struct DbOptions {
 
 impl Default for DbOptions {
     fn default() -> Self {
-        Self { memo_capacity: 10_000, read_old_values: true, max_connections: None }
+        Self {
+            memo_capacity: 10_000,
+            read_old_values: true,
+            max_connections: None,
+        }
     }
 }
 
@@ -169,7 +179,9 @@ pub struct ReactiveDb {
 
 impl std::fmt::Debug for ReactiveDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReactiveDb").field("dialect", &self.inner.dialect).finish_non_exhaustive()
+        f.debug_struct("ReactiveDb")
+            .field("dialect", &self.inner.dialect)
+            .finish_non_exhaustive()
     }
 }
 
@@ -186,7 +198,12 @@ pub fn dialect_of_url(url: &str) -> Option<Dialect> {
 
 fn unsupported(url: &str) -> sqlx::Error {
     let scheme = url.split(':').next().unwrap_or_default();
-    sqlx::Error::Configuration(format!("unsupported database URL scheme `{scheme}` (use sqlite:, postgres:// or mysql://)").into())
+    sqlx::Error::Configuration(
+        format!(
+            "unsupported database URL scheme `{scheme}` (use sqlite:, postgres:// or mysql://)"
+        )
+        .into(),
+    )
 }
 
 impl ReactiveDb {
@@ -205,7 +222,8 @@ impl ReactiveDb {
         sqlx::any::install_default_drivers();
         let dialect = dialect_of_url(url).ok_or_else(|| unsupported(url))?;
         let mut pool = AnyPoolOptions::new();
-        let in_memory = dialect == Dialect::Sqlite && (url.contains(":memory:") || url.contains("mode=memory"));
+        let in_memory =
+            dialect == Dialect::Sqlite && (url.contains(":memory:") || url.contains("mode=memory"));
         match options.max_connections {
             Some(n) => pool = pool.max_connections(n),
             None if in_memory => pool = pool.max_connections(1),
@@ -226,14 +244,22 @@ impl ReactiveDb {
     /// Returns a handle sharing the pool; other clones keep the old engine.
     pub fn with_engine(&self, engine: Engine) -> Self {
         let inner = &self.inner;
-        Self::build(inner.pool.clone(), inner.dialect, inner.options.clone(), Some(engine))
+        Self::build(
+            inner.pool.clone(),
+            inner.dialect,
+            inner.options.clone(),
+            Some(engine),
+        )
     }
 
     fn build(pool: AnyPool, dialect: Dialect, options: DbOptions, engine: Option<Engine>) -> Self {
         let engine = engine.unwrap_or_else(|| Engine::new(Arc::new(MemoryStore::default())));
         let mut watched: HashMap<String, BTreeSet<String>> = HashMap::new();
         for edge in engine.relations().edges() {
-            watched.entry(edge.from_table.clone()).or_default().insert(edge.from_column.clone());
+            watched
+                .entry(edge.from_table.clone())
+                .or_default()
+                .insert(edge.from_column.clone());
         }
         let inner = Inner {
             memo: Memo::new(dialect, options.memo_capacity),
@@ -249,7 +275,9 @@ impl ReactiveDb {
         for def in crate::registry::functions() {
             inner.watch_model(def.model());
         }
-        Self { inner: Arc::new(inner) }
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     /// The underlying pool. Statements sent through it **bypass interception**: no
@@ -270,20 +298,39 @@ impl ReactiveDb {
 
     /// Installs the listener every invalidation is handed to (replacing any previous one).
     pub fn set_listener(&self, listener: Arc<dyn InvalidationListener>) {
-        *self.inner.listener.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(listener);
+        *self
+            .inner
+            .listener
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(listener);
     }
 
     /// Starts a transaction whose statements are intercepted and whose changes are
     /// applied at commit.
     pub async fn begin(&self) -> Result<ReactiveTx, sqlx::Error> {
         let tx = self.inner.pool.begin().await?;
-        Ok(ReactiveTx { inner: self.inner.clone(), tx: Some(tx), pending: Vec::new() })
+        Ok(ReactiveTx {
+            inner: self.inner.clone(),
+            tx: Some(tx),
+            pending: Vec::new(),
+        })
     }
 
     /// Applies a change set made outside this handle (e.g. by another service) and
     /// awaits the listener, as a write through the handle would.
     pub async fn invalidate(&self, changes: ChangeSet) -> Arc<InvalidationReport> {
         self.inner.apply(changes).await
+    }
+
+    /// The read set a call of `def` with these binding values is known to have before
+    /// it runs (from the function model), with key values canonicalized for this
+    /// backend. This is what selective delivery evaluates for a subscribed query key.
+    pub fn read_set(
+        &self,
+        def: &crate::registry::FunctionDef,
+        bindings: &[serde_json::Value],
+    ) -> ReadSet {
+        ReadSet::from_model(&self.inner.model_index(def.model()).model, bindings)
     }
 
     /// A snapshot of the counters.
@@ -307,18 +354,30 @@ impl Inner {
     /// Applies a change set to the engine, then awaits the listener.
     pub(crate) async fn apply(&self, changes: ChangeSet) -> Arc<InvalidationReport> {
         let span = tracing::debug_span!("reactive.invalidate", everything = changes.is_everything(), tables = ?changes.tables.keys().collect::<Vec<_>>());
-        self.counters.changes_applied.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .changes_applied
+            .fetch_add(1, Ordering::Relaxed);
         let report = Arc::new(self.engine.apply(changes).instrument(span.clone()).await);
-        let listener = self.listener.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let listener = self
+            .listener
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         if let Some(listener) = listener {
-            listener.on_invalidation(report.clone()).instrument(span).await;
+            listener
+                .on_invalidation(report.clone())
+                .instrument(span)
+                .await;
         }
         report
     }
 
     /// The model index of a function (built once per name).
     fn model_index(&self, model: &FunctionModel) -> Arc<ModelIndex> {
-        let mut models = self.models.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut models = self
+            .models
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(index) = models.get(&model.name) {
             return index.clone();
         }
@@ -331,17 +390,26 @@ impl Inner {
 
     /// Adds the key columns a model's queries filter on to the watched columns.
     fn watch_model(&self, model: &FunctionModel) {
-        let mut watched = self.watched.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut watched = self
+            .watched
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for dep in &model.dependencies {
             for key in &dep.keys {
-                watched.entry(dep.table.clone()).or_default().insert(key.column.clone());
+                watched
+                    .entry(dep.table.clone())
+                    .or_default()
+                    .insert(key.column.clone());
             }
         }
         for st in &model.statements {
             for read in &st.analysis.reads {
                 if let RowFilter::Keys(preds) = &read.filter {
                     for p in preds {
-                        watched.entry(read.table.clone()).or_default().insert(p.column.clone());
+                        watched
+                            .entry(read.table.clone())
+                            .or_default()
+                            .insert(p.column.clone());
                     }
                 }
             }
@@ -351,13 +419,21 @@ impl Inner {
     /// Adds the key columns of a recorded read to the watched columns.
     fn watch_reads(&self, reads: &ReadSet) {
         let missing = {
-            let watched = self.watched.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let watched = self
+                .watched
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             reads.tables.iter().any(|(table, alts)| {
-                alts.iter().flat_map(|c| c.columns.keys()).any(|c| !watched.get(table).is_some_and(|w| w.contains(c)))
+                alts.iter()
+                    .flat_map(|c| c.columns.keys())
+                    .any(|c| !watched.get(table).is_some_and(|w| w.contains(c)))
             })
         };
         if missing {
-            let mut watched = self.watched.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut watched = self
+                .watched
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for (table, alts) in &reads.tables {
                 for c in alts.iter().flat_map(|c| c.columns.keys()) {
                     watched.entry(table.clone()).or_default().insert(c.clone());
@@ -368,7 +444,12 @@ impl Inner {
 
     /// The watched columns of a table.
     fn watched_columns(&self, table: &str) -> BTreeSet<String> {
-        self.watched.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(table).cloned().unwrap_or_default()
+        self.watched
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(table)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The SQL text to send to the backend (MySQL rewrite), for prepare/describe.

@@ -85,8 +85,15 @@ pub fn mysql_placeholders(sql: &str) -> Result<Option<String>, PlaceholderError>
         return Ok(None);
     }
     if found.iter().enumerate().any(|(k, &n)| n != k + 1) {
-        let found = found.iter().map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
-        return Err(PlaceholderError { found, sql: sql.to_owned() });
+        let found = found
+            .iter()
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(PlaceholderError {
+            found,
+            sql: sql.to_owned(),
+        });
     }
     out.push_str(&sql[copied.min(sql.len())..]);
     Ok(Some(out))
@@ -164,7 +171,10 @@ fn token_offsets(sql: &str, tokens: &[TokenWithSpan]) -> Option<Vec<usize>> {
         let line = usize::try_from(t.span.start.line).ok()?;
         let column = usize::try_from(t.span.start.column).ok()?;
         let start = *line_starts.get(line.checked_sub(1)?)?;
-        let byte = sql[start..].char_indices().nth(column.checked_sub(1)?).map(|(b, _)| start + b)?;
+        let byte = sql[start..]
+            .char_indices()
+            .nth(column.checked_sub(1)?)
+            .map(|(b, _)| start + b)?;
         offsets.push(byte);
     }
     offsets.push(sql.len());
@@ -184,7 +194,9 @@ fn token_offsets(sql: &str, tokens: &[TokenWithSpan]) -> Option<Vec<usize>> {
 /// the text as sent to that backend (after the MySQL rewrite).
 pub fn where_template(sql: &str, target: Dialect) -> Option<WhereTemplate> {
     let dialect = sql_dialect(target);
-    let tokens = Tokenizer::new(dialect.as_ref(), sql).tokenize_with_location().ok()?;
+    let tokens = Tokenizer::new(dialect.as_ref(), sql)
+        .tokenize_with_location()
+        .ok()?;
     let offsets = token_offsets(sql, &tokens)?;
     // Significant tokens with their index in `tokens`.
     let sig: Vec<(usize, &Token)> = tokens
@@ -199,7 +211,10 @@ pub fn where_template(sql: &str, target: Dialect) -> Option<WhereTemplate> {
     }
     let sig = &sig[..end];
     // Several statements, or `:name` / `@name` parameters some dialects tokenize as punctuation.
-    if sig.iter().any(|(_, t)| matches!(t, Token::SemiColon | Token::Colon | Token::AtSign)) {
+    if sig
+        .iter()
+        .any(|(_, t)| matches!(t, Token::SemiColon | Token::Colon | Token::AtSign))
+    {
         return None;
     }
     let first = sig.first()?.1;
@@ -227,7 +242,9 @@ pub fn where_template(sql: &str, target: Dialect) -> Option<WhereTemplate> {
     if !is_plain_table_ref(table_tokens.iter().map(|(_, t)| *t)) {
         return None;
     }
-    let table = sql[offsets[table_tokens[0].0]..offsets[table_tokens[table_tokens.len() - 1].0 + 1]].to_owned();
+    let table = sql
+        [offsets[table_tokens[0].0]..offsets[table_tokens[table_tokens.len() - 1].0 + 1]]
+        .to_owned();
 
     // Top-level keywords after the table: find WHERE and the end of its condition.
     let mut depth = 0i32;
@@ -279,7 +296,11 @@ pub fn where_template(sql: &str, target: Dialect) -> Option<WhereTemplate> {
     }
 
     let Some(where_at) = where_at else {
-        return Some(WhereTemplate { table, condition: None, params: Vec::new() });
+        return Some(WhereTemplate {
+            table,
+            condition: None,
+            params: Vec::new(),
+        });
     };
     let first_tok = sig.get(where_at + 1)?.0;
     let last_tok = sig.get(cond_end.checked_sub(1)?)?.0;
@@ -302,7 +323,11 @@ pub fn where_template(sql: &str, target: Dialect) -> Option<WhereTemplate> {
         }
     }
     condition.push_str(&sql[copied..offsets[last_tok + 1]]);
-    Some(WhereTemplate { table, condition: Some(condition.trim().to_owned()), params })
+    Some(WhereTemplate {
+        table,
+        condition: Some(condition.trim().to_owned()),
+        params,
+    })
 }
 
 #[cfg(test)]
@@ -336,13 +361,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.table, "agent");
-        assert_eq!(t.condition.as_deref(), Some("id = $1 AND (x = $2 OR y = 'a''b')"));
+        assert_eq!(
+            t.condition.as_deref(),
+            Some("id = $1 AND (x = $2 OR y = 'a''b')")
+        );
         assert_eq!(t.params, vec![3, 2]);
     }
 
     #[test]
     fn where_template_anonymous_and_sqlite_numbering() {
-        let t = where_template("UPDATE agent AS a SET name = ? WHERE a.id = ?", Dialect::Sqlite).unwrap();
+        let t = where_template(
+            "UPDATE agent AS a SET name = ? WHERE a.id = ?",
+            Dialect::Sqlite,
+        )
+        .unwrap();
         assert_eq!(t.table, "agent AS a");
         assert_eq!(t.condition.as_deref(), Some("a.id = ?1"));
         assert_eq!(t.params, vec![2]);
@@ -364,8 +396,15 @@ mod tests {
         ] {
             assert_eq!(where_template(sql, Dialect::Sqlite), None, "{sql}");
         }
-        let t = where_template("UPDATE public.agent SET name = $1 WHERE id = $2", Dialect::Postgres).unwrap();
-        assert_eq!((t.table.as_str(), t.params.as_slice()), ("public.agent", &[2][..]));
+        let t = where_template(
+            "UPDATE public.agent SET name = $1 WHERE id = $2",
+            Dialect::Postgres,
+        )
+        .unwrap();
+        assert_eq!(
+            (t.table.as_str(), t.params.as_slice()),
+            ("public.agent", &[2][..])
+        );
         let all = where_template("DELETE FROM agent", Dialect::Postgres).unwrap();
         assert_eq!(all.condition, None);
     }

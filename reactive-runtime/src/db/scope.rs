@@ -4,8 +4,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::engine::ReadSet;
 use super::statement::ModelIndex;
+use crate::engine::ReadSet;
 
 /// State of one running call.
 #[derive(Debug)]
@@ -23,7 +23,10 @@ pub struct CallScope {
 impl CallScope {
     /// Records a statement's reads.
     pub fn record(&self, reads: ReadSet) {
-        let mut all = self.reads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut all = self
+            .reads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !all.contains(&reads) {
             all.push(reads);
         }
@@ -31,7 +34,12 @@ impl CallScope {
 
     /// Takes the recorded reads.
     pub fn take_reads(&self) -> Vec<ReadSet> {
-        std::mem::take(&mut *self.reads.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        std::mem::take(
+            &mut *self
+                .reads
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 

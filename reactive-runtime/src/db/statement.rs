@@ -2,7 +2,7 @@
 //! a bounded memo of statements parsed once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use reactive_codegen::model::FunctionModel;
@@ -32,6 +32,9 @@ pub struct StatementInfo {
     pub rewrite_error: Option<PlaceholderError>,
     /// The pre-read template (computed on first need).
     where_template: OnceLock<Option<WhereTemplate>>,
+    /// Set when the database rejected this statement's pre-read (e.g. a watched column
+    /// the table does not have): later executions don't try again.
+    pub pre_read_disabled: AtomicBool,
 }
 
 impl StatementInfo {
@@ -50,7 +53,13 @@ impl StatementInfo {
             let text = backend_sql.as_deref().unwrap_or(sql);
             analyze(text, backend)
         });
-        Self { analysis: Arc::new(analysis), backend_sql, rewrite_error, where_template: OnceLock::new() }
+        Self {
+            analysis: Arc::new(analysis),
+            backend_sql,
+            rewrite_error,
+            where_template: OnceLock::new(),
+            pre_read_disabled: AtomicBool::new(false),
+        }
     }
 
     /// The template of a pre-read for this (single-table `UPDATE`/`DELETE`) statement.
@@ -62,9 +71,13 @@ impl StatementInfo {
 }
 
 /// A function model's statements by exact SQL text, built once per model and backend.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ModelIndex {
     statements: HashMap<String, Arc<StatementInfo>>,
+    /// The model with `dialect` set to the backend's, so that key values of its read
+    /// set are canonicalized as the backend compares them (MySQL folds case) — the
+    /// same way as the change sets of writes on that backend.
+    pub model: FunctionModel,
 }
 
 impl ModelIndex {
@@ -73,9 +86,20 @@ impl ModelIndex {
         let statements = model
             .statements
             .iter()
-            .map(|s| (s.sql.clone(), Arc::new(StatementInfo::build(&s.sql, backend, Some(s.analysis.clone())))))
+            .map(|s| {
+                (
+                    s.sql.clone(),
+                    Arc::new(StatementInfo::build(
+                        &s.sql,
+                        backend,
+                        Some(s.analysis.clone()),
+                    )),
+                )
+            })
             .collect();
-        Self { statements }
+        let mut model = model.clone();
+        model.dialect = backend;
+        Self { statements, model }
     }
 
     /// The statement with this exact text.
@@ -94,7 +118,9 @@ pub struct Memo {
 
 impl std::fmt::Debug for Memo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Memo").field("entries", &self.cache.entry_count()).finish_non_exhaustive()
+        f.debug_struct("Memo")
+            .field("entries", &self.cache.entry_count())
+            .finish_non_exhaustive()
     }
 }
 

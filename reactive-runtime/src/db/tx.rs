@@ -27,7 +27,9 @@ pub struct ReactiveTx {
 
 impl std::fmt::Debug for ReactiveTx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReactiveTx").field("pending_changes", &self.pending.len()).finish_non_exhaustive()
+        f.debug_struct("ReactiveTx")
+            .field("pending_changes", &self.pending.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -37,7 +39,10 @@ impl ReactiveTx {
     /// invalidated, except when the outcome is unknown (a connection error during
     /// `COMMIT`), in which case the changes are applied anyway.
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
-        let tx = self.tx.take().expect("a ReactiveTx holds its transaction until commit or rollback");
+        let tx = self
+            .tx
+            .take()
+            .expect("a ReactiveTx holds its transaction until commit or rollback");
         let pending = std::mem::take(&mut self.pending);
         let result = tx.commit().await;
         let applies = match &result {
@@ -59,7 +64,10 @@ impl ReactiveTx {
     /// Rolls back; the transaction's change sets are dropped.
     pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
         self.pending.clear();
-        let tx = self.tx.take().expect("a ReactiveTx holds its transaction until commit or rollback");
+        let tx = self
+            .tx
+            .take()
+            .expect("a ReactiveTx holds its transaction until commit or rollback");
         tx.rollback().await
     }
 

@@ -35,7 +35,9 @@ pub fn select_args(args: Option<&AnyArguments>, positions: &[usize]) -> Option<A
     let args = args?;
     let mut out = AnyArguments::default();
     for &p in positions {
-        out.values.0.push(args.values.0.get(p.checked_sub(1)?)?.clone());
+        out.values
+            .0
+            .push(args.values.0.get(p.checked_sub(1)?)?.clone());
     }
     Some(out)
 }

@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::RwLock;
+use tracing::Instrument;
 
 pub use change::{ChangeSet, RowChange};
 pub use index::{Index, MAX_REASONS};
@@ -254,13 +255,21 @@ impl Engine {
     }
 
     async fn apply_from(&self, changes: ChangeSet, origin: Origin) -> InvalidationReport {
-        let inner = &*self.inner;
-        let expanded = inner.relations.expand(&changes);
+        let expanded = self.inner.relations.expand(&changes);
         if expanded.is_empty() {
             return InvalidationReport { remote: origin == Origin::Remote, ..InvalidationReport::default() };
         }
-        let span = tracing::debug_span!("invalidate", tables = ?expanded.tables.keys().collect::<Vec<_>>(), everything = expanded.everything, remote = origin == Origin::Remote);
-        let _enter = span.enter();
+        let span = tracing::debug_span!(
+            "invalidate",
+            tables = ?expanded.tables.keys().collect::<Vec<_>>(),
+            everything = expanded.everything,
+            remote = origin == Origin::Remote,
+        );
+        self.invalidate(expanded, origin).instrument(span).await
+    }
+
+    async fn invalidate(&self, expanded: ChangeSet, origin: Origin) -> InvalidationReport {
+        let inner = &*self.inner;
         let expanded = Arc::new(expanded);
         let sequence = inner.ring.write().await.push(Arc::clone(&expanded));
         let (mut entries, store_failed) = match inner.store.invalidate(&expanded, origin).await {

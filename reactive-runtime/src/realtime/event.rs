@@ -52,12 +52,13 @@ impl<'de> Deserialize<'de> for EventId {
 
 pub use crate::engine::ChangeSet;
 
+/// Per table, per column, the changed values (`None` = SQL NULL); `None` = unknown rows.
+type WireKeys<'a> = BTreeMap<&'a str, Option<BTreeMap<&'a str, BTreeSet<Option<&'a str>>>>>;
+
 /// The wire summary of a change set (`keys`): per table, the columns known for every
 /// changed row with the union of their values (`null` for SQL NULL); `None` when some
 /// row is unknown (any row may have changed).
-fn wire_keys(
-    changes: &ChangeSet,
-) -> BTreeMap<&str, Option<BTreeMap<&str, BTreeSet<Option<&str>>>>> {
+fn wire_keys(changes: &ChangeSet) -> WireKeys<'_> {
     let mut out = BTreeMap::new();
     for (table, rows) in &changes.tables {
         let summary = if rows.is_empty() || rows.iter().any(|r| r.is_whole()) {
@@ -144,7 +145,7 @@ pub struct Event {
 struct WireHead<'a> {
     event_id: EventId,
     tables: Vec<&'a str>,
-    keys: BTreeMap<&'a str, Option<BTreeMap<&'a str, BTreeSet<Option<&'a str>>>>>,
+    keys: WireKeys<'a>,
     requires_ack: bool,
 }
 

@@ -108,10 +108,10 @@ impl MemoryLog {
         // Taken under the tenant's lock: the log's order is the ids' order.
         let id = EventId(self.next.fetch_add(1, Ordering::Relaxed));
         let event = Arc::new(Event::new(draft.with_id(id)));
-        if log.events.len() >= self.cap {
-            if let Some(old) = log.events.pop_front() {
-                log.floor = old.id();
-            }
+        if log.events.len() >= self.cap
+            && let Some(old) = log.events.pop_front()
+        {
+            log.floor = old.id();
         }
         log.events.push_back(event.clone());
         event

@@ -185,15 +185,13 @@ impl EventLog for RedisLog {
                 .xrange(self.log_key(tenant), format!("{}-0", after.0 + 1), "+")
                 .await?;
             let mut events = Vec::with_capacity(reply.ids.len());
-            let mut expect = after.0 + 1;
-            for entry in &reply.ids {
+            for (expect, entry) in (after.0 + 1..).zip(reply.ids.iter()) {
                 let id = entry_id(&entry.id)
                     .ok_or_else(|| RealtimeError::Corrupt(format!("stream id {}", entry.id)))?;
                 if id.0 != expect {
                     // Trimmed away (or lost): the client must revalidate.
                     return Ok(Replay::Reset { head: head.max(id) });
                 }
-                expect += 1;
                 events.push(Arc::new(decode(tenant, id, &entry.map)?));
             }
             let last = events.last().map_or(after, |e| e.id());

@@ -65,6 +65,17 @@ impl Realtime {
         )
     }
 
+    /// Several instances: a [`RedisLog`](super::RedisLog) (1024 events per tenant) and a
+    /// [`RedisBus`](super::RedisBus) under keys starting with `prefix`.
+    #[cfg(feature = "redis")]
+    pub async fn redis(url: &str, prefix: &str) -> Result<Realtime, RealtimeError> {
+        Ok(Realtime::new(
+            Arc::new(super::RedisLog::connect(url, prefix, 1024).await?),
+            Arc::new(super::RedisBus::connect(url, prefix).await?),
+            HubConfig::default(),
+        ))
+    }
+
     /// The event log.
     pub fn log(&self) -> &Arc<dyn EventLog> {
         &self.inner.log

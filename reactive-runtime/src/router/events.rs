@@ -298,18 +298,17 @@ impl SseStream {
         if self.expires.is_some_and(|e| e <= now) {
             return false;
         }
-        if let Some(r) = self.recheck.as_mut() {
-            if r.next <= now {
-                match r.authorizer.authorize(&r.parts).await {
-                    Ok(p)
-                        if p.tenant == self.principal.tenant
-                            && p.subject == self.principal.subject =>
-                    {
-                        self.expires = p.expires_at.map(to_instant);
-                        r.next = Instant::now() + r.every;
-                    }
-                    _ => return false,
+        if let Some(r) = self.recheck.as_mut()
+            && r.next <= now
+        {
+            match r.authorizer.authorize(&r.parts).await {
+                Ok(p)
+                    if p.tenant == self.principal.tenant && p.subject == self.principal.subject =>
+                {
+                    self.expires = p.expires_at.map(to_instant);
+                    r.next = Instant::now() + r.every;
                 }
+                _ => return false,
             }
         }
         true

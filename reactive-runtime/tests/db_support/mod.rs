@@ -7,8 +7,8 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use reactive_codegen::sql::{
-    ColumnValue, Dialect, KeyPredicate, Operation, Param, RowFilter, StatementAnalysis, TableRead, TableWrite,
-    ValueRef,
+    ColumnValue, Dialect, KeyPredicate, Operation, Param, RowFilter, StatementAnalysis, TableRead,
+    TableWrite, ValueRef,
 };
 use reactive_runtime::db::{DbOptions, InvalidationListener};
 use reactive_runtime::engine::InvalidationReport;
@@ -38,7 +38,11 @@ pub async fn connect_env(var: &str) -> Option<ReactiveDb> {
         eprintln!("skipped: {var} not set");
         return None;
     };
-    Some(ReactiveDb::connect(&url).await.unwrap_or_else(|e| panic!("connect to {var}: {e}")))
+    Some(
+        ReactiveDb::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("connect to {var}: {e}")),
+    )
 }
 
 /// A fresh SQLite database in a temporary file.
@@ -47,7 +51,9 @@ pub async fn sqlite(name: &str, options: DbOptions) -> ReactiveDb {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.db"));
     let _ = std::fs::remove_file(&path);
-    ReactiveDb::connect_with(&format!("sqlite://{}?mode=rwc", path.display()), options).await.unwrap()
+    ReactiveDb::connect_with(&format!("sqlite://{}?mode=rwc", path.display()), options)
+        .await
+        .unwrap()
 }
 
 /// A table name unique to this process and scenario.
@@ -56,17 +62,26 @@ pub fn table_name(scenario: &str) -> String {
 }
 
 fn p(i: usize) -> ValueRef {
-    ValueRef::Param(Param { index: i, name: None })
+    ValueRef::Param(Param {
+        index: i,
+        name: None,
+    })
 }
 
 fn keys(column: &str, v: ValueRef) -> RowFilter {
-    RowFilter::Keys(vec![KeyPredicate { column: column.into(), values: vec![v] }])
+    RowFilter::Keys(vec![KeyPredicate {
+        column: column.into(),
+        values: vec![v],
+    }])
 }
 
 fn select(table: &str, filter: RowFilter) -> StatementAnalysis {
     StatementAnalysis {
         operation: Operation::Select,
-        reads: vec![TableRead { table: table.into(), filter }],
+        reads: vec![TableRead {
+            table: table.into(),
+            filter,
+        }],
         writes: vec![],
         returning: false,
         unknown: None,
@@ -81,20 +96,32 @@ fn write(
     inserted: Option<Vec<Vec<ColumnValue>>>,
 ) -> StatementAnalysis {
     let reads = match &filter {
-        RowFilter::Keys(_) => vec![TableRead { table: table.into(), filter: filter.clone() }],
+        RowFilter::Keys(_) => vec![TableRead {
+            table: table.into(),
+            filter: filter.clone(),
+        }],
         RowFilter::All => vec![],
     };
     StatementAnalysis {
         operation,
         reads,
-        writes: vec![TableWrite { table: table.into(), operation, filter, set, inserted }],
+        writes: vec![TableWrite {
+            table: table.into(),
+            operation,
+            filter,
+            set,
+            inserted,
+        }],
         returning: false,
         unknown: None,
     }
 }
 
 fn cv(column: &str, v: ValueRef) -> ColumnValue {
-    ColumnValue { column: column.into(), value: Some(v) }
+    ColumnValue {
+        column: column.into(),
+        value: Some(v),
+    }
 }
 
 /// SQL of the fixture (PostgreSQL-style `$N`; rewritten for MySQL by the runtime).
@@ -103,6 +130,9 @@ pub struct Sql;
 impl Sql {
     pub fn by_org(t: &str) -> String {
         format!("SELECT id, name, organization_id FROM {t} WHERE organization_id = $1 ORDER BY id")
+    }
+    pub fn by_name(t: &str) -> String {
+        format!("SELECT id, name, organization_id FROM {t} WHERE name = $1 ORDER BY id")
     }
     pub fn count(t: &str) -> String {
         format!("SELECT COUNT(*) AS n FROM {t}")
@@ -134,10 +164,16 @@ fn by_org_model(t: &str, name: &str) -> FunctionModel {
         kind: FunctionKind::Query,
         requires_ack: false,
         dialect: Dialect::Postgres,
-        bindings: vec![Binding { source: "input.org".into(), path: vec!["org".into()] }],
+        bindings: vec![Binding {
+            source: "input.org".into(),
+            path: vec!["org".into()],
+        }],
         dependencies: vec![TableDependency {
             table: t.into(),
-            keys: vec![KeyDependency { column: "organization_id".into(), values: vec![KeySource::Binding(0)] }],
+            keys: vec![KeyDependency {
+                column: "organization_id".into(),
+                values: vec![KeySource::Binding(0)],
+            }],
         }],
         invalidates: vec![],
         statements: vec![StatementModel {
@@ -149,12 +185,118 @@ fn by_org_model(t: &str, name: &str) -> FunctionModel {
     }
 }
 
+/// `by_org_model` plus a dependency on a column the table does not have: writes to the
+/// table then plan a pre-read the database refuses.
+fn ghost_model(t: &str, name: &str) -> FunctionModel {
+    let mut model = by_org_model(t, name);
+    model.dependencies[0].keys.push(KeyDependency {
+        column: "ghost".into(),
+        values: vec![KeySource::Binding(0)],
+    });
+    model
+}
+
+/// The query `<t>.byName`: agents with a name (keyed on `name`).
+fn by_name_model(t: &str, name: &str) -> FunctionModel {
+    let mut model = by_org_model(t, name);
+    model.bindings = vec![Binding {
+        source: "input.name".into(),
+        path: vec!["name".into()],
+    }];
+    model.dependencies[0].keys = vec![KeyDependency {
+        column: "name".into(),
+        values: vec![KeySource::Binding(0)],
+    }];
+    model.statements = vec![StatementModel {
+        sql: Sql::by_name(t),
+        analysis: select(t, keys("name", p(1))),
+        params: vec![Some(0)],
+    }];
+    model
+}
+
+fn prepare_by_name(input: Value) -> Result<Prepared, InputError> {
+    let name = input
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| input_error("name", "expected a string"))?
+        .to_owned();
+    let t = input
+        .get("table")
+        .and_then(Value::as_str)
+        .ok_or_else(|| input_error("table", "expected a string"))?
+        .to_owned();
+    Ok(Prepared {
+        bindings: vec![json!(name)],
+        run: Box::new(
+            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Value>> {
+                Box::pin(async move {
+                    let agents: Vec<Agent> = sqlx::query_as(AssertSqlSafe(Sql::by_name(&t)))
+                        .bind(name)
+                        .fetch_all(&db)
+                        .await?;
+                    Ok(serde_json::to_value(agents)?)
+                })
+            },
+        ),
+    })
+}
+
+/// Key values of a model's read set are canonicalized for the backend (on MySQL,
+/// whose default collation ignores case, `ADA` becomes `ada`), and a cached query
+/// for `ADA` is invalidated by a write to the row named `ada`.
+pub async fn backend_collation_applies_to_model_keys(f: &Fixture) {
+    let by_name = leak(
+        by_name_model(&f.t, &format!("{}.byName", f.t)),
+        prepare_by_name,
+    );
+    let call = |name: &str| {
+        f.db.call(by_name, "tenant", json!({ "table": f.t, "name": name }))
+    };
+    // The model's read set (what selective delivery evaluates) uses the backend's rules.
+    let read = f.db.read_set(by_name, &[json!("ADA")]);
+    let expected = reactive_runtime::engine::KeyValue::from_str("ADA", f.db.dialect());
+    assert_eq!(
+        read.tables[&f.t][0].columns["name"]
+            .iter()
+            .collect::<Vec<_>>(),
+        vec![&expected],
+        "read set keys canonicalized for {:?}",
+        f.db.dialect()
+    );
+    let first = call("ADA").await.unwrap();
+    let rows: Vec<Agent> = serde_json::from_slice(&first.bytes).unwrap();
+    let case_insensitive = !rows.is_empty();
+    assert!(call("ADA").await.unwrap().hit);
+    f.write(&[("rename", vec![json!("ada7"), json!(1)])], None)
+        .await;
+    let after = call("ADA").await.unwrap();
+    if case_insensitive {
+        assert!(
+            !after.hit,
+            "the rename of `ada` must invalidate the query for `ADA`"
+        );
+        assert_eq!(
+            serde_json::from_slice::<Vec<Agent>>(&after.bytes).unwrap(),
+            vec![]
+        );
+    } else {
+        assert!(after.hit, "a case-sensitive backend: `ADA` is another key");
+    }
+}
+
 fn input_error(path: &str, message: &str) -> InputError {
-    InputError { path: path.into(), message: message.into() }
+    InputError {
+        path: path.into(),
+        message: message.into(),
+    }
 }
 
 fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
-    let org = input.get("org").and_then(Value::as_i64).ok_or_else(|| input_error("org", "expected an integer"))?;
+    let org = input
+        .get("org")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| input_error("org", "expected an integer"))?;
     let t = input
         .get("table")
         .and_then(Value::as_str)
@@ -163,22 +305,32 @@ fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
     let with_count = input.get("count").and_then(Value::as_bool).unwrap_or(false);
     Ok(Prepared {
         bindings: vec![json!(org)],
-        run: Box::new(move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Value>> {
-            Box::pin(async move {
-                let agents: Vec<Agent> =
-                    sqlx::query_as(AssertSqlSafe(Sql::by_org(&t))).bind(org).fetch_all(&db).await?;
-                if with_count {
-                    let n: i64 = sqlx::query_scalar(AssertSqlSafe(Sql::count(&t))).fetch_one(&db).await?;
-                    return Ok(json!({ "agents": agents, "total": n }));
-                }
-                Ok(serde_json::to_value(agents)?)
-            })
-        }),
+        run: Box::new(
+            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Value>> {
+                Box::pin(async move {
+                    let agents: Vec<Agent> = sqlx::query_as(AssertSqlSafe(Sql::by_org(&t)))
+                        .bind(org)
+                        .fetch_all(&db)
+                        .await?;
+                    if with_count {
+                        let n: i64 = sqlx::query_scalar(AssertSqlSafe(Sql::count(&t)))
+                            .fetch_one(&db)
+                            .await?;
+                        return Ok(json!({ "agents": agents, "total": n }));
+                    }
+                    Ok(serde_json::to_value(agents)?)
+                })
+            },
+        ),
     })
 }
 
 fn no_ts() -> TsTypes {
-    TsTypes { input: "unknown".into(), output: "unknown".into(), declarations: vec![] }
+    TsTypes {
+        input: "unknown".into(),
+        output: "unknown".into(),
+        declarations: vec![],
+    }
 }
 
 /// One step of the generic mutation: `(statement, arguments)`.
@@ -189,7 +341,11 @@ pub type Step = (&'static str, Vec<Value>);
 /// `rollback` or `drop`. It returns `db.stats().changes_applied` after each step and
 /// after the transaction's end, so tests can see when invalidation happened.
 fn mutation_model(t: &str, name: &str) -> FunctionModel {
-    let st = |sql: String, analysis: StatementAnalysis, n: usize| StatementModel { sql, analysis, params: vec![None; n] };
+    let st = |sql: String, analysis: StatementAnalysis, n: usize| StatementModel {
+        sql,
+        analysis,
+        params: vec![None; n],
+    };
     FunctionModel {
         name: name.into(),
         rust_name: name.replace('.', "_"),
@@ -200,15 +356,37 @@ fn mutation_model(t: &str, name: &str) -> FunctionModel {
         dependencies: vec![],
         invalidates: vec![],
         statements: vec![
-            st(Sql::rename(t), write(t, Operation::Update, keys("id", p(2)), vec![cv("name", p(1))], None), 2),
+            st(
+                Sql::rename(t),
+                write(
+                    t,
+                    Operation::Update,
+                    keys("id", p(2)),
+                    vec![cv("name", p(1))],
+                    None,
+                ),
+                2,
+            ),
             st(
                 Sql::rename_by_name(t),
-                write(t, Operation::Update, keys("name", p(2)), vec![cv("name", p(1))], None),
+                write(
+                    t,
+                    Operation::Update,
+                    keys("name", p(2)),
+                    vec![cv("name", p(1))],
+                    None,
+                ),
                 2,
             ),
             st(
                 Sql::move_org(t),
-                write(t, Operation::Update, keys("id", p(2)), vec![cv("organization_id", p(1))], None),
+                write(
+                    t,
+                    Operation::Update,
+                    keys("id", p(2)),
+                    vec![cv("organization_id", p(1))],
+                    None,
+                ),
                 2,
             ),
             st(
@@ -218,11 +396,19 @@ fn mutation_model(t: &str, name: &str) -> FunctionModel {
                     Operation::Insert,
                     RowFilter::All,
                     vec![],
-                    Some(vec![vec![cv("id", p(1)), cv("name", p(2)), cv("organization_id", p(3))]]),
+                    Some(vec![vec![
+                        cv("id", p(1)),
+                        cv("name", p(2)),
+                        cv("organization_id", p(3)),
+                    ]]),
                 ),
                 3,
             ),
-            st(Sql::delete(t), write(t, Operation::Delete, keys("id", p(1)), vec![], None), 1),
+            st(
+                Sql::delete(t),
+                write(t, Operation::Delete, keys("id", p(1)), vec![], None),
+                1,
+            ),
         ],
         calls: vec![],
     }
@@ -260,39 +446,55 @@ fn prepare_write(input: Value) -> Result<Prepared, InputError> {
         .ok_or_else(|| input_error("table", "expected a string"))?
         .to_owned();
     let tx_end = input.get("tx").and_then(Value::as_str).map(str::to_owned);
-    let steps: Vec<(String, Vec<Value>)> = serde_json::from_value(input.get("steps").cloned().unwrap_or(json!([])))
-        .map_err(|e| input_error("steps", &e.to_string()))?;
+    let steps: Vec<(String, Vec<Value>)> =
+        serde_json::from_value(input.get("steps").cloned().unwrap_or(json!([])))
+            .map_err(|e| input_error("steps", &e.to_string()))?;
     Ok(Prepared {
         bindings: vec![],
-        run: Box::new(move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Value>> {
-            Box::pin(async move {
-                let mut seen = Vec::new();
-                let mut tx: Option<ReactiveTx> = if tx_end.is_some() { Some(db.begin().await?) } else { None };
-                for (step, args) in &steps {
-                    let q = bind_all(sqlx::query(AssertSqlSafe(sql_of(step, &t))), args);
-                    match tx.as_mut() {
-                        Some(tx) => q.execute(tx).await?,
-                        None => q.execute(&db).await?,
+        run: Box::new(
+            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Value>> {
+                Box::pin(async move {
+                    let mut seen = Vec::new();
+                    let mut tx: Option<ReactiveTx> = if tx_end.is_some() {
+                        Some(db.begin().await?)
+                    } else {
+                        None
                     };
-                    seen.push(db.stats().changes_applied);
-                }
-                if let Some(tx) = tx {
-                    match tx_end.as_deref() {
-                        Some("commit") => tx.commit().await?,
-                        Some("rollback") => tx.rollback().await?,
-                        _ => drop(tx),
+                    for (step, args) in &steps {
+                        let q = bind_all(sqlx::query(AssertSqlSafe(sql_of(step, &t))), args);
+                        match tx.as_mut() {
+                            Some(tx) => q.execute(tx).await?,
+                            None => q.execute(&db).await?,
+                        };
+                        seen.push(db.stats().changes_applied);
                     }
-                    seen.push(db.stats().changes_applied);
-                }
-                Ok(json!(seen))
-            })
-        }),
+                    if let Some(tx) = tx {
+                        match tx_end.as_deref() {
+                            Some("commit") => tx.commit().await?,
+                            Some("rollback") => tx.rollback().await?,
+                            _ => drop(tx),
+                        }
+                        seen.push(db.stats().changes_applied);
+                    }
+                    Ok(json!(seen))
+                })
+            },
+        ),
     })
 }
 
-fn leak(model: FunctionModel, prepare: fn(Value) -> Result<Prepared, InputError>) -> &'static FunctionDef {
-    let model_json: &'static str = Box::leak(serde_json::to_string(&model).unwrap().into_boxed_str());
-    Box::leak(Box::new(FunctionDef { model_json, prepare, typescript: no_ts, model_cell: OnceLock::new() }))
+fn leak(
+    model: FunctionModel,
+    prepare: fn(Value) -> Result<Prepared, InputError>,
+) -> &'static FunctionDef {
+    let model_json: &'static str =
+        Box::leak(serde_json::to_string(&model).unwrap().into_boxed_str());
+    Box::leak(Box::new(FunctionDef {
+        model_json,
+        prepare,
+        typescript: no_ts,
+        model_cell: OnceLock::new(),
+    }))
 }
 
 /// Records every invalidation report.
@@ -327,7 +529,10 @@ impl Fixture {
     pub async fn new(db: ReactiveDb, scenario: &str) -> Self {
         let t = table_name(scenario);
         let pool = db.pool();
-        sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}"))).execute(pool).await.unwrap();
+        sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}")))
+            .execute(pool)
+            .await
+            .unwrap();
         sqlx::query(AssertSqlSafe(format!(
             "CREATE TABLE {t} (id BIGINT PRIMARY KEY, name VARCHAR(100) NOT NULL, organization_id BIGINT NOT NULL)"
         )))
@@ -345,20 +550,43 @@ impl Fixture {
         let write = leak(mutation_model(&t, &format!("{t}.write")), prepare_write);
         let recorder = Arc::new(Recorder::default());
         db.set_listener(recorder.clone());
-        Self { db, t, by_org, by_org_count, write, recorder }
+        Self {
+            db,
+            t,
+            by_org,
+            by_org_count,
+            write,
+            recorder,
+        }
     }
 
     /// Calls `byOrg(org)`: (agents, hit).
     pub async fn agents(&self, org: i64) -> (Vec<Agent>, bool) {
-        let out = self.db.call(self.by_org, "tenant", json!({ "table": self.t, "org": org })).await.unwrap();
+        let out = self
+            .db
+            .call(
+                self.by_org,
+                "tenant",
+                json!({ "table": self.t, "org": org }),
+            )
+            .await
+            .unwrap();
         (serde_json::from_slice(&out.bytes).unwrap(), out.hit)
     }
 
     /// The same query directly against the database (bypassing everything).
     pub async fn direct(&self, org: i64) -> Vec<Agent> {
         let sql = Sql::by_org(&self.t);
-        let sql = if self.db.dialect() == Dialect::MySql { sql.replace("$1", "?") } else { sql };
-        sqlx::query_as(AssertSqlSafe(sql)).bind(org).fetch_all(self.db.pool()).await.unwrap()
+        let sql = if self.db.dialect() == Dialect::MySql {
+            sql.replace("$1", "?")
+        } else {
+            sql
+        };
+        sqlx::query_as(AssertSqlSafe(sql))
+            .bind(org)
+            .fetch_all(self.db.pool())
+            .await
+            .unwrap()
     }
 
     /// Runs the mutation; returns `changes_applied` after each step (and the tx end).
@@ -366,7 +594,11 @@ impl Fixture {
         let steps: Vec<Value> = steps.iter().map(|(s, a)| json!([s, a])).collect();
         let out = self
             .db
-            .call(self.write, "tenant", json!({ "table": self.t, "steps": steps, "tx": tx }))
+            .call(
+                self.write,
+                "tenant",
+                json!({ "table": self.t, "steps": steps, "tx": tx }),
+            )
             .await
             .unwrap();
         serde_json::from_slice(&out.bytes).unwrap()
@@ -375,12 +607,18 @@ impl Fixture {
     /// Asserts `byOrg(org)` is served from the cache (`hit`) or not, and equals the database.
     pub async fn expect(&self, org: i64, hit: bool, what: &str) {
         let (agents, was_hit) = self.agents(org).await;
-        assert_eq!(agents, self.direct(org).await, "{what}: org {org} result differs from the database");
+        assert_eq!(
+            agents,
+            self.direct(org).await,
+            "{what}: org {org} result differs from the database"
+        );
         assert_eq!(was_hit, hit, "{what}: org {org} expected hit={hit}");
     }
 
     pub async fn drop_table(&self) {
-        let _ = sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {}", self.t))).execute(self.db.pool()).await;
+        let _ = sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {}", self.t)))
+            .execute(self.db.pool())
+            .await;
     }
 }
 
@@ -407,10 +645,14 @@ pub async fn all_scenarios(db: ReactiveDb, backend: &str) {
 pub async fn precise_update_and_move(f: &Fixture) {
     warm(f).await;
     let before = f.db.stats();
-    f.write(&[("rename", vec![json!("ada2"), json!(1)])], None).await;
+    f.write(&[("rename", vec![json!("ada2"), json!(1)])], None)
+        .await;
     f.expect(1, false, "rename in org 1").await;
     f.expect(2, true, "rename in org 1").await;
-    assert!(f.db.stats().pre_reads > before.pre_reads, "the rename ran a pre-read");
+    assert!(
+        f.db.stats().pre_reads > before.pre_reads,
+        "the rename ran a pre-read"
+    );
 
     warm(f).await;
     f.write(&[("move", vec![json!(2), json!(1)])], None).await;
@@ -418,10 +660,14 @@ pub async fn precise_update_and_move(f: &Fixture) {
     f.expect(2, false, "agent 1 moved from org 1 to 2").await;
     assert!(f.direct(2).await.iter().any(|a| a.id == 1));
     // The change set knows the old organization (pre-read) and the new one (SET).
-    assert_eq!(last_values(f, "organization_id"), Some(vec!["1".to_owned(), "2".to_owned()]));
+    assert_eq!(
+        last_values(f, "organization_id"),
+        Some(vec!["1".to_owned(), "2".to_owned()])
+    );
 
     warm(f).await;
-    f.write(&[("insert", vec![json!(10), json!("dee"), json!(1)])], None).await;
+    f.write(&[("insert", vec![json!(10), json!("dee"), json!(1)])], None)
+        .await;
     f.expect(1, false, "insert into org 1").await;
     f.expect(2, true, "insert into org 1").await;
 
@@ -432,15 +678,21 @@ pub async fn precise_update_and_move(f: &Fixture) {
 
     // A WHERE on a column no query filters on: the pre-read finds the organization.
     warm(f).await;
-    f.write(&[("rename_by_name", vec![json!("cy2"), json!("cy")])], None).await;
+    f.write(&[("rename_by_name", vec![json!("cy2"), json!("cy")])], None)
+        .await;
     f.expect(1, true, "rename by name in org 2").await;
     f.expect(2, false, "rename by name in org 2").await;
 
     // A write that changes no row invalidates nothing.
     warm(f).await;
     let applied = f.db.stats().changes_applied;
-    f.write(&[("rename", vec![json!("x"), json!(999)])], None).await;
-    assert_eq!(f.db.stats().changes_applied, applied, "no row changed, nothing applied");
+    f.write(&[("rename", vec![json!("x"), json!(999)])], None)
+        .await;
+    assert_eq!(
+        f.db.stats().changes_applied,
+        applied,
+        "no row changed, nothing applied"
+    );
     f.expect(1, true, "no-op update").await;
 }
 
@@ -450,34 +702,56 @@ pub fn last_values(f: &Fixture, column: &str) -> Option<Vec<String>> {
     let reports = f.recorder.0.lock().unwrap();
     let rows = reports.last()?.changes.rows(&f.t)?.to_vec();
     assert_eq!(rows.len(), 1, "one row change: {rows:?}");
-    Some(rows[0].values(column)?.iter().map(|v| v.as_str().to_owned()).collect())
+    Some(
+        rows[0]
+            .values(column)?
+            .iter()
+            .map(|v| v.as_str().to_owned())
+            .collect(),
+    )
 }
 
 /// Change sets of a transaction apply at commit only; rollback and drop apply nothing.
 pub async fn transactions(f: &Fixture) {
     // Pre-reads run inside the transaction too: a rename in org 2 leaves org 1 cached.
     warm(f).await;
-    f.write(&[("rename", vec![json!("cy4"), json!(3)])], Some("commit")).await;
+    f.write(&[("rename", vec![json!("cy4"), json!(3)])], Some("commit"))
+        .await;
     f.expect(1, true, "tx rename in org 2").await;
     f.expect(2, false, "tx rename in org 2").await;
 
     warm(f).await;
     let base = f.db.stats().changes_applied;
     let seen = f
-        .write(&[("rename", vec![json!("bob2"), json!(2)]), ("rename", vec![json!("cy3"), json!(3)])], Some("commit"))
+        .write(
+            &[
+                ("rename", vec![json!("bob2"), json!(2)]),
+                ("rename", vec![json!("cy3"), json!(3)]),
+            ],
+            Some("commit"),
+        )
         .await;
-    assert_eq!(seen, vec![base, base, base + 1], "held until commit, then one application");
+    assert_eq!(
+        seen,
+        vec![base, base, base + 1],
+        "held until commit, then one application"
+    );
     f.expect(1, false, "committed tx").await;
     f.expect(2, false, "committed tx").await;
 
     for end in ["rollback", "drop"] {
         warm(f).await;
         let base = f.db.stats().changes_applied;
-        let seen = f.write(&[("rename", vec![json!("zed"), json!(2)])], Some(end)).await;
+        let seen = f
+            .write(&[("rename", vec![json!("zed"), json!(2)])], Some(end))
+            .await;
         assert_eq!(seen, vec![base, base], "{end}: nothing applied");
         f.expect(1, true, end).await;
         f.expect(2, true, end).await;
-        assert!(f.direct(1).await.iter().all(|a| a.name != "zed"), "{end} undid the write");
+        assert!(
+            f.direct(1).await.iter().all(|a| a.name != "zed"),
+            "{end} undid the write"
+        );
     }
 }
 
@@ -487,28 +761,111 @@ pub async fn unknown_statements(f: &Fixture) {
     warm(f).await;
     let seen = f.recorder.count();
     let other = format!("{}_x", f.t);
-    sqlx::query(AssertSqlSafe(format!("CREATE TABLE {other} (id BIGINT)"))).execute(&f.db).await.unwrap();
-    assert_eq!(f.recorder.count(), seen + 1, "the listener ran before execute returned");
-    assert!(f.recorder.0.lock().unwrap().last().unwrap().changes.is_everything());
+    sqlx::query(AssertSqlSafe(format!("CREATE TABLE {other} (id BIGINT)")))
+        .execute(&f.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.recorder.count(),
+        seen + 1,
+        "the listener ran before execute returned"
+    );
+    assert!(
+        f.recorder
+            .0
+            .lock()
+            .unwrap()
+            .last()
+            .unwrap()
+            .changes
+            .is_everything()
+    );
     f.expect(1, false, "DDL").await;
     f.expect(2, false, "DDL").await;
 
     warm(f).await;
-    sqlx::raw_sql(AssertSqlSafe(format!("INSERT INTO {other} (id) VALUES (1); INSERT INTO {other} (id) VALUES (2)")))
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "INSERT INTO {other} (id) VALUES (1); INSERT INTO {other} (id) VALUES (2)"
+    )))
+    .execute(&f.db)
+    .await
+    .unwrap();
+    f.expect(1, false, "multi-statement").await;
+    f.expect(2, false, "multi-statement").await;
+    sqlx::query(AssertSqlSafe(format!("DROP TABLE {other}")))
         .execute(&f.db)
         .await
         .unwrap();
-    f.expect(1, false, "multi-statement").await;
-    f.expect(2, false, "multi-statement").await;
-    sqlx::query(AssertSqlSafe(format!("DROP TABLE {other}"))).execute(&f.db).await.unwrap();
+}
+
+/// A pre-read the database refuses (a watched column the table lacks) falls back to
+/// unknown values: the write succeeds (also inside a PostgreSQL transaction, thanks to
+/// the savepoint), both organizations are invalidated, and that statement does not
+/// try again.
+pub async fn pre_read_failure_falls_back(f: &Fixture) {
+    let ghost = leak(ghost_model(&f.t, &format!("{}.ghost", f.t)), prepare_by_org);
+    f.db.call(ghost, "tenant", json!({ "table": f.t, "org": 1 }))
+        .await
+        .unwrap();
+
+    warm(f).await;
+    let before = f.db.stats();
+    f.write(&[("rename", vec![json!("ada9"), json!(1)])], Some("commit"))
+        .await;
+    assert!(
+        f.direct(1).await.iter().any(|a| a.name == "ada9"),
+        "the write in the transaction succeeded"
+    );
+    assert_eq!(
+        f.db.stats().pre_read_fallbacks,
+        before.pre_read_fallbacks + 1
+    );
+    f.expect(1, false, "failed pre-read in tx").await;
+    f.expect(2, false, "failed pre-read in tx: organization unknown")
+        .await;
+
+    warm(f).await;
+    f.write(
+        &[("rename_by_name", vec![json!("bob9"), json!("bob")])],
+        None,
+    )
+    .await;
+    assert!(
+        f.direct(1).await.iter().any(|a| a.name == "bob9"),
+        "the autocommit write succeeded"
+    );
+    f.expect(1, false, "failed pre-read").await;
+    f.expect(2, false, "failed pre-read: organization unknown")
+        .await;
+
+    let before = f.db.stats();
+    f.write(
+        &[("rename_by_name", vec![json!("bob10"), json!("bob9")])],
+        None,
+    )
+    .await;
+    assert_eq!(
+        f.db.stats().pre_reads,
+        before.pre_reads,
+        "a refused pre-read is not tried again"
+    );
 }
 
 /// Every sqlx entry point goes through the interceptor (counted), with the usual results.
 pub async fn executor_apis(db: &ReactiveDb, backend: &str) {
     use sqlx::{Executor, Row, SqlSafeStr};
     let t = table_name(&format!("{backend}_api"));
-    let q = |s: String| if db.dialect() == Dialect::MySql { s.replace("$1", "?").replace("$2", "?") } else { s };
-    sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}"))).execute(db).await.unwrap();
+    let q = |s: String| {
+        if db.dialect() == Dialect::MySql {
+            s.replace("$1", "?").replace("$2", "?")
+        } else {
+            s
+        }
+    };
+    sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}")))
+        .execute(db)
+        .await
+        .unwrap();
     sqlx::query(AssertSqlSafe(format!(
         "CREATE TABLE {t} (id BIGINT PRIMARY KEY, name VARCHAR(100) NOT NULL, organization_id BIGINT NOT NULL)"
     )))
@@ -517,50 +874,69 @@ pub async fn executor_apis(db: &ReactiveDb, backend: &str) {
     .unwrap();
     let start = db.stats().statements;
 
-    let done = sqlx::query(AssertSqlSafe(q(format!("INSERT INTO {t} (id, name, organization_id) VALUES ($1, $2, 1)"))))
-        .bind(1_i64)
-        .bind("ada")
-        .execute(db)
-        .await
-        .unwrap();
+    let done = sqlx::query(AssertSqlSafe(q(format!(
+        "INSERT INTO {t} (id, name, organization_id) VALUES ($1, $2, 1)"
+    ))))
+    .bind(1_i64)
+    .bind("ada")
+    .execute(db)
+    .await
+    .unwrap();
     assert_eq!(done.rows_affected(), 1);
-    sqlx::query(AssertSqlSafe(q(format!("INSERT INTO {t} (id, name, organization_id) VALUES ($1, $2, 2)"))))
-        .bind(2_i64)
-        .bind("bob")
-        .execute(db)
-        .await
-        .unwrap();
+    sqlx::query(AssertSqlSafe(q(format!(
+        "INSERT INTO {t} (id, name, organization_id) VALUES ($1, $2, 2)"
+    ))))
+    .bind(2_i64)
+    .bind("bob")
+    .execute(db)
+    .await
+    .unwrap();
 
-    let rows = sqlx::query(AssertSqlSafe(q(format!("SELECT id, name FROM {t} WHERE organization_id = $1"))))
-        .bind(1_i64)
-        .fetch_all(db)
-        .await
-        .unwrap();
+    let rows = sqlx::query(AssertSqlSafe(q(format!(
+        "SELECT id, name FROM {t} WHERE organization_id = $1"
+    ))))
+    .bind(1_i64)
+    .fetch_all(db)
+    .await
+    .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].get::<String, _>("name"), "ada");
 
-    let agents: Vec<Agent> =
-        sqlx::query_as(AssertSqlSafe(format!("SELECT id, name, organization_id FROM {t} ORDER BY id")))
-            .fetch_all(db)
-            .await
-            .unwrap();
+    let agents: Vec<Agent> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT id, name, organization_id FROM {t} ORDER BY id"
+    )))
+    .fetch_all(db)
+    .await
+    .unwrap();
     assert_eq!(agents.iter().map(|a| a.id).collect::<Vec<_>>(), vec![1, 2]);
 
-    let n: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {t}"))).fetch_one(db).await.unwrap();
-    assert_eq!(n, 2);
-    let none = sqlx::query(AssertSqlSafe(q(format!("SELECT id FROM {t} WHERE id = $1"))))
-        .bind(99_i64)
-        .fetch_optional(db)
-        .await
-        .unwrap();
-    assert!(none.is_none());
-    let one: Agent = sqlx::query_as(AssertSqlSafe(q(format!("SELECT id, name, organization_id FROM {t} WHERE id = $1"))))
-        .bind(2_i64)
+    let n: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {t}")))
         .fetch_one(db)
         .await
         .unwrap();
+    assert_eq!(n, 2);
+    let none = sqlx::query(AssertSqlSafe(q(format!(
+        "SELECT id FROM {t} WHERE id = $1"
+    ))))
+    .bind(99_i64)
+    .fetch_optional(db)
+    .await
+    .unwrap();
+    assert!(none.is_none());
+    let one: Agent = sqlx::query_as(AssertSqlSafe(q(format!(
+        "SELECT id, name, organization_id FROM {t} WHERE id = $1"
+    ))))
+    .bind(2_i64)
+    .fetch_one(db)
+    .await
+    .unwrap();
     assert_eq!(one.name, "bob");
-    let missing = sqlx::query(AssertSqlSafe(q(format!("SELECT id FROM {t} WHERE id = $1")))).bind(99_i64).fetch_one(db).await;
+    let missing = sqlx::query(AssertSqlSafe(q(format!(
+        "SELECT id FROM {t} WHERE id = $1"
+    ))))
+    .bind(99_i64)
+    .fetch_one(db)
+    .await;
     assert!(matches!(missing, Err(sqlx::Error::RowNotFound)));
 
     // A write through fetch_optional (RETURNING is not portable: a plain DELETE).
@@ -572,9 +948,14 @@ pub async fn executor_apis(db: &ReactiveDb, backend: &str) {
     assert!(deleted.is_none());
 
     // prepare / describe go to the backend (with the MySQL rewrite) and run nothing.
-    let stmt = db.prepare(AssertSqlSafe(q(format!("SELECT id FROM {t} WHERE id = $1"))).into_sql_str()).await.unwrap();
+    let stmt = db
+        .prepare(AssertSqlSafe(q(format!("SELECT id FROM {t} WHERE id = $1"))).into_sql_str())
+        .await
+        .unwrap();
     assert_eq!(sqlx::Statement::columns(&stmt).len(), 1);
-    let described = db.describe(AssertSqlSafe(format!("SELECT id, name FROM {t}")).into_sql_str()).await;
+    let described = db
+        .describe(AssertSqlSafe(format!("SELECT id, name FROM {t}")).into_sql_str())
+        .await;
     if let Ok(d) = described {
         assert_eq!(d.columns().len(), 2);
     }
@@ -583,29 +964,53 @@ pub async fn executor_apis(db: &ReactiveDb, backend: &str) {
     let stats = db.stats();
     let sql = format!("SELECT name FROM {t} WHERE id = 1");
     for _ in 0..2 {
-        sqlx::query(AssertSqlSafe(sql.clone())).fetch_all(db).await.unwrap();
+        sqlx::query(AssertSqlSafe(sql.clone()))
+            .fetch_all(db)
+            .await
+            .unwrap();
     }
     let after = db.stats();
-    assert_eq!(after.parsed_at_runtime, stats.parsed_at_runtime + 1, "parsed once");
+    assert_eq!(
+        after.parsed_at_runtime,
+        stats.parsed_at_runtime + 1,
+        "parsed once"
+    );
     assert_eq!(after.memo_hits, stats.memo_hits + 1, "then memoized");
-    assert_eq!(after.statements, start + 11, "every statement was intercepted (prepare and describe run nothing)");
-    sqlx::query(AssertSqlSafe(format!("DROP TABLE {t}"))).execute(db).await.unwrap();
+    assert_eq!(
+        after.statements,
+        start + 11,
+        "every statement was intercepted (prepare and describe run nothing)"
+    );
+    sqlx::query(AssertSqlSafe(format!("DROP TABLE {t}")))
+        .execute(db)
+        .await
+        .unwrap();
 }
 
 /// A handler statement the model does not list is parsed at run time and its read
 /// recorded: the cached result is invalidated by a write it depends on.
 pub async fn unlisted_statement_is_recorded(f: &Fixture) {
-    let call = || f.db.call(f.by_org_count, "tenant", json!({ "table": f.t, "org": 1, "count": true }));
+    let call = || {
+        f.db.call(
+            f.by_org_count,
+            "tenant",
+            json!({ "table": f.t, "org": 1, "count": true }),
+        )
+    };
     let first = call().await.unwrap();
     let second = call().await.unwrap();
     assert!(second.hit, "cached");
     assert_eq!(first.bytes, second.bytes);
     // An insert into org 2 changes the total the org-1 call returned.
-    f.write(&[("insert", vec![json!(20), json!("eve"), json!(2)])], None).await;
+    f.write(&[("insert", vec![json!(20), json!("eve"), json!(2)])], None)
+        .await;
     let third = call().await.unwrap();
     assert!(!third.hit, "the count's read was recorded and matched");
     let v: Value = serde_json::from_slice(&third.bytes).unwrap();
-    let direct: i64 = sqlx::query_scalar(AssertSqlSafe(Sql::count(&f.t))).fetch_one(f.db.pool()).await.unwrap();
+    let direct: i64 = sqlx::query_scalar(AssertSqlSafe(Sql::count(&f.t)))
+        .fetch_one(f.db.pool())
+        .await
+        .unwrap();
     assert_eq!(v["total"], json!(direct));
     f.write(&[("delete", vec![json!(20)])], None).await;
 }

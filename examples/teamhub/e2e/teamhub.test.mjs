@@ -1,0 +1,325 @@
+// TeamHub in a real browser (Debian's Chromium through playwright-core) against the real server,
+// which `run.sh` starts on a fresh SQLite file. The six scenarios of issue 7, plus a smoke test
+// that signs in through the page and saves the README's screenshot.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  agentName,
+  agentNameText,
+  api,
+  call,
+  connectionState,
+  holdRequests,
+  launch,
+  newContext,
+  openPage,
+  readTexts,
+  recordRpc,
+  recordSse,
+  recordTexts,
+  signInCookie,
+  sleep,
+  unique,
+  waitForConnection,
+  waitFresh,
+  waitUntil,
+} from './helpers.mjs';
+
+const SCREENSHOT = fileURLToPath(new URL('../web/screenshot.png', import.meta.url));
+const ORG1_SEEDED = ['Ada', 'Babbage', 'Curie'];
+
+let browser;
+before(async () => {
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+});
+
+/** An agent of its own for a test, so tests never depend on each other's changes. */
+function freshAgent(org, prefix) {
+  return call(org, 'agents.create', { organizationId: org, name: unique(prefix) });
+}
+
+test('sign in through the page, see the seeded organization, save the screenshot', { timeout: 60000 }, async () => {
+  const context = await newContext(browser);
+  try {
+    const page = await context.newPage();
+    await page.goto('/');
+    await page.locator('[data-testid="signin-org-1"]').click();
+    await page.locator('[data-testid="agent-item"]').first().waitFor();
+    const names = await page.locator('[data-testid="agent-name"]').allTextContents();
+    for (const n of ORG1_SEEDED) assert.ok(names.includes(n), `seeded agent ${n} listed (got ${names})`);
+    assert.deepEqual(await page.locator('[data-testid="tool"]').allTextContents(), ['code-runner', 'web-search']);
+    await page.locator('[data-testid="agent-item"][data-agent-id="agent-1"]').click();
+    await page.locator('[data-testid="message"]').first().waitFor();
+    await waitForConnection(page, 'live');
+    await waitFresh(page);
+    assert.equal(await page.locator('[data-testid="stat-memories"]').textContent(), '2');
+    await page.screenshot({ path: SCREENSHOT });
+  } finally {
+    await context.close();
+  }
+});
+
+test('1. a rename in one org-1 context appears in another within 1 s, without reload', { timeout: 60000 }, async () => {
+  const agent = await freshAgent('org-1', 'Sync');
+  const ctxA = await newContext(browser);
+  const ctxB = await newContext(browser);
+  try {
+    const a = await openPage(ctxA, 'org-1', `#agent=${agent.id}`);
+    const b = await openPage(ctxB, 'org-1', `#agent=${agent.id}`);
+    await Promise.all([waitForConnection(a, 'live'), waitForConnection(b, 'live')]);
+    await Promise.all([waitFresh(a), waitFresh(b)]);
+    await b.evaluate(() => (window.__noReload = true));
+
+    const newName = unique('Renamed');
+    await a.locator('[data-testid="rename-input"]').fill(newName);
+    const t0 = Date.now();
+    await a.locator('[data-testid="rename-submit"]').click();
+    await waitUntil(async () => (await agentNameText(b, agent.id)) === newName, {
+      timeout: 1000,
+      interval: 10,
+      message: 'the rename in the other context',
+    });
+    const elapsed = Date.now() - t0;
+    await waitUntil(async () => (await b.locator('[data-testid="detail-name"]').textContent()) === newName, {
+      timeout: 1000,
+      message: 'the detail header in the other context',
+    });
+    assert.equal(await b.evaluate(() => window.__noReload), true, 'the other page was not reloaded');
+    console.log(`    rename visible in the other context after ${elapsed} ms`);
+  } finally {
+    await Promise.all([ctxA.close(), ctxB.close()]);
+  }
+});
+
+test('2. an org-2 context sees none of org-1, and its event stream carries no org-1 event', { timeout: 60000 }, async () => {
+  const ctx1 = await newContext(browser);
+  const ctx2 = await newContext(browser);
+  try {
+    const org2 = await ctx2.newPage();
+    const sse = await recordSse(org2);
+    await signInCookie(ctx2, 'org-2');
+    await org2.goto('/');
+    await org2.locator('[data-testid="agent-item"]').first().waitFor();
+    await waitForConnection(org2, 'live');
+    await waitFresh(org2);
+
+    // org-1 works: create, rename through its page, add memory and a message through the API.
+    const agent = await freshAgent('org-1', 'Secret');
+    const org1 = await openPage(ctx1, 'org-1', `#agent=${agent.id}`);
+    await waitForConnection(org1, 'live');
+    const secret = unique('Classified');
+    await org1.locator('[data-testid="rename-input"]').fill(secret);
+    await org1.locator('[data-testid="rename-submit"]').click();
+    await call('org-1', 'memory.add', { organizationId: 'org-1', agentId: agent.id, content: 'org-1 only' });
+    await call('org-1', 'messages.send', {
+      organizationId: 'org-1',
+      fromAgentId: agent.id,
+      toAgentId: 'agent-1',
+      body: 'org-1 only',
+    });
+    // The org-1 page saw its own changes live, so the events exist.
+    await waitUntil(async () => (await agentNameText(org1, agent.id)) === secret, { message: 'org-1 rename' });
+    await waitUntil(async () => (await org1.locator('[data-testid="stat-memories"]').textContent()) === '1', {
+      message: 'org-1 memory count',
+    });
+    await sleep(1000);
+
+    const names = await org2.locator('[data-testid="agent-name"]').allTextContents();
+    for (const n of [...ORG1_SEEDED, agent.name, secret]) assert.ok(!names.includes(n), `org-2 must not list ${n}`);
+    assert.ok(names.includes('Dijkstra') && names.includes('Euler'), `org-2 lists its own agents (got ${names})`);
+    assert.deepEqual(sse.invalidations(), [], 'org-2 received no invalidation while only org-1 wrote');
+    for (const f of sse.frames) assert.ok(!f.data.includes('org-1'), `org-2 frame mentions org-1: ${f.data}`);
+    assert.ok(sse.frames.some((f) => f.event === 'ready'), 'the org-2 stream was open');
+
+    // Control: an org-2 write does reach the org-2 stream and page.
+    const own = await call('org-2', 'agents.create', { organizationId: 'org-2', name: unique('Own') });
+    await waitUntil(async () => (await agentNameText(org2, own.id)) === own.name, { message: 'org-2 live update' });
+    assert.ok(sse.invalidations().length > 0, 'the org-2 stream carries org-2 events');
+
+    // And the API refuses org-2 credentials for org-1 data.
+    const forbidden = await api('org-2', 'agents.findMany', { organizationId: 'org-1' });
+    assert.equal(forbidden.status, 403);
+  } finally {
+    await Promise.all([ctx1.close(), ctx2.close()]);
+  }
+});
+
+test('3. reload with RPC responses held: cached list at once, marked stale, then refreshed', { timeout: 60000 }, async () => {
+  const agent = await freshAgent('org-1', 'Cached');
+  const ctx = await newContext(browser);
+  try {
+    const page = await openPage(ctx, 'org-1');
+    await waitUntil(async () => (await agentNameText(page, agent.id)) === agent.name, { message: 'agent listed' });
+    await waitForConnection(page, 'live');
+    await waitFresh(page);
+
+    const hold = await holdRequests(ctx, '**/api/rpc/**');
+    const renamed = unique('Refreshed');
+    await call('org-1', 'agents.update', { organizationId: 'org-1', id: agent.id, data: { name: renamed } });
+    await page.reload();
+    // Before any RPC answer: the list is on screen from the browser cache, marked stale.
+    await agentName(page, agent.id).waitFor({ timeout: 5000 });
+    assert.equal(await agentNameText(page, agent.id), agent.name, 'cached (old) name shown first');
+    assert.equal(await page.locator('[data-testid="agents-syncing"]').count(), 1, '"Syncing…" shown');
+    await waitUntil(() => hold.count() > 0, { message: 'the revalidation request to leave the page' });
+    assert.ok(hold.count() > 0, 'RPC requests are being held');
+
+    await hold.release();
+    await waitUntil(async () => (await agentNameText(page, agent.id)) === renamed, { message: 'refreshed name' });
+    await waitUntil(async () => (await page.locator('[data-testid="agents-syncing"]').count()) === 0, {
+      message: '"Syncing…" gone',
+    });
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('4. close, change through the API, reopen: changes show, only affected queries refetched', { timeout: 60000 }, async () => {
+  const agent = await freshAgent('org-1', 'Gap');
+  const other = await freshAgent('org-1', 'Neighbour');
+  await call('org-1', 'messages.send', {
+    organizationId: 'org-1',
+    fromAgentId: agent.id,
+    toAgentId: other.id,
+    body: 'before the gap',
+  });
+  const ctx = await newContext(browser);
+  try {
+    const first = await openPage(ctx, 'org-1', `#agent=${agent.id}`);
+    await first.locator('[data-testid="message"]').first().waitFor();
+    await waitForConnection(first, 'live');
+    await waitFresh(first);
+    await sleep(2500); // let page hints and background revalidation settle into the registry
+    await first.close();
+
+    // While no page is open: a memory for the agent, and a rename of another agent.
+    const content = unique('Remembered while away');
+    await call('org-1', 'memory.add', { organizationId: 'org-1', agentId: agent.id, content });
+    const renamed = unique('Away-renamed');
+    await call('org-1', 'agents.update', { organizationId: 'org-1', id: other.id, data: { name: renamed } });
+
+    const page = await ctx.newPage();
+    const sse = await recordSse(page);
+    const rpc = recordRpc(page);
+    await page.goto(`/#agent=${agent.id}`);
+    await waitUntil(async () => (await page.locator('[data-testid="memory"]').allTextContents()).includes(content), {
+      message: 'the memory added while away',
+    });
+    await waitUntil(async () => (await agentNameText(page, other.id)) === renamed, { message: 'the rename while away' });
+    await waitUntil(async () => (await page.locator('[data-testid="stat-memories"]').textContent()) === '1', {
+      message: 'memory count 1',
+    });
+    await waitFresh(page);
+    await sleep(2500);
+
+    // Gap recovery: the first connect resumed from the registry's last event id.
+    assert.ok(sse.urls.length > 0, 'an event stream was opened');
+    assert.ok(new URL(sse.urls[0]).searchParams.get('lastEventId'), `resumed with lastEventId: ${sse.urls[0]}`);
+
+    // Only the queries the two writes affect were fetched again.
+    const fetched = new Set(rpc.map((c) => c.name));
+    const affected = ['memory.recent', 'agents.getWithStats', 'agents.findMany'];
+    for (const name of affected) assert.ok(fetched.has(name), `${name} refetched`);
+    const unaffected = rpc.filter((c) => c.name === 'messages.getAll' || c.name === 'tools.available');
+    assert.deepEqual(
+      unaffected.map((c) => c.name),
+      [],
+      `queries the writes cannot affect were refetched: ${JSON.stringify(rpc.map((c) => c.name))}`,
+    );
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('5. /api/events blocked: falls back to polling and still updates; unblocked: back to SSE', { timeout: 90000 }, async () => {
+  const agent = await freshAgent('org-1', 'Poll');
+  const ctx = await newContext(browser);
+  try {
+    const page = await openPage(ctx, 'org-1');
+    await waitForConnection(page, 'live');
+    const sse = await recordSse(page);
+    const block = (route) => route.abort('connectionrefused');
+    await page.route('**/api/events?**', block);
+    // Opening an agent changes the subscription: the page reconnects, into the blocked route.
+    await page.locator(`[data-testid="agent-item"][data-agent-id="${agent.id}"]`).click();
+    await waitForConnection(page, 'polling', 30000);
+
+    const polled = unique('Polled');
+    await call('org-1', 'agents.update', { organizationId: 'org-1', id: agent.id, data: { name: polled } });
+    await waitUntil(async () => (await agentNameText(page, agent.id)) === polled, {
+      timeout: 6000,
+      message: 'an update while polling',
+    });
+    assert.equal(await connectionState(page), 'polling');
+
+    await page.unroute('**/api/events?**', block);
+    const opened = sse.frames.length;
+    await waitForConnection(page, 'live', 30000);
+    assert.ok(sse.frames.slice(opened).some((f) => f.event === 'ready'), 'a new event stream is ready');
+    const liveSince = Date.now();
+    const live = unique('Live-again');
+    await call('org-1', 'agents.update', { organizationId: 'org-1', id: agent.id, data: { name: live } });
+    await waitUntil(async () => (await agentNameText(page, agent.id)) === live, {
+      timeout: 1500,
+      message: 'an update over SSE again',
+    });
+    assert.ok(
+      sse.invalidations().some((e) => e.at >= liveSince && JSON.stringify(e.queries).includes('agents.findMany')),
+      'the update arrived as an SSE invalidation',
+    );
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('6. optimistic rename: at once, no flicker; a rejected rename rolls back with an error', { timeout: 60000 }, async () => {
+  const agent = await freshAgent('org-1', 'Quick');
+  const ctx = await newContext(browser);
+  try {
+    const page = await openPage(ctx, 'org-1', `#agent=${agent.id}`);
+    await waitForConnection(page, 'live');
+    await waitFresh(page);
+    const listSel = `[data-testid="agent-item"][data-agent-id="${agent.id}"] [data-testid="agent-name"]`;
+    await recordTexts(page, listSel);
+    await recordTexts(page, '[data-testid="detail-name"]');
+
+    // Accepted: shows while the request is still held, survives the round trip without flicker.
+    const hold = await holdRequests(page, '**/api/rpc/agents.update');
+    const renamed = unique('Optimistic');
+    await page.locator('[data-testid="rename-input"]').fill(renamed);
+    await page.locator('[data-testid="rename-submit"]').click();
+    await waitUntil(async () => (await agentNameText(page, agent.id)) === renamed, {
+      timeout: 300,
+      interval: 10,
+      message: 'the optimistic name',
+    });
+    assert.equal(await page.locator('[data-testid="detail-name"]').textContent(), renamed);
+    await waitUntil(() => hold.count() === 1, { message: 'the held update request' });
+    await hold.release();
+    await waitFresh(page);
+    await sleep(2500); // past the invalidation and the optimistic timeout
+    for (const sel of [listSel, '[data-testid="detail-name"]']) {
+      const texts = await readTexts(page, sel);
+      assert.deepEqual(texts, [agent.name, renamed], `${sel} went straight from old to new: ${JSON.stringify(texts)}`);
+    }
+
+    // Rejected by the server (names are 1 to 80 characters): rolled back, error shown.
+    const tooLong = 'x'.repeat(81);
+    await page.locator('[data-testid="rename-input"]').fill(tooLong);
+    await page.locator('[data-testid="rename-submit"]').click();
+    await page.locator('[data-testid="error"]').waitFor({ timeout: 5000 });
+    assert.match(await page.locator('[data-testid="error"]').first().textContent(), /1 to 80 characters/);
+    await waitUntil(async () => (await agentNameText(page, agent.id)) === renamed, { message: 'the rollback' });
+    const texts = await readTexts(page, listSel);
+    assert.deepEqual(texts.slice(-2), [tooLong, renamed], `shown, then rolled back: ${JSON.stringify(texts)}`);
+    assert.equal(await page.locator('[data-testid="detail-name"]').textContent(), renamed);
+    const stored = await call('org-1', 'agents.getWithStats', { organizationId: 'org-1', agentId: agent.id });
+    assert.equal(stored.agent.name, renamed, 'the server kept the accepted name');
+  } finally {
+    await ctx.close();
+  }
+});
