@@ -11,7 +11,7 @@ cargo test --workspace --all-features
 ts=reactive-codegen/ts
 if [ -f "$ts/package.json" ]; then
   if command -v npm >/dev/null 2>&1; then
-    (cd "$ts" && npm ci --no-audit --no-fund --loglevel=error && npm test)
+    (cd "$ts" && npm ci --no-audit --no-fund --loglevel=error && npm test && npm run size)
   elif [ -n "${CI:-}" ]; then
     echo "test-all: npm not found; the TypeScript client tests need Node.js 20+" >&2; exit 1
   else

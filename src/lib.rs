@@ -47,12 +47,6 @@ pub mod __private {
         const DEPS_JSON: &'static str;
     }
 
-    /// Rustc checks the input type at the user's span: `Deserialize + TS`.
-    pub fn assert_input<T: DeserializeOwned + TS + Send + 'static>() {}
-
-    /// Rustc checks the output type at the user's span: `Serialize + TS`.
-    pub fn assert_output<T: Serialize + TS + 'static>() {}
-
     /// Decode a function's JSON input; the error carries the path of the bad field.
     pub fn decode_input<T: DeserializeOwned>(
         value: serde_json::Value,
@@ -106,66 +100,50 @@ pub mod __private {
         Box::new(move |db| Box::pin(run(db)))
     }
 
-    struct Declarations<'a> {
-        cfg: &'a ts_rs::Config,
+    /// Collects the TypeScript declarations a function's input and output need.
+    #[derive(Default)]
+    pub struct TsCollector {
         seen: HashSet<std::any::TypeId>,
         out: Vec<(String, String)>,
     }
 
-    impl ts_rs::TypeVisitor for Declarations<'_> {
+    impl ts_rs::TypeVisitor for TsCollector {
         fn visit<T: TS + 'static + ?Sized>(&mut self) {
-            if T::output_path().is_none() || !self.seen.insert(std::any::TypeId::of::<T>()) {
+            if !self.seen.insert(std::any::TypeId::of::<T>()) {
                 return;
             }
-            self.out.push((T::ident(self.cfg), T::decl(self.cfg)));
+            // Types with a file of their own (derived) have a declaration; wrappers
+            // (`Vec<T>`, `Option<T>`) don't, but their dependencies may.
+            if T::output_path().is_some() {
+                let cfg = ts_rs::Config::new();
+                self.out.push((T::ident(&cfg), T::decl(&cfg)));
+            }
             T::visit_dependencies(self);
         }
     }
 
-    fn declarations<T: TS + 'static + ?Sized>(visitor: &mut Declarations<'_>) {
-        ts_rs::TypeVisitor::visit::<T>(visitor);
-        T::visit_dependencies(visitor);
-        T::visit_generics(visitor);
-    }
-
-    fn finish(visitor: Declarations<'_>) -> Vec<(String, String)> {
-        let mut out = visitor.out;
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out.dedup_by(|a, b| a.0 == b.0);
-        out
-    }
-
-    /// TypeScript of a function's input and output types.
-    pub fn ts_types<I: TS + 'static, O: TS + 'static>() -> TsTypes {
-        let cfg = ts_rs::Config::new();
-        let mut visitor = Declarations {
-            cfg: &cfg,
-            seen: HashSet::new(),
-            out: Vec::new(),
-        };
-        declarations::<I>(&mut visitor);
-        declarations::<O>(&mut visitor);
-        TsTypes {
-            input: I::name(&cfg),
-            output: O::name(&cfg),
-            declarations: finish(visitor),
+    impl TsCollector {
+        /// The finished [`TsTypes`], declarations sorted and deduplicated by name.
+        pub fn finish(self, input: String, output: String) -> TsTypes {
+            let mut declarations = self.out;
+            declarations.sort_by(|a, b| a.0.cmp(&b.0));
+            declarations.dedup_by(|a, b| a.0 == b.0);
+            TsTypes { input, output, declarations }
         }
     }
 
-    /// TypeScript of a function without input.
-    pub fn ts_types_no_input<O: TS + 'static>() -> TsTypes {
-        let cfg = ts_rs::Config::new();
-        let mut visitor = Declarations {
-            cfg: &cfg,
-            seen: HashSet::new(),
-            out: Vec::new(),
-        };
-        declarations::<O>(&mut visitor);
-        TsTypes {
-            input: "null".into(),
-            output: O::name(&cfg),
-            declarations: finish(visitor),
-        }
+    /// Collect `T`'s declarations (and its dependencies'); returns its TypeScript name.
+    /// Rustc checks `T: TS` at the user's type through this function.
+    pub fn ts_collect<T: TS + 'static>(collector: &mut TsCollector) -> String {
+        ts_rs::TypeVisitor::visit::<T>(collector);
+        T::visit_dependencies(collector);
+        T::visit_generics(collector);
+        T::name(&ts_rs::Config::new())
+    }
+
+    /// The TypeScript input of a function without input.
+    pub fn ts_collect_no_input(_: &mut TsCollector) -> String {
+        "null".to_owned()
     }
 
     // ---- const string assembly (model JSON, dependency lists, messages) ----

@@ -22,7 +22,10 @@ fn v(n: i64) -> KeyValue {
     KeyValue::from_i64(n)
 }
 fn org_reads(org: i64) -> ReadSet {
-    ReadSet::empty().with("agent", Conjunction::whole().with("organization_id", v(org)))
+    ReadSet::empty().with(
+        "agent",
+        Conjunction::whole().with("organization_id", v(org)),
+    )
 }
 fn org_change(org: i64) -> ChangeSet {
     ChangeSet::empty().with_row("agent", RowChange::whole().with("organization_id", v(org)))
@@ -31,10 +34,19 @@ fn key(tenant: &str, input: &str) -> CacheKey {
     CacheKey::new(Some(tenant), "agents.findMany", input)
 }
 fn engine(store: Arc<dyn CacheStore>) -> Engine {
-    Engine::with_config(store, EngineConfig { relations: Relations::none(), ..EngineConfig::default() })
+    Engine::with_config(
+        store,
+        EngineConfig {
+            relations: Relations::none(),
+            ..EngineConfig::default()
+        },
+    )
 }
 fn memory() -> Arc<dyn CacheStore> {
-    Arc::new(MemoryStore::new(MemoryConfig { max_entry_bytes: 1024 * 1024, ..MemoryConfig::default() }))
+    Arc::new(MemoryStore::new(MemoryConfig {
+        max_entry_bytes: 1024 * 1024,
+        ..MemoryConfig::default()
+    }))
 }
 
 #[cfg(feature = "redis")]
@@ -51,12 +63,18 @@ fn redis_url() -> Option<String> {
 
 #[cfg(feature = "redis")]
 fn redis_store(test: &str) -> Option<Arc<dyn CacheStore>> {
-    Some(Arc::new(redis_with_prefix(&redis_url()?, &unique_prefix(test))))
+    Some(Arc::new(redis_with_prefix(
+        &redis_url()?,
+        &unique_prefix(test),
+    )))
 }
 
 #[cfg(feature = "redis")]
 fn unique_prefix(test: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     format!("reactive-test:{test}:{nanos}:{}:", std::process::id())
 }
 
@@ -77,21 +95,38 @@ async fn store_suite(store: Arc<dyn CacheStore>) {
         let store = Arc::clone(&store);
         async move {
             let ticket = store.begin().await.unwrap();
-            store.put(&key, Bytes::from_static(val.as_bytes()), &reads, ticket).await.unwrap()
+            store
+                .put(&key, Bytes::from_static(val.as_bytes()), &reads, ticket)
+                .await
+                .unwrap()
         }
     };
     assert_eq!(put(k("1"), org_reads(1), "one").await, PutOutcome::Stored);
-    assert_eq!(store.get(&k("1")).await.unwrap().as_deref(), Some(&b"one"[..]));
+    assert_eq!(
+        store.get(&k("1")).await.unwrap().as_deref(),
+        Some(&b"one"[..])
+    );
     put(k("2"), org_reads(2), "two").await;
     put(k("whole"), ReadSet::tables(["agent"]), "whole").await;
-    put(k("tool"), ReadSet::empty().with("tool", Conjunction::whole().with("id", v(1))), "tool").await;
+    put(
+        k("tool"),
+        ReadSet::empty().with("tool", Conjunction::whole().with("id", v(1))),
+        "tool",
+    )
+    .await;
     put(k("all"), ReadSet::everything(), "all").await;
     put(k("const"), ReadSet::empty(), "const").await;
     // Same key, new value.
     put(k("2"), org_reads(2), "two'").await;
-    assert_eq!(store.get(&k("2")).await.unwrap().as_deref(), Some(&b"two'"[..]));
+    assert_eq!(
+        store.get(&k("2")).await.unwrap().as_deref(),
+        Some(&b"two'"[..])
+    );
 
-    let mut removed = store.invalidate(&org_change(1), Origin::Local).await.unwrap();
+    let mut removed = store
+        .invalidate(&org_change(1), Origin::Local)
+        .await
+        .unwrap();
     removed.sort_by(|a, b| a.key.cmp(&b.key));
     let keys: Vec<&str> = removed.iter().map(|e| e.key.input.as_str()).collect();
     assert_eq!(keys, ["1", "all", "whole"]);
@@ -101,24 +136,43 @@ async fn store_suite(store: Arc<dyn CacheStore>) {
     assert_eq!(one.reasons[0].column.as_deref(), Some("organization_id"));
     assert_eq!(one.reasons[0].value, Some(v(1)));
     for gone in ["1", "all", "whole"] {
-        assert_eq!(store.get(&k(gone)).await.unwrap(), None, "{gone} must be invalidated");
+        assert_eq!(
+            store.get(&k(gone)).await.unwrap(),
+            None,
+            "{gone} must be invalidated"
+        );
     }
     for kept in ["2", "tool", "const"] {
-        assert!(store.get(&k(kept)).await.unwrap().is_some(), "{kept} must survive");
+        assert!(
+            store.get(&k(kept)).await.unwrap().is_some(),
+            "{kept} must survive"
+        );
     }
 
     // An unknown column in the change matches every keyed entry of the table.
-    let removed = store.invalidate(&ChangeSet::empty().with_row("agent", RowChange::whole().with("id", v(3))), Origin::Local).await.unwrap();
+    let removed = store
+        .invalidate(
+            &ChangeSet::empty().with_row("agent", RowChange::whole().with("id", v(3))),
+            Origin::Local,
+        )
+        .await
+        .unwrap();
     assert_eq!(removed.len(), 1);
     assert_eq!(store.get(&k("2")).await.unwrap(), None);
 
     // Everything: every entry that reads something.
     put(k("1"), org_reads(1), "one").await;
-    let removed = store.invalidate(&ChangeSet::everything(), Origin::Local).await.unwrap();
+    let removed = store
+        .invalidate(&ChangeSet::everything(), Origin::Local)
+        .await
+        .unwrap();
     let mut keys: Vec<&str> = removed.iter().map(|e| e.key.input.as_str()).collect();
     keys.sort();
     assert_eq!(keys, ["1", "tool"]);
-    assert!(store.get(&k("const")).await.unwrap().is_some(), "reads nothing: unaffected");
+    assert!(
+        store.get(&k("const")).await.unwrap().is_some(),
+        "reads nothing: unaffected"
+    );
 
     // remove, clear.
     put(k("1"), org_reads(1), "one").await;
@@ -132,19 +186,38 @@ async fn store_suite(store: Arc<dyn CacheStore>) {
     // After a clear the store works as before.
     put(k("1"), org_reads(1), "one").await;
     assert!(store.get(&k("1")).await.unwrap().is_some());
-    assert_eq!(store.invalidate(&org_change(1), Origin::Local).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .invalidate(&org_change(1), Origin::Local)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Entries over the per-entry limit are not stored.
     let ticket = store.begin().await.unwrap();
     let big = Bytes::from(vec![b'x'; 2 * 1024 * 1024]);
-    assert_eq!(store.put(&k("big"), big, &org_reads(1), ticket).await.unwrap(), PutOutcome::TooLarge);
+    assert_eq!(
+        store
+            .put(&k("big"), big, &org_reads(1), ticket)
+            .await
+            .unwrap(),
+        PutOutcome::TooLarge
+    );
     assert_eq!(store.get(&k("big")).await.unwrap(), None);
 
     // Keys with different tenants are different entries.
     put(key("a", "x"), org_reads(1), "a").await;
     put(key("b", "x"), org_reads(1), "b").await;
-    assert_eq!(store.get(&key("a", "x")).await.unwrap().as_deref(), Some(&b"a"[..]));
-    assert_eq!(store.get(&key("b", "x")).await.unwrap().as_deref(), Some(&b"b"[..]));
+    assert_eq!(
+        store.get(&key("a", "x")).await.unwrap().as_deref(),
+        Some(&b"a"[..])
+    );
+    assert_eq!(
+        store.get(&key("b", "x")).await.unwrap().as_deref(),
+        Some(&b"b"[..])
+    );
 }
 
 #[tokio::test]
@@ -155,7 +228,9 @@ async fn memory_store_passes_the_suite() {
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn redis_store_passes_the_suite() {
-    let Some(store) = redis_store("suite") else { return };
+    let Some(store) = redis_store("suite") else {
+        return;
+    };
     store_suite(store).await;
 }
 
@@ -188,10 +263,23 @@ async fn stale_set_race(store: Arc<dyn CacheStore>) {
     assert!(report.entries.is_empty(), "nothing was cached yet");
     write_done_tx.send(()).unwrap();
     let first = reader.await.unwrap();
-    assert_eq!((first.value.as_ref(), first.source), (&b"old"[..], Source::Computed), "the caller still gets its result");
+    assert_eq!(
+        (first.value.as_ref(), first.source),
+        (&b"old"[..], Source::Computed),
+        "the caller still gets its result"
+    );
     assert_eq!(engine.stats().stores_dropped, 1, "but it is not stored");
-    let next = engine.get_or_compute(k, org_reads(1), || async { Res::Ok((Bytes::from_static(b"new"), ReadSet::empty())) }).await.unwrap();
-    assert_eq!((next.value.as_ref(), next.source), (&b"new"[..], Source::Computed), "the next get must miss");
+    let next = engine
+        .get_or_compute(k, org_reads(1), || async {
+            Res::Ok((Bytes::from_static(b"new"), ReadSet::empty()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (next.value.as_ref(), next.source),
+        (&b"new"[..], Source::Computed),
+        "the next get must miss"
+    );
 
     // A concurrent change that cannot affect the read does not prevent the store.
     let k2 = key("t", "race-unrelated");
@@ -212,10 +300,17 @@ async fn stale_set_race(store: Arc<dyn CacheStore>) {
         })
     };
     read_done_rx.await.unwrap();
-    engine.apply(ChangeSet::empty().with_row("tool", RowChange::whole())).await;
+    engine
+        .apply(ChangeSet::empty().with_row("tool", RowChange::whole()))
+        .await;
     write_done_tx.send(()).unwrap();
     reader.await.unwrap();
-    let again = engine.get_or_compute(k2, org_reads(1), || async { Res::Ok((Bytes::from_static(b"x"), ReadSet::empty())) }).await.unwrap();
+    let again = engine
+        .get_or_compute(k2, org_reads(1), || async {
+            Res::Ok((Bytes::from_static(b"x"), ReadSet::empty()))
+        })
+        .await
+        .unwrap();
     assert_eq!(again.source, Source::Hit);
 }
 
@@ -243,7 +338,12 @@ async fn stale_set_race_on_discovered_reads(store: Arc<dyn CacheStore>) {
     engine.apply(ChangeSet::tables(["memory"])).await;
     write_done_tx.send(()).unwrap();
     reader.await.unwrap();
-    let next = engine.get_or_compute(k, ReadSet::empty(), || async { Res::Ok((Bytes::from_static(b"new"), ReadSet::empty())) }).await.unwrap();
+    let next = engine
+        .get_or_compute(k, ReadSet::empty(), || async {
+            Res::Ok((Bytes::from_static(b"new"), ReadSet::empty()))
+        })
+        .await
+        .unwrap();
     assert_eq!(next.source, Source::Computed);
 }
 
@@ -256,7 +356,12 @@ async fn coalescing(store: Arc<dyn CacheStore>) {
     let (release_tx, release_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for _ in 0..N {
-        let (engine, runs, barrier, mut release_rx) = (engine.clone(), Arc::clone(&runs), Arc::clone(&barrier), release_rx.clone());
+        let (engine, runs, barrier, mut release_rx) = (
+            engine.clone(),
+            Arc::clone(&runs),
+            Arc::clone(&barrier),
+            release_rx.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
             engine
@@ -281,8 +386,14 @@ async fn coalescing(store: Arc<dyn CacheStore>) {
         sources.push(f.source);
     }
     assert_eq!(runs.load(Ordering::SeqCst), 1, "the computation ran once");
-    assert_eq!(sources.iter().filter(|s| **s == Source::Computed).count(), 1);
-    assert_eq!(sources.iter().filter(|s| **s == Source::Coalesced).count(), N - 1);
+    assert_eq!(
+        sources.iter().filter(|s| **s == Source::Computed).count(),
+        1
+    );
+    assert_eq!(
+        sources.iter().filter(|s| **s == Source::Coalesced).count(),
+        N - 1
+    );
     assert_eq!(engine.stats().misses, 1);
     assert_eq!(engine.in_flight(), 0);
 }
@@ -312,7 +423,12 @@ async fn coalescing_respects_changes_and_failures(store: Arc<dyn CacheStore>) {
     let late = {
         let (engine, k) = (engine.clone(), k.clone());
         tokio::spawn(async move {
-            engine.get_or_compute(k, org_reads(1), || async { Res::Ok((Bytes::from_static(b"new"), ReadSet::empty())) }).await.unwrap()
+            engine
+                .get_or_compute(k, org_reads(1), || async {
+                    Res::Ok((Bytes::from_static(b"new"), ReadSet::empty()))
+                })
+                .await
+                .unwrap()
         })
     };
     while engine.stats().coalesced_waits < 1 {
@@ -321,7 +437,11 @@ async fn coalescing_respects_changes_and_failures(store: Arc<dyn CacheStore>) {
     release_tx.send(()).unwrap();
     assert_eq!(leader.await.unwrap().value.as_ref(), b"old");
     let late = late.await.unwrap();
-    assert_eq!((late.value.as_ref(), late.source), (&b"new"[..], Source::Computed), "the late caller recomputed");
+    assert_eq!(
+        (late.value.as_ref(), late.source),
+        (&b"new"[..], Source::Computed),
+        "the late caller recomputed"
+    );
 
     // Leader fails: waiters retry (one of them leads) and succeed.
     let k = key("t", "failing");
@@ -344,7 +464,12 @@ async fn coalescing_respects_changes_and_failures(store: Arc<dyn CacheStore>) {
     let waiter = {
         let (engine, k) = (engine.clone(), k.clone());
         tokio::spawn(async move {
-            engine.get_or_compute(k, org_reads(1), || async { Res::Ok((Bytes::from_static(b"ok"), ReadSet::empty())) }).await.unwrap()
+            engine
+                .get_or_compute(k, org_reads(1), || async {
+                    Res::Ok((Bytes::from_static(b"ok"), ReadSet::empty()))
+                })
+                .await
+                .unwrap()
         })
     };
     while engine.stats().coalesced_waits == waits_before {
@@ -362,45 +487,100 @@ async fn precision(store: Arc<dyn CacheStore>) {
     let engine = engine(store);
     for org in 1..=20 {
         for page in 0..3 {
-            let k = key(&format!("org{org}"), &format!("{{\"organizationId\":{org},\"page\":{page}}}"));
-            let f = engine.get_or_compute(k, org_reads(org), || async { Res::Ok((Bytes::from_static(b"v"), ReadSet::empty())) }).await.unwrap();
+            let k = key(
+                &format!("org{org}"),
+                &format!("{{\"organizationId\":{org},\"page\":{page}}}"),
+            );
+            let f = engine
+                .get_or_compute(k, org_reads(org), || async {
+                    Res::Ok((Bytes::from_static(b"v"), ReadSet::empty()))
+                })
+                .await
+                .unwrap();
             assert_eq!(f.source, Source::Computed);
         }
     }
     let report = engine.apply(org_change(7)).await;
     assert_eq!(report.entries.len(), 3);
-    assert!(report.entries.iter().all(|e| e.key.tenant.as_deref() == Some("org7")));
+    assert!(
+        report
+            .entries
+            .iter()
+            .all(|e| e.key.tenant.as_deref() == Some("org7"))
+    );
     assert_eq!(report.tables, ["agent"]);
     assert!(report.sequence > 0);
     assert_eq!(report.entries[0].reasons[0].value, Some(v(7)));
     assert_eq!(engine.stats().entries_invalidated, 3);
     // Everything else is still cached.
     for org in [1, 6, 8, 20] {
-        let k = key(&format!("org{org}"), &format!("{{\"organizationId\":{org},\"page\":0}}"));
-        let f = engine.get_or_compute(k, org_reads(org), || async { Res::Ok((Bytes::from_static(b"x"), ReadSet::empty())) }).await.unwrap();
+        let k = key(
+            &format!("org{org}"),
+            &format!("{{\"organizationId\":{org},\"page\":0}}"),
+        );
+        let f = engine
+            .get_or_compute(k, org_reads(org), || async {
+                Res::Ok((Bytes::from_static(b"x"), ReadSet::empty()))
+            })
+            .await
+            .unwrap();
         assert_eq!(f.source, Source::Hit, "org {org} untouched");
     }
     // A move from 7 to 8 (old and new known) invalidates 8's entries too.
-    let moved = ChangeSet::empty().with_row("agent", RowChange::whole().with_values("organization_id", [v(7), v(8)]));
+    let moved = ChangeSet::empty().with_row(
+        "agent",
+        RowChange::whole().with_values("organization_id", [v(7), v(8)]),
+    );
     let report = engine.apply(moved).await;
-    assert_eq!(report.entries.len(), 3, "org 8's three pages (org 7's are already gone)");
-    assert!(report.entries.iter().all(|e| e.key.tenant.as_deref() == Some("org8")));
+    assert_eq!(
+        report.entries.len(),
+        3,
+        "org 8's three pages (org 7's are already gone)"
+    );
+    assert!(
+        report
+            .entries
+            .iter()
+            .all(|e| e.key.tenant.as_deref() == Some("org8"))
+    );
 }
 
 async fn relations_in_apply(store: Arc<dyn CacheStore>) {
     use reactive_runtime::engine::RelationEdge;
-    let relations = Relations::from_edges([RelationEdge::new("agent", "message", Some("from_agent_id"))]);
-    let engine = Engine::with_config(store, EngineConfig { relations, ..EngineConfig::default() });
-    let msgs = |agent: i64| ReadSet::empty().with("message", Conjunction::whole().with("from_agent_id", v(agent)));
+    let relations =
+        Relations::from_edges([RelationEdge::new("agent", "message", Some("from_agent_id"))]);
+    let engine = Engine::with_config(
+        store,
+        EngineConfig {
+            relations,
+            ..EngineConfig::default()
+        },
+    );
+    let msgs = |agent: i64| {
+        ReadSet::empty().with(
+            "message",
+            Conjunction::whole().with("from_agent_id", v(agent)),
+        )
+    };
     for agent in [1, 2] {
-        engine.get_or_compute(key("t", &format!("m{agent}")), msgs(agent), || async { Res::Ok((Bytes::from_static(b"v"), ReadSet::empty())) }).await.unwrap();
+        engine
+            .get_or_compute(key("t", &format!("m{agent}")), msgs(agent), || async {
+                Res::Ok((Bytes::from_static(b"v"), ReadSet::empty()))
+            })
+            .await
+            .unwrap();
     }
-    let report = engine.apply(ChangeSet::empty().with_row("agent", RowChange::whole().with("id", v(2)))).await;
+    let report = engine
+        .apply(ChangeSet::empty().with_row("agent", RowChange::whole().with("id", v(2))))
+        .await;
     assert_eq!(report.entries.len(), 1);
     assert_eq!(report.entries[0].key.input, "m2");
     let reason = &report.entries[0].reasons[0];
     assert_eq!(reason.table, "message");
-    assert_eq!(reason.relation.as_ref().map(|e| e.to_string()).as_deref(), Some("agent.id -> message.from_agent_id"));
+    assert_eq!(
+        reason.relation.as_ref().map(|e| e.to_string()).as_deref(),
+        Some("agent.id -> message.from_agent_id")
+    );
     assert_eq!(report.tables, ["agent", "message"]);
 }
 
@@ -436,23 +616,53 @@ engine_tests!(
 
 #[tokio::test]
 async fn memory_store_stays_under_its_byte_cap_and_its_index_follows() {
-    let store = MemoryStore::new(MemoryConfig { max_bytes: 100 * 1024, max_entry_bytes: 50 * 1024, ttl: Duration::from_secs(60) });
+    let store = MemoryStore::new(MemoryConfig {
+        max_bytes: 100 * 1024,
+        max_entry_bytes: 50 * 1024,
+        ttl: Duration::from_secs(60),
+    });
     for i in 0..100 {
         let ticket = store.begin().await.unwrap();
         let value = Bytes::from(vec![b'x'; 10 * 1024]);
-        store.put(&key("t", &i.to_string()), value, &org_reads(i), ticket).await.unwrap();
+        store
+            .put(&key("t", &i.to_string()), value, &org_reads(i), ticket)
+            .await
+            .unwrap();
     }
     store.run_pending_tasks().await;
-    assert!(store.weighted_size() <= 100 * 1024, "weighted size {}", store.weighted_size());
-    assert!(store.entry_count() < 100 && store.entry_count() > 0, "entries {}", store.entry_count());
-    assert_eq!(store.indexed_count() as u64, store.entry_count(), "evicted entries leave the index");
+    assert!(
+        store.weighted_size() <= 100 * 1024,
+        "weighted size {}",
+        store.weighted_size()
+    );
+    assert!(
+        store.entry_count() < 100 && store.entry_count() > 0,
+        "entries {}",
+        store.entry_count()
+    );
+    assert_eq!(
+        store.indexed_count() as u64,
+        store.entry_count(),
+        "evicted entries leave the index"
+    );
 }
 
 #[tokio::test]
 async fn memory_store_expires_entries() {
-    let store = MemoryStore::new(MemoryConfig { ttl: Duration::from_millis(50), ..MemoryConfig::default() });
+    let store = MemoryStore::new(MemoryConfig {
+        ttl: Duration::from_millis(50),
+        ..MemoryConfig::default()
+    });
     let ticket = store.begin().await.unwrap();
-    store.put(&key("t", "1"), Bytes::from_static(b"v"), &org_reads(1), ticket).await.unwrap();
+    store
+        .put(
+            &key("t", "1"),
+            Bytes::from_static(b"v"),
+            &org_reads(1),
+            ticket,
+        )
+        .await
+        .unwrap();
     assert!(store.get(&key("t", "1")).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(120)).await;
     assert_eq!(store.get(&key("t", "1")).await.unwrap(), None);
@@ -472,12 +682,30 @@ async fn redis_cross_instance_invalidation_and_race_guard() {
     let a = engine(Arc::new(redis_with_prefix(&url, &prefix)));
     let b = engine(Arc::new(redis_with_prefix(&url, &prefix)));
     let k = key("t", "shared");
-    let compute = |val: &'static [u8]| move || async move { Res::Ok((Bytes::from_static(val), ReadSet::empty())) };
-    assert_eq!(b.get_or_compute(k.clone(), org_reads(1), compute(b"v1")).await.unwrap().source, Source::Computed);
-    assert_eq!(a.get_or_compute(k.clone(), org_reads(1), compute(b"x")).await.unwrap().source, Source::Hit, "shared");
+    let compute = |val: &'static [u8]| {
+        move || async move { Res::Ok((Bytes::from_static(val), ReadSet::empty())) }
+    };
+    assert_eq!(
+        b.get_or_compute(k.clone(), org_reads(1), compute(b"v1"))
+            .await
+            .unwrap()
+            .source,
+        Source::Computed
+    );
+    assert_eq!(
+        a.get_or_compute(k.clone(), org_reads(1), compute(b"x"))
+            .await
+            .unwrap()
+            .source,
+        Source::Hit,
+        "shared"
+    );
     let report = a.apply(org_change(1)).await;
     assert_eq!(report.entries.len(), 1, "A removes the entry B stored");
-    let f = b.get_or_compute(k.clone(), org_reads(1), compute(b"v2")).await.unwrap();
+    let f = b
+        .get_or_compute(k.clone(), org_reads(1), compute(b"v2"))
+        .await
+        .unwrap();
     assert_eq!((f.value.as_ref(), f.source), (&b"v2"[..], Source::Computed));
 
     // Race across instances: B reads, A writes + invalidates, B stores → dropped by Redis.
@@ -501,8 +729,14 @@ async fn redis_cross_instance_invalidation_and_race_guard() {
     write_done_tx.send(()).unwrap();
     reader.await.unwrap();
     assert_eq!(b.stats().stores_dropped, 1);
-    let f = a.get_or_compute(k2, org_reads(1), compute(b"new")).await.unwrap();
-    assert_eq!((f.value.as_ref(), f.source), (&b"new"[..], Source::Computed));
+    let f = a
+        .get_or_compute(k2, org_reads(1), compute(b"new"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (f.value.as_ref(), f.source),
+        (&b"new"[..], Source::Computed)
+    );
 
     // A remote change set does not touch the shared store (its origin already did).
     let report = b.apply_remote(org_change(1)).await;
@@ -515,7 +749,10 @@ async fn redis_down_serves_without_cache() {
     use reactive_runtime::cache::CacheError;
     // Port 1: nothing listens there.
     let store = Arc::new(redis_with_prefix("redis://127.0.0.1:1/", "down:"));
-    assert!(matches!(store.get(&key("t", "1")).await, Err(CacheError::Unavailable(_))));
+    assert!(matches!(
+        store.get(&key("t", "1")).await,
+        Err(CacheError::Unavailable(_))
+    ));
     let engine = engine(store);
     let runs = Arc::new(AtomicUsize::new(0));
     let started = std::time::Instant::now();
@@ -530,9 +767,20 @@ async fn redis_down_serves_without_cache() {
             .unwrap();
         assert_eq!((f.value.as_ref(), f.source), (&b"v"[..], Source::Computed));
     }
-    assert_eq!(runs.load(Ordering::SeqCst), 3, "every read falls through to the database");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        3,
+        "every read falls through to the database"
+    );
     let report = engine.apply(org_change(1)).await;
-    assert!(report.store_failed, "writes still succeed; the failure is reported");
+    assert!(
+        report.store_failed,
+        "writes still succeed; the failure is reported"
+    );
     assert!(engine.stats().store_errors >= 4);
-    assert!(started.elapsed() < Duration::from_secs(20), "fails fast: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "fails fast: {:?}",
+        started.elapsed()
+    );
 }

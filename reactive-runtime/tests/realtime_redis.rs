@@ -171,8 +171,12 @@ async fn an_ack_sent_to_a_stops_resends_on_b() {
     let b = serve(db_b, |c| c.realtime(rt_b)).await;
     let mut sse_b = b.events("A:u", &[("subscribe", A_KEY)], None).await;
     let ready = sse_b.ready().await;
-    a.post("A:u", "rt.items.createAcked", json!({"org": "A", "title": "x"}))
-        .await;
+    a.post(
+        "A:u",
+        "rt.items.createAcked",
+        json!({"org": "A", "title": "x"}),
+    )
+    .await;
     let f = sse_b.next_event(LONG).await.expect("event on B");
     let token = ready["connectionId"].as_str().unwrap();
     assert_eq!(b.realtime.hub().pending_acks(token).unwrap().len(), 1);
@@ -191,7 +195,10 @@ async fn an_ack_sent_to_a_stops_resends_on_b() {
     {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert!(b.realtime.hub().pending_acks(token).unwrap().is_empty(), "ack forwarded to B");
+    assert!(
+        b.realtime.hub().pending_acks(token).unwrap().is_empty(),
+        "ack forwarded to B"
+    );
 }
 
 #[tokio::test]
@@ -248,4 +255,144 @@ async fn redis_log_replays_and_resets_after_trimming() {
         log.since("u", other).await.unwrap(),
         Replay::Events { .. }
     ));
+}
+
+// ------------------------------------------------------------ two processes
+
+/// The database both processes share: PostgreSQL when `TEST_POSTGRES_URL` is set (and
+/// the `postgres` feature is on), else a SQLite file.
+fn shared_database_url(name: &str) -> String {
+    #[cfg(feature = "postgres")]
+    if let Ok(url) = std::env::var("TEST_POSTGRES_URL") {
+        return url;
+    }
+    let path = std::env::temp_dir().join(format!("{}.db", unique(name)));
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// Run by the child process only (`REALTIME_CHILD_DB` set): serves one instance and
+/// prints its address, until killed.
+#[tokio::test]
+#[ignore = "helper: run as a child process by two_processes_share_events_and_replay"]
+async fn child_server() {
+    let (Ok(db_url), Ok(redis), Ok(prefix)) = (
+        std::env::var("REALTIME_CHILD_DB"),
+        std::env::var("REALTIME_CHILD_REDIS"),
+        std::env::var("REALTIME_CHILD_PREFIX"),
+    ) else {
+        return;
+    };
+    let db = ReactiveDb::connect(&db_url).await.expect("db");
+    let rt = redis_realtime(&redis, &prefix, 100).await;
+    let s = serve(db, |c| c.realtime(rt)).await;
+    println!("LISTENING {}", s.base);
+    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+}
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn two_processes_share_events_and_replay() {
+    use std::io::BufRead;
+    let Some(url) = redis_url() else { return };
+    let prefix = unique("proc");
+    let db_url = shared_database_url("proc");
+    let db_a = ReactiveDb::connect(&db_url).await.expect("db");
+    let table = if db_url.starts_with("postgres") {
+        "CREATE TABLE IF NOT EXISTS rt_item (id BIGSERIAL PRIMARY KEY, org TEXT NOT NULL, title TEXT NOT NULL)"
+    } else {
+        "CREATE TABLE IF NOT EXISTS rt_item (id INTEGER PRIMARY KEY AUTOINCREMENT, org TEXT NOT NULL, title TEXT NOT NULL)"
+    };
+    sqlx::query(table)
+        .execute(db_a.pool())
+        .await
+        .expect("create");
+    // a per-run organization keeps runs on a shared PostgreSQL apart
+    let org = unique("org").replace('-', "_");
+    let key = format!(r#"rt.items.byOrg:{{"org":"{org}"}}"#);
+    let token = format!("{org}:u");
+
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_server",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("REALTIME_CHILD_DB", &db_url)
+        .env("REALTIME_CHILD_REDIS", &url)
+        .env("REALTIME_CHILD_PREFIX", &prefix)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().unwrap();
+    let child = Child(child);
+    let base_b = tokio::task::spawn_blocking(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.expect("child stdout");
+            if let Some(addr) = line.strip_prefix("LISTENING ") {
+                return addr.to_string();
+            }
+        }
+        panic!("child exited without listening");
+    })
+    .await
+    .unwrap();
+
+    let rt_a = redis_realtime(&url, &prefix, 100).await;
+    let a = serve(db_a, |c| c.realtime(rt_a)).await;
+    let b = Server {
+        base: base_b,
+        db: a.db.clone(),
+        auth: TokenAuth::default(),
+        realtime: a.realtime.clone(),
+        http: reqwest::Client::new(),
+    };
+    // B (the other process) caches the empty result
+    assert_eq!(get_by_org(&b, &org).await["data"], json!([]));
+    let mut sse_b = b.events(&token, &[("subscribe", &key)], None).await;
+    sse_b.ready().await;
+    let (st, m1) = a
+        .post(&token, "rt.items.create", json!({"org": org, "title": "1"}))
+        .await;
+    assert_eq!(st, 200);
+    let f = sse_b
+        .next_event(LONG)
+        .await
+        .expect("B's client gets A's event");
+    assert_eq!(f.json()["eventId"], m1["eventId"]);
+    assert_eq!(
+        get_by_org(&b, &org).await["data"][0]["title"],
+        "1",
+        "B's cache dropped it"
+    );
+    // a client of A drops, B writes, the client comes back on A... and on B: nothing missed
+    let last = f.id.unwrap();
+    drop(sse_b);
+    let (_, m2) = b
+        .post(&token, "rt.items.create", json!({"org": org, "title": "2"}))
+        .await;
+    let (_, m3) = a
+        .post(&token, "rt.items.create", json!({"org": org, "title": "3"}))
+        .await;
+    let mut again = b.events(&token, &[("subscribe", &key)], Some(&last)).await;
+    again.ready().await;
+    assert_eq!(
+        again.next_event(LONG).await.unwrap().json()["eventId"],
+        m2["eventId"]
+    );
+    assert_eq!(
+        again.next_event(LONG).await.unwrap().json()["eventId"],
+        m3["eventId"]
+    );
+    drop(child);
 }

@@ -481,3 +481,63 @@ async fn heartbeats_are_off_by_default_and_configurable() {
     let f = sse.next_within(LONG).await.expect("ping");
     assert!(f.comment);
 }
+
+/// A log whose appends fail (as when Redis is down).
+struct FailingLog(MemoryLog);
+
+impl reactive_runtime::realtime::EventLog for FailingLog {
+    fn append(
+        &self,
+        _draft: reactive_runtime::realtime::EventDraft,
+    ) -> futures::future::BoxFuture<
+        '_,
+        Result<Arc<reactive_runtime::realtime::Event>, reactive_runtime::realtime::RealtimeError>,
+    > {
+        Box::pin(async {
+            Err(reactive_runtime::realtime::RealtimeError::Corrupt(
+                "log down".into(),
+            ))
+        })
+    }
+
+    fn head<'a>(
+        &'a self,
+        tenant: &'a str,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<reactive_runtime::realtime::EventId, reactive_runtime::realtime::RealtimeError>,
+    > {
+        self.0.head(tenant)
+    }
+
+    fn since<'a>(
+        &'a self,
+        tenant: &'a str,
+        after: reactive_runtime::realtime::EventId,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<reactive_runtime::realtime::Replay, reactive_runtime::realtime::RealtimeError>,
+    > {
+        self.0.since(tenant, after)
+    }
+}
+
+#[tokio::test]
+async fn an_event_that_cannot_be_recorded_resets_local_clients() {
+    let rt = Realtime::new(
+        Arc::new(FailingLog(MemoryLog::new(8))),
+        Arc::new(MemoryBus::default()),
+        HubConfig::default(),
+    );
+    let s = serve(memory_db().await, |c| c.realtime(rt)).await;
+    let mut sse = s.events("A:u", &[("subscribe", A_KEY)], None).await;
+    sse.ready().await;
+    let (st, _) = s
+        .post("A:u", "rt.items.create", json!({"org": "A", "title": "x"}))
+        .await;
+    assert_eq!(st, 200, "the write itself succeeded");
+    let f = sse.next_event(LONG).await.expect("reset");
+    assert_eq!(f.event.as_deref(), Some("reset"));
+    assert_eq!(f.id, None);
+    assert_eq!(f.json()["eventId"], Value::Null);
+}

@@ -191,3 +191,14 @@ export async function recordTexts(page, selector) {
 export function readTexts(page, selector) {
   return page.evaluate((sel) => window.__texts[sel], selector);
 }
+
+/** The runtime's query key: procedure, colon, JSON of the input with keys sorted at every level. */
+export function queryKey(name, input) {
+  const sort = (v) =>
+    Array.isArray(v)
+      ? v.map(sort)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sort(v[k])]))
+        : v;
+  return `${name}:${JSON.stringify(sort(input ?? null))}`;
+}

@@ -51,19 +51,28 @@ pub fn reactive_function(attr: TokenStream, item: TokenStream) -> TokenStream {
         .as_ref()
         .map(|args| plan(args, &item_fn, &analysis, &mut errors));
 
-    let assertions = sig.as_ref().map(type_assertions).unwrap_or_default();
     let companion = companion(&item_fn, plan.as_ref(), &analysis);
-    let registration = match (&plan, &sig, errors.is_empty()) {
-        (Some(plan), Some(sig), true) => registration(plan, sig),
-        _ => TokenStream::new(),
-    };
+    // The type checks are emitted even next to errors; the registration (which uses
+    // them, so that each unsatisfied bound is reported once, at the type) only without.
+    let checked = sig.as_ref().map(|sig| {
+        let types = type_consts(sig);
+        let registration = match (&plan, errors.is_empty()) {
+            (Some(plan), true) => registration(plan, sig),
+            _ => TokenStream::new(),
+        };
+        quote! {
+            const _: () = {
+                #types
+                #registration
+            };
+        }
+    });
     let compile_errors = errors.to_compile_errors();
     quote! {
         #item_fn
         #compile_errors
-        #assertions
         #companion
-        #registration
+        #checked
     }
 }
 
@@ -353,28 +362,43 @@ fn probe_import_path(path: &syn::Path) -> syn::Path {
     out
 }
 
-/// Spanned assertions: input `Deserialize + TS`, output `Serialize + TS`.
-fn type_assertions(sig: &Signature) -> TokenStream {
-    let input = sig.input.as_ref().map(|ty| {
-        let span = ty.span();
-        quote_spanned! {span=>
-            ::reactive::__private::assert_input::<#ty>();
+/// The type-dependent operations as fn-pointer consts, each spanned at its type:
+/// an input that is not `Deserialize + TS` or an output that is not `Serialize + TS`
+/// is reported by rustc at the type, once. The registration only calls these.
+fn type_consts(sig: &Signature) -> TokenStream {
+    let private = quote!(::reactive::__private);
+    let input = match &sig.input {
+        Some(ty) => {
+            let span = ty.span();
+            quote_spanned! {span=>
+                #[allow(dead_code)]
+                const __REACTIVE_DECODE: fn(#private::serde_json::Value) -> ::core::result::Result<#ty, #private::InputError> =
+                    #private::decode_input::<#ty>;
+                #[allow(dead_code)]
+                const __REACTIVE_TS_INPUT: fn(&mut #private::TsCollector) -> ::std::string::String =
+                    #private::ts_collect::<#ty>;
+            }
         }
-    });
+        None => quote! {
+            #[allow(dead_code)]
+            const __REACTIVE_DECODE: fn(#private::serde_json::Value) -> ::core::result::Result<(), #private::InputError> =
+                #private::decode_no_input;
+            #[allow(dead_code)]
+            const __REACTIVE_TS_INPUT: fn(&mut #private::TsCollector) -> ::std::string::String =
+                #private::ts_collect_no_input;
+        },
+    };
     let output = &sig.output;
     let span = output.span();
     let output = quote_spanned! {span=>
-        ::reactive::__private::assert_output::<#output>();
+        #[allow(dead_code)]
+        const __REACTIVE_ENCODE: fn(#private::Result<#output>) -> #private::Result<#private::serde_json::Value> =
+            #private::encode_output::<#output>;
+        #[allow(dead_code)]
+        const __REACTIVE_TS_OUTPUT: fn(&mut #private::TsCollector) -> ::std::string::String =
+            #private::ts_collect::<#output>;
     };
-    quote! {
-        const _: () = {
-            #[allow(dead_code)]
-            fn __reactive_assert_types() {
-                #input
-                #output
-            }
-        };
-    }
+    quote! { #input #output }
 }
 
 fn str_lit(s: &str) -> syn::LitStr {
@@ -526,8 +550,8 @@ fn probe_module(probe: &Probe, explicit: Option<&[String]>) -> TokenStream {
                     const DEPS_JSON: &'static str = "";
                 }
             }
-            use self::__fallback::*;
-            use #import;
+            pub(super) use self::__fallback::*;
+            pub(super) use #import;
             #check
         }
     }
@@ -581,8 +605,8 @@ fn registration(plan: &Plan, sig: &Signature) -> TokenStream {
     }};
 
     let decode = match &sig.input {
-        Some(ty) => quote! { let input: #ty = #private::decode_input(input)?; },
-        None => quote! { #private::decode_no_input(input)?; },
+        Some(_) => quote! { let input = __REACTIVE_DECODE(input)?; },
+        None => quote! { __REACTIVE_DECODE(input)?; },
     };
     let bindings = plan.model.bindings.iter().map(|binding| {
         let members = binding
@@ -609,15 +633,17 @@ fn registration(plan: &Plan, sig: &Signature) -> TokenStream {
     let typed_output = quote_spanned! {ret_span=>
         let output: #private::Result<#output> = #call;
     };
-    let typescript = match &sig.input {
-        Some(ty) => quote! { #private::ts_types::<#ty, #output>() },
-        None => quote! { #private::ts_types_no_input::<#output>() },
+    let typescript = quote! {
+        let mut collector = #private::TsCollector::default();
+        let input = __REACTIVE_TS_INPUT(&mut collector);
+        let output = __REACTIVE_TS_OUTPUT(&mut collector);
+        collector.finish(input, output)
     };
     let ident_span = ident.span();
     let run = quote_spanned! {ident_span=>
         #private::boxed_run(move |db: #private::ReactiveDb| async move {
             #typed_output
-            #private::encode_output(output)
+            __REACTIVE_ENCODE(output)
         })
     };
     let probes = plan.probes.iter().map(|p| {
@@ -637,13 +663,12 @@ fn registration(plan: &Plan, sig: &Signature) -> TokenStream {
                         const DEPS_JSON: &'static str = "";
                     }
                 }
-                use self::__fallback::*;
-                use #import;
+                pub(super) use self::__fallback::*;
+                pub(super) use #import;
             }
         }
     });
     quote! {
-        const _: () = {
             #(#probes)*
 
             const __MODEL_JSON: &str = #model_json;
@@ -670,6 +695,5 @@ fn registration(plan: &Plan, sig: &Signature) -> TokenStream {
             #private::inventory::submit! {
                 #private::Registration(&__REACTIVE_DEF)
             }
-        };
     }
 }

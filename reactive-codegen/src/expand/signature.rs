@@ -68,7 +68,13 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
             "a reactive function cannot take `self`: write a free function `async fn name(db: &ReactiveDb, input: Input)`",
         )),
         Some(FnArg::Typed(db)) => {
-            if !is_db_handle(&db.ty) {
+            let handle_second = matches!(params.get(1), Some(FnArg::Typed(second)) if is_db_handle(&second.ty));
+            if handle_second {
+                errors.push(syn::Error::new(
+                    params[1].span(),
+                    format!("the database handle must be the first parameter of a reactive function; {SHAPE}"),
+                ));
+            } else if !is_db_handle(&db.ty) {
                 errors.push(syn::Error::new(
                     db.ty.span(),
                     format!("the first parameter of a reactive function must be the database handle `&ReactiveDb`; {SHAPE}"),
@@ -76,7 +82,10 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
             }
         }
     }
-    if let Some(second) = params.get(1) {
+    if let Some(second) = params
+        .get(1)
+        .filter(|p| !matches!(p, FnArg::Typed(t) if is_db_handle(&t.ty)))
+    {
         match second {
             FnArg::Receiver(receiver) => errors.push(syn::Error::new(receiver.span(), SHAPE)),
             FnArg::Typed(arg) => {

@@ -184,11 +184,13 @@ fn valid_function_registers() {
     );
     assert!(errors(&out).is_empty(), "{out}");
     assert!(out.contains("inventory :: submit"), "{out}");
-    assert!(out.contains("assert_input :: < OrgInput >"), "{out}");
-    assert!(out.contains("assert_output :: < Vec < Agent > >"), "{out}");
+    assert!(out.contains("decode_input :: < OrgInput >"), "{out}");
+    assert!(out.contains("ts_collect :: < OrgInput >"), "{out}");
+    assert!(out.contains("encode_output :: < Vec < Agent > >"), "{out}");
+    assert!(out.contains("ts_collect :: < Vec < Agent > >"), "{out}");
     assert!(out.contains("pub struct agents_find_many { }"), "{out}");
     assert!(out.contains(r#"\"name\":\"agents.findMany\""#), "{out}");
-    assert!(out.contains("decode_input"), "{out}");
+    assert!(out.contains("Registration (& __REACTIVE_DEF)"), "{out}");
 }
 
 #[test]
@@ -401,4 +403,21 @@ fn explicit_tables_not_seen_in_the_body_are_whole_table() {
         .map(|d| (d.table.clone(), d.keys.len()))
         .collect();
     assert_eq!(deps, [("agent".to_owned(), 1), ("tool".to_owned(), 0)]);
+}
+
+#[test]
+fn misplaced_database_handle_is_one_error() {
+    let errs = errors(&expand(
+        quote!(),
+        quote!(
+            async fn f(id: i64, db: &ReactiveDb) -> reactive::Result<()> {
+                Ok(())
+            }
+        ),
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("the database handle must be the first parameter"),
+        "{errs:?}"
+    );
 }

@@ -34,7 +34,11 @@ pub struct MemoryConfig {
 
 impl Default for MemoryConfig {
     fn default() -> Self {
-        Self { max_bytes: 64 * 1024 * 1024, max_entry_bytes: 8 * 1024 * 1024, ttl: Duration::from_secs(300) }
+        Self {
+            max_bytes: 64 * 1024 * 1024,
+            max_entry_bytes: 8 * 1024 * 1024,
+            ttl: Duration::from_secs(300),
+        }
     }
 }
 
@@ -56,7 +60,9 @@ pub struct MemoryStore {
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryStore").field("entries", &self.cache.entry_count()).finish_non_exhaustive()
+        f.debug_struct("MemoryStore")
+            .field("entries", &self.cache.entry_count())
+            .finish_non_exhaustive()
     }
 }
 
@@ -68,7 +74,9 @@ impl Default for MemoryStore {
 
 fn lock<K: Clone>(index: &Mutex<Index<K>>) -> MutexGuard<'_, Index<K>> {
     // The index holds no invariant a panic elsewhere could break half-way.
-    index.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    index
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl MemoryStore {
@@ -134,7 +142,8 @@ impl CacheStore for MemoryStore {
         _ticket: StoreTicket,
     ) -> BoxFuture<'a, Result<PutOutcome, CacheError>> {
         async move {
-            let weight = value.len() as u64 + key.approx_size() as u64 + reads.approx_size() as u64 + 64;
+            let weight =
+                value.len() as u64 + key.approx_size() as u64 + reads.approx_size() as u64 + 64;
             if weight > self.max_entry_bytes {
                 return Ok(PutOutcome::TooLarge);
             }
@@ -142,7 +151,9 @@ impl CacheStore for MemoryStore {
             // Index first: if moka evicts the entry at once, its listener finds the postings.
             lock(&self.index).insert(id, key.clone(), reads.clone());
             let weight = u32::try_from(weight).unwrap_or(u32::MAX);
-            self.cache.insert(key.clone(), Arc::new(Entry { id, value, weight })).await;
+            self.cache
+                .insert(key.clone(), Arc::new(Entry { id, value, weight }))
+                .await;
             Ok(PutOutcome::Stored)
         }
         .boxed()

@@ -36,7 +36,11 @@ pub struct CacheKey {
 impl CacheKey {
     /// A key from its parts; `input` must already be canonical JSON.
     pub fn new(tenant: Option<&str>, procedure: &str, input: impl Into<String>) -> Self {
-        Self { tenant: tenant.map(str::to_owned), procedure: procedure.to_owned(), input: input.into() }
+        Self {
+            tenant: tenant.map(str::to_owned),
+            procedure: procedure.to_owned(),
+            input: input.into(),
+        }
     }
 
     /// A key whose input is canonicalized from a JSON value (object keys sorted).
@@ -51,8 +55,13 @@ impl CacheKey {
 
     /// The inverse of [`CacheKey::encode`].
     pub fn decode(s: &str) -> Option<Self> {
-        let (tenant, procedure, input): (Option<String>, String, String) = serde_json::from_str(s).ok()?;
-        Some(Self { tenant, procedure, input })
+        let (tenant, procedure, input): (Option<String>, String, String) =
+            serde_json::from_str(s).ok()?;
+        Some(Self {
+            tenant,
+            procedure,
+            input,
+        })
     }
 
     /// Approximate heap size in bytes.
@@ -63,7 +72,13 @@ impl CacheKey {
 
 impl fmt::Debug for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}({})", self.tenant.as_deref().unwrap_or("-"), self.procedure, self.input)
+        write!(
+            f,
+            "{}/{}({})",
+            self.tenant.as_deref().unwrap_or("-"),
+            self.procedure,
+            self.input
+        )
     }
 }
 
@@ -74,9 +89,16 @@ pub fn canonical_json(value: &serde_json::Value) -> String {
             serde_json::Value::Object(map) => {
                 let mut entries: Vec<_> = map.iter().collect();
                 entries.sort_by(|a, b| a.0.cmp(b.0));
-                serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sort(v))).collect())
+                serde_json::Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sort(v)))
+                        .collect(),
+                )
             }
-            serde_json::Value::Array(items) => serde_json::Value::Array(items.iter().map(sort).collect()),
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.iter().map(sort).collect())
+            }
             other => other.clone(),
         }
     }

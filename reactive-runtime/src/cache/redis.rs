@@ -142,7 +142,9 @@ pub struct RedisStore {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore").field("prefix", &self.config.prefix).finish_non_exhaustive()
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.config.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -162,14 +164,21 @@ impl RedisStore {
     /// A store for `config`. Does not connect yet (the first operation does), so an
     /// app starts while Redis is down; only an invalid URL is an error.
     pub fn new(config: RedisConfig) -> Result<Self, CacheError> {
-        let client = redis::Client::open(config.url.as_str()).map_err(|e| CacheError::Config(e.to_string()))?;
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|e| CacheError::Config(e.to_string()))?;
         let manager_config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(config.response_timeout))
             .set_connection_timeout(Some(config.connection_timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
-        let conn = ConnectionManager::new_lazy_with_config(client, manager_config).map_err(map_err)?;
-        Ok(Self { conn, config, put_script: Script::new(PUT_SCRIPT), bump_script: Script::new(BUMP_SCRIPT) })
+        let conn =
+            ConnectionManager::new_lazy_with_config(client, manager_config).map_err(map_err)?;
+        Ok(Self {
+            conn,
+            config,
+            put_script: Script::new(PUT_SCRIPT),
+            bump_script: Script::new(BUMP_SCRIPT),
+        })
     }
 
     fn k(&self, suffix: &str) -> String {
@@ -204,12 +213,20 @@ impl RedisStore {
         for (table, alts) in &reads.tables {
             for alt in alts {
                 // Same choice as the in-process index: the column with fewest values.
-                match alt.columns.iter().min_by_key(|(c, vs)| (vs.len(), c.as_str())) {
+                match alt
+                    .columns
+                    .iter()
+                    .min_by_key(|(c, vs)| (vs.len(), c.as_str()))
+                {
                     None => zsets.push(self.whole_key(table)),
                     Some((column, values)) => {
                         columns.push((self.columns_key(table), column.clone()));
                         zsets.push(self.column_key(table, column));
-                        zsets.extend(values.iter().map(|v| self.value_key(table, column, v.as_str())));
+                        zsets.extend(
+                            values
+                                .iter()
+                                .map(|v| self.value_key(table, column, v.as_str())),
+                        );
                     }
                 }
             }
@@ -223,8 +240,13 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         let mut out = BTreeSet::new();
         if changes.is_everything() {
-            let all: Vec<String> =
-                redis::cmd("ZRANGE").arg(self.k("iall")).arg(0).arg(-1).query_async(&mut conn).await.map_err(map_err)?;
+            let all: Vec<String> = redis::cmd("ZRANGE")
+                .arg(self.k("iall"))
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut conn)
+                .await
+                .map_err(map_err)?;
             out.extend(all);
             return Ok(out);
         }
@@ -246,12 +268,22 @@ impl RedisStore {
             let rows = changes.rows(t).unwrap_or_default();
             for column in columns {
                 if rows.iter().any(|r| r.values(column.as_str()).is_none()) {
-                    pipe.cmd("ZRANGE").arg(self.column_key(t, &column)).arg(0).arg(-1);
+                    pipe.cmd("ZRANGE")
+                        .arg(self.column_key(t, &column))
+                        .arg(0)
+                        .arg(-1);
                     queued += 1;
                 } else {
-                    let values: BTreeSet<_> = rows.iter().filter_map(|r| r.values(column.as_str())).flatten().collect();
+                    let values: BTreeSet<_> = rows
+                        .iter()
+                        .filter_map(|r| r.values(column.as_str()))
+                        .flatten()
+                        .collect();
                     for v in values {
-                        pipe.cmd("ZRANGE").arg(self.value_key(t, &column, v.as_str())).arg(0).arg(-1);
+                        pipe.cmd("ZRANGE")
+                            .arg(self.value_key(t, &column, v.as_str()))
+                            .arg(0)
+                            .arg(-1);
                         queued += 1;
                     }
                 }
@@ -273,7 +305,11 @@ impl CacheStore for RedisStore {
     fn begin(&self) -> BoxFuture<'_, Result<StoreTicket, CacheError>> {
         async move {
             let mut conn = self.conn.clone();
-            let seq: Option<u64> = redis::cmd("GET").arg(self.k("seq")).query_async(&mut conn).await.map_err(map_err)?;
+            let seq: Option<u64> = redis::cmd("GET")
+                .arg(self.k("seq"))
+                .query_async(&mut conn)
+                .await
+                .map_err(map_err)?;
             Ok(StoreTicket(seq.unwrap_or(0)))
         }
         .boxed()
@@ -282,8 +318,12 @@ impl CacheStore for RedisStore {
     fn get<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<Option<Bytes>, CacheError>> {
         async move {
             let mut conn = self.conn.clone();
-            let v: Option<Vec<u8>> =
-                redis::cmd("HGET").arg(self.entry_key(key)).arg("v").query_async(&mut conn).await.map_err(map_err)?;
+            let v: Option<Vec<u8>> = redis::cmd("HGET")
+                .arg(self.entry_key(key))
+                .arg("v")
+                .query_async(&mut conn)
+                .await
+                .map_err(map_err)?;
             Ok(v.map(Bytes::from))
         }
         .boxed()
@@ -320,13 +360,22 @@ impl CacheStore for RedisStore {
                 inv.key(z);
             }
             let ttl_ms = self.config.ttl.as_millis().max(1) as u64;
-            inv.arg(ticket.0).arg(ttl_ms).arg(value.as_ref()).arg(&reads_json).arg(versions.len()).arg(columns.len());
+            inv.arg(ticket.0)
+                .arg(ttl_ms)
+                .arg(value.as_ref())
+                .arg(&reads_json)
+                .arg(versions.len())
+                .arg(columns.len());
             for (_, c) in &columns {
                 inv.arg(c);
             }
             let mut conn = self.conn.clone();
             let stored: i64 = inv.invoke_async(&mut conn).await.map_err(map_err)?;
-            Ok(if stored == 1 { PutOutcome::Stored } else { PutOutcome::Conflict })
+            Ok(if stored == 1 {
+                PutOutcome::Stored
+            } else {
+                PutOutcome::Conflict
+            })
         }
         .boxed()
     }
@@ -360,7 +409,8 @@ impl CacheStore for RedisStore {
             for c in &candidates {
                 pipe.cmd("HGET").arg(c).arg("r");
             }
-            let read_sets: Vec<Option<String>> = pipe.query_async(&mut conn).await.map_err(map_err)?;
+            let read_sets: Vec<Option<String>> =
+                pipe.query_async(&mut conn).await.map_err(map_err)?;
             let entry_prefix = self.k("e:");
             let mut doomed = Vec::new();
             let mut out = Vec::new();
@@ -381,7 +431,11 @@ impl CacheStore for RedisStore {
             }
             // 3. Delete.
             for chunk in doomed.chunks(512) {
-                let _: () = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await.map_err(map_err)?;
+                let _: () = redis::cmd("DEL")
+                    .arg(chunk)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(map_err)?;
             }
             Ok(out)
         }
@@ -393,7 +447,11 @@ impl CacheStore for RedisStore {
             let mut conn = self.conn.clone();
             let names: Vec<String> = keys.iter().map(|k| self.entry_key(k)).collect();
             for chunk in names.chunks(512) {
-                let _: () = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await.map_err(map_err)?;
+                let _: () = redis::cmd("DEL")
+                    .arg(chunk)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(map_err)?;
             }
             Ok(())
         }
@@ -404,7 +462,10 @@ impl CacheStore for RedisStore {
         async move {
             let mut conn = self.conn.clone();
             // Entries and index only: `seq` and `t:*` must survive (see the module docs).
-            for pattern in [format!("{}e:*", glob_escape(&self.config.prefix)), format!("{}i*", glob_escape(&self.config.prefix))] {
+            for pattern in [
+                format!("{}e:*", glob_escape(&self.config.prefix)),
+                format!("{}i*", glob_escape(&self.config.prefix)),
+            ] {
                 let mut cursor: u64 = 0;
                 loop {
                     let (next, names): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -417,7 +478,11 @@ impl CacheStore for RedisStore {
                         .await
                         .map_err(map_err)?;
                     if !names.is_empty() {
-                        let _: () = redis::cmd("DEL").arg(&names).query_async(&mut conn).await.map_err(map_err)?;
+                        let _: () = redis::cmd("DEL")
+                            .arg(&names)
+                            .query_async(&mut conn)
+                            .await
+                            .map_err(map_err)?;
                     }
                     if next == 0 {
                         break;

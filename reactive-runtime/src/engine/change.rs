@@ -37,7 +37,10 @@ impl RowChange {
     /// Adds values for a column (names are lower-cased). Several calls for one column
     /// accumulate (before and after values).
     pub fn with_values(mut self, column: &str, values: impl IntoIterator<Item = KeyValue>) -> Self {
-        self.columns.entry(column.to_lowercase()).or_default().extend(values);
+        self.columns
+            .entry(column.to_lowercase())
+            .or_default()
+            .extend(values);
         self
     }
 
@@ -82,7 +85,10 @@ impl ChangeSet {
 
     /// Anything may have changed.
     pub fn everything() -> Self {
-        Self { everything: true, tables: BTreeMap::new() }
+        Self {
+            everything: true,
+            tables: BTreeMap::new(),
+        }
     }
 
     /// Every row of each of these tables.
@@ -172,7 +178,11 @@ impl ChangeSet {
     }
 }
 
-fn resolve_value(value: &ValueRef, resolve: &dyn Fn(&Param) -> Option<KeyValue>, dialect: Dialect) -> Option<KeyValue> {
+fn resolve_value(
+    value: &ValueRef,
+    resolve: &dyn Fn(&Param) -> Option<KeyValue>,
+    dialect: Dialect,
+) -> Option<KeyValue> {
     match value {
         ValueRef::Param(p) => resolve(p),
         ValueRef::Literal(l) => Some(KeyValue::from_literal(l, dialect)),
@@ -184,7 +194,10 @@ fn resolve_all(
     resolve: &dyn Fn(&Param) -> Option<KeyValue>,
     dialect: Dialect,
 ) -> Option<BTreeSet<KeyValue>> {
-    values.iter().map(|v| resolve_value(v, resolve, dialect)).collect()
+    values
+        .iter()
+        .map(|v| resolve_value(v, resolve, dialect))
+        .collect()
 }
 
 /// Column → values known from a conjunction of key predicates. A column is left out
@@ -217,17 +230,27 @@ fn rows_of_write(
 ) -> Vec<RowChange> {
     match write.operation {
         Operation::Insert => match &write.inserted {
-            Some(rows) if !rows.is_empty() => rows.iter().map(|r| inserted_row(r, resolve, dialect)).collect(),
+            Some(rows) if !rows.is_empty() => rows
+                .iter()
+                .map(|r| inserted_row(r, resolve, dialect))
+                .collect(),
             _ => vec![RowChange::whole()],
         },
         Operation::Update | Operation::Delete => {
-            let RowFilter::Keys(preds) = &write.filter else { return vec![RowChange::whole()] };
+            let RowFilter::Keys(preds) = &write.filter else {
+                return vec![RowChange::whole()];
+            };
             let mut columns = filter_columns(preds, resolve, dialect);
             if write.operation == Operation::Update {
                 for ColumnValue { column, value } in &write.set {
                     let column = column.to_lowercase();
-                    let Some(known) = columns.get_mut(&column) else { continue };
-                    match value.as_ref().and_then(|v| resolve_value(v, resolve, dialect)) {
+                    let Some(known) = columns.get_mut(&column) else {
+                        continue;
+                    };
+                    match value
+                        .as_ref()
+                        .and_then(|v| resolve_value(v, resolve, dialect))
+                    {
                         Some(v) => {
                             known.insert(v);
                         }
@@ -244,11 +267,18 @@ fn rows_of_write(
     }
 }
 
-fn inserted_row(row: &[ColumnValue], resolve: &dyn Fn(&Param) -> Option<KeyValue>, dialect: Dialect) -> RowChange {
+fn inserted_row(
+    row: &[ColumnValue],
+    resolve: &dyn Fn(&Param) -> Option<KeyValue>,
+    dialect: Dialect,
+) -> RowChange {
     let mut out = RowChange::whole();
     let mut unknown = BTreeSet::new();
     for ColumnValue { column, value } in row {
-        match value.as_ref().and_then(|v| resolve_value(v, resolve, dialect)) {
+        match value
+            .as_ref()
+            .and_then(|v| resolve_value(v, resolve, dialect))
+        {
             Some(v) => out = out.with(column, v),
             None => {
                 unknown.insert(column.to_lowercase());

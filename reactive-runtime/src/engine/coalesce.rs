@@ -48,18 +48,29 @@ pub(crate) struct LeaderGuard<'a> {
 
 impl InFlight {
     pub(crate) fn join(&self, key: &CacheKey) -> Role<'_> {
-        let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((_, rx)) = slots.get(key) {
             return Role::Wait(rx.clone());
         }
         let (tx, rx) = watch::channel(None);
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         slots.insert(key.clone(), (id, rx));
-        Role::Lead(LeaderGuard { inflight: self, key: key.clone(), id, tx })
+        Role::Lead(LeaderGuard {
+            inflight: self,
+            key: key.clone(),
+            id,
+            tx,
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 }
 
@@ -73,7 +84,11 @@ impl LeaderGuard<'_> {
 
 impl Drop for LeaderGuard<'_> {
     fn drop(&mut self) {
-        let mut slots = self.inflight.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slots = self
+            .inflight
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if slots.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
             slots.remove(&self.key);
         }

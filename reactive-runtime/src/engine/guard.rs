@@ -26,7 +26,11 @@ pub(crate) struct Ring {
 
 impl Ring {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { seq: 0, capacity: capacity.max(1), recent: VecDeque::new() }
+        Self {
+            seq: 0,
+            capacity: capacity.max(1),
+            recent: VecDeque::new(),
+        }
     }
 
     /// The sequence number of the last applied change.
@@ -67,10 +71,16 @@ mod tests {
     use crate::engine::{Conjunction, KeyValue, RowChange};
 
     fn org(n: i64) -> ReadSet {
-        ReadSet::empty().with("agent", Conjunction::whole().with("organization_id", KeyValue::from_i64(n)))
+        ReadSet::empty().with(
+            "agent",
+            Conjunction::whole().with("organization_id", KeyValue::from_i64(n)),
+        )
     }
     fn change_org(n: i64) -> Arc<ChangeSet> {
-        Arc::new(ChangeSet::empty().with_row("agent", RowChange::whole().with("organization_id", KeyValue::from_i64(n))))
+        Arc::new(ChangeSet::empty().with_row(
+            "agent",
+            RowChange::whole().with("organization_id", KeyValue::from_i64(n)),
+        ))
     }
 
     #[test]
@@ -81,7 +91,10 @@ mod tests {
         let s1 = ring.sequence();
         ring.push(change_org(2));
         assert!(ring.conflicts(s0, ring.sequence(), &org(1)));
-        assert!(!ring.conflicts(s1, ring.sequence(), &org(1)), "change 1 happened before start");
+        assert!(
+            !ring.conflicts(s1, ring.sequence(), &org(1)),
+            "change 1 happened before start"
+        );
         assert!(ring.conflicts(s1, ring.sequence(), &org(2)));
         assert!(!ring.conflicts(s0, ring.sequence(), &org(3)));
         assert!(!ring.conflicts(ring.sequence(), ring.sequence(), &org(2)));
@@ -94,7 +107,10 @@ mod tests {
         for n in 10..13 {
             ring.push(change_org(n));
         }
-        assert!(ring.conflicts(s0, ring.sequence(), &org(1)), "the change right after s0 fell out of the ring");
+        assert!(
+            ring.conflicts(s0, ring.sequence(), &org(1)),
+            "the change right after s0 fell out of the ring"
+        );
         assert!(!ring.conflicts(s0 + 1, ring.sequence(), &org(1)));
     }
 }

@@ -46,13 +46,19 @@ pub struct Index<K> {
 
 impl<K> Default for Index<K> {
     fn default() -> Self {
-        Self { entries: HashMap::new(), everything: HashSet::new(), tables: HashMap::new() }
+        Self {
+            entries: HashMap::new(),
+            everything: HashSet::new(),
+            tables: HashMap::new(),
+        }
     }
 }
 
 /// The column a keyed conjunction is posted under: fewest values, then name.
 fn posting_column(conj: &Conjunction) -> Option<(&String, &std::collections::BTreeSet<KeyValue>)> {
-    conj.columns.iter().min_by_key(|(c, vs)| (vs.len(), c.as_str()))
+    conj.columns
+        .iter()
+        .min_by_key(|(c, vs)| (vs.len(), c.as_str()))
 }
 
 impl<K: Clone> Index<K> {
@@ -102,14 +108,18 @@ impl<K: Clone> Index<K> {
         let (payload, reads) = self.entries.remove(&id)?;
         self.everything.remove(&id);
         for (table, alts) in &reads.tables {
-            let Some(postings) = self.tables.get_mut(table) else { continue };
+            let Some(postings) = self.tables.get_mut(table) else {
+                continue;
+            };
             for alt in alts {
                 match posting_column(alt) {
                     None => {
                         postings.whole.remove(&id);
                     }
                     Some((column, values)) => {
-                        let Some(col) = postings.columns.get_mut(column) else { continue };
+                        let Some(col) = postings.columns.get_mut(column) else {
+                            continue;
+                        };
                         col.all.remove(&id);
                         for v in values {
                             if let Some(set) = col.by_value.get_mut(v) {
@@ -149,7 +159,9 @@ impl<K: Clone> Index<K> {
         }
         let mut out: HashSet<u64> = self.everything.clone();
         for (table, rows) in &changes.tables {
-            let Some(postings) = self.tables.get(table) else { continue };
+            let Some(postings) = self.tables.get(table) else {
+                continue;
+            };
             out.extend(&postings.whole);
             for (column, col) in &postings.columns {
                 for row in rows {

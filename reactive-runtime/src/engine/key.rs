@@ -102,13 +102,21 @@ impl KeyValue {
 
 impl fmt::Debug for KeyValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_null() { f.write_str("NULL") } else { write!(f, "{:?}", &*self.0) }
+        if self.is_null() {
+            f.write_str("NULL")
+        } else {
+            write!(f, "{:?}", &*self.0)
+        }
     }
 }
 
 impl fmt::Display for KeyValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_null() { f.write_str("NULL") } else { f.write_str(&self.0) }
+        if self.is_null() {
+            f.write_str("NULL")
+        } else {
+            f.write_str(&self.0)
+        }
     }
 }
 
@@ -118,7 +126,9 @@ fn looks_numeric(s: &str) -> bool {
     !digits.is_empty()
         && digits.starts_with(|c: char| c.is_ascii_digit() || c == '.')
         && digits.chars().any(|c| c.is_ascii_digit())
-        && digits.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
+        && digits
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
         && s.parse::<f64>().is_ok()
 }
 
@@ -156,8 +166,14 @@ mod tests {
         assert_eq!(j(json!(1)), j(json!(1.0)));
         assert_eq!(j(json!(1)), j(json!(true)));
         assert_eq!(j(json!("0")), j(json!(false)));
-        assert_eq!(j(json!(" 42 ")), KeyValue::from_literal(&Literal::Number("42".into()), Dialect::Postgres));
-        assert_eq!(j(json!(2.5)), KeyValue::from_literal(&Literal::String("2.50".into()), Dialect::Sqlite));
+        assert_eq!(
+            j(json!(" 42 ")),
+            KeyValue::from_literal(&Literal::Number("42".into()), Dialect::Postgres)
+        );
+        assert_eq!(
+            j(json!(2.5)),
+            KeyValue::from_literal(&Literal::String("2.50".into()), Dialect::Sqlite)
+        );
         assert_eq!(j(json!("TRUE")), j(json!(true)));
         assert_ne!(j(json!(1)), j(json!(2)));
         assert_ne!(j(json!("1abc")), j(json!(1)));
@@ -165,7 +181,10 @@ mod tests {
 
     #[test]
     fn big_integers_stay_exact() {
-        assert_ne!(j(json!(9007199254740993_i64)), j(json!(9007199254740992_i64)));
+        assert_ne!(
+            j(json!(9007199254740993_i64)),
+            j(json!(9007199254740992_i64))
+        );
         assert_eq!(j(json!("9007199254740993")), j(json!(9007199254740993_i64)));
     }
 
@@ -181,8 +200,14 @@ mod tests {
         let a = KeyValue::from_str("Acme ", Dialect::MySql);
         let b = KeyValue::from_str("acme", Dialect::MySql);
         assert_eq!(a, b);
-        assert_ne!(KeyValue::from_str("Acme", Dialect::Postgres), KeyValue::from_str("acme", Dialect::Postgres));
-        assert_ne!(KeyValue::from_str("Acme", Dialect::Sqlite), KeyValue::from_str("acme", Dialect::Sqlite));
+        assert_ne!(
+            KeyValue::from_str("Acme", Dialect::Postgres),
+            KeyValue::from_str("acme", Dialect::Postgres)
+        );
+        assert_ne!(
+            KeyValue::from_str("Acme", Dialect::Sqlite),
+            KeyValue::from_str("acme", Dialect::Sqlite)
+        );
     }
 
     #[test]

@@ -22,6 +22,23 @@
 //! the ticket (checked atomically by the store). Otherwise the entry is in the store
 //! before the change's invalidation runs, and that invalidation removes it. A waiter
 //! that joined a computation started before a change it must observe recomputes.
+//!
+//! # Store failures
+//!
+//! A failing store (Redis down) is never an error for callers: a failed `get` is a
+//! miss, a failed `begin`/`put` skips the store, and the first failure of an outage is
+//! logged (`tracing::warn`) and every one counted ([`EngineStats::store_errors`]). A
+//! failed *invalidation* is worse: the store may still hold entries the change affects.
+//! The engine then bypasses the store (no reads, no writes) until a `clear` succeeds,
+//! retried in the background at most every [`EngineConfig::clear_retry`].
+//! Known limit: another instance that did not see the failure may serve such entries
+//! from a shared store until this instance's clear runs.
+//!
+//! # Where the index lives
+//!
+//! Each store keeps its own index of which entry read what ([`Index`] in process for the
+//! memory store, sets in Redis for the Redis store), so that invalidation finds the
+//! affected entries that *any* instance stored, and eviction keeps index and entries in step.
 
 mod change;
 mod coalesce;
@@ -70,7 +87,11 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { relations: Relations::registered(), ring_capacity: 4096, clear_retry: Duration::from_secs(1) }
+        Self {
+            relations: Relations::registered(),
+            ring_capacity: 4096,
+            clear_retry: Duration::from_secs(1),
+        }
     }
 }
 
@@ -125,7 +146,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("store", &self.inner.store.name()).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("store", &self.inner.store.name())
+            .finish_non_exhaustive()
     }
 }
 
@@ -192,7 +215,12 @@ impl Engine {
     /// set is their union. Identical concurrent calls (same key) run `compute` once.
     /// Errors of `compute` are returned as is and nothing is stored; cache store
     /// failures are never returned (see [`EngineStats::store_errors`]).
-    pub async fn get_or_compute<F, Fut, E>(&self, key: CacheKey, static_reads: ReadSet, compute: F) -> Result<Fetched, E>
+    pub async fn get_or_compute<F, Fut, E>(
+        &self,
+        key: CacheKey,
+        static_reads: ReadSet,
+        compute: F,
+    ) -> Result<Fetched, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<(Bytes, ReadSet), E>>,
@@ -203,17 +231,30 @@ impl Engine {
         loop {
             if let Some(value) = self.cached(&key).await {
                 Counters::bump(&inner.counters.hits, 1);
-                return Ok(Fetched { value, source: Source::Hit });
+                return Ok(Fetched {
+                    value,
+                    source: Source::Hit,
+                });
             }
             match inner.inflight.join(&key) {
                 Role::Wait(rx) => {
                     Counters::bump(&inner.counters.coalesced_waits, 1);
-                    let Some(shared) = coalesce::wait(rx).await else { continue };
-                    if inner.ring.read().await.conflicts(shared.start, called_at, &shared.reads) {
+                    let Some(shared) = coalesce::wait(rx).await else {
+                        continue;
+                    };
+                    if inner
+                        .ring
+                        .read()
+                        .await
+                        .conflicts(shared.start, called_at, &shared.reads)
+                    {
                         // The leader started before a change this call must observe.
                         continue;
                     }
-                    return Ok(Fetched { value: shared.value.clone(), source: Source::Coalesced });
+                    return Ok(Fetched {
+                        value: shared.value.clone(),
+                        source: Source::Coalesced,
+                    });
                 }
                 Role::Lead(leader) => {
                     Counters::bump(&inner.counters.misses, 1);
@@ -235,8 +276,15 @@ impl Engine {
                     if let Some(ticket) = ticket {
                         self.store_result(&key, &value, &reads, start, ticket).await;
                     }
-                    leader.publish(Arc::new(Shared { value: value.clone(), start, reads }));
-                    return Ok(Fetched { value, source: Source::Computed });
+                    leader.publish(Arc::new(Shared {
+                        value: value.clone(),
+                        start,
+                        reads,
+                    }));
+                    return Ok(Fetched {
+                        value,
+                        source: Source::Computed,
+                    });
                 }
             }
         }
@@ -257,7 +305,10 @@ impl Engine {
     async fn apply_from(&self, changes: ChangeSet, origin: Origin) -> InvalidationReport {
         let expanded = self.inner.relations.expand(&changes);
         if expanded.is_empty() {
-            return InvalidationReport { remote: origin == Origin::Remote, ..InvalidationReport::default() };
+            return InvalidationReport {
+                remote: origin == Origin::Remote,
+                ..InvalidationReport::default()
+            };
         }
         let span = tracing::debug_span!(
             "invalidate",
@@ -326,12 +377,22 @@ impl Engine {
         }
     }
 
-    async fn store_result(&self, key: &CacheKey, value: &Bytes, reads: &ReadSet, start: u64, ticket: crate::cache::StoreTicket) {
+    async fn store_result(
+        &self,
+        key: &CacheKey,
+        value: &Bytes,
+        reads: &ReadSet,
+        start: u64,
+        ticket: crate::cache::StoreTicket,
+    ) {
         let inner = &*self.inner;
         let ring = inner.ring.read().await;
         if ring.conflicts(start, ring.sequence(), reads) {
             Counters::bump(&inner.counters.stores_dropped, 1);
-            tracing::debug!(?key, "result not cached: a conflicting change was applied while it was computed");
+            tracing::debug!(
+                ?key,
+                "result not cached: a conflicting change was applied while it was computed"
+            );
             return;
         }
         if self.bypassing() {
@@ -342,11 +403,18 @@ impl Engine {
             Ok(PutOutcome::Conflict) => {
                 self.store_ok();
                 Counters::bump(&inner.counters.stores_dropped, 1);
-                tracing::debug!(?key, "result not cached: another instance changed a table it read");
+                tracing::debug!(
+                    ?key,
+                    "result not cached: another instance changed a table it read"
+                );
             }
             Ok(PutOutcome::TooLarge) => {
                 self.store_ok();
-                tracing::debug!(?key, size = value.len(), "result not cached: larger than the per-entry limit");
+                tracing::debug!(
+                    ?key,
+                    size = value.len(),
+                    "result not cached: larger than the per-entry limit"
+                );
             }
             Err(e) => self.store_failed("put", &e),
         }
@@ -364,7 +432,10 @@ impl Engine {
         let last = inner.last_clear_ms.load(Ordering::SeqCst);
         let retry = inner.clear_retry.as_millis() as u64;
         if (last == 0 || now.saturating_sub(last) >= retry)
-            && inner.last_clear_ms.compare_exchange(last, now.max(1), Ordering::SeqCst, Ordering::SeqCst).is_ok()
+            && inner
+                .last_clear_ms
+                .compare_exchange(last, now.max(1), Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
         {
             let engine = self.clone();
             // Clearing in the background keeps lookups fast while the store is down.
@@ -375,7 +446,10 @@ impl Engine {
 
     fn store_ok(&self) {
         if self.inner.warned.swap(false, Ordering::Relaxed) {
-            tracing::info!(store = self.inner.store.name(), "cache store reachable again");
+            tracing::info!(
+                store = self.inner.store.name(),
+                "cache store reachable again"
+            );
         }
     }
 

@@ -38,7 +38,10 @@ impl Conjunction {
     /// Adds `column ∈ values` (lower-cased name). A second call for the same column
     /// keeps the union of both value sets (a superset of the rows read).
     pub fn with_values(mut self, column: &str, values: impl IntoIterator<Item = KeyValue>) -> Self {
-        self.columns.entry(column.to_lowercase()).or_default().extend(values);
+        self.columns
+            .entry(column.to_lowercase())
+            .or_default()
+            .extend(values);
         self
     }
 
@@ -56,7 +59,9 @@ impl Conjunction {
     fn matches(&self, table: &str, row: &RowChange) -> Option<Reason> {
         let mut witness: Option<(&String, &KeyValue)> = None;
         for (column, wanted) in &self.columns {
-            let Some(changed) = row.values(column) else { continue };
+            let Some(changed) = row.values(column) else {
+                continue;
+            };
             let common = wanted.intersection(changed).next()?;
             witness.get_or_insert((column, common));
         }
@@ -70,7 +75,10 @@ impl Conjunction {
 
     /// Approximate heap size in bytes (for cache weighing).
     fn approx_size(&self) -> usize {
-        self.columns.iter().map(|(c, vs)| c.len() + 32 + vs.iter().map(|v| v.as_str().len() + 24).sum::<usize>()).sum()
+        self.columns
+            .iter()
+            .map(|(c, vs)| c.len() + 32 + vs.iter().map(|v| v.as_str().len() + 24).sum::<usize>())
+            .sum()
     }
 }
 
@@ -93,7 +101,10 @@ impl ReadSet {
 
     /// May have read anything.
     pub fn everything() -> Self {
-        Self { everything: true, tables: BTreeMap::new() }
+        Self {
+            everything: true,
+            tables: BTreeMap::new(),
+        }
     }
 
     /// Every row of these tables.
@@ -155,9 +166,9 @@ impl ReadSet {
                     .values
                     .iter()
                     .map(|source| match source {
-                        KeySource::Binding(i) => {
-                            bindings.get(*i).and_then(|v| KeyValue::from_json(v, model.dialect))
-                        }
+                        KeySource::Binding(i) => bindings
+                            .get(*i)
+                            .and_then(|v| KeyValue::from_json(v, model.dialect)),
                         KeySource::Literal(l) => Some(KeyValue::from_literal(l, model.dialect)),
                     })
                     .collect();
@@ -208,7 +219,9 @@ impl ReadSet {
             return out;
         }
         for (table, alts) in &self.tables {
-            let Some(rows) = changes.rows(table) else { continue };
+            let Some(rows) = changes.rows(table) else {
+                continue;
+            };
             for row in rows {
                 if let Some(reason) = alts.iter().find_map(|a| a.matches(table, row)) {
                     if !out.contains(&reason) {
@@ -225,11 +238,20 @@ impl ReadSet {
 
     /// Approximate heap size in bytes (for cache weighing).
     pub fn approx_size(&self) -> usize {
-        self.tables.iter().map(|(t, alts)| t.len() + 48 + alts.iter().map(Conjunction::approx_size).sum::<usize>()).sum()
+        self.tables
+            .iter()
+            .map(|(t, alts)| {
+                t.len() + 48 + alts.iter().map(Conjunction::approx_size).sum::<usize>()
+            })
+            .sum()
     }
 }
 
-fn conjunction_of(preds: &[KeyPredicate], resolve: &dyn Fn(&Param) -> Option<KeyValue>, dialect: Dialect) -> Conjunction {
+fn conjunction_of(
+    preds: &[KeyPredicate],
+    resolve: &dyn Fn(&Param) -> Option<KeyValue>,
+    dialect: Dialect,
+) -> Conjunction {
     let mut conj = Conjunction::whole();
     let mut unknown = BTreeSet::new();
     for p in preds {

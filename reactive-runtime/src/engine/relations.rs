@@ -56,7 +56,11 @@ impl RelationEdge {
 impl fmt::Display for RelationEdge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.to_column {
-            Some(c) => write!(f, "{}.{} -> {}.{}", self.from_table, self.from_column, self.to_table, c),
+            Some(c) => write!(
+                f,
+                "{}.{} -> {}.{}",
+                self.from_table, self.from_column, self.to_table, c
+            ),
             None => write!(f, "{} -> {}", self.from_table, self.to_table),
         }
     }
@@ -77,7 +81,9 @@ impl Relations {
     /// Exactly these edges (deduplicated); for tests and for apps that build them by hand.
     pub fn from_edges(edges: impl IntoIterator<Item = RelationEdge>) -> Self {
         let set: BTreeSet<RelationEdge> = edges.into_iter().collect();
-        Self { edges: set.into_iter().collect() }
+        Self {
+            edges: set.into_iter().collect(),
+        }
     }
 
     /// Every edge submitted by `#[derive(Relations)]` in this binary.
@@ -103,13 +109,15 @@ impl Relations {
             return out;
         }
         for edge in &self.edges {
-            let Some(rows) = changes.rows(&edge.from_table) else { continue };
+            let Some(rows) = changes.rows(&edge.from_table) else {
+                continue;
+            };
             for row in rows.iter().filter(|r| r.via.is_none()) {
                 let mut target = RowChange::whole().via(edge.clone());
-                if let Some(col) = &edge.to_column {
-                    if let Some(values) = row.values(&edge.from_column) {
-                        target = target.with_values(col, values.iter().cloned());
-                    }
+                if let Some(col) = &edge.to_column
+                    && let Some(values) = row.values(&edge.from_column)
+                {
+                    target = target.with_values(col, values.iter().cloned());
                 }
                 out.push_row(&edge.to_table, target);
             }

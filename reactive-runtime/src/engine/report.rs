@@ -27,7 +27,12 @@ pub struct Reason {
 impl Reason {
     /// A match because the read or the change is "everything".
     pub fn everything(table: Option<&str>) -> Self {
-        Self { table: table.unwrap_or("*").to_owned(), column: None, value: None, relation: None }
+        Self {
+            table: table.unwrap_or("*").to_owned(),
+            column: None,
+            value: None,
+            relation: None,
+        }
     }
 }
 

@@ -349,6 +349,18 @@ impl Hub {
         }
     }
 
+    /// Sends `reset` (without an id) to every connection of a tenant: used when an event
+    /// could not be recorded, so no client keeps data a lost event invalidated.
+    pub fn reset_tenant(&self, tenant: &str) {
+        let Some(conns) = self.tenant(tenant) else {
+            return;
+        };
+        let frame = Bytes::from_static(b"event: reset\ndata: {\"eventId\":null}\n\n");
+        for conn in conns.read().unwrap_or_else(|e| e.into_inner()).values() {
+            conn.push(Outgoing::Raw(frame.clone()));
+        }
+    }
+
     /// Closes every connection (after the bus lagged: they may have missed events and
     /// will replay on reconnect).
     pub fn close_all(&self, reason: CloseReason) {

@@ -115,6 +115,7 @@ async fn open(state: AppState, parts: Parts) -> Result<Response, ApiError> {
         },
     };
     let realtime = state.realtime();
+    realtime.start();
     let tenant = principal.tenant.clone();
     // Register before reading the log: an event appended meanwhile is either in the
     // replay or arrives live (duplicates are skipped by id), never lost.

@@ -1,5 +1,16 @@
 //! The HTTP side: [`router`] serves every registered reactive function, the SSE
-//! stream, acks and polling, as described in `docs/protocol.md`.
+//! stream, acks and polling, as described in `docs/protocol.md` (the wire contract).
+//!
+//! - Authentication: the app's [`Authorizer`] turns a request head into a [`Principal`]
+//!   (tenant + subject); `401` otherwise. Per-input checks: [`Authorizer::check_input`]
+//!   (before every call and for every subscribed query key) and [`current_principal`]
+//!   inside handlers.
+//! - Errors: `{"error": {"code", "message", "path"}}` ([`ApiError`]); handler errors
+//!   other than `BadRequest`/`Unauthorized`/`Forbidden`/`NotFound` are logged and
+//!   answered with a generic `500`.
+//! - Events: [`RealtimeListener`] (installed on the `ReactiveDb` by [`router`]) turns each
+//!   invalidation into one event per tenant concerned, appended to the log and published
+//!   on the bus before the write returns.
 //!
 //! ```ignore
 //! let app = axum::Router::new().merge(reactive::router(db, RouterConfig::new(MyAuth)));
@@ -146,6 +157,15 @@ impl InvalidationListener for RealtimeListener {
             let ack = ctx.as_ref().is_some_and(|c| c.requires_ack);
             if let Err(e) = realtime.on_report(&report, tenant, ack).await {
                 tracing::error!(error = %e, "could not publish an invalidation event");
+                // Clients of this instance revalidate everything rather than miss it.
+                if let Some(t) = tenant {
+                    realtime.hub().reset_tenant(t);
+                }
+                for entry in &report.entries {
+                    if let Some(t) = entry.key.tenant.as_deref() {
+                        realtime.hub().reset_tenant(t);
+                    }
+                }
             }
         })
     }

@@ -1,8 +1,9 @@
 // One agent: stats, rename / status / delete, messages and memory.
 import { useState } from 'react';
 import { useReactive, useReactiveMutation } from './generated/procedures';
-import type { Agent, UpdateAgent } from './generated/types';
+import type { Agent, Memory, Message, UpdateAgent } from './generated/types';
 import { useReportError } from './errors';
+import { dateOf, nowStamp, plusOne } from './int';
 import { Syncing } from './Syncing';
 
 const STATUSES = ['idle', 'active', 'paused'];
@@ -56,20 +57,25 @@ export function AgentDetail({
           fromAgentId: input.fromAgentId,
           toAgentId: input.toAgentId,
           body: input.body,
-          createdAt: Date.now(),
+          createdAt: nowStamp<Message['createdAt']>(),
         },
       ]);
-      cache.update('agents.getWithStats', key, (old) => old && { ...old, messageCount: old.messageCount + 1 });
+      cache.update('agents.getWithStats', key, (old) => old && { ...old, messageCount: plusOne(old.messageCount) });
     },
   });
   const remember = useReactiveMutation('memory.add', {
     optimistic: (input, cache) => {
       const key = { organizationId: input.organizationId, agentId: input.agentId };
       cache.update('memory.recent', key, (old) => [
-        { id: `pending-${++pendingSeq}`, agentId: input.agentId, content: input.content, createdAt: Date.now() },
+        {
+          id: `pending-${++pendingSeq}`,
+          agentId: input.agentId,
+          content: input.content,
+          createdAt: nowStamp<Memory['createdAt']>(),
+        },
         ...(old ?? []),
       ]);
-      cache.update('agents.getWithStats', key, (old) => old && { ...old, memoryCount: old.memoryCount + 1 });
+      cache.update('agents.getWithStats', key, (old) => old && { ...old, memoryCount: plusOne(old.memoryCount) });
     },
   });
 
@@ -126,8 +132,8 @@ export function AgentDetail({
           <span className="muted">memories</span>
         </div>
         <div className="stat">
-          <span className="stat-value mono small">{agentId}</span>
-          <span className="muted">id</span>
+          <span className="stat-value small">{agent ? dateOf(agent.createdAt) : '–'}</span>
+          <span className="muted">created</span>
         </div>
       </div>
 

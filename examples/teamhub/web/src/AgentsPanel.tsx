@@ -3,6 +3,7 @@ import { useState } from 'react';
 import { useReactive, useReactiveMutation, useReactivePriorities } from './generated/procedures';
 import type { Agent } from './generated/types';
 import { useReportError } from './errors';
+import { nowStamp } from './int';
 import { Syncing } from './Syncing';
 
 let pendingSeq = 0;
@@ -35,8 +36,8 @@ export function AgentsPanel({
           organizationId: input.organizationId,
           name: input.name.trim(),
           status: 'idle',
-          createdAt: Date.now(),
-        } as Agent,
+          createdAt: nowStamp<Agent['createdAt']>(),
+        },
       ]),
   });
   const [name, setName] = useState('');

@@ -1,0 +1,330 @@
+//! Facade-level benchmarks of `ReactiveDb` over the TeamHub schema, measuring the
+//! design targets of issue 4:
+//!
+//! - `hit`: a cached read through `db.call` (`agents.findMany`), versus
+//! - `direct`: the same query as a database round trip on the raw sqlx pool
+//!   (PostgreSQL when `TEST_POSTGRES_URL` is set, else an SQLite file) — target: the
+//!   hit is at least 50× faster;
+//! - `miss`: a cache miss through `db.call` (lookup, interception, handler, store),
+//!   and `intercepted`: the query sent through `&ReactiveDb` outside any call (interception
+//!   only), each versus `direct` — target: at most 5 % overhead on a miss;
+//! - `invalidate/N`: one invalidation (`db.invalidate`) of organization 1's agents with
+//!   N unrelated cached entries (N = 100 and 10 000) — target: flat in N.
+//!
+//! ```text
+//! TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
+//!   cargo bench -p reactive --bench reactive -- --warm-up-time 1 --measurement-time 2
+//! ```
+//!
+//! After criterion's report, the binary measures every case again with a plain
+//! `Instant` loop (median of 15 batches) and prints one `summary:` line with the ratios.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use reactive::engine::{ChangeSet, KeyValue, RowChange};
+use reactive::registry::FunctionDef;
+use reactive::{Dialect, ReactiveDb};
+use serde_json::{Value, json};
+use sqlx::{AnyPool, AssertSqlSafe, Connection};
+use teamhub::model::Agent;
+use tokio::runtime::Runtime;
+
+const FIND_MANY: &str = "SELECT id, organization_id, name, status, created_at FROM agent \
+                         WHERE organization_id = $1 ORDER BY created_at, id";
+
+/// The database under test; a PostgreSQL database is created for the run and dropped after.
+struct Setup {
+    db: ReactiveDb,
+    backend: &'static str,
+    admin: Option<(String, String)>,
+    sqlite_path: Option<std::path::PathBuf>,
+}
+
+fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{tag}_{}_{nanos}", std::process::id())
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+async fn setup() -> Setup {
+    sqlx::any::install_default_drivers();
+    let name = unique("reactive_bench");
+    let (url, backend, admin, sqlite_path) = match std::env::var("TEST_POSTGRES_URL") {
+        Ok(admin) if !admin.is_empty() => {
+            let mut conn = sqlx::AnyConnection::connect(&admin)
+                .await
+                .expect("connect to TEST_POSTGRES_URL");
+            sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create the bench database");
+            let _ = conn.close().await;
+            (
+                with_database(&admin, &name),
+                "postgres",
+                Some((admin, name)),
+                None,
+            )
+        }
+        _ => {
+            eprintln!("TEST_POSTGRES_URL not set: benchmarking an SQLite file instead");
+            let path = std::env::temp_dir().join(format!("{name}.db"));
+            (
+                format!("sqlite://{}?mode=rwc", path.display()),
+                "sqlite",
+                None,
+                Some(path),
+            )
+        }
+    };
+    let db = ReactiveDb::connect(&url).await.expect("connect");
+    teamhub::seed::migrate(&db).await.expect("migrate");
+    teamhub::seed::seed_if_empty(&db).await.expect("seed");
+    // A handler called directly keeps teamhub's registrations linked into this binary.
+    let _ = teamhub::handlers::tools_available(
+        &db,
+        teamhub::model::OrgInput {
+            organization_id: "org-1".into(),
+        },
+    )
+    .await;
+    Setup {
+        db,
+        backend,
+        admin,
+        sqlite_path,
+    }
+}
+
+impl Setup {
+    async fn teardown(self) {
+        self.db.pool().close().await;
+        if let Some((admin, name)) = &self.admin {
+            if let Ok(mut conn) = sqlx::AnyConnection::connect(admin).await {
+                let _ = sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+                    .execute(&mut conn)
+                    .await;
+                let _ = conn.close().await;
+            }
+        }
+        if let Some(path) = &self.sqlite_path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn def(name: &str) -> &'static FunctionDef {
+    reactive::registry::functions()
+        .into_iter()
+        .find(|d| d.model().name == name)
+        .unwrap_or_else(|| panic!("reactive function `{name}` is not registered"))
+}
+
+fn input() -> Value {
+    json!({ "organizationId": "org-1" })
+}
+
+/// The query on the raw pool: no interception, no cache.
+async fn direct(pool: &AnyPool) -> Vec<Agent> {
+    sqlx::query_as::<_, Agent>(FIND_MANY)
+        .bind("org-1")
+        .fetch_all(pool)
+        .await
+        .expect("direct query")
+}
+
+/// The query through `&ReactiveDb` outside a call: interception, no cache.
+async fn intercepted(db: &ReactiveDb) -> Vec<Agent> {
+    sqlx::query_as::<_, Agent>(FIND_MANY)
+        .bind("org-1")
+        .fetch_all(db)
+        .await
+        .expect("intercepted query")
+}
+
+async fn hit(db: &ReactiveDb, def: &FunctionDef) {
+    let out = db.call(def, "org-1", input()).await.expect("call");
+    debug_assert!(out.hit);
+    black_box(out);
+}
+
+/// A miss: the entry is removed (not timed), then the call computes and stores it.
+async fn miss(db: &ReactiveDb, def: &FunctionDef) -> Duration {
+    db.engine().clear().await;
+    let start = Instant::now();
+    let out = db.call(def, "org-1", input()).await.expect("call");
+    let took = start.elapsed();
+    assert!(!out.hit, "a miss after clearing the cache");
+    black_box(out);
+    took
+}
+
+fn org1_change(dialect: Dialect) -> ChangeSet {
+    ChangeSet::empty().with_row(
+        "agent",
+        RowChange::whole().with("organization_id", KeyValue::from_str("org-1", dialect)),
+    )
+}
+
+/// Caches `agents.findMany` for organizations `org-u0`..`org-u{n}` (which have no
+/// agents): entries an invalidation of organization 1 cannot affect.
+async fn fill_unrelated(db: &ReactiveDb, from: usize, to: usize) {
+    let def = def("agents.findMany");
+    for i in from..to {
+        let org = format!("org-u{i}");
+        db.call(def, &org, json!({ "organizationId": org }))
+            .await
+            .expect("fill");
+    }
+}
+
+fn criterion_benches(c: &mut Criterion, rt: &Runtime, db: &ReactiveDb, backend: &str) {
+    let find_many = def("agents.findMany");
+    rt.block_on(hit(db, find_many)); // warm the entry
+    let mut group = c.benchmark_group(format!("agents.findMany/{backend}"));
+    group.bench_function("hit", |b| b.to_async(rt).iter(|| hit(db, find_many)));
+    group.bench_function("direct", |b| {
+        b.to_async(rt).iter(|| async { black_box(direct(db.pool()).await) })
+    });
+    group.bench_function("intercepted", |b| {
+        b.to_async(rt)
+            .iter(|| async { black_box(intercepted(db).await) })
+    });
+    group.bench_function("miss", |b| {
+        b.to_async(rt).iter_custom(|iters| async move {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                total += miss(db, find_many).await;
+            }
+            total
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group(format!("invalidate/{backend}"));
+    let mut filled = 0;
+    for n in [100, 10_000] {
+        rt.block_on(fill_unrelated(db, filled, n));
+        filled = n;
+        let change = org1_change(db.dialect());
+        group.bench_function(format!("{n}"), |b| {
+            b.to_async(rt)
+                .iter(|| async { black_box(db.invalidate(change.clone()).await) })
+        });
+    }
+    group.finish();
+    rt.block_on(db.engine().clear());
+}
+
+/// Median per-operation time of `batches` batches of `per_batch` operations.
+fn median_of<F>(rt: &Runtime, batches: usize, per_batch: usize, mut op: F) -> Duration
+where
+    F: FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = Duration> + '_>>,
+{
+    let mut samples: Vec<Duration> = (0..batches)
+        .map(|_| {
+            let mut total = Duration::ZERO;
+            for _ in 0..per_batch {
+                total += rt.block_on(op());
+            }
+            total / per_batch as u32
+        })
+        .collect();
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn timed<'a, Fut: std::future::Future<Output = ()> + 'a>(
+    fut: Fut,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Duration> + 'a>> {
+    Box::pin(async move {
+        let start = Instant::now();
+        fut.await;
+        start.elapsed()
+    })
+}
+
+fn summary(rt: &Runtime, db: &ReactiveDb, backend: &str, quick: bool) {
+    let (batches, n_db, n_hit) = if quick { (3, 5, 50) } else { (15, 200, 5_000) };
+    let find_many = def("agents.findMany");
+    rt.block_on(db.engine().clear());
+    rt.block_on(hit(db, find_many));
+    let hit_t = median_of(rt, batches, n_hit, || timed(hit(db, find_many)));
+    let direct_t = median_of(rt, batches, n_db, || {
+        timed(async {
+            black_box(direct(db.pool()).await);
+        })
+    });
+    let intercepted_t = median_of(rt, batches, n_db, || {
+        timed(async {
+            black_box(intercepted(db).await);
+        })
+    });
+    let miss_t = median_of(rt, batches, n_db, || Box::pin(miss(db, find_many)));
+    rt.block_on(db.engine().clear());
+    let change = org1_change(db.dialect());
+    let mut inval = Vec::new();
+    let mut filled = 0;
+    for n in [100, 10_000] {
+        let n = if quick { n / 50 } else { n };
+        rt.block_on(fill_unrelated(db, filled, n));
+        filled = n;
+        let t = median_of(rt, batches, n_hit, || {
+            timed(async {
+                black_box(db.invalidate(change.clone()).await);
+            })
+        });
+        inval.push((n, t));
+    }
+    rt.block_on(db.engine().clear());
+    let pct = |a: Duration, b: Duration| 100.0 * (a.as_secs_f64() / b.as_secs_f64() - 1.0);
+    println!(
+        "summary ({backend}, agents.findMany, medians): hit {hit_t:?}, direct {direct_t:?} → hit is {:.0}× faster (target ≥ 50×); \
+         miss {miss_t:?} → {:+.1}% vs direct, interception only {intercepted_t:?} → {:+.1}% (target ≤ 5%); \
+         invalidate with {} unrelated entries {:?}, with {} {:?} → ×{:.2} (target ≈ 1)",
+        direct_t.as_secs_f64() / hit_t.as_secs_f64(),
+        pct(miss_t, direct_t),
+        pct(intercepted_t, direct_t),
+        inval[0].0,
+        inval[0].1,
+        inval[1].0,
+        inval[1].1,
+        inval[1].1.as_secs_f64() / inval[0].1.as_secs_f64(),
+    );
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let setup = rt.block_on(setup());
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not (criterion's test mode).
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let mut c = Criterion::default().configure_from_args();
+    criterion_benches(&mut c, &rt, &setup.db, setup.backend);
+    c.final_summary();
+    summary(&rt, &setup.db, setup.backend, quick);
+    rt.block_on(setup.teardown());
+}
