@@ -18,3 +18,7 @@ if [ -f "$ts/package.json" ]; then
     echo "test-all: skipped TypeScript client tests: npm not found (install Node.js 20+)"
   fi
 fi
+
+# The example app in a real browser (headless Chromium; skips with a message when Chromium
+# or Node.js is missing, unless CI is set).
+examples/teamhub/e2e/run.sh

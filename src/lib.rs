@@ -115,7 +115,7 @@ pub mod __private {
             // Types with a file of their own (derived) have a declaration; wrappers
             // (`Vec<T>`, `Option<T>`) don't, but their dependencies may.
             if T::output_path().is_some() {
-                let cfg = ts_rs::Config::new();
+                let cfg = ts_config();
                 self.out.push((T::ident(&cfg), T::decl(&cfg)));
             }
             T::visit_dependencies(self);
@@ -138,7 +138,13 @@ pub mod __private {
         ts_rs::TypeVisitor::visit::<T>(collector);
         T::visit_dependencies(collector);
         T::visit_generics(collector);
-        T::name(&ts_rs::Config::new())
+        T::name(&ts_config())
+    }
+
+    /// ts-rs settings of the generated client: 64-bit integers are `number`, which is
+    /// what `JSON.parse` gives for the numbers serde_json writes (not `bigint`).
+    pub fn ts_config() -> ts_rs::Config {
+        ts_rs::Config::new().with_large_int("number")
     }
 
     /// The TypeScript input of a function without input.

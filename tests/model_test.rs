@@ -13,7 +13,7 @@
 //!   reactive value must equal one of them. When it equals neither and no write was in
 //!   flight from the first direct query to the last, the read is **stale**; when a
 //!   write overlapped, the read is *unverified* (it may show an intermediate state);
-//! - every ~400 ms and at the end, a sweep stops the writers (after their writes, and
+//! - every second and at the end, a sweep stops the writers (after their writes, and
 //!   the invalidations those writes await, completed) and reads *every* query key
 //!   through the cache: each must equal the direct query, else it is **stale**.
 //!
@@ -36,9 +36,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reactive::cache::CacheKey;
+use reactive::cache::memory::MemoryStore;
+use reactive::cache::{CacheKey, CacheStore};
 use reactive::db::InvalidationListener;
-use reactive::engine::{Engine, InvalidationReport, Source};
+use reactive::engine::{Engine, EngineConfig, InvalidationReport, Relations, Source};
 use reactive::registry::{BoxFuture, FunctionDef};
 use reactive::{Dialect, ReactiveDb, reactive_function};
 use serde::Deserialize;
@@ -184,7 +185,6 @@ fn with_database(url: &str, name: &str) -> String {
 /// A fresh, migrated TeamHub database; dropped by [`Fixture::finish`].
 struct Fixture {
     db: ReactiveDb,
-    backend: Backend,
     admin_url: Option<String>,
     database: String,
     sqlite_path: Option<std::path::PathBuf>,
@@ -192,7 +192,14 @@ struct Fixture {
 
 impl Fixture {
     /// `None` when the backend's URL is not set (the skip is printed).
-    async fn new(backend: Backend, store: Store, redis_url: Option<&str>) -> Option<Self> {
+    /// `relations`: expand change sets with TeamHub's `#[derive(Relations)]` edges (the
+    /// default); `false` isolates the key matcher and the old-value pre-reads.
+    async fn new(
+        backend: Backend,
+        store: Store,
+        redis_url: Option<&str>,
+        relations: bool,
+    ) -> Option<Self> {
         sqlx::any::install_default_drivers();
         let database = unique("reactive_proof");
         let (url, admin_url, sqlite_path) = match backend {
@@ -226,10 +233,19 @@ impl Fixture {
         let db = ReactiveDb::connect(&url)
             .await
             .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-        let db = match store {
-            Store::Memory => db,
-            Store::Redis => db.with_engine(redis_engine(redis_url?)),
+        let store: Arc<dyn CacheStore> = match store {
+            Store::Memory => Arc::new(MemoryStore::default()),
+            Store::Redis => redis_store(redis_url?),
         };
+        let config = EngineConfig {
+            relations: if relations {
+                Relations::registered()
+            } else {
+                Relations::none()
+            },
+            ..EngineConfig::default()
+        };
+        let db = db.with_engine(Engine::with_config(store, config));
         teamhub::seed::migrate(&db).await.expect("migrate");
         seed(&db).await;
         // Calling a handler directly keeps teamhub's registrations linked into this binary.
@@ -243,7 +259,6 @@ impl Fixture {
         .expect("direct handler call");
         Some(Self {
             db,
-            backend,
             admin_url,
             database,
             sqlite_path,
@@ -271,15 +286,14 @@ impl Fixture {
 }
 
 #[cfg(feature = "redis")]
-fn redis_engine(url: &str) -> Engine {
+fn redis_store(url: &str) -> Arc<dyn CacheStore> {
     use reactive::cache::redis::{RedisConfig, RedisStore};
     let prefix = format!("{}:", unique("reactive:proof"));
-    let store = RedisStore::new(RedisConfig::new(url).prefix(prefix)).expect("redis store");
-    Engine::new(Arc::new(store))
+    Arc::new(RedisStore::new(RedisConfig::new(url).prefix(prefix)).expect("redis store"))
 }
 
 #[cfg(not(feature = "redis"))]
-fn redis_engine(_url: &str) -> Engine {
+fn redis_store(_url: &str) -> Arc<dyn CacheStore> {
     panic!("the Redis store needs the `redis` feature (run with --all-features)")
 }
 
@@ -525,12 +539,15 @@ fn def(name: &str) -> &'static FunctionDef {
 struct Recorder {
     /// Last value seen for each cache key (computed or hit).
     known: Mutex<HashMap<CacheKey, (Bytes, u64)>>,
-    /// Entries invalidated and not yet recomputed: value dropped, invalidation sequence.
-    dropped: Mutex<HashMap<CacheKey, (Bytes, u64)>>,
+    /// Entries invalidated and not yet recomputed: value dropped, invalidation sequence,
+    /// and whether every reason was a relation edge.
+    dropped: Mutex<HashMap<CacheKey, (Bytes, u64, bool)>>,
     reports: AtomicU64,
     entries: AtomicU64,
     unnecessary: AtomicU64,
     necessary: AtomicU64,
+    /// Of `unnecessary`, those whose every reason was a relation edge.
+    unnecessary_via_relation: AtomicU64,
     /// Reports captured while `capture` is on (precision test).
     captured: Mutex<Option<Vec<Arc<InvalidationReport>>>>,
 }
@@ -548,9 +565,12 @@ impl InvalidationListener for Listener {
                 let mut dropped = rec.dropped.lock().unwrap();
                 for entry in &report.entries {
                     if let Some((value, _)) = known.remove(&entry.key) {
-                        dropped
-                            .entry(entry.key.clone())
-                            .or_insert((value, report.sequence));
+                        let via_relation = entry.reasons.iter().all(|r| r.relation.is_some());
+                        dropped.entry(entry.key.clone()).or_insert((
+                            value,
+                            report.sequence,
+                            via_relation,
+                        ));
                     }
                 }
             }
@@ -566,12 +586,15 @@ impl Recorder {
     fn observe(&self, key: &CacheKey, bytes: &[u8], source: Source, started: u64) {
         if source == Source::Computed {
             let mut dropped = self.dropped.lock().unwrap();
-            if let Some((old, seq)) = dropped.get(key) {
+            if let Some((old, seq, via_relation)) = dropped.get(key) {
                 // Only a computation that began after the invalidation tells whether it
                 // was needed.
                 if started >= *seq {
                     if old.as_slice() == bytes {
                         self.unnecessary.fetch_add(1, SeqCst);
+                        if *via_relation {
+                            self.unnecessary_via_relation.fetch_add(1, SeqCst);
+                        }
                     } else {
                         self.necessary.fetch_add(1, SeqCst);
                     }
@@ -615,6 +638,9 @@ struct Shared {
     counts: Counts,
     /// Agent ids reads and writes pick from (seeded ones, then created ones; bounded).
     agents: Mutex<Vec<String>>,
+    /// The organization each agent was last seen in (reads mostly ask an agent's own
+    /// organization, as the app does).
+    homes: Mutex<HashMap<String, String>>,
     /// Writers hold it shared for each write; a sweep holds it exclusively.
     gate: tokio::sync::RwLock<()>,
     clock: AtomicI64,
@@ -626,6 +652,29 @@ const MAX_AGENTS: usize = 14;
 impl Shared {
     fn agents(&self) -> Vec<String> {
         self.agents.lock().unwrap().clone()
+    }
+
+    fn set_home(&self, agent: &str, org: &str) {
+        self.homes
+            .lock()
+            .unwrap()
+            .insert(agent.to_owned(), org.to_owned());
+    }
+
+    /// A random query; per-agent queries name the agent's own organization 80% of the time.
+    fn random_query(&self, rng: &mut Rng) -> Query {
+        let mut q = Query::random(rng, &self.agents());
+        if rng.chance(80) {
+            if let Query::Stats { org, agent }
+            | Query::Messages { org, agent }
+            | Query::Memories { org, agent } = &mut q
+            {
+                if let Some(home) = self.homes.lock().unwrap().get(agent.as_str()) {
+                    *org = home.clone();
+                }
+            }
+        }
+        q
     }
 
     fn stale(&self, what: String) {
@@ -745,6 +794,7 @@ impl Shared {
                 {
                     Ok(out) => {
                         let created: Agent = serde_json::from_slice(&out.bytes).expect("agent");
+                        self.set_home(&created.id, &org);
                         let mut pool = self.agents.lock().unwrap();
                         if pool.len() >= MAX_AGENTS {
                             let i = rng.below(pool.len());
@@ -773,14 +823,20 @@ impl Shared {
             }
             35..50 => {
                 self.counts.moves.fetch_add(1, SeqCst);
-                db.call(
-                    def("proof.moveAgent"),
-                    &org,
-                    json!({ "id": agent, "toOrganizationId": org }),
-                )
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
+                match db
+                    .call(
+                        def("proof.moveAgent"),
+                        &org,
+                        json!({ "id": agent, "toOrganizationId": org }),
+                    )
+                    .await
+                {
+                    Ok(_) => {
+                        self.set_home(&agent, &org);
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
             }
             50..56 => db
                 .call(
@@ -849,8 +905,9 @@ impl Shared {
             .execute(&mut tx)
             .await
             .map_err(e)?;
+        let to = *rng.pick(&ORGS);
         sqlx::query("UPDATE agent SET organization_id = $1 WHERE id = $2")
-            .bind(*rng.pick(&ORGS))
+            .bind(to)
             .bind(other)
             .execute(&mut tx)
             .await
@@ -867,6 +924,7 @@ impl Shared {
         match outcome {
             0 => {
                 tx.commit().await.map_err(e)?;
+                self.set_home(other, to);
                 self.counts.tx_commits.fetch_add(1, SeqCst);
             }
             1 => {
@@ -891,6 +949,7 @@ fn tracing_note(e: &str) {
 }
 
 async fn model_run(backend: Backend, store: Store) {
+    let relations = true;
     let redis_url = match store {
         Store::Memory => None,
         Store::Redis => match service_url("TEST_REDIS_URL") {
@@ -898,7 +957,7 @@ async fn model_run(backend: Backend, store: Store) {
             None => return,
         },
     };
-    let Some(fixture) = Fixture::new(backend, store, redis_url.as_deref()).await else {
+    let Some(fixture) = Fixture::new(backend, store, redis_url.as_deref(), relations).await else {
         return;
     };
     let seed = master_seed();
@@ -914,6 +973,14 @@ async fn model_run(backend: Backend, store: Store) {
         rec: rec.clone(),
         counts: Counts::default(),
         agents: Mutex::new((1..=7).map(|i| format!("agent-{i}")).collect()),
+        homes: Mutex::new(
+            (1..=7)
+                .map(|i| {
+                    let org = ["org-1", "org-1", "org-1", "org-2", "org-2", "org-3", "org-3"][i - 1];
+                    (format!("agent-{i}"), org.to_owned())
+                })
+                .collect(),
+        ),
         gate: tokio::sync::RwLock::new(()),
         clock: AtomicI64::new(1_764_100_000_000),
         stale_examples: Mutex::new(Vec::new()),
@@ -930,7 +997,7 @@ async fn model_run(backend: Backend, store: Store) {
             while Instant::now() < deadline && n < max_ops {
                 n += 1;
                 if t < readers {
-                    let q = Query::random(&mut rng, &shared.agents());
+                    let q = shared.random_query(&mut rng);
                     shared.checked_read(&q).await;
                 } else {
                     {
@@ -954,8 +1021,8 @@ async fn model_run(backend: Backend, store: Store) {
     {
         let shared = shared.clone();
         tasks.push(tokio::spawn(async move {
-            while Instant::now() + Duration::from_millis(400) < deadline {
-                tokio::time::sleep(Duration::from_millis(400)).await;
+            while Instant::now() + Duration::from_millis(1000) < deadline {
+                tokio::time::sleep(Duration::from_millis(1000)).await;
                 shared.sweep().await;
             }
         }));
@@ -970,6 +1037,7 @@ async fn model_run(backend: Backend, store: Store) {
     let c = &shared.counts;
     let stats = fixture.db.stats();
     let unnecessary = rec.unnecessary.load(SeqCst);
+    let via_relation = rec.unnecessary_via_relation.load(SeqCst);
     let necessary = rec.necessary.load(SeqCst);
     let resolved = unnecessary + necessary;
     let share = if resolved == 0 {
@@ -983,7 +1051,7 @@ async fn model_run(backend: Backend, store: Store) {
         "model test {backend:?}/{store:?} seed {seed}: reads {reads} (hits {hits}, {:.1}%; strictly checked {}, unverified {}, errors {}; sweeps {} with {} reads), \
          writes {} ok + {} failed (moves {}, tx commits {}, rollbacks/drops {}), \
          invalidations {} applied, {} entries invalidated ({} via listener reports), \
-         unnecessary {unnecessary} of {resolved} resolved ({share:.1}%), \
+         unnecessary {unnecessary} of {resolved} resolved ({share:.1}%; {via_relation} of them only via relation edges), \
          engine: hits {} misses {} coalesced {} stores dropped {} store errors {}; pre-reads {} (fallbacks {}), \
          stale reads {}",
         100.0 * hits as f64 / reads.max(1) as f64,
@@ -1081,7 +1149,7 @@ async fn warm(db: &ReactiveDb, queries: &[Query]) {
     }
 }
 
-async fn precision_run(backend: Backend, store: Store) {
+async fn precision_run(backend: Backend, store: Store, relations: bool) {
     let redis_url = match store {
         Store::Memory => None,
         Store::Redis => match service_url("TEST_REDIS_URL") {
@@ -1089,7 +1157,7 @@ async fn precision_run(backend: Backend, store: Store) {
             None => return,
         },
     };
-    let Some(fixture) = Fixture::new(backend, store, redis_url.as_deref()).await else {
+    let Some(fixture) = Fixture::new(backend, store, redis_url.as_deref(), relations).await else {
         return;
     };
     let db = fixture.db.clone();
@@ -1145,19 +1213,29 @@ async fn precision_run(backend: Backend, store: Store) {
             .await
             .unwrap_or_else(|e| panic!("{procedure} {input}: {e}"));
         let reports = rec.captured.lock().unwrap().take().unwrap_or_default();
-        let invalidated: Vec<&CacheKey> = reports
-            .iter()
-            .flat_map(|r| r.entries.iter().map(|e| &e.key))
-            .collect();
+        let entries: Vec<_> = reports.iter().flat_map(|r| r.entries.iter()).collect();
+        let invalidated: Vec<&CacheKey> = entries.iter().map(|e| &e.key).collect();
         assert!(
             invalidated.contains(&&must.cache_key()),
             "{procedure} {input} must invalidate {must:?}; invalidated {invalidated:?}"
         );
         let moved_to = input.get("toOrganizationId").and_then(Value::as_str);
-        for key in &invalidated {
-            let org = key.tenant.as_deref().unwrap_or_default();
+        for entry in &entries {
+            let org = entry.key.tenant.as_deref().unwrap_or_default();
             if org != "org-1" && Some(org) != moved_to {
-                failures.push(format!("{procedure} {input} invalidated {key:?}"));
+                let why: Vec<String> = entry
+                    .reasons
+                    .iter()
+                    .map(|r| match &r.relation {
+                        Some(edge) => format!("{} via relation {edge}", r.table),
+                        None => format!("{} {:?}={:?}", r.table, r.column, r.value),
+                    })
+                    .collect();
+                failures.push(format!(
+                    "{procedure} {input} invalidated {:?} because {}",
+                    entry.key,
+                    why.join("; ")
+                ));
             }
         }
         // The other organization's entries are still served from the cache.
@@ -1181,22 +1259,39 @@ async fn precision_run(backend: Backend, store: Store) {
     );
 }
 
+/// Precision of the key matcher and the old-value pre-reads alone (no relation edges).
 #[test]
-fn precision_sqlite_memory() {
-    runtime().block_on(precision_run(Backend::Sqlite, Store::Memory));
+fn precision_keys_sqlite_memory() {
+    runtime().block_on(precision_run(Backend::Sqlite, Store::Memory, false));
 }
 
 #[test]
-fn precision_sqlite_redis() {
-    runtime().block_on(precision_run(Backend::Sqlite, Store::Redis));
+fn precision_keys_sqlite_redis() {
+    runtime().block_on(precision_run(Backend::Sqlite, Store::Redis, false));
 }
 
 #[test]
-fn precision_postgres_memory() {
-    runtime().block_on(precision_run(Backend::Postgres, Store::Memory));
+fn precision_keys_postgres_memory() {
+    runtime().block_on(precision_run(Backend::Postgres, Store::Memory, false));
 }
 
 #[test]
-fn precision_mysql_memory() {
-    runtime().block_on(precision_run(Backend::MySql, Store::Memory));
+fn precision_keys_mysql_memory() {
+    runtime().block_on(precision_run(Backend::MySql, Store::Memory, false));
+}
+
+/// Precision with TeamHub's relation edges, as the app runs.
+#[test]
+fn precision_teamhub_sqlite_memory() {
+    runtime().block_on(precision_run(Backend::Sqlite, Store::Memory, true));
+}
+
+#[test]
+fn precision_teamhub_postgres_memory() {
+    runtime().block_on(precision_run(Backend::Postgres, Store::Memory, true));
+}
+
+#[test]
+fn precision_teamhub_mysql_memory() {
+    runtime().block_on(precision_run(Backend::MySql, Store::Memory, true));
 }

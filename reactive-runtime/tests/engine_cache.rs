@@ -62,11 +62,49 @@ fn redis_url() -> Option<String> {
 }
 
 #[cfg(feature = "redis")]
-fn redis_store(test: &str) -> Option<Arc<dyn CacheStore>> {
-    Some(Arc::new(redis_with_prefix(
-        &redis_url()?,
-        &unique_prefix(test),
-    )))
+fn redis_store(test: &str) -> Option<(Arc<dyn CacheStore>, Cleanup)> {
+    let url = redis_url()?;
+    let prefix = unique_prefix(test);
+    let store = Arc::new(redis_with_prefix(&url, &prefix));
+    Some((store, Cleanup { url, prefix }))
+}
+
+/// Deletes a test's keys (the store keeps `seq` and `t:*` forever by design).
+#[cfg(feature = "redis")]
+struct Cleanup {
+    url: String,
+    prefix: String,
+}
+
+#[cfg(feature = "redis")]
+impl Cleanup {
+    async fn run(self) {
+        let client = redis::Client::open(self.url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, names): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}*", self.prefix))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if !names.is_empty() {
+                let _: () = redis::cmd("DEL")
+                    .arg(&names)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
 }
 
 #[cfg(feature = "redis")]
@@ -228,10 +266,11 @@ async fn memory_store_passes_the_suite() {
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn redis_store_passes_the_suite() {
-    let Some(store) = redis_store("suite") else {
+    let Some((store, cleanup)) = redis_store("suite") else {
         return;
     };
     store_suite(store).await;
+    cleanup.run().await;
 }
 
 // ---------------------------------------------------------------- engine behaviour over any store
@@ -596,8 +635,9 @@ macro_rules! engine_tests {
             use super::*;
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                let Some(store) = redis_store(stringify!($name)) else { return };
+                let Some((store, cleanup)) = redis_store(stringify!($name)) else { return };
                 super::$name(store).await;
+                cleanup.run().await;
             })*
         }
     };
@@ -645,6 +685,9 @@ async fn memory_store_stays_under_its_byte_cap_and_its_index_follows() {
         store.entry_count(),
         "evicted entries leave the index"
     );
+    store.clear().await.unwrap();
+    store.run_pending_tasks().await;
+    assert_eq!(store.indexed_count(), 0, "cleared entries leave the index");
 }
 
 #[tokio::test]
@@ -741,6 +784,7 @@ async fn redis_cross_instance_invalidation_and_race_guard() {
     // A remote change set does not touch the shared store (its origin already did).
     let report = b.apply_remote(org_change(1)).await;
     assert!(report.remote && report.entries.is_empty());
+    Cleanup { url, prefix }.run().await;
 }
 
 #[cfg(feature = "redis")]

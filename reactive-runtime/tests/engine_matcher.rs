@@ -377,3 +377,29 @@ fn index_finds_exactly_what_the_matcher_finds() {
             .all(|(id, _, _)| *id != 7)
     );
 }
+
+inventory::submit! {
+    reactive_runtime::engine::RelationsDef { edges: &[("Agent", "memory", Some("Agent_Id")), ("agent", "tool", None)] }
+}
+
+#[test]
+fn registered_relations_come_from_inventory() {
+    let registered = Relations::registered();
+    assert!(
+        registered
+            .edges()
+            .contains(&RelationEdge::new("agent", "memory", Some("agent_id"))),
+        "names are lower-cased"
+    );
+    assert!(
+        registered
+            .edges()
+            .contains(&RelationEdge::new("agent", "tool", None))
+    );
+    let expanded = registered.expand(&write("DELETE FROM agent WHERE id = $1", &[json!(4)]));
+    let memories_of_4 = ReadSet::empty().with(
+        "memory",
+        Conjunction::whole().with("agent_id", kv(json!(4))),
+    );
+    assert!(memories_of_4.is_affected_by(&expanded));
+}

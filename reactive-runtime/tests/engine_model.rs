@@ -157,7 +157,22 @@ async fn redis_store_never_serves_stale_data() {
             .unwrap()
             .as_nanos();
         let prefix = format!("reactive-test:model:{nanos}:{}:", std::process::id());
-        let store = RedisStore::new(RedisConfig::new(&url).prefix(prefix)).unwrap();
+        let store = RedisStore::new(RedisConfig::new(&url).prefix(prefix.clone())).unwrap();
         run_model(Arc::new(store), seed).await;
+        // The store keeps `seq` and `t:*` forever by design: remove this test's keys.
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let names: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !names.is_empty() {
+            let _: () = redis::cmd("DEL")
+                .arg(&names)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
     }
 }

@@ -18,6 +18,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
+/// Both tests measure the resident memory of this one process: never at the same time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const SUBSCRIBE: &str = "subscribe=rt.items.byOrg%3A%7B%22org%22%3A%22A%22%7D";
 
 fn rss_bytes() -> Option<usize> {
@@ -29,6 +32,7 @@ fn rss_bytes() -> Option<usize> {
 
 #[tokio::test]
 async fn framework_state_per_idle_stream_is_under_8kb() {
+    let _serial = SERIAL.lock().await;
     let Some(_) = rss_bytes() else {
         eprintln!("skipped: no /proc/self/status");
         return;
@@ -99,6 +103,7 @@ async fn open_tcp(addr: &str) -> TcpStream {
 
 #[tokio::test]
 async fn whole_cost_per_idle_tcp_stream_is_bounded() {
+    let _serial = SERIAL.lock().await;
     let Some(_) = rss_bytes() else {
         eprintln!("skipped: no /proc/self/status");
         return;

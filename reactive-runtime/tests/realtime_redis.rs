@@ -339,8 +339,9 @@ async fn two_processes_share_events_and_replay() {
     let base_b = tokio::task::spawn_blocking(move || {
         for line in std::io::BufReader::new(stdout).lines() {
             let line = line.expect("child stdout");
-            if let Some(addr) = line.strip_prefix("LISTENING ") {
-                return addr.to_string();
+            // libtest prints `test child_server ... ` before it on the same line
+            if let Some((_, addr)) = line.split_once("LISTENING ") {
+                return addr.trim().to_string();
             }
         }
         panic!("child exited without listening");

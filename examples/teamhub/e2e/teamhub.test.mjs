@@ -1,10 +1,12 @@
 // TeamHub in a real browser (Debian's Chromium through playwright-core) against the real server,
-// which `run.sh` starts on a fresh SQLite file. The six scenarios of issue 7, plus a smoke test
-// that signs in through the page and saves the README's screenshot.
+// which `run.sh` starts on a fresh SQLite file. Two smoke tests of the page (sign-in, screenshot
+// for the README, organization switch; create / message / remember / delete), then the six
+// scenarios of issue 7, numbered as there. Each test makes its own agents through the API.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
+  BASE,
   agentName,
   agentNameText,
   api,
@@ -43,8 +45,8 @@ function freshAgent(org, prefix) {
   return call(org, 'agents.create', { organizationId: org, name: unique(prefix) });
 }
 
-test('sign in through the page, see the seeded organization, save the screenshot', { timeout: 60000 }, async () => {
-  const context = await newContext(browser);
+test('sign in through the page, see the seeded organization, save the screenshot, switch organization', { timeout: 60000 }, async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 560 }, baseURL: BASE });
   try {
     const page = await context.newPage();
     await page.goto('/');
@@ -57,8 +59,73 @@ test('sign in through the page, see the seeded organization, save the screenshot
     await page.locator('[data-testid="message"]').first().waitFor();
     await waitForConnection(page, 'live');
     await waitFresh(page);
-    assert.equal(await page.locator('[data-testid="stat-memories"]').textContent(), '2');
+    await waitUntil(async () => (await page.locator('[data-testid="stat-memories"]').textContent()) === '2', {
+      message: 'Ada has 2 memories',
+    });
+    assert.equal(await page.locator('[data-testid="stat-messages"]').textContent(), '3');
+    await page.locator('[data-testid="memory"]').first().waitFor();
+    await waitFresh(page);
     await page.screenshot({ path: SCREENSHOT });
+
+    // The switcher: the other organization's data only, and back.
+    await page.locator('[data-testid="org-switcher"]').selectOption('org-2');
+    await waitUntil(async () => (await page.locator('[data-testid="agent-name"]').allTextContents()).includes('Dijkstra'), {
+      message: 'org-2 agents',
+    });
+    const org2Names = await page.locator('[data-testid="agent-name"]').allTextContents();
+    for (const n of ORG1_SEEDED) assert.ok(!org2Names.includes(n), `org-2 must not list ${n}`);
+    assert.deepEqual(await page.locator('[data-testid="tool"]').allTextContents(), ['calculator']);
+    await page.locator('[data-testid="org-switcher"]').selectOption('org-1');
+    await waitUntil(async () => (await page.locator('[data-testid="agent-name"]').allTextContents()).includes('Ada'), {
+      message: 'org-1 agents again',
+    });
+    assert.ok(!(await page.locator('[data-testid="agent-name"]').allTextContents()).includes('Dijkstra'));
+  } finally {
+    await context.close();
+  }
+});
+
+test('create an agent, message it, remember something, delete it: all through the page', { timeout: 60000 }, async () => {
+  const context = await newContext(browser);
+  try {
+    const page = await openPage(context, 'org-1');
+    await waitForConnection(page, 'live');
+    const name = unique('Hopper');
+    await page.locator('[data-testid="new-agent-name"]').fill(name);
+    await page.locator('[data-testid="create-agent"]').click();
+    // Created: listed, and selected once the server answered (the detail uses the real id).
+    await page.locator('[data-testid="agent-detail"]').getByText(name).first().waitFor({ timeout: 5000 });
+    const id = await page.locator('[data-testid="agent-detail"]').getAttribute('data-agent-id');
+    assert.ok(id && !id.startsWith('pending-'), `real id selected: ${id}`);
+    await waitUntil(async () => (await agentNameText(page, id)) === name, { message: 'listed with its real id' });
+
+    await page.locator('[data-testid="message-to"]').selectOption('agent-1');
+    await page.locator('[data-testid="message-body"]').fill('Hello from the page');
+    await page.locator('[data-testid="message-send"]').click();
+    await page.locator('[data-testid="memory-content"]').fill('Likes compilers');
+    await page.locator('[data-testid="memory-add"]').click();
+    await waitUntil(async () => (await page.locator('[data-testid="stat-messages"]').textContent()) === '1', {
+      message: 'message count 1',
+    });
+    await waitUntil(async () => (await page.locator('[data-testid="stat-memories"]').textContent()) === '1', {
+      message: 'memory count 1',
+    });
+    // The optimistic entries give way to the server's once it reflects both writes.
+    await waitUntil(async () => (await page.locator('.feed li.pending').count()) === 0, {
+      message: 'the optimistic message and memory confirmed',
+    });
+    await waitFresh(page);
+    assert.deepEqual(await page.locator('[data-testid="memory"]').allTextContents(), ['Likes compilers']);
+    assert.equal(await page.locator('[data-testid="stat-messages"]').textContent(), '1');
+    const stats = await call('org-1', 'agents.getWithStats', { organizationId: 'org-1', agentId: id });
+    assert.equal(Number(stats.messageCount), 1);
+    assert.equal(Number(stats.memoryCount), 1);
+
+    await page.locator('[data-testid="delete-agent"]').click();
+    await page.locator('[data-testid="no-selection"]').waitFor();
+    await waitUntil(async () => (await agentNameText(page, id)) === undefined, { message: 'removed from the list' });
+    const gone = await call('org-1', 'agents.getWithStats', { organizationId: 'org-1', agentId: id });
+    assert.equal(gone.agent, null, 'deleted on the server');
   } finally {
     await context.close();
   }
@@ -179,24 +246,31 @@ test('3. reload with RPC responses held: cached list at once, marked stale, then
   }
 });
 
-test('4. close, change through the API, reopen: changes show, only affected queries refetched', { timeout: 60000 }, async () => {
-  const agent = await freshAgent('org-1', 'Gap');
-  const ctx = await newContext(browser);
-  try {
+describe('4. close the page, change data through the API, open it again', () => {
+  let ctx, page, sse, rpc, agent, content;
+  before(async () => {
+    agent = await freshAgent('org-1', 'Gap');
+    ctx = await newContext(browser);
     const first = await openPage(ctx, 'org-1', `#agent=${agent.id}`);
     await waitForConnection(first, 'live');
     await waitFresh(first);
     await sleep(2500); // page hints and background revalidation have settled into the registry
     await first.close();
 
-    // While no page is open: a memory for the agent (tables: memory).
-    const content = unique('Remembered while away');
+    // While no page is open: a memory for the agent (table `memory` only).
+    content = unique('Remembered while away');
     await call('org-1', 'memory.add', { organizationId: 'org-1', agentId: agent.id, content });
 
-    const page = await ctx.newPage();
-    const sse = await recordSse(page);
-    const rpc = recordRpc(page);
+    page = await ctx.newPage();
+    sse = await recordSse(page);
+    rpc = recordRpc(page);
     await page.goto(`/#agent=${agent.id}`);
+  });
+  after(async () => {
+    await ctx?.close();
+  });
+
+  test('the changes show (gap recovery from the last event id)', { timeout: 30000 }, async () => {
     await waitUntil(async () => (await page.locator('[data-testid="memory"]').allTextContents()).includes(content), {
       message: 'the memory added while away',
     });
@@ -204,23 +278,25 @@ test('4. close, change through the API, reopen: changes show, only affected quer
       message: 'memory count 1',
     });
     await waitFresh(page);
-    await sleep(2500); // past the page hints (1 s) and background revalidation (2 s)
-
-    // Gap recovery: the first connect resumed from the registry's last event id.
     assert.ok(sse.urls.length > 0, 'an event stream was opened');
     assert.ok(new URL(sse.urls[0]).searchParams.get('lastEventId'), `resumed with lastEventId: ${sse.urls[0]}`);
+    const memoryKey = queryKey('memory.recent', { organizationId: 'org-1', agentId: agent.id });
+    await waitUntil(() => sse.invalidations().some((e) => e.queries.includes(memoryKey) || e.queries.includes('memory.recent')), {
+      message: `the replayed invalidation of ${memoryKey}`,
+    });
+  });
 
+  test('only affected queries were refetched', { timeout: 30000 }, async () => {
+    await waitFresh(page);
+    await sleep(2500); // past the page hints (1 s) and background revalidation (2 s)
     // Affected = what the server's invalidations (replayed or live) name for this page.
     const named = new Set(sse.invalidations().flatMap((e) => e.queries));
     const isAffected = (c) => named.has('*') || named.has(c.name) || named.has(queryKey(c.name, c.input));
     const memoryKey = queryKey('memory.recent', { organizationId: 'org-1', agentId: agent.id });
-    assert.ok(named.has(memoryKey) || named.has('memory.recent'), `the replay names ${memoryKey}: ${[...named]}`);
     assert.ok(rpc.some((c) => queryKey(c.name, c.input) === memoryKey), 'memory.recent was refetched');
     const needless = rpc.filter((c) => !isAffected(c)).map((c) => queryKey(c.name, c.input));
     assert.deepEqual(needless, [], 'queries no invalidation named were refetched after the reopen');
-  } finally {
-    await ctx.close();
-  }
+  });
 });
 
 test('5. /api/events blocked: falls back to polling and still updates; unblocked: back to SSE', { timeout: 90000 }, async () => {
@@ -271,6 +347,9 @@ test('6. optimistic rename: at once, no flicker; a rejected rename rolls back wi
     const page = await openPage(ctx, 'org-1', `#agent=${agent.id}`);
     await waitForConnection(page, 'live');
     await waitFresh(page);
+    await waitUntil(async () => (await page.locator('[data-testid="detail-name"]').textContent()) === agent.name, {
+      message: 'the detail loaded',
+    });
     const listSel = `[data-testid="agent-item"][data-agent-id="${agent.id}"] [data-testid="agent-name"]`;
     await recordTexts(page, listSel);
     await recordTexts(page, '[data-testid="detail-name"]');

@@ -9,6 +9,5 @@ use reactive::Relations;
 #[relations(
     agent(organization, message.from_agent_id, message.to_agent_id, memory.agent_id),
     organization(agent.organization_id, tool.organization_id),
-    message(agent),
 )]
 pub struct Schema;

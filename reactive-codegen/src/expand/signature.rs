@@ -53,7 +53,7 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
         ));
     }
     if let Some(variadic) = &sig.variadic {
-        errors.push(syn::Error::new(variadic.span(), SHAPE));
+        errors.push(syn::Error::new_spanned(variadic, SHAPE));
     }
 
     let mut input = None;
@@ -63,20 +63,20 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
             sig.paren_token.span.join(),
             format!("a reactive function takes the database handle first: {SHAPE}"),
         )),
-        Some(FnArg::Receiver(receiver)) => errors.push(syn::Error::new(
-            receiver.span(),
+        Some(FnArg::Receiver(receiver)) => errors.push(syn::Error::new_spanned(
+            receiver,
             "a reactive function cannot take `self`: write a free function `async fn name(db: &ReactiveDb, input: Input)`",
         )),
         Some(FnArg::Typed(db)) => {
             let handle_second = matches!(params.get(1), Some(FnArg::Typed(second)) if is_db_handle(&second.ty));
             if handle_second {
-                errors.push(syn::Error::new(
-                    params[1].span(),
+                errors.push(syn::Error::new_spanned(
+                    params[1],
                     format!("the database handle must be the first parameter of a reactive function; {SHAPE}"),
                 ));
             } else if !is_db_handle(&db.ty) {
-                errors.push(syn::Error::new(
-                    db.ty.span(),
+                errors.push(syn::Error::new_spanned(
+                    &db.ty,
                     format!("the first parameter of a reactive function must be the database handle `&ReactiveDb`; {SHAPE}"),
                 ));
             }
@@ -87,11 +87,11 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
         .filter(|p| !matches!(p, FnArg::Typed(t) if is_db_handle(&t.ty)))
     {
         match second {
-            FnArg::Receiver(receiver) => errors.push(syn::Error::new(receiver.span(), SHAPE)),
+            FnArg::Receiver(receiver) => errors.push(syn::Error::new_spanned(receiver, SHAPE)),
             FnArg::Typed(arg) => {
                 if let Type::Reference(reference) = &*arg.ty {
-                    errors.push(syn::Error::new(
-                        reference.span(),
+                    errors.push(syn::Error::new_spanned(
+                        reference,
                         "the input of a reactive function is decoded from JSON and passed by value: take it by value (`input: Input`), not by reference",
                     ));
                 } else if matches!(
@@ -104,14 +104,14 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
                 ) {
                     input = Some((*arg.ty).clone());
                 } else {
-                    errors.push(syn::Error::new(arg.pat.span(), SHAPE));
+                    errors.push(syn::Error::new_spanned(&arg.pat, SHAPE));
                 }
             }
         }
     }
     for extra in params.iter().skip(2) {
-        errors.push(syn::Error::new(
-            extra.span(),
+        errors.push(syn::Error::new_spanned(
+            extra,
             format!("a reactive function takes at most two parameters, the database handle and one input (put several values in an input struct); {SHAPE}"),
         ));
     }
@@ -127,8 +127,8 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
         ReturnType::Type(_, ty) => match result_ok_type(ty) {
             Some(ok) => (Some(ok), Some((**ty).clone())),
             None => {
-                errors.push(syn::Error::new(
-                    ty.span(),
+                errors.push(syn::Error::new_spanned(
+                    ty,
                     "a reactive function must return `reactive::Result<Output>` (its output is serialized to JSON; errors map to HTTP statuses)",
                 ));
                 (None, None)

@@ -162,7 +162,11 @@ fn render_procedures(procedures: &[&ProcedureTs]) -> String {
 fn render_index() -> String {
     let mut out = String::from(HEADER);
     out.push_str("export * from './runtime/index';\n");
-    out.push_str("export * from './runtime/react';\n");
+    // The hooks come typed from `./procedures`; take only the rest of the React binding.
+    out.push_str("export { ReactiveProvider, setDefaultClient, createReactiveHooks } from './runtime/react';\n");
+    out.push_str(
+        "export type { UseReactiveResult, UseReactiveMutationResult, ReactiveHooks } from './runtime/react';\n",
+    );
     out.push_str("export * from './types';\n");
     out.push_str("export * from './procedures';\n");
     out

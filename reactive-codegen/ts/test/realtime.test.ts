@@ -8,7 +8,7 @@ function setup(opts: Partial<ConstructorParameters<typeof Realtime>[0]> = {}) {
   const clock = new FakeClock();
   const server = new FakeServer();
   const events: InvalidateEvent[] = [];
-  const resets: string[] = [];
+  const resets: (string | undefined)[] = [];
   const modes: RealtimeMode[] = [];
   const rt = new Realtime({
     transport: new Transport({ baseUrl: '/api', fetch: server.fetch }),
@@ -109,6 +109,9 @@ test('reset asks to revalidate and moves the resume point', async () => {
   FakeEventSource.last.ready('900');
   FakeEventSource.last.emit('reset', { eventId: '900' });
   assert.deepEqual(resets, ['900']);
+  // A reset without an id (the server could not log an event) still revalidates.
+  FakeEventSource.last.emit('reset', { eventId: null });
+  assert.deepEqual(resets, ['900', undefined]);
   assert.equal(rt.lastEventId, '900');
 });
 

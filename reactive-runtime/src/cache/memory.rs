@@ -165,10 +165,14 @@ impl CacheStore for MemoryStore {
         _origin: Origin,
     ) -> BoxFuture<'a, Result<Vec<InvalidatedEntry>, CacheError>> {
         async move {
-            let found = lock(&self.index).take_affected(changes);
+            // Postings leave the index only once their entry has left the cache: a
+            // concurrent invalidation must still find (and remove) an entry whose removal
+            // this one has not finished, or it could return while the entry is served.
+            let found = lock(&self.index).affected(changes);
             let mut out = Vec::with_capacity(found.len());
-            for (_, key, reasons) in found {
+            for (id, key, reasons) in found {
                 self.cache.invalidate(&key).await;
+                lock(&self.index).remove(id);
                 out.push(InvalidatedEntry { key, reasons });
             }
             Ok(out)
@@ -189,8 +193,9 @@ impl CacheStore for MemoryStore {
 
     fn clear(&self) -> BoxFuture<'_, Result<(), CacheError>> {
         async move {
+            // The postings leave with the entries (eviction listener), never before: a
+            // concurrent put's entry is either invalidated here or stays indexed.
             self.cache.invalidate_all();
-            lock(&self.index).clear();
             Ok(())
         }
         .boxed()

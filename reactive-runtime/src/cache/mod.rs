@@ -153,6 +153,14 @@ pub enum Origin {
 
 /// A store of serialized results with their read sets. Object-safe; share as
 /// `Arc<dyn CacheStore>`.
+///
+/// Contract for implementations (what makes invalidation complete):
+/// - an entry is never readable while its read set is absent from the index: `put`
+///   indexes before (or atomically with) the write, and postings leave the index only
+///   after (or atomically with) their entry;
+/// - when `invalidate` returns, no entry it found affected is readable, including
+///   entries another, concurrent invalidation found first;
+/// - `clear` keeps both properties for puts that run concurrently with it.
 pub trait CacheStore: Send + Sync + 'static {
     /// A short name for logs (`memory`, `redis`).
     fn name(&self) -> &'static str;

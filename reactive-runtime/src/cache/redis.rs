@@ -33,7 +33,8 @@
 //! itself for a read set of "everything", or `tall`) is newer than the ticket, and
 //! writes entry and index atomically otherwise. A put that passes the check is in the
 //! index before the deletion step of any change it did not see, which removes it.
-//! `clear` never deletes `seq` or `t:*`, so tickets taken before a clear stay valid.
+//! `clear` deletes entries only: never `seq` or `t:*` (tickets taken before a clear stay
+//! valid), nor the index (another instance may be storing meanwhile).
 //!
 //! Requirements: a standalone Redis (or one primary; scripts touch keys across slots,
 //! so Redis Cluster is not supported), version ≥ 5, and a `maxmemory-policy` that
@@ -461,11 +462,11 @@ impl CacheStore for RedisStore {
     fn clear(&self) -> BoxFuture<'_, Result<(), CacheError>> {
         async move {
             let mut conn = self.conn.clone();
-            // Entries and index only: `seq` and `t:*` must survive (see the module docs).
-            for pattern in [
-                format!("{}e:*", glob_escape(&self.config.prefix)),
-                format!("{}i*", glob_escape(&self.config.prefix)),
-            ] {
+            // Entries only. `seq` and `t:*` must survive (see the module docs), and so must
+            // the index: deleting it while another instance stores could leave an entry that
+            // no invalidation finds. Members of deleted entries are skipped and expire.
+            {
+                let pattern = format!("{}e:*", glob_escape(&self.config.prefix));
                 let mut cursor: u64 = 0;
                 loop {
                     let (next, names): (u64, Vec<String>) = redis::cmd("SCAN")

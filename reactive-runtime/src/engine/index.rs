@@ -199,15 +199,6 @@ impl<K: Clone> Index<K> {
         out
     }
 
-    /// Like [`Index::affected`], and removes them from the index.
-    pub fn take_affected(&mut self, changes: &ChangeSet) -> Vec<(u64, K, Vec<Reason>)> {
-        let found = self.affected(changes);
-        for (id, _, _) in &found {
-            self.remove(*id);
-        }
-        found
-    }
-
     /// How many candidates the index would visit for `changes` (for tests and benches).
     pub fn candidate_count(&self, changes: &ChangeSet) -> usize {
         self.candidates(changes).len()

@@ -17,6 +17,12 @@
 //!
 //! Arrays and objects have no canonical key form: [`KeyValue::from_json`] returns
 //! `None` for them, which callers treat as *unknown* (matches anything).
+//!
+//! Known limits (comparisons the canonical form does not model, which could make a
+//! change miss a query): non-default collations (SQLite `COLLATE NOCASE`, PostgreSQL
+//! `citext` or nondeterministic collations, MySQL `_bin`/case-sensitive collations are
+//! fine: folding only widens), and MySQL's numeric comparison of a string column with a
+//! number (`'1abc' = 1` is true there). Keep key columns to ids and plain strings.
 
 use std::fmt;
 use std::sync::Arc;

@@ -178,10 +178,22 @@ impl Realtime {
                 "a write outside any tenant invalidated no tenant's cache entry: no event"
             );
         }
-        for (tenant, invalidated) in per_tenant {
+        // Another tenant hears which tables changed, never the writer's key values
+        // (they are the writer's data); its subscriptions on those tables match.
+        let foreign_changes = if report.changes.is_everything() {
+            report.changes.clone()
+        } else {
+            ChangeSet::tables(report.changes.table_names())
+        };
+        for (name, invalidated) in per_tenant {
+            let changes = if Some(name) == tenant {
+                report.changes.clone()
+            } else {
+                foreign_changes.clone()
+            };
             self.publish(EventDraft {
-                tenant: tenant.to_owned(),
-                changes: report.changes.clone(),
+                tenant: name.to_owned(),
+                changes,
                 requires_ack,
                 invalidated,
             })

@@ -1,0 +1,238 @@
+//! SSE fan-out bench server, built on the real router (`reactive_runtime::router::router`).
+//!
+//! Used by `scripts/sse-bench.sh` with the shared `sseload` tool (see `docs/benchmarks.md`).
+//!
+//! - `GET /events?subscribe=bench.channel:{"channel":"<ch>"}`: the real SSE endpoint. Each
+//!   subscriber subscribes to the query key of a hand-registered query function
+//!   `bench.channel` (`SELECT .. FROM bench_msg WHERE channel = $1`), so a channel is a
+//!   query key, exactly as a real app's `useReactive` subscription.
+//! - `POST /pub?id=<ch>` (body: any text): a real reactive write through [`ReactiveDb`]:
+//!   `INSERT INTO bench_msg (channel, body) VALUES ($1, $2)`, run as the bench tenant's
+//!   principal ([`with_principal`]). The write goes through statement interception →
+//!   invalidation engine → `RealtimeListener` → event log → bus → hub → every SSE
+//!   connection whose subscription the change set affects. The inserted `body` is a key
+//!   value of the change set, so it appears in the event's `keys` and therefore in the
+//!   SSE `data:` line (sseload counts the `lgts=` marker there).
+//! - `POST /rpc/bench.publish` (`{"channel": .., "body": ..}`) does the same write through
+//!   the real RPC path.
+//! - `GET /stats`: `{"connections": N}` (live SSE connections in the hub).
+//!
+//! Environment: `SSE_BENCH_ADDR` (default `127.0.0.1:8091`), `SSE_BENCH_THREADS` (Tokio
+//! worker threads, default: one per core), `SSE_BENCH_DB` (default `sqlite::memory:`).
+//! Authorization: everyone is the single tenant `bench` (a trivial authorizer; this is a
+//! bench, not an app).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use reactive_runtime::ReactiveDb;
+use reactive_runtime::registry::{FunctionDef, InputError, Prepared, TsTypes};
+use reactive_runtime::router::{Principal, RouterConfig, SingleTenant, router, with_principal};
+use serde_json::{Value, json};
+use sqlx::Row;
+
+const TENANT: &str = "bench";
+const SELECT: &str = "SELECT id, channel, body FROM bench_msg WHERE channel = $1";
+const INSERT: &str = "INSERT INTO bench_msg (channel, body) VALUES ($1, $2)";
+
+fn ts() -> TsTypes {
+    TsTypes {
+        input: "unknown".into(),
+        output: "unknown".into(),
+        declarations: vec![],
+    }
+}
+
+fn string_field(input: &Value, name: &str) -> Result<String, InputError> {
+    match input.get(name) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(InputError {
+            path: name.into(),
+            message: "invalid type: expected a string".into(),
+        }),
+        None if input.is_object() => Err(InputError {
+            path: name.into(),
+            message: format!("missing field `{name}`"),
+        }),
+        None => Err(InputError {
+            path: ".".into(),
+            message: "invalid type: expected an object".into(),
+        }),
+    }
+}
+
+fn prepare_channel(input: Value) -> Result<Prepared, InputError> {
+    let channel = string_field(&input, "channel")?;
+    Ok(Prepared {
+        bindings: vec![json!(channel)],
+        run: Box::new(move |db| {
+            Box::pin(async move {
+                let rows = sqlx::query(SELECT).bind(channel).fetch_all(&db).await?;
+                Ok(Value::Array(
+                    rows.iter()
+                        .map(|r| {
+                            json!({
+                                "id": r.try_get::<i64, _>("id").unwrap_or_default(),
+                                "channel": r.try_get::<String, _>("channel").unwrap_or_default(),
+                                "body": r.try_get::<String, _>("body").unwrap_or_default(),
+                            })
+                        })
+                        .collect(),
+                ))
+            })
+        }),
+    })
+}
+
+fn prepare_publish(input: Value) -> Result<Prepared, InputError> {
+    let channel = string_field(&input, "channel")?;
+    let body = string_field(&input, "body")?;
+    Ok(Prepared {
+        bindings: vec![json!(channel), json!(body)],
+        run: Box::new(move |db| {
+            Box::pin(async move {
+                let done = sqlx::query(INSERT)
+                    .bind(channel)
+                    .bind(body)
+                    .execute(&db)
+                    .await?;
+                Ok(json!({"inserted": done.rows_affected()}))
+            })
+        }),
+    })
+}
+
+/// The query every subscriber subscribes to, by key: `bench.channel:{"channel":"<ch>"}`.
+/// Hand-written model (what `#[reactive_function]` would emit for this function).
+static CHANNEL_DEF: FunctionDef = FunctionDef {
+    model_json: concat!(
+        r#"{"name":"bench.channel","rust_name":"channel","kind":"query","requires_ack":false,"dialect":"sqlite","#,
+        r#""bindings":[{"source":"input.channel","path":["channel"]}],"#,
+        r#""dependencies":[{"table":"bench_msg","keys":[{"column":"channel","values":[{"binding":0}]}]}],"#,
+        r#""invalidates":[],"statements":[{"sql":"SELECT id, channel, body FROM bench_msg WHERE channel = $1","analysis":"#,
+        r#"{"operation":"select","reads":[{"table":"bench_msg","filter":{"rows":"keys","keys":[{"column":"channel","values":[{"param":{"index":1}}]}]}}],"writes":[],"returning":false,"unknown":null}"#,
+        r#","params":[0]}],"calls":[]}"#
+    ),
+    prepare: prepare_channel,
+    typescript: ts,
+    model_cell: OnceLock::new(),
+};
+
+/// The same write as `POST /pub`, as a mutation callable through `POST /rpc/bench.publish`.
+static PUBLISH_DEF: FunctionDef = FunctionDef {
+    model_json: concat!(
+        r#"{"name":"bench.publish","rust_name":"publish","kind":"mutation","requires_ack":false,"dialect":"sqlite","#,
+        r#""bindings":[{"source":"input.channel","path":["channel"]},{"source":"input.body","path":["body"]}],"#,
+        r#""dependencies":[],"invalidates":[],"statements":[{"sql":"INSERT INTO bench_msg (channel, body) VALUES ($1, $2)","analysis":"#,
+        r#"{"operation":"insert","reads":[],"writes":[{"table":"bench_msg","operation":"insert","filter":{"rows":"all"},"set":[],"inserted":[[{"column":"channel","value":{"param":{"index":1}}},{"column":"body","value":{"param":{"index":2}}}]]}],"returning":false,"unknown":null}"#,
+        r#","params":[0,1]}],"calls":[]}"#
+    ),
+    prepare: prepare_publish,
+    typescript: ts,
+    model_cell: OnceLock::new(),
+};
+
+#[derive(Clone)]
+struct Bench {
+    db: ReactiveDb,
+    realtime: reactive_runtime::realtime::Realtime,
+}
+
+/// `POST /pub?id=<ch>`: inserts the body into `bench_msg` for channel `<ch>` through the
+/// reactive database, as the bench tenant. Answers once the event is published.
+async fn publish(
+    State(bench): State<Bench>,
+    Query(params): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> impl IntoResponse {
+    let Some(channel) = params.get("id").cloned() else {
+        return (StatusCode::BAD_REQUEST, "missing ?id=<channel>").into_response();
+    };
+    let text = match String::from_utf8(body.to_vec()) {
+        Ok(t) => t,
+        Err(_) => return (StatusCode::BAD_REQUEST, "body is not UTF-8").into_response(),
+    };
+    let principal = Principal::new(TENANT, "publisher");
+    let db = bench.db.clone();
+    let write = with_principal(principal, async move {
+        sqlx::query(INSERT)
+            .bind(channel)
+            .bind(text)
+            .execute(&db)
+            .await
+    })
+    .await;
+    match write {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "bench publish failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+        }
+    }
+}
+
+async fn stats(State(bench): State<Bench>) -> impl IntoResponse {
+    axum::Json(json!({"connections": bench.realtime.hub().connections()}))
+}
+
+async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+    let addr: SocketAddr = std::env::var("SSE_BENCH_ADDR")
+        .unwrap_or_else(|_| "127.0.0.1:8091".into())
+        .parse()?;
+    let url = std::env::var("SSE_BENCH_DB").unwrap_or_else(|_| "sqlite::memory:".into());
+    let db = ReactiveDb::connect(&url).await?;
+    sqlx::query("DROP TABLE IF EXISTS bench_msg")
+        .execute(db.pool())
+        .await?;
+    sqlx::query(
+        "CREATE TABLE bench_msg (id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, body TEXT NOT NULL)",
+    )
+    .execute(db.pool())
+    .await?;
+
+    let config = RouterConfig::new(SingleTenant::new(TENANT, "subscriber"))
+        .functions(vec![&CHANNEL_DEF, &PUBLISH_DEF]);
+    let bench = Bench {
+        db: db.clone(),
+        realtime: config.realtime.clone(),
+    };
+    let app = Router::new()
+        .merge(router(db, config))
+        .merge(
+            Router::new()
+                .route("/pub", post(publish))
+                .route("/stats", get(stats))
+                .with_state(bench),
+        );
+
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    // Same backlog as the nchan peer (`listen ... backlog=4096`).
+    let listener = socket.listen(4096)?;
+    println!("sse_bench listening on http://{addr} (pid {})", std::process::id());
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("SSE_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        rt.worker_threads(n);
+    }
+    rt.enable_all().build()?.block_on(serve())
+}
