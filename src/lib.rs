@@ -128,7 +128,11 @@ pub mod __private {
             let mut declarations = self.out;
             declarations.sort_by(|a, b| a.0.cmp(&b.0));
             declarations.dedup_by(|a, b| a.0 == b.0);
-            TsTypes { input, output, declarations }
+            TsTypes {
+                input,
+                output,
+                declarations,
+            }
         }
     }
 

@@ -13,10 +13,12 @@ mod messages {
 
     #[reactive_function(name = "messages.count")]
     pub async fn message_count(db: &ReactiveDb, input: AgentInput) -> reactive::Result<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM message WHERE from_agent_id = $1")
-            .bind(input.agent_id)
-            .fetch_one(db)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM message WHERE from_agent_id = $1")
+                .bind(input.agent_id)
+                .fetch_one(db)
+                .await?,
+        )
     }
 }
 
@@ -29,7 +31,14 @@ pub async fn activity(db: &ReactiveDb, input: AgentInput) -> reactive::Result<i6
         .bind(input.agent_id)
         .fetch_one(db)
         .await?;
-    Ok(message_count(db, AgentInput { agent_id: input.agent_id }).await? + name.len() as i64)
+    Ok(message_count(
+        db,
+        AgentInput {
+            agent_id: input.agent_id,
+        },
+    )
+    .await?
+        + name.len() as i64)
 }
 
 // Explicit: the list covers the callee's tables (checked at compile time).
@@ -39,7 +48,14 @@ pub async fn activity_explicit(db: &ReactiveDb, input: AgentInput) -> reactive::
         .bind(input.agent_id)
         .fetch_one(db)
         .await?;
-    Ok(messages::message_count(db, AgentInput { agent_id: input.agent_id }).await? + name.len() as i64)
+    Ok(messages::message_count(
+        db,
+        AgentInput {
+            agent_id: input.agent_id,
+        },
+    )
+    .await?
+        + name.len() as i64)
 }
 
 // Two levels: `outer` calls `activity`, which calls `message_count`.
@@ -50,13 +66,33 @@ pub async fn outer(db: &ReactiveDb, input: AgentInput) -> reactive::Result<i64> 
 
 fn main() {
     let functions = reactive::registry::functions();
-    let model = |name: &str| functions.iter().find(|f| f.model().name == name).unwrap().model();
-    let tables = |name: &str| model(name).dependencies.iter().map(|d| d.table.clone()).collect::<Vec<_>>();
-    assert!(tables("activity").contains(&"message".to_owned()), "{:?}", tables("activity"));
+    let model = |name: &str| {
+        functions
+            .iter()
+            .find(|f| f.model().name == name)
+            .unwrap()
+            .model()
+    };
+    let tables = |name: &str| {
+        model(name)
+            .dependencies
+            .iter()
+            .map(|d| d.table.clone())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        tables("activity").contains(&"message".to_owned()),
+        "{:?}",
+        tables("activity")
+    );
     assert!(tables("activity").contains(&"agent".to_owned()));
     assert_eq!(model("activity").calls, ["messages.count"]);
     assert!(tables("activity_explicit").contains(&"message".to_owned()));
-    assert!(tables("outer").contains(&"message".to_owned()), "{:?}", tables("outer"));
+    assert!(
+        tables("outer").contains(&"message".to_owned()),
+        "{:?}",
+        tables("outer")
+    );
     assert!(tables("outer").contains(&"agent".to_owned()));
     assert_eq!(model("outer").calls, ["activity"]);
 }

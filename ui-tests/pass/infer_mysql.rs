@@ -9,10 +9,12 @@ pub struct OrgInput {
 
 #[reactive_function(dialect = "mysql")]
 pub async fn tool_names(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Vec<String>> {
-    Ok(sqlx::query_scalar("SELECT `name` FROM tool WHERE organization_id = ?")
-        .bind(input.organization_id)
-        .fetch_all(db)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT `name` FROM tool WHERE organization_id = ?")
+            .bind(input.organization_id)
+            .fetch_all(db)
+            .await?,
+    )
 }
 
 // A mutation, inferred from the write; its key is traced to the input.
@@ -34,12 +36,20 @@ pub async fn tool_create(db: &ReactiveDb, input: NewTool) -> reactive::Result<()
 
 fn main() {
     let functions = reactive::registry::functions();
-    let read = functions.iter().find(|f| f.model().name == "tool_names").unwrap().model();
+    let read = functions
+        .iter()
+        .find(|f| f.model().name == "tool_names")
+        .unwrap()
+        .model();
     assert_eq!(serde_json::to_value(read.dialect).unwrap(), "mysql");
     assert_eq!(read.kind, reactive::model::FunctionKind::Query);
     assert_eq!(read.dependencies[0].table, "tool");
     assert_eq!(read.dependencies[0].keys[0].column, "organization_id");
-    let write = functions.iter().find(|f| f.model().name == "tool_create").unwrap().model();
+    let write = functions
+        .iter()
+        .find(|f| f.model().name == "tool_create")
+        .unwrap()
+        .model();
     assert_eq!(write.kind, reactive::model::FunctionKind::Mutation);
     assert!(write.requires_ack);
 }

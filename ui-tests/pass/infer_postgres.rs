@@ -15,10 +15,12 @@ pub struct Agent {
 
 #[reactive_function(name = "agents.findMany")]
 pub async fn agents_find_many(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Vec<Agent>> {
-    Ok(sqlx::query_as::<_, Agent>("SELECT id, name FROM agent WHERE organization_id = $1")
-        .bind(input.organization_id)
-        .fetch_all(db)
-        .await?)
+    Ok(
+        sqlx::query_as::<_, Agent>("SELECT id, name FROM agent WHERE organization_id = $1")
+            .bind(input.organization_id)
+            .fetch_all(db)
+            .await?,
+    )
 }
 
 fn main() {
@@ -33,9 +35,13 @@ fn main() {
     assert_eq!(model.dependencies[0].table, "agent");
     assert_eq!(model.dependencies[0].keys[0].column, "organization_id");
     assert_eq!(model.bindings[0].path, ["organization_id"]);
-    let prepared = (def.prepare)(serde_json::json!({ "organization_id": 7 })).ok().expect("valid input");
+    let prepared = (def.prepare)(serde_json::json!({ "organization_id": 7 }))
+        .ok()
+        .expect("valid input");
     assert_eq!(prepared.bindings, [serde_json::json!(7)]);
-    let error = (def.prepare)(serde_json::json!({ "organization_id": "x" })).err().expect("invalid input");
+    let error = (def.prepare)(serde_json::json!({ "organization_id": "x" }))
+        .err()
+        .expect("invalid input");
     assert_eq!(error.path, "organization_id");
     let ts = (def.typescript)();
     assert_eq!(ts.input, "OrgInput");

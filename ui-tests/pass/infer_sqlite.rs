@@ -9,14 +9,19 @@ pub struct AgentInput {
 
 #[reactive_function(dialect = "sqlite")]
 pub async fn memory_count(db: &ReactiveDb, input: AgentInput) -> reactive::Result<i64> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM memory WHERE agent_id = ?1")
-        .bind(input.agent_id)
-        .fetch_one(db)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM memory WHERE agent_id = ?1")
+            .bind(input.agent_id)
+            .fetch_one(db)
+            .await?,
+    )
 }
 
 fn main() {
-    let def = reactive::registry::functions().into_iter().find(|f| f.model().name == "memory_count").unwrap();
+    let def = reactive::registry::functions()
+        .into_iter()
+        .find(|f| f.model().name == "memory_count")
+        .unwrap();
     let model = def.model();
     assert_eq!(serde_json::to_value(model.dialect).unwrap(), "sqlite");
     assert_eq!(model.dependencies[0].table, "memory");

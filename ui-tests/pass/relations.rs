@@ -14,7 +14,15 @@ fn main() {
     let edges = relations.edges();
     assert_eq!(edges.len(), 7, "{edges:?}");
     assert!(edges.contains(&RelationEdge::new("agent", "organization", None)));
-    assert!(edges.contains(&RelationEdge::new("agent", "message", Some("from_agent_id"))));
-    assert!(edges.contains(&RelationEdge::new("organization", "tool", Some("organization_id"))));
+    assert!(edges.contains(&RelationEdge::new(
+        "agent",
+        "message",
+        Some("from_agent_id")
+    )));
+    assert!(edges.contains(&RelationEdge::new(
+        "organization",
+        "tool",
+        Some("organization_id")
+    )));
     assert!(edges.contains(&RelationEdge::new("message", "agent", Some("to_agent_id"))));
 }

@@ -68,10 +68,12 @@ pub struct AgentStats {
 
 #[reactive_function(name = "organizations.get")]
 pub async fn organizations_get(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Organization> {
-    Ok(sqlx::query_as("SELECT id, name FROM organization WHERE id = $1")
-        .bind(input.organization_id)
-        .fetch_one(db)
-        .await?)
+    Ok(
+        sqlx::query_as("SELECT id, name FROM organization WHERE id = $1")
+            .bind(input.organization_id)
+            .fetch_one(db)
+            .await?,
+    )
 }
 
 #[reactive_function(name = "agents.findMany")]
@@ -83,7 +85,10 @@ pub async fn agents_find_many(db: &ReactiveDb, input: OrgInput) -> reactive::Res
 }
 
 #[reactive_function(name = "agents.getWithStats")]
-pub async fn agents_get_with_stats(db: &ReactiveDb, input: AgentInput) -> reactive::Result<AgentStats> {
+pub async fn agents_get_with_stats(
+    db: &ReactiveDb,
+    input: AgentInput,
+) -> reactive::Result<AgentStats> {
     let agent = sqlx::query_as("SELECT id, organization_id, name, status FROM agent WHERE id = $1")
         .bind(input.agent_id)
         .fetch_one(db)
@@ -96,7 +101,11 @@ pub async fn agents_get_with_stats(db: &ReactiveDb, input: AgentInput) -> reacti
         .bind(input.agent_id)
         .fetch_one(db)
         .await?;
-    Ok(AgentStats { agent, messages_sent, memories })
+    Ok(AgentStats {
+        agent,
+        messages_sent,
+        memories,
+    })
 }
 
 #[derive(Deserialize, TS)]
@@ -107,11 +116,13 @@ pub struct NewAgent {
 
 #[reactive_function(name = "agents.create")]
 pub async fn agents_create(db: &ReactiveDb, input: NewAgent) -> reactive::Result<i64> {
-    Ok(sqlx::query_scalar("INSERT INTO agent (organization_id, name, status) VALUES ($1, $2, 'idle') RETURNING id")
-        .bind(input.organization_id)
-        .bind(&input.name)
-        .fetch_one(db)
-        .await?)
+    Ok(sqlx::query_scalar(
+        "INSERT INTO agent (organization_id, name, status) VALUES ($1, $2, 'idle') RETURNING id",
+    )
+    .bind(input.organization_id)
+    .bind(&input.name)
+    .fetch_one(db)
+    .await?)
 }
 
 #[derive(Deserialize, TS)]
@@ -161,10 +172,12 @@ pub async fn messages_send(db: &ReactiveDb, input: NewMessage) -> reactive::Resu
 
 #[reactive_function(name = "memory.forAgent")]
 pub async fn memory_for_agent(db: &ReactiveDb, input: AgentInput) -> reactive::Result<Vec<Memory>> {
-    Ok(sqlx::query_as("SELECT id, agent_id, content FROM memory WHERE agent_id = $1")
-        .bind(input.agent_id)
-        .fetch_all(db)
-        .await?)
+    Ok(
+        sqlx::query_as("SELECT id, agent_id, content FROM memory WHERE agent_id = $1")
+            .bind(input.agent_id)
+            .fetch_all(db)
+            .await?,
+    )
 }
 
 #[derive(Deserialize, TS)]
@@ -185,10 +198,12 @@ pub async fn memory_add(db: &ReactiveDb, input: NewMemory) -> reactive::Result<(
 
 #[reactive_function(name = "tools.findMany")]
 pub async fn tools_find_many(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Vec<Tool>> {
-    Ok(sqlx::query_as("SELECT id, organization_id, name FROM tool WHERE organization_id = $1")
-        .bind(input.organization_id)
-        .fetch_all(db)
-        .await?)
+    Ok(
+        sqlx::query_as("SELECT id, organization_id, name FROM tool WHERE organization_id = $1")
+            .bind(input.organization_id)
+            .fetch_all(db)
+            .await?,
+    )
 }
 
 #[derive(Deserialize, TS)]
@@ -198,13 +213,18 @@ pub struct ToolId {
 
 #[reactive_function(name = "tools.delete")]
 pub async fn tools_delete(db: &ReactiveDb, input: ToolId) -> reactive::Result<()> {
-    sqlx::query("DELETE FROM tool WHERE id = $1").bind(input.tool_id).execute(db).await?;
+    sqlx::query("DELETE FROM tool WHERE id = $1")
+        .bind(input.tool_id)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
 #[reactive_function(name = "organizations.count")]
 pub async fn organizations_count(db: &ReactiveDb) -> reactive::Result<i64> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM organization").fetch_one(db).await?)
+    Ok(sqlx::query_scalar("SELECT count(*) FROM organization")
+        .fetch_one(db)
+        .await?)
 }
 
 fn main() {
@@ -229,7 +249,13 @@ fn main() {
             "tools.findMany",
         ]
     );
-    let model = |name: &str| functions.iter().find(|f| f.model().name == name).unwrap().model();
+    let model = |name: &str| {
+        functions
+            .iter()
+            .find(|f| f.model().name == name)
+            .unwrap()
+            .model()
+    };
     let deps = |name: &str| {
         model(name)
             .dependencies
@@ -242,25 +268,49 @@ fn main() {
     };
     assert_eq!(deps("organizations.get"), ["organization(id)"]);
     assert_eq!(deps("agents.findMany"), ["agent(organization_id)"]);
-    assert_eq!(deps("agents.getWithStats"), ["agent(id)", "memory(agent_id)", "message(from_agent_id)"]);
+    assert_eq!(
+        deps("agents.getWithStats"),
+        ["agent(id)", "memory(agent_id)", "message(from_agent_id)"]
+    );
     assert_eq!(deps("messages.inbox"), ["agent()", "message(to_agent_id)"]);
     assert_eq!(deps("memory.forAgent"), ["memory(agent_id)"]);
     assert_eq!(deps("tools.findMany"), ["tool(organization_id)"]);
     assert_eq!(deps("organizations.count"), ["organization()"]);
-    for name in ["organizations.get", "agents.findMany", "agents.getWithStats", "messages.inbox", "tools.findMany"] {
+    for name in [
+        "organizations.get",
+        "agents.findMany",
+        "agents.getWithStats",
+        "messages.inbox",
+        "tools.findMany",
+    ] {
         assert_eq!(model(name).kind, Query, "{name}");
     }
-    for name in ["agents.create", "agents.setStatus", "messages.send", "memory.add", "tools.delete"] {
+    for name in [
+        "agents.create",
+        "agents.setStatus",
+        "messages.send",
+        "memory.add",
+        "tools.delete",
+    ] {
         assert_eq!(model(name).kind, Mutation, "{name}");
     }
     assert!(model("agents.setStatus").requires_ack);
     // The input is decoded with the path of a bad field; bindings come out in order.
-    let stats = functions.iter().find(|f| f.model().name == "agents.getWithStats").unwrap();
-    let prepared = (stats.prepare)(serde_json::json!({ "agent_id": 3 })).ok().unwrap();
+    let stats = functions
+        .iter()
+        .find(|f| f.model().name == "agents.getWithStats")
+        .unwrap();
+    let prepared = (stats.prepare)(serde_json::json!({ "agent_id": 3 }))
+        .ok()
+        .unwrap();
     assert_eq!(prepared.bindings, [serde_json::json!(3)]);
     let ts = (stats.typescript)();
     assert_eq!(ts.output, "AgentStats");
-    let declared: Vec<&str> = ts.declarations.iter().map(|(name, _)| name.as_str()).collect();
+    let declared: Vec<&str> = ts
+        .declarations
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
     assert_eq!(declared, ["Agent", "AgentInput", "AgentStats"]);
     assert_eq!(reactive::engine::Relations::registered().edges().len(), 7);
 }

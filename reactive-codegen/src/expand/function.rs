@@ -52,6 +52,12 @@ pub fn reactive_function(attr: TokenStream, item: TokenStream) -> TokenStream {
         .map(|args| plan(args, &item_fn, &analysis, &mut errors));
 
     let companion = companion(&item_fn, plan.as_ref(), &analysis);
+    // `#[cfg(...)]` on the function applies to everything generated for it.
+    let cfgs: Vec<&syn::Attribute> = item_fn
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg"))
+        .collect();
     // The type checks are emitted even next to errors; the registration (which uses
     // them, so that each unsatisfied bound is reported once, at the type) only without.
     let checked = sig.as_ref().map(|sig| {
@@ -61,6 +67,7 @@ pub fn reactive_function(attr: TokenStream, item: TokenStream) -> TokenStream {
             _ => TokenStream::new(),
         };
         quote! {
+            #(#cfgs)*
             const _: () = {
                 #types
                 #registration
@@ -178,13 +185,11 @@ pub(crate) fn plan(
                 format!("this statement {what}, but the function is declared `query`; declare it `mutation` (or drop `query`: the kind is inferred)"),
             );
         }
-        if let Some(invalidates) = &args.invalidates {
-            if let Some(first) = invalidates.tables.first() {
-                errors.new_spanned(
-                    first.span,
-                    "`invalidates(...)` applies to mutations, but the function is declared `query`",
-                );
-            }
+        if let Some(first) = args.invalidates.as_ref().and_then(|l| l.tables.first()) {
+            errors.new_spanned(
+                first.span,
+                "`invalidates(...)` applies to mutations, but the function is declared `query`",
+            );
         }
         if args.requires_ack.is_present() {
             errors.new_spanned(
@@ -217,17 +222,16 @@ pub(crate) fn plan(
     {
         opaque_call = true;
         match probe_path(call) {
-            Some(path) => {
-                if !probes.iter().any(|p: &Probe| p.path == path) {
-                    let module = format_ident!("__reactive_probe_{}", probes.len());
-                    probes.push(Probe {
-                        path,
-                        span: call.span,
-                        name: call.name.clone(),
-                        module,
-                    });
-                }
+            Some(path) if !probes.iter().any(|p: &Probe| p.path == path) => {
+                let module = format_ident!("__reactive_probe_{}", probes.len());
+                probes.push(Probe {
+                    path,
+                    span: callee_name_span(&item.block, call),
+                    name: call.name.clone(),
+                    module,
+                });
             }
+            Some(_) => {}
             None if explicit.is_none() => errors.new_spanned(call.span, helper_message(&call.path)),
             None => {}
         }
@@ -262,14 +266,16 @@ pub(crate) fn plan(
         .as_ref()
         .map(|n| n.as_str().to_owned())
         .unwrap_or_else(|| item.sig.ident.to_string());
-    if let Some(name_arg) = &args.name {
-        if name_arg.is_empty()
-            || name_arg
-                .chars()
+    let bad_name = |n: &str| {
+        n.is_empty()
+            || n.chars()
                 .any(|c| c.is_whitespace() || c == '/' || c == '?' || c == '#')
-        {
-            errors.new_spanned(name_arg.span(), "a procedure name must be non-empty and contain no whitespace, `/`, `?` or `#` (it is part of the URL `/rpc/{name}`)");
-        }
+    };
+    if let Some(name_arg) = args.name.as_ref().filter(|n| bad_name(n.as_str())) {
+        errors.new_spanned(
+            name_arg.span(),
+            "a procedure name must be non-empty and contain no whitespace, `/`, `?` or `#` (it is part of the URL `/rpc/{name}`)",
+        );
     }
     let model = FunctionModel {
         name,
@@ -311,6 +317,37 @@ fn helper_message(path: &str) -> String {
 
 /// The callee path of a call that can be probed: a path call whose prefix is a
 /// module path (`f`, `m::f`, `crate::m::f`, `super::f`). Generics are dropped.
+/// The span of the callee's last path segment (`message_count` in
+/// `messages::message_count(..)`), for errors at the call; the call's span otherwise.
+fn callee_name_span(block: &syn::Block, call: &CallSite) -> Span {
+    use syn::visit::Visit;
+    struct Finder<'a> {
+        call: &'a CallSite,
+        found: Option<Span>,
+    }
+    impl<'ast> Visit<'ast> for Finder<'_> {
+        fn visit_expr_call(&mut self, expr: &'ast syn::ExprCall) {
+            if let (None, syn::Expr::Path(path)) = (self.found, &*expr.func) {
+                let segments = &path.path.segments;
+                let written = segments
+                    .iter()
+                    .map(|s| s.ident.to_string())
+                    .collect::<Vec<_>>()
+                    .join("::");
+                let at = |span: Span| format!("{span:?}") == format!("{:?}", self.call.span);
+                let first = segments.first().map(|s| s.ident.span());
+                if written == self.call.path && (first.is_some_and(at) || at(path.span())) {
+                    self.found = segments.last().map(|s| s.ident.span());
+                }
+            }
+            syn::visit::visit_expr_call(self, expr);
+        }
+    }
+    let mut finder = Finder { call, found: None };
+    finder.visit_block(block);
+    finder.found.unwrap_or(call.span)
+}
+
 fn probe_path(call: &CallSite) -> Option<syn::Path> {
     if call.is_method {
         return None;
@@ -427,6 +464,8 @@ fn reactive_fn_path(probe: &Probe) -> TokenStream {
 fn companion(item: &syn::ItemFn, plan: Option<&Plan>, analysis: &HandlerAnalysis) -> TokenStream {
     let ident = &item.sig.ident;
     let vis = &item.vis;
+    let cfgs = item.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+    let cfgs: Vec<&syn::Attribute> = cfgs.collect();
     let (name, own_tables, probes): (String, Vec<String>, &[Probe]) = match plan {
         Some(plan) => (
             plan.model.name.clone(),
@@ -476,11 +515,13 @@ fn companion(item: &syn::ItemFn, plan: Option<&Plan>, analysis: &HandlerAnalysis
         "Compile-time information about the reactive function [`{ident}`] (generated; not part of the API)."
     );
     quote! {
+        #(#cfgs)*
         #[doc = #companion_doc]
         #[doc(hidden)]
         #[allow(non_camel_case_types, dead_code)]
         #vis struct #ident {}
 
+        #(#cfgs)*
         const _: () = {
             #(#probe_modules)*
             #[automatically_derived]

@@ -17,15 +17,19 @@
 //!
 //! # What `#[reactive_function]` generates
 //!
-//! - Spanned assertions that the input type is `Deserialize + TS` and the output
-//!   type `Serialize + TS`: rustc's own error points at the type.
+//! - The type-dependent operations as fn-pointer consts (`decode_input::<Input>`,
+//!   `encode_output::<Output>`, `ts_collect::<..>`), each emitted with
+//!   `quote_spanned!` at the type: an input that is not `Deserialize + TS` or an
+//!   output that is not `Serialize + TS` is reported by rustc at the type, once
+//!   (the registration only calls these consts, so no secondary errors).
 //! - A hidden *companion* item with the function's name in the **type namespace**
 //!   (`struct agents_find_many {}`), implementing `__private::ReactiveFn`: the
 //!   procedure name and the tables the function reads (transitively, through the
 //!   reactive functions it calls), as consts. A function item lives in the value
 //!   namespace, so the two never clash, and `use path::to::agents_find_many;`
 //!   imports both.
-//! - An `inventory::submit!` of a `FunctionDef`: the serialized `FunctionModel`, a
+//! - A `static FunctionDef` and an `inventory::submit!` of a `Registration` pointing
+//!   at it: the serialized `FunctionModel`, a
 //!   `prepare` fn (JSON → typed input with the error's path, key bindings extracted
 //!   with `serde_json::to_value(&input.field)`, the handler boxed), and a `typescript`
 //!   fn (ts-rs names and declarations).
@@ -51,9 +55,15 @@
 //!   dependencies silence it (and then every listed table counts as fully read).
 //!
 //! Method calls and associated functions (`Agent::find(db)`) cannot be probed: in
-//! inferred mode they are reported the same way as plain helpers, by the macro.
-//! A reactive function calling itself (directly or in a cycle) is a const cycle
-//! error; write its dependencies explicitly... and avoid the cycle.
+//! inferred mode they are reported the same way as plain helpers, by the macro
+//! (`ReactiveDb`'s own methods such as `db.begin()` excepted).
+//!
+//! Known limits: helpers that receive a transaction (`&mut ReactiveTx`) rather than
+//! the handle are not seen (their statements are still intercepted and analysed at
+//! run time); a reactive function calling itself, directly or in a cycle, is a
+//! const-evaluation cycle error; `#[reactive_function]` applies to free functions
+//! (not `impl` methods); the companion type is named like the function, so a type
+//! with the same name in the same module would clash.
 
 pub mod args;
 mod function;

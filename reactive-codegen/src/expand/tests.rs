@@ -421,3 +421,22 @@ fn misplaced_database_handle_is_one_error() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn cfg_applies_to_generated_items() {
+    let out = expand(
+        quote!(),
+        quote! {
+            #[cfg(feature = "admin")]
+            async fn f(db: &ReactiveDb) -> reactive::Result<i64> {
+                Ok(sqlx::query_scalar("SELECT count(*) FROM agent").fetch_one(db).await?)
+            }
+        },
+    );
+    // The fn, the companion struct, its impl block and the checked registration block.
+    assert_eq!(
+        out.matches("# [cfg (feature = \"admin\")]").count(),
+        4,
+        "{out}"
+    );
+}

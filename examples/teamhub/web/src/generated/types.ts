@@ -3,21 +3,21 @@
 
 export type AddMemory = { organizationId: string, agentId: string, content: string, };
 
-export type Agent = { id: string, organizationId: string, name: string, status: string, createdAt: bigint, };
+export type Agent = { id: string, organizationId: string, name: string, status: string, createdAt: number, };
 
 export type AgentChanges = { name?: string, status?: string, };
 
 export type AgentInput = { organizationId: string, agentId: string, };
 
-export type AgentStats = { agent: Agent | null, messageCount: bigint, memoryCount: bigint, };
+export type AgentStats = { agent: Agent | null, messageCount: number, memoryCount: number, };
 
 export type CreateAgent = { organizationId: string, name: string, };
 
 export type DeleteAgent = { organizationId: string, id: string, };
 
-export type Memory = { id: string, agentId: string, content: string, createdAt: bigint, };
+export type Memory = { id: string, agentId: string, content: string, createdAt: number, };
 
-export type Message = { id: string, fromAgentId: string, toAgentId: string, body: string, createdAt: bigint, };
+export type Message = { id: string, fromAgentId: string, toAgentId: string, body: string, createdAt: number, };
 
 export type OrgInput = { organizationId: string, };
 

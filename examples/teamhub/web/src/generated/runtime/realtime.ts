@@ -10,7 +10,7 @@ import { compareEventIds, globalOf, type Clock } from './util';
 export interface InvalidateEvent {
   eventId: string;
   tables: string[];
-  keys?: Record<string, Record<string, string[]> | null>;
+  keys?: Record<string, Record<string, (string | null)[]> | null>;
   requiresAck: boolean;
   /** Subscription entries (verbatim) the event affects. */
   queries: string[];
@@ -40,7 +40,7 @@ export interface RealtimeOptions {
   /** An invalidation to apply (already deduplicated and acked). */
   onInvalidate: (ev: InvalidateEvent) => void;
   /** The server can't replay the gap: revalidate everything held with a watermark below `eventId`. */
-  onReset: (eventId: string) => void;
+  onReset: (eventId: string | undefined) => void;
   /** A stream is ready: `coveredFrom` is known for its entries. */
   onReady?: () => void;
   /** Connection state changes. */
@@ -213,8 +213,9 @@ export class Realtime {
     });
     es.addEventListener('reset', (ev) => {
       if (this.es !== es) return;
+      // `eventId: null` (the server could not log an event): revalidate all, keep the last id.
       const id = parse(ev.data)?.eventId;
-      if (typeof id === 'string') this.reset(id);
+      this.reset(typeof id === 'string' ? id : undefined);
     });
     es.addEventListener('close', () => {
       if (this.es !== es) return;
@@ -283,8 +284,8 @@ export class Realtime {
     });
   }
 
-  private reset(eventId: string): void {
-    if (compareEventIds(eventId, this.lastEventId) > 0 || !this.lastEventId) this.lastEventId = eventId;
+  private reset(eventId: string | undefined): void {
+    if (eventId && (compareEventIds(eventId, this.lastEventId) > 0 || !this.lastEventId)) this.lastEventId = eventId;
     this.o.onReset(eventId);
   }
 
@@ -327,7 +328,7 @@ export class Realtime {
         events?: InvalidateEvent[];
       };
       if (!this.polling) return;
-      if (r.reset && typeof r.eventId === 'string') this.reset(r.eventId);
+      if (r.reset) this.reset(typeof r.eventId === 'string' ? r.eventId : undefined);
       for (const ev of r.events ?? []) this.deliver(ev, false);
       if (typeof r.eventId === 'string') {
         if (!this.lastEventId) for (const e of this.entries) this.coverage.set(e, r.eventId);
