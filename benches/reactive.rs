@@ -204,7 +204,8 @@ fn criterion_benches(c: &mut Criterion, rt: &Runtime, db: &ReactiveDb, backend: 
     let mut group = c.benchmark_group(format!("agents.findMany/{backend}"));
     group.bench_function("hit", |b| b.to_async(rt).iter(|| hit(db, find_many)));
     group.bench_function("direct", |b| {
-        b.to_async(rt).iter(|| async { black_box(direct(db.pool()).await) })
+        b.to_async(rt)
+            .iter(|| async { black_box(direct(db.pool()).await) })
     });
     group.bench_function("intercepted", |b| {
         b.to_async(rt)

@@ -16,15 +16,21 @@
 //! - `POST /rpc/bench.publish` (`{"channel": .., "body": ..}`) does the same write through
 //!   the real RPC path.
 //! - `GET /stats`: `{"connections": N}` (live SSE connections in the hub).
+//! - `GET /idle-sse` (diagnostic): a bare axum SSE response that never sends anything, not
+//!   going through the realtime code: the per-connection memory floor of axum + hyper +
+//!   Tokio on this machine, to compare `/events` against.
 //!
 //! Environment: `SSE_BENCH_ADDR` (default `127.0.0.1:8091`), `SSE_BENCH_THREADS` (Tokio
-//! worker threads, default: one per core), `SSE_BENCH_DB` (default `sqlite::memory:`).
+//! worker threads, default: one per core), `SSE_BENCH_DB` (default `sqlite::memory:`),
+//! `SSE_BENCH_REAUTH` (seconds between re-authorizations of open streams, `off` to disable;
+//! default: the router's default, 300).
 //! Authorization: everyone is the single tenant `bench` (a trivial authorizer; this is a
 //! bench, not an app).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -182,6 +188,14 @@ async fn stats(State(bench): State<Bench>) -> impl IntoResponse {
     axum::Json(json!({"connections": bench.realtime.hub().connections()}))
 }
 
+/// `GET /idle-sse`: an SSE response whose body never yields (diagnostic floor).
+async fn idle_sse() -> impl IntoResponse {
+    let body = axum::body::Body::from_stream(futures::stream::pending::<
+        Result<Bytes, std::convert::Infallible>,
+    >());
+    ([(axum::http::header::CONTENT_TYPE, "text/event-stream")], body)
+}
+
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let addr: SocketAddr = std::env::var("SSE_BENCH_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:8091".into())
@@ -197,8 +211,15 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     .execute(db.pool())
     .await?;
 
-    let config = RouterConfig::new(SingleTenant::new(TENANT, "subscriber"))
+    let mut config = RouterConfig::new(SingleTenant::new(TENANT, "subscriber"))
         .functions(vec![&CHANNEL_DEF, &PUBLISH_DEF]);
+    match std::env::var("SSE_BENCH_REAUTH").ok().as_deref() {
+        None | Some("") => {}
+        Some("off") => config = config.reauthorize_every(None),
+        Some(secs) => {
+            config = config.reauthorize_every(Some(Duration::from_secs(secs.parse()?)));
+        }
+    }
     let bench = Bench {
         db: db.clone(),
         realtime: config.realtime.clone(),
@@ -209,6 +230,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
             Router::new()
                 .route("/pub", post(publish))
                 .route("/stats", get(stats))
+                .route("/idle-sse", get(idle_sse))
                 .with_state(bench),
         );
 

@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod db;
 pub mod engine;
+pub mod feed;
 mod error;
 pub mod realtime;
 pub mod registry;

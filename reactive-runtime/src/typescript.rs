@@ -9,7 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use reactive_codegen::model::{FunctionKind, FunctionModel};
-use reactive_codegen::typescript::{ProcedureTs, render, write_if_changed};
+use reactive_codegen::typescript::{GeneratedFile, ProcedureTs, render, write_if_changed};
 
 use crate::registry::{FunctionDef, functions};
 
@@ -50,6 +50,12 @@ fn procedure(def: &FunctionDef) -> ProcedureTs {
 /// println!("{} TypeScript files updated", written.len());
 /// ```
 pub fn generate(dir: impl AsRef<Path>) -> io::Result<Vec<PathBuf>> {
+    write_if_changed(dir.as_ref(), &render_registered())
+}
+
+/// The generated files (relative path, contents) of every registered function,
+/// without writing them: for a test that checks a committed copy is up to date.
+pub fn render_registered() -> Vec<GeneratedFile> {
     let procedures: Vec<ProcedureTs> = functions().into_iter().map(procedure).collect();
-    write_if_changed(dir.as_ref(), &render(&procedures))
+    render(&procedures)
 }

@@ -3,11 +3,11 @@
 // over `subscribe` / `getSnapshot` / `mutate`.
 
 import { RpcError, Transport, type TransportOptions } from './client';
-import { Realtime, type EventSourceCtor, type InvalidateEvent, type RealtimeMode } from './realtime';
+import { Realtime, type EventSourceCtor, type InvalidateEvent, type PollResult, type RealtimeMode } from './realtime';
 import { QueryRegistry, type StorageLike } from './registry';
 import { Priority, Scheduler } from './scheduler';
 import type { AnyProcedures, InputOf, MutationName, OutputOf, QueryName, QueryRef } from './types';
-import { compareEventIds, globalOf, procedureOf, queryKey, realClock, type Clock } from './util';
+import { compareEventIds, globalOf, maxEventId, procedureOf, queryKey, realClock, type Clock } from './util';
 
 /** What a hook shows for one query. */
 export interface QuerySnapshot<T = unknown> {
@@ -97,15 +97,15 @@ interface Query {
   procedure: string;
   input: unknown;
   hasData: boolean;
-  data: unknown;
-  eventId: string | undefined;
+  data?: unknown;
+  eventId?: string;
   /** When last revalidated from the server (0: never in this page). */
   revalidatedAt: number;
   stale: boolean;
-  error: RpcError | undefined;
-  fetching: Promise<void> | undefined;
+  error?: RpcError;
+  fetching?: Promise<void>;
   /** An invalidation newer than the in-flight request arrived. */
-  refetchAfter: string | undefined;
+  refetchAfter?: string;
   layers: Layer[];
   /** Stream start already checked for a gap. */
   gapFrom?: string;
@@ -122,6 +122,15 @@ interface Msg {
   d: unknown;
   e?: string;
   at: number;
+}
+
+/** Subscription entries for query keys: the keys, or the procedure when it has many or the URL gets long. */
+function entriesOf(keys: Iterable<string>): string[] {
+  const byProc = new Map<string, string[]>();
+  for (const k of keys) byProc.set(procedureOf(k), [...(byProc.get(procedureOf(k)) ?? []), k]);
+  let entries: string[] = [];
+  for (const [proc, ks] of byProc) entries.push(...(ks.length > 8 ? [proc] : ks));
+  return entries.reduce((n, e) => n + encodeURIComponent(e).length + 11, 0) > 7000 ? [...byProc.keys()] : entries;
 }
 
 function resolveStorage(s: ClientOptions<unknown>['storage']): StorageLike | null {
@@ -148,6 +157,11 @@ export class ReactiveClient<P = AnyProcedures> {
   private started = false;
   private layerId = 0;
   private statusListeners = new Set<(mode: RealtimeMode) => void>();
+  /**
+   * Reopen check in flight: registry entries waiting for the `/poll` that tells which of them
+   * missed events, with the newest event the stream delivered for each meanwhile.
+   */
+  private checking: Map<string, string | undefined> | undefined;
 
   constructor(opts: ClientOptions<P> = {}) {
     this.opts = opts;
@@ -221,6 +235,7 @@ export class ReactiveClient<P = AnyProcedures> {
     if (this.started || !globalOf('window')) return;
     this.started = true;
     const gen = this.generation;
+    const last = this.registry.getSession().lastEventId;
     this.registry.updateSession({ startTime: this.clock.now() });
     const makeChannel =
       this.opts.channel === null
@@ -252,13 +267,31 @@ export class ReactiveClient<P = AnyProcedures> {
           for (const fn of this.statusListeners) fn(mode);
         },
       });
-      this.realtime.start(this.registry.getSession().lastEventId);
+      this.realtime.start(last);
       this.updateSubscription();
+    }
+    // Reopened page: cached entries with a watermark are not revalidated blindly. One `/poll` from
+    // the oldest watermark tells which missed events; until it answers they show cached (stale).
+    const check = new Map<string, string | undefined>();
+    let since: string | undefined;
+    if (this.realtime && last)
+      for (const k of this.registry.keys()) {
+        const e = this.registry.read(k, false);
+        if (e?.eventId && !e.stale) {
+          check.set(k, undefined);
+          if (compareEventIds(e.eventId, since ?? e.eventId) <= 0) since = e.eventId;
+        }
+      }
+    this.checking = since ? check : undefined;
+    if (since) {
+      // Timeout or error (a value without `eventId`): everything is revalidated.
+      const end = (r?: PollResult): void => this.endCheck(check, r);
+      this.clock.setTimeout(end, 5000);
+      this.realtime!.catchUp(since, entriesOf(check.keys())).then(end, end);
     }
     // Everything the registry holds: revalidate in the background (mounted ones go first anyway).
     for (const k of this.registry.keys()) this.scheduler.schedule(k, Priority.Background);
-    for (const keys of this.hints.values())
-      for (const k of keys) if (this.needsRevalidation(k)) this.scheduler.schedule(k, Priority.Hint);
+    for (const k of [...this.hints.values()].flat()) if (this.needsRevalidation(k)) this.scheduler.schedule(k, Priority.Hint);
     for (const q of this.queries.values()) if (q.mounts > 0) this.scheduler.schedule(q.key, Priority.Mounted);
   }
 
@@ -276,6 +309,7 @@ export class ReactiveClient<P = AnyProcedures> {
   /** Stops real time and timers. */
   stop(): void {
     this.started = false;
+    this.checking = undefined;
     this.realtime?.stop();
     this.realtime = undefined;
     this.channel?.close();
@@ -294,13 +328,8 @@ export class ReactiveClient<P = AnyProcedures> {
       procedure,
       input,
       hasData: false,
-      data: undefined,
-      eventId: undefined,
       revalidatedAt: 0,
       stale: false,
-      error: undefined,
-      fetching: undefined,
-      refetchAfter: undefined,
       layers: [],
       listeners: new Set(),
       mounts: 0,
@@ -353,7 +382,7 @@ export class ReactiveClient<P = AnyProcedures> {
     q.listeners.add(listener);
     q.mounts++;
     this.start();
-    if (this.started && (q.revalidatedAt === 0 || q.stale) && !q.fetching)
+    if (this.started && this.needsRevalidation(q.key) && !q.fetching)
       this.scheduler.schedule(q.key, Priority.Mounted);
     this.updateSubscription();
     let done = false;
@@ -394,18 +423,18 @@ export class ReactiveClient<P = AnyProcedures> {
 
   private needsRevalidation(key: string): boolean {
     const q = this.queries.get(key);
-    return !q || q.revalidatedAt === 0 || q.stale;
+    return !this.checking?.has(key) && (!q || q.revalidatedAt === 0 || q.stale);
+  }
+
+  /** The query of a key, loaded from the registry if needed. */
+  private held(key: string): Query | undefined {
+    const e = this.queries.get(key) ? undefined : this.registry.read(key, false);
+    return e ? this.ensure(e.procedure, e.input) : this.queries.get(key);
   }
 
   private async runScheduled(key: string): Promise<void> {
-    if (!this.needsRevalidation(key)) return;
-    let q = this.queries.get(key);
-    if (!q) {
-      const e = this.registry.read(key, false);
-      if (!e) return;
-      q = this.ensure(e.procedure, e.input);
-    }
-    await this.revalidate(q);
+    const q = this.needsRevalidation(key) ? this.held(key) : undefined;
+    if (q) await this.revalidate(q);
   }
 
   /** Revalidates one query; concurrent calls share the request. */
@@ -498,7 +527,7 @@ export class ReactiveClient<P = AnyProcedures> {
     const entries = new Set<string>();
     let since: string | undefined;
     for (const q of qs) {
-      if (!q.eventId || q.mounts <= 0) continue;
+      if (!q.eventId || q.mounts <= 0 || this.checking?.has(q.key)) continue;
       const entry = rt.subscription().includes(q.key) ? q.key : q.procedure;
       const from = rt.coveredFrom(entry);
       if (!from || compareEventIds(q.eventId, from) >= 0 || q.gapFrom === from) continue;
@@ -512,8 +541,8 @@ export class ReactiveClient<P = AnyProcedures> {
     rt.catchUp(since, [...entries]).then(
       (r) => {
         if (gen !== this.generation) return;
-        if (r === 'reset') for (const q of gapped) void this.revalidate(q);
-        else for (const ev of r) this.onInvalidate(ev);
+        if (r.reset) for (const q of gapped) void this.revalidate(q);
+        else for (const ev of r.events ?? []) this.onInvalidate(ev);
       },
       () => undefined,
     );
@@ -531,17 +560,7 @@ export class ReactiveClient<P = AnyProcedures> {
   private updateSubscription(): void {
     const rt = this.realtime;
     if (!rt) return;
-    const byProc = new Map<string, string[]>();
-    for (const q of this.queries.values()) {
-      if (q.mounts <= 0) continue;
-      const list = byProc.get(q.procedure) ?? [];
-      list.push(q.key);
-      byProc.set(q.procedure, list);
-    }
-    let entries: string[] = [];
-    for (const [proc, keys] of byProc) entries.push(...(keys.length > 8 ? [proc] : keys));
-    if (entries.reduce((n, e) => n + e.length + 11, 0) > 6000) entries = [...byProc.keys()];
-    rt.setSubscription(entries);
+    rt.setSubscription(entriesOf([...this.queries.values()].filter((q) => q.mounts > 0).map((q) => q.key)));
   }
 
   private heldKeys(): Set<string> {
@@ -573,6 +592,12 @@ export class ReactiveClient<P = AnyProcedures> {
       const proc = procedureOf(key);
       const isDirect = direct.has(key) || procs.has(proc);
       if (!isDirect && !deps.has(proc)) continue;
+      // Reopen check in flight: it decides (the poll answer holds every event up to the server's head).
+      const c = this.checking;
+      if (c?.has(key) && (isDirect || !this.queries.get(key)?.mounts)) {
+        c.set(key, maxEventId(c.get(key), ev.eventId));
+        continue;
+      }
       const q = this.queries.get(key);
       if (q) {
         if (compareEventIds(q.eventId, ev.eventId) >= 0) continue;
@@ -593,21 +618,55 @@ export class ReactiveClient<P = AnyProcedures> {
 
   /** Revalidates everything held whose watermark is older than `eventId` (`reset`, gap recovery). */
   revalidateAll(eventId?: string): void {
-    const hinted = new Set<string>();
-    for (const keys of this.hints.values()) for (const k of keys) hinted.add(k);
-    for (const key of this.heldKeys()) {
+    if (this.checking) this.endCheck(this.checking); // a reset makes the reopen check moot
+    this.recheck(
+      [...this.heldKeys()].filter((key) => {
+        const wm = (this.queries.get(key) ?? this.registry.read(key, false))?.eventId;
+        return !eventId || !wm || compareEventIds(wm, eventId) < 0;
+      }),
+    );
+  }
+
+  /** Marks entries stale and revalidates them: mounted at once, page hints after 1 s, the rest after 2 s. */
+  private recheck(keys: string[]): void {
+    const hinted = [...this.hints.values()].flat();
+    for (const key of keys) {
       const q = this.queries.get(key);
-      const wm = q ? q.eventId : this.registry.read(key, false)?.eventId;
-      if (eventId && wm && compareEventIds(wm, eventId) >= 0) continue;
       if (q) {
         q.stale = true;
         this.notify(q);
       } else this.registry.markStale(key, this.clock.now());
       this.scheduler.schedule(
         key,
-        q && q.mounts > 0 ? Priority.Mounted : hinted.has(key) ? Priority.Hint : Priority.Background,
+        q && q.mounts > 0 ? Priority.Mounted : hinted.includes(key) ? Priority.Hint : Priority.Background,
       );
     }
+  }
+
+  /**
+   * Ends the reopen check. Without a usable answer (error, timeout, `reset`) every entry checked is
+   * revalidated; otherwise only those a missed event (from the poll, or from the stream past the
+   * poll's head) affects. The others are current as of the head: shown fresh, watermark moved up.
+   */
+  private endCheck(check: Map<string, string | undefined>, r?: PollResult): void {
+    if (this.checking !== check) return;
+    this.checking = undefined;
+    const head = r?.reset ? undefined : r?.eventId;
+    const redo: string[] = [];
+    for (const [key, live] of check) {
+      let hit = compareEventIds(live, head) > 0 ? live : undefined;
+      for (const ev of r?.events ?? [])
+        if (ev.queries?.some((x) => x === key || x === '*' || x === procedureOf(key))) hit = maxEventId(hit, ev.eventId);
+      const q = this.held(key);
+      if (!head || !q?.hasData || compareEventIds(hit, q.eventId) > 0) redo.push(key);
+      else {
+        q.eventId = maxEventId(q.eventId, head);
+        q.stale = false;
+        q.revalidatedAt = this.clock.now();
+        this.notify(q);
+      }
+    }
+    this.recheck(redo);
   }
 
   // ---- mutations ----

@@ -541,3 +541,150 @@ test('lastServerChange moves only when the data changed; lastRevalidated on ever
   e = c.cache.read(FIND)!;
   assert.equal(e.lastServerChange, t0 + 2000);
 });
+
+// ---- reopen: learn what changed while the page was closed, refetch only that ----
+
+const B_IN = { id: 'a1' };
+const B = queryKey('agents.get', B_IN);
+const HINT = queryKey('agents.getWithStats', { id: 'a1' });
+const BG = queryKey('agents.get', { id: 'a2' });
+const NOWM = queryKey('agents.get', { id: 'a3' });
+
+/**
+ * A first visit leaves in the registry: A (agents.findMany) and B (agents.get a1), mounted; a
+ * page hint and a background entry, fetched; an entry without a watermark; the session's
+ * lastEventId 100. Then the page closes, and a second client opens on the same storage.
+ */
+async function reopen(poll: (call: { path: string }) => { status?: number; body: unknown }) {
+  const { server, state } = backend();
+  server.on('/rpc/agents.getWithStats', () => ok({ agent: agent('a1'), messageCount: 0, memoryCount: 0 }, String(state.eventId)));
+  const storage = new MemoryStorage();
+  const first = client(server, { storage });
+  mount(first.c, 'agents.findMany', ORG);
+  mount(first.c, 'agents.get', B_IN);
+  await first.c.fetch('agents.getWithStats', { id: 'a1' });
+  await first.c.fetch('agents.get', { id: 'a2' });
+  first.c.cache.write(NOWM, { procedure: 'agents.get', input: { id: 'a3' }, data: null, lastRevalidated: 1, lastServerChange: 1 });
+  await first.clock.advance(50);
+  FakeEventSource.last.ready('100');
+  first.c.stop();
+  assert.equal(first.c.cache.getSession().lastEventId, '100');
+  // While closed: agent a2 joins the list (event 103 affects A only).
+  state.agents.push(agent('a2'));
+  state.eventId = 105;
+  server.on('/poll', poll);
+  server.calls = [];
+  const { c, clock } = client(server, { storage });
+  const rpc = (): string[] => server.calls.filter((x) => x.path.startsWith('/rpc/')).map((x) => x.path.slice(5) + ':' + JSON.stringify(x.body));
+  const polls = (): string[] => server.calls.filter((x) => x.path.startsWith('/poll')).map((x) => x.path);
+  return { server, state, c, clock, polls, rpc };
+}
+
+const EV103 = { eventId: '103', tables: ['agent'], keys: { agent: { id: ['a2'] } }, requiresAck: false, queries: [FIND] };
+
+test('reopen: one /poll from the oldest watermark; only the key a missed event names is refetched, the rest shows fresh', async () => {
+  const r = await reopen(() => ({ body: { eventId: '105', reset: false, events: [EV103] } }));
+  const { c, clock, server } = r;
+  server.hold(); // the poll answer waits
+  c.setPriorities({}, [['agents.getWithStats', { id: 'a1' }]]);
+  const a = mount(c, 'agents.findMany', ORG);
+  const b = mount(c, 'agents.get', B_IN);
+  assert.deepEqual(a.snap(), { data: [agent('a1')], error: undefined, isLoading: false, isStale: true }, 'cached, stale');
+  assert.equal(b.snap().isStale, true);
+  await clock.advance(50);
+  // The stream resumes from the stored id and replays event 103 before the poll answers.
+  const es = FakeEventSource.last;
+  assert.equal(es.params().get('lastEventId'), '100');
+  es.ready('105');
+  es.emit('invalidate', EV103);
+  await flush();
+  assert.deepEqual(r.rpc(), [], 'nothing refetched before the check answers');
+  assert.equal(r.polls().length, 1);
+  const q = new URLSearchParams(r.polls()[0]!.split('?')[1]);
+  assert.equal(q.get('since'), '100', 'from the oldest watermark');
+  assert.deepEqual(q.getAll('subscribe').sort(), [FIND, B, HINT, BG].sort(), 'every entry with a watermark');
+  server.release();
+  await flush();
+  assert.deepEqual(r.rpc(), ['agents.findMany:' + JSON.stringify(ORG)], 'exactly A refetched');
+  assert.deepEqual(a.snap(), { data: [agent('a1'), agent('a2')], error: undefined, isLoading: false, isStale: false });
+  assert.deepEqual(b.snap(), { data: agent('a1'), error: undefined, isLoading: false, isStale: false }, 'B fresh, no request');
+  await clock.advance(3000);
+  assert.deepEqual(
+    r.rpc().map((x) => x.split(':')[0]),
+    ['agents.findMany', 'agents.get'],
+    'hints and background not refetched; only the entry without a watermark',
+  );
+  assert.equal(r.rpc()[1], 'agents.get:' + JSON.stringify({ id: 'a3' }));
+  assert.equal(c.getSnapshot('agents.getWithStats', { id: 'a1' }).isStale, false);
+  assert.equal(c.getSnapshot('agents.get', { id: 'a2' }).isStale, false);
+  assert.equal(r.polls().length, 1, 'one poll (no second gap poll for the stream start)');
+  // B's watermark moved to the head (105): an event at or below it is ignored, a newer one is not.
+  es.emit('invalidate', { eventId: '104', tables: ['agent'], keys: {}, requiresAck: false, queries: [B] });
+  await flush();
+  assert.equal(server.count('/rpc/agents.get'), 1);
+  es.emit('invalidate', { eventId: '106', tables: ['agent'], keys: {}, requiresAck: false, queries: [B] });
+  await flush();
+  assert.equal(server.count('/rpc/agents.get'), 2);
+});
+
+test('reopen: an event newer than the poll head that arrives during the check is refetched', async () => {
+  const r = await reopen(() => ({ body: { eventId: '105', reset: false, events: [] } }));
+  r.server.hold();
+  mount(r.c, 'agents.findMany', ORG);
+  mount(r.c, 'agents.get', B_IN);
+  await r.clock.advance(50);
+  FakeEventSource.last.ready('105');
+  FakeEventSource.last.emit('invalidate', { eventId: '106', tables: ['agent'], keys: {}, requiresAck: false, queries: [B] });
+  await flush();
+  assert.deepEqual(r.rpc(), []);
+  r.server.release();
+  await flush();
+  assert.deepEqual(r.rpc(), ['agents.get:' + JSON.stringify(B_IN)]);
+});
+
+for (const [name, poll] of [
+  ['reset', () => ({ body: { eventId: '105', reset: true, events: [] } })],
+  ['a failing poll', () => ({ status: 500, body: { error: { code: 'internal', message: 'boom', path: null } } })],
+] as const) {
+  test(`reopen: with ${name}, everything held is refetched, by priority`, async () => {
+    const r = await reopen(poll);
+    const t0 = r.clock.t;
+    const at: [string, number][] = [];
+    for (const p of ['agents.findMany', 'agents.get', 'agents.getWithStats'])
+      r.server.on('/rpc/' + p, (call) => {
+        at.push([call.path.slice(5) + ':' + JSON.stringify(call.body), r.clock.t - t0]);
+        return ok(null, '105');
+      });
+    r.c.setPriorities({}, [['agents.getWithStats', { id: 'a1' }]]);
+    const a = mount(r.c, 'agents.findMany', ORG);
+    const b = mount(r.c, 'agents.get', B_IN);
+    await flush();
+    assert.equal(r.polls().length, 1);
+    assert.deepEqual(at.map((x) => x[0]).sort(), ['agents.findMany:' + JSON.stringify(ORG), 'agents.get:' + JSON.stringify(B_IN)].sort());
+    assert.ok(at.every((x) => x[1] === 0), 'mounted at once');
+    assert.equal(a.snap().isStale, false);
+    assert.equal(b.snap().isStale, false);
+    await r.clock.advance(1000);
+    assert.deepEqual(at[2], ['agents.getWithStats:' + JSON.stringify({ id: 'a1' }), 1000], 'hint after 1 s');
+    await r.clock.advance(1000);
+    assert.deepEqual(at.slice(3).map((x) => x[0]).sort(), ['agents.get:{"id":"a2"}', 'agents.get:{"id":"a3"}']);
+    assert.ok(at.slice(3).every((x) => x[1] === 2000), 'the rest after 2 s');
+  });
+}
+
+test('reopen: a poll that does not answer in time refetches everything (timeout)', async () => {
+  const r = await reopen(() => ({ body: { eventId: '105', reset: false, events: [] } }));
+  r.server.hold();
+  const a = mount(r.c, 'agents.findMany', ORG);
+  mount(r.c, 'agents.get', B_IN);
+  await r.clock.advance(4999);
+  assert.deepEqual(r.rpc(), ['agents.get:{"id":"a3"}'], 'only the entry without a watermark (background, 2 s)');
+  assert.equal(a.snap().isStale, true, 'cached data stays shown, stale');
+  await r.clock.advance(1);
+  assert.deepEqual(r.rpc().slice(1).sort(), ['agents.findMany:' + JSON.stringify(ORG), 'agents.get:' + JSON.stringify(B_IN)].sort());
+  r.server.release(); // the late poll answer changes nothing
+  await r.clock.advance(3000);
+  assert.deepEqual(r.rpc().slice(3).sort(), ['agents.get:{"id":"a2"}', 'agents.getWithStats:{"id":"a1"}'], 'then the background entries');
+  assert.equal(a.snap().isStale, false);
+  assert.equal(r.server.count('/rpc/agents.findMany'), 1);
+});

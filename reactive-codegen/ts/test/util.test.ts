@@ -21,7 +21,8 @@ test('event ids compare numerically, not as strings', () => {
   assert.equal(compareEventIds('007', '7'), 0);
   assert.ok(compareEventIds(undefined, '1') < 0);
   assert.ok(compareEventIds('1', undefined) > 0);
-  assert.ok(compareEventIds('5-2', '5-10') < 0);
+  assert.equal(compareEventIds('1764074400123457', '1764074400123457'), 0);
+  assert.ok(compareEventIds('9007199254740990', '9007199254740991') < 0, 'exact up to 53 bits');
   assert.equal(maxEventId('9', '10'), '10');
   assert.equal(maxEventId(undefined, '3'), '3');
 });

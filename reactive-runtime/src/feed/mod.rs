@@ -36,8 +36,8 @@ mod postgres;
 
 #[cfg(feature = "postgres")]
 pub use postgres::{
-    DEFAULT_CHANNEL, DEFAULT_LISTENER_APPLICATION_NAME, FeedConfig, FeedTable, PgChangeFeed,
-    parse_payload,
+    DEFAULT_CHANNEL, DEFAULT_LISTENER_APPLICATION_NAME, FeedConfig, FeedNotification, FeedTable,
+    PgChangeFeed, parse_payload,
 };
 
 use std::sync::Arc;
@@ -66,9 +66,7 @@ pub enum FeedError {
     #[error("a change feed needs at least one table")]
     NoTables,
     /// The channel name is not a plain identifier.
-    #[error(
-        "invalid notification channel `{0}`: use 1 to 63 ASCII letters, digits or underscores"
-    )]
+    #[error("invalid notification channel `{0}`: use 1 to 63 ASCII letters, digits or underscores")]
     InvalidChannel(String),
     /// A table could not be found or inspected.
     #[error("cannot watch table `{table}`: {source}")]

@@ -226,8 +226,8 @@ impl PgChangeFeed {
                  will be invalidated twice (add ?application_name=... to the database URL)"
             );
         }
-        let listener_options = PgConnectOptions::from_url(&url)?
-            .application_name(&config.listener_application_name);
+        let listener_options =
+            PgConnectOptions::from_url(&url)?.application_name(&config.listener_application_name);
 
         let models: Vec<&FunctionModel> = crate::registry::functions()
             .into_iter()
@@ -635,7 +635,7 @@ fn trigger_sql(relation: &str, channel: &str, key_columns: &[String]) -> Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::ReadSet;
+    use crate::engine::{Conjunction, ReadSet};
 
     fn kv(s: &str) -> KeyValue {
         KeyValue::from_str(s, Dialect::Postgres)
@@ -673,8 +673,8 @@ mod tests {
 
     #[test]
     fn values_without_key_form_are_unknown() {
-        let n = parse_payload(r#"{"t":"agent","op":"INSERT","new":{"id":5,"tags":[1,2]}}"#)
-            .unwrap();
+        let n =
+            parse_payload(r#"{"t":"agent","op":"INSERT","new":{"id":5,"tags":[1,2]}}"#).unwrap();
         let rows = n.changes.rows("agent").unwrap();
         assert_eq!(rows.len(), 1);
         assert!(rows[0].values("tags").is_none());
@@ -695,19 +695,16 @@ mod tests {
             r#"{"t":"agent","op":"UPDATE","old":{"organization_id":1,"name":"a"},"new":{"organization_id":2,"name":"b"}}"#,
         )
         .unwrap();
-        let mut read = ReadSet::default();
-        read.add_keys(
+        let read = ReadSet::empty().with(
             "agent",
-            [
-                ("organization_id".to_owned(), BTreeSet::from([kv("1")])),
-                ("name".to_owned(), BTreeSet::from([kv("b")])),
-            ],
+            Conjunction::whole()
+                .with("organization_id", kv("1"))
+                .with("name", kv("b")),
         );
         assert!(!read.is_affected_by(&n.changes));
-        let mut org2 = ReadSet::default();
-        org2.add_keys(
+        let org2 = ReadSet::empty().with(
             "agent",
-            [("organization_id".to_owned(), BTreeSet::from([kv("2")]))],
+            Conjunction::whole().with("organization_id", kv("2")),
         );
         assert!(org2.is_affected_by(&n.changes));
     }

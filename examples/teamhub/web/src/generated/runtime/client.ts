@@ -74,7 +74,7 @@ export class Transport {
   /** Raw JSON request; throws `RpcError` on an error answer. */
   async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
     const f = this.opts.fetch ?? globalOf<typeof fetch>('fetch');
-    if (!f) throw new RpcError('network', 'fetch is not available', 0);
+    if (!f) throw new RpcError('network', 'no fetch', 0);
     let res: Response;
     try {
       res = await f(this.url(path), {
@@ -102,7 +102,7 @@ export class Transport {
       );
     }
     if (json === undefined || json === null || typeof json !== 'object') {
-      throw new RpcError('bad_response', 'the server answered with no JSON object', res.status);
+      throw new RpcError('bad_response', 'not a JSON object', res.status);
     }
     return json;
   }
@@ -115,7 +115,7 @@ export class Transport {
         ? await this.request('GET', path + '?input=' + encodeURIComponent(canonicalJson(input ?? null)))
         : await this.request('POST', path, input ?? null);
     const r = json as { data?: unknown; eventId?: unknown };
-    if (!('data' in r)) throw new RpcError('bad_response', 'the server answer has no "data"', 200);
+    if (!('data' in r)) throw new RpcError('bad_response', 'no data', 200);
     const out: RpcResult = { data: r.data };
     if (typeof r.eventId === 'string' || typeof r.eventId === 'number') out.eventId = String(r.eventId);
     return out;

@@ -16,6 +16,13 @@ export interface InvalidateEvent {
   queries: string[];
 }
 
+/** A `/poll` answer (protocol section 8). */
+export interface PollResult {
+  eventId?: string;
+  reset?: boolean;
+  events?: InvalidateEvent[];
+}
+
 /** The part of `EventSource` the runtime uses. */
 export interface EventSourceLike {
   readonly readyState: number;
@@ -60,7 +67,6 @@ export class Realtime {
   private readonly o: RealtimeOptions;
   private entries: string[] = [];
   private es: EventSourceLike | undefined;
-  private esEntries: string[] = [];
   private connectionId: string | undefined;
   private debounceTimer: unknown;
   private retryTimer: unknown;
@@ -183,7 +189,6 @@ export class Realtime {
       return;
     }
     this.es = es;
-    this.esEntries = entries;
     if (!this.polling) this.setMode('connecting');
     const parse = (data: string): Record<string, unknown> | undefined => {
       try {
@@ -322,11 +327,7 @@ export class Realtime {
     if (this.pollTimer !== undefined) this.o.clock.clearTimeout(this.pollTimer);
     this.pollTimer = undefined;
     try {
-      const r = (await this.o.transport.request('GET', '/poll?' + this.query({ since: this.lastEventId }))) as {
-        eventId?: string;
-        reset?: boolean;
-        events?: InvalidateEvent[];
-      };
+      const r = (await this.o.transport.request('GET', '/poll?' + this.query({ since: this.lastEventId }))) as PollResult;
       if (!this.polling) return;
       if (r.reset) this.reset(typeof r.eventId === 'string' ? r.eventId : undefined);
       for (const ev of r.events ?? []) this.deliver(ev, false);
@@ -345,15 +346,11 @@ export class Realtime {
   }
 
   /**
-   * Fetches the events after `since` for some entries once (`/poll`), to close a gap between a
-   * result's watermark and the point from which the live stream covers it. Returns whether the
-   * server asked for a reset.
+   * Fetches the events after `since` for some entries once (`/poll`): closes a gap between a
+   * result's watermark and the point from which the live stream covers it, or checks what changed
+   * while the page was closed. Returns the poll answer (`eventId` is the server's head).
    */
-  async catchUp(since: string, entries: string[]): Promise<InvalidateEvent[] | 'reset'> {
-    const r = (await this.o.transport.request('GET', '/poll?' + this.query({ since }, entries))) as {
-      reset?: boolean;
-      events?: InvalidateEvent[];
-    };
-    return r.reset ? 'reset' : (r.events ?? []);
+  catchUp(since: string, entries: string[]): Promise<PollResult> {
+    return this.o.transport.request('GET', '/poll?' + this.query({ since }, entries)) as Promise<PollResult>;
   }
 }

@@ -47,21 +47,11 @@ export function procedureOf(key: string): string {
 }
 
 /**
- * Orders event ids. Ids are decimal numbers, possibly in several `-`-separated parts (as in
- * Redis stream ids `1700000000000-3`); each part is compared numerically. Missing ids sort first.
+ * Orders event ids: decimal numbers that fit in 53 bits (protocol section 2), compared
+ * numerically, never as strings. Missing ids sort first.
  */
 export function compareEventIds(a: string | null | undefined, b: string | null | undefined): number {
-  if (a == null || a === '') return b == null || b === '' ? 0 : -1;
-  if (b == null || b === '') return 1;
-  const pa = a.split('-');
-  const pb = b.split('-');
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const x = (pa[i] ?? '0').replace(/^0+(?=.)/, '');
-    const y = (pb[i] ?? '0').replace(/^0+(?=.)/, '');
-    if (x.length !== y.length) return x.length < y.length ? -1 : 1;
-    if (x !== y) return x < y ? -1 : 1;
-  }
-  return 0;
+  return a ? (b ? Math.sign(+a - +b) : 1) : b ? -1 : 0;
 }
 
 /** The larger of two event ids. */
