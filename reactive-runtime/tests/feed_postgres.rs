@@ -521,3 +521,36 @@ async fn install_checks_tables_and_key_columns() {
         Err(FeedError::UnsupportedBackend(_))
     ));
 }
+
+#[tokio::test]
+async fn partitions_report_the_partitioned_table() {
+    let Some(c) = Ctx::new("parts").await else {
+        return;
+    };
+    c.drop_table().await;
+    for sql in [
+        "CREATE TABLE {t} (id BIGINT NOT NULL, name TEXT NOT NULL, organization_id BIGINT NOT NULL) PARTITION BY LIST (organization_id)",
+        "CREATE TABLE {t}_p1 PARTITION OF {t} FOR VALUES IN (1)",
+        "CREATE TABLE {t}_rest PARTITION OF {t} DEFAULT",
+        "INSERT INTO {t} (id, name, organization_id) VALUES (1, 'ada', 1), (2, 'bob', 1), (3, 'cy', 2)",
+    ] {
+        c.external(sql).await;
+    }
+    let (_feed, handle) = c.feed().await;
+    c.warm(&[1, 2]).await;
+    let before = handle.stats();
+    c.external("UPDATE {t} SET name = 'ada6' WHERE id = 1")
+        .await;
+    wait(&handle, "the partition's notification", |s| {
+        s.applied > before.applied
+    })
+    .await;
+    let (agents, hit) = c.agents(1).await;
+    assert!(
+        !hit,
+        "a write to a partition invalidates the partitioned table's queries"
+    );
+    assert_eq!(names(&agents), ["ada6", "bob"]);
+    assert!(c.agents(2).await.1, "keyed: org 2 stays cached");
+    c.drop_table().await;
+}

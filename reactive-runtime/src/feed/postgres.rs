@@ -14,6 +14,10 @@
 //!   whole-table change.
 //! - `reactive_feed_truncate`: `AFTER TRUNCATE ... FOR EACH STATEMENT`: a whole-table change.
 //!
+//! The payload names the table as change sets do (its own name, lower-cased, passed as
+//! a trigger argument), so rows written to a partition of a partitioned table are
+//! reported as changes of the partitioned table the queries read.
+//!
 //! Payload: `{"t":"agent","op":"UPDATE","app":"psql","old":{"id":1,"organization_id":1},"new":{"id":1,"organization_id":2}}`.
 //! The listener turns it into one [`RowChange`] for the old row and one for the new
 //! row (an agent moving from organization 1 to 2 invalidates the queries of both, and
@@ -22,6 +26,9 @@
 //! later `ALTER TABLE ... DROP COLUMN` never makes writes fail (the column is simply
 //! absent: unknown, which matches everything). The cost is one `to_jsonb` of the row
 //! per written row (wide rows with large values pay for it).
+//!
+//! Any session that may `LISTEN` can read the channel: key values of every write to
+//! the watched tables are visible to every role that can connect to the database.
 //!
 //! # Which key columns
 //!
@@ -296,7 +303,7 @@ impl PgChangeFeed {
             if !skipped_columns.is_empty() {
                 tracing::info!(table = %name, skipped = ?skipped_columns, "change feed: key columns not sent (missing or no reliable key form)");
             }
-            for sql in trigger_sql(&relation, &config.channel, &key_columns) {
+            for sql in trigger_sql(&relation, &name, &config.channel, &key_columns) {
                 sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
             }
             tables.push(FeedTable {
@@ -577,7 +584,9 @@ fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// The trigger function. Arguments: the channel, then the key column names.
+/// The trigger function. Arguments: the channel, the table's name for change sets
+/// (not `TG_TABLE_NAME`, which names the partition when the trigger is on a partitioned
+/// table), then the key column names.
 fn function_sql() -> String {
     format!(
         r#"CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $reactive$
@@ -587,8 +596,8 @@ DECLARE
   body jsonb;
   msg text;
 BEGIN
-  keys := coalesce(TG_ARGV[1:], ARRAY[]::text[]);
-  head := jsonb_build_object('t', lower(TG_TABLE_NAME), 'op', TG_OP,
+  keys := coalesce(TG_ARGV[2:], ARRAY[]::text[]);
+  head := jsonb_build_object('t', TG_ARGV[1], 'op', TG_OP,
                              'app', coalesce(current_setting('application_name', true), ''));
   body := head;
   IF TG_LEVEL = 'ROW' THEN
@@ -613,8 +622,9 @@ $reactive$"#
 }
 
 /// `DROP TRIGGER IF EXISTS` + `CREATE TRIGGER` for the row and truncate triggers.
-fn trigger_sql(relation: &str, channel: &str, key_columns: &[String]) -> Vec<String> {
-    let mut args = vec![quote_literal(channel)];
+fn trigger_sql(relation: &str, name: &str, channel: &str, key_columns: &[String]) -> Vec<String> {
+    let head = format!("{}, {}", quote_literal(channel), quote_literal(name));
+    let mut args = vec![head.clone()];
     args.extend(key_columns.iter().map(|c| quote_literal(c)));
     let args = args.join(", ");
     vec![
@@ -626,8 +636,7 @@ fn trigger_sql(relation: &str, channel: &str, key_columns: &[String]) -> Vec<Str
         format!("DROP TRIGGER IF EXISTS {TRUNCATE_TRIGGER} ON {relation}"),
         format!(
             "CREATE TRIGGER {TRUNCATE_TRIGGER} AFTER TRUNCATE ON {relation} \
-             FOR EACH STATEMENT EXECUTE FUNCTION {FUNCTION}({})",
-            quote_literal(channel)
+             FOR EACH STATEMENT EXECUTE FUNCTION {FUNCTION}({head})"
         ),
     ]
 }
@@ -753,8 +762,10 @@ mod tests {
 
     #[test]
     fn trigger_arguments_are_quoted() {
-        let sql = trigger_sql("agent", "ch", &["it's".to_owned()]);
-        assert!(sql[1].contains("reactive_feed_notify('ch', 'it''s')"));
+        let sql = trigger_sql("app.\"Agent\"", "agent", "ch", &["it's".to_owned()]);
+        assert!(sql[1].contains("ON app.\"Agent\" FOR EACH ROW"));
+        assert!(sql[1].contains("reactive_feed_notify('ch', 'agent', 'it''s')"));
+        assert!(sql[3].contains("reactive_feed_notify('ch', 'agent')"));
         assert!(sql[3].contains("AFTER TRUNCATE"));
     }
 }
