@@ -238,9 +238,9 @@ fn criterion_benches(c: &mut Criterion, rt: &Runtime, db: &ReactiveDb, backend: 
 }
 
 /// Median per-operation time of `batches` batches of `per_batch` operations.
-fn median_of<F>(rt: &Runtime, batches: usize, per_batch: usize, mut op: F) -> Duration
+fn median_of<'a, F>(rt: &Runtime, batches: usize, per_batch: usize, mut op: F) -> Duration
 where
-    F: FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = Duration> + '_>>,
+    F: FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = Duration> + 'a>>,
 {
     let mut samples: Vec<Duration> = (0..batches)
         .map(|_| {

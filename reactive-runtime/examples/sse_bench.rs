@@ -193,7 +193,10 @@ async fn idle_sse() -> impl IntoResponse {
     let body = axum::body::Body::from_stream(futures::stream::pending::<
         Result<Bytes, std::convert::Infallible>,
     >());
-    ([(axum::http::header::CONTENT_TYPE, "text/event-stream")], body)
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+        body,
+    )
 }
 
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
@@ -224,15 +227,13 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         db: db.clone(),
         realtime: config.realtime.clone(),
     };
-    let app = Router::new()
-        .merge(router(db, config))
-        .merge(
-            Router::new()
-                .route("/pub", post(publish))
-                .route("/stats", get(stats))
-                .route("/idle-sse", get(idle_sse))
-                .with_state(bench),
-        );
+    let app = Router::new().merge(router(db, config)).merge(
+        Router::new()
+            .route("/pub", post(publish))
+            .route("/stats", get(stats))
+            .route("/idle-sse", get(idle_sse))
+            .with_state(bench),
+    );
 
     let socket = match addr {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
@@ -242,7 +243,10 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     socket.bind(addr)?;
     // Same backlog as the nchan peer (`listen ... backlog=4096`).
     let listener = socket.listen(4096)?;
-    println!("sse_bench listening on http://{addr} (pid {})", std::process::id());
+    println!(
+        "sse_bench listening on http://{addr} (pid {})",
+        std::process::id()
+    );
     axum::serve(listener, app).await?;
     Ok(())
 }
