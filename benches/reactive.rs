@@ -5,9 +5,11 @@
 //! - `direct`: the same query as a database round trip on the raw sqlx pool
 //!   (PostgreSQL when `TEST_POSTGRES_URL` is set, else an SQLite file) — target: the
 //!   hit is at least 50× faster;
-//! - `miss`: a cache miss through `db.call` (lookup, interception, handler, store),
-//!   and `intercepted`: the query sent through `&ReactiveDb` outside any call (interception
-//!   only), each versus `direct` — target: at most 5 % overhead on a miss;
+//! - `miss`: a cache miss through `db.call` (lookup, interception, handler, store) after
+//!   the cache was cleared (the clear is not timed), and `intercepted`: the query sent
+//!   through `&ReactiveDb` outside any call (interception only), each versus `direct` —
+//!   target: at most 5 % overhead on a miss. The summary also times a miss on a key never
+//!   cached (no clear before it) against the same query on the pool;
 //! - `invalidate/N`: one invalidation (`db.invalidate`) of organization 1's agents with
 //!   N unrelated cached entries (N = 100 and 10 000) — target: flat in N.
 //!
@@ -282,6 +284,31 @@ fn summary(rt: &Runtime, db: &ReactiveDb, backend: &str, quick: bool) {
         })
     });
     let miss_t = median_of(rt, batches, n_db, || Box::pin(miss(db, find_many)));
+    // A miss on a key never cached (no clear before it), against the same (empty) query.
+    let mut fresh = 0u64;
+    let miss_fresh_t = median_of(rt, batches, n_db, || {
+        fresh += 1;
+        let org = format!("org-fresh{fresh}");
+        timed(async move {
+            let out = db
+                .call(find_many, &org, json!({ "organizationId": org }))
+                .await
+                .expect("call");
+            assert!(!out.hit, "a key never cached");
+            black_box(out);
+        })
+    });
+    let direct_empty_t = median_of(rt, batches, n_db, || {
+        timed(async {
+            black_box(
+                sqlx::query_as::<_, Agent>(FIND_MANY)
+                    .bind("org-none")
+                    .fetch_all(db.pool())
+                    .await
+                    .expect("direct query"),
+            );
+        })
+    });
     rt.block_on(db.engine().clear());
     let change = org1_change(db.dialect());
     let mut inval = Vec::new();
@@ -302,10 +329,12 @@ fn summary(rt: &Runtime, db: &ReactiveDb, backend: &str, quick: bool) {
     println!(
         "summary ({backend}, agents.findMany, medians): hit {hit_t:?}, direct {direct_t:?} → hit is {:.0}× faster (target ≥ 50×); \
          miss {miss_t:?} → {:+.1}% vs direct, interception only {intercepted_t:?} → {:+.1}% (target ≤ 5%); \
+         miss on a never-cached key {miss_fresh_t:?} vs direct {direct_empty_t:?} → {:+.1}%; \
          invalidate with {} unrelated entries {:?}, with {} {:?} → ×{:.2} (target ≈ 1)",
         direct_t.as_secs_f64() / hit_t.as_secs_f64(),
         pct(miss_t, direct_t),
         pct(intercepted_t, direct_t),
+        pct(miss_fresh_t, direct_empty_t),
         inval[0].0,
         inval[0].1,
         inval[1].0,
