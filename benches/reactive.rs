@@ -121,13 +121,13 @@ async fn setup() -> Setup {
 impl Setup {
     async fn teardown(self) {
         self.db.pool().close().await;
-        if let Some((admin, name)) = &self.admin {
-            if let Ok(mut conn) = sqlx::AnyConnection::connect(admin).await {
-                let _ = sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
-                    .execute(&mut conn)
-                    .await;
-                let _ = conn.close().await;
-            }
+        if let Some((admin, name)) = &self.admin
+            && let Ok(mut conn) = sqlx::AnyConnection::connect(admin).await
+        {
+            let _ = sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+                .execute(&mut conn)
+                .await;
+            let _ = conn.close().await;
         }
         if let Some(path) = &self.sqlite_path {
             let _ = std::fs::remove_file(path);

@@ -61,10 +61,15 @@ pub async fn agents_get_with_stats(
     .bind(&input.organization_id)
     .fetch_optional(db)
     .await?;
+    // Two keyed counts rather than `from_agent_id = $2 OR to_agent_id = $3`: an OR across
+    // columns narrows nothing, while each subquery's keys narrow what invalidates it.
     let message_count: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM message WHERE organization_id = $1 \
-         AND (from_agent_id = $2 OR to_agent_id = $3)",
+        "SELECT (SELECT COUNT(*) FROM message WHERE organization_id = $1 AND from_agent_id = $2) \
+         + (SELECT COUNT(*) FROM message WHERE organization_id = $3 AND to_agent_id = $4 \
+            AND from_agent_id <> $5)",
     )
+    .bind(&input.organization_id)
+    .bind(&input.agent_id)
     .bind(&input.organization_id)
     .bind(&input.agent_id)
     .bind(&input.agent_id)
@@ -166,13 +171,18 @@ pub async fn messages_get_all(
     db: &ReactiveDb,
     input: AgentInput,
 ) -> reactive::Result<Vec<Message>> {
+    // A UNION of two keyed reads (see `agents_get_with_stats`).
     Ok(sqlx::query_as::<_, Message>(
         "SELECT id, from_agent_id, to_agent_id, body, created_at FROM message \
-         WHERE organization_id = $1 AND (from_agent_id = $2 OR to_agent_id = $3) \
+         WHERE organization_id = $1 AND from_agent_id = $2 \
+         UNION \
+         SELECT id, from_agent_id, to_agent_id, body, created_at FROM message \
+         WHERE organization_id = $3 AND to_agent_id = $4 \
          ORDER BY created_at, id",
     )
     .bind(&input.organization_id)
     .bind(&input.agent_id)
+    .bind(&input.organization_id)
     .bind(&input.agent_id)
     .fetch_all(db)
     .await?)

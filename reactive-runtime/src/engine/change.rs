@@ -26,6 +26,48 @@ pub struct RowChange {
     /// Set when this row change was added by relation expansion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<RelationEdge>,
+    /// What the write did to these rows, when known; decides whether the change
+    /// propagates through relation edges (see [`RowOp`]).
+    #[serde(default, skip_serializing_if = "RowOp::is_unknown")]
+    pub op: RowOp,
+}
+
+/// What a write did to some rows, as far as relation expansion cares.
+///
+/// Relation edges model what a database propagates from a parent row to the rows that
+/// reference it (foreign-key `ON DELETE` / `ON UPDATE` actions): that happens when the
+/// parent row is deleted or its referenced key changes, never when it is inserted or
+/// when other columns change. [`Relations::expand`](super::relations::Relations::expand)
+/// therefore skips inserts and updates that set no source key column. `Unknown`
+/// always propagates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowOp {
+    /// Not known: propagates.
+    #[default]
+    Unknown,
+    /// New rows: nothing references them yet.
+    Insert,
+    /// Updated rows, with the columns the `SET` assigns (lower-cased).
+    Update(BTreeSet<String>),
+    /// Deleted rows: propagates.
+    Delete,
+}
+
+impl RowOp {
+    /// `true` for [`RowOp::Unknown`].
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, RowOp::Unknown)
+    }
+
+    /// Whether a change of this kind reaches rows referencing `key_column` of the source.
+    pub fn propagates_through(&self, key_column: &str) -> bool {
+        match self {
+            RowOp::Unknown | RowOp::Delete => true,
+            RowOp::Insert => false,
+            RowOp::Update(set) => set.contains(key_column),
+        }
+    }
 }
 
 impl RowChange {
@@ -234,11 +276,20 @@ fn rows_of_write(
                 .iter()
                 .map(|r| inserted_row(r, resolve, dialect))
                 .collect(),
-            _ => vec![RowChange::whole()],
+            _ => vec![RowChange {
+                op: RowOp::Insert,
+                ..RowChange::whole()
+            }],
         },
         Operation::Update | Operation::Delete => {
             let RowFilter::Keys(preds) = &write.filter else {
-                return vec![RowChange::whole()];
+                let mut whole = RowChange::whole();
+                if write.operation == Operation::Update {
+                    whole.op = RowOp::Update(write.set.iter().map(|c| c.column.to_lowercase()).collect());
+                } else {
+                    whole.op = RowOp::Delete;
+                }
+                return vec![whole];
             };
             let mut columns = filter_columns(preds, resolve, dialect);
             if write.operation == Operation::Update {
@@ -260,7 +311,12 @@ fn rows_of_write(
                     }
                 }
             }
-            vec![RowChange { columns, via: None }]
+            let op = if write.operation == Operation::Update {
+                RowOp::Update(write.set.iter().map(|c| c.column.to_lowercase()).collect())
+            } else {
+                RowOp::Delete
+            };
+            vec![RowChange { columns, via: None, op }]
         }
         // Upserts, and any operation this version does not model: the whole table.
         _ => vec![RowChange::whole()],
@@ -288,5 +344,6 @@ fn inserted_row(
     for c in unknown {
         out.columns.remove(&c);
     }
+    out.op = RowOp::Insert;
     out
 }

@@ -59,7 +59,7 @@ use bytes::Bytes;
 use tokio::sync::RwLock;
 use tracing::Instrument;
 
-pub use change::{ChangeSet, RowChange};
+pub use change::{ChangeSet, RowChange, RowOp};
 pub use index::{Index, MAX_REASONS};
 pub use key::KeyValue;
 pub use read::{Conjunction, ReadSet};

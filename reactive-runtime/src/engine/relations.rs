@@ -6,6 +6,12 @@
 //! An edge to a bare table (`agent -> organization`) means a change to any `agent`
 //! row counts as a change to every `organization` row.
 //!
+//! Edges model what a database propagates from a parent row to the rows referencing
+//! it (foreign-key actions): a change propagates when the source row is deleted, when
+//! an update sets its key column, or when the write is not known ([`RowOp`]). An
+//! insert, or an update of other columns, reaches no other table (otherwise every
+//! agent rename would invalidate every organization's message queries).
+//!
 //! Expansion is one hop: the rows a relation adds are not expanded again (a
 //! transitive closure would turn most writes into whole-table changes). The key of
 //! the source row is its `id` column ([`RelationEdge::from_column`]); when the change
@@ -17,6 +23,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::change::{ChangeSet, RowChange};
+#[cfg(doc)]
+use super::change::RowOp;
 
 /// The static data `#[derive(Relations)]` submits with `inventory`:
 /// `(from table, to table, to column)` triples; `None` = the whole target table.
@@ -112,7 +120,10 @@ impl Relations {
             let Some(rows) = changes.rows(&edge.from_table) else {
                 continue;
             };
-            for row in rows.iter().filter(|r| r.via.is_none()) {
+            let propagating = rows
+                .iter()
+                .filter(|r| r.via.is_none() && r.op.propagates_through(&edge.from_column));
+            for row in propagating {
                 let mut target = RowChange::whole().via(edge.clone());
                 if let Some(col) = &edge.to_column
                     && let Some(values) = row.values(&edge.from_column)
@@ -123,5 +134,68 @@ impl Relations {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod propagation_tests {
+    use super::*;
+    use crate::engine::{KeyValue, RowOp};
+
+    fn agent_change(op: RowOp) -> ChangeSet {
+        let mut row = RowChange::whole()
+            .with("id", KeyValue::from_str("agent-1", reactive_codegen::sql::Dialect::Sqlite))
+            .with("organization_id", KeyValue::from_str("org-1", reactive_codegen::sql::Dialect::Sqlite));
+        row.op = op;
+        ChangeSet::empty().with_row("agent", row)
+    }
+
+    fn relations() -> Relations {
+        Relations::from_edges([
+            RelationEdge::new("agent", "message", Some("from_agent_id")),
+            RelationEdge::new("agent", "organization", None),
+        ])
+    }
+
+    fn expanded_tables(op: RowOp) -> Vec<String> {
+        relations().expand(&agent_change(op)).table_names().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn deletes_and_unknown_writes_propagate() {
+        assert_eq!(expanded_tables(RowOp::Delete), ["agent", "message", "organization"]);
+        assert_eq!(expanded_tables(RowOp::Unknown), ["agent", "message", "organization"]);
+        let expanded = relations().expand(&agent_change(RowOp::Delete));
+        let message = &expanded.rows("message").expect("message rows")[0];
+        assert!(message.values("from_agent_id").is_some_and(|v| v.len() == 1));
+    }
+
+    #[test]
+    fn an_update_of_the_key_column_propagates() {
+        let set = ["id".to_owned()].into_iter().collect();
+        assert_eq!(expanded_tables(RowOp::Update(set)), ["agent", "message", "organization"]);
+    }
+
+    #[test]
+    fn inserts_and_updates_of_other_columns_stay_local() {
+        assert_eq!(expanded_tables(RowOp::Insert), ["agent"]);
+        let set = ["name".to_owned(), "organization_id".to_owned()].into_iter().collect();
+        assert_eq!(expanded_tables(RowOp::Update(set)), ["agent"]);
+    }
+
+    #[test]
+    fn analysed_statements_record_their_operation() {
+        use reactive_codegen::sql::{Dialect, analyze};
+        let resolve = |_: &reactive_codegen::sql::Param| Some(KeyValue::from_str("x", Dialect::Sqlite));
+        let ops = |sql: &str| -> Vec<RowOp> {
+            let changes = ChangeSet::from_statement(&analyze(sql, Dialect::Sqlite), &resolve, Dialect::Sqlite);
+            changes.rows("agent").expect("agent rows").iter().map(|r| r.op.clone()).collect()
+        };
+        assert_eq!(ops("INSERT INTO agent (id, name) VALUES (?, ?)"), [RowOp::Insert]);
+        assert_eq!(ops("DELETE FROM agent WHERE id = ?"), [RowOp::Delete]);
+        assert_eq!(
+            ops("UPDATE agent SET name = ? WHERE id = ?"),
+            [RowOp::Update(["name".to_owned()].into_iter().collect())]
+        );
     }
 }
