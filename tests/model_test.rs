@@ -1245,7 +1245,8 @@ async fn precision_run(backend: Backend, store: Store, relations: bool) {
         let cascading_delete = procedure == "agents.delete";
         for entry in &entries {
             let org = entry.key.tenant.as_deref().unwrap_or_default();
-            let only_via_relations = !entry.reasons.is_empty() && entry.reasons.iter().all(|r| r.relation.is_some());
+            let only_via_relations =
+                !entry.reasons.is_empty() && entry.reasons.iter().all(|r| r.relation.is_some());
             if cascading_delete && only_via_relations {
                 continue;
             }
@@ -1267,7 +1268,10 @@ async fn precision_run(backend: Backend, store: Store, relations: bool) {
         }
         // The other organization's entries are still served from the cache (except what a
         // cascading delete dropped through relation edges, checked above).
-        for q in queries.iter().filter(|q| q.org() == "org-2" && !cascading_delete) {
+        for q in queries
+            .iter()
+            .filter(|q| q.org() == "org-2" && !cascading_delete)
+        {
             let out = db
                 .call(def(q.procedure()), q.org(), q.input())
                 .await

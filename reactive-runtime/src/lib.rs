@@ -4,8 +4,8 @@
 pub mod cache;
 pub mod db;
 pub mod engine;
-pub mod feed;
 mod error;
+pub mod feed;
 pub mod realtime;
 pub mod registry;
 pub mod router;

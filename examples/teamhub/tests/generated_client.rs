@@ -8,10 +8,15 @@ fn committed_typescript_client_is_up_to_date() {
     let dir = teamhub::web_dir().join("src/generated");
     let files = reactive::typescript::render_registered();
     let names: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
-    assert!(names.iter().any(|n| n == "procedures.ts"), "nothing rendered: {names:?}");
+    assert!(
+        names.iter().any(|n| n == "procedures.ts"),
+        "nothing rendered: {names:?}"
+    );
     let stale: Vec<String> = files
         .iter()
-        .filter(|(path, contents)| std::fs::read_to_string(dir.join(path)).ok().as_deref() != Some(contents))
+        .filter(|(path, contents)| {
+            std::fs::read_to_string(dir.join(path)).ok().as_deref() != Some(contents)
+        })
         .map(|(path, _)| path.display().to_string())
         .collect();
     assert!(
@@ -31,6 +36,9 @@ fn committed_typescript_client_is_up_to_date() {
         "memory.recent",
         "tools.available",
     ] {
-        assert!(procedures.contains(&format!("'{name}': {{ kind:")), "{name} missing from procedures.ts");
+        assert!(
+            procedures.contains(&format!("'{name}': {{ kind:")),
+            "{name} missing from procedures.ts"
+        );
     }
 }

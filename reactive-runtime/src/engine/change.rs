@@ -285,7 +285,8 @@ fn rows_of_write(
             let RowFilter::Keys(preds) = &write.filter else {
                 let mut whole = RowChange::whole();
                 if write.operation == Operation::Update {
-                    whole.op = RowOp::Update(write.set.iter().map(|c| c.column.to_lowercase()).collect());
+                    whole.op =
+                        RowOp::Update(write.set.iter().map(|c| c.column.to_lowercase()).collect());
                 } else {
                     whole.op = RowOp::Delete;
                 }
@@ -316,7 +317,11 @@ fn rows_of_write(
             } else {
                 RowOp::Delete
             };
-            vec![RowChange { columns, via: None, op }]
+            vec![RowChange {
+                columns,
+                via: None,
+                op,
+            }]
         }
         // Upserts, and any operation this version does not model: the whole table.
         _ => vec![RowChange::whole()],

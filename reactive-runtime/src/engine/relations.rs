@@ -22,9 +22,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::change::{ChangeSet, RowChange};
 #[cfg(doc)]
 use super::change::RowOp;
+use super::change::{ChangeSet, RowChange};
 
 /// The static data `#[derive(Relations)]` submits with `inventory`:
 /// `(from table, to table, to column)` triples; `None` = the whole target table.
@@ -144,8 +144,14 @@ mod propagation_tests {
 
     fn agent_change(op: RowOp) -> ChangeSet {
         let mut row = RowChange::whole()
-            .with("id", KeyValue::from_str("agent-1", reactive_codegen::sql::Dialect::Sqlite))
-            .with("organization_id", KeyValue::from_str("org-1", reactive_codegen::sql::Dialect::Sqlite));
+            .with(
+                "id",
+                KeyValue::from_str("agent-1", reactive_codegen::sql::Dialect::Sqlite),
+            )
+            .with(
+                "organization_id",
+                KeyValue::from_str("org-1", reactive_codegen::sql::Dialect::Sqlite),
+            );
         row.op = op;
         ChangeSet::empty().with_row("agent", row)
     }
@@ -158,40 +164,72 @@ mod propagation_tests {
     }
 
     fn expanded_tables(op: RowOp) -> Vec<String> {
-        relations().expand(&agent_change(op)).table_names().map(str::to_owned).collect()
+        relations()
+            .expand(&agent_change(op))
+            .table_names()
+            .map(str::to_owned)
+            .collect()
     }
 
     #[test]
     fn deletes_and_unknown_writes_propagate() {
-        assert_eq!(expanded_tables(RowOp::Delete), ["agent", "message", "organization"]);
-        assert_eq!(expanded_tables(RowOp::Unknown), ["agent", "message", "organization"]);
+        assert_eq!(
+            expanded_tables(RowOp::Delete),
+            ["agent", "message", "organization"]
+        );
+        assert_eq!(
+            expanded_tables(RowOp::Unknown),
+            ["agent", "message", "organization"]
+        );
         let expanded = relations().expand(&agent_change(RowOp::Delete));
         let message = &expanded.rows("message").expect("message rows")[0];
-        assert!(message.values("from_agent_id").is_some_and(|v| v.len() == 1));
+        assert!(
+            message
+                .values("from_agent_id")
+                .is_some_and(|v| v.len() == 1)
+        );
     }
 
     #[test]
     fn an_update_of_the_key_column_propagates() {
         let set = ["id".to_owned()].into_iter().collect();
-        assert_eq!(expanded_tables(RowOp::Update(set)), ["agent", "message", "organization"]);
+        assert_eq!(
+            expanded_tables(RowOp::Update(set)),
+            ["agent", "message", "organization"]
+        );
     }
 
     #[test]
     fn inserts_and_updates_of_other_columns_stay_local() {
         assert_eq!(expanded_tables(RowOp::Insert), ["agent"]);
-        let set = ["name".to_owned(), "organization_id".to_owned()].into_iter().collect();
+        let set = ["name".to_owned(), "organization_id".to_owned()]
+            .into_iter()
+            .collect();
         assert_eq!(expanded_tables(RowOp::Update(set)), ["agent"]);
     }
 
     #[test]
     fn analysed_statements_record_their_operation() {
         use reactive_codegen::sql::{Dialect, analyze};
-        let resolve = |_: &reactive_codegen::sql::Param| Some(KeyValue::from_str("x", Dialect::Sqlite));
+        let resolve =
+            |_: &reactive_codegen::sql::Param| Some(KeyValue::from_str("x", Dialect::Sqlite));
         let ops = |sql: &str| -> Vec<RowOp> {
-            let changes = ChangeSet::from_statement(&analyze(sql, Dialect::Sqlite), &resolve, Dialect::Sqlite);
-            changes.rows("agent").expect("agent rows").iter().map(|r| r.op.clone()).collect()
+            let changes = ChangeSet::from_statement(
+                &analyze(sql, Dialect::Sqlite),
+                &resolve,
+                Dialect::Sqlite,
+            );
+            changes
+                .rows("agent")
+                .expect("agent rows")
+                .iter()
+                .map(|r| r.op.clone())
+                .collect()
         };
-        assert_eq!(ops("INSERT INTO agent (id, name) VALUES (?, ?)"), [RowOp::Insert]);
+        assert_eq!(
+            ops("INSERT INTO agent (id, name) VALUES (?, ?)"),
+            [RowOp::Insert]
+        );
         assert_eq!(ops("DELETE FROM agent WHERE id = ?"), [RowOp::Delete]);
         assert_eq!(
             ops("UPDATE agent SET name = ? WHERE id = ?"),
