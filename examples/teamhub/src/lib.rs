@@ -44,12 +44,47 @@ pub fn web_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
 }
 
-/// Connects, migrates and seeds the database.
+/// Connects, migrates and seeds the database. With `REDIS_URL`, the cache is the shared
+/// Redis store (so several instances never serve what another one invalidated).
 pub async fn open_db(config: &Config) -> anyhow::Result<(ReactiveDb, bool)> {
-    let db = ReactiveDb::connect(&config.database_url).await?;
+    let mut db = ReactiveDb::connect(&config.database_url).await?;
+    if let Some(url) = &config.redis_url {
+        #[cfg(feature = "redis")]
+        {
+            let store = reactive::cache::redis::RedisStore::new(
+                reactive::cache::redis::RedisConfig::new(url.clone()).prefix("teamhub:cache"),
+            )?;
+            db = db.with_engine(reactive::engine::Engine::new(std::sync::Arc::new(store)));
+        }
+        #[cfg(not(feature = "redis"))]
+        anyhow::bail!("REDIS_URL is set ({url}) but teamhub was built without the `redis` feature");
+    }
     seed::migrate(&db).await?;
     let seeded = seed::seed_if_empty(&db).await?;
     Ok((db, seeded))
+}
+
+/// The router settings: demo authentication; with `REDIS_URL`, the event log and bus
+/// live in Redis so that every instance replays and delivers every event.
+pub async fn router_config(config: &Config) -> anyhow::Result<RouterConfig> {
+    let router_config = RouterConfig::new(auth::DemoAuth);
+    let Some(url) = &config.redis_url else {
+        return Ok(router_config);
+    };
+    #[cfg(feature = "redis")]
+    {
+        use reactive::realtime::{HubConfig, Realtime, RedisBus, RedisLog};
+        use std::sync::Arc;
+        let log = RedisLog::connect(url, "teamhub:events", 10_000).await?;
+        let bus = RedisBus::connect(url, "teamhub:events").await?;
+        Ok(router_config.realtime(Realtime::new(
+            Arc::new(log),
+            Arc::new(bus),
+            HubConfig::default(),
+        )))
+    }
+    #[cfg(not(feature = "redis"))]
+    anyhow::bail!("REDIS_URL is set ({url}) but teamhub was built without the `redis` feature")
 }
 
 /// The whole HTTP app: the reactive router under `/api`, the page at `/`.

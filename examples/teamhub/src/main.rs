@@ -3,8 +3,7 @@
 use std::net::SocketAddr;
 use std::process::Command;
 
-use reactive::router::RouterConfig;
-use teamhub::{Config, auth::DemoAuth, seed::DEMO_TENANTS};
+use teamhub::{Config, seed::DEMO_TENANTS};
 
 fn port_from_args() -> anyhow::Result<u16> {
     let mut args = std::env::args().skip(1);
@@ -104,12 +103,19 @@ async fn main() -> anyhow::Result<()> {
     if seeded {
         println!("teamhub: seeded demo data");
     }
-    let router_config = RouterConfig::new(DemoAuth);
+    let router_config = teamhub::router_config(&config).await?;
     let app = teamhub::app(db, router_config, &config.web_dist);
 
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    println!("teamhub: http://{addr}  (database {})", config.database_url);
+    println!(
+        "teamhub: http://{addr}  (database {}, {})",
+        config.database_url,
+        match &config.redis_url {
+            Some(url) => format!("cache, events and bus in Redis at {url}"),
+            None => "in-memory cache and events".to_string(),
+        }
+    );
     println!("teamhub: demo mode — sign in with one of these bearer tokens:");
     for (org, name, token) in DEMO_TENANTS {
         println!("  {token:<12} → {org} ({name})");

@@ -73,6 +73,14 @@ impl Conjunction {
         })
     }
 
+    /// `true` when [`Conjunction::matches`] would return `Some` (allocation-free).
+    fn accepts(&self, row: &RowChange) -> bool {
+        self.columns.iter().all(|(column, wanted)| {
+            row.values(column)
+                .is_none_or(|changed| wanted.intersection(changed).next().is_some())
+        })
+    }
+
     /// Approximate heap size in bytes (for cache weighing).
     fn approx_size(&self) -> usize {
         self.columns
@@ -202,9 +210,20 @@ impl ReadSet {
         out
     }
 
-    /// `true` if the change can affect what this read set read.
+    /// `true` if the change can affect what this read set read. Same answer as
+    /// `!self.reasons(changes, 1).is_empty()`, without allocating.
     pub fn is_affected_by(&self, changes: &ChangeSet) -> bool {
-        !self.reasons(changes, 1).is_empty()
+        if self.is_empty() || changes.is_empty() {
+            return false;
+        }
+        if changes.is_everything() || self.everything {
+            return true;
+        }
+        self.tables.iter().any(|(table, alts)| {
+            changes
+                .rows(table)
+                .is_some_and(|rows| rows.iter().any(|row| alts.iter().any(|a| a.accepts(row))))
+        })
     }
 
     /// Why the change can affect this read set: up to `limit` reasons (one per matching

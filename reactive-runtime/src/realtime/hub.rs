@@ -16,8 +16,13 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::bus::AckMessage;
-use super::event::{Event, EventId, frame_tail};
+use super::event::{Event, EventId};
 use super::subscription::Subscription;
+
+#[path = "fanout.rs"]
+mod fanout;
+
+use fanout::FanoutIndex;
 
 /// Limits and timings of connections.
 #[derive(Debug, Clone)]
@@ -127,10 +132,10 @@ impl Conn {
         self.notify.notify_one();
     }
 
-    /// Queues `event` if the subscription matches it.
+    /// Queues `event` if the subscription matches it (allocates nothing when it does not).
     pub fn offer(&self, event: &Arc<Event>) {
-        if let Some(list) = self.subscription.matches(event) {
-            self.push(Outgoing::Event(event.clone(), frame_tail(&list)));
+        if let Some(tail) = self.subscription.match_tail(event) {
+            self.push(Outgoing::Event(event.clone(), tail));
         }
     }
 
@@ -209,7 +214,14 @@ impl Conn {
     }
 }
 
-type TenantConns = Arc<RwLock<HashMap<u64, Arc<Conn>>>>;
+/// A tenant's connections and the index that finds the ones an event may concern.
+#[derive(Default)]
+struct Tenant {
+    conns: HashMap<u64, Arc<Conn>>,
+    index: FanoutIndex,
+}
+
+type TenantConns = Arc<RwLock<Tenant>>;
 
 struct HubInner {
     tenants: RwLock<HashMap<Arc<str>, TenantConns>>,
@@ -287,10 +299,12 @@ impl Hub {
             notify: Notify::new(),
             config: self.inner.config.clone(),
         });
-        tenant_conns
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, conn.clone());
+        {
+            let mut t = tenant_conns.write().unwrap_or_else(|e| e.into_inner());
+            let (all, keys, reads) = conn.subscription.index_terms();
+            t.index.insert(id, all, &keys, reads);
+            t.conns.insert(id, conn.clone());
+        }
         drop(tenants);
         ConnGuard {
             hub: self.clone(),
@@ -306,8 +320,9 @@ impl Hub {
             .unwrap_or_else(|e| e.into_inner());
         if let Some(conns) = tenants.get(&conn.tenant) {
             let mut c = conns.write().unwrap_or_else(|e| e.into_inner());
-            c.remove(&conn.id);
-            if c.is_empty() {
+            c.conns.remove(&conn.id);
+            c.index.remove(conn.id);
+            if c.conns.is_empty() {
                 drop(c);
                 tenants.remove(&conn.tenant);
             }
@@ -323,15 +338,29 @@ impl Hub {
             .cloned()
     }
 
-    /// Hands an event to the connections of its tenant that subscribe to it.
+    /// Hands an event to the connections of its tenant that subscribe to it. Only the
+    /// connections the tenant's index names as candidates are visited (each is then
+    /// confirmed by its subscription's matcher).
     pub fn deliver(&self, event: &Arc<Event>) {
+        self.deliver_counting(event);
+    }
+
+    /// [`Hub::deliver`], returning how many connections were visited.
+    fn deliver_counting(&self, event: &Arc<Event>) -> usize {
         let Some(conns) = self.tenant(event.tenant()) else {
-            return;
+            return 0;
         };
-        let conns = conns.read().unwrap_or_else(|e| e.into_inner());
-        for conn in conns.values() {
-            conn.offer(event);
+        let t = conns.read().unwrap_or_else(|e| e.into_inner());
+        let mut candidates = Vec::new();
+        t.index.candidates(event.record(), &mut candidates);
+        let mut visited = 0;
+        for id in &candidates {
+            if let Some(conn) = t.conns.get(id) {
+                visited += 1;
+                conn.offer(event);
+            }
         }
+        visited
     }
 
     /// Applies an ack to the matching connections of this instance.
@@ -340,7 +369,7 @@ impl Hub {
             return;
         };
         let conns = conns.read().unwrap_or_else(|e| e.into_inner());
-        for conn in conns.values() {
+        for conn in conns.conns.values() {
             if conn.subject == ack.subject
                 && ack.connection.as_deref().is_none_or(|c| c == conn.token)
             {
@@ -356,7 +385,12 @@ impl Hub {
             return;
         };
         let frame = Bytes::from_static(b"event: reset\ndata: {\"eventId\":null}\n\n");
-        for conn in conns.read().unwrap_or_else(|e| e.into_inner()).values() {
+        for conn in conns
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .conns
+            .values()
+        {
             conn.push(Outgoing::Raw(frame.clone()));
         }
     }
@@ -366,7 +400,12 @@ impl Hub {
     pub fn close_all(&self, reason: CloseReason) {
         let tenants = self.inner.tenants.read().unwrap_or_else(|e| e.into_inner());
         for conns in tenants.values() {
-            for conn in conns.read().unwrap_or_else(|e| e.into_inner()).values() {
+            for conn in conns
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .conns
+                .values()
+            {
                 conn.close(reason);
             }
         }
@@ -377,7 +416,7 @@ impl Hub {
         let tenants = self.inner.tenants.read().unwrap_or_else(|e| e.into_inner());
         tenants
             .values()
-            .map(|c| c.read().unwrap_or_else(|e| e.into_inner()).len())
+            .map(|c| c.read().unwrap_or_else(|e| e.into_inner()).conns.len())
             .sum()
     }
 
@@ -385,12 +424,279 @@ impl Hub {
     pub fn pending_acks(&self, token: &str) -> Option<Vec<EventId>> {
         let tenants = self.inner.tenants.read().unwrap_or_else(|e| e.into_inner());
         for conns in tenants.values() {
-            for conn in conns.read().unwrap_or_else(|e| e.into_inner()).values() {
+            for conn in conns
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .conns
+                .values()
+            {
                 if conn.token == token {
                     return Some(conn.pending_acks());
                 }
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{ChangeSet, Conjunction, KeyValue, ReadSet, RowChange};
+    use crate::realtime::EventRecord;
+    use reactive_codegen::sql::Dialect;
+
+    fn k(s: &str) -> KeyValue {
+        KeyValue::from_str(s, Dialect::Postgres)
+    }
+
+    fn channel_reads(ch: &str) -> ReadSet {
+        ReadSet::empty().with("message", Conjunction::whole().with("channel_id", k(ch)))
+    }
+
+    fn channel_sub(ch: &str) -> Subscription {
+        let text = format!(r#"messages.list:{{"channelId":"{ch}"}}"#);
+        Subscription::from_parts(vec![(&text, Some(&text), channel_reads(ch))])
+    }
+
+    fn event(id: u64, changes: ChangeSet, invalidated: Vec<String>) -> Arc<Event> {
+        Arc::new(Event::new(EventRecord {
+            tenant: "t".into(),
+            id: EventId(id),
+            changes,
+            requires_ack: false,
+            invalidated,
+        }))
+    }
+
+    fn queued(conn: &Conn) -> Vec<Bytes> {
+        conn.lock()
+            .queue
+            .iter()
+            .map(|o| match o {
+                Outgoing::Event(_, tail) => tail.clone(),
+                Outgoing::Raw(b) => b.clone(),
+            })
+            .collect()
+    }
+
+    /// 100 channels × 3 connections; an event on channel 7 visits only channel 7's.
+    #[test]
+    fn event_for_one_channel_visits_only_its_connections() {
+        let hub = Hub::new(HubConfig::default());
+        let mut guards = Vec::new();
+        for c in 0..100 {
+            for _ in 0..3 {
+                guards.push((c, hub.register("t", "s", channel_sub(&format!("c{c}")))));
+            }
+        }
+        let changes =
+            ChangeSet::empty().with_row("message", RowChange::whole().with("channel_id", k("c7")));
+        let visited = hub.deliver_counting(&event(1, changes, vec![]));
+        assert_eq!(visited, 3, "only channel 7's connections are visited");
+        for (c, g) in &guards {
+            let q = queued(g.conn());
+            if *c == 7 {
+                assert_eq!(q.len(), 1);
+                assert_eq!(
+                    &q[0][..],
+                    &br#""messages.list:{\"channelId\":\"c7\"}"]}
+
+"#[..]
+                );
+            } else {
+                assert!(q.is_empty(), "channel {c} got an event for channel 7");
+            }
+        }
+        // Another tenant's event reaches nobody here.
+        let other = Arc::new(Event::new(EventRecord {
+            tenant: "u".into(),
+            id: EventId(2),
+            changes: ChangeSet::tables(["message"]),
+            requires_ack: false,
+            invalidated: vec![],
+        }));
+        assert_eq!(hub.deliver_counting(&other), 0);
+    }
+
+    /// A change that does not say which channel (whole table, or a row without
+    /// `channel_id`) reaches every connection on the table; `*` and whole-procedure
+    /// subscriptions get every matching event; other tables' subscribers get nothing.
+    #[test]
+    fn whole_table_change_reaches_everyone_on_the_table() {
+        let hub = Hub::new(HubConfig::default());
+        let chans: Vec<_> = (0..50)
+            .map(|c| hub.register("t", "s", channel_sub(&format!("c{c}"))))
+            .collect();
+        let all = hub.register("t", "s", Subscription::all());
+        let proc_ = hub.register(
+            "t",
+            "s",
+            Subscription::from_parts(vec![("messages.list", None, ReadSet::tables(["message"]))]),
+        );
+        let other_table = hub.register(
+            "t",
+            "s",
+            Subscription::from_parts(vec![("agents.list", None, ReadSet::tables(["agent"]))]),
+        );
+        assert_eq!(
+            hub.deliver_counting(&event(1, ChangeSet::tables(["message"]), vec![])),
+            52
+        );
+        let row_without_channel =
+            ChangeSet::empty().with_row("message", RowChange::whole().with("id", k("m1")));
+        assert_eq!(
+            hub.deliver_counting(&event(2, row_without_channel, vec![])),
+            52
+        );
+        for g in chans.iter().chain([&all, &proc_]) {
+            assert_eq!(queued(g.conn()).len(), 2);
+        }
+        assert_eq!(queued(&proc_.conn)[0][..], b"\"messages.list\"]}\n\n"[..]);
+        assert!(queued(other_table.conn()).is_empty());
+        // An unknown change reaches everyone.
+        hub.deliver(&event(3, ChangeSet::everything(), vec![]));
+        assert_eq!(queued(other_table.conn()).len(), 1);
+        assert_eq!(queued(chans[0].conn()).len(), 3);
+    }
+
+    /// A query key named in `invalidated` is delivered even when the changes alone would
+    /// not match; a connection with several matching entries gets them all in one tail.
+    #[test]
+    fn invalidated_keys_and_multi_entry_tails() {
+        let hub = Hub::new(HubConfig::default());
+        let a = hub.register("t", "s", channel_sub("c1"));
+        let multi = hub.register(
+            "t",
+            "s",
+            Subscription::from_parts(vec![
+                ("q1", Some("q1:{}"), channel_reads("c2")),
+                ("q2", Some("q2:{}"), ReadSet::empty()),
+                ("q3", Some("q3:{}"), channel_reads("c9")),
+            ]),
+        );
+        let changes =
+            ChangeSet::empty().with_row("message", RowChange::whole().with("channel_id", k("c2")));
+        assert_eq!(
+            hub.deliver_counting(&event(1, changes, vec!["q2:{}".into()])),
+            1
+        );
+        assert!(queued(a.conn()).is_empty());
+        assert_eq!(queued(multi.conn())[0][..], b"\"q1\",\"q2\"]}\n\n"[..]);
+        // Unregistering empties the tenant and its index.
+        drop(a);
+        drop(multi);
+        assert_eq!(hub.connections(), 0);
+        assert!(hub.tenant("t").is_none());
+    }
+
+    /// The allocation-free `ReadSet::is_affected_by` agrees with `ReadSet::reasons`.
+    #[test]
+    fn is_affected_by_agrees_with_reasons() {
+        let reads = [
+            ReadSet::empty(),
+            ReadSet::everything(),
+            ReadSet::tables(["message"]),
+            channel_reads("c1"),
+            ReadSet::empty().with(
+                "message",
+                Conjunction::whole()
+                    .with_values("channel_id", [k("c1"), k("c2")])
+                    .with("author", k("u1")),
+            ),
+        ];
+        let changes = [
+            ChangeSet::empty(),
+            ChangeSet::everything(),
+            ChangeSet::tables(["message"]),
+            ChangeSet::tables(["agent"]),
+            ChangeSet::empty().with_row("message", RowChange::whole().with("channel_id", k("c1"))),
+            ChangeSet::empty().with_row("message", RowChange::whole().with("channel_id", k("c3"))),
+            ChangeSet::empty().with_row(
+                "message",
+                RowChange::whole()
+                    .with("channel_id", k("c2"))
+                    .with("author", k("u2")),
+            ),
+            ChangeSet::empty().with_row("message", RowChange::whole().with("author", k("u1"))),
+        ];
+        let mut hits = 0;
+        for r in &reads {
+            for c in &changes {
+                let fast = r.is_affected_by(c);
+                assert_eq!(fast, !r.reasons(c, 1).is_empty(), "{r:?} / {c:?}");
+                hits += usize::from(fast);
+            }
+        }
+        assert!(hits > 5 && hits < reads.len() * changes.len());
+    }
+
+    /// Candidates are always a superset of what the full matcher accepts.
+    #[test]
+    fn index_never_misses_a_match() {
+        let hub = Hub::new(HubConfig::default());
+        let subs = vec![
+            channel_sub("c1"),
+            Subscription::from_parts(vec![(
+                "x",
+                Some("x:1"),
+                ReadSet::empty().with(
+                    "message",
+                    Conjunction::whole()
+                        .with_values("channel_id", [k("c1"), k("c2")])
+                        .with("author", k("u1")),
+                ),
+            )]),
+            Subscription::from_parts(vec![("y", Some("y:1"), ReadSet::everything())]),
+            Subscription::from_parts(vec![(
+                "z",
+                Some("z:1"),
+                ReadSet::empty()
+                    .with("agent", Conjunction::whole().with("id", k("a1")))
+                    .with("message", Conjunction::whole().with("author", k("u2"))),
+            )]),
+        ];
+        let guards: Vec<_> = subs
+            .into_iter()
+            .map(|s| hub.register("t", "s", s))
+            .collect();
+        let rows = [
+            RowChange::whole(),
+            RowChange::whole().with("channel_id", k("c1")),
+            RowChange::whole().with("channel_id", k("c2")),
+            RowChange::whole().with("author", k("u1")),
+            RowChange::whole().with("author", k("u2")),
+            RowChange::whole()
+                .with("channel_id", k("c2"))
+                .with("author", k("u2")),
+            RowChange::whole().with("id", k("a1")),
+        ];
+        let mut id = 0;
+        for table in ["message", "agent", "other"] {
+            for row in &rows {
+                id += 1;
+                let ev = event(id, ChangeSet::empty().with_row(table, row.clone()), vec![]);
+                let t = hub.tenant("t").unwrap();
+                let t = t.read().unwrap();
+                let mut cands = Vec::new();
+                t.index.candidates(ev.record(), &mut cands);
+                for g in &guards {
+                    let c = g.conn();
+                    if c.subscription.match_tail(&ev).is_some() {
+                        assert!(
+                            cands.contains(&c.id),
+                            "missed conn {} for {table} {row:?}",
+                            c.id
+                        );
+                    }
+                    assert_eq!(
+                        c.subscription.match_tail(&ev).map(|b| b.to_vec()),
+                        c.subscription
+                            .matches(&ev)
+                            .map(|l| crate::realtime::frame_tail(&l).to_vec())
+                    );
+                }
+            }
+        }
     }
 }

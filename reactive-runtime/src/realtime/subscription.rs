@@ -9,7 +9,9 @@
 use reactive_codegen::model::{FunctionKind, FunctionModel};
 use serde_json::Value;
 
-use super::event::Event;
+use bytes::Bytes;
+
+use super::event::{Event, frame_tail};
 use crate::engine::ReadSet;
 use crate::registry::{FunctionDef, InputError};
 
@@ -109,15 +111,17 @@ enum Kind {
 pub struct Entry {
     /// The entry as the client sent it, as a JSON string literal (echoed in `queries`).
     json: Box<[u8]>,
+    /// The frame tail when this entry is the only one matched (`json` + `]}\n\n`).
+    tail: Bytes,
     kind: Kind,
 }
 
 impl Entry {
     fn new(text: &str, kind: Kind) -> Entry {
+        let json = serde_json::to_vec(text).expect("a string serializes");
         Entry {
-            json: serde_json::to_vec(text)
-                .expect("a string serializes")
-                .into_boxed_slice(),
+            tail: frame_tail(&json),
+            json: json.into_boxed_slice(),
             kind,
         }
     }
@@ -214,6 +218,65 @@ impl Subscription {
             }
         }
         out
+    }
+
+    /// The SSE frame tail for `event` (the matched entries, then `]}\n\n`), or `None`
+    /// when the event does not concern this subscription. Allocation-free when nothing
+    /// matches, and when exactly one entry matches (its tail is precomputed).
+    pub fn match_tail(&self, event: &Event) -> Option<Bytes> {
+        let mut matched = self.entries.iter().filter(|e| e.matches(event));
+        let first = matched.next()?;
+        let Some(second) = matched.next() else {
+            return Some(first.tail.clone());
+        };
+        let mut buf = Vec::with_capacity(first.json.len() + second.json.len() + 1);
+        buf.extend_from_slice(&first.json);
+        for entry in std::iter::once(second).chain(matched) {
+            buf.push(b',');
+            buf.extend_from_slice(&entry.json);
+        }
+        Some(frame_tail(&buf))
+    }
+
+    /// What the hub's fan-out index needs: whether an entry is `*`, the query keys
+    /// subscribed to, and the union of the entries' read sets (a superset of the
+    /// changes that can match).
+    pub(crate) fn index_terms(&self) -> (bool, Vec<&str>, ReadSet) {
+        let mut all = false;
+        let mut keys = Vec::new();
+        let mut reads = ReadSet::empty();
+        for entry in &self.entries {
+            match &entry.kind {
+                Kind::All => all = true,
+                Kind::Procedure(read) => reads.union(read),
+                Kind::Query { key, read } => {
+                    keys.push(key.as_str());
+                    reads.union(read);
+                }
+            }
+        }
+        (all, keys, reads)
+    }
+
+    /// A subscription from already-computed entries: `(text, query key, read set)`;
+    /// `text == "*"` is `*`, no key is a whole procedure (for unit tests).
+    #[cfg(test)]
+    pub(crate) fn from_parts(parts: Vec<(&str, Option<&str>, ReadSet)>) -> Subscription {
+        let entries = parts
+            .into_iter()
+            .map(|(text, key, read)| {
+                let kind = match (text, key) {
+                    ("*", _) => Kind::All,
+                    (_, None) => Kind::Procedure(read),
+                    (_, Some(key)) => Kind::Query {
+                        key: key.to_owned(),
+                        read,
+                    },
+                };
+                Entry::new(text, kind)
+            })
+            .collect();
+        Subscription { entries }
     }
 
     /// Number of entries.
