@@ -234,13 +234,27 @@ fn relation_edges_expand_changes_one_hop() {
         Conjunction::whole().with("from_agent_id", kv(json!(8))),
     );
     let orgs = ReadSet::tables(["organization"]);
-    let change = write(
+    // Relations propagate what foreign keys do: deletes and key changes.
+    let change = write("DELETE FROM agent WHERE id = $1", &[json!(7)]);
+    assert!(
+        !messages_of_7.is_affected_by(&change),
+        "without relations the message query is untouched"
+    );
+    let rename = write(
         "UPDATE agent SET name = $2 WHERE id = $1",
         &[json!(7), json!("x")],
     );
     assert!(
-        !messages_of_7.is_affected_by(&change),
-        "without relations the message query is untouched"
+        !messages_of_7.is_affected_by(&edges().expand(&rename)),
+        "an update of other columns propagates nowhere"
+    );
+    let new_id = write(
+        "UPDATE agent SET id = $2 WHERE id = $1",
+        &[json!(7), json!(9)],
+    );
+    assert!(
+        messages_of_7.is_affected_by(&edges().expand(&new_id)),
+        "an update of the key column propagates"
     );
     let expanded = edges().expand(&change);
     assert!(messages_of_7.is_affected_by(&expanded));
