@@ -19,10 +19,7 @@ use super::bus::AckMessage;
 use super::event::{Event, EventId};
 use super::subscription::Subscription;
 
-#[path = "fanout.rs"]
-mod fanout;
-
-use fanout::FanoutIndex;
+use super::fanout::FanoutIndex;
 
 /// Limits and timings of connections.
 #[derive(Debug, Clone)]

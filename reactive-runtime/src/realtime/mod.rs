@@ -10,6 +10,7 @@
 
 mod bus;
 mod event;
+mod fanout;
 mod hub;
 mod log;
 #[cfg(feature = "redis")]
