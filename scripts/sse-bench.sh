@@ -5,7 +5,8 @@
 #
 #   scripts/sse-bench.sh                 # all three scenarios, both servers
 #   SCENARIOS="1k" scripts/sse-bench.sh  # a subset: 1k, 10k, 10k100
-#   SERVERS="reactive" scripts/sse-bench.sh   # only ours (or "nchan")
+#   SERVERS="reactive" scripts/sse-bench.sh   # only ours (or "nchan", or "reactive-axum":
+#                                             # the same router under axum::serve)
 #
 # Needs: nginx-light + libnginx-mod-nchan (apt-get install -y nginx-light libnginx-mod-nchan),
 # jq, curl. Environment: CARGO_TARGET_DIR (default /work/target-sse), TOOLS (default
@@ -62,9 +63,9 @@ cleanup() { stop_reactive; stop_nchan; }
 trap cleanup EXIT INT TERM
 
 # Fresh server for every run, so RSS per connection is measured from a clean baseline.
-start_reactive() {
+start_reactive() { # [axum]
   stop_reactive
-  SSE_BENCH_ADDR="127.0.0.1:$port" "$bench" >"$out/reactive-server.log" 2>&1 &
+  SSE_BENCH_SERVER="${1:-}" SSE_BENCH_ADDR="127.0.0.1:$port" "$bench" >"$out/reactive-server.log" 2>&1 &
   reactive_pid=$!
   for _ in $(seq 100); do
     curl -fsS "http://127.0.0.1:$port/stats" >/dev/null 2>&1 && return 0
@@ -125,8 +126,8 @@ run_one() {
       sub='http://127.0.0.1:8090/sub?id={ch}'
       pub='http://127.0.0.1:8090/pub?id={ch}'
       ;;
-    reactive)
-      start_reactive
+    reactive | reactive-axum)
+      if [ "$server" = reactive-axum ]; then start_reactive axum; else start_reactive; fi
       pids="--pid $reactive_pid"
       # subscribe=bench.channel:{"channel":"<ch>"} (a query key), percent-encoded
       sub="http://127.0.0.1:$port/events?subscribe=bench.channel%3A%7B%22channel%22%3A%22{ch}%22%7D"

@@ -22,6 +22,7 @@
 //!
 //! Environment: `SSE_BENCH_ADDR` (default `127.0.0.1:8091`), `SSE_BENCH_THREADS` (Tokio
 //! worker threads, default: one per core), `SSE_BENCH_DB` (default `sqlite::memory:`),
+//! `SSE_BENCH_SERVER` (`axum` to serve with `axum::serve` instead of `reactive_runtime::serve`),
 //! `SSE_BENCH_REAUTH` (seconds between re-authorizations of open streams, `off` to disable;
 //! default: the router's default, 300).
 //! Authorization: everyone is the single tenant `bench` (a trivial authorizer; this is a
@@ -247,7 +248,13 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         "sse_bench listening on http://{addr} (pid {})",
         std::process::id()
     );
-    axum::serve(listener, app).await?;
+    // `SSE_BENCH_SERVER=axum` serves through `axum::serve` (hyper for every connection)
+    // instead of `reactive_runtime::serve` (event streams on the bare socket).
+    if std::env::var("SSE_BENCH_SERVER").as_deref() == Ok("axum") {
+        axum::serve(listener, app).await?;
+    } else {
+        reactive_runtime::serve(listener, app).await?;
+    }
     Ok(())
 }
 

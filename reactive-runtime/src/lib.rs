@@ -9,6 +9,7 @@ pub mod feed;
 pub mod realtime;
 pub mod registry;
 pub mod router;
+pub mod serve;
 pub mod typescript;
 
 pub use error::{Error, Result};
@@ -18,3 +19,4 @@ pub use reactive_codegen::sql::Dialect;
 pub use db::{ReactiveDb, ReactiveTx};
 pub use realtime::Realtime;
 pub use router::{Authorizer, Principal, RouterConfig, current_principal, router};
+pub use serve::serve;

@@ -120,7 +120,7 @@ async fn main() -> anyhow::Result<()> {
     for (org, name, token) in DEMO_TENANTS {
         println!("  {token:<12} → {org} ({name})");
     }
-    axum::serve(listener, app)
+    reactive::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -289,7 +289,24 @@ pub async fn memory_db() -> ReactiveDb {
     db
 }
 
+/// Which HTTP server runs the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `reactive_runtime::serve` (event streams on the bare socket).
+    Reactive,
+    /// `axum::serve` (hyper for everything).
+    Axum,
+}
+
 pub async fn serve(db: ReactiveDb, configure: impl FnOnce(RouterConfig) -> RouterConfig) -> Server {
+    serve_on(Transport::Reactive, db, configure).await
+}
+
+pub async fn serve_on(
+    transport: Transport,
+    db: ReactiveDb,
+    configure: impl FnOnce(RouterConfig) -> RouterConfig,
+) -> Server {
     let auth = TokenAuth::default();
     let config = configure(RouterConfig::new(auth.clone()).functions(functions()));
     let realtime = config.realtime.clone();
@@ -299,7 +316,11 @@ pub async fn serve(db: ReactiveDb, configure: impl FnOnce(RouterConfig) -> Route
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("serve");
+        match transport {
+            Transport::Reactive => reactive_runtime::serve(listener, app).await,
+            Transport::Axum => axum::serve(listener, app).await,
+        }
+        .expect("serve");
     });
     Server {
         base: format!("http://{addr}"),
@@ -345,6 +366,7 @@ impl Server {
         let mut req = self
             .http
             .get(self.url("/events"))
+            .header("accept", "text/event-stream")
             .bearer_auth(token)
             .query(query);
         if let Some(id) = last_event_id {
