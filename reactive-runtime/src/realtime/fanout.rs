@@ -2,7 +2,7 @@
 //! looking at the others.
 //!
 //! Each connection is posted once, from its subscription's index terms
-//! (`Subscription::index_terms`):
+//! (`Subscription::index_terms`, computed once per distinct subscription and shared):
 //! - `*` entries, and read sets that read everything, in an "always" list;
 //! - each subscribed query key in a key → connections map (an event's `invalidated`
 //!   keys match those directly);
@@ -17,7 +17,8 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::engine::{Conjunction, KeyValue, ReadSet};
+use super::subscription::Subscription;
+use crate::engine::{Conjunction, KeyValue};
 use crate::realtime::EventRecord;
 
 #[derive(Debug, Default)]
@@ -32,17 +33,11 @@ struct TablePostings {
     columns: HashMap<String, ColumnPostings>,
 }
 
-#[derive(Debug)]
-struct Terms {
-    always: bool,
-    keys: Vec<String>,
-    reads: ReadSet,
-}
-
 /// Connections of one tenant, indexed by what their subscriptions can match.
 #[derive(Debug, Default)]
 pub(crate) struct FanoutIndex {
-    terms: HashMap<u64, Terms>,
+    /// Each connection's subscription (shared, not copied), to remove its postings.
+    terms: HashMap<u64, Subscription>,
     always: HashSet<u64>,
     keys: HashMap<String, HashSet<u64>>,
     tables: HashMap<String, TablePostings>,
@@ -57,14 +52,15 @@ fn posting_column(conj: &Conjunction) -> Option<(&String, &BTreeSet<KeyValue>)> 
 
 impl FanoutIndex {
     /// Posts connection `id` (replacing what it had).
-    pub(crate) fn insert(&mut self, id: u64, all: bool, keys: &[&str], reads: ReadSet) {
+    pub(crate) fn insert(&mut self, id: u64, subscription: Subscription) {
         self.remove(id);
+        let (all, keys, reads) = subscription.index_terms();
         let always = all || reads.is_everything();
         if always {
             self.always.insert(id);
         }
         for key in keys {
-            self.keys.entry((*key).to_owned()).or_default().insert(id);
+            self.keys.entry(key.clone()).or_default().insert(id);
         }
         for (table, alts) in &reads.tables {
             let postings = self.tables.entry(table.clone()).or_default();
@@ -83,25 +79,17 @@ impl FanoutIndex {
                 }
             }
         }
-        self.terms.insert(
-            id,
-            Terms {
-                always,
-                keys: keys.iter().map(|k| (*k).to_owned()).collect(),
-                reads,
-            },
-        );
+        self.terms.insert(id, subscription);
     }
 
     /// Removes connection `id`.
     pub(crate) fn remove(&mut self, id: u64) {
-        let Some(terms) = self.terms.remove(&id) else {
+        let Some(subscription) = self.terms.remove(&id) else {
             return;
         };
-        if terms.always {
-            self.always.remove(&id);
-        }
-        for key in &terms.keys {
+        let (_, keys, reads) = subscription.index_terms();
+        self.always.remove(&id);
+        for key in keys {
             if let Some(set) = self.keys.get_mut(key) {
                 set.remove(&id);
                 if set.is_empty() {
@@ -109,7 +97,7 @@ impl FanoutIndex {
                 }
             }
         }
-        for (table, alts) in &terms.reads.tables {
+        for (table, alts) in &reads.tables {
             let Some(postings) = self.tables.get_mut(table) else {
                 continue;
             };

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::bus::AckMessage;
 use super::event::{Event, EventId};
-use super::subscription::Subscription;
+use super::subscription::{Subscription, SubscriptionCache};
 
 use super::fanout::FanoutIndex;
 
@@ -222,6 +222,7 @@ type TenantConns = Arc<RwLock<Tenant>>;
 
 struct HubInner {
     tenants: RwLock<HashMap<Arc<str>, TenantConns>>,
+    subscriptions: SubscriptionCache,
     next: AtomicU64,
     nonce: u64,
     config: Arc<HubConfig>,
@@ -259,11 +260,17 @@ impl Hub {
         Hub {
             inner: Arc::new(HubInner {
                 tenants: RwLock::new(HashMap::new()),
+                subscriptions: SubscriptionCache::default(),
                 next: AtomicU64::new(1),
                 nonce,
                 config: Arc::new(config),
             }),
         }
+    }
+
+    /// The subscriptions shared by this hub's connections.
+    pub fn subscriptions(&self) -> &SubscriptionCache {
+        &self.inner.subscriptions
     }
 
     /// The hub's configuration.
@@ -298,8 +305,7 @@ impl Hub {
         });
         {
             let mut t = tenant_conns.write().unwrap_or_else(|e| e.into_inner());
-            let (all, keys, reads) = conn.subscription.index_terms();
-            t.index.insert(id, all, &keys, reads);
+            t.index.insert(id, conn.subscription.clone());
             t.conns.insert(id, conn.clone());
         }
         drop(tenants);

@@ -25,7 +25,9 @@ pub use log::{EventLog, MemoryLog, Replay};
 #[cfg(feature = "redis")]
 pub use redis::{RedisBus, RedisLog};
 pub use service::{Realtime, RemoteApply};
-pub use subscription::{Entry, ParsedEntry, SubscribeError, Subscription, parse_entry, query_key};
+pub use subscription::{
+    Entry, ParsedEntry, SubscribeError, Subscription, SubscriptionCache, parse_entry, query_key,
+};
 
 pub(crate) use event::{frame_tail, reset_frame};
 

@@ -9,6 +9,9 @@
 use reactive_codegen::model::{FunctionKind, FunctionModel};
 use serde_json::Value;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
 use bytes::Bytes;
 
 use super::event::{Event, frame_tail};
@@ -138,18 +141,51 @@ impl Entry {
     }
 }
 
-/// A connection's (or a poll's) subscription.
-#[derive(Debug, Default)]
+/// A connection's (or a poll's) subscription: a cheap handle, shared by every connection
+/// that subscribed with the same entries (see [`SubscriptionCache`]).
+#[derive(Debug, Clone, Default)]
 pub struct Subscription {
+    inner: Arc<Inner>,
+}
+
+/// The entries, and what the hub's fan-out index posts (computed once).
+#[derive(Debug, Default)]
+struct Inner {
     entries: Vec<Entry>,
+    all: bool,
+    keys: Vec<String>,
+    /// The union of the entries' read sets (a superset of the changes that can match).
+    reads: ReadSet,
 }
 
 impl Subscription {
+    fn from_entries(entries: Vec<Entry>) -> Subscription {
+        let mut all = false;
+        let mut keys = Vec::new();
+        let mut reads = ReadSet::empty();
+        for entry in &entries {
+            match &entry.kind {
+                Kind::All => all = true,
+                Kind::Procedure(read) => reads.union(read),
+                Kind::Query { key, read } => {
+                    keys.push(key.clone());
+                    reads.union(read);
+                }
+            }
+        }
+        Subscription {
+            inner: Arc::new(Inner {
+                entries,
+                all,
+                keys,
+                reads,
+            }),
+        }
+    }
+
     /// Subscribes to every event of the tenant.
     pub fn all() -> Subscription {
-        Subscription {
-            entries: vec![Entry::new("*", Kind::All)],
-        }
+        Subscription::from_entries(vec![Entry::new("*", Kind::All)])
     }
 
     /// Builds a subscription from entry texts; `lookup` finds a registered function.
@@ -201,14 +237,14 @@ impl Subscription {
             };
             entries.push(Entry::new(text, kind));
         }
-        Ok(Subscription { entries })
+        Ok(Subscription::from_entries(entries))
     }
 
     /// The matched entries as a comma-separated list of JSON strings, or `None` when the
     /// event does not concern this subscription.
     pub fn matches(&self, event: &Event) -> Option<Vec<u8>> {
         let mut out: Option<Vec<u8>> = None;
-        for entry in &self.entries {
+        for entry in &self.inner.entries {
             if entry.matches(event) {
                 let buf = out.get_or_insert_with(Vec::new);
                 if !buf.is_empty() {
@@ -224,7 +260,7 @@ impl Subscription {
     /// when the event does not concern this subscription. Allocation-free when nothing
     /// matches, and when exactly one entry matches (its tail is precomputed).
     pub fn match_tail(&self, event: &Event) -> Option<Bytes> {
-        let mut matched = self.entries.iter().filter(|e| e.matches(event));
+        let mut matched = self.inner.entries.iter().filter(|e| e.matches(event));
         let first = matched.next()?;
         let Some(second) = matched.next() else {
             return Some(first.tail.clone());
@@ -238,24 +274,11 @@ impl Subscription {
         Some(frame_tail(&buf))
     }
 
-    /// What the hub's fan-out index needs: whether an entry is `*`, the query keys
+    /// What the hub's fan-out index posts: whether an entry is `*`, the query keys
     /// subscribed to, and the union of the entries' read sets (a superset of the
     /// changes that can match).
-    pub(crate) fn index_terms(&self) -> (bool, Vec<&str>, ReadSet) {
-        let mut all = false;
-        let mut keys = Vec::new();
-        let mut reads = ReadSet::empty();
-        for entry in &self.entries {
-            match &entry.kind {
-                Kind::All => all = true,
-                Kind::Procedure(read) => reads.union(read),
-                Kind::Query { key, read } => {
-                    keys.push(key.as_str());
-                    reads.union(read);
-                }
-            }
-        }
-        (all, keys, reads)
+    pub(crate) fn index_terms(&self) -> (bool, &[String], &ReadSet) {
+        (self.inner.all, &self.inner.keys, &self.inner.reads)
     }
 
     /// A subscription from already-computed entries: `(text, query key, read set)`;
@@ -276,17 +299,74 @@ impl Subscription {
                 Entry::new(text, kind)
             })
             .collect();
-        Subscription { entries }
+        Subscription::from_entries(entries)
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.inner.entries.len()
     }
 
     /// No entries.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.inner.entries.is_empty()
+    }
+
+    /// Whether two handles share one subscription.
+    pub fn ptr_eq(&self, other: &Subscription) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+/// Shares one [`Subscription`] among the connections that subscribe with the same entry
+/// texts, so that 10,000 clients of one query hold one read set, not 10,000. Entries
+/// depend only on their text and the registered functions, never on the tenant (the
+/// tenant scopes the connection, and input checks run per request before this).
+#[derive(Debug, Default)]
+pub struct SubscriptionCache {
+    map: Mutex<CacheMap>,
+}
+
+#[derive(Debug, Default)]
+struct CacheMap {
+    live: HashMap<Box<[String]>, Weak<Inner>>,
+    /// Size after the last sweep of dropped subscriptions.
+    swept: usize,
+}
+
+impl SubscriptionCache {
+    /// The live subscription for `texts`, or the one `build` makes (then shared).
+    pub fn get_or_build<E>(
+        &self,
+        texts: &[String],
+        build: impl FnOnce() -> Result<Subscription, E>,
+    ) -> Result<Subscription, E> {
+        if let Some(inner) = self.lock().live.get(texts).and_then(Weak::upgrade) {
+            return Ok(Subscription { inner });
+        }
+        let sub = build()?;
+        let mut map = self.lock();
+        map.live.insert(texts.into(), Arc::downgrade(&sub.inner));
+        // Sweep the texts of subscriptions nobody holds any more, amortized.
+        if map.live.len() > 2 * map.swept + 64 {
+            map.live.retain(|_, w| w.strong_count() > 0);
+            map.swept = map.live.len();
+        }
+        Ok(sub)
+    }
+
+    /// Distinct subscriptions remembered (live or not yet swept).
+    pub fn len(&self) -> usize {
+        self.lock().live.len()
+    }
+
+    /// Nothing remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheMap> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -308,5 +388,38 @@ mod tests {
         );
         assert!(parse_entry("agents get").is_err());
         assert!(parse_entry("agents.get:{").is_err());
+    }
+
+    #[test]
+    fn identical_subscriptions_share_one_and_dropped_ones_are_swept() {
+        let cache = SubscriptionCache::default();
+        let texts = |t: &str| vec![t.to_owned()];
+        let builds = std::cell::Cell::new(0);
+        let build = || {
+            builds.set(builds.get() + 1);
+            Ok::<_, ()>(Subscription::all())
+        };
+        let a = cache.get_or_build(&texts("*"), build).unwrap();
+        let b = cache.get_or_build(&texts("*"), build).unwrap();
+        assert!(a.ptr_eq(&b));
+        assert_eq!(builds.get(), 1);
+        drop((a, b));
+        // Dropped: built again, not resurrected.
+        let c = cache.get_or_build(&texts("*"), build).unwrap();
+        assert_eq!(builds.get(), 2);
+        for i in 0..200 {
+            drop(cache.get_or_build(&texts(&format!("p{i}")), build).unwrap());
+        }
+        assert!(
+            cache.len() < 100,
+            "dropped subscriptions are swept: {}",
+            cache.len()
+        );
+        assert!(
+            cache
+                .get_or_build(&texts("*"), || Err(()))
+                .unwrap()
+                .ptr_eq(&c)
+        );
     }
 }

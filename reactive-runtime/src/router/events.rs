@@ -70,23 +70,29 @@ async fn subscription(
             cfg.authorizer.check_input(principal, name, &input).await?;
         }
     }
-    Subscription::build(&texts, |n| state.function(n)).map_err(|e| match e {
-        SubscribeError::UnknownProcedure { index, name } => ApiError {
-            path: Some(format!("subscribe[{index}]")),
-            ..ApiError::not_found(format!("unknown procedure `{name}`"))
-        },
-        SubscribeError::Invalid {
-            index,
-            message,
-            path,
-        } => {
-            let path = match path.as_deref() {
-                None | Some(".") => format!("subscribe[{index}]"),
-                Some(p) => format!("subscribe[{index}].{p}"),
-            };
-            ApiError::bad_input(message, path)
-        }
-    })
+    let build = || Subscription::build(&texts, |n| state.function(n));
+    let realtime = state.realtime();
+    realtime
+        .hub()
+        .subscriptions()
+        .get_or_build(&texts, build)
+        .map_err(|e| match e {
+            SubscribeError::UnknownProcedure { index, name } => ApiError {
+                path: Some(format!("subscribe[{index}]")),
+                ..ApiError::not_found(format!("unknown procedure `{name}`"))
+            },
+            SubscribeError::Invalid {
+                index,
+                message,
+                path,
+            } => {
+                let path = match path.as_deref() {
+                    None | Some(".") => format!("subscribe[{index}]"),
+                    Some(p) => format!("subscribe[{index}].{p}"),
+                };
+                ApiError::bad_input(message, path)
+            }
+        })
 }
 
 /// `GET /events`.

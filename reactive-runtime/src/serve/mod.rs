@@ -175,21 +175,42 @@ async fn connection(
         () = stopped(&mut stop) => return Ok(()),
     };
     match head {
-        Err(_) => sse::refuse(&mut stream, 408, "Request Timeout").await,
+        // Each branch is boxed: a task's future is as large as its largest state, and an
+        // idle event stream must not carry the size of a hyper connection (or of a drain
+        // buffer).
+        Err(_) => Box::pin(sse::refuse(&mut stream, 408, "Request Timeout")).await,
         Ok(head) => match head? {
             ReadHead::Closed => Ok(()),
             ReadHead::TooLarge => {
-                sse::refuse(&mut stream, 431, "Request Header Fields Too Large").await
+                Box::pin(sse::refuse(
+                    &mut stream,
+                    431,
+                    "Request Header Fields Too Large",
+                ))
+                .await
             }
-            ReadHead::EventStream(mut req) => {
+            ReadHead::EventStream(req) => {
+                let mut req = unbox(req);
                 req.extensions_mut().insert(ConnectInfo(peer));
-                sse::respond(stream, app, *req, stop).await
+                Box::pin(sse::respond(stream, app, req, stop)).await
             }
             ReadHead::Other(bytes) => {
-                hyper_connection(Rewind::new(bytes, stream), peer, app, stop).await
+                Box::pin(hyper_connection(
+                    Rewind::new(bytes, stream),
+                    peer,
+                    app,
+                    stop,
+                ))
+                .await
             }
         },
     }
+}
+
+/// Moves a value out of its box and frees the box now (a box moved out of inside a
+/// `match` arm is freed only at the arm's end, after the awaits in it).
+fn unbox<T>(boxed: Box<T>) -> T {
+    *boxed
 }
 
 /// Resolves once shutdown began (its `Ref` guard must not live across an await: it is

@@ -28,7 +28,8 @@ pub(super) async fn respond(
     req: Request<Body>,
     mut stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    let res = match app.oneshot(req).await {
+    // Boxed: the router's future is large and finished before the stream starts.
+    let res = match Box::pin(app.oneshot(req)).await {
         Ok(res) => res,
         Err(never) => match never {},
     };
@@ -44,6 +45,7 @@ pub(super) async fn respond(
         return write_all(&stream, &out).await;
     }
     write_all(&stream, &response_head(&parts, None)).await?;
+    drop(parts);
     loop {
         tokio::select! {
             frame = body.frame() => match frame {
