@@ -209,6 +209,7 @@ async fn connection(
 
 /// Moves a value out of its box and frees the box now (a box moved out of inside a
 /// `match` arm is freed only at the arm's end, after the awaits in it).
+#[allow(clippy::boxed_local)] // taking the box is the point: it is freed on return
 fn unbox<T>(boxed: Box<T>) -> T {
     *boxed
 }
