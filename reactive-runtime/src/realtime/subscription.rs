@@ -154,31 +154,45 @@ struct Inner {
     entries: Vec<Entry>,
     all: bool,
     keys: Vec<String>,
-    /// The union of the entries' read sets (a superset of the changes that can match).
-    reads: ReadSet,
+    /// The union of the entries' read sets (a superset of the changes that can match),
+    /// when there are several; a single entry's own read set serves otherwise.
+    union: Option<ReadSet>,
+}
+
+static NOTHING: std::sync::LazyLock<ReadSet> = std::sync::LazyLock::new(ReadSet::empty);
+
+impl Entry {
+    fn read_set(&self) -> &ReadSet {
+        match &self.kind {
+            Kind::All => &NOTHING,
+            Kind::Procedure(read) | Kind::Query { read, .. } => read,
+        }
+    }
 }
 
 impl Subscription {
     fn from_entries(entries: Vec<Entry>) -> Subscription {
-        let mut all = false;
-        let mut keys = Vec::new();
-        let mut reads = ReadSet::empty();
-        for entry in &entries {
-            match &entry.kind {
-                Kind::All => all = true,
-                Kind::Procedure(read) => reads.union(read),
-                Kind::Query { key, read } => {
-                    keys.push(key.clone());
-                    reads.union(read);
-                }
+        let all = entries.iter().any(|e| matches!(e.kind, Kind::All));
+        let keys = entries
+            .iter()
+            .filter_map(|e| match &e.kind {
+                Kind::Query { key, .. } => Some(key.clone()),
+                _ => None,
+            })
+            .collect();
+        let union = (entries.len() > 1).then(|| {
+            let mut reads = ReadSet::empty();
+            for entry in &entries {
+                reads.union(entry.read_set());
             }
-        }
+            reads
+        });
         Subscription {
             inner: Arc::new(Inner {
                 entries,
                 all,
                 keys,
-                reads,
+                union,
             }),
         }
     }
@@ -278,7 +292,12 @@ impl Subscription {
     /// subscribed to, and the union of the entries' read sets (a superset of the
     /// changes that can match).
     pub(crate) fn index_terms(&self) -> (bool, &[String], &ReadSet) {
-        (self.inner.all, &self.inner.keys, &self.inner.reads)
+        let reads = match (&self.inner.union, self.inner.entries.first()) {
+            (Some(union), _) => union,
+            (None, Some(only)) => only.read_set(),
+            (None, None) => &NOTHING,
+        };
+        (self.inner.all, &self.inner.keys, reads)
     }
 
     /// A subscription from already-computed entries: `(text, query key, read set)`;
