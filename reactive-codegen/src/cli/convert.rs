@@ -325,6 +325,7 @@ pub fn convert_source(source: &str, file: &syn::File) -> Conversion {
                             range: ty.span().byte_range(),
                             text: format!("reactive::Result<{}>", source_of(source, ok)),
                         });
+                        edits.extend(wrap_tail(source, item.block, &name, &mut notes));
                     } else if !path.starts_with("reactive::") {
                         notes.push((
                             ty.span().start().line,
@@ -450,6 +451,10 @@ pub fn convert_source(source: &str, file: &syn::File) -> Conversion {
             });
         }
     }
+    if !converted.is_empty() {
+        let removed = unused_pool_imports(source, file, &edits);
+        edits.extend(removed);
+    }
     edits.sort_by_key(|e| (e.range.start, e.range.end));
     notes.sort_by_key(|n| n.0);
     Conversion {
@@ -458,6 +463,94 @@ pub fn convert_source(source: &str, file: &syn::File) -> Conversion {
         converted,
         notes,
     }
+}
+
+/// The body's tail expression returns a sqlx `Result` when it is an `.await`ed
+/// call: `EXPR` becomes `Ok(EXPR?)` (the error converts into `reactive::Error`).
+/// A tail `Ok(..)`/`Err(..)` is left alone; anything else is a note.
+fn wrap_tail(
+    source: &str,
+    block: &syn::Block,
+    name: &str,
+    notes: &mut Vec<(usize, String)>,
+) -> Vec<Edit> {
+    let Some(syn::Stmt::Expr(tail, None)) = block.stmts.last() else {
+        return Vec::new();
+    };
+    match tail {
+        syn::Expr::Await(_) => {
+            let range = tail.span().byte_range();
+            vec![
+                Edit {
+                    range: range.start..range.start,
+                    text: "Ok(".into(),
+                },
+                Edit {
+                    range: range.end..range.end,
+                    text: "?)".into(),
+                },
+            ]
+        }
+        syn::Expr::Call(call) if matches!(&*call.func, syn::Expr::Path(p) if p.path.is_ident("Ok") || p.path.is_ident("Err")) => {
+            Vec::new()
+        }
+        other => {
+            notes.push((
+                other.span().start().line,
+                format!(
+                    "`{name}` now returns `reactive::Result`: check that `{}` has that type (`Ok(expr?)` converts a sqlx result)",
+                    first_line(&source_of(source, other))
+                ),
+            ));
+            Vec::new()
+        }
+    }
+}
+
+fn first_line(text: &str) -> String {
+    match text.split_once('\n') {
+        Some((first, _)) => format!("{first} ..."),
+        None => text.to_owned(),
+    }
+}
+
+/// `use sqlx::PgPool;` items whose name the converted text no longer uses: removed.
+fn unused_pool_imports(source: &str, file: &syn::File, edits: &[Edit]) -> Vec<Edit> {
+    let mut sorted = edits.to_vec();
+    sorted.sort_by_key(|e| (e.range.start, e.range.end));
+    let converted = apply(source, &sorted, 0..source.len());
+    let mut out = Vec::new();
+    for item in &file.items {
+        let syn::Item::Use(u) = item else { continue };
+        let syn::UseTree::Path(p) = &u.tree else {
+            continue;
+        };
+        let syn::UseTree::Name(n) = &*p.tree else {
+            continue;
+        };
+        let name = n.ident.to_string();
+        if p.ident != "sqlx"
+            || !["PgPool", "SqlitePool", "MySqlPool", "AnyPool"].contains(&name.as_str())
+        {
+            continue;
+        }
+        let range = item.span().byte_range();
+        let uses = converted.matches(name.as_str()).count();
+        let own = source[range.clone()].matches(name.as_str()).count();
+        if uses == own {
+            let start = line_start(source, range.start);
+            let end = line_end(source, range.end);
+            if source[start..range.start].trim().is_empty()
+                && source[range.end..end].trim().is_empty()
+            {
+                out.push(Edit {
+                    range: start..end,
+                    text: String::new(),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// `(T, Some(E))` of `Result<T, E>`, `(T, None)` of `Result<T>`.

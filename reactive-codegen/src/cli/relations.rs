@@ -323,20 +323,17 @@ pub fn check(args: &CheckArgs) -> Result<CheckReport, CliError> {
             let shown = entry(&edge.from, &edge.to, edge.column.as_deref());
             let from = schema.tables.get(&edge.from);
             let to = schema.tables.get(&edge.to);
+            let unknown_table = |name: &str| {
+                format!(
+                    "unknown table `{name}` in `{shown}` ({})",
+                    did_you_mean(name, schema.tables.keys(), "tables", &known)
+                )
+            };
             if from.is_none() && reported_unknown.insert(edge.from.clone()) {
-                finding(
-                    Severity::Error,
-                    format!(
-                        "unknown table `{}` in `{shown}` (tables: {known})",
-                        edge.from
-                    ),
-                );
+                finding(Severity::Error, unknown_table(&edge.from));
             }
             let Some(to) = to else {
-                finding(
-                    Severity::Error,
-                    format!("unknown table `{}` in `{shown}` (tables: {known})", edge.to),
-                );
+                finding(Severity::Error, unknown_table(&edge.to));
                 continue;
             };
             let (Some(column), Some(from)) = (&edge.column, from) else {
@@ -346,9 +343,9 @@ pub fn check(args: &CheckArgs) -> Result<CheckReport, CliError> {
                 finding(
                     Severity::Error,
                     format!(
-                        "table `{}` has no column `{column}` in `{shown}` (columns: {})",
+                        "table `{}` has no column `{column}` in `{shown}` ({})",
                         to.name,
-                        to.columns.join(", ")
+                        did_you_mean(column, to.columns.iter(), "columns", &to.columns.join(", "))
                     ),
                 );
                 continue;
@@ -424,6 +421,41 @@ pub fn check(args: &CheckArgs) -> Result<CheckReport, CliError> {
         relations: all_edges.len(),
         findings,
     })
+}
+
+/// `did you mean `x`?` when a candidate is at most 2 edits away, else `{what}: {all}`.
+fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a String>,
+    what: &str,
+    all: &str,
+) -> String {
+    let best = candidates
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, _)| *d <= 2)
+        .min();
+    match best {
+        Some((_, c)) => format!("did you mean `{c}`?"),
+        None => format!("{what}: {all}"),
+    }
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// Is `to.column` a foreign key to `from.id`?

@@ -179,7 +179,8 @@ pub fn suggest_files(args: &SuggestArgs) -> Result<SuggestReport, CliError> {
                 options.dialect = dialect;
             }
             let analysis = handler::analyze_parts(item.sig, item.block, &options);
-            if declared.is_some() || (item.free && analysis.is_async && analysis.sends_sql()) {
+            let can_be_reactive = item.free && signature::validate(item.sig).is_ok();
+            if declared.is_some() || (can_be_reactive && analysis.sends_sql()) {
                 reactive_names.insert(analysis.name.clone());
             }
             if analysis.is_async && analysis.sends_sql() {
@@ -213,6 +214,29 @@ fn suggest_one(
             line: analysis.location.line,
             message: "a method cannot be a `#[reactive_function]` yet: make it a free function"
                 .into(),
+        });
+    }
+    let takes_pool = item.sig.inputs.first().is_some_and(
+        |arg| matches!(arg, syn::FnArg::Typed(t) if source_of(source, &*t.ty).contains("Pool")),
+    );
+    if takes_pool {
+        notes.push(Note {
+            line: analysis.location.line,
+            message: "takes a sqlx pool: statements sent through it bypass `ReactiveDb` (nothing cached, nothing invalidated); `reactive convert` rewrites the signature".into(),
+        });
+    }
+    for d in analysis
+        .diagnostics
+        .iter()
+        .filter(|d| d.kind == DiagnosticKind::UnknownStatement)
+    {
+        notes.push(Note {
+            line: d.location.line,
+            message: format!(
+                "{} ({} dialect; `--dialect` or `dialect = \"...\"` sets another)",
+                d.message,
+                dialect_name(analysis.dialect)
+            ),
         });
     }
     if let Err(error) = signature::validate(item.sig) {
