@@ -410,3 +410,19 @@ fn usage_errors_of_the_new_commands() {
         );
     }
 }
+
+#[test]
+fn teamhub_agents_md_is_up_to_date() {
+    use reactive_codegen::cli::rules::{Target, updated};
+    let path = crate_dir().join("../examples/teamhub/AGENTS.md");
+    let current = std::fs::read_to_string(&path).expect("examples/teamhub/AGENTS.md");
+    assert!(
+        current.starts_with("# TeamHub: notes for AI assistants\n"),
+        "own content kept"
+    );
+    assert_eq!(
+        updated(Target::Agents, Some(&current)).expect("markers"),
+        current,
+        "regenerate: cargo run -p reactive-codegen --bin reactive -- rules --target agents --out examples/teamhub"
+    );
+}

@@ -10,11 +10,11 @@
 //! reactive new function NAME --table T [--key COLUMN] [--dialect D]
 //! ```
 //!
-//! One module per command: [`analyze`] (what each function reads and writes),
-//! [`suggest`] (the `#[reactive_function(...)]` each function should carry),
-//! [`relations`] (a `#[derive(Relations)]` declaration against the schema of
-//! [`crate::schema`]), [`convert`] (plain sqlx functions into reactive ones),
-//! [`rules`] (rules files for AI assistants), [`new`] (a handler skeleton). All of
+//! One module per command: [`analyze`](crate::cli::analyze) (what each function reads and writes),
+//! [`suggest`](crate::cli::suggest) (the `#[reactive_function(...)]` each function should carry),
+//! [`relations`](crate::cli::relations) (a `#[derive(Relations)]` declaration against the schema of
+//! [`crate::schema`]), [`convert`](crate::cli::convert) (plain sqlx functions into reactive ones),
+//! [`rules`](crate::cli::rules) (rules files for AI assistants), [`new`](crate::cli::new) (a handler skeleton). All of
 //! them reuse the handler and SQL analysis the macro uses.
 //!
 //! # `reactive analyze`
