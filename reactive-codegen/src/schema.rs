@@ -404,20 +404,40 @@ fn foreign_key(fk: &ForeignKeyConstraint, columns: Vec<String>, origin: &Origin)
     }
 }
 
-/// Split tokens at top-level `;` (a `BEGIN ... END` block of a trigger stays whole).
+/// Split tokens at top-level `;`. The body of a `CREATE TRIGGER`/`FUNCTION`/`PROCEDURE`
+/// (`BEGIN ... END`, with `CASE ... END` inside) stays whole; a transaction's
+/// `BEGIN;` is a statement of its own.
 fn split_statements(tokens: Vec<TokenWithSpan>) -> Vec<Vec<TokenWithSpan>> {
     let mut chunks = Vec::new();
-    let mut current = Vec::new();
+    let mut current: Vec<TokenWithSpan> = Vec::new();
     let mut depth = 0usize;
+    let mut routine = false;
     for token in tokens {
         match &token.token {
-            Token::Word(w) if w.value.eq_ignore_ascii_case("begin") => depth += 1,
-            Token::Word(w) if w.value.eq_ignore_ascii_case("end") => {
-                depth = depth.saturating_sub(1);
+            Token::Word(w) => {
+                let word = w.value.to_ascii_uppercase();
+                let first = !current.iter().any(|t| matches!(t.token, Token::Word(_)));
+                if first {
+                    routine = false;
+                }
+                if ["TRIGGER", "FUNCTION", "PROCEDURE"].contains(&word.as_str())
+                    && current.iter().any(|t| {
+                        matches!(&t.token, Token::Word(w) if w.value.eq_ignore_ascii_case("create"))
+                    })
+                {
+                    routine = true;
+                }
+                match word.as_str() {
+                    "BEGIN" if routine => depth += 1,
+                    "CASE" if depth > 0 => depth += 1,
+                    "END" => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
             }
             Token::SemiColon if depth == 0 => {
                 current.push(token);
                 chunks.push(std::mem::take(&mut current));
+                routine = false;
                 continue;
             }
             Token::EOF => continue,
@@ -437,6 +457,25 @@ fn split_statements(tokens: Vec<TokenWithSpan>) -> Vec<Vec<TokenWithSpan>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transactions_and_trigger_bodies() {
+        let mut schema = Schema::default();
+        let skipped = schema.apply_sql(
+            "BEGIN;\n\
+             CREATE TABLE a (id INT PRIMARY KEY);\n\
+             CREATE TRIGGER t AFTER UPDATE ON a BEGIN\n\
+               SELECT CASE WHEN 1 THEN 2 END; UPDATE a SET id = id;\n\
+             END;\n\
+             CREATE TABLE b (id INT PRIMARY KEY, a_id INT REFERENCES a(id));\n\
+             COMMIT;",
+            Dialect::Sqlite,
+            "m.sql",
+        );
+        assert!(skipped.is_empty(), "{skipped:?}");
+        assert_eq!(schema.tables.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(schema.tables["b"].foreign_keys[0].origin.line, 6);
+    }
 
     #[test]
     fn create_alter_and_drop() {

@@ -426,3 +426,23 @@ fn teamhub_agents_md_is_up_to_date() {
         "regenerate: cargo run -p reactive-codegen --bin reactive -- rules --target agents --out examples/teamhub"
     );
 }
+
+#[test]
+fn convert_keeps_crlf_and_uses_full_paths_inside_modules() {
+    let dir = temp_dir("convert-crlf");
+    let file = dir.join("inner.rs");
+    let source = "use sqlx::SqlitePool;\r\n\r\nmod inner {\r\n    pub async fn tools_count(db: &sqlx::SqlitePool) -> sqlx::Result<i64> {\r\n        sqlx::query_scalar(\"SELECT count(*) FROM tool\").fetch_one(db).await\r\n    }\r\n}\r\n";
+    std::fs::write(&file, source).expect("write");
+    let path = file.display().to_string();
+    let output = reactive(&["convert", "--write", &path]);
+    assert_eq!(
+        stdout_of(&output),
+        (Some(0), format!("{path}: converted tools_count\n"))
+    );
+    let converted = std::fs::read_to_string(&file).expect("read");
+    assert_eq!(
+        converted,
+        "\r\nmod inner {\r\n    #[reactive::reactive_function(name = \"tools.count\", dialect = \"sqlite\")]\r\n    pub async fn tools_count(db: &reactive::ReactiveDb) -> reactive::Result<i64> {\r\n        Ok(sqlx::query_scalar(\"SELECT count(*) FROM tool\").fetch_one(db).await?)\r\n    }\r\n}\r\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -13,7 +13,12 @@
 //! - `&mut *tx` of a transaction opened with `.begin()` becomes `&mut tx` (a
 //!   `ReactiveTx` is passed as `&mut tx`);
 //! - `use reactive::{reactive_function, ReactiveDb};` after the last top-level
-//!   `use` (or before the first item), unless already imported.
+//!   `use` (or before the first item), unless already imported; inside an inline
+//!   `mod` (which the file's `use` does not reach) the edits spell
+//!   `reactive::reactive_function` and `reactive::ReactiveDb` instead;
+//! - `use sqlx::PgPool;` (and the other pools) goes when nothing else uses it.
+//!
+//! Inserted lines use the file's line ending (CRLF files stay CRLF).
 //!
 //! What needs a person is listed as notes, by line (exit status 1): more than one
 //! value besides the pool (a reactive function takes one input: a struct is
@@ -249,6 +254,13 @@ pub fn convert_source(source: &str, file: &syn::File) -> Conversion {
     let mut edits = Vec::new();
     let mut converted = Vec::new();
     let mut notes = Vec::new();
+    let newline = if source.contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    // A converted function at the top level needs the `use`.
+    let mut top_level = false;
     let options = handler::file_options(file, &AnalyzeOptions::default());
     for item in handler::file_fns(file) {
         let Some(syn::FnArg::Typed(first)) = item.sig.inputs.first() else {
@@ -299,15 +311,21 @@ pub fn convert_source(source: &str, file: &syn::File) -> Conversion {
         if dialect != Dialect::Postgres {
             args.push(format!("dialect = {:?}", dialect_name(dialect)));
         }
+        // Inside an inline module the file's `use` does not reach: full paths.
+        let prefix = if item.nested { "reactive::" } else { "" };
         edits.push(Edit {
             range: start..start,
-            text: format!("{indent}#[reactive_function({})]\n", args.join(", ")),
+            text: format!(
+                "{indent}#[{prefix}reactive_function({})]{newline}",
+                args.join(", ")
+            ),
         });
+        top_level |= !item.nested;
 
         // The pool type.
         edits.push(Edit {
             range: pool_elem.span().byte_range(),
-            text: "ReactiveDb".into(),
+            text: format!("{prefix}ReactiveDb"),
         });
 
         // The return type.
@@ -423,7 +441,7 @@ pub fn convert_source(source: &str, file: &syn::File) -> Conversion {
     }
 
     // The import.
-    if !converted.is_empty() {
+    if top_level {
         let names = imported(&file.items);
         let mut missing = Vec::new();
         if !names.contains("*") {
@@ -435,9 +453,9 @@ pub fn convert_source(source: &str, file: &syn::File) -> Conversion {
         }
         if !missing.is_empty() {
             let text = if missing.len() == 1 {
-                format!("use reactive::{};\n", missing[0])
+                format!("use reactive::{};{newline}", missing[0])
             } else {
-                format!("use reactive::{{{}}};\n", missing.join(", "))
+                format!("use reactive::{{{}}};{newline}", missing.join(", "))
             };
             let last_use = file.items.iter().rfind(|i| matches!(i, syn::Item::Use(_)));
             let at = match (last_use, file.items.first()) {

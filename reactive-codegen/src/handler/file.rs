@@ -19,13 +19,15 @@ pub struct FnItem<'a> {
     pub block: &'a syn::Block,
     /// A free function (top level or in an inline module), not a method.
     pub free: bool,
+    /// Inside an inline module (`mod m { ... }`): the file's top-level `use`s do not reach it.
+    pub nested: bool,
 }
 
 /// Every function of a file with a body: free functions, methods in `impl` blocks,
 /// default methods of traits and functions in inline modules, in file order.
 pub fn file_fns(file: &syn::File) -> Vec<FnItem<'_>> {
     let mut out = Vec::new();
-    collect_fns(&file.items, &mut out);
+    collect_fns(&file.items, false, &mut out);
     out
 }
 
@@ -54,7 +56,7 @@ pub fn file_options(file: &syn::File, options: &AnalyzeOptions) -> AnalyzeOption
     options
 }
 
-fn collect_fns<'a>(items: &'a [syn::Item], out: &mut Vec<FnItem<'a>>) {
+fn collect_fns<'a>(items: &'a [syn::Item], nested: bool, out: &mut Vec<FnItem<'a>>) {
     for item in items {
         match item {
             syn::Item::Fn(f) => out.push(FnItem {
@@ -63,6 +65,7 @@ fn collect_fns<'a>(items: &'a [syn::Item], out: &mut Vec<FnItem<'a>>) {
                 sig: &f.sig,
                 block: &f.block,
                 free: true,
+                nested,
             }),
             syn::Item::Impl(imp) => {
                 for item in &imp.items {
@@ -73,6 +76,7 @@ fn collect_fns<'a>(items: &'a [syn::Item], out: &mut Vec<FnItem<'a>>) {
                             sig: &f.sig,
                             block: &f.block,
                             free: false,
+                            nested,
                         });
                     }
                 }
@@ -88,13 +92,14 @@ fn collect_fns<'a>(items: &'a [syn::Item], out: &mut Vec<FnItem<'a>>) {
                             sig: &f.sig,
                             block,
                             free: false,
+                            nested,
                         });
                     }
                 }
             }
             syn::Item::Mod(m) => {
                 if let Some((_, items)) = &m.content {
-                    collect_fns(items, out);
+                    collect_fns(items, true, out);
                 }
             }
             _ => {}
