@@ -5,10 +5,23 @@
 
 mod cli_support;
 
-use cli_support::{reactive, stdout_of, temp_dir};
+use cli_support::{assert_usage_error, reactive, stdout_of, temp_dir};
 use serde_json::{Value, json};
 
 const TEAMHUB_SCHEMA: &str = "../examples/teamhub/src/schema.rs";
+
+/// `reactive relations check --dialect D --migrations DIR FILE`.
+fn check(dialect: &str, migrations: &str, file: &str) -> std::process::Output {
+    reactive(&[
+        "relations",
+        "check",
+        "--dialect",
+        dialect,
+        "--migrations",
+        migrations,
+        file,
+    ])
+}
 
 fn teamhub_report(migrations: &str) -> String {
     format!(
@@ -22,15 +35,7 @@ fn teamhub_report(migrations: &str) -> String {
 fn teamhub_declaration_matches_its_migrations_in_every_dialect() {
     for dialect in ["sqlite", "postgres", "mysql"] {
         let migrations = format!("../examples/teamhub/migrations/{dialect}");
-        let output = reactive(&[
-            "relations",
-            "check",
-            "--dialect",
-            dialect,
-            "--migrations",
-            &migrations,
-            TEAMHUB_SCHEMA,
-        ]);
+        let output = check(dialect, &migrations, TEAMHUB_SCHEMA);
         assert_eq!(
             stdout_of(&output),
             (Some(0), teamhub_report(&migrations)),
@@ -49,15 +54,7 @@ fn a_cascading_foreign_key_left_out_of_teamhub_is_an_error() {
     let file = dir.join("schema.rs");
     std::fs::write(&file, without).expect("write");
     let migrations = "../examples/teamhub/migrations/sqlite";
-    let output = reactive(&[
-        "relations",
-        "check",
-        "--dialect",
-        "sqlite",
-        "--migrations",
-        migrations,
-        &file.display().to_string(),
-    ]);
+    let output = check("sqlite", migrations, &file.display().to_string());
     let (code, text) = stdout_of(&output);
     assert_eq!(code, Some(1), "{text}");
     let first = text.lines().next().unwrap_or_default();
@@ -89,15 +86,11 @@ tests/fixtures/relations/migrations/0002_tags.sql:5: warning: statement skipped 
 
 #[test]
 fn broken_declaration_unknown_tables_columns_and_uncovered_keys() {
-    let output = reactive(&[
-        "relations",
-        "check",
-        "--dialect",
+    let output = check(
         "sqlite",
-        "--migrations",
         "tests/fixtures/relations/migrations",
         "tests/fixtures/relations/broken_schema.rs",
-    ]);
+    );
     assert_eq!(stdout_of(&output), (Some(1), BROKEN_HUMAN.to_owned()));
 }
 
@@ -137,15 +130,11 @@ fn broken_declaration_as_json() {
 
 #[test]
 fn a_correct_declaration_passes_with_warnings_only() {
-    let output = reactive(&[
-        "relations",
-        "check",
-        "--dialect",
+    let output = check(
         "sqlite",
-        "--migrations",
         "tests/fixtures/relations/migrations",
         "tests/fixtures/relations/good_schema.rs",
-    ]);
+    );
     assert_eq!(
         stdout_of(&output),
         (
@@ -225,15 +214,7 @@ fn the_suggested_block_passes_the_check() {
     let (_, block) = stdout_of(&output);
     let file = dir.join("schema.rs");
     std::fs::write(&file, block).expect("write");
-    let output = reactive(&[
-        "relations",
-        "check",
-        "--dialect",
-        "mysql",
-        "--migrations",
-        migrations,
-        &file.display().to_string(),
-    ]);
+    let output = check("mysql", migrations, &file.display().to_string());
     assert_eq!(
         stdout_of(&output),
         (
@@ -307,13 +288,7 @@ fn input_and_usage_errors() {
             "--migrations needs a value",
         ),
     ] {
-        let output = reactive(args);
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            stderr.starts_with(&format!("reactive: {message}\n\nusage: reactive analyze")),
-            "{args:?}: {stderr}"
-        );
+        assert_usage_error(args, message);
     }
 }
 

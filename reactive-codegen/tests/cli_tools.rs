@@ -6,7 +6,7 @@
 
 mod cli_support;
 
-use cli_support::{crate_dir, reactive, stdout_of, temp_dir};
+use cli_support::{assert_usage_error, crate_dir, reactive, stdout_of, temp_dir};
 use quote::ToTokens;
 use serde_json::{Value, json};
 
@@ -70,6 +70,11 @@ tests/fixtures/suggest_handlers.rs:26: legacy_rename
   note: tests/fixtures/suggest_handlers.rs:26: takes a sqlx pool: statements sent through it bypass `ReactiveDb` (nothing cached, nothing invalidated); `reactive convert` rewrites the signature
   note: tests/fixtures/suggest_handlers.rs:26: signature: the first parameter of a reactive function must be the database handle `&ReactiveDb`; expected `async fn name(db: &ReactiveDb, input: Input) -> reactive::Result<Output>` (the `input` parameter is optional)
   note: tests/fixtures/suggest_handlers.rs:26: signature: a reactive function takes at most two parameters, the database handle and one input (put several values in an input struct); expected `async fn name(db: &ReactiveDb, input: Input) -> reactive::Result<Output>` (the `input` parameter is optional)
+
+tests/fixtures/suggest_handlers.rs:32: agents_named
+  #[reactive_function(name = "agents.named", query, dependencies(agent, organization))]
+  declared: #[reactive_function(dependencies(organization, agent))]
+  infers  agent [organization_id = input.organization_id]
 "#;
 
 #[test]
@@ -185,7 +190,7 @@ fn convert_write_rewrites_only_what_it_must_and_is_idempotent() {
     assert_eq!(code, Some(1), "notes remain: {text}");
     assert!(
         text.starts_with(&format!(
-            "{path}: converted agents_find_many, agents_rename, tools_search\n{path}:19: note: `agents_rename` takes 2 values besides the pool"
+            "{path}: converted agents_find_many, agents_rename, tools_search\n{path}:12: note: `Agent` is a reactive function's output: add `serde::Serialize, ts_rs::TS` to its `#[derive(...)]`\n{path}:19: note: `agents_rename` takes 2 values besides the pool"
         )),
         "{text}"
     );
@@ -287,32 +292,6 @@ fn rules_files_are_created_updated_between_markers_and_left_unchanged() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-const NEW_FUNCTION: &str = r#"use reactive::{reactive_function, ReactiveDb};
-
-/// The input of `agents.byOrg`.
-#[derive(Debug, serde::Deserialize, ts_rs::TS)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentsByOrgInput {
-    pub organization_id: String,
-}
-
-/// A row of `agent`: list the columns you need (they are read by name).
-#[derive(Debug, serde::Serialize, sqlx::FromRow, ts_rs::TS)]
-#[serde(rename_all = "camelCase")]
-pub struct Agent {
-    pub id: String,
-}
-
-/// The `agent` rows whose `organization_id` is `input.organization_id` (dependency inferred: `agent` keyed on `organization_id`).
-#[reactive_function(name = "agents.byOrg")]
-pub async fn agents_by_org(db: &ReactiveDb, input: AgentsByOrgInput) -> reactive::Result<Vec<Agent>> {
-    Ok(sqlx::query_as::<_, Agent>("SELECT * FROM agent WHERE organization_id = $1")
-        .bind(&input.organization_id)
-        .fetch_all(db)
-        .await?)
-}
-"#;
-
 #[test]
 fn new_function_prints_a_skeleton_the_macro_accepts() {
     let output = reactive(&[
@@ -324,12 +303,14 @@ fn new_function_prints_a_skeleton_the_macro_accepts() {
         "--key",
         "organization_id",
     ]);
-    assert_eq!(stdout_of(&output), (Some(0), NEW_FUNCTION.to_owned()));
-    assert!(macro_errors(NEW_FUNCTION).is_empty());
+    // The expected text is the compile-pass case's (which trybuild builds and runs).
+    let expected = ui_pass_section("reactive new function");
+    assert_eq!(stdout_of(&output), (Some(0), expected.clone()));
+    assert!(macro_errors(&expected).is_empty());
     // What `analyze` infers from it: `agent` keyed on the input field.
     let dir = temp_dir("new-function");
     let file = dir.join("f.rs");
-    std::fs::write(&file, NEW_FUNCTION).expect("write");
+    std::fs::write(&file, &expected).expect("write");
     let output = reactive(&["analyze", &file.display().to_string()]);
     let (_, text) = stdout_of(&output);
     assert!(
@@ -385,13 +366,7 @@ fn usage_errors_of_the_new_commands() {
             "unknown template `handler` (expected `new function`)",
         ),
     ] {
-        let output = reactive(args);
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            stderr.starts_with(&format!("reactive: {message}\n\nusage: reactive analyze")),
-            "{args:?}: {stderr}"
-        );
+        assert_usage_error(args, message);
     }
     let help = reactive(&["--help"]);
     let (code, text) = stdout_of(&help);
@@ -444,5 +419,53 @@ fn convert_keeps_crlf_and_uses_full_paths_inside_modules() {
         converted,
         "\r\nmod inner {\r\n    #[reactive::reactive_function(name = \"tools.count\", dialect = \"sqlite\")]\r\n    pub async fn tools_count(db: &reactive::ReactiveDb) -> reactive::Result<i64> {\r\n        Ok(sqlx::query_scalar(\"SELECT count(*) FROM tool\").fetch_one(db).await?)\r\n    }\r\n}\r\n"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The text between `// begin: NAME` and `// end: NAME` in `ui-tests/pass/cli_generated.rs`.
+fn ui_pass_section(name: &str) -> String {
+    let pass = std::fs::read_to_string(crate_dir().join("../ui-tests/pass/cli_generated.rs"))
+        .expect("ui-tests/pass/cli_generated.rs");
+    let begin = format!("// begin: {name}\n");
+    let start = pass.find(&begin).expect("begin marker") + begin.len();
+    let end = pass.find(&format!("// end: {name}\n")).expect("end marker");
+    pass[start..end].to_owned()
+}
+
+/// `ui-tests/pass/cli_generated.rs` compiles and runs (trybuild) what the CLI generates
+/// today: `new function` output, and a file `convert` converts completely.
+#[test]
+fn the_compile_pass_case_holds_the_current_generated_code() {
+    let output = reactive(&[
+        "new",
+        "function",
+        "agents_by_org",
+        "--table",
+        "agent",
+        "--key",
+        "organization_id",
+    ]);
+    let (_, skeleton) = stdout_of(&output);
+    assert_eq!(ui_pass_section("reactive new function"), skeleton);
+
+    let dir = temp_dir("convert-complete");
+    let file = dir.join("complete.rs");
+    std::fs::copy(
+        crate_dir().join("tests/fixtures/convert/complete.rs"),
+        &file,
+    )
+    .expect("copy");
+    let path = file.display().to_string();
+    let output = reactive(&["convert", "--write", &path]);
+    assert_eq!(
+        stdout_of(&output),
+        (
+            Some(0),
+            format!("{path}: converted tools_by_org, tools_rename\n")
+        ),
+        "converted with nothing left to do"
+    );
+    let converted = std::fs::read_to_string(&file).expect("read");
+    assert_eq!(ui_pass_section("reactive convert"), converted);
     let _ = std::fs::remove_dir_all(&dir);
 }

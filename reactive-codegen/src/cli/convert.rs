@@ -35,7 +35,7 @@ use syn::spanned::Spanned;
 use syn::visit::Visit;
 
 use super::{
-    CliError, Command, Options, Outcome, dialect_name, procedure_name, read_rust_file,
+    CliError, Command, Options, Outcome, dialect_name, pascal_case, procedure_name, read_rust_file,
     suggest::reactive_attr, suggest::source_of,
 };
 use crate::handler::{self, AnalyzeOptions, DiagnosticKind};
@@ -262,6 +262,8 @@ pub fn convert_source(source: &str, file: &syn::File) -> Conversion {
     // A converted function at the top level needs the `use`.
     let mut top_level = false;
     let options = handler::file_options(file, &AnalyzeOptions::default());
+    let mut derives = std::collections::BTreeMap::new();
+    collect_derives(&file.items, &mut derives);
     for item in handler::file_fns(file) {
         let Some(syn::FnArg::Typed(first)) = item.sig.inputs.first() else {
             continue;
@@ -344,6 +346,7 @@ pub fn convert_source(source: &str, file: &syn::File) -> Conversion {
                             text: format!("reactive::Result<{}>", source_of(source, ok)),
                         });
                         edits.extend(wrap_tail(source, item.block, &name, &mut notes));
+                        check_derives(ok, &derives, "output", &["Serialize", "TS"], &mut notes);
                     } else if !path.starts_with("reactive::") {
                         notes.push((
                             ty.span().start().line,
@@ -379,6 +382,13 @@ pub fn convert_source(source: &str, file: &syn::File) -> Conversion {
         match rest.as_slice() {
             [] => {}
             [one] => {
+                check_derives(
+                    &one.ty,
+                    &derives,
+                    "input",
+                    &["Deserialize", "TS"],
+                    &mut notes,
+                );
                 if let syn::Type::Reference(_) = &*one.ty {
                     notes.push((
                         one.span().start().line,
@@ -571,6 +581,84 @@ fn unused_pool_imports(source: &str, file: &syn::File, edits: &[Edit]) -> Vec<Ed
     out
 }
 
+/// The derives of every struct and enum of the file, by name (last path segments).
+fn collect_derives(items: &[syn::Item], out: &mut std::collections::BTreeMap<String, Vec<String>>) {
+    for item in items {
+        let (ident, attrs) = match item {
+            syn::Item::Struct(s) => (&s.ident, &s.attrs),
+            syn::Item::Enum(e) => (&e.ident, &e.attrs),
+            syn::Item::Mod(m) => {
+                if let Some((_, items)) = &m.content {
+                    collect_derives(items, out);
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let mut names = Vec::new();
+        for attr in attrs.iter().filter(|a| a.path().is_ident("derive")) {
+            if let Ok(paths) = attr.parse_args_with(
+                syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated,
+            ) {
+                names.extend(
+                    paths
+                        .iter()
+                        .filter_map(|p| p.segments.last().map(|s| s.ident.to_string())),
+                );
+            }
+        }
+        out.insert(ident.to_string(), names);
+    }
+}
+
+/// A type defined in the file (inside `Vec<..>`/`Option<..>` too) must derive
+/// `needed` to be a reactive function's input or output: a note names what is missing.
+fn check_derives(
+    ty: &syn::Type,
+    derives: &std::collections::BTreeMap<String, Vec<String>>,
+    role: &str,
+    needed: &[&str],
+    notes: &mut Vec<(usize, String)>,
+) {
+    let syn::Type::Path(path) = ty else { return };
+    let Some(last) = path.path.segments.last() else {
+        return;
+    };
+    let name = last.ident.to_string();
+    if name == "Vec" || name == "Option" {
+        if let syn::PathArguments::AngleBracketed(args) = &last.arguments
+            && let Some(syn::GenericArgument::Type(inner)) = args.args.first()
+        {
+            check_derives(inner, derives, role, needed, notes);
+        }
+        return;
+    }
+    let Some(have) = derives.get(&name) else {
+        return;
+    };
+    let missing: Vec<&str> = needed
+        .iter()
+        .copied()
+        .filter(|n| !have.iter().any(|h| h == n))
+        .collect();
+    if !missing.is_empty() {
+        let paths: Vec<String> = missing
+            .iter()
+            .map(|m| match *m {
+                "TS" => "ts_rs::TS".to_owned(),
+                other => format!("serde::{other}"),
+            })
+            .collect();
+        notes.push((
+            ty.span().start().line,
+            format!(
+                "`{name}` is a reactive function's {role}: add `{}` to its `#[derive(...)]`",
+                paths.join(", ")
+            ),
+        ));
+    }
+}
+
 /// `(T, Some(E))` of `Result<T, E>`, `(T, None)` of `Result<T>`.
 fn result_parts(ty: &syn::Type) -> Option<(&syn::Type, Option<&syn::Type>)> {
     let syn::Type::Path(path) = ty else {
@@ -589,18 +677,6 @@ fn result_parts(ty: &syn::Type) -> Option<(&syn::Type, Option<&syn::Type>)> {
     });
     let ok = types.next()?;
     Some((ok, types.next()))
-}
-
-fn pascal_case(name: &str) -> String {
-    name.split('_')
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_uppercase().chain(c).collect::<String>())
-                .unwrap_or_default()
-        })
-        .collect()
 }
 
 /// A unified diff of the edits (3 lines of context), `--- a/PATH` / `+++ b/PATH`.

@@ -30,41 +30,29 @@ pub fn introspect(url: &str) -> Result<Schema, CliError> {
         .map_err(CliError::Output)?;
     let shown = redact(url);
     let fail = |e: sqlx::Error| CliError::Input(format!("{shown}: {e}"));
+    // The same two queries on each backend's own connection type.
+    macro_rules! read {
+        ($connection:ty, $url:expr, $columns:expr, $keys:expr) => {{
+            let mut conn = <$connection>::connect($url).await.map_err(fail)?;
+            let columns = sqlx::query_as::<_, (String, String)>($columns)
+                .fetch_all(&mut conn)
+                .await
+                .map_err(fail)?;
+            let keys = sqlx::query_as::<_, KeyRow>($keys)
+                .fetch_all(&mut conn)
+                .await
+                .map_err(fail)?;
+            (columns, keys)
+        }};
+    }
     runtime.block_on(async {
         let (columns, keys) = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let mut conn = sqlx::PgConnection::connect(url).await.map_err(fail)?;
-            let columns = sqlx::query_as::<_, (String, String)>(PG_COLUMNS)
-                .fetch_all(&mut conn)
-                .await
-                .map_err(fail)?;
-            let keys = sqlx::query_as::<_, KeyRow>(PG_KEYS)
-                .fetch_all(&mut conn)
-                .await
-                .map_err(fail)?;
-            (columns, keys)
+            read!(sqlx::PgConnection, url, PG_COLUMNS, PG_KEYS)
         } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
             let url = url.replacen("mariadb:", "mysql:", 1);
-            let mut conn = sqlx::MySqlConnection::connect(&url).await.map_err(fail)?;
-            let columns = sqlx::query_as::<_, (String, String)>(MYSQL_COLUMNS)
-                .fetch_all(&mut conn)
-                .await
-                .map_err(fail)?;
-            let keys = sqlx::query_as::<_, KeyRow>(MYSQL_KEYS)
-                .fetch_all(&mut conn)
-                .await
-                .map_err(fail)?;
-            (columns, keys)
+            read!(sqlx::MySqlConnection, &url, MYSQL_COLUMNS, MYSQL_KEYS)
         } else if url.starts_with("sqlite:") {
-            let mut conn = sqlx::SqliteConnection::connect(url).await.map_err(fail)?;
-            let columns = sqlx::query_as::<_, (String, String)>(SQLITE_COLUMNS)
-                .fetch_all(&mut conn)
-                .await
-                .map_err(fail)?;
-            let keys = sqlx::query_as::<_, KeyRow>(SQLITE_KEYS)
-                .fetch_all(&mut conn)
-                .await
-                .map_err(fail)?;
-            (columns, keys)
+            read!(sqlx::SqliteConnection, url, SQLITE_COLUMNS, SQLITE_KEYS)
         } else {
             return Err(CliError::Usage(format!(
                 "unsupported database URL `{shown}` (expected postgres://, mysql:// or sqlite:)"

@@ -394,6 +394,19 @@ pub(crate) fn read_rust_file(path: &str) -> Result<(String, syn::File), CliError
     Ok((source, file))
 }
 
+/// `agents_by_org` → `AgentsByOrg` (type names derived from function and table names).
+pub fn pascal_case(name: &str) -> String {
+    name.split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// The public procedure name suggested for a Rust function name: the first word is
 /// the namespace, the rest in camelCase (`agents_find_many` → `agents.findMany`); a
 /// name of one word stays as it is.

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use super::{CliError, Command, Options, Outcome, dialect_name, procedure_name};
+use super::{CliError, Command, Options, Outcome, dialect_name, pascal_case, procedure_name};
 use crate::sql::Dialect;
 
 /// Parsed arguments of `reactive new function`.
@@ -74,18 +74,6 @@ pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, C
         key: key.map(|k| k.to_lowercase()),
         dialect: options.dialect()?,
     }))
-}
-
-fn pascal_case(name: &str) -> String {
-    name.split('_')
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_uppercase().chain(c).collect::<String>())
-                .unwrap_or_default()
-        })
-        .collect()
 }
 
 /// The skeleton's source text.

@@ -4,9 +4,9 @@
 //! - `name`: the one already declared, else [`super::procedure_name`] of the fn.
 //! - `query` / `mutation`: what the body does (a declared `mutation` is kept).
 //! - `dialect = "..."` when the analysis dialect is not the default `postgres`.
-//! - `dependencies(...)` only when the macro cannot infer them: SQL built at run
-//!   time, or a call handing the database handle to a function that is not (and
-//!   will not be) a reactive function. The tables listed are those seen in the
+//! - `dependencies(...)` only when the macro cannot infer them (SQL built at run
+//!   time, or a call handing the database handle to a function that is not, and
+//!   will not be, a reactive function) or when the function already declares them. The tables listed are those seen in the
 //!   body; the note says which run-time SQL must add its own. Otherwise the
 //!   inferred dependencies are printed, not written into the attribute.
 //! - `invalidates(...)` is hinted for mutations whose writes are not visible in the
@@ -339,7 +339,9 @@ fn suggest_one(
     if analysis.dialect != Dialect::Postgres {
         parts.push(format!("dialect = {:?}", dialect_name(analysis.dialect)));
     }
-    if required {
+    // Declared dependencies are kept (the macro checks them against the body).
+    let declared_dependencies = declared.as_ref().is_some_and(|d| d.dependencies.is_some());
+    if required || declared_dependencies {
         parts.push(format!("dependencies({})", dependencies.join(", ")));
     }
     if let Some(list) = declared.as_ref().and_then(|d| d.invalidates.as_ref()) {

@@ -53,3 +53,14 @@ pub fn env_url(var: &str) -> Option<String> {
         }
     }
 }
+
+/// `reactive ARGS` is a usage error: exit 2, `reactive: MESSAGE` and the usage text.
+pub fn assert_usage_error(args: &[&str], message: &str) {
+    let output = reactive(args);
+    assert_eq!(output.status.code(), Some(2), "{args:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with(&format!("reactive: {message}\n\nusage: reactive analyze")),
+        "{args:?}: {stderr}"
+    );
+}
