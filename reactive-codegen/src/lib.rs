@@ -9,6 +9,15 @@
 //! - [`schema`]: tables, columns and foreign keys read from migrations.
 //! - `handler` (feature `rust`): every SQL literal an async handler sends, with
 //!   spans and the Rust expressions bound to its parameters.
+//! - `expand` and `cli` (feature `rust`): the macros' expansion, and the `reactive`
+//!   command line tool.
+//!
+//! # Features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `rust` (default) | handler analysis, macro expansion, the CLI (syn, quote, darling) |
+//! | `live` | `reactive relations ... --database-url`: live schema introspection (sqlx, tokio); only the CLI uses it, never the macros |
 
 pub mod model;
 pub mod schema;
