@@ -317,6 +317,27 @@ impl Schema {
         }
     }
 
+    /// The columns a foreign key references: its own list, or the referenced
+    /// table's primary key (empty when neither is known).
+    pub fn referred_columns(&self, fk: &ForeignKey) -> Vec<String> {
+        if fk.referred_columns.is_empty() {
+            self.tables
+                .get(&fk.foreign_table)
+                .map(|t| t.primary_key.clone())
+                .unwrap_or_default()
+        } else {
+            fk.referred_columns.clone()
+        }
+    }
+
+    /// `true` when the foreign key references the `id` column (or an unknown key,
+    /// taken to be `id`): a relation entry `parent(child.column)` expresses it, since
+    /// relations key on the parent's `id`.
+    pub fn references_id(&self, fk: &ForeignKey) -> bool {
+        let referred = self.referred_columns(fk);
+        referred.is_empty() || referred == ["id"]
+    }
+
     /// Every single-column foreign key, as `(referencing table, its column, the key)`,
     /// sorted by referenced table, then referencing table and column.
     pub fn single_column_foreign_keys(&self) -> Vec<(&Table, &str, &ForeignKey)> {

@@ -21,7 +21,9 @@
 //!   that could not be read.
 //!
 //! An edge to a bare table (`agent(organization)`) covers every foreign key from
-//! that table to `agent`.
+//! that table to `agent`; an edge `agent(message.agent_id)` covers the foreign key
+//! on `message.agent_id` when it references `agent.id` (relations key on `id`; a
+//! key on another column is followed as the whole table, `agent(message)`).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -307,6 +309,7 @@ pub fn check(args: &CheckArgs) -> Result<CheckReport, CliError> {
     let (declared, mut findings) = read_declarations(&args.files)?;
     let known = schema.tables.keys().cloned().collect::<Vec<_>>().join(", ");
     let mut reported_unknown: BTreeSet<String> = BTreeSet::new();
+    let mut reported_no_id: BTreeSet<String> = BTreeSet::new();
     let mut all_edges: Vec<&Edge> = Vec::new();
     for decl in &declared {
         for (edge, line) in &decl.edges {
@@ -350,12 +353,12 @@ pub fn check(args: &CheckArgs) -> Result<CheckReport, CliError> {
                 );
                 continue;
             }
-            if !from.has_column("id") {
+            if !from.has_column("id") && reported_no_id.insert(from.name.clone()) {
                 finding(
                     Severity::Warning,
                     format!(
-                        "`{}` has no `id` column: relations key on `{}.id`, so `{shown}` reaches every `{}` row",
-                        from.name, from.name, to.name
+                        "`{}` has no `id` column: relations key on `{}.id`, so each `{}(...)` edge reaches every row of its table",
+                        from.name, from.name, from.name
                     ),
                 );
             }
@@ -363,15 +366,25 @@ pub fn check(args: &CheckArgs) -> Result<CheckReport, CliError> {
         }
     }
     for (table, column, fk) in schema.single_column_foreign_keys() {
+        // A column edge follows the parent's `id`: it covers a key on `id` only.
         let covered = all_edges.iter().any(|e| {
             e.from == fk.foreign_table
                 && e.to == table.name
-                && e.column.as_deref().is_none_or(|c| c == column)
+                && match e.column.as_deref() {
+                    None => true,
+                    Some(c) => c == column && schema.references_id(fk),
+                }
         });
         if covered {
             continue;
         }
-        let add = entry(&fk.foreign_table, &table.name, Some(column));
+        // Relations key on the parent's `id`: a key on another column can only be
+        // followed as the whole child table.
+        let add = if schema.references_id(fk) {
+            entry(&fk.foreign_table, &table.name, Some(column))
+        } else {
+            entry(&fk.foreign_table, &table.name, None)
+        };
         let (severity, message) = if fk.on_delete.propagates() || fk.on_update.propagates() {
             let actions: Vec<String> = [("DELETE", fk.on_delete), ("UPDATE", fk.on_update)]
                 .iter()
@@ -492,24 +505,18 @@ fn check_edge_key(
         );
         return;
     };
-    let referred = if fk.referred_columns.is_empty() {
-        schema
-            .tables
-            .get(&fk.foreign_table)
-            .map(|t| t.primary_key.clone())
-            .unwrap_or_default()
-    } else {
-        fk.referred_columns.clone()
-    };
-    if !referred.is_empty() && referred != ["id"] {
+    if !schema.references_id(fk) {
+        let referred = schema.referred_columns(fk);
         finding(
             Severity::Warning,
             format!(
-                "`{}.{column}` references `{}({})`, but relations key on `{}.id` (`{shown}`)",
+                "`{}.{column}` references `{}({})`, but relations key on `{}.id`: write `{}({})` (the whole table) instead of `{shown}`",
                 to.name,
                 from.name,
                 referred.join(", "),
-                from.name
+                from.name,
+                from.name,
+                to.name
             ),
         );
     }
@@ -589,7 +596,12 @@ pub fn suggest(schema: &Schema, description: &str, skipped: &[Skipped]) -> Strin
     }
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for (table, column, fk) in schema.single_column_foreign_keys() {
-        let target = format!("{}.{column}", table.name);
+        // A key on another column than the parent's `id`: the whole child table.
+        let target = if schema.references_id(fk) {
+            format!("{}.{column}", table.name)
+        } else {
+            table.name.clone()
+        };
         match groups.last_mut() {
             Some((from, targets)) if *from == fk.foreign_table => {
                 if !targets.contains(&target) {
