@@ -60,8 +60,9 @@
 //! # Exit status
 //!
 //! 0 on success; 1 when an input cannot be read or parsed (nothing is printed on
-//! standard output then) or a check found problems (`relations check`, `convert`
-//! with diagnostics); 2 on a usage error.
+//! standard output then) or a command found problems ([`Outcome::Findings`]:
+//! `relations check` errors, `convert` notes, `rules` markers it cannot update);
+//! 2 on a usage error. `suggest` only advises: 0.
 
 pub mod analyze;
 pub mod convert;
