@@ -155,9 +155,9 @@ pub fn suggest_files(args: &SuggestArgs) -> Result<SuggestReport, CliError> {
         let (source, file) = read_rust_file(path)?;
         parsed.push((path, source, file));
     }
+    let mut functions = Vec::new();
     // Functions that are (or will be) reactive: callees by these names are probed by
     // the macro, so calling them needs no explicit dependencies.
-    let mut functions = Vec::new();
     let mut reactive_names: BTreeSet<String> = BTreeSet::new();
     let mut analysed: Vec<(&str, &str, Analysed<'_>)> = Vec::new();
     for (path, source, file) in &parsed {
