@@ -294,6 +294,17 @@ fn input_and_usage_errors() {
     }
 }
 
+#[cfg(not(feature = "live"))]
+#[test]
+fn database_url_needs_the_live_feature() {
+    let output = reactive(&["relations", "suggest", "--database-url", "sqlite::memory:"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "reactive: this `reactive` was built without live introspection: rebuild with `--features live` (or use --migrations DIR)\n"
+    );
+}
+
 /// Live introspection: the same TeamHub schema, created by its own migrations in a
 /// fresh database, gives the same findings as the migration files.
 #[cfg(feature = "live")]
@@ -384,6 +395,31 @@ mod live {
         conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {database}")))
             .await
             .expect("drop database");
+    }
+
+    #[test]
+    fn unsupported_urls_and_unreachable_servers() {
+        assert_usage_error(
+            &[
+                "relations",
+                "suggest",
+                "--database-url",
+                "redis://127.0.0.1:6379",
+            ],
+            "unsupported database URL `redis://127.0.0.1:6379` (expected postgres://, mysql:// or sqlite:)",
+        );
+        let output = reactive(&[
+            "relations",
+            "suggest",
+            "--database-url",
+            "postgres://me:secret@127.0.0.1:1/nowhere",
+        ]);
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.starts_with("reactive: postgres://me:***@127.0.0.1:1/nowhere: "),
+            "the password is not printed: {stderr}"
+        );
     }
 
     fn cli_support_redact(url: &str) -> String {
