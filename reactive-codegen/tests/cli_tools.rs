@@ -115,7 +115,7 @@ fn suggest_json_for_teamhub_handlers() {
             ),
             (
                 "agents_search",
-                r#"#[reactive_function(name = "agents.search", query, dependencies(tool))]"#,
+                r#"#[reactive_function(name = "agents.search", query, dependencies(agent, tool))]"#,
                 true
             ),
             (
@@ -154,11 +154,13 @@ fn suggest_json_for_teamhub_handlers() {
         functions[2],
         json!({"name": "agents_search", "file": "tests/fixtures/teamhub_handlers.rs", "line": 38,
                "procedure": "agents.search", "kind": "query",
-               "attribute": "#[reactive_function(name = \"agents.search\", query, dependencies(tool))]",
+               "attribute": "#[reactive_function(name = \"agents.search\", query, dependencies(agent, tool))]",
                "existing": "#[reactive_function]",
                "inferred": [{"table": "tool", "keys": [{"column": "organization_id", "source": "input.organization_id"}]}],
                "writes": [], "dependencies_required": true,
-               "notes": [{"line": 40, "message": "SQL built at run time: add every table it reads to `dependencies(...)`"}]})
+               "notes": [
+                   {"line": 39, "message": "the format string here reads `agent`: listed in `dependencies(...)` (check what is filled in at run time)"},
+                   {"line": 40, "message": "SQL built at run time: add every table it reads to `dependencies(...)`"}]})
     );
     assert_eq!(
         functions[5]["notes"],

@@ -726,7 +726,8 @@ pub fn unified_diff(path: &str, conversion: &Conversion) -> String {
             )
         })
         .collect();
-    let mut out = format!("--- a/{path}\n+++ b/{path}\n");
+    let shown = path.trim_start_matches('/');
+    let mut out = format!("--- a/{shown}\n+++ b/{shown}\n");
     const CONTEXT: usize = 3;
     let mut i = 0;
     let mut shift: isize = 0;

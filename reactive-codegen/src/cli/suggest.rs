@@ -6,7 +6,9 @@
 //! - `dialect = "..."` when the analysis dialect is not the default `postgres`.
 //! - `dependencies(...)` only when the macro cannot infer them (SQL built at run
 //!   time, or a call handing the database handle to a function that is not, and
-//!   will not be, a reactive function) or when the function already declares them. The tables listed are those seen in the
+//!   will not be, a reactive function) or when the function already declares them.
+//!   Tables named by the literal parts of a `format!` string in the body (holes
+//!   filled with a placeholder, then analysed) are added, with a note. The tables listed are those seen in the
 //!   body; the note says which run-time SQL must add its own. Otherwise the
 //!   inferred dependencies are printed, not written into the attribute.
 //! - `invalidates(...)` is hinted for mutations whose writes are not visible in the
@@ -277,6 +279,25 @@ fn suggest_one(
                 .into(),
         });
     }
+    // Tables named by the literal parts of `format!` strings: a lower bound of what the
+    // run-time SQL reads (a piece filled in at run time can name more).
+    let mut formatted: Vec<String> = Vec::new();
+    if !runtime_sql.is_empty() {
+        for (line, tables) in format_string_tables(item.block, analysis.dialect) {
+            notes.push(Note {
+                line,
+                message: format!(
+                    "the format string here reads {}: listed in `dependencies(...)` (check what is filled in at run time)",
+                    tables
+                        .iter()
+                        .map(|t| format!("`{t}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+            formatted.extend(tables);
+        }
+    }
     let mut opaque = false;
     for call in analysis
         .calls
@@ -297,6 +318,7 @@ fn suggest_one(
     }
     let required = !runtime_sql.is_empty() || opaque;
     let mut dependencies: Vec<String> = inferred.iter().map(|t| t.table.clone()).collect();
+    dependencies.extend(formatted);
     if let Some(list) = declared.as_ref().and_then(|d| d.dependencies.as_ref()) {
         for table in &list.tables {
             if !dependencies.contains(&table.name) {
@@ -370,6 +392,83 @@ fn suggest_one(
     }
 }
 
+/// The SQL of each `format!` in the body whose string literal reads as SQL once
+/// its `{...}` holes are filled with a placeholder: (line, tables it reads).
+fn format_string_tables(block: &syn::Block, dialect: Dialect) -> Vec<(usize, Vec<String>)> {
+    use syn::visit::Visit;
+    const HOLE: &str = "reactive_hole";
+    struct Finder {
+        dialect: Dialect,
+        found: Vec<(usize, Vec<String>)>,
+    }
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+            if mac
+                .path
+                .segments
+                .last()
+                .is_some_and(|s| s.ident == "format")
+                && let Ok(args) = mac.parse_body_with(
+                    syn::punctuated::Punctuated::<syn::Expr, syn::Token![,]>::parse_terminated,
+                )
+                && let Some(syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(lit),
+                    ..
+                })) = args.first()
+            {
+                let sql = fill_holes(&lit.value(), HOLE);
+                let analysis = crate::sql::analyze(&sql, self.dialect);
+                let mut tables: Vec<String> = analysis
+                    .reads
+                    .iter()
+                    .map(|r| r.table.clone())
+                    .filter(|t| !t.contains(HOLE))
+                    .collect();
+                tables.sort();
+                tables.dedup();
+                if analysis.unknown.is_none() && !tables.is_empty() {
+                    self.found.push((lit.span().start().line, tables));
+                }
+            }
+            syn::visit::visit_macro(self, mac);
+        }
+    }
+    let mut finder = Finder {
+        dialect,
+        found: Vec::new(),
+    };
+    finder.visit_block(block);
+    finder.found
+}
+
+/// `{...}` holes of a format string replaced by `hole`; `{{`/`}}` unescaped.
+fn fill_holes(format: &str, hole: &str) -> String {
+    let mut out = String::new();
+    let mut chars = format.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                out.push('}');
+            }
+            '{' => {
+                for c in chars.by_ref() {
+                    if c == '}' {
+                        break;
+                    }
+                }
+                out.push_str(hole);
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// The human-readable rendering.
 pub fn render_human(report: &SuggestReport) -> String {
     let mut out = String::new();
@@ -407,4 +506,20 @@ pub fn render_human(report: &SuggestReport) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fill_holes;
+
+    #[test]
+    fn format_holes_are_filled_and_braces_unescaped() {
+        assert_eq!(
+            fill_holes(
+                "SELECT {{1}} FROM {table} WHERE a = '{}' AND b = {x:?}",
+                "h"
+            ),
+            "SELECT {1} FROM h WHERE a = 'h' AND b = h"
+        );
+    }
 }
