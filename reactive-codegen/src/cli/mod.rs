@@ -1,8 +1,23 @@
-//! The `reactive` command line tool.
+//! The `reactive` command line tool, for people and AI assistants.
 //!
 //! ```text
-//! reactive analyze [--dialect postgres|sqlite|mysql] [--json] FILE.rs...
+//! reactive analyze [--dialect D] [--json] FILE.rs...
+//! reactive suggest [--dialect D] [--json] FILE.rs...
+//! reactive relations check (--migrations DIR | --database-url URL) [--dialect D] [--json] FILE.rs...
+//! reactive relations suggest (--migrations DIR | --database-url URL) [--dialect D]
+//! reactive convert [--write] FILE.rs
+//! reactive rules [--target claude|cursor|copilot|agents|all] [--out DIR]
+//! reactive new function NAME --table T [--key COLUMN] [--dialect D]
 //! ```
+//!
+//! One module per command: [`analyze`](crate::cli::analyze) (what each function reads and writes),
+//! [`suggest`](crate::cli::suggest) (the `#[reactive_function(...)]` each function should carry),
+//! [`relations`](crate::cli::relations) (a `#[derive(Relations)]` declaration against the schema of
+//! [`crate::schema`]), [`convert`](crate::cli::convert) (plain sqlx functions into reactive ones),
+//! [`rules`](crate::cli::rules) (rules files for AI assistants), [`new`](crate::cli::new) (a handler skeleton). All of
+//! them reuse the handler and SQL analysis the macro uses.
+//!
+//! # `reactive analyze`
 //!
 //! For every `async fn` in the files (free functions, `impl` methods, inline
 //! modules) that sends SQL, prints its name, whether it only reads (`query`) or may
@@ -14,7 +29,7 @@
 //! The default dialect is `postgres` (`$1` placeholders, the most common in sqlx
 //! code); pass `--dialect sqlite` or `--dialect mysql` for `?` placeholders.
 //!
-//! # `--json`
+//! ## `--json`
 //!
 //! ```json
 //! {"functions": [{"name": "agents_find_many", "file": "src/agents.rs", "line": 12, "kind": "query",
@@ -42,30 +57,56 @@
 //! - `diagnostics`: SQL built at run time and statements the analyser could not
 //!   read, by line.
 //!
-//! Exit status: 0 on success, 1 when a file cannot be read or parsed (nothing is
-//! printed on standard output then), 2 on a usage error.
+//! # Exit status
+//!
+//! 0 on success; 1 when an input cannot be read or parsed (nothing is printed on
+//! standard output then) or a command found problems ([`Outcome::Findings`]:
+//! `relations check` errors, `convert` notes, `rules` markers it cannot update);
+//! 2 on a usage error. `suggest` only advises: 0.
 
-use std::fmt::Write as _;
+pub mod analyze;
+pub mod convert;
+#[cfg(feature = "live")]
+pub mod live;
+pub mod new;
+pub mod relations;
+pub mod rules;
+pub mod suggest;
+
 use std::io::Write;
-use std::path::PathBuf;
 
-use serde::Serialize;
+pub use analyze::{
+    AnalyzeArgs, DiagnosticReport, FunctionReport, KeyReport, Report, TableReport, analyze_files,
+    render_human,
+};
 
-use crate::handler::{self, AnalyzeOptions, HandlerAnalysis, ResolvedTable};
-use crate::model::FunctionKind;
 use crate::sql::Dialect;
 
 /// The usage text.
 pub const USAGE: &str = "\
 usage: reactive analyze [--dialect postgres|sqlite|mysql] [--json] FILE.rs...
+       reactive suggest [--dialect D] [--json] FILE.rs...
+       reactive relations check (--migrations DIR | --database-url URL) [--dialect D] [--json] FILE.rs...
+       reactive relations suggest (--migrations DIR | --database-url URL) [--dialect D]
+       reactive convert [--write] FILE.rs
+       reactive rules [--target claude|cursor|copilot|agents|all] [--out DIR]
+       reactive new function NAME --table TABLE [--key COLUMN] [--dialect D]
 
-Prints, for every async fn in the files that sends SQL, whether it is a query or a
-mutation, the tables it reads and writes and on which keys.
+commands:
+  analyze            for every async fn sending SQL: query or mutation, tables and keys read and written
+  suggest            the #[reactive_function(...)] attribute each function should carry
+  relations check    check a #[derive(Relations)] declaration against the schema
+  relations suggest  print a #[relations(...)] block from the schema's foreign keys
+  convert            turn plain sqlx functions into reactive functions (preview; --write applies)
+  rules              write rules files for AI assistants (between marker comments)
+  new function       print a reactive function skeleton
 
 options:
-  --dialect D   SQL dialect: postgres (default), sqlite or mysql
-  --json        machine-readable output
-  -h, --help    this help";
+  --dialect D         SQL dialect: postgres (default), sqlite or mysql
+  --json              machine-readable output
+  --migrations DIR    the schema from the .sql files of DIR (CREATE/ALTER/DROP TABLE, in file-name order)
+  --database-url URL  the schema of a live database (needs the `live` feature)
+  -h, --help          this help";
 
 /// Errors of the command line tool.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +118,14 @@ pub enum CliError {
     #[error("{path}: cannot read file: {source}")]
     Read {
         /// The path as given.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error("{path}: cannot write file: {source}")]
+    Write {
+        /// The path.
         path: String,
         /// The I/O error.
         source: std::io::Error,
@@ -93,6 +142,9 @@ pub enum CliError {
         /// The parser's message.
         message: String,
     },
+    /// An input the command cannot work with (the message names the file and line).
+    #[error("{0}")]
+    Input(String),
     /// Output could not be written.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -108,15 +160,23 @@ impl CliError {
     }
 }
 
-/// Parsed arguments of `reactive analyze`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnalyzeArgs {
-    /// The SQL dialect.
-    pub dialect: Dialect,
-    /// Print JSON.
-    pub json: bool,
-    /// The files, as given.
-    pub files: Vec<String>,
+/// How a command that ran to the end went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to report (exit status 0).
+    Clean,
+    /// The command ran and found problems in its input (exit status 1).
+    Findings,
+}
+
+impl Outcome {
+    /// The process exit status.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Clean => 0,
+            Self::Findings => 1,
+        }
+    }
 }
 
 /// A parsed command line.
@@ -124,8 +184,95 @@ pub struct AnalyzeArgs {
 pub enum Command {
     /// `reactive analyze ...`.
     Analyze(AnalyzeArgs),
-    /// `reactive --help` / `reactive analyze --help`.
+    /// `reactive suggest ...`.
+    Suggest(suggest::SuggestArgs),
+    /// `reactive relations check ...`.
+    RelationsCheck(relations::CheckArgs),
+    /// `reactive relations suggest ...`.
+    RelationsSuggest(relations::SchemaArgs),
+    /// `reactive convert ...`.
+    Convert(convert::ConvertArgs),
+    /// `reactive rules ...`.
+    Rules(rules::RulesArgs),
+    /// `reactive new function ...`.
+    NewFunction(new::NewFunctionArgs),
+    /// `reactive --help` / `reactive <command> --help`.
     Help,
+}
+
+/// Options of one command line, split into flags, options with values and operands.
+#[derive(Debug, Default)]
+pub(crate) struct Options {
+    flags: Vec<&'static str>,
+    values: Vec<(&'static str, String)>,
+    /// Operands, in order.
+    pub(crate) operands: Vec<String>,
+    help: bool,
+}
+
+impl Options {
+    /// Split `args`: `flags` take no value, `valued` take one (`--x v` or `--x=v`);
+    /// `--` ends options; `-h`/`--help` asks for help.
+    pub(crate) fn parse(
+        args: impl Iterator<Item = String>,
+        flags: &[&'static str],
+        valued: &[&'static str],
+    ) -> Result<Self, CliError> {
+        let mut parsed = Self::default();
+        let mut args = args;
+        let mut only_operands = false;
+        while let Some(arg) = args.next() {
+            if only_operands {
+                parsed.operands.push(arg);
+                continue;
+            }
+            if arg == "--" {
+                only_operands = true;
+            } else if arg == "-h" || arg == "--help" {
+                parsed.help = true;
+            } else if let Some(flag) = flags.iter().find(|f| **f == arg) {
+                parsed.flags.push(flag);
+            } else if let Some(name) = valued.iter().find(|v| **v == arg) {
+                let value = args
+                    .next()
+                    .ok_or_else(|| CliError::Usage(format!("{name} needs a value")))?;
+                parsed.values.push((name, value));
+            } else if let Some((name, value)) = valued.iter().find_map(|v| {
+                arg.strip_prefix(v)
+                    .and_then(|rest| rest.strip_prefix('='))
+                    .map(|value| (*v, value))
+            }) {
+                parsed.values.push((name, value.to_owned()));
+            } else if arg.starts_with('-') && arg.len() > 1 {
+                return Err(CliError::Usage(format!("unknown option `{arg}`")));
+            } else {
+                parsed.operands.push(arg);
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// `true` if the flag was given.
+    pub(crate) fn flag(&self, name: &str) -> bool {
+        self.flags.contains(&name)
+    }
+
+    /// The last value given for an option.
+    pub(crate) fn value(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `--dialect` value, `postgres` by default.
+    pub(crate) fn dialect(&self) -> Result<Dialect, CliError> {
+        self.value("--dialect")
+            .map(parse_dialect)
+            .transpose()
+            .map(|d| d.unwrap_or(Dialect::Postgres))
+    }
 }
 
 /// Parse the arguments (without the program name).
@@ -135,48 +282,34 @@ where
     S: Into<String>,
 {
     let mut args = args.into_iter().map(Into::into);
-    match args.next().as_deref() {
-        Some("analyze") => {}
-        Some("-h" | "--help" | "help") => return Ok(Command::Help),
-        Some(other) => return Err(CliError::Usage(format!("unknown command `{other}`"))),
+    let command = match args.next() {
+        Some(command) => command,
         None => return Err(CliError::Usage("missing command".into())),
-    }
-    let mut parsed = AnalyzeArgs {
-        dialect: Dialect::Postgres,
-        json: false,
-        files: Vec::new(),
     };
-    let mut only_files = false;
-    while let Some(arg) = args.next() {
-        if only_files {
-            parsed.files.push(arg);
-            continue;
-        }
-        match arg.as_str() {
-            "--" => only_files = true,
-            "-h" | "--help" => return Ok(Command::Help),
-            "--json" => parsed.json = true,
-            "--dialect" => {
-                let value = args
-                    .next()
-                    .ok_or_else(|| CliError::Usage("--dialect needs a value".into()))?;
-                parsed.dialect = parse_dialect(&value)?;
+    let command = match command.as_str() {
+        "-h" | "--help" | "help" => return Ok(Command::Help),
+        "analyze" => {
+            let options = Options::parse(args, &["--json"], &["--dialect"])?;
+            if options.help {
+                return Ok(Command::Help);
             }
-            _ => {
-                if let Some(value) = arg.strip_prefix("--dialect=") {
-                    parsed.dialect = parse_dialect(value)?;
-                } else if arg.starts_with('-') && arg.len() > 1 {
-                    return Err(CliError::Usage(format!("unknown option `{arg}`")));
-                } else {
-                    parsed.files.push(arg);
-                }
+            if options.operands.is_empty() {
+                return Err(CliError::Usage("no input files".into()));
             }
+            Command::Analyze(AnalyzeArgs {
+                dialect: options.dialect()?,
+                json: options.flag("--json"),
+                files: options.operands,
+            })
         }
-    }
-    if parsed.files.is_empty() {
-        return Err(CliError::Usage("no input files".into()));
-    }
-    Ok(Command::Analyze(parsed))
+        "suggest" => suggest::parse(args)?,
+        "relations" => relations::parse(args)?,
+        "convert" => convert::parse(args)?,
+        "rules" => rules::parse(args)?,
+        "new" => new::parse(args)?,
+        other => return Err(CliError::Usage(format!("unknown command `{other}`"))),
+    };
+    Ok(command)
 }
 
 fn parse_dialect(value: &str) -> Result<Dialect, CliError> {
@@ -190,205 +323,122 @@ fn parse_dialect(value: &str) -> Result<Dialect, CliError> {
     }
 }
 
+/// The name of a dialect as the `--dialect` option and `dialect = "..."` spell it.
+pub fn dialect_name(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "postgres",
+        Dialect::Sqlite => "sqlite",
+        Dialect::MySql => "mysql",
+    }
+}
+
 /// Run the tool: parse `args` (without the program name), write the result to `out`.
-pub fn run<I, S>(args: I, out: &mut dyn Write) -> Result<(), CliError>
+pub fn run<I, S>(args: I, out: &mut dyn Write) -> Result<Outcome, CliError>
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    match parse_args(args)? {
-        Command::Help => writeln!(out, "{USAGE}")?,
+    let outcome = match parse_args(args)? {
+        Command::Help => {
+            writeln!(out, "{USAGE}")?;
+            Outcome::Clean
+        }
         Command::Analyze(args) => {
             let report = analyze_files(&args)?;
             if args.json {
-                serde_json::to_writer_pretty(&mut *out, &report).map_err(std::io::Error::from)?;
-                writeln!(out)?;
+                write_json(out, &report)?;
             } else {
                 out.write_all(render_human(&report).as_bytes())?;
             }
+            Outcome::Clean
         }
-    }
+        Command::Suggest(args) => suggest::run(&args, out)?,
+        Command::RelationsCheck(args) => relations::run_check(&args, out)?,
+        Command::RelationsSuggest(args) => relations::run_suggest(&args, out)?,
+        Command::Convert(args) => convert::run(&args, out)?,
+        Command::Rules(args) => rules::run(&args, out)?,
+        Command::NewFunction(args) => new::run(&args, out)?,
+    };
+    Ok(outcome)
+}
+
+/// Pretty JSON and a newline.
+pub(crate) fn write_json(
+    out: &mut dyn Write,
+    value: &impl serde::Serialize,
+) -> Result<(), CliError> {
+    serde_json::to_writer_pretty(&mut *out, value).map_err(std::io::Error::from)?;
+    writeln!(out)?;
     Ok(())
 }
 
-/// The `--json` report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Report {
-    /// Functions that send SQL, in file order.
-    pub functions: Vec<FunctionReport>,
+/// Read a file as text.
+pub(crate) fn read_text(path: &str) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|source| CliError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
-/// One function of the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FunctionReport {
-    /// The function's name.
-    pub name: String,
-    /// The file, as given on the command line.
-    pub file: String,
-    /// Line of the function's name.
-    pub line: usize,
-    /// `query` or `mutation`.
-    pub kind: FunctionKind,
-    /// Tables read.
-    pub reads: Vec<TableReport>,
-    /// Tables written.
-    pub writes: Vec<TableReport>,
-    /// Diagnostics.
-    pub diagnostics: Vec<DiagnosticReport>,
+/// Read and parse a Rust file; returns its text too (spans index into it).
+pub(crate) fn read_rust_file(path: &str) -> Result<(String, syn::File), CliError> {
+    let source = read_text(path)?;
+    let file = syn::parse_file(&source).map_err(|error| {
+        let start = error.span().start();
+        CliError::Syntax {
+            path: path.to_owned(),
+            line: start.line,
+            column: start.column + 1,
+            message: error.to_string(),
+        }
+    })?;
+    Ok((source, file))
 }
 
-/// A table with keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TableReport {
-    /// Table name.
-    pub table: String,
-    /// Keys; empty = the whole table.
-    pub keys: Vec<KeyReport>,
+/// `agents_by_org` → `AgentsByOrg` (type names derived from function and table names).
+pub fn pascal_case(name: &str) -> String {
+    name.split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
-/// A key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct KeyReport {
-    /// Column.
-    pub column: String,
-    /// Where the value comes from.
-    pub source: String,
-    /// More than one value (an `IN` list): only for the human-readable output.
-    #[serde(skip)]
-    pub several: bool,
-}
-
-/// A diagnostic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DiagnosticReport {
-    /// 1-based line.
-    pub line: usize,
-    /// Message.
-    pub message: String,
-}
-
-/// Read, parse and analyse every file, in order. Stops at the first file that
-/// cannot be read or parsed (the report would be incomplete).
-pub fn analyze_files(args: &AnalyzeArgs) -> Result<Report, CliError> {
-    let options = AnalyzeOptions {
-        dialect: args.dialect,
-        ..AnalyzeOptions::default()
+/// The public procedure name suggested for a Rust function name: the first word is
+/// the namespace, the rest in camelCase (`agents_find_many` → `agents.findMany`); a
+/// name of one word stays as it is.
+pub fn procedure_name(rust_name: &str) -> String {
+    let rust_name = rust_name.strip_prefix("r#").unwrap_or(rust_name);
+    let mut words = rust_name.split('_').filter(|w| !w.is_empty());
+    let Some(first) = words.next() else {
+        return rust_name.to_owned();
     };
-    let mut functions = Vec::new();
-    for path in &args.files {
-        let source =
-            std::fs::read_to_string(PathBuf::from(path)).map_err(|source| CliError::Read {
-                path: path.clone(),
-                source,
-            })?;
-        let file = syn::parse_file(&source).map_err(|error| {
-            let start = error.span().start();
-            CliError::Syntax {
-                path: path.clone(),
-                line: start.line,
-                column: start.column + 1,
-                message: error.to_string(),
+    let rest: String = words
+        .enumerate()
+        .map(|(i, w)| {
+            let mut chars = w.chars();
+            match chars.next() {
+                Some(c) if i > 0 => c.to_uppercase().chain(chars).collect::<String>(),
+                Some(c) => c.to_lowercase().chain(chars).collect::<String>(),
+                None => String::new(),
             }
-        })?;
-        for analysis in handler::analyze_file(&file, &options) {
-            if analysis.is_async && analysis.sends_sql() {
-                functions.push(function_report(path, &analysis));
-            }
-        }
-    }
-    Ok(Report { functions })
-}
-
-fn function_report(path: &str, analysis: &HandlerAnalysis) -> FunctionReport {
-    let tables = |tables: Vec<ResolvedTable>| {
-        tables
-            .into_iter()
-            .map(|t| TableReport {
-                table: t.table,
-                keys: t
-                    .keys
-                    .into_iter()
-                    .map(|k| KeyReport {
-                        column: k.column,
-                        source: k.source,
-                        several: k.values > 1,
-                    })
-                    .collect(),
-            })
-            .collect()
-    };
-    FunctionReport {
-        name: analysis.name.clone(),
-        file: path.to_owned(),
-        line: analysis.location.line,
-        kind: analysis.kind(),
-        reads: tables(handler::resolved_reads(analysis)),
-        writes: tables(handler::resolved_writes(analysis)),
-        diagnostics: analysis
-            .diagnostics
-            .iter()
-            .map(|d| DiagnosticReport {
-                line: d.location.line,
-                message: d.message.clone(),
-            })
-            .collect(),
-    }
-}
-
-/// The human-readable rendering of a report.
-pub fn render_human(report: &Report) -> String {
-    let mut out = String::new();
-    if report.functions.is_empty() {
-        out.push_str("no async functions sending SQL found\n");
-        return out;
-    }
-    for (i, f) in report.functions.iter().enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        let kind = match f.kind {
-            FunctionKind::Query => "query",
-            FunctionKind::Mutation => "mutation",
-        };
-        let _ = writeln!(out, "{}:{}: {} ({kind})", f.file, f.line, f.name);
-        render_tables(&mut out, "reads ", &f.reads);
-        render_tables(&mut out, "writes", &f.writes);
-        for d in &f.diagnostics {
-            let _ = writeln!(out, "  warning: {}:{}: {}", f.file, d.line, d.message);
-        }
-    }
-    out
-}
-
-fn render_tables(out: &mut String, label: &str, tables: &[TableReport]) {
-    if tables.is_empty() {
-        let _ = writeln!(out, "  {label}  -");
-        return;
-    }
-    for (i, t) in tables.iter().enumerate() {
-        let label = if i == 0 { label } else { "      " };
-        let keys = if t.keys.is_empty() {
-            "all rows".to_owned()
-        } else {
-            t.keys
-                .iter()
-                .map(|k| {
-                    if k.several {
-                        format!("{} in ({})", k.column, k.source)
-                    } else {
-                        format!("{} = {}", k.column, k.source)
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(" and ")
-        };
-        let _ = writeln!(out, "  {label}  {} [{keys}]", t.table);
+        })
+        .collect();
+    if rest.is_empty() {
+        first.to_owned()
+    } else {
+        format!("{first}.{rest}")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::FunctionKind;
 
     #[test]
     fn parses_options_in_any_order() {
@@ -411,6 +461,14 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn procedure_names() {
+        assert_eq!(procedure_name("agents_find_many"), "agents.findMany");
+        assert_eq!(procedure_name("agent_with_stats"), "agent.withStats");
+        assert_eq!(procedure_name("delete"), "delete");
+        assert_eq!(procedure_name("r#type_get"), "type.get");
     }
 
     #[test]

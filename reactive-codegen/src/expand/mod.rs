@@ -67,7 +67,7 @@
 
 pub mod args;
 mod function;
-mod relations;
+pub mod relations;
 pub mod signature;
 
 #[cfg(test)]
@@ -91,6 +91,15 @@ impl Errors {
 
     pub(crate) fn new_spanned(&mut self, span: proc_macro2::Span, message: impl std::fmt::Display) {
         self.errors.push(syn::Error::new(span, message));
+    }
+
+    /// Each error's span and message, in order.
+    pub(crate) fn messages(&self) -> Vec<(proc_macro2::Span, String)> {
+        self.errors
+            .iter()
+            .flat_map(|e| e.clone().into_iter())
+            .map(|e| (e.span(), e.to_string()))
+            .collect()
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -61,7 +61,18 @@ pub fn derive_relations(input: TokenStream) -> TokenStream {
 }
 
 /// Read every `#[relations(...)]` attribute; errors are collected.
-pub fn parse_edges(input: &syn::DeriveInput, errors: &mut Errors) -> Vec<Edge> {
+pub(crate) fn parse_edges(input: &syn::DeriveInput, errors: &mut Errors) -> Vec<Edge> {
+    parse_edges_spanned(input, errors)
+        .into_iter()
+        .map(|(edge, _)| edge)
+        .collect()
+}
+
+/// [`parse_edges`], with the span of each edge's target (`message.from_agent_id`).
+pub(crate) fn parse_edges_spanned(
+    input: &syn::DeriveInput,
+    errors: &mut Errors,
+) -> Vec<(Edge, Span)> {
     let mut edges = Vec::new();
     let mut seen: Vec<(String, Span)> = Vec::new();
     let mut found = false;
@@ -98,7 +109,7 @@ pub fn parse_edges(input: &syn::DeriveInput, errors: &mut Errors) -> Vec<Edge> {
 fn parse_table_entry(
     chunk: &[TokenTree],
     seen: &mut Vec<(String, Span)>,
-    edges: &mut Vec<Edge>,
+    edges: &mut Vec<(Edge, Span)>,
     errors: &mut Errors,
 ) {
     let (ident, group) = match chunk {
@@ -173,11 +184,15 @@ fn parse_table_entry(
                 continue;
             }
             targets.push(parsed.clone());
-            edges.push(Edge {
-                from: from.clone(),
-                to: parsed.0,
-                column: parsed.1,
-            });
+            let span = target.first().map_or(group.span(), TokenTree::span);
+            edges.push((
+                Edge {
+                    from: from.clone(),
+                    to: parsed.0,
+                    column: parsed.1,
+                },
+                span,
+            ));
         }
     }
 }

@@ -6,12 +6,45 @@ use proc_macro2::Span;
 
 use super::{AnalyzeOptions, HandlerAnalysis, analyze_parts};
 
-/// Analyse every function in a file: free functions, methods in `impl` blocks,
-/// default methods of traits and functions in inline modules, in file order. String constants declared anywhere
-/// in the file (`const SQL: &str = "..."`) are visible to every function as SQL;
-/// a name declared twice is not used (it could be either). `options.consts` are
-/// added to (and override) the file's.
+/// One function of a file, borrowed from the syntax tree.
+#[derive(Debug, Clone, Copy)]
+pub struct FnItem<'a> {
+    /// Its attributes (outer attributes, doc comments included).
+    pub attrs: &'a [syn::Attribute],
+    /// Its visibility (`Inherited` for trait and impl methods without one).
+    pub vis: Option<&'a syn::Visibility>,
+    /// Its signature.
+    pub sig: &'a syn::Signature,
+    /// Its body.
+    pub block: &'a syn::Block,
+    /// A free function (top level or in an inline module), not a method.
+    pub free: bool,
+    /// Inside an inline module (`mod m { ... }`): the file's top-level `use`s do not reach it.
+    pub nested: bool,
+}
+
+/// Every function of a file with a body: free functions, methods in `impl` blocks,
+/// default methods of traits and functions in inline modules, in file order.
+pub fn file_fns(file: &syn::File) -> Vec<FnItem<'_>> {
+    let mut out = Vec::new();
+    collect_fns(&file.items, false, &mut out);
+    out
+}
+
+/// Analyse every function in a file (see [`file_fns`]), in file order. String
+/// constants declared anywhere in the file (`const SQL: &str = "..."`) are visible
+/// to every function as SQL; a name declared twice is not used (it could be
+/// either). `options.consts` are added to (and override) the file's.
 pub fn analyze_file(file: &syn::File, options: &AnalyzeOptions) -> Vec<HandlerAnalysis> {
+    let options = file_options(file, options);
+    file_fns(file)
+        .into_iter()
+        .map(|f| analyze_parts(f.sig, f.block, &options))
+        .collect()
+}
+
+/// `options` with the file's string constants added (see [`analyze_file`]).
+pub fn file_options(file: &syn::File, options: &AnalyzeOptions) -> AnalyzeOptions {
     let mut consts: HashMap<String, Option<(String, Span)>> = HashMap::new();
     collect_consts(&file.items, &mut consts);
     let mut options = options.clone();
@@ -20,19 +53,31 @@ pub fn analyze_file(file: &syn::File, options: &AnalyzeOptions) -> Vec<HandlerAn
             options.consts.entry(name).or_insert(value);
         }
     }
-    let mut out = Vec::new();
-    collect_fns(&file.items, &options, &mut out);
-    out
+    options
 }
 
-fn collect_fns(items: &[syn::Item], options: &AnalyzeOptions, out: &mut Vec<HandlerAnalysis>) {
+fn collect_fns<'a>(items: &'a [syn::Item], nested: bool, out: &mut Vec<FnItem<'a>>) {
     for item in items {
         match item {
-            syn::Item::Fn(f) => out.push(analyze_parts(&f.sig, &f.block, options)),
+            syn::Item::Fn(f) => out.push(FnItem {
+                attrs: &f.attrs,
+                vis: Some(&f.vis),
+                sig: &f.sig,
+                block: &f.block,
+                free: true,
+                nested,
+            }),
             syn::Item::Impl(imp) => {
                 for item in &imp.items {
                     if let syn::ImplItem::Fn(f) = item {
-                        out.push(analyze_parts(&f.sig, &f.block, options));
+                        out.push(FnItem {
+                            attrs: &f.attrs,
+                            vis: Some(&f.vis),
+                            sig: &f.sig,
+                            block: &f.block,
+                            free: false,
+                            nested,
+                        });
                     }
                 }
             }
@@ -41,13 +86,20 @@ fn collect_fns(items: &[syn::Item], options: &AnalyzeOptions, out: &mut Vec<Hand
                     if let syn::TraitItem::Fn(f) = item
                         && let Some(block) = &f.default
                     {
-                        out.push(analyze_parts(&f.sig, block, options));
+                        out.push(FnItem {
+                            attrs: &f.attrs,
+                            vis: None,
+                            sig: &f.sig,
+                            block,
+                            free: false,
+                            nested,
+                        });
                     }
                 }
             }
             syn::Item::Mod(m) => {
                 if let Some((_, items)) = &m.content {
-                    collect_fns(items, options, out);
+                    collect_fns(items, true, out);
                 }
             }
             _ => {}

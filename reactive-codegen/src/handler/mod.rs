@@ -64,7 +64,7 @@ mod render;
 #[cfg(test)]
 mod tests;
 
-pub use file::analyze_file;
+pub use file::{FnItem, analyze_file, file_fns, file_options};
 pub use parts::{
     ModelParts, ResolvedKey, ResolvedTable, resolved_reads, resolved_writes, to_model_parts,
 };

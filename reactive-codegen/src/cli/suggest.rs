@@ -1,0 +1,525 @@
+//! `reactive suggest`: the `#[reactive_function(...)]` attribute each async fn that
+//! sends SQL should carry.
+//!
+//! - `name`: the one already declared, else [`super::procedure_name`] of the fn.
+//! - `query` / `mutation`: what the body does (a declared `mutation` is kept).
+//! - `dialect = "..."` when the analysis dialect is not the default `postgres`.
+//! - `dependencies(...)` only when the macro cannot infer them (SQL built at run
+//!   time, or a call handing the database handle to a function that is not, and
+//!   will not be, a reactive function) or when the function already declares them.
+//!   Tables named by the literal parts of a `format!` string in the body (holes
+//!   filled with a placeholder, then analysed) are added, with a note. The tables listed are those seen in the
+//!   body; the note says which run-time SQL must add its own. Otherwise the
+//!   inferred dependencies are printed, not written into the attribute.
+//! - `invalidates(...)` is hinted for mutations whose writes are not visible in the
+//!   body (no write statement found, or SQL built at run time).
+//! - Signature problems (`&PgPool` instead of `&ReactiveDb`, more than one input)
+//!   are notes: `reactive convert` fixes the first kind.
+//!
+//! With `--json`: `{"functions": [{"name", "file", "line", "procedure", "kind",
+//! "attribute", "existing", "inferred", "writes", "dependencies_required",
+//! "notes": [{"line", "message"}]}]}`.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io::Write;
+
+use quote::ToTokens;
+use serde::Serialize;
+
+use super::analyze::{TableReport, render_tables, table_reports};
+use super::{CliError, Command, Options, Outcome, dialect_name, procedure_name, read_rust_file};
+use crate::expand::args::FunctionArgs;
+use crate::expand::signature;
+use crate::handler::{self, AnalyzeOptions, DiagnosticKind, FnItem, HandlerAnalysis};
+use crate::model::FunctionKind;
+use crate::sql::Dialect;
+
+/// Methods of `ReactiveDb` that send no SQL of their own (as the macro treats them).
+const DB_METHODS: &[&str] = &["begin", "clone", "stats", "dialect", "engine"];
+
+/// Parsed arguments of `reactive suggest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuggestArgs {
+    /// The SQL dialect (a function's own `dialect = "..."` wins).
+    pub dialect: Dialect,
+    /// Print JSON.
+    pub json: bool,
+    /// The files.
+    pub files: Vec<String>,
+}
+
+pub(crate) fn parse(args: impl Iterator<Item = String>) -> Result<Command, CliError> {
+    let options = Options::parse(args, &["--json"], &["--dialect"])?;
+    if options.help {
+        return Ok(Command::Help);
+    }
+    if options.operands.is_empty() {
+        return Err(CliError::Usage("no input files".into()));
+    }
+    Ok(Command::Suggest(SuggestArgs {
+        dialect: options.dialect()?,
+        json: options.flag("--json"),
+        files: options.operands,
+    }))
+}
+
+/// The suggestions for all files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SuggestReport {
+    /// One entry per async fn sending SQL, in file order.
+    pub functions: Vec<Suggestion>,
+}
+
+/// The suggestion for one function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Suggestion {
+    /// The Rust function's name.
+    pub name: String,
+    /// The file, as given.
+    pub file: String,
+    /// Line of the function's name.
+    pub line: usize,
+    /// The public procedure name.
+    pub procedure: String,
+    /// `query` or `mutation`.
+    pub kind: FunctionKind,
+    /// The attribute to write on the function.
+    pub attribute: String,
+    /// The `#[reactive_function...]` attribute already there, as written.
+    pub existing: Option<String>,
+    /// What the macro infers the function reads (tables, keys).
+    pub inferred: Vec<TableReport>,
+    /// What the body visibly writes.
+    pub writes: Vec<TableReport>,
+    /// `dependencies(...)` must be written (the macro cannot infer them all).
+    pub dependencies_required: bool,
+    /// What to do by hand, by line.
+    pub notes: Vec<Note>,
+}
+
+/// Something to do by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Note {
+    /// 1-based line.
+    pub line: usize,
+    /// The message.
+    pub message: String,
+}
+
+pub(crate) fn run(args: &SuggestArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
+    let report = suggest_files(args)?;
+    if args.json {
+        super::write_json(out, &report)?;
+    } else {
+        out.write_all(render_human(&report).as_bytes())?;
+    }
+    Ok(Outcome::Clean)
+}
+
+/// The `#[reactive_function]` attribute of a function, if it has one.
+pub(crate) fn reactive_attr(attrs: &[syn::Attribute]) -> Option<&syn::Attribute> {
+    attrs.iter().find(|a| {
+        a.path()
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "reactive_function")
+    })
+}
+
+fn attr_args(attr: &syn::Attribute) -> Option<FunctionArgs> {
+    let tokens = match &attr.meta {
+        syn::Meta::Path(_) => proc_macro2::TokenStream::new(),
+        syn::Meta::List(list) => list.tokens.clone(),
+        syn::Meta::NameValue(_) => return None,
+    };
+    FunctionArgs::parse(tokens).ok()
+}
+
+/// Source text of a span (falls back to the tokens).
+pub(crate) fn source_of(source: &str, tokens: &impl ToTokens) -> String {
+    use syn::spanned::Spanned;
+    let range = tokens.span().byte_range();
+    source
+        .get(range)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .unwrap_or_else(|| tokens.to_token_stream().to_string())
+}
+
+/// The functions of one file that send SQL, with their analyses.
+type Analysed<'a> = Vec<(FnItem<'a>, HandlerAnalysis)>;
+
+/// Read and analyse the files.
+pub fn suggest_files(args: &SuggestArgs) -> Result<SuggestReport, CliError> {
+    let mut parsed = Vec::new();
+    for path in &args.files {
+        let (source, file) = read_rust_file(path)?;
+        parsed.push((path, source, file));
+    }
+    let mut functions = Vec::new();
+    // Functions that are (or will be) reactive: callees by these names are probed by
+    // the macro, so calling them needs no explicit dependencies.
+    let mut reactive_names: BTreeSet<String> = BTreeSet::new();
+    let mut analysed: Vec<(&str, &str, Analysed<'_>)> = Vec::new();
+    for (path, source, file) in &parsed {
+        let base = handler::file_options(
+            file,
+            &AnalyzeOptions {
+                dialect: args.dialect,
+                ..AnalyzeOptions::default()
+            },
+        );
+        let mut items = Vec::new();
+        for item in handler::file_fns(file) {
+            let declared = reactive_attr(item.attrs);
+            let mut options = base.clone();
+            if let Some(dialect) = declared
+                .and_then(attr_args)
+                .and_then(|a| a.dialect.as_ref().map(|d| Dialect::from(**d)))
+            {
+                options.dialect = dialect;
+            }
+            let analysis = handler::analyze_parts(item.sig, item.block, &options);
+            let can_be_reactive = item.free && signature::validate(item.sig).is_ok();
+            if declared.is_some() || (can_be_reactive && analysis.sends_sql()) {
+                reactive_names.insert(analysis.name.clone());
+            }
+            if analysis.is_async && analysis.sends_sql() {
+                items.push((item, analysis));
+            }
+        }
+        analysed.push((path.as_str(), source.as_str(), items));
+    }
+    for (path, source, items) in &analysed {
+        for (item, analysis) in items {
+            functions.push(suggest_one(path, source, item, analysis, &reactive_names));
+        }
+    }
+    Ok(SuggestReport { functions })
+}
+
+fn suggest_one(
+    path: &str,
+    source: &str,
+    item: &FnItem<'_>,
+    analysis: &HandlerAnalysis,
+    reactive_names: &BTreeSet<String>,
+) -> Suggestion {
+    let existing_attr = reactive_attr(item.attrs);
+    let existing = existing_attr.map(|a| source_of(source, a));
+    let declared = existing_attr.and_then(attr_args);
+    let mut notes = Vec::new();
+
+    if !item.free {
+        notes.push(Note {
+            line: analysis.location.line,
+            message: "a method cannot be a `#[reactive_function]` yet: make it a free function"
+                .into(),
+        });
+    }
+    let takes_pool = item.sig.inputs.first().is_some_and(
+        |arg| matches!(arg, syn::FnArg::Typed(t) if source_of(source, &*t.ty).contains("Pool")),
+    );
+    if takes_pool {
+        notes.push(Note {
+            line: analysis.location.line,
+            message: "takes a sqlx pool: statements sent through it bypass `ReactiveDb` (nothing cached, nothing invalidated); `reactive convert` rewrites the signature".into(),
+        });
+    }
+    for d in analysis
+        .diagnostics
+        .iter()
+        .filter(|d| d.kind == DiagnosticKind::UnknownStatement)
+    {
+        notes.push(Note {
+            line: d.location.line,
+            message: format!(
+                "{} ({} dialect; `--dialect` or `dialect = \"...\"` sets another)",
+                d.message,
+                dialect_name(analysis.dialect)
+            ),
+        });
+    }
+    if let Err(error) = signature::validate(item.sig) {
+        for error in error {
+            notes.push(Note {
+                line: error.span().start().line,
+                message: format!("signature: {error}"),
+            });
+        }
+    }
+
+    let procedure = declared
+        .as_ref()
+        .and_then(|d| d.name.as_ref().map(|n| n.as_str().to_owned()))
+        .unwrap_or_else(|| procedure_name(&analysis.name));
+    let declared_mutation = declared.as_ref().is_some_and(|d| {
+        d.mutation.is_present() || d.invalidates.is_some() || d.requires_ack.is_present()
+    });
+    let kind = if declared_mutation {
+        FunctionKind::Mutation
+    } else {
+        analysis.kind()
+    };
+    let inferred = table_reports(handler::resolved_reads(analysis));
+    let writes = table_reports(handler::resolved_writes(analysis));
+
+    // What the macro cannot see.
+    let runtime_sql: Vec<usize> = analysis
+        .diagnostics
+        .iter()
+        .filter(|d| d.kind == DiagnosticKind::RuntimeSql)
+        .map(|d| d.location.line)
+        .collect();
+    for line in &runtime_sql {
+        notes.push(Note {
+            line: *line,
+            message: "SQL built at run time: add every table it reads to `dependencies(...)`"
+                .into(),
+        });
+    }
+    // Tables named by the literal parts of `format!` strings: a lower bound of what the
+    // run-time SQL reads (a piece filled in at run time can name more).
+    let mut formatted: Vec<String> = Vec::new();
+    if !runtime_sql.is_empty() {
+        for (line, tables) in format_string_tables(item.block, analysis.dialect) {
+            notes.push(Note {
+                line,
+                message: format!(
+                    "the format string here reads {}: listed in `dependencies(...)` (check what is filled in at run time)",
+                    tables
+                        .iter()
+                        .map(|t| format!("`{t}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+            formatted.extend(tables);
+        }
+    }
+    let mut opaque = false;
+    for call in analysis
+        .calls
+        .iter()
+        .filter(|c| c.passes_db && !(c.is_method && DB_METHODS.contains(&c.name.as_str())))
+    {
+        if !call.is_method && reactive_names.contains(&call.name) {
+            continue;
+        }
+        opaque = true;
+        notes.push(Note {
+            line: call.location.line,
+            message: format!(
+                "calls `{}` with the database handle; it is not a `#[reactive_function]`, so add the tables it reads to `dependencies(...)` (or make it one)",
+                call.path
+            ),
+        });
+    }
+    let required = !runtime_sql.is_empty() || opaque;
+    let mut dependencies: Vec<String> = inferred.iter().map(|t| t.table.clone()).collect();
+    dependencies.extend(formatted);
+    if let Some(list) = declared.as_ref().and_then(|d| d.dependencies.as_ref()) {
+        for table in &list.tables {
+            if !dependencies.contains(&table.name) {
+                dependencies.push(table.name.clone());
+            }
+        }
+    }
+    dependencies.sort();
+    dependencies.dedup();
+
+    if kind == FunctionKind::Mutation {
+        let declared_invalidates = declared.as_ref().is_some_and(|d| d.invalidates.is_some());
+        if writes.is_empty() && !declared_invalidates {
+            let unknown = analysis
+                .statements
+                .iter()
+                .any(|s| s.analysis.unknown.is_some());
+            if !unknown {
+                notes.push(Note {
+                    line: analysis.location.line,
+                    message: "no write is visible in the body: if it changes tables (through SQL built at run time, a procedure, a trigger or another connection), list them in `invalidates(...)`".into(),
+                });
+            }
+        } else if !runtime_sql.is_empty() && !declared_invalidates {
+            notes.push(Note {
+                line: runtime_sql[0],
+                message: "the writes of SQL built at run time are seen when it runs through `ReactiveDb`; tables changed behind it (triggers, procedures) go in `invalidates(...)`".into(),
+            });
+        }
+    }
+
+    let mut parts = vec![format!("name = {procedure:?}")];
+    parts.push(
+        match kind {
+            FunctionKind::Query => "query",
+            FunctionKind::Mutation => "mutation",
+        }
+        .to_owned(),
+    );
+    if analysis.dialect != Dialect::Postgres {
+        parts.push(format!("dialect = {:?}", dialect_name(analysis.dialect)));
+    }
+    // Declared dependencies are kept (the macro checks them against the body).
+    let declared_dependencies = declared.as_ref().is_some_and(|d| d.dependencies.is_some());
+    if required || declared_dependencies {
+        parts.push(format!("dependencies({})", dependencies.join(", ")));
+    }
+    if let Some(list) = declared.as_ref().and_then(|d| d.invalidates.as_ref()) {
+        let tables: Vec<&str> = list.tables.iter().map(|t| t.name.as_str()).collect();
+        parts.push(format!("invalidates({})", tables.join(", ")));
+    }
+    if declared
+        .as_ref()
+        .is_some_and(|d| d.requires_ack.is_present())
+    {
+        parts.push("requires_ack".into());
+    }
+    notes.sort_by_key(|n| n.line);
+    Suggestion {
+        name: analysis.name.clone(),
+        file: path.to_owned(),
+        line: analysis.location.line,
+        procedure,
+        kind,
+        attribute: format!("#[reactive_function({})]", parts.join(", ")),
+        existing,
+        inferred,
+        writes,
+        dependencies_required: required,
+        notes,
+    }
+}
+
+/// The SQL of each `format!` in the body whose string literal reads as SQL once
+/// its `{...}` holes are filled with a placeholder: (line, tables it reads).
+fn format_string_tables(block: &syn::Block, dialect: Dialect) -> Vec<(usize, Vec<String>)> {
+    use syn::visit::Visit;
+    const HOLE: &str = "reactive_hole";
+    struct Finder {
+        dialect: Dialect,
+        found: Vec<(usize, Vec<String>)>,
+    }
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+            if mac
+                .path
+                .segments
+                .last()
+                .is_some_and(|s| s.ident == "format")
+                && let Ok(args) = mac.parse_body_with(
+                    syn::punctuated::Punctuated::<syn::Expr, syn::Token![,]>::parse_terminated,
+                )
+                && let Some(syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(lit),
+                    ..
+                })) = args.first()
+            {
+                let sql = fill_holes(&lit.value(), HOLE);
+                let analysis = crate::sql::analyze(&sql, self.dialect);
+                let mut tables: Vec<String> = analysis
+                    .reads
+                    .iter()
+                    .map(|r| r.table.clone())
+                    .filter(|t| !t.contains(HOLE))
+                    .collect();
+                tables.sort();
+                tables.dedup();
+                if analysis.unknown.is_none() && !tables.is_empty() {
+                    self.found.push((lit.span().start().line, tables));
+                }
+            }
+            syn::visit::visit_macro(self, mac);
+        }
+    }
+    let mut finder = Finder {
+        dialect,
+        found: Vec::new(),
+    };
+    finder.visit_block(block);
+    finder.found
+}
+
+/// `{...}` holes of a format string replaced by `hole`; `{{`/`}}` unescaped.
+fn fill_holes(format: &str, hole: &str) -> String {
+    let mut out = String::new();
+    let mut chars = format.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                out.push('}');
+            }
+            '{' => {
+                for c in chars.by_ref() {
+                    if c == '}' {
+                        break;
+                    }
+                }
+                out.push_str(hole);
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The human-readable rendering.
+pub fn render_human(report: &SuggestReport) -> String {
+    let mut out = String::new();
+    if report.functions.is_empty() {
+        out.push_str("no async functions sending SQL found\n");
+        return out;
+    }
+    for (i, s) in report.functions.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "{}:{}: {}", s.file, s.line, s.name);
+        let _ = writeln!(out, "  {}", s.attribute);
+        if let Some(existing) = &s.existing {
+            if existing
+                .split_whitespace()
+                .eq(s.attribute.split_whitespace())
+            {
+                let _ = writeln!(out, "  (already declared)");
+            } else {
+                let _ = writeln!(out, "  declared: {existing}");
+            }
+        }
+        let label = if s.dependencies_required {
+            "seen  "
+        } else {
+            "infers"
+        };
+        render_tables(&mut out, label, &s.inferred);
+        if s.kind == FunctionKind::Mutation {
+            render_tables(&mut out, "writes", &s.writes);
+        }
+        for note in &s.notes {
+            let _ = writeln!(out, "  note: {}:{}: {}", s.file, note.line, note.message);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fill_holes;
+
+    #[test]
+    fn format_holes_are_filled_and_braces_unescaped() {
+        assert_eq!(
+            fill_holes(
+                "SELECT {{1}} FROM {table} WHERE a = '{}' AND b = {x:?}",
+                "h"
+            ),
+            "SELECT {1} FROM h WHERE a = 'h' AND b = h"
+        );
+    }
+}

@@ -1,0 +1,473 @@
+//! `reactive suggest`, `convert`, `rules` and `new function`: the built binary on
+//! fixtures, with exact outputs; what they generate goes through the macro's own
+//! expansion without errors.
+
+#![cfg(feature = "rust")]
+
+mod cli_support;
+
+use cli_support::{assert_usage_error, crate_dir, reactive, stdout_of, temp_dir};
+use quote::ToTokens;
+use serde_json::{Value, json};
+
+/// Expand `#[reactive_function]` on every function of `source` that carries it and
+/// return the compile errors the macro emits (none expected), with the function names.
+fn macro_errors(source: &str) -> Vec<(String, String)> {
+    let file = syn::parse_file(source).expect("generated code parses");
+    let mut errors = Vec::new();
+    for item in file.items {
+        let syn::Item::Fn(mut f) = item else { continue };
+        let Some(at) = f
+            .attrs
+            .iter()
+            .position(|a| a.path().is_ident("reactive_function"))
+        else {
+            continue;
+        };
+        let attr = f.attrs.remove(at);
+        let args = match attr.meta {
+            syn::Meta::List(list) => list.tokens,
+            _ => proc_macro2::TokenStream::new(),
+        };
+        let expanded =
+            reactive_codegen::expand::reactive_function(args, f.to_token_stream()).to_string();
+        if expanded.contains("compile_error") {
+            errors.push((f.sig.ident.to_string(), expanded));
+        }
+    }
+    errors
+}
+
+const SUGGEST: &str = r#"tests/fixtures/suggest_handlers.rs:4: count_messages
+  #[reactive_function(name = "count.messages", mutation)]
+  infers  -
+  writes  -
+  note: tests/fixtures/suggest_handlers.rs:4: signature: the input of a reactive function is decoded from JSON and passed by value: take it by value (`input: Input`), not by reference
+  note: tests/fixtures/suggest_handlers.rs:5: SQL could not be parsed (sql parser error: Expected: an expression, found: ? at Line: 1, Column: 52); treated as reading and writing anything (postgres dialect; `--dialect` or `dialect = "..."` sets another)
+
+tests/fixtures/suggest_handlers.rs:9: tools_list
+  #[reactive_function(name = "tools.list", query, dialect = "sqlite")]
+  declared: #[reactive_function(name = "tools.list", dialect = "sqlite")]
+  infers  tool [organization_id = input.organization_id]
+
+tests/fixtures/suggest_handlers.rs:13: agent_summary
+  #[reactive_function(name = "agent.summary", query, dependencies(agent))]
+  seen    agent [id = input.id]
+  note: tests/fixtures/suggest_handlers.rs:15: calls `count_messages` with the database handle; it is not a `#[reactive_function]`, so add the tables it reads to `dependencies(...)` (or make it one)
+  note: tests/fixtures/suggest_handlers.rs:16: calls `memories_for` with the database handle; it is not a `#[reactive_function]`, so add the tables it reads to `dependencies(...)` (or make it one)
+
+tests/fixtures/suggest_handlers.rs:21: agents_archive
+  #[reactive_function(name = "agents.archive", mutation)]
+  declared: #[reactive_function(mutation)]
+  infers  -
+  writes  -
+  note: tests/fixtures/suggest_handlers.rs:21: no write is visible in the body: if it changes tables (through SQL built at run time, a procedure, a trigger or another connection), list them in `invalidates(...)`
+
+tests/fixtures/suggest_handlers.rs:26: legacy_rename
+  #[reactive_function(name = "legacy.rename", mutation)]
+  infers  agent [id = id]
+  writes  agent [id = id]
+  note: tests/fixtures/suggest_handlers.rs:26: takes a sqlx pool: statements sent through it bypass `ReactiveDb` (nothing cached, nothing invalidated); `reactive convert` rewrites the signature
+  note: tests/fixtures/suggest_handlers.rs:26: signature: the first parameter of a reactive function must be the database handle `&ReactiveDb`; expected `async fn name(db: &ReactiveDb, input: Input) -> reactive::Result<Output>` (the `input` parameter is optional)
+  note: tests/fixtures/suggest_handlers.rs:26: signature: a reactive function takes at most two parameters, the database handle and one input (put several values in an input struct); expected `async fn name(db: &ReactiveDb, input: Input) -> reactive::Result<Output>` (the `input` parameter is optional)
+
+tests/fixtures/suggest_handlers.rs:32: agents_named
+  #[reactive_function(name = "agents.named", query, dependencies(agent, organization))]
+  declared: #[reactive_function(dependencies(organization, agent))]
+  infers  agent [organization_id = input.organization_id]
+"#;
+
+#[test]
+fn suggest_names_kinds_dependencies_and_what_to_fix() {
+    let output = reactive(&["suggest", "tests/fixtures/suggest_handlers.rs"]);
+    assert_eq!(stdout_of(&output), (Some(0), SUGGEST.to_owned()));
+}
+
+#[test]
+fn suggest_json_for_teamhub_handlers() {
+    let output = reactive(&["suggest", "--json", "tests/fixtures/teamhub_handlers.rs"]);
+    let (code, text) = stdout_of(&output);
+    assert_eq!(code, Some(0));
+    let report: Value = serde_json::from_str(&text).expect("JSON");
+    let functions = report["functions"].as_array().expect("functions");
+    let attributes: Vec<(&str, &str, bool)> = functions
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap_or_default(),
+                f["attribute"].as_str().unwrap_or_default(),
+                f["dependencies_required"].as_bool().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attributes,
+        [
+            (
+                "agents_find_many",
+                r#"#[reactive_function(name = "agents.findMany", query)]"#,
+                false
+            ),
+            (
+                "agent_with_stats",
+                r#"#[reactive_function(name = "agents.getWithStats", query)]"#,
+                false
+            ),
+            (
+                "agents_search",
+                r#"#[reactive_function(name = "agents.search", query, dependencies(agent, tool))]"#,
+                true
+            ),
+            (
+                "agents_update",
+                r#"#[reactive_function(name = "agents.update", mutation)]"#,
+                false
+            ),
+            (
+                "messages_send",
+                r#"#[reactive_function(name = "messages.send", mutation)]"#,
+                false
+            ),
+            (
+                "delete",
+                r#"#[reactive_function(name = "delete", mutation)]"#,
+                false
+            ),
+            (
+                "archived_agents",
+                r#"#[reactive_function(name = "archived.agents", query)]"#,
+                false
+            ),
+            (
+                "memories_for_org",
+                r#"#[reactive_function(name = "memories.forOrg", query)]"#,
+                false
+            ),
+            (
+                "migrate",
+                r#"#[reactive_function(name = "migrate", mutation)]"#,
+                false
+            ),
+        ]
+    );
+    assert_eq!(
+        functions[2],
+        json!({"name": "agents_search", "file": "tests/fixtures/teamhub_handlers.rs", "line": 38,
+               "procedure": "agents.search", "kind": "query",
+               "attribute": "#[reactive_function(name = \"agents.search\", query, dependencies(agent, tool))]",
+               "existing": "#[reactive_function]",
+               "inferred": [{"table": "tool", "keys": [{"column": "organization_id", "source": "input.organization_id"}]}],
+               "writes": [], "dependencies_required": true,
+               "notes": [
+                   {"line": 39, "message": "the format string here reads `agent`: listed in `dependencies(...)` (check what is filled in at run time)"},
+                   {"line": 40, "message": "SQL built at run time: add every table it reads to `dependencies(...)`"}]})
+    );
+    assert_eq!(
+        functions[5]["notes"],
+        json!([{"line": 75, "message": "a method cannot be a `#[reactive_function]` yet: make it a free function"}])
+    );
+}
+
+#[test]
+fn convert_previews_a_diff_that_patches_to_the_expected_file() {
+    let output = reactive(&["convert", "tests/fixtures/convert/plain_sqlx.rs"]);
+    let expected =
+        std::fs::read_to_string(crate_dir().join("tests/fixtures/convert/plain_sqlx.diff"))
+            .expect("expected diff");
+    assert_eq!(stdout_of(&output), (Some(1), expected));
+}
+
+#[test]
+fn convert_write_rewrites_only_what_it_must_and_is_idempotent() {
+    let dir = temp_dir("convert");
+    let file = dir.join("db.rs");
+    std::fs::copy(
+        crate_dir().join("tests/fixtures/convert/plain_sqlx.rs"),
+        &file,
+    )
+    .expect("copy");
+    let path = file.display().to_string();
+    let output = reactive(&["convert", "--write", &path]);
+    let (code, text) = stdout_of(&output);
+    assert_eq!(code, Some(1), "notes remain: {text}");
+    assert!(
+        text.starts_with(&format!(
+            "{path}: converted agents_find_many, agents_rename, tools_search\n{path}:12: note: `Agent` is a reactive function's output: add `serde::Serialize, ts_rs::TS` to its `#[derive(...)]`\n{path}:19: note: `agents_rename` takes 2 values besides the pool"
+        )),
+        "{text}"
+    );
+    let converted = std::fs::read_to_string(&file).expect("read back");
+    let expected =
+        std::fs::read_to_string(crate_dir().join("tests/fixtures/convert/plain_sqlx.converted.rs"))
+            .expect("expected file");
+    assert_eq!(converted, expected);
+    // Converted functions whose notes say nothing is left to do expand without errors.
+    let errors: Vec<String> = macro_errors(&converted)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        errors,
+        ["agents_rename", "tools_search"],
+        "the two with notes fail, the rest expand"
+    );
+
+    // A second run finds nothing to convert and leaves the file alone.
+    let output = reactive(&["convert", "--write", &path]);
+    assert_eq!(
+        stdout_of(&output),
+        (
+            Some(0),
+            format!("{path}: nothing to convert (no `async fn` taking a sqlx pool first)\n")
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), expected);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rules_files_are_created_updated_between_markers_and_left_unchanged() {
+    let dir = temp_dir("rules");
+    let out = dir.display().to_string();
+    std::fs::write(dir.join("AGENTS.md"), "# Our agents\n\nOur own rules.\n").expect("write");
+    let output = reactive(&["rules", "--out", &out]);
+    assert_eq!(
+        stdout_of(&output),
+        (
+            Some(0),
+            format!(
+                "created {out}/CLAUDE.md\ncreated {out}/.cursor/rules/reactive.mdc\ncreated {out}/.github/copilot-instructions.md\nupdated {out}/AGENTS.md\n"
+            )
+        )
+    );
+    let section = reactive_codegen::cli::rules::section();
+    let read = |p: &str| std::fs::read_to_string(dir.join(p)).expect("rules file");
+    assert_eq!(read("CLAUDE.md"), section);
+    assert_eq!(read(".github/copilot-instructions.md"), section);
+    assert_eq!(
+        read("AGENTS.md"),
+        format!("# Our agents\n\nOur own rules.\n\n{section}")
+    );
+    let cursor = read(".cursor/rules/reactive.mdc");
+    assert!(cursor.starts_with("---\ndescription: "), "{cursor}");
+    assert!(cursor.ends_with(&section));
+    for needle in [
+        "reactive relations check --migrations",
+        "`dependencies(agent, message)`",
+        "agent(message.from_agent_id)",
+        "*SQL built at run time: reactive cannot see which tables it reads*",
+    ] {
+        assert!(section.contains(needle), "the rules mention {needle}");
+    }
+
+    // The user edits inside and outside the section; a rerun restores only the section.
+    let edited = read("CLAUDE.md").replace("### Relations", "### Changed by hand") + "\n## Ours\n";
+    std::fs::write(dir.join("CLAUDE.md"), edited).expect("edit");
+    let output = reactive(&["rules", "--target", "claude", "--out", &out]);
+    assert_eq!(
+        stdout_of(&output),
+        (Some(0), format!("updated {out}/CLAUDE.md\n"))
+    );
+    assert_eq!(read("CLAUDE.md"), format!("{section}\n## Ours\n"));
+    let output = reactive(&["rules", "--out", &out]);
+    let (code, text) = stdout_of(&output);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("unchanged ")).count(),
+        4,
+        "{text}"
+    );
+
+    // A begin marker without its end: refused, file untouched, exit 1.
+    let broken = format!("{}\nhalf a section\n", reactive_codegen::cli::rules::BEGIN);
+    std::fs::write(dir.join("AGENTS.md"), &broken).expect("write");
+    let output = reactive(&["rules", "--target", "agents", "--out", &out]);
+    let (code, text) = stdout_of(&output);
+    assert_eq!(code, Some(1));
+    assert!(
+        text.starts_with(&format!(
+            "{out}/AGENTS.md: error: has `<!-- reactive:rules:begin"
+        )),
+        "{text}"
+    );
+    assert_eq!(read("AGENTS.md"), broken);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn new_function_prints_a_skeleton_the_macro_accepts() {
+    let output = reactive(&[
+        "new",
+        "function",
+        "agents_by_org",
+        "--table",
+        "agent",
+        "--key",
+        "organization_id",
+    ]);
+    // The expected text is the compile-pass case's (which trybuild builds and runs).
+    let expected = ui_pass_section("reactive new function");
+    assert_eq!(stdout_of(&output), (Some(0), expected.clone()));
+    assert!(macro_errors(&expected).is_empty());
+    // What `analyze` infers from it: `agent` keyed on the input field.
+    let dir = temp_dir("new-function");
+    let file = dir.join("f.rs");
+    std::fs::write(&file, &expected).expect("write");
+    let output = reactive(&["analyze", &file.display().to_string()]);
+    let (_, text) = stdout_of(&output);
+    assert!(
+        text.contains("  reads   agent [organization_id = input.organization_id]\n"),
+        "{text}"
+    );
+
+    let output = reactive(&[
+        "new",
+        "function",
+        "tools_all",
+        "--table",
+        "tool",
+        "--dialect",
+        "mysql",
+    ]);
+    let (code, text) = stdout_of(&output);
+    assert_eq!(code, Some(0));
+    assert!(
+        text.ends_with(
+            "#[reactive_function(name = \"tools.all\", dialect = \"mysql\")]\n\
+             pub async fn tools_all(db: &ReactiveDb) -> reactive::Result<Vec<Tool>> {\n    \
+             Ok(sqlx::query_as::<_, Tool>(\"SELECT * FROM tool\")\n        .fetch_all(db)\n        .await?)\n}\n"
+        ),
+        "{text}"
+    );
+    assert!(macro_errors(&text).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn usage_errors_of_the_new_commands() {
+    for (args, message) in [
+        (&["suggest"][..], "no input files"),
+        (&["convert"], "no input file"),
+        (&["convert", "a.rs", "b.rs"], "convert takes one file"),
+        (
+            &["rules", "--target", "vim"],
+            "unknown target `vim` (expected claude, cursor, copilot, agents or all)",
+        ),
+        (&["rules", "extra"], "unexpected argument `extra`"),
+        (&["new", "function", "f"], "--table is required"),
+        (
+            &["new", "function", "--table", "t"],
+            "missing function name",
+        ),
+        (
+            &["new", "function", "f-g", "--table", "t"],
+            "the function name `f-g` is not an identifier (letters, digits, `_`)",
+        ),
+        (
+            &["new", "handler"],
+            "unknown template `handler` (expected `new function`)",
+        ),
+    ] {
+        assert_usage_error(args, message);
+    }
+    let help = reactive(&["--help"]);
+    let (code, text) = stdout_of(&help);
+    assert_eq!(code, Some(0));
+    for command in [
+        "suggest",
+        "relations check",
+        "relations suggest",
+        "convert",
+        "rules",
+        "new function",
+    ] {
+        assert!(
+            text.contains(&format!("reactive {command}")),
+            "{command} in {text}"
+        );
+    }
+}
+
+#[test]
+fn teamhub_agents_md_is_up_to_date() {
+    use reactive_codegen::cli::rules::{Target, updated};
+    let path = crate_dir().join("../examples/teamhub/AGENTS.md");
+    let current = std::fs::read_to_string(&path).expect("examples/teamhub/AGENTS.md");
+    assert!(
+        current.starts_with("# TeamHub: notes for AI assistants\n"),
+        "own content kept"
+    );
+    assert_eq!(
+        updated(Target::Agents, Some(&current)).expect("markers"),
+        current,
+        "regenerate: cargo run -p reactive-codegen --bin reactive -- rules --target agents --out examples/teamhub"
+    );
+}
+
+#[test]
+fn convert_keeps_crlf_and_uses_full_paths_inside_modules() {
+    let dir = temp_dir("convert-crlf");
+    let file = dir.join("inner.rs");
+    let source = "use sqlx::SqlitePool;\r\n\r\nmod inner {\r\n    pub async fn tools_count(db: &sqlx::SqlitePool) -> sqlx::Result<i64> {\r\n        sqlx::query_scalar(\"SELECT count(*) FROM tool\").fetch_one(db).await\r\n    }\r\n}\r\n";
+    std::fs::write(&file, source).expect("write");
+    let path = file.display().to_string();
+    let output = reactive(&["convert", "--write", &path]);
+    assert_eq!(
+        stdout_of(&output),
+        (Some(0), format!("{path}: converted tools_count\n"))
+    );
+    let converted = std::fs::read_to_string(&file).expect("read");
+    assert_eq!(
+        converted,
+        "\r\nmod inner {\r\n    #[reactive::reactive_function(name = \"tools.count\", dialect = \"sqlite\")]\r\n    pub async fn tools_count(db: &reactive::ReactiveDb) -> reactive::Result<i64> {\r\n        Ok(sqlx::query_scalar(\"SELECT count(*) FROM tool\").fetch_one(db).await?)\r\n    }\r\n}\r\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The text between `// begin: NAME` and `// end: NAME` in `ui-tests/pass/cli_generated.rs`.
+fn ui_pass_section(name: &str) -> String {
+    let pass = std::fs::read_to_string(crate_dir().join("../ui-tests/pass/cli_generated.rs"))
+        .expect("ui-tests/pass/cli_generated.rs");
+    let begin = format!("// begin: {name}\n");
+    let start = pass.find(&begin).expect("begin marker") + begin.len();
+    let end = pass.find(&format!("// end: {name}\n")).expect("end marker");
+    pass[start..end].to_owned()
+}
+
+/// `ui-tests/pass/cli_generated.rs` compiles and runs (trybuild) what the CLI generates
+/// today: `new function` output, and a file `convert` converts completely.
+#[test]
+fn the_compile_pass_case_holds_the_current_generated_code() {
+    let output = reactive(&[
+        "new",
+        "function",
+        "agents_by_org",
+        "--table",
+        "agent",
+        "--key",
+        "organization_id",
+    ]);
+    let (_, skeleton) = stdout_of(&output);
+    assert_eq!(ui_pass_section("reactive new function"), skeleton);
+
+    let dir = temp_dir("convert-complete");
+    let file = dir.join("complete.rs");
+    std::fs::copy(
+        crate_dir().join("tests/fixtures/convert/complete.rs"),
+        &file,
+    )
+    .expect("copy");
+    let path = file.display().to_string();
+    let output = reactive(&["convert", "--write", &path]);
+    assert_eq!(
+        stdout_of(&output),
+        (
+            Some(0),
+            format!("{path}: converted tools_by_org, tools_rename\n")
+        ),
+        "converted with nothing left to do"
+    );
+    let converted = std::fs::read_to_string(&file).expect("read");
+    assert_eq!(ui_pass_section("reactive convert"), converted);
+    let _ = std::fs::remove_dir_all(&dir);
+}

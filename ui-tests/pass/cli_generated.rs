@@ -1,0 +1,88 @@
+//! Code the `reactive` CLI generates compiles and registers. Between the markers:
+//! the exact output of `reactive new function agents_by_org --table agent --key
+//! organization_id`, and of `reactive convert --write` on
+//! `reactive-codegen/tests/fixtures/convert/complete.rs`
+//! (`reactive-codegen/tests/cli_tools.rs` checks that they are current).
+
+mod new_function {
+// begin: reactive new function
+use reactive::{reactive_function, ReactiveDb};
+
+/// The input of `agents.byOrg`.
+#[derive(Debug, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentsByOrgInput {
+    pub organization_id: String,
+}
+
+/// A row of `agent`: list the columns you need (they are read by name).
+#[derive(Debug, serde::Serialize, sqlx::FromRow, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Agent {
+    pub id: String,
+}
+
+/// The `agent` rows whose `organization_id` is `input.organization_id` (dependency inferred: `agent` keyed on `organization_id`).
+#[reactive_function(name = "agents.byOrg")]
+pub async fn agents_by_org(db: &ReactiveDb, input: AgentsByOrgInput) -> reactive::Result<Vec<Agent>> {
+    Ok(sqlx::query_as::<_, Agent>("SELECT * FROM agent WHERE organization_id = $1")
+        .bind(&input.organization_id)
+        .fetch_all(db)
+        .await?)
+}
+// end: reactive new function
+}
+
+mod converted {
+// begin: reactive convert
+//! Plain sqlx functions `reactive convert` converts completely; the result is the
+//! compile-pass case `ui-tests/pass/cli_generated.rs`.
+
+use reactive::{reactive_function, ReactiveDb};
+
+#[derive(Debug, serde::Serialize, sqlx::FromRow, ts_rs::TS)]
+pub struct Tool {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, serde::Deserialize, ts_rs::TS)]
+pub struct Rename {
+    pub id: String,
+    pub name: String,
+}
+
+#[reactive_function(name = "tools.byOrg")]
+pub async fn tools_by_org(pool: &ReactiveDb, organization_id: String) -> reactive::Result<Vec<Tool>> {
+    Ok(sqlx::query_as::<_, Tool>("SELECT id, name FROM tool WHERE organization_id = $1")
+        .bind(&organization_id)
+        .fetch_all(pool)
+        .await?)
+}
+
+#[reactive_function(name = "tools.rename")]
+pub async fn tools_rename(pool: &ReactiveDb, input: Rename) -> reactive::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("UPDATE tool SET name = $1 WHERE id = $2")
+        .bind(&input.name)
+        .bind(&input.id)
+        .execute(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+// end: reactive convert
+}
+
+fn main() {
+    let functions = reactive::registry::functions();
+    let names: Vec<&str> = functions.iter().map(|f| f.model().name.as_str()).collect();
+    assert_eq!(names, ["agents.byOrg", "tools.byOrg", "tools.rename"]);
+    let by_org = functions[0].model();
+    assert_eq!(by_org.dependencies[0].table, "agent");
+    assert_eq!(by_org.dependencies[0].keys[0].column, "organization_id");
+    assert_eq!(
+        serde_json::to_value(functions[2].model().kind).unwrap(),
+        "mutation"
+    );
+}
