@@ -696,7 +696,7 @@ mod tests {
                         c.subscription.match_tail(&ev).map(|b| b.to_vec()),
                         c.subscription
                             .matches(&ev)
-                            .map(|l| crate::realtime::frame_tail(&l).to_vec())
+                            .map(|l| super::super::event::frame_tail(&l).to_vec())
                     );
                 }
             }

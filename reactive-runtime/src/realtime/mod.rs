@@ -29,7 +29,7 @@ pub use subscription::{
     Entry, ParsedEntry, SubscribeError, Subscription, SubscriptionCache, parse_entry, query_key,
 };
 
-pub(crate) use event::{frame_tail, reset_frame};
+pub(crate) use event::reset_frame;
 
 /// A failure of the event log or bus.
 #[derive(Debug, thiserror::Error)]

@@ -257,17 +257,22 @@ impl Subscription {
     /// The matched entries as a comma-separated list of JSON strings, or `None` when the
     /// event does not concern this subscription.
     pub fn matches(&self, event: &Event) -> Option<Vec<u8>> {
-        let mut out: Option<Vec<u8>> = None;
-        for entry in &self.inner.entries {
-            if entry.matches(event) {
-                let buf = out.get_or_insert_with(Vec::new);
-                if !buf.is_empty() {
-                    buf.push(b',');
-                }
-                buf.extend_from_slice(&entry.json);
+        let mut out = Vec::new();
+        self.write_matches(event, &mut out).then_some(out)
+    }
+
+    /// Appends the matched entries (comma-separated JSON strings) to `out`; `false` (and
+    /// nothing appended) when the event does not concern this subscription.
+    pub fn write_matches(&self, event: &Event, out: &mut impl bytes::BufMut) -> bool {
+        let mut any = false;
+        for entry in self.inner.entries.iter().filter(|e| e.matches(event)) {
+            if any {
+                out.put_u8(b',');
             }
+            out.put_slice(&entry.json);
+            any = true;
         }
-        out
+        any
     }
 
     /// The SSE frame tail for `event` (the matched entries, then `]}\n\n`), or `None`

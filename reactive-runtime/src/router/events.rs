@@ -20,7 +20,7 @@ use super::rpc::{authorize, read_body, require_json};
 use super::{AppState, State as RouterState};
 use crate::realtime::{
     AckMessage, CloseReason, ConnGuard, EventId, Outgoing, ParsedEntry, Replay, SubscribeError,
-    Subscription, frame_tail, parse_entry, reset_frame,
+    Subscription, parse_entry, reset_frame,
 };
 
 fn query_pairs(parts: &Parts) -> Result<Vec<(String, String)>, ApiError> {
@@ -149,8 +149,7 @@ async fn open(state: AppState, parts: Parts) -> Result<Response, ApiError> {
             Replay::Events { events, head } => {
                 let conn = guard.conn();
                 for ev in events {
-                    if let Some(list) = conn.subscription().matches(&ev) {
-                        let tail = frame_tail(&list);
+                    if let Some(tail) = conn.subscription().match_tail(&ev) {
                         if ev.requires_ack() {
                             conn.sent_needing_ack(ev.clone(), tail.clone());
                         }
@@ -397,14 +396,16 @@ pub(crate) async fn poll(State(state): State<AppState>, req: Request<Body>) -> R
                     );
                     let mut first = true;
                     for ev in events {
-                        if let Some(list) = subscription.matches(&ev) {
-                            if !first {
-                                out.put_u8(b',');
-                            }
+                        let mark = out.len();
+                        if !first {
+                            out.put_u8(b',');
+                        }
+                        out.put_slice(&ev.data_head());
+                        if subscription.write_matches(&ev, &mut out) {
                             first = false;
-                            out.put_slice(&ev.data_head());
-                            out.put_slice(&list);
                             out.put_slice(b"]}");
+                        } else {
+                            out.truncate(mark);
                         }
                     }
                     out.put_slice(b"]}");
