@@ -6,32 +6,17 @@
 //! - `*` entries, and read sets that read everything, in an "always" list;
 //! - each subscribed query key in a key → connections map (an event's `invalidated`
 //!   keys match those directly);
-//! - each alternative of the union of its read sets like `engine/index.rs` posts cache
-//!   entries: whole-table alternatives in a per-table list, keyed ones under one of
-//!   their columns (the one with fewest values) and each of its values.
+//! - the union of its read sets in the same [`Postings`] the cache's index uses (by
+//!   table, column and value).
 //!
-//! A changed row then visits the table's whole-table list, the postings of its values
-//! for each indexed column it knows, and every posting of an indexed column it does not
-//! know. The result is a superset of the connections that match; the hub confirms each
+//! The result is a superset of the connections that match; the hub confirms each
 //! candidate with the subscription's full matcher, so behaviour is unchanged.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use super::subscription::Subscription;
-use crate::engine::{Conjunction, KeyValue};
+use crate::engine::Postings;
 use crate::realtime::EventRecord;
-
-#[derive(Debug, Default)]
-struct ColumnPostings {
-    all: HashSet<u64>,
-    by_value: HashMap<KeyValue, HashSet<u64>>,
-}
-
-#[derive(Debug, Default)]
-struct TablePostings {
-    whole: HashSet<u64>,
-    columns: HashMap<String, ColumnPostings>,
-}
 
 /// Connections of one tenant, indexed by what their subscriptions can match.
 #[derive(Debug, Default)]
@@ -40,14 +25,7 @@ pub(crate) struct FanoutIndex {
     terms: HashMap<u64, Subscription>,
     always: HashSet<u64>,
     keys: HashMap<String, HashSet<u64>>,
-    tables: HashMap<String, TablePostings>,
-}
-
-/// The column a keyed conjunction is posted under: fewest values, then name.
-fn posting_column(conj: &Conjunction) -> Option<(&String, &BTreeSet<KeyValue>)> {
-    conj.columns
-        .iter()
-        .min_by_key(|(c, vs)| (vs.len(), c.as_str()))
+    postings: Postings,
 }
 
 impl FanoutIndex {
@@ -62,23 +40,7 @@ impl FanoutIndex {
         for key in keys {
             self.keys.entry(key.clone()).or_default().insert(id);
         }
-        for (table, alts) in &reads.tables {
-            let postings = self.tables.entry(table.clone()).or_default();
-            for alt in alts {
-                match posting_column(alt) {
-                    None => {
-                        postings.whole.insert(id);
-                    }
-                    Some((column, values)) => {
-                        let col = postings.columns.entry(column.clone()).or_default();
-                        col.all.insert(id);
-                        for v in values {
-                            col.by_value.entry(v.clone()).or_default().insert(id);
-                        }
-                    }
-                }
-            }
-        }
+        self.postings.post(id, reads);
         self.terms.insert(id, subscription);
     }
 
@@ -97,38 +59,7 @@ impl FanoutIndex {
                 }
             }
         }
-        for (table, alts) in &reads.tables {
-            let Some(postings) = self.tables.get_mut(table) else {
-                continue;
-            };
-            for alt in alts {
-                match posting_column(alt) {
-                    None => {
-                        postings.whole.remove(&id);
-                    }
-                    Some((column, values)) => {
-                        let Some(col) = postings.columns.get_mut(column) else {
-                            continue;
-                        };
-                        col.all.remove(&id);
-                        for v in values {
-                            if let Some(set) = col.by_value.get_mut(v) {
-                                set.remove(&id);
-                                if set.is_empty() {
-                                    col.by_value.remove(v);
-                                }
-                            }
-                        }
-                        if col.all.is_empty() {
-                            postings.columns.remove(column);
-                        }
-                    }
-                }
-            }
-            if postings.whole.is_empty() && postings.columns.is_empty() {
-                self.tables.remove(table);
-            }
-        }
+        self.postings.unpost(id, reads);
     }
 
     /// Fills `out` with the ids that *may* match `record` (a superset of the matching
@@ -147,29 +78,7 @@ impl FanoutIndex {
                 out.extend(ids);
             }
         }
-        for (table, rows) in &changes.tables {
-            let Some(postings) = self.tables.get(table) else {
-                continue;
-            };
-            out.extend(&postings.whole);
-            for (column, col) in &postings.columns {
-                for row in rows {
-                    match row.values(column) {
-                        None => {
-                            out.extend(&col.all);
-                            break;
-                        }
-                        Some(values) => {
-                            for v in values {
-                                if let Some(ids) = col.by_value.get(v) {
-                                    out.extend(ids);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        self.postings.candidates(changes, out);
         out.sort_unstable();
         out.dedup();
     }
