@@ -27,6 +27,9 @@
 //! client reconnects, to another instance if there is one) and waits for the requests in
 //! flight.
 //!
+//! It speaks plain HTTP/1.1 over TCP: terminate TLS (and HTTP/2) in a proxy in front of
+//! it, or use `axum::serve` with a listener of your own where you need them in-process.
+//!
 //! ```no_run
 //! # async fn demo(app: axum::Router) -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
