@@ -19,6 +19,8 @@ use super::stopped;
 
 /// Most bytes gathered from ready frames into one write.
 const GATHER: usize = 64 * 1024;
+/// How long a write may make no progress before the client is dropped.
+const WRITE_STALL: Duration = Duration::from_secs(30);
 
 /// Calls the router; streams a `200 text/event-stream` body to the socket until either
 /// side ends it, or writes any other response whole. The connection closes after.
@@ -167,12 +169,26 @@ pub(super) async fn refuse(stream: &mut TcpStream, code: u16, reason: &str) -> i
     Ok(())
 }
 
+/// Writes `buf` whole. A client that takes nothing for [`WRITE_STALL`] (gone without a
+/// FIN, or not reading) is dropped rather than held until TCP gives up; the timer only
+/// starts when the socket's buffer is full, so the common write costs no timer.
 async fn write_all(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
+    let mut deadline = None;
     while !buf.is_empty() {
         match stream.try_write(buf) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Ok(n) => {
+                buf = &buf[n..];
+                deadline = None;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let at = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + WRITE_STALL);
+                tokio::time::timeout_at(at, stream.writable())
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(io::ErrorKind::TimedOut, "client stopped reading")
+                    })??;
+            }
             Err(e) => return Err(e),
         }
     }
