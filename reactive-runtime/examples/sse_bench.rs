@@ -81,7 +81,7 @@ fn prepare_channel(input: Value) -> Result<Prepared, InputError> {
         run: Box::new(move |db| {
             Box::pin(async move {
                 let rows = sqlx::query(SELECT).bind(channel).fetch_all(&db).await?;
-                Ok(Value::Array(
+                Ok(serde_json::to_vec(&Value::Array(
                     rows.iter()
                         .map(|r| {
                             json!({
@@ -91,7 +91,7 @@ fn prepare_channel(input: Value) -> Result<Prepared, InputError> {
                             })
                         })
                         .collect(),
-                ))
+                ))?)
             })
         }),
     })
@@ -109,7 +109,7 @@ fn prepare_publish(input: Value) -> Result<Prepared, InputError> {
                     .bind(body)
                     .execute(&db)
                     .await?;
-                Ok(json!({"inserted": done.rows_affected()}))
+                Ok(serde_json::to_vec(&json!({"inserted": done.rows_affected()}))?)
             })
         }),
     })

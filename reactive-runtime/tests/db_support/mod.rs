@@ -229,13 +229,13 @@ fn prepare_by_name(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![json!(name)],
         run: Box::new(
-            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Value>> {
+            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
                 Box::pin(async move {
                     let agents: Vec<Agent> = sqlx::query_as(AssertSqlSafe(Sql::by_name(&t)))
                         .bind(name)
                         .fetch_all(&db)
                         .await?;
-                    Ok(serde_json::to_value(agents)?)
+                    Ok(serde_json::to_vec(&agents)?)
                 })
             },
         ),
@@ -306,7 +306,7 @@ fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![json!(org)],
         run: Box::new(
-            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Value>> {
+            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
                 Box::pin(async move {
                     let agents: Vec<Agent> = sqlx::query_as(AssertSqlSafe(Sql::by_org(&t)))
                         .bind(org)
@@ -316,9 +316,9 @@ fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
                         let n: i64 = sqlx::query_scalar(AssertSqlSafe(Sql::count(&t)))
                             .fetch_one(&db)
                             .await?;
-                        return Ok(json!({ "agents": agents, "total": n }));
+                        return Ok(serde_json::to_vec(&json!({ "agents": agents, "total": n }))?);
                     }
-                    Ok(serde_json::to_value(agents)?)
+                    Ok(serde_json::to_vec(&agents)?)
                 })
             },
         ),
@@ -452,7 +452,7 @@ fn prepare_write(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![],
         run: Box::new(
-            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Value>> {
+            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
                 Box::pin(async move {
                     let mut seen = Vec::new();
                     let mut tx: Option<ReactiveTx> = if tx_end.is_some() {
@@ -476,7 +476,7 @@ fn prepare_write(input: Value) -> Result<Prepared, InputError> {
                         }
                         seen.push(db.stats().changes_applied);
                     }
-                    Ok(json!(seen))
+                    Ok(serde_json::to_vec(&seen)?)
                 })
             },
         ),
