@@ -109,7 +109,9 @@ fn prepare_publish(input: Value) -> Result<Prepared, InputError> {
                     .bind(body)
                     .execute(&db)
                     .await?;
-                Ok(serde_json::to_vec(&json!({"inserted": done.rows_affected()}))?)
+                Ok(serde_json::to_vec(
+                    &json!({"inserted": done.rows_affected()}),
+                )?)
             })
         }),
     })

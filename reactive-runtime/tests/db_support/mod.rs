@@ -316,7 +316,9 @@ fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
                         let n: i64 = sqlx::query_scalar(AssertSqlSafe(Sql::count(&t)))
                             .fetch_one(&db)
                             .await?;
-                        return Ok(serde_json::to_vec(&json!({ "agents": agents, "total": n }))?);
+                        return Ok(serde_json::to_vec(
+                            &json!({ "agents": agents, "total": n }),
+                        )?);
                     }
                     Ok(serde_json::to_vec(&agents)?)
                 })

@@ -98,7 +98,9 @@ fn prepare_create(input: Value) -> Result<Prepared, InputError> {
                     .bind(title)
                     .execute(&db)
                     .await?;
-                Ok(serde_json::to_vec(&json!({"inserted": done.rows_affected()}))?)
+                Ok(serde_json::to_vec(
+                    &json!({"inserted": done.rows_affected()}),
+                )?)
             })
         }),
     })
@@ -126,7 +128,9 @@ fn prepare_whoami(_input: Value) -> Result<Prepared, InputError> {
         run: Box::new(|_db| {
             Box::pin(async {
                 let p = reactive_runtime::router::current_principal();
-                Ok(serde_json::to_vec(&p.map(|p| format!("{}/{}", p.tenant, p.subject)))?)
+                Ok(serde_json::to_vec(
+                    &p.map(|p| format!("{}/{}", p.tenant, p.subject)),
+                )?)
             })
         }),
     })
