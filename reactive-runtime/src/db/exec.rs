@@ -317,7 +317,68 @@ impl Inner {
                 tracing::debug!(target: "reactive::db", count, affected, "pre-read row count differs from rows affected: old values unknown");
             }
         }
+        if !failed && returned > 0 {
+            self.add_returned_keys(&mut change, &plan.info.analysis, results);
+        }
         Some(change)
+    }
+
+    /// An `INSERT ... RETURNING` gives the values of columns the statement does not
+    /// know, such as generated ids: each watched column the inserted row changes leave
+    /// unknown takes the values of every returned row (a superset per row). Columns a
+    /// returned row has no key form for stay unknown.
+    fn add_returned_keys(
+        &self,
+        change: &mut ChangeSet,
+        analysis: &reactive_codegen::sql::StatementAnalysis,
+        results: &[Result<Step, sqlx::Error>],
+    ) {
+        use sqlx::{Column, Row};
+        let [write] = analysis.writes.as_slice() else {
+            return;
+        };
+        if write.operation != reactive_codegen::sql::Operation::Insert {
+            return;
+        }
+        let rows: Vec<&AnyRow> = results
+            .iter()
+            .filter_map(|r| match r {
+                Ok(Either::Right(row)) => Some(row),
+                _ => None,
+            })
+            .collect();
+        let Some(first) = rows.first() else {
+            return;
+        };
+        let watched = self.watched_columns(&write.table);
+        let Some(inserted) = change.tables.get_mut(&write.table) else {
+            return;
+        };
+        for (i, column) in first.columns().iter().enumerate() {
+            let name = column.name().to_lowercase();
+            if !watched.contains(&name)
+                || !inserted
+                    .iter()
+                    .any(|r| r.op == crate::engine::RowOp::Insert && r.values(&name).is_none())
+            {
+                continue;
+            }
+            let values: Option<std::collections::BTreeSet<crate::engine::KeyValue>> = rows
+                .iter()
+                .map(|r| {
+                    super::values::row_value(r, i)
+                        .and_then(|v| crate::engine::KeyValue::from_json(&v, self.dialect))
+                })
+                .collect();
+            let Some(values) = values else {
+                continue;
+            };
+            for row in inserted.iter_mut() {
+                if row.op == crate::engine::RowOp::Insert && row.values(&name).is_none() {
+                    row.columns.insert(name.clone(), values.clone());
+                }
+            }
+        }
     }
 
     /// Runs the pre-read on `conn` (inside the write's transaction).
