@@ -83,19 +83,20 @@ pub mod __private {
         })
     }
 
-    /// Serialize a handler's output.
-    pub fn encode_output<T: Serialize>(output: Result<T>) -> Result<serde_json::Value> {
-        Ok(serde_json::to_value(output?)?)
+    /// Serialize a handler's output to JSON bytes (straight from the typed value: no
+    /// intermediate `serde_json::Value`).
+    pub fn encode_output<T: Serialize>(output: Result<T>) -> Result<Vec<u8>> {
+        Ok(serde_json::to_vec(&output?)?)
     }
 
     /// Box the run closure (`Prepared::run`).
     #[allow(clippy::type_complexity)]
     pub fn boxed_run<F, Fut>(
         run: F,
-    ) -> Box<dyn FnOnce(ReactiveDb) -> BoxFuture<Result<serde_json::Value>> + Send>
+    ) -> Box<dyn FnOnce(ReactiveDb) -> BoxFuture<Result<Vec<u8>>> + Send>
     where
         F: FnOnce(ReactiveDb) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<serde_json::Value>> + Send + 'static,
+        Fut: std::future::Future<Output = Result<Vec<u8>>> + Send + 'static,
     {
         Box::new(move |db| Box::pin(run(db)))
     }

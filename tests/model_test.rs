@@ -75,6 +75,26 @@ pub async fn move_agent(db: &ReactiveDb, input: MoveAgent) -> reactive::Result<i
     Ok(done.rows_affected() as i64)
 }
 
+/// Input of [`delete_agent`].
+#[derive(Debug, Clone, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteAgentOnly {
+    /// The agent.
+    pub id: String,
+}
+
+/// Deletes an agent alone: its messages and memories go with it through the schema's
+/// `ON DELETE CASCADE`, which the runtime sees only through the relation edges (and
+/// reads before the delete, so that other organizations' entries stay cached).
+#[reactive_function(name = "proof.deleteAgent")]
+pub async fn delete_agent(db: &ReactiveDb, input: DeleteAgentOnly) -> reactive::Result<i64> {
+    let done = sqlx::query("DELETE FROM agent WHERE id = $1")
+        .bind(&input.id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() as i64)
+}
+
 // ---------------------------------------------------------------------------------
 // Seeded randomness (SplitMix64: no dependency, same sequence everywhere).
 
@@ -836,12 +856,18 @@ impl Shared {
                     Err(e) => Err(e.to_string()),
                 }
             }
-            50..56 => db
+            50..53 => db
                 .call(
                     def("agents.delete"),
                     &org,
                     json!({ "organizationId": org, "id": agent }),
                 )
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            // The agent alone; its messages and memories go by `ON DELETE CASCADE`.
+            53..56 => db
+                .call(def("proof.deleteAgent"), &org, json!({ "id": agent }))
                 .await
                 .map(drop)
                 .map_err(|e| e.to_string()),
@@ -1168,7 +1194,7 @@ async fn precision_run(backend: Backend, store: Store, relations: bool) {
     let queries = Query::all(&agents);
     // Writes that touch only org-1 (a move from org-1 to org-3 touches both of those),
     // each with a query it must invalidate.
-    let writes: Vec<(&str, Value, Query)> = vec![
+    let mut writes: Vec<(&str, Value, Query)> = vec![
         (
             "agents.create",
             json!({ "organizationId": "org-1", "name": "Hopper" }),
@@ -1222,6 +1248,19 @@ async fn precision_run(backend: Backend, store: Store, relations: bool) {
             },
         ),
     ];
+    if relations {
+        // A delete that reaches `memory` and `message` only through `ON DELETE CASCADE`
+        // (the relation edges): the cascaded rows' organizations are read before the
+        // delete, so no other organization's entry may be dropped.
+        writes.push((
+            "proof.deleteAgent",
+            json!({ "id": "agent-1" }),
+            Query::Memories {
+                org: "org-1".into(),
+                agent: "agent-1".into(),
+            },
+        ));
+    }
     let mut failures = Vec::new();
     for (procedure, input, must) in writes {
         warm(&db, &queries).await;
@@ -1237,19 +1276,11 @@ async fn precision_run(backend: Backend, store: Store, relations: bool) {
             "{procedure} {input} must invalidate {must:?}; invalidated {invalidated:?}"
         );
         let moved_to = input.get("toOrganizationId").and_then(Value::as_str);
-        // Known gap (README, "Known gaps"): rows a delete cascades to through a relation
-        // edge are known by the referencing column alone (`message.from_agent_id = X`),
-        // not by organization, so a cascading delete also drops other organizations'
-        // entries on those tables. What must still hold: every such entry is dropped
-        // *only* because of a relation edge, never by a keyed match.
-        let cascading_delete = procedure == "agents.delete";
+        // Deletes reach `message` and `memory` through relation edges; the rows they reach
+        // are read before the delete with their organization, so relation edges drop no
+        // other organization's entries either.
         for entry in &entries {
             let org = entry.key.tenant.as_deref().unwrap_or_default();
-            let only_via_relations =
-                !entry.reasons.is_empty() && entry.reasons.iter().all(|r| r.relation.is_some());
-            if cascading_delete && only_via_relations {
-                continue;
-            }
             if org != "org-1" && Some(org) != moved_to {
                 let why: Vec<String> = entry
                     .reasons
@@ -1266,12 +1297,8 @@ async fn precision_run(backend: Backend, store: Store, relations: bool) {
                 ));
             }
         }
-        // The other organization's entries are still served from the cache (except what a
-        // cascading delete dropped through relation edges, checked above).
-        for q in queries
-            .iter()
-            .filter(|q| q.org() == "org-2" && !cascading_delete)
-        {
+        // The other organization's entries are still served from the cache.
+        for q in queries.iter().filter(|q| q.org() == "org-2") {
             let out = db
                 .call(def(q.procedure()), q.org(), q.input())
                 .await

@@ -82,7 +82,7 @@ fn prepare_channel(input: Value) -> Result<Prepared, InputError> {
         run: Box::new(move |db| {
             Box::pin(async move {
                 let rows = sqlx::query(SELECT).bind(channel).fetch_all(&db).await?;
-                Ok(Value::Array(
+                Ok(serde_json::to_vec(&Value::Array(
                     rows.iter()
                         .map(|r| {
                             json!({
@@ -92,7 +92,7 @@ fn prepare_channel(input: Value) -> Result<Prepared, InputError> {
                             })
                         })
                         .collect(),
-                ))
+                ))?)
             })
         }),
     })
@@ -110,7 +110,9 @@ fn prepare_publish(input: Value) -> Result<Prepared, InputError> {
                     .bind(body)
                     .execute(&db)
                     .await?;
-                Ok(json!({"inserted": done.rows_affected()}))
+                Ok(serde_json::to_vec(
+                    &json!({"inserted": done.rows_affected()}),
+                )?)
             })
         }),
     })

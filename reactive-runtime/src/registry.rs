@@ -26,9 +26,9 @@ pub struct Prepared {
     /// One value per [`reactive_codegen::model::Binding`] of the function's model,
     /// in order: the key values extracted from the typed input.
     pub bindings: Vec<serde_json::Value>,
-    /// Runs the user's function and serializes its output.
-    pub run:
-        Box<dyn FnOnce(crate::ReactiveDb) -> BoxFuture<crate::Result<serde_json::Value>> + Send>,
+    /// Runs the user's function and serializes its output to JSON bytes (once: the
+    /// bytes are what the cache stores and the router sends).
+    pub run: Box<dyn FnOnce(crate::ReactiveDb) -> BoxFuture<crate::Result<Vec<u8>>> + Send>,
 }
 
 /// TypeScript declarations of a function's input and output types (ts-rs).

@@ -86,3 +86,25 @@ async fn collation_of_model_keys() {
     backend_collation_applies_to_model_keys(&f).await;
     f.drop_table().await;
 }
+
+/// MariaDB ≥ 10.5 (and MySQL does not) supports `INSERT ... RETURNING`.
+#[tokio::test]
+async fn generated_ids_from_returning() {
+    let Some(db) = connect_env("TEST_MYSQL_URL").await else {
+        return;
+    };
+    let version: String = sqlx::query_scalar("SELECT VERSION()")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    if !version.contains("MariaDB") {
+        eprintln!("MySQL {version} has no INSERT ... RETURNING: skipped");
+        return;
+    }
+    returning_gives_generated_ids(
+        &db,
+        "my_gen_item",
+        "CREATE TABLE my_gen_item (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(64) NOT NULL, organization_id BIGINT NOT NULL)",
+    )
+    .await;
+}

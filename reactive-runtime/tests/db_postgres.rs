@@ -50,3 +50,16 @@ async fn collation_of_model_keys() {
     backend_collation_applies_to_model_keys(&f).await;
     f.drop_table().await;
 }
+
+#[tokio::test]
+async fn generated_ids_from_returning() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    returning_gives_generated_ids(
+        &db,
+        "pg_gen_item",
+        "CREATE TABLE pg_gen_item (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL, organization_id BIGINT NOT NULL)",
+    )
+    .await;
+}

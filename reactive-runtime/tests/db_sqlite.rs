@@ -112,3 +112,14 @@ async fn collation_of_model_keys() {
     let f = Fixture::new(db, "sqlite_collation").await;
     backend_collation_applies_to_model_keys(&f).await;
 }
+
+#[tokio::test]
+async fn generated_ids_from_returning() {
+    let db = sqlite("returning", DbOptions::default()).await;
+    returning_gives_generated_ids(
+        &db,
+        "gen_item",
+        "CREATE TABLE gen_item (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, organization_id INTEGER NOT NULL)",
+    )
+    .await;
+}

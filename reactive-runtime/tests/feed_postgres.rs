@@ -63,7 +63,7 @@ fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![],
         run: Box::new(
-            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Value>> {
+            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
                 Box::pin(async move {
                     let agents: Vec<Agent> = sqlx::query_as(AssertSqlSafe(format!(
                         "SELECT id, name, organization_id FROM {table} WHERE organization_id = $1 ORDER BY id"
@@ -71,7 +71,7 @@ fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
                     .bind(org)
                     .fetch_all(&db)
                     .await?;
-                    Ok(serde_json::to_value(agents)?)
+                    Ok(serde_json::to_vec(&agents)?)
                 })
             },
         ),

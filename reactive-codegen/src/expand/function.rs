@@ -429,7 +429,7 @@ fn type_consts(sig: &Signature) -> TokenStream {
     let span = output.span();
     let output = quote_spanned! {span=>
         #[allow(dead_code)]
-        const __REACTIVE_ENCODE: fn(#private::Result<#output>) -> #private::Result<#private::serde_json::Value> =
+        const __REACTIVE_ENCODE: fn(#private::Result<#output>) -> #private::Result<::std::vec::Vec<u8>> =
             #private::encode_output::<#output>;
         #[allow(dead_code)]
         const __REACTIVE_TS_OUTPUT: fn(&mut #private::TsCollector) -> ::std::string::String =

@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use moka::future::Cache;
+use moka::sync::Cache;
 
 use super::{CacheError, CacheKey, CacheStore, Origin, PutOutcome, StoreTicket};
 use crate::engine::{ChangeSet, Index, InvalidatedEntry, ReadSet};
@@ -117,7 +117,24 @@ impl MemoryStore {
 
     /// Runs moka's pending maintenance (evictions, expirations, listener calls) now.
     pub async fn run_pending_tasks(&self) {
-        self.cache.run_pending_tasks().await;
+        self.cache.run_pending_tasks();
+    }
+}
+
+impl MemoryStore {
+    fn put_now(&self, key: &CacheKey, value: Bytes, reads: &ReadSet) -> PutOutcome {
+        let weight =
+            value.len() as u64 + key.approx_size() as u64 + reads.approx_size() as u64 + 64;
+        if weight > self.max_entry_bytes {
+            return PutOutcome::TooLarge;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // Index first: if moka evicts the entry at once, its listener finds the postings.
+        lock(&self.index).insert(id, key.clone(), reads.clone());
+        let weight = u32::try_from(weight).unwrap_or(u32::MAX);
+        self.cache
+            .insert(key.clone(), Arc::new(Entry { id, value, weight }));
+        PutOutcome::Stored
     }
 }
 
@@ -131,7 +148,9 @@ impl CacheStore for MemoryStore {
     }
 
     fn get<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<Option<Bytes>, CacheError>> {
-        async move { Ok(self.cache.get(key).await.map(|e| e.value.clone())) }.boxed()
+        // Every operation of the store is synchronous (moka's sync cache: no lock held
+        // across an await, cheaper than its async twin): the futures are ready ones.
+        futures::future::ready(Ok(self.cache.get(key).map(|e| e.value.clone()))).boxed()
     }
 
     fn put<'a>(
@@ -141,22 +160,7 @@ impl CacheStore for MemoryStore {
         reads: &'a ReadSet,
         _ticket: StoreTicket,
     ) -> BoxFuture<'a, Result<PutOutcome, CacheError>> {
-        async move {
-            let weight =
-                value.len() as u64 + key.approx_size() as u64 + reads.approx_size() as u64 + 64;
-            if weight > self.max_entry_bytes {
-                return Ok(PutOutcome::TooLarge);
-            }
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            // Index first: if moka evicts the entry at once, its listener finds the postings.
-            lock(&self.index).insert(id, key.clone(), reads.clone());
-            let weight = u32::try_from(weight).unwrap_or(u32::MAX);
-            self.cache
-                .insert(key.clone(), Arc::new(Entry { id, value, weight }))
-                .await;
-            Ok(PutOutcome::Stored)
-        }
-        .boxed()
+        futures::future::ready(Ok(self.put_now(key, value, reads))).boxed()
     }
 
     fn invalidate<'a>(
@@ -171,7 +175,7 @@ impl CacheStore for MemoryStore {
             let found = lock(&self.index).affected(changes);
             let mut out = Vec::with_capacity(found.len());
             for (id, key, reasons) in found {
-                self.cache.invalidate(&key).await;
+                self.cache.invalidate(&key);
                 lock(&self.index).remove(id);
                 out.push(InvalidatedEntry { key, reasons });
             }
@@ -184,7 +188,7 @@ impl CacheStore for MemoryStore {
         async move {
             for key in keys {
                 // The eviction listener removes the postings.
-                self.cache.invalidate(key).await;
+                self.cache.invalidate(key);
             }
             Ok(())
         }

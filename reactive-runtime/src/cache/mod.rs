@@ -84,27 +84,47 @@ impl fmt::Debug for CacheKey {
 
 /// JSON text with object keys sorted recursively and no whitespace.
 pub fn canonical_json(value: &serde_json::Value) -> String {
-    fn sort(v: &serde_json::Value) -> serde_json::Value {
+    // Written straight into one buffer (no sorted copy of the value): object entries are
+    // visited in key order, which is the map's own order unless serde_json's
+    // `preserve_order` feature is on somewhere in the build.
+    fn write(v: &serde_json::Value, out: &mut Vec<u8>) {
         match v {
             serde_json::Value::Object(map) => {
                 let mut entries: Vec<_> = map.iter().collect();
-                entries.sort_by(|a, b| a.0.cmp(b.0));
-                serde_json::Value::Object(
-                    entries
-                        .into_iter()
-                        .map(|(k, v)| (k.clone(), sort(v)))
-                        .collect(),
-                )
+                if !entries.is_sorted_by(|a, b| a.0 <= b.0) {
+                    entries.sort_by(|a, b| a.0.cmp(b.0));
+                }
+                out.push(b'{');
+                for (i, (k, v)) in entries.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    // Writing a string or a scalar into a Vec cannot fail.
+                    let _ = serde_json::to_writer(&mut *out, k);
+                    out.push(b':');
+                    write(v, out);
+                }
+                out.push(b'}');
             }
             serde_json::Value::Array(items) => {
-                serde_json::Value::Array(items.iter().map(sort).collect())
+                out.push(b'[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write(v, out);
+                }
+                out.push(b']');
             }
-            other => other.clone(),
+            scalar => {
+                let _ = serde_json::to_writer(&mut *out, scalar);
+            }
         }
     }
-    // serde_json's map keeps insertion order only with `preserve_order`; sorting first
-    // makes the output canonical either way.
-    serde_json::to_string(&sort(value)).unwrap_or_default()
+    let mut out = Vec::with_capacity(64);
+    write(value, &mut out);
+    // serde_json writes valid UTF-8 only.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// A cache store failure.
@@ -196,4 +216,21 @@ pub trait CacheStore: Send + Sync + 'static {
 
     /// Removes every entry.
     fn clear(&self) -> BoxFuture<'_, Result<(), CacheError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_json;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level_and_drops_whitespace() {
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{ "b": [ {"z": 1, "a": "x\"y"} ], "a": null, "c": 1.5 }"#)
+                .unwrap();
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":null,"b":[{"a":"x\"y","z":1}],"c":1.5}"#
+        );
+        assert_eq!(canonical_json(&serde_json::json!("s")), r#""s""#);
+    }
 }

@@ -73,11 +73,10 @@ impl ReactiveDb {
                 let compute = || {
                     let scope = scope.clone();
                     async move {
-                        let value = SCOPE.scope(scope.clone(), run(db)).await?;
-                        let bytes = serde_json::to_vec(&value).map_err(crate::Error::Json)?;
+                        let bytes = SCOPE.scope(scope.clone(), run(db)).await?;
                         let mut reads = ReadSet::empty();
                         for r in scope.take_reads() {
-                            reads.union(&r);
+                            reads.union_owned(r);
                         }
                         Ok::<_, crate::Error>((Bytes::from(bytes), reads))
                     }
@@ -95,8 +94,7 @@ impl ReactiveDb {
                 })
             }
             None => {
-                let value = SCOPE.scope(scope, run(db)).instrument(span.clone()).await?;
-                let bytes = serde_json::to_vec(&value).map_err(crate::Error::Json)?;
+                let bytes = SCOPE.scope(scope, run(db)).instrument(span.clone()).await?;
                 if !model.invalidates.is_empty() {
                     self.inner
                         .apply(whole_tables(&model.invalidates))

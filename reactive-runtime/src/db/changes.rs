@@ -11,7 +11,7 @@ use super::rewrite::WhereTemplate;
 use super::values::{arg_value, row_value};
 use crate::engine::KeyValue;
 use crate::engine::ReadSet;
-use crate::engine::{ChangeSet, RowChange};
+use crate::engine::{ChangeSet, RelationEdge, RowChange};
 
 fn key_of(value: &ValueRef, args: Option<&AnyArguments>, dialect: Dialect) -> Option<KeyValue> {
     match value {
@@ -68,6 +68,7 @@ pub fn pre_read_plan(
     dialect: Dialect,
     watched: &BTreeSet<String>,
     template: Option<&WhereTemplate>,
+    force: Option<&str>,
 ) -> Option<PreRead> {
     if analysis.unknown.is_some() || analysis.writes.len() != 1 || change.is_everything() {
         return None;
@@ -94,7 +95,9 @@ pub fn pre_read_plan(
         .cloned()
         .collect();
     if columns.is_empty() {
-        return None;
+        // Nothing unknown to read, but a cascade pre-read needs this one to lock the
+        // written rows and to check their count.
+        columns.push(force?.to_owned());
     }
     columns.sort();
     let template = template?;
@@ -162,6 +165,114 @@ pub fn add_old_values(
             }
         }
         row.columns.insert(column.clone(), values);
+    }
+}
+
+/// How many rows one cascade pre-read may return; beyond it the target rows stay
+/// known by the referencing column alone.
+pub const CASCADE_CAP: usize = 10_000;
+
+/// A read of the rows a relation edge reaches from the rows a `DELETE` (or an `UPDATE`
+/// of the source key) is about to change, run right after the write's own pre-read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CascadeRead {
+    /// The edge followed.
+    pub edge: RelationEdge,
+    /// Columns of the target table read (watched ones, without the referencing column).
+    pub columns: Vec<String>,
+    /// `SELECT <columns> FROM <to> WHERE <to_column> IN (SELECT <from_column> FROM
+    /// <table> WHERE <the write's condition>) LIMIT <cap + 1> [FOR UPDATE]`, with the
+    /// placeholders of the write's own pre-read.
+    pub sql: String,
+}
+
+/// The cascade pre-read of `edge` for a write with this `WHERE` template, reading the
+/// `watched` columns of the target table; `None` when the edge has no target column or
+/// the only watched column is the referencing one (the plain edge is as precise).
+pub fn cascade_plan(
+    edge: &RelationEdge,
+    watched: &BTreeSet<String>,
+    template: &WhereTemplate,
+    dialect: Dialect,
+) -> Option<CascadeRead> {
+    let to_column = edge.to_column.as_ref()?;
+    let columns: Vec<String> = watched
+        .iter()
+        .filter(|c| *c != to_column)
+        .cloned()
+        .collect();
+    if columns.is_empty() {
+        return None;
+    }
+    let lock = match dialect {
+        // A locking read sees the latest committed rows (MySQL: not the transaction's
+        // snapshot), as the database's own cascade will.
+        Dialect::Postgres | Dialect::MySql => " FOR UPDATE",
+        Dialect::Sqlite => "",
+    };
+    let condition = template
+        .condition
+        .as_ref()
+        .map(|c| format!(" WHERE {c}"))
+        .unwrap_or_default();
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {to_column} IN (SELECT {} FROM {}{condition}) LIMIT {}{lock}",
+        columns.join(", "),
+        edge.to_table,
+        edge.from_column,
+        template.table,
+        CASCADE_CAP + 1,
+    );
+    Some(CascadeRead {
+        edge: edge.clone(),
+        columns,
+        sql,
+    })
+}
+
+/// Lists the rows each cascade read found as changed through its edge, with their real
+/// key values, and marks the edge resolved on the written row (single-table change).
+/// The referencing column takes the source row's key values (old and new) when known.
+/// A read that returned more than [`CASCADE_CAP`] rows is left to plain expansion.
+pub fn add_cascades(
+    change: &mut ChangeSet,
+    table: &str,
+    cascades: Vec<(CascadeRead, Vec<sqlx::any::AnyRow>)>,
+    dialect: Dialect,
+) {
+    let Some([source]) = change.tables.get(table).map(Vec::as_slice) else {
+        return;
+    };
+    let source = source.clone();
+    let mut resolved = BTreeSet::new();
+    for (read, rows) in cascades {
+        if rows.len() > CASCADE_CAP {
+            continue;
+        }
+        resolved.insert(read.edge.clone());
+        if rows.is_empty() {
+            continue;
+        }
+        let mut target = RowChange::whole().via(read.edge.clone());
+        target.op = source.op.clone();
+        if let (Some(to_column), Some(keys)) =
+            (&read.edge.to_column, source.values(&read.edge.from_column))
+        {
+            target = target.with_values(to_column, keys.iter().cloned());
+        }
+        for (i, column) in read.columns.iter().enumerate() {
+            let values: Option<BTreeSet<KeyValue>> = rows
+                .iter()
+                .map(|r| row_value(r, i).and_then(|v| KeyValue::from_json(&v, dialect)))
+                .collect();
+            if let Some(values) = values {
+                target = target.with_values(column, values);
+            }
+        }
+        change.push_row(&read.edge.to_table, target);
+    }
+    if let Some([source]) = change.tables.get_mut(table).map(Vec::as_mut_slice) {
+        source.resolved.extend(resolved);
     }
 }
 

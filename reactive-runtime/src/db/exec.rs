@@ -13,7 +13,10 @@ use sqlx::error::BoxDynError;
 use sqlx::{AssertSqlSafe, Either, Execute, Executor, SqlSafeStr, SqlStr};
 use tracing::Instrument;
 
-use super::changes::{PreRead, add_old_values, change_of, pre_read_plan, reads_of};
+use super::changes::{
+    CascadeRead, PreRead, add_cascades, add_old_values, cascade_plan, change_of, pre_read_plan,
+    reads_of,
+};
 use super::statement::{Origin, StatementInfo};
 use super::values::{arg_count, select_args};
 use super::{Inner, ReactiveDb, ReactiveTx, scope};
@@ -72,13 +75,18 @@ impl Intercepted {
     }
 }
 
-/// What a write needs after it ran: its change set and the optional pre-read.
+/// What a write needs after it ran: its change set, the optional pre-read and the
+/// cascade pre-reads (run only after the pre-read, whose row count check they rely on).
 struct WritePlan {
     change: ChangeSet,
     pre: Option<(PreRead, Option<AnyArguments>, AnyArguments)>,
+    cascades: Vec<(CascadeRead, AnyArguments)>,
     info: Arc<StatementInfo>,
     known_single: bool,
 }
+
+/// The rows the cascade pre-reads returned (`None`: one failed, use none of them).
+type CascadeRows = Option<Vec<(CascadeRead, Vec<AnyRow>)>>;
 
 impl Inner {
     /// Intercepts one statement: analysis (model, memo or parse), MySQL rewrite check,
@@ -123,6 +131,7 @@ impl Inner {
         let change = change_of(analysis, stmt.args.as_ref(), self.dialect);
         let known_single = analysis.unknown.is_none() && !change.is_everything();
         let mut pre = None;
+        let mut cascades = Vec::new();
         if self.options.read_old_values
             && known_single
             && analysis.writes.len() == 1
@@ -131,6 +140,8 @@ impl Inner {
             let watched = self.watched_columns(&analysis.writes[0].table);
             if !watched.is_empty() {
                 let template = stmt.info.where_template(stmt.sql.as_str(), self.dialect);
+                let cascade_plans = self.cascade_plans(analysis, &change, template);
+                let force = cascade_plans.first().map(|c| c.edge.from_column.as_str());
                 if let Some(plan) = pre_read_plan(
                     analysis,
                     &change,
@@ -138,6 +149,7 @@ impl Inner {
                     self.dialect,
                     &watched,
                     template,
+                    force,
                 ) {
                     match select_args(stmt.args.as_ref(), &plan.params) {
                         Some(pre_args)
@@ -147,6 +159,11 @@ impl Inner {
                                 .all(|p| *p <= arg_count(stmt.args.as_ref())) =>
                         {
                             let copy = stmt.args.as_ref().map(super::values::clone_args);
+                            for c in cascade_plans {
+                                if let Some(args) = select_args(stmt.args.as_ref(), &plan.params) {
+                                    cascades.push((c, args));
+                                }
+                            }
                             pre = Some((plan, copy, pre_args));
                         }
                         _ => {}
@@ -157,9 +174,92 @@ impl Inner {
         WritePlan {
             change,
             pre,
+            cascades,
             info: stmt.info.clone(),
             known_single,
         }
+    }
+
+    /// The cascade pre-reads of a single-table `DELETE` (or `UPDATE` of a relation
+    /// source's key column): one per relation edge from the written table to a target
+    /// column, when some query filters on other columns of the target table.
+    fn cascade_plans(
+        &self,
+        analysis: &reactive_codegen::sql::StatementAnalysis,
+        change: &ChangeSet,
+        template: Option<&super::rewrite::WhereTemplate>,
+    ) -> Vec<CascadeRead> {
+        let (Some(template), [write]) = (template, analysis.writes.as_slice()) else {
+            return Vec::new();
+        };
+        let Some([row]) = change.rows(&write.table) else {
+            return Vec::new();
+        };
+        self.engine
+            .relations()
+            .edges()
+            .iter()
+            .filter(|e| e.from_table == write.table && row.op.propagates_through(&e.from_column))
+            .filter_map(|e| {
+                cascade_plan(
+                    e,
+                    &self.watched_columns(&e.to_table),
+                    template,
+                    self.dialect,
+                )
+            })
+            .collect()
+    }
+
+    /// Runs the cascade pre-reads on `conn`, each fenced by a savepoint on PostgreSQL
+    /// (a failed statement would abort the transaction). All or nothing.
+    async fn cascade_reads(
+        &self,
+        conn: &mut AnyConnection,
+        cascades: Vec<(CascadeRead, AnyArguments)>,
+    ) -> CascadeRows {
+        let savepoint = self.dialect == Dialect::Postgres;
+        let mut out = Vec::with_capacity(cascades.len());
+        for (read, args) in cascades {
+            self.counters.pre_reads.fetch_add(1, Ordering::Relaxed);
+            if savepoint
+                && conn
+                    .execute("SAVEPOINT reactive_cascade_read")
+                    .await
+                    .is_err()
+            {
+                self.counters
+                    .pre_read_fallbacks
+                    .fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            let result = sqlx::query_with::<Any, _>(AssertSqlSafe(read.sql.clone()), args)
+                .fetch_all(&mut *conn)
+                .await;
+            match result {
+                Ok(rows) => {
+                    if savepoint {
+                        let _ = conn
+                            .execute("RELEASE SAVEPOINT reactive_cascade_read")
+                            .await;
+                    }
+                    out.push((read, rows));
+                }
+                Err(e) => {
+                    if savepoint {
+                        let _ = conn
+                            .execute("ROLLBACK TO SAVEPOINT reactive_cascade_read")
+                            .await;
+                    }
+                    self.counters
+                        .pre_read_fallbacks
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(target: "reactive::db", error = %e, sql = read.sql, "cascade pre-read failed; rows reached through relations are known by the referencing column only");
+                    return None;
+                }
+            }
+        }
+        Some(out)
     }
 
     /// Finishes a write's change set from its results (and pre-read rows) and returns
@@ -169,6 +269,7 @@ impl Inner {
         plan: WritePlan,
         results: &[Result<Step, sqlx::Error>],
         pre_rows: Option<Vec<AnyRow>>,
+        cascade_rows: CascadeRows,
     ) -> Option<ChangeSet> {
         let failed = results.iter().any(Result::is_err);
         let affected: u64 = results
@@ -204,6 +305,11 @@ impl Inner {
                     args.as_ref(),
                     self.dialect,
                 );
+                // The written rows were locked and counted by the pre-read: the rows the
+                // cascade reads found are those the database's cascade reaches.
+                if let Some(cascades) = cascade_rows {
+                    add_cascades(&mut change, &pre.table, cascades, self.dialect);
+                }
             } else {
                 self.counters
                     .pre_read_fallbacks
@@ -211,7 +317,68 @@ impl Inner {
                 tracing::debug!(target: "reactive::db", count, affected, "pre-read row count differs from rows affected: old values unknown");
             }
         }
+        if !failed && returned > 0 {
+            self.add_returned_keys(&mut change, &plan.info.analysis, results);
+        }
         Some(change)
+    }
+
+    /// An `INSERT ... RETURNING` gives the values of columns the statement does not
+    /// know, such as generated ids: each watched column the inserted row changes leave
+    /// unknown takes the values of every returned row (a superset per row). Columns a
+    /// returned row has no key form for stay unknown.
+    fn add_returned_keys(
+        &self,
+        change: &mut ChangeSet,
+        analysis: &reactive_codegen::sql::StatementAnalysis,
+        results: &[Result<Step, sqlx::Error>],
+    ) {
+        use sqlx::{Column, Row};
+        let [write] = analysis.writes.as_slice() else {
+            return;
+        };
+        if write.operation != reactive_codegen::sql::Operation::Insert {
+            return;
+        }
+        let rows: Vec<&AnyRow> = results
+            .iter()
+            .filter_map(|r| match r {
+                Ok(Either::Right(row)) => Some(row),
+                _ => None,
+            })
+            .collect();
+        let Some(first) = rows.first() else {
+            return;
+        };
+        let watched = self.watched_columns(&write.table);
+        let Some(inserted) = change.tables.get_mut(&write.table) else {
+            return;
+        };
+        for (i, column) in first.columns().iter().enumerate() {
+            let name = column.name().to_lowercase();
+            if !watched.contains(&name)
+                || !inserted
+                    .iter()
+                    .any(|r| r.op == crate::engine::RowOp::Insert && r.values(&name).is_none())
+            {
+                continue;
+            }
+            let values: Option<std::collections::BTreeSet<crate::engine::KeyValue>> = rows
+                .iter()
+                .map(|r| {
+                    super::values::row_value(r, i)
+                        .and_then(|v| crate::engine::KeyValue::from_json(&v, self.dialect))
+                })
+                .collect();
+            let Some(values) = values else {
+                continue;
+            };
+            for row in inserted.iter_mut() {
+                if row.op == crate::engine::RowOp::Insert && row.values(&name).is_none() {
+                    row.columns.insert(name.clone(), values.clone());
+                }
+            }
+        }
     }
 
     /// Runs the pre-read on `conn` (inside the write's transaction).
@@ -268,6 +435,7 @@ impl Inner {
         let mut plan = self.plan_write(&stmt);
         let exec = stmt.into_exec();
         let mut pre_rows = None;
+        let mut cascade_rows = None;
         let results: Vec<Result<Step, sqlx::Error>> = match plan
             .pre
             .as_mut()
@@ -286,6 +454,10 @@ impl Inner {
                         pre_rows = self
                             .pre_read(&mut tx, &pre, pre_args, false, &plan.info)
                             .await;
+                        if pre_rows.is_some() && !plan.cascades.is_empty() {
+                            let cascades = std::mem::take(&mut plan.cascades);
+                            cascade_rows = self.cascade_reads(&mut tx, cascades).await;
+                        }
                         if pre_rows.is_none() {
                             // The transaction may be aborted (PostgreSQL): run the write on its own.
                             drop(tx);
@@ -295,6 +467,7 @@ impl Inner {
                             if results.iter().any(Result::is_err) {
                                 drop(tx);
                                 pre_rows = None;
+                                cascade_rows = None;
                             } else if let Err(e) = tx.commit().await {
                                 results.push(Err(e));
                             }
@@ -304,7 +477,7 @@ impl Inner {
                 }
             }
         };
-        if let Some(change) = self.finish_write(plan, &results, pre_rows) {
+        if let Some(change) = self.finish_write(plan, &results, pre_rows, cascade_rows) {
             self.apply(change).await;
         }
         results
@@ -414,8 +587,13 @@ impl ReactiveTx {
                 .pre_read(conn, &pre.clone(), args, savepoint, &plan.info)
                 .await;
         }
+        let mut cascade_rows = None;
+        if pre_rows.is_some() && !plan.cascades.is_empty() {
+            let cascades = std::mem::take(&mut plan.cascades);
+            cascade_rows = inner.cascade_reads(conn, cascades).await;
+        }
         let results: Vec<_> = conn.fetch_many(exec).collect().await;
-        if let Some(change) = inner.finish_write(plan, &results, pre_rows) {
+        if let Some(change) = inner.finish_write(plan, &results, pre_rows, cascade_rows) {
             pending.push(change);
         }
         results

@@ -42,14 +42,35 @@
 //! | PostgreSQL | `BEGIN`, pre-read `FOR UPDATE`, write, `COMMIT` | pre-read `FOR UPDATE` inside `SAVEPOINT` (a failed pre-read can't abort the user's transaction) |
 //! | MySQL/MariaDB | `BEGIN`, pre-read `FOR UPDATE`, write, `COMMIT` | pre-read `FOR UPDATE` |
 //!
+//! # Rows reached through relation edges
+//!
+//! A `DELETE` (or an `UPDATE` setting a relation source's key column) of a table some
+//! relation edge starts from (`agent(message.from_agent_id)`) also changes, through the
+//! database's `ON DELETE/UPDATE` actions, the rows referencing the written ones. Right
+//! after the pre-read above (which then always runs, to lock and count the written
+//! rows), one **cascade pre-read** per such edge reads the watched columns of those
+//! rows in the same transaction: `SELECT <watched columns of message> FROM message
+//! WHERE from_agent_id IN (SELECT id FROM agent WHERE <the statement's condition>)`
+//! (`FOR UPDATE` on PostgreSQL and MySQL, inside a savepoint on PostgreSQL). The
+//! relation-derived change then lists those rows with their real values (deleting an
+//! agent of organization 1 leaves organization 2's `message` queries cached) and marks
+//! the edge [`RowChange::resolved`](crate::engine::RowChange::resolved). When a cascade
+//! pre-read fails, returns more than 10 000 rows, or the write's own pre-read is not
+//! used (see below), the edge expands as before: target rows known by the referencing
+//! column alone (wider, never stale). Under `REPEATABLE READ`/`SERIALIZABLE`
+//! transactions chosen by the user on PostgreSQL, rows committed by others after the
+//! transaction's snapshot are not seen by the cascade pre-read.
+//!
 //! The pre-read's rows are used only if their count equals the rows the write
 //! affected (rows inserted concurrently between the two would otherwise be missed);
 //! on a mismatch, a failed pre-read, a value that has no key form (blobs), or a
 //! statement shape where the condition alone does not select the affected rows
 //! (`UPDATE ... FROM`, `DELETE ... USING`, joins, `ORDER BY`/`LIMIT`, `WITH`, named
 //! parameters) those columns stay unknown. A `SET` column whose new value is an
-//! expression is unknown. Upserts change their whole table. `RETURNING` rows are
-//! passed to the caller but not used for key values. Disable pre-reads with
+//! expression is unknown. Upserts change their whole table. The rows of an
+//! `INSERT ... RETURNING` (PostgreSQL, SQLite ≥ 3.35, MariaDB ≥ 10.5) give the watched
+//! columns the statement leaves unknown, such as generated ids (each inserted row
+//! change takes the values of all returned rows). Disable pre-reads with
 //! [`DbOptions::read_old_values`] (columns then stay unknown: more invalidation, one
 //! statement fewer per write).
 //!
@@ -65,9 +86,11 @@
 //! - Rows changed by triggers or `ON DELETE/UPDATE CASCADE` are not seen by the
 //!   interceptor: declare them as relations (`#[derive(Relations)]`) so the change set
 //!   expands to them.
-//! - `INSERT` without an explicit key (generated ids): that column is unknown in the
-//!   change set (the whole table for queries keyed on it); `last_insert_id` is not used
-//!   because the generated column's name is not known.
+//! - `INSERT` without an explicit key (generated ids) and without `RETURNING` that
+//!   key: that column is unknown in the change set (the whole table for queries keyed
+//!   on it). The runtime does not add `RETURNING` to a statement (it would change what
+//!   the caller fetches), and `last_insert_id` is not used because the generated
+//!   column's name is not known.
 //! - A handler's statements are recorded through a task-local: statements run in a task
 //!   the handler spawns are not part of its read set.
 

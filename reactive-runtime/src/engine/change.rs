@@ -30,6 +30,12 @@ pub struct RowChange {
     /// propagates through relation edges (see [`RowOp`]).
     #[serde(default, skip_serializing_if = "RowOp::is_unknown")]
     pub op: RowOp,
+    /// Relation edges whose target rows are already listed in the change set, with
+    /// their real key values (read before the write, see `ReactiveDb`'s module docs):
+    /// [`Relations::expand`](super::relations::Relations::expand) does not add the
+    /// imprecise (referencing-column only) rows for these edges.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub resolved: BTreeSet<RelationEdge>,
 }
 
 /// What a write did to some rows, as far as relation expansion cares.
@@ -319,8 +325,8 @@ fn rows_of_write(
             };
             vec![RowChange {
                 columns,
-                via: None,
                 op,
+                ..RowChange::whole()
             }]
         }
         // Upserts, and any operation this version does not model: the whole table.

@@ -89,8 +89,11 @@ impl Drop for LeaderGuard<'_> {
             .slots
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if slots.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
-            slots.remove(&self.key);
+        // One lookup in the common case (the slot is ours); a later leader's slot is put back.
+        if let Some((id, rx)) = slots.remove(&self.key)
+            && id != self.id
+        {
+            slots.insert(self.key.clone(), (id, rx));
         }
     }
 }

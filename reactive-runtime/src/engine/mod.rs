@@ -274,7 +274,7 @@ impl Engine {
                     };
                     let (value, extra) = compute().await?;
                     let mut reads = static_reads;
-                    reads.union(&extra);
+                    reads.union_owned(extra);
                     if let Some(ticket) = ticket {
                         self.store_result(&key, &value, &reads, start, ticket).await;
                     }

@@ -38,10 +38,13 @@ impl Conjunction {
     /// Adds `column ∈ values` (lower-cased name). A second call for the same column
     /// keeps the union of both value sets (a superset of the rows read).
     pub fn with_values(mut self, column: &str, values: impl IntoIterator<Item = KeyValue>) -> Self {
-        self.columns
-            .entry(column.to_lowercase())
-            .or_default()
-            .extend(values);
+        let column = lowered(column);
+        if let Some(set) = self.columns.get_mut(&*column) {
+            set.extend(values);
+        } else {
+            self.columns
+                .insert(column.into_owned(), values.into_iter().collect());
+        }
         self
     }
 
@@ -136,7 +139,13 @@ impl ReadSet {
 
     /// Adds an alternative for a table (name lower-cased).
     pub fn add(&mut self, table: &str, conjunction: Conjunction) {
-        let alts = self.tables.entry(table.to_lowercase()).or_default();
+        let table = lowered(table);
+        if !self.tables.contains_key(&*table) {
+            self.tables.insert(table.clone().into_owned(), Vec::new());
+        }
+        let Some(alts) = self.tables.get_mut(&*table) else {
+            return;
+        };
         if alts.iter().any(Conjunction::is_whole) || alts.contains(&conjunction) {
             return;
         }
@@ -150,6 +159,20 @@ impl ReadSet {
     pub fn with(mut self, table: &str, conjunction: Conjunction) -> Self {
         self.add(table, conjunction);
         self
+    }
+
+    /// Adds everything `other` reads, taking its parts instead of cloning them.
+    pub fn union_owned(&mut self, other: ReadSet) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        self.everything |= other.everything;
+        for (table, alts) in other.tables {
+            for alt in alts {
+                self.add(&table, alt);
+            }
+        }
     }
 
     /// Adds everything `other` reads.
@@ -263,6 +286,15 @@ impl ReadSet {
                 t.len() + 48 + alts.iter().map(Conjunction::approx_size).sum::<usize>()
             })
             .sum()
+    }
+}
+
+/// `name` lower-cased, borrowed when it already is (the common case: no allocation).
+pub(crate) fn lowered(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.is_ascii() && !name.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(name.to_lowercase())
     }
 }
 

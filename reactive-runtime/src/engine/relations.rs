@@ -15,7 +15,10 @@
 //! Expansion is one hop: the rows a relation adds are not expanded again (a
 //! transitive closure would turn most writes into whole-table changes). The key of
 //! the source row is its `id` column ([`RelationEdge::from_column`]); when the change
-//! does not know it, the target rows are unknown (the whole target table).
+//! does not know it, the target rows are unknown (the whole target table). The target
+//! rows are known by the referencing column alone, unless the writer already listed
+//! them with their real key values and marked the edge [`RowChange::resolved`] (the
+//! interceptor reads them before a delete or key change).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -120,9 +123,11 @@ impl Relations {
             let Some(rows) = changes.rows(&edge.from_table) else {
                 continue;
             };
-            let propagating = rows
-                .iter()
-                .filter(|r| r.via.is_none() && r.op.propagates_through(&edge.from_column));
+            let propagating = rows.iter().filter(|r| {
+                r.via.is_none()
+                    && r.op.propagates_through(&edge.from_column)
+                    && !r.resolved.contains(edge)
+            });
             for row in propagating {
                 let mut target = RowChange::whole().via(edge.clone());
                 if let Some(col) = &edge.to_column
@@ -196,6 +201,28 @@ mod propagation_tests {
         assert_eq!(
             expanded_tables(RowOp::Update(set)),
             ["agent", "message", "organization"]
+        );
+    }
+
+    #[test]
+    fn resolved_edges_are_not_expanded_again() {
+        let mut change = agent_change(RowOp::Delete);
+        let edge = RelationEdge::new("agent", "message", Some("from_agent_id"));
+        let precise = RowChange::whole()
+            .with(
+                "organization_id",
+                KeyValue::from_str("org-1", reactive_codegen::sql::Dialect::Sqlite),
+            )
+            .via(edge.clone());
+        change.tables.get_mut("agent").expect("agent")[0]
+            .resolved
+            .insert(edge);
+        change.push_row("message", precise.clone());
+        let expanded = relations().expand(&change);
+        assert_eq!(expanded.rows("message"), Some(&[precise][..]));
+        assert!(
+            expanded.rows("organization").is_some(),
+            "other edges still expand"
         );
     }
 

@@ -229,13 +229,13 @@ fn prepare_by_name(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![json!(name)],
         run: Box::new(
-            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Value>> {
+            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
                 Box::pin(async move {
                     let agents: Vec<Agent> = sqlx::query_as(AssertSqlSafe(Sql::by_name(&t)))
                         .bind(name)
                         .fetch_all(&db)
                         .await?;
-                    Ok(serde_json::to_value(agents)?)
+                    Ok(serde_json::to_vec(&agents)?)
                 })
             },
         ),
@@ -306,7 +306,7 @@ fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![json!(org)],
         run: Box::new(
-            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Value>> {
+            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
                 Box::pin(async move {
                     let agents: Vec<Agent> = sqlx::query_as(AssertSqlSafe(Sql::by_org(&t)))
                         .bind(org)
@@ -316,9 +316,11 @@ fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
                         let n: i64 = sqlx::query_scalar(AssertSqlSafe(Sql::count(&t)))
                             .fetch_one(&db)
                             .await?;
-                        return Ok(json!({ "agents": agents, "total": n }));
+                        return Ok(serde_json::to_vec(
+                            &json!({ "agents": agents, "total": n }),
+                        )?);
                     }
-                    Ok(serde_json::to_value(agents)?)
+                    Ok(serde_json::to_vec(&agents)?)
                 })
             },
         ),
@@ -452,7 +454,7 @@ fn prepare_write(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![],
         run: Box::new(
-            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Value>> {
+            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
                 Box::pin(async move {
                     let mut seen = Vec::new();
                     let mut tx: Option<ReactiveTx> = if tx_end.is_some() {
@@ -476,7 +478,7 @@ fn prepare_write(input: Value) -> Result<Prepared, InputError> {
                         }
                         seen.push(db.stats().changes_applied);
                     }
-                    Ok(json!(seen))
+                    Ok(serde_json::to_vec(&seen)?)
                 })
             },
         ),
@@ -1013,4 +1015,65 @@ pub async fn unlisted_statement_is_recorded(f: &Fixture) {
         .unwrap();
     assert_eq!(v["total"], json!(direct));
     f.write(&[("delete", vec![json!(20)])], None).await;
+}
+
+/// An `INSERT ... RETURNING id` gives the change set the generated id (a watched
+/// column); without `RETURNING` the id stays unknown. `create` is the table's DDL with
+/// a generated `id` column; `t` its name.
+pub async fn returning_gives_generated_ids(db: &ReactiveDb, t: &str, create: &str) {
+    let _ = sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}")))
+        .execute(db.pool())
+        .await;
+    sqlx::query(AssertSqlSafe(create.to_owned()))
+        .execute(db.pool())
+        .await
+        .unwrap();
+    // A query keyed on `id` makes it a watched column.
+    let mut model = by_org_model(t, &format!("{t}.byId"));
+    model.dependencies[0].keys[0].column = "id".into();
+    let _ = db.read_set(leak(model, prepare_by_org), &[json!(1)]);
+    let rec = Arc::new(Recorder::default());
+    db.set_listener(rec.clone());
+    let last_id_values = || {
+        let reports = rec.0.lock().unwrap();
+        let report = reports.last().expect("an invalidation").clone();
+        let rows = report
+            .changes
+            .rows(t)
+            .expect("a change to the table")
+            .to_vec();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        rows[0].values("id").cloned()
+    };
+    let id: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "INSERT INTO {t} (name, organization_id) VALUES ($1, $2) RETURNING id"
+    )))
+    .bind("gen")
+    .bind(1_i64)
+    .fetch_one(db)
+    .await
+    .unwrap();
+    let expected = reactive_runtime::engine::KeyValue::from_i64(id);
+    assert_eq!(
+        last_id_values().map(|v| v.into_iter().collect::<Vec<_>>()),
+        Some(vec![expected]),
+        "the generated id comes from RETURNING"
+    );
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {t} (name, organization_id) VALUES ($1, $2)"
+    )))
+    .bind("gen2")
+    .bind(1_i64)
+    .execute(db)
+    .await
+    .unwrap();
+    assert_eq!(
+        last_id_values(),
+        None,
+        "without RETURNING the id is unknown"
+    );
+    sqlx::query(AssertSqlSafe(format!("DROP TABLE {t}")))
+        .execute(db.pool())
+        .await
+        .unwrap();
 }

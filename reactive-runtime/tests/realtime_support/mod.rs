@@ -50,9 +50,9 @@ fn field(input: &Value, name: &str) -> Result<String, InputError> {
 async fn rows(
     db: &ReactiveDb,
     q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>,
-) -> reactive_runtime::Result<Value> {
+) -> reactive_runtime::Result<Vec<u8>> {
     let rows = q.fetch_all(db).await?;
-    Ok(Value::Array(
+    Ok(serde_json::to_vec(&Value::Array(
         rows.iter()
             .map(|r| {
                 json!({
@@ -62,7 +62,7 @@ async fn rows(
                 })
             })
             .collect(),
-    ))
+    ))?)
 }
 
 fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
@@ -98,7 +98,9 @@ fn prepare_create(input: Value) -> Result<Prepared, InputError> {
                     .bind(title)
                     .execute(&db)
                     .await?;
-                Ok(json!({"inserted": done.rows_affected()}))
+                Ok(serde_json::to_vec(
+                    &json!({"inserted": done.rows_affected()}),
+                )?)
             })
         }),
     })
@@ -126,7 +128,9 @@ fn prepare_whoami(_input: Value) -> Result<Prepared, InputError> {
         run: Box::new(|_db| {
             Box::pin(async {
                 let p = reactive_runtime::router::current_principal();
-                Ok(json!(p.map(|p| format!("{}/{}", p.tenant, p.subject))))
+                Ok(serde_json::to_vec(
+                    &p.map(|p| format!("{}/{}", p.tenant, p.subject)),
+                )?)
             })
         }),
     })
