@@ -86,7 +86,6 @@ export interface MutateOptions<P, K extends MutationName<P>> {
 }
 
 interface Layer {
-  id: number;
   fn: (d: unknown) => unknown;
   /** The mutation's event id once it succeeded: dropped when the data reflects it. */
   until?: string;
@@ -124,6 +123,9 @@ interface Msg {
   at: number;
 }
 
+/** Real time delivers invalidations in this mode. */
+const isLive = (mode: RealtimeMode | undefined): boolean => mode === 'sse' || mode === 'poll';
+
 /** Subscription entries for query keys: the keys, or the procedure when it has many or the URL gets long. */
 function entriesOf(keys: Iterable<string>): string[] {
   const byProc = new Map<string, string[]>();
@@ -155,7 +157,6 @@ export class ReactiveClient<P = AnyProcedures> {
   private tenantName = '';
   private generation = 0;
   private started = false;
-  private layerId = 0;
   private statusListeners = new Set<(mode: RealtimeMode) => void>();
   /**
    * Reopen check in flight: registry entries waiting for the `/poll` that tells which of them
@@ -203,13 +204,10 @@ export class ReactiveClient<P = AnyProcedures> {
    */
   setTenant(tenant: string): void {
     if (tenant === this.tenantName && this.registry) return;
+    const started = this.started;
+    this.stop();
     this.generation++;
     this.tenantName = tenant;
-    this.scheduler.clear();
-    this.realtime?.stop();
-    this.realtime = undefined;
-    this.channel?.close();
-    this.channel = undefined;
     this.registry = new QueryRegistry({
       storage: this.storage,
       tenant,
@@ -224,48 +222,43 @@ export class ReactiveClient<P = AnyProcedures> {
       q.mounts = old.mounts;
       this.notify(q);
     }
-    if (this.started) {
-      this.started = false;
-      this.start();
-    }
+    if (started) this.start();
   }
 
   /** Starts background work (first mount): real time, cross-tab channel, registry revalidation. */
   start(): void {
     if (this.started || !globalOf('window')) return;
     this.started = true;
+    const o = this.opts;
     const gen = this.generation;
+    // Callbacks of this tenant's channel and stream: ignored once the tenant changed.
+    const live =
+      <A extends unknown[]>(fn: (...a: A) => void) =>
+      (...a: A): void => {
+        if (gen === this.generation) fn(...a);
+      };
     const last = this.registry.getSession().lastEventId;
     this.registry.updateSession({ startTime: this.clock.now() });
-    const makeChannel =
-      this.opts.channel === null
-        ? undefined
-        : (this.opts.channel ??
-          ((n: string) => {
-            const BC = globalOf<new (n: string) => ChannelLike>('BroadcastChannel');
-            return BC ? new BC(n) : undefined;
-          }));
-    this.channel = makeChannel?.('reactive:' + this.tenantName) ?? undefined;
-    if (this.channel) this.channel.onmessage = (ev) => gen === this.generation && this.onMessage(ev.data as Msg);
+    const name = 'reactive:' + this.tenantName;
+    const BC = globalOf<new (n: string) => ChannelLike>('BroadcastChannel');
+    this.channel = (o.channel ? o.channel(name) : o.channel !== null && BC ? new BC(name) : undefined) ?? undefined;
+    if (this.channel) this.channel.onmessage = live((ev) => this.onMessage(ev.data as Msg));
     // EventSource can't send an Authorization header: token auth polls (protocol section 1).
-    const ES = this.opts.EventSource ?? (this.opts.getToken ? null : undefined);
-    if (this.opts.realtime !== false && (ES !== undefined || globalOf('EventSource') || globalOf('fetch'))) {
+    const ES = o.EventSource ?? (o.getToken ? null : undefined);
+    if (o.realtime !== false && (ES !== undefined || globalOf('EventSource') || globalOf('fetch'))) {
       this.realtime = new Realtime({
+        ...o,
         transport: this.transport,
         clock: this.clock,
         EventSource: ES,
-        withCredentials: this.opts.credentials === 'include',
-        pollInterval: this.opts.pollInterval,
-        sseRetryDelay: this.opts.sseRetryDelay,
-        maxFailures: this.opts.maxFailures,
-        onInvalidate: (ev) => gen === this.generation && this.onInvalidate(ev),
-        onReset: (id) => gen === this.generation && this.revalidateAll(id),
-        onReady: () => gen === this.generation && this.closeGaps(this.queries.values()),
-        onStatus: (mode, last) => {
-          if (gen !== this.generation) return;
-          this.registry.updateSession({ realtimeConnected: mode === 'sse' || mode === 'poll', lastEventId: last });
+        withCredentials: o.credentials === 'include',
+        onInvalidate: live((ev) => this.onInvalidate(ev)),
+        onReset: live((id) => this.revalidateAll(id)),
+        onReady: live(() => this.closeGaps(this.queries.values())),
+        onStatus: live((mode, last) => {
+          this.registry.updateSession({ realtimeConnected: isLive(mode), lastEventId: last });
           for (const fn of this.statusListeners) fn(mode);
-        },
+        }),
       });
       this.realtime.start(last);
       this.updateSubscription();
@@ -446,9 +439,10 @@ export class ReactiveClient<P = AnyProcedures> {
     this.scheduler.cancel(q.key);
     const gen = this.generation;
     const wantedAt = this.clock.now();
+    const locks = this.storage ? this.locks : undefined;
     const run = async (): Promise<void> => {
       // Another tab may have fetched it meanwhile (we waited for its lock): use its result.
-      const shared = this.locks && this.storage ? this.registry.read(q.key, false) : undefined;
+      const shared = locks && this.registry.read(q.key, false);
       if (
         shared &&
         !shared.stale &&
@@ -470,10 +464,7 @@ export class ReactiveClient<P = AnyProcedures> {
         this.notify(q);
       }
     };
-    const locked =
-      this.locks && this.storage
-        ? this.locks.request('rq:' + this.tenantName + ':' + q.key, run).catch(() => run())
-        : run();
+    const locked = locks ? locks.request('rq:' + this.tenantName + ':' + q.key, run).catch(() => run()) : run();
     const p = locked.finally(() => {
       q.fetching = undefined;
       if (gen !== this.generation) return;
@@ -682,7 +673,7 @@ export class ReactiveClient<P = AnyProcedures> {
       const cache: OptimisticCache<P> = {
         update: (qn, qi, fn) => {
           const q = this.ensure(qn, qi);
-          const l: Layer = { id: ++this.layerId, fn: fn as (d: unknown) => unknown };
+          const l: Layer = { fn: fn as (d: unknown) => unknown };
           q.layers.push(l);
           layers.push({ q, l });
           this.notify(q);
@@ -696,29 +687,29 @@ export class ReactiveClient<P = AnyProcedures> {
       r = await this.transport.mutate(name, input);
     } catch (e) {
       // Roll back: drop this mutation's layers; the server data underneath never changed.
-      for (const { q, l } of layers) {
-        q.layers = q.layers.filter((x) => x !== l);
-        this.notify(q);
-      }
+      for (const { q, l } of layers) this.dropLayer(q, l);
       throw e;
     }
     if (r.eventId) this.registry.updateSession({ lastSync: this.clock.now() });
     for (const { q, l } of layers) {
       if (!r.eventId || compareEventIds(q.eventId, r.eventId) >= 0) {
-        q.layers = q.layers.filter((x) => x !== l);
-        this.notify(q);
+        this.dropLayer(q, l);
         continue;
       }
       // Keep it until the invalidation for this mutation has been applied (data watermark >= eventId).
       l.until = r.eventId;
-      const live = this.realtime?.mode === 'sse' || this.realtime?.mode === 'poll';
       const check = (): void => {
         if (q.layers.includes(l)) void this.revalidate(q, r.eventId);
       };
-      if (live) this.clock.setTimeout(check, this.opts.optimisticTimeout ?? 2000);
+      if (isLive(this.realtime?.mode)) this.clock.setTimeout(check, this.opts.optimisticTimeout ?? 2000);
       else check();
     }
     return r.data as OutputOf<P, K>;
+  }
+
+  private dropLayer(q: Query, l: Layer): void {
+    q.layers = q.layers.filter((x) => x !== l);
+    this.notify(q);
   }
 }
 
