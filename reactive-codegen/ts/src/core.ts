@@ -5,7 +5,7 @@
 import { RpcError, Transport, type TransportOptions } from './client';
 import { Realtime, type EventSourceCtor, type InvalidateEvent, type PollResult, type RealtimeMode } from './realtime';
 import { QueryRegistry, type StorageLike } from './registry';
-import { Priority, Scheduler } from './scheduler';
+import { BACKGROUND, HINT, MOUNTED, Scheduler } from './scheduler';
 import type { AnyProcedures, InputOf, MutationName, OutputOf, QueryName, QueryRef } from './types';
 import { compareEventIds, globalOf, maxEventId, procedureOf, queryKey, realClock, type Clock } from './util';
 
@@ -283,9 +283,9 @@ export class ReactiveClient<P = AnyProcedures> {
       this.realtime!.catchUp(since, entriesOf(check.keys())).then(end, end);
     }
     // Everything the registry holds: revalidate in the background (mounted ones go first anyway).
-    for (const k of this.registry.keys()) this.scheduler.schedule(k, Priority.Background);
-    for (const k of [...this.hints.values()].flat()) if (this.needsRevalidation(k)) this.scheduler.schedule(k, Priority.Hint);
-    for (const q of this.queries.values()) if (q.mounts > 0) this.scheduler.schedule(q.key, Priority.Mounted);
+    for (const k of this.registry.keys()) this.scheduler.schedule(k, BACKGROUND);
+    for (const k of [...this.hints.values()].flat()) if (this.needsRevalidation(k)) this.scheduler.schedule(k, HINT);
+    for (const q of this.queries.values()) if (q.mounts > 0) this.scheduler.schedule(q.key, MOUNTED);
   }
 
   /** Forgets this tenant's data, in memory and in storage (call on logout). */
@@ -376,7 +376,7 @@ export class ReactiveClient<P = AnyProcedures> {
     q.mounts++;
     this.start();
     if (this.started && this.needsRevalidation(q.key) && !q.fetching)
-      this.scheduler.schedule(q.key, Priority.Mounted);
+      this.scheduler.schedule(q.key, MOUNTED);
     this.updateSubscription();
     let done = false;
     return () => {
@@ -409,7 +409,7 @@ export class ReactiveClient<P = AnyProcedures> {
     refs.forEach((r, i) => {
       if (typeof r !== 'string') this.ensure(r[0], r[1]);
       const k = keys[i]!;
-      if (this.started && this.needsRevalidation(k)) this.scheduler.schedule(k, Priority.Hint);
+      if (this.started && this.needsRevalidation(k)) this.scheduler.schedule(k, HINT);
     });
     return () => this.hints.delete(owner);
   }
@@ -629,7 +629,7 @@ export class ReactiveClient<P = AnyProcedures> {
       } else this.registry.markStale(key, this.clock.now());
       this.scheduler.schedule(
         key,
-        q && q.mounts > 0 ? Priority.Mounted : hinted.includes(key) ? Priority.Hint : Priority.Background,
+        q && q.mounts > 0 ? MOUNTED : hinted.includes(key) ? HINT : BACKGROUND,
       );
     }
   }
