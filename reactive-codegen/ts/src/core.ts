@@ -126,6 +126,10 @@ interface Msg {
 /** Real time delivers invalidations in this mode. */
 const isLive = (mode: RealtimeMode | undefined): boolean => mode === 'sse' || mode === 'poll';
 
+/** Whether an event for these subscription entries affects query `key`. */
+const affects = (entries: string[] | undefined, key: string): boolean | undefined =>
+  entries?.some((x) => x === key || x === '*' || x === procedureOf(key));
+
 /** Subscription entries for query keys: the keys, or the procedure when it has many or the URL gets long. */
 function entriesOf(keys: Iterable<string>): string[] {
   const byProc = new Map<string, string[]>();
@@ -567,22 +571,13 @@ export class ReactiveClient<P = AnyProcedures> {
    */
   onInvalidate(ev: InvalidateEvent): void {
     const now = this.clock.now();
-    const held = this.heldKeys();
-    const direct = new Set<string>();
-    const procs = new Set<string>();
     const deps = new Set<string>();
-    for (const entry of ev.queries) {
-      if (entry === '*') for (const k of held) direct.add(k);
-      else if (entry.includes(':')) direct.add(entry);
-      else procs.add(entry);
-    }
     const meta = this.opts.procedures;
     if (meta)
       for (const [name, m] of Object.entries(meta)) if (m.dependencies.some((t) => ev.tables.includes(t) || ev.tables.includes('*'))) deps.add(name);
-    for (const key of held) {
-      const proc = procedureOf(key);
-      const isDirect = direct.has(key) || procs.has(proc);
-      if (!isDirect && !deps.has(proc)) continue;
+    for (const key of this.heldKeys()) {
+      const isDirect = affects(ev.queries, key);
+      if (!isDirect && !deps.has(procedureOf(key))) continue;
       // Reopen check in flight: it decides (the poll answer holds every event up to the server's head).
       const c = this.checking;
       if (c?.has(key) && (isDirect || !this.queries.get(key)?.mounts)) {
@@ -647,7 +642,7 @@ export class ReactiveClient<P = AnyProcedures> {
     for (const [key, live] of check) {
       let hit = compareEventIds(live, head) > 0 ? live : undefined;
       for (const ev of r?.events ?? [])
-        if (ev.queries?.some((x) => x === key || x === '*' || x === procedureOf(key))) hit = maxEventId(hit, ev.eventId);
+        if (affects(ev.queries, key)) hit = maxEventId(hit, ev.eventId);
       const q = this.held(key);
       if (!head || !q?.hasData || compareEventIds(hit, q.eventId) > 0) redo.push(key);
       else {
