@@ -408,13 +408,9 @@ export class ReactiveClient<P = AnyProcedures> {
 
   /** Page hints: queries the page will likely need, revalidated (or prefetched) after 1 s. */
   setPriorities(owner: object, refs: ReadonlyArray<QueryRef<P> | string>): () => void {
-    const keys = refs.map((r) => (typeof r === 'string' ? r : queryKey(r[0], r[1])));
+    const keys = refs.map((r) => (typeof r === 'string' ? r : this.ensure(r[0], r[1]).key));
     this.hints.set(owner, keys);
-    refs.forEach((r, i) => {
-      if (typeof r !== 'string') this.ensure(r[0], r[1]);
-      const k = keys[i]!;
-      if (this.started && this.needsRevalidation(k)) this.scheduler.schedule(k, HINT);
-    });
+    for (const k of keys) if (this.started && this.needsRevalidation(k)) this.scheduler.schedule(k, HINT);
     return () => this.hints.delete(owner);
   }
 
@@ -498,8 +494,7 @@ export class ReactiveClient<P = AnyProcedures> {
       const entry = { procedure: q.procedure, input: q.input, data, lastRevalidated: at, lastServerChange };
       this.registry.write(q.key, eventId === undefined ? entry : { ...entry, eventId });
       this.registry.updateSession({ lastSync: at });
-      const msg: Msg = { t: 'r', key: q.key, p: q.procedure, i: q.input, d: data, at };
-      if (eventId !== undefined) msg.e = eventId;
+      const msg: Msg = { t: 'r', key: q.key, p: q.procedure, i: q.input, d: data, e: eventId, at };
       try {
         this.channel?.postMessage(msg);
       } catch {
