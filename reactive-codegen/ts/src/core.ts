@@ -177,7 +177,7 @@ export class ReactiveClient<P = AnyProcedures> {
     this.locks =
       opts.locks === null
         ? undefined
-        : (opts.locks ?? globalOf<{ locks?: LockManagerLike }>('navigator')?.locks ?? undefined);
+        : (opts.locks ?? globalOf<{ locks?: LockManagerLike }>('navigator')?.locks);
     this.setTenant(opts.tenant ?? 'default');
   }
 
