@@ -1,12 +1,12 @@
 // Prints the size of the client runtime + React binding, bundled, minified and gzipped
-// (react external), as shipped to a browser. Target: under 8 KB gzipped.
+// (react external), as shipped to a browser. Target: under 8 KB gzipped, read as 8,000 bytes.
 import { build } from 'esbuild';
 import { gzipSync } from 'node:zlib';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const limit = Number(process.env.SIZE_LIMIT ?? 8192);
+const limit = Number(process.env.SIZE_LIMIT ?? 8000);
 async function gzipped(contents) {
   const r = await build({
     stdin: { contents, resolveDir: root, loader: 'ts' },

@@ -5,7 +5,7 @@
 import { RpcError, Transport, type TransportOptions } from './client';
 import { Realtime, type EventSourceCtor, type InvalidateEvent, type PollResult, type RealtimeMode } from './realtime';
 import { QueryRegistry, type StorageLike } from './registry';
-import { Priority, Scheduler } from './scheduler';
+import { BACKGROUND, HINT, MOUNTED, Scheduler } from './scheduler';
 import type { AnyProcedures, InputOf, MutationName, OutputOf, QueryName, QueryRef } from './types';
 import { compareEventIds, globalOf, maxEventId, procedureOf, queryKey, realClock, type Clock } from './util';
 
@@ -86,7 +86,6 @@ export interface MutateOptions<P, K extends MutationName<P>> {
 }
 
 interface Layer {
-  id: number;
   fn: (d: unknown) => unknown;
   /** The mutation's event id once it succeeded: dropped when the data reflects it. */
   until?: string;
@@ -124,6 +123,13 @@ interface Msg {
   at: number;
 }
 
+/** Real time delivers invalidations in this mode. */
+const isLive = (mode: RealtimeMode | undefined): boolean => mode === 'sse' || mode === 'poll';
+
+/** Whether an event for these subscription entries affects query `key`. */
+const affects = (entries: string[] | undefined, key: string): boolean | undefined =>
+  entries?.some((x) => x === key || x === '*' || x === procedureOf(key));
+
 /** Subscription entries for query keys: the keys, or the procedure when it has many or the URL gets long. */
 function entriesOf(keys: Iterable<string>): string[] {
   const byProc = new Map<string, string[]>();
@@ -155,7 +161,6 @@ export class ReactiveClient<P = AnyProcedures> {
   private tenantName = '';
   private generation = 0;
   private started = false;
-  private layerId = 0;
   private statusListeners = new Set<(mode: RealtimeMode) => void>();
   /**
    * Reopen check in flight: registry entries waiting for the `/poll` that tells which of them
@@ -172,7 +177,7 @@ export class ReactiveClient<P = AnyProcedures> {
     this.locks =
       opts.locks === null
         ? undefined
-        : (opts.locks ?? globalOf<{ locks?: LockManagerLike }>('navigator')?.locks ?? undefined);
+        : (opts.locks ?? globalOf<{ locks?: LockManagerLike }>('navigator')?.locks);
     this.setTenant(opts.tenant ?? 'default');
   }
 
@@ -203,13 +208,10 @@ export class ReactiveClient<P = AnyProcedures> {
    */
   setTenant(tenant: string): void {
     if (tenant === this.tenantName && this.registry) return;
+    const started = this.started;
+    this.stop();
     this.generation++;
     this.tenantName = tenant;
-    this.scheduler.clear();
-    this.realtime?.stop();
-    this.realtime = undefined;
-    this.channel?.close();
-    this.channel = undefined;
     this.registry = new QueryRegistry({
       storage: this.storage,
       tenant,
@@ -224,48 +226,43 @@ export class ReactiveClient<P = AnyProcedures> {
       q.mounts = old.mounts;
       this.notify(q);
     }
-    if (this.started) {
-      this.started = false;
-      this.start();
-    }
+    if (started) this.start();
   }
 
   /** Starts background work (first mount): real time, cross-tab channel, registry revalidation. */
   start(): void {
     if (this.started || !globalOf('window')) return;
     this.started = true;
+    const o = this.opts;
     const gen = this.generation;
+    // Callbacks of this tenant's channel and stream: ignored once the tenant changed.
+    const live =
+      <A extends unknown[]>(fn: (...a: A) => void) =>
+      (...a: A): void => {
+        if (gen === this.generation) fn(...a);
+      };
     const last = this.registry.getSession().lastEventId;
     this.registry.updateSession({ startTime: this.clock.now() });
-    const makeChannel =
-      this.opts.channel === null
-        ? undefined
-        : (this.opts.channel ??
-          ((n: string) => {
-            const BC = globalOf<new (n: string) => ChannelLike>('BroadcastChannel');
-            return BC ? new BC(n) : undefined;
-          }));
-    this.channel = makeChannel?.('reactive:' + this.tenantName) ?? undefined;
-    if (this.channel) this.channel.onmessage = (ev) => gen === this.generation && this.onMessage(ev.data as Msg);
+    const name = 'reactive:' + this.tenantName;
+    const BC = globalOf<new (n: string) => ChannelLike>('BroadcastChannel');
+    this.channel = (o.channel ? o.channel(name) : o.channel !== null && BC ? new BC(name) : undefined) ?? undefined;
+    if (this.channel) this.channel.onmessage = live((ev) => this.onMessage(ev.data as Msg));
     // EventSource can't send an Authorization header: token auth polls (protocol section 1).
-    const ES = this.opts.EventSource ?? (this.opts.getToken ? null : undefined);
-    if (this.opts.realtime !== false && (ES !== undefined || globalOf('EventSource') || globalOf('fetch'))) {
+    const ES = o.EventSource ?? (o.getToken ? null : undefined);
+    if (o.realtime !== false && (ES !== undefined || globalOf('EventSource') || globalOf('fetch'))) {
       this.realtime = new Realtime({
+        ...o,
         transport: this.transport,
         clock: this.clock,
         EventSource: ES,
-        withCredentials: this.opts.credentials === 'include',
-        pollInterval: this.opts.pollInterval,
-        sseRetryDelay: this.opts.sseRetryDelay,
-        maxFailures: this.opts.maxFailures,
-        onInvalidate: (ev) => gen === this.generation && this.onInvalidate(ev),
-        onReset: (id) => gen === this.generation && this.revalidateAll(id),
-        onReady: () => gen === this.generation && this.closeGaps(this.queries.values()),
-        onStatus: (mode, last) => {
-          if (gen !== this.generation) return;
-          this.registry.updateSession({ realtimeConnected: mode === 'sse' || mode === 'poll', lastEventId: last });
+        withCredentials: o.credentials === 'include',
+        onInvalidate: live((ev) => this.onInvalidate(ev)),
+        onReset: live((id) => this.revalidateAll(id)),
+        onReady: live(() => this.closeGaps(this.queries.values())),
+        onStatus: live((mode, last) => {
+          this.registry.updateSession({ realtimeConnected: isLive(mode), lastEventId: last });
           for (const fn of this.statusListeners) fn(mode);
-        },
+        }),
       });
       this.realtime.start(last);
       this.updateSubscription();
@@ -290,9 +287,9 @@ export class ReactiveClient<P = AnyProcedures> {
       this.realtime!.catchUp(since, entriesOf(check.keys())).then(end, end);
     }
     // Everything the registry holds: revalidate in the background (mounted ones go first anyway).
-    for (const k of this.registry.keys()) this.scheduler.schedule(k, Priority.Background);
-    for (const k of [...this.hints.values()].flat()) if (this.needsRevalidation(k)) this.scheduler.schedule(k, Priority.Hint);
-    for (const q of this.queries.values()) if (q.mounts > 0) this.scheduler.schedule(q.key, Priority.Mounted);
+    for (const k of this.registry.keys()) this.scheduler.schedule(k, BACKGROUND);
+    for (const k of [...this.hints.values()].flat()) if (this.needsRevalidation(k)) this.scheduler.schedule(k, HINT);
+    for (const q of this.queries.values()) if (q.mounts > 0) this.scheduler.schedule(q.key, MOUNTED);
   }
 
   /** Forgets this tenant's data, in memory and in storage (call on logout). */
@@ -383,7 +380,7 @@ export class ReactiveClient<P = AnyProcedures> {
     q.mounts++;
     this.start();
     if (this.started && this.needsRevalidation(q.key) && !q.fetching)
-      this.scheduler.schedule(q.key, Priority.Mounted);
+      this.scheduler.schedule(q.key, MOUNTED);
     this.updateSubscription();
     let done = false;
     return () => {
@@ -411,13 +408,9 @@ export class ReactiveClient<P = AnyProcedures> {
 
   /** Page hints: queries the page will likely need, revalidated (or prefetched) after 1 s. */
   setPriorities(owner: object, refs: ReadonlyArray<QueryRef<P> | string>): () => void {
-    const keys = refs.map((r) => (typeof r === 'string' ? r : queryKey(r[0], r[1])));
+    const keys = refs.map((r) => (typeof r === 'string' ? r : this.ensure(r[0], r[1]).key));
     this.hints.set(owner, keys);
-    refs.forEach((r, i) => {
-      if (typeof r !== 'string') this.ensure(r[0], r[1]);
-      const k = keys[i]!;
-      if (this.started && this.needsRevalidation(k)) this.scheduler.schedule(k, Priority.Hint);
-    });
+    for (const k of keys) if (this.started && this.needsRevalidation(k)) this.scheduler.schedule(k, HINT);
     return () => this.hints.delete(owner);
   }
 
@@ -446,9 +439,10 @@ export class ReactiveClient<P = AnyProcedures> {
     this.scheduler.cancel(q.key);
     const gen = this.generation;
     const wantedAt = this.clock.now();
+    const locks = this.storage ? this.locks : undefined;
     const run = async (): Promise<void> => {
       // Another tab may have fetched it meanwhile (we waited for its lock): use its result.
-      const shared = this.locks && this.storage ? this.registry.read(q.key, false) : undefined;
+      const shared = locks && this.registry.read(q.key, false);
       if (
         shared &&
         !shared.stale &&
@@ -470,10 +464,7 @@ export class ReactiveClient<P = AnyProcedures> {
         this.notify(q);
       }
     };
-    const locked =
-      this.locks && this.storage
-        ? this.locks.request('rq:' + this.tenantName + ':' + q.key, run).catch(() => run())
-        : run();
+    const locked = locks ? locks.request('rq:' + this.tenantName + ':' + q.key, run).catch(() => run()) : run();
     const p = locked.finally(() => {
       q.fetching = undefined;
       if (gen !== this.generation) return;
@@ -503,8 +494,7 @@ export class ReactiveClient<P = AnyProcedures> {
       const entry = { procedure: q.procedure, input: q.input, data, lastRevalidated: at, lastServerChange };
       this.registry.write(q.key, eventId === undefined ? entry : { ...entry, eventId });
       this.registry.updateSession({ lastSync: at });
-      const msg: Msg = { t: 'r', key: q.key, p: q.procedure, i: q.input, d: data, at };
-      if (eventId !== undefined) msg.e = eventId;
+      const msg: Msg = { t: 'r', key: q.key, p: q.procedure, i: q.input, d: data, e: eventId, at };
       try {
         this.channel?.postMessage(msg);
       } catch {
@@ -576,22 +566,13 @@ export class ReactiveClient<P = AnyProcedures> {
    */
   onInvalidate(ev: InvalidateEvent): void {
     const now = this.clock.now();
-    const held = this.heldKeys();
-    const direct = new Set<string>();
-    const procs = new Set<string>();
     const deps = new Set<string>();
-    for (const entry of ev.queries) {
-      if (entry === '*') for (const k of held) direct.add(k);
-      else if (entry.includes(':')) direct.add(entry);
-      else procs.add(entry);
-    }
     const meta = this.opts.procedures;
     if (meta)
       for (const [name, m] of Object.entries(meta)) if (m.dependencies.some((t) => ev.tables.includes(t) || ev.tables.includes('*'))) deps.add(name);
-    for (const key of held) {
-      const proc = procedureOf(key);
-      const isDirect = direct.has(key) || procs.has(proc);
-      if (!isDirect && !deps.has(proc)) continue;
+    for (const key of this.heldKeys()) {
+      const isDirect = affects(ev.queries, key);
+      if (!isDirect && !deps.has(procedureOf(key))) continue;
       // Reopen check in flight: it decides (the poll answer holds every event up to the server's head).
       const c = this.checking;
       if (c?.has(key) && (isDirect || !this.queries.get(key)?.mounts)) {
@@ -638,7 +619,7 @@ export class ReactiveClient<P = AnyProcedures> {
       } else this.registry.markStale(key, this.clock.now());
       this.scheduler.schedule(
         key,
-        q && q.mounts > 0 ? Priority.Mounted : hinted.includes(key) ? Priority.Hint : Priority.Background,
+        q && q.mounts > 0 ? MOUNTED : hinted.includes(key) ? HINT : BACKGROUND,
       );
     }
   }
@@ -656,7 +637,7 @@ export class ReactiveClient<P = AnyProcedures> {
     for (const [key, live] of check) {
       let hit = compareEventIds(live, head) > 0 ? live : undefined;
       for (const ev of r?.events ?? [])
-        if (ev.queries?.some((x) => x === key || x === '*' || x === procedureOf(key))) hit = maxEventId(hit, ev.eventId);
+        if (affects(ev.queries, key)) hit = maxEventId(hit, ev.eventId);
       const q = this.held(key);
       if (!head || !q?.hasData || compareEventIds(hit, q.eventId) > 0) redo.push(key);
       else {
@@ -682,7 +663,7 @@ export class ReactiveClient<P = AnyProcedures> {
       const cache: OptimisticCache<P> = {
         update: (qn, qi, fn) => {
           const q = this.ensure(qn, qi);
-          const l: Layer = { id: ++this.layerId, fn: fn as (d: unknown) => unknown };
+          const l: Layer = { fn: fn as (d: unknown) => unknown };
           q.layers.push(l);
           layers.push({ q, l });
           this.notify(q);
@@ -696,29 +677,29 @@ export class ReactiveClient<P = AnyProcedures> {
       r = await this.transport.mutate(name, input);
     } catch (e) {
       // Roll back: drop this mutation's layers; the server data underneath never changed.
-      for (const { q, l } of layers) {
-        q.layers = q.layers.filter((x) => x !== l);
-        this.notify(q);
-      }
+      for (const { q, l } of layers) this.dropLayer(q, l);
       throw e;
     }
     if (r.eventId) this.registry.updateSession({ lastSync: this.clock.now() });
     for (const { q, l } of layers) {
       if (!r.eventId || compareEventIds(q.eventId, r.eventId) >= 0) {
-        q.layers = q.layers.filter((x) => x !== l);
-        this.notify(q);
+        this.dropLayer(q, l);
         continue;
       }
       // Keep it until the invalidation for this mutation has been applied (data watermark >= eventId).
       l.until = r.eventId;
-      const live = this.realtime?.mode === 'sse' || this.realtime?.mode === 'poll';
       const check = (): void => {
         if (q.layers.includes(l)) void this.revalidate(q, r.eventId);
       };
-      if (live) this.clock.setTimeout(check, this.opts.optimisticTimeout ?? 2000);
+      if (isLive(this.realtime?.mode)) this.clock.setTimeout(check, this.opts.optimisticTimeout ?? 2000);
       else check();
     }
     return r.data as OutputOf<P, K>;
+  }
+
+  private dropLayer(q: Query, l: Layer): void {
+    q.layers = q.layers.filter((x) => x !== l);
+    this.notify(q);
   }
 }
 

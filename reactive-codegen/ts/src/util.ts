@@ -58,6 +58,21 @@ export function maxEventId(a: string | null | undefined, b: string | null | unde
   return (compareEventIds(a, b) >= 0 ? a : b) ?? undefined;
 }
 
+/** `JSON.parse`, or `undefined` for a missing or malformed value. */
+export function parseJson(s: string | null | undefined): unknown {
+  if (s == null) return undefined;
+  try {
+    return JSON.parse(s);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The value if it is a string. */
+export function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
 /** `globalThis` members that may be absent (server rendering, workers, old browsers). */
 export function globalOf<T>(name: string): T | undefined {
   try {

@@ -688,3 +688,26 @@ test('reopen: a poll that does not answer in time refetches everything (timeout)
   assert.equal(a.snap().isStale, false);
   assert.equal(r.server.count('/rpc/agents.findMany'), 1);
 });
+
+test("an event naming a procedure, or '*', refetches every mounted query it covers", async () => {
+  const { server, state } = backend();
+  const { c, clock } = client(server);
+  mount(c, 'agents.findMany', ORG);
+  mount(c, 'agents.get', { id: 'a1' });
+  mount(c, 'agents.get', { id: 'a2' });
+  await clock.advance(50);
+  const es = FakeEventSource.last;
+  es.ready('100');
+  await flush();
+  assert.equal(server.count('/rpc/agents.get'), 2);
+  state.eventId = 101;
+  es.emit('invalidate', { eventId: '101', tables: ['agent'], keys: {}, requiresAck: false, queries: ['agents.get'] });
+  await flush();
+  assert.equal(server.count('/rpc/agents.get'), 4, 'both agents.get keys refetched');
+  assert.equal(server.count('/rpc/agents.findMany'), 1, 'the list is not named');
+  state.eventId = 102;
+  es.emit('invalidate', { eventId: '102', tables: ['agent'], keys: {}, requiresAck: false, queries: ['*'] });
+  await flush();
+  assert.equal(server.count('/rpc/agents.get'), 6);
+  assert.equal(server.count('/rpc/agents.findMany'), 2);
+});

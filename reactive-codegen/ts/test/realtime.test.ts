@@ -207,3 +207,37 @@ test('coverage tells from which id a subscribed entry is delivered', async () =>
   FakeEventSource.last.fail();
   assert.equal(rt.coveredFrom('a'), undefined, 'not covered while disconnected');
 });
+
+test('malformed stream data is ignored', async () => {
+  const { clock, rt, events } = setup();
+  rt.start('5');
+  rt.setSubscription(['a']);
+  await clock.advance(50);
+  const es = FakeEventSource.last;
+  for (const fn of es.listeners.get('invalidate') ?? []) fn({ data: 'not json' });
+  es.emit('invalidate', 7);
+  es.emit('invalidate', 'x');
+  es.emit('invalidate', null);
+  es.emit('invalidate', { tables: ['agent'], queries: ['a'] }); // no eventId
+  assert.equal(events.length, 0);
+  es.emit('ready', 'x'); // no connectionId, no eventId: covered from the id it resumed from
+  assert.equal(rt.mode, 'sse');
+  assert.equal(rt.coveredFrom('a'), '5');
+  es.emit('invalidate', { eventId: '6', queries: ['a'] }); // missing fields are normalized
+  assert.deepEqual(events, [{ eventId: '6', tables: [], keys: {}, requiresAck: false, queries: ['a'] }]);
+});
+
+test('while polling, entries added to the subscription are covered from the last id', async () => {
+  const { clock, rt, server } = setup({ EventSource: null });
+  server.on('/api/poll', () => ({ body: { eventId: '3', reset: false, events: [] } }));
+  rt.start();
+  rt.setSubscription(['a']);
+  await clock.advance(50);
+  assert.equal(rt.coveredFrom('a'), '3');
+  rt.setSubscription(['a', 'b']);
+  assert.equal(rt.coveredFrom('b'), '3');
+  rt.setSubscription(['b']);
+  assert.equal(rt.coveredFrom('a'), undefined, 'unsubscribed');
+  await clock.advance(50);
+  assert.equal(server.calls[server.calls.length - 1]!.path, '/api/poll?subscribe=b&since=3');
+});

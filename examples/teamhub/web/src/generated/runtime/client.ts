@@ -2,7 +2,7 @@
 // Framework-free RPC transport: calls `/rpc/{name}`, parses `{data, eventId}` / `{error}`, and
 // shares identical in-flight requests. See docs/protocol.md for the wire format.
 
-import { canonicalJson, globalOf, queryKey } from './util';
+import { canonicalJson, globalOf, queryKey, str } from './util';
 
 /** How the client authenticates and reaches the server. */
 export interface TransportOptions {
@@ -90,18 +90,18 @@ export class Transport {
     try {
       json = await res.json();
     } catch {
-      json = undefined;
+      /* not JSON: undefined */
     }
     const err = (json as { error?: { code?: unknown; message?: unknown; path?: unknown } } | undefined)?.error;
     if (!res.ok || err) {
       throw new RpcError(
-        typeof err?.code === 'string' ? err.code : 'http_' + res.status,
-        typeof err?.message === 'string' ? err.message : res.statusText || 'request failed',
+        str(err?.code) ?? 'http_' + res.status,
+        str(err?.message) ?? (res.statusText || 'request failed'),
         res.status,
-        typeof err?.path === 'string' ? err.path : undefined,
+        str(err?.path),
       );
     }
-    if (json === undefined || json === null || typeof json !== 'object') {
+    if (!json || typeof json !== 'object') {
       throw new RpcError('bad_response', 'not a JSON object', res.status);
     }
     return json;

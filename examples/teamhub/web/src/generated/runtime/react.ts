@@ -127,10 +127,8 @@ export function useReactivePriorities<P = AnyProcedures>(refs: ReadonlyArray<Que
   const client = useClient<P>();
   const sig = canonicalJson(refs);
   React.useEffect(
-    () => {
-      const owner = {};
-      return client.setPriorities(owner, refs);
-    },
+    // A new owner object per effect: its hints are removed on cleanup.
+    () => client.setPriorities({}, refs),
     // eslint-disable-next-line react-hooks/exhaustive-deps
     [client, sig],
   );

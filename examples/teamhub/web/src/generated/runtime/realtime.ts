@@ -4,7 +4,7 @@
 // with periodic attempts to return to SSE. See docs/protocol.md sections 4, 5, 7 and 8.
 
 import type { Transport } from './client';
-import { compareEventIds, globalOf, type Clock } from './util';
+import { globalOf, maxEventId, parseJson, str, type Clock } from './util';
 
 /** An `invalidate` event (protocol section 5). */
 export interface InvalidateEvent {
@@ -68,9 +68,8 @@ export class Realtime {
   private entries: string[] = [];
   private es: EventSourceLike | undefined;
   private connectionId: string | undefined;
-  private debounceTimer: unknown;
-  private retryTimer: unknown;
-  private pollTimer: unknown;
+  /** Pending timers: `d` the debounced reconnect, `r` the next SSE attempt, `p` the next poll. */
+  private readonly timers: { d?: unknown; r?: unknown; p?: unknown } = {};
   private failures = 0;
   private polling = false;
   private pollInFlight = false;
@@ -88,13 +87,9 @@ export class Realtime {
     this.o = opts;
   }
 
-  private get ES(): EventSourceCtor | undefined {
-    return this.o.EventSource === null ? undefined : (this.o.EventSource ?? globalOf<EventSourceCtor>('EventSource'));
-  }
-
   /** Starts (or resumes) with the id to replay from (the registry's, after a reload). */
   start(lastEventId?: string): void {
-    if (compareEventIds(lastEventId, this.lastEventId) > 0) this.lastEventId = lastEventId;
+    this.advance(lastEventId);
     this.stopped = false;
     this.reconnectSoon();
   }
@@ -102,12 +97,10 @@ export class Realtime {
   /** Closes everything. */
   stop(): void {
     this.stopped = true;
-    this.closeEs();
-    this.stopPolling();
-    for (const t of [this.debounceTimer, this.retryTimer]) if (t !== undefined) this.o.clock.clearTimeout(t);
-    this.debounceTimer = this.retryTimer = undefined;
+    this.timer('d');
+    this.timer('r');
     this.coverage.clear();
-    this.setMode('off');
+    this.halt();
   }
 
   /** Sets the subscription entries (procedure names and query keys); reconnects if they changed. */
@@ -116,10 +109,8 @@ export class Realtime {
     if (next.join('\n') === this.entries.join('\n')) return;
     this.entries = next;
     for (const k of [...this.coverage.keys()]) if (!next.includes(k)) this.coverage.delete(k);
-    if (this.polling && !this.es) {
-      // Polling covers new entries from the next `since`.
-      for (const e of next) if (!this.coverage.has(e) && this.lastEventId) this.coverage.set(e, this.lastEventId);
-    }
+    // Polling covers new entries from the next `since`.
+    if (this.polling && !this.es) this.cover();
     this.reconnectSoon();
   }
 
@@ -133,13 +124,31 @@ export class Realtime {
     return this.coverage.get(entry);
   }
 
+  /** Moves `lastEventId` forward to `id`. */
+  private advance(id: string | undefined): void {
+    this.lastEventId = maxEventId(this.lastEventId, id);
+  }
+
+  /** Entries not yet covered are covered from `lastEventId` (polling asks from there). */
+  private cover(): void {
+    const from = this.lastEventId;
+    if (from) for (const e of this.entries) if (!this.coverage.has(e)) this.coverage.set(e, from);
+  }
+
+  /** Clears timer `k` and, given `fn`, sets it to run `fn` after `ms`. */
+  private timer(k: 'd' | 'r' | 'p', ms?: number, fn?: () => void): void {
+    const t = this.timers;
+    if (t[k] !== undefined) this.o.clock.clearTimeout(t[k]);
+    t[k] = fn
+      ? this.o.clock.setTimeout(() => {
+          t[k] = undefined;
+          fn();
+        }, ms!)
+      : undefined;
+  }
+
   private reconnectSoon(): void {
-    if (this.stopped) return;
-    if (this.debounceTimer !== undefined) this.o.clock.clearTimeout(this.debounceTimer);
-    this.debounceTimer = this.o.clock.setTimeout(() => {
-      this.debounceTimer = undefined;
-      this.connect();
-    }, this.o.debounce ?? 50);
+    if (!this.stopped) this.timer('d', this.o.debounce ?? 50, () => this.connect());
   }
 
   private setMode(m: RealtimeMode): void {
@@ -148,30 +157,29 @@ export class Realtime {
     this.o.onStatus?.(m, this.lastEventId);
   }
 
-  private connect(): void {
-    if (this.stopped) return;
-    if (this.entries.length === 0) {
-      this.closeEs();
-      this.stopPolling();
-      this.setMode('off');
-      return;
-    }
-    if (this.polling) {
-      // Stay on polling until the retry timer tries SSE again; poll the new set right away.
-      void this.pollOnce();
-      return;
-    }
-    this.openEs();
+  /** No stream, no polling: off. */
+  private halt(): void {
+    this.closeEs();
+    this.stopPolling();
+    this.setMode('off');
   }
 
-  private query(extra: Record<string, string | undefined>, entries = this.entries): string {
+  private connect(): void {
+    if (this.stopped) return;
+    if (!this.entries.length) this.halt();
+    // Stay on polling until the retry timer tries SSE again; poll the new set right away.
+    else if (this.polling) void this.pollOnce();
+    else this.openEs();
+  }
+
+  private query(name: string, value: string | undefined, entries = this.entries): string {
     const parts = entries.map((e) => 'subscribe=' + encodeURIComponent(e));
-    for (const [k, v] of Object.entries(extra)) if (v !== undefined) parts.push(k + '=' + encodeURIComponent(v));
+    if (value !== undefined) parts.push(name + '=' + encodeURIComponent(value));
     return parts.join('&');
   }
 
   private openEs(): void {
-    const ES = this.ES;
+    const ES = this.o.EventSource === null ? undefined : (this.o.EventSource ?? globalOf<EventSourceCtor>('EventSource'));
     if (!ES) {
       this.startPolling();
       return;
@@ -181,7 +189,7 @@ export class Realtime {
     const entries = this.entries;
     let es: EventSourceLike;
     try {
-      es = new ES(this.o.transport.url('/events?' + this.query({ lastEventId: from })), {
+      es = new ES(this.o.transport.url('/events?' + this.query('lastEventId', from)), {
         withCredentials: !!this.o.withCredentials,
       });
     } catch {
@@ -190,19 +198,14 @@ export class Realtime {
     }
     this.es = es;
     if (!this.polling) this.setMode('connecting');
-    const parse = (data: string): Record<string, unknown> | undefined => {
-      try {
-        const v = JSON.parse(data) as unknown;
-        return v && typeof v === 'object' ? (v as Record<string, unknown>) : undefined;
-      } catch {
-        return undefined;
-      }
-    };
-    es.addEventListener('ready', (ev) => {
-      if (this.es !== es) return;
-      const d = parse(ev.data);
-      this.connectionId = typeof d?.connectionId === 'string' ? d.connectionId : undefined;
-      const start = from ?? (typeof d?.eventId === 'string' ? d.eventId : undefined);
+    // Listens to an event of this stream only (not of one that replaced it), with its parsed data.
+    const on = (type: string, fn: (d: Record<string, unknown> | undefined) => void): void =>
+      es.addEventListener(type, (ev) => {
+        if (this.es === es) fn(parseJson(ev.data) as Record<string, unknown> | undefined);
+      });
+    on('ready', (d) => {
+      this.connectionId = str(d?.connectionId);
+      const start = from ?? str(d?.eventId);
       if (!this.lastEventId && start) this.lastEventId = start;
       this.coverage.clear();
       if (start) for (const e of entries) this.coverage.set(e, start);
@@ -211,19 +214,10 @@ export class Realtime {
       this.setMode('sse');
       this.o.onReady?.();
     });
-    es.addEventListener('invalidate', (ev) => {
-      if (this.es !== es) return;
-      const d = parse(ev.data);
-      if (d) this.deliver(d as unknown as InvalidateEvent, true);
-    });
-    es.addEventListener('reset', (ev) => {
-      if (this.es !== es) return;
-      // `eventId: null` (the server could not log an event): revalidate all, keep the last id.
-      const id = parse(ev.data)?.eventId;
-      this.reset(typeof id === 'string' ? id : undefined);
-    });
-    es.addEventListener('close', () => {
-      if (this.es !== es) return;
+    on('invalidate', (d) => d && this.deliver(d as unknown as InvalidateEvent, true));
+    // `eventId: null` (the server could not log an event): revalidate all, keep the last id.
+    on('reset', (d) => this.reset(str(d?.eventId)));
+    on('close', () => {
       this.closeEs();
       this.fail();
     });
@@ -248,13 +242,8 @@ export class Realtime {
   private fail(): void {
     this.failures++;
     if (this.mode === 'sse') this.setMode('connecting');
-    if (this.polling) {
-      // A probe back to SSE failed: keep polling, probe again later.
-      this.closeEs();
-      this.scheduleRetry(this.o.sseRetryDelay ?? 30000);
-      return;
-    }
-    if (this.failures >= (this.o.maxFailures ?? 3)) {
+    // Polling (a probe back to SSE failed: keep polling), or failed too often: poll, and probe again later.
+    if (this.polling || this.failures >= (this.o.maxFailures ?? 3)) {
       this.closeEs();
       this.startPolling();
       this.scheduleRetry(this.o.sseRetryDelay ?? 30000);
@@ -264,24 +253,23 @@ export class Realtime {
   }
 
   private scheduleRetry(ms: number): void {
-    if (this.retryTimer !== undefined) this.o.clock.clearTimeout(this.retryTimer);
-    this.retryTimer = this.o.clock.setTimeout(() => {
-      this.retryTimer = undefined;
+    this.timer('r', ms, () => {
       if (!this.stopped && this.entries.length) this.openEs();
-    }, ms);
+    });
   }
 
   private deliver(ev: InvalidateEvent, fromStream: boolean): void {
-    if (typeof ev.eventId !== 'string') return;
-    if (fromStream && ev.requiresAck) void this.ack(ev.eventId);
+    const id = ev.eventId;
+    if (typeof id !== 'string') return;
+    if (fromStream && ev.requiresAck) void this.ack(id);
     // Re-sent events (no `id:` line) and replays already seen are deduplicated by id. Ids are
     // not checked for order: across instances events may arrive slightly out of order.
-    if (this.seen.has(ev.eventId)) return;
-    this.seen.add(ev.eventId);
+    if (this.seen.has(id)) return;
+    this.seen.add(id);
     if (this.seen.size > 512) this.seen.delete(this.seen.values().next().value!);
-    if (compareEventIds(ev.eventId, this.lastEventId) > 0) this.lastEventId = ev.eventId;
+    this.advance(id);
     this.o.onInvalidate({
-      eventId: ev.eventId,
+      eventId: id,
       tables: Array.isArray(ev.tables) ? ev.tables : [],
       keys: ev.keys ?? {},
       requiresAck: !!ev.requiresAck,
@@ -290,7 +278,7 @@ export class Realtime {
   }
 
   private reset(eventId: string | undefined): void {
-    if (eventId && (compareEventIds(eventId, this.lastEventId) > 0 || !this.lastEventId)) this.lastEventId = eventId;
+    this.advance(eventId);
     this.o.onReset(eventId);
   }
 
@@ -309,39 +297,38 @@ export class Realtime {
   private startPolling(): void {
     if (this.polling) return;
     this.polling = true;
-    if (this.lastEventId) for (const e of this.entries) if (!this.coverage.has(e)) this.coverage.set(e, this.lastEventId);
+    this.cover();
     this.setMode('poll');
     void this.pollOnce();
   }
 
   private stopPolling(): void {
     this.polling = false;
-    if (this.pollTimer !== undefined) this.o.clock.clearTimeout(this.pollTimer);
-    this.pollTimer = undefined;
+    this.timer('p');
   }
 
   /** One poll of `/poll?since=…`. */
   async pollOnce(): Promise<void> {
     if (this.pollInFlight || this.stopped) return;
     this.pollInFlight = true;
-    if (this.pollTimer !== undefined) this.o.clock.clearTimeout(this.pollTimer);
-    this.pollTimer = undefined;
+    this.timer('p');
     try {
-      const r = (await this.o.transport.request('GET', '/poll?' + this.query({ since: this.lastEventId }))) as PollResult;
+      const r = await this.catchUp(this.lastEventId, this.entries);
       if (!this.polling) return;
-      if (r.reset) this.reset(typeof r.eventId === 'string' ? r.eventId : undefined);
+      const head = str(r.eventId);
+      if (r.reset) this.reset(head);
       for (const ev of r.events ?? []) this.deliver(ev, false);
-      if (typeof r.eventId === 'string') {
-        if (!this.lastEventId) for (const e of this.entries) this.coverage.set(e, r.eventId);
-        if (compareEventIds(r.eventId, this.lastEventId) > 0) this.lastEventId = r.eventId;
+      if (head) {
+        const first = !this.lastEventId;
+        this.advance(head);
+        if (first) this.cover();
         this.o.onReady?.();
       }
     } catch {
       /* try again next interval */
     } finally {
       this.pollInFlight = false;
-      if (this.polling && !this.stopped)
-        this.pollTimer = this.o.clock.setTimeout(() => void this.pollOnce(), this.o.pollInterval ?? 5000);
+      if (this.polling && !this.stopped) this.timer('p', this.o.pollInterval ?? 5000, () => void this.pollOnce());
     }
   }
 
@@ -350,7 +337,7 @@ export class Realtime {
    * result's watermark and the point from which the live stream covers it, or checks what changed
    * while the page was closed. Returns the poll answer (`eventId` is the server's head).
    */
-  catchUp(since: string, entries: string[]): Promise<PollResult> {
-    return this.o.transport.request('GET', '/poll?' + this.query({ since }, entries)) as Promise<PollResult>;
+  catchUp(since: string | undefined, entries: string[]): Promise<PollResult> {
+    return this.o.transport.request('GET', '/poll?' + this.query('since', since, entries)) as Promise<PollResult>;
   }
 }

@@ -10,7 +10,7 @@
 // Every storage access is guarded: missing storage (server rendering, privacy mode), a full quota
 // and corrupt JSON degrade to an in-memory registry instead of throwing.
 
-import { compareEventIds, maxEventId } from './util';
+import { compareEventIds, maxEventId, parseJson } from './util';
 
 /** A cached query result. */
 export interface RegistryEntry {
@@ -77,15 +77,6 @@ export function tenantPrefix(tenant: string): string {
   return PREFIX + encodeURIComponent(tenant) + ':';
 }
 
-function safeParse(s: string | null): unknown {
-  if (s == null) return undefined;
-  try {
-    return JSON.parse(s);
-  } catch {
-    return undefined;
-  }
-}
-
 function isMeta(x: unknown): x is Meta {
   const m = x as Meta | undefined;
   return !!m && m.v === 1 && typeof m.session === 'object' && !!m.session && typeof m.lru === 'object' && !!m.lru;
@@ -120,7 +111,7 @@ export class QueryRegistry {
     this.pfx = tenantPrefix(opts.tenant);
     const t = this.now();
     this.session = { startTime: t, lastSync: 0, realtimeConnected: false };
-    const meta = safeParse(this.get(this.pfx + 'm'));
+    const meta = parseJson(this.get(this.pfx + 'm'));
     if (isMeta(meta)) {
       this.lru = meta.lru;
       this.session = { ...meta.session, startTime: t };
@@ -172,7 +163,7 @@ export class QueryRegistry {
       let oldest: { p: string; t: number } | undefined;
       for (const k of keys) {
         if (!k.startsWith(PREFIX) || k.startsWith(this.pfx) || !k.endsWith(':m')) continue;
-        const m = safeParse(st.getItem(k));
+        const m = parseJson(st.getItem(k));
         const t = isMeta(m) ? m.session.lastSync : 0;
         if (!oldest || t < oldest.t) oldest = { p: k.slice(0, -1), t };
       }
@@ -189,7 +180,7 @@ export class QueryRegistry {
   private writeMeta(keep?: string): void {
     if (!this.storage) return;
     // Merge with what other tabs wrote meanwhile.
-    const other = safeParse(this.get(this.pfx + 'm'));
+    const other = parseJson(this.get(this.pfx + 'm'));
     if (isMeta(other)) {
       for (const [k, v] of Object.entries(other.lru)) {
         const mine = this.lru[k];
@@ -234,7 +225,7 @@ export class QueryRegistry {
     let e = this.entries.get(key);
     if (this.storage) {
       const raw = this.get(this.pfx + 'e:' + key);
-      const parsed = safeParse(raw);
+      const parsed = parseJson(raw);
       if (isEntry(parsed)) {
         const fromStore = parsed;
         if (!e || compareEventIds(fromStore.eventId, e.eventId) > 0 || fromStore.lastRevalidated > e.lastRevalidated) {

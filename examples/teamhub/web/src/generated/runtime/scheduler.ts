@@ -4,8 +4,13 @@
 
 import type { Clock } from './util';
 
+// The levels as constants (inlined by bundlers), for the runtime's own use.
+export const MOUNTED = 0;
+export const HINT = 1;
+export const BACKGROUND = 2;
+
 /** Priority levels, most urgent first. */
-export const Priority = { Mounted: 0, Hint: 1, Background: 2 } as const;
+export const Priority = { Mounted: MOUNTED, Hint: HINT, Background: BACKGROUND } as const;
 export type Priority = (typeof Priority)[keyof typeof Priority];
 
 export interface SchedulerOptions {
@@ -44,8 +49,8 @@ export class Scheduler {
     const prev = this.queued.get(key);
     if (prev !== undefined && prev <= priority) return;
     // A level's delay counts from the first key of a batch: later keys join the waiting batch.
-    if (priority !== Priority.Mounted && !this.pendingAt(priority))
-      this.readyAt[priority] = this.o.clock.now() + (priority === Priority.Hint ? this.o.hintDelay : this.o.backgroundDelay);
+    if (priority !== MOUNTED && !this.pendingAt(priority))
+      this.readyAt[priority] = this.o.clock.now() + (priority === HINT ? this.o.hintDelay : this.o.backgroundDelay);
     this.queued.set(key, priority);
     this.pump();
   }
@@ -58,6 +63,10 @@ export class Scheduler {
   /** Drops everything (tenant switch). */
   clear(): void {
     this.queued.clear();
+    this.clearTimer();
+  }
+
+  private clearTimer(): void {
     if (this.timer !== undefined) this.o.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.timerAt = Infinity;
@@ -72,20 +81,20 @@ export class Scheduler {
     const now = this.o.clock.now();
     // Mounted keys: all at once, no concurrency limit (the page is waiting for them).
     for (const [k, p] of [...this.queued]) {
-      if (p === Priority.Mounted) {
+      if (p === MOUNTED) {
         this.queued.delete(k);
         void this.o.run(k).catch(() => undefined);
       }
     }
     let next = Infinity;
-    for (const level of [Priority.Hint, Priority.Background] as const) {
+    for (const level of [HINT, BACKGROUND] as const) {
       if (!this.pendingAt(level)) continue;
       if (this.readyAt[level] > now) {
         next = Math.min(next, this.readyAt[level]);
         continue;
       }
       // Hints go before background work: don't start background work while hints wait.
-      if (level === Priority.Background && this.pendingAt(Priority.Hint)) continue;
+      if (level === BACKGROUND && this.pendingAt(HINT)) continue;
       for (const [k, p] of [...this.queued]) {
         if (this.running >= this.o.concurrency) break;
         if (p !== level) continue;
@@ -101,7 +110,7 @@ export class Scheduler {
       }
     }
     if (next < this.timerAt) {
-      if (this.timer !== undefined) this.o.clock.clearTimeout(this.timer);
+      this.clearTimer();
       this.timerAt = next;
       this.timer = this.o.clock.setTimeout(() => {
         this.timer = undefined;
