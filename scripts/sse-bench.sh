@@ -4,7 +4,7 @@
 # machine, in the same session. Method and results: docs/benchmarks.md.
 #
 #   scripts/sse-bench.sh                 # all three scenarios, both servers
-#   SCENARIOS="1k" scripts/sse-bench.sh  # a subset: 1k, 10k, 10k100
+#   SCENARIOS="1k" scripts/sse-bench.sh  # a subset: 1k, 10k, 10k100, 2kdistinct
 #   SERVERS="reactive" scripts/sse-bench.sh   # only ours (or "nchan", or "reactive-axum":
 #                                             # the same router under axum::serve)
 #
@@ -93,6 +93,7 @@ params() {
     1k) echo "1000 100 100 1" ;;
     10k) echo "10000 100 500 1" ;;
     10k100) echo "10000 500 20 100" ;;
+    2kdistinct) echo "2000 20 100 2000" ;; # every connection on its own query key (memory)
     *) echo "unknown scenario $1" >&2; exit 1 ;;
   esac
 }
