@@ -101,15 +101,8 @@ pub fn pre_read_plan(
     }
     columns.sort();
     let template = template?;
-    let lock = match dialect {
-        Dialect::Postgres | Dialect::MySql => " FOR UPDATE",
-        Dialect::Sqlite => "",
-    };
-    let condition = template
-        .condition
-        .as_ref()
-        .map(|c| format!(" WHERE {c}"))
-        .unwrap_or_default();
+    let lock = lock_clause(dialect);
+    let condition = where_clause(template);
     let sql = format!(
         "SELECT {} FROM {}{condition}{lock}",
         columns.join(", "),
@@ -204,17 +197,10 @@ pub fn cascade_plan(
     if columns.is_empty() {
         return None;
     }
-    let lock = match dialect {
-        // A locking read sees the latest committed rows (MySQL: not the transaction's
-        // snapshot), as the database's own cascade will.
-        Dialect::Postgres | Dialect::MySql => " FOR UPDATE",
-        Dialect::Sqlite => "",
-    };
-    let condition = template
-        .condition
-        .as_ref()
-        .map(|c| format!(" WHERE {c}"))
-        .unwrap_or_default();
+    // A locking read sees the latest committed rows (MySQL: not the transaction's
+    // snapshot), as the database's own cascade will.
+    let lock = lock_clause(dialect);
+    let condition = where_clause(template);
     let sql = format!(
         "SELECT {} FROM {} WHERE {to_column} IN (SELECT {} FROM {}{condition}) LIMIT {}{lock}",
         columns.join(", "),
@@ -283,4 +269,22 @@ pub fn whole_tables(tables: &[String]) -> ChangeSet {
         out.push_row(t, RowChange::whole());
     }
     out
+}
+
+/// Locks the rows a pre-read selects where the database can (SQLite's `BEGIN IMMEDIATE`
+/// already holds the write lock).
+fn lock_clause(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres | Dialect::MySql => " FOR UPDATE",
+        Dialect::Sqlite => "",
+    }
+}
+
+/// ` WHERE <the statement's own condition>`, or nothing.
+fn where_clause(template: &WhereTemplate) -> String {
+    template
+        .condition
+        .as_ref()
+        .map(|c| format!(" WHERE {c}"))
+        .unwrap_or_default()
 }
