@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -58,10 +58,46 @@ pub enum CloseReason {
 /// One frame (or event) waiting to be written.
 #[derive(Debug, Clone)]
 pub enum Outgoing {
-    /// An event and this connection's tail (`"entry",..]}\n\n`).
-    Event(Arc<Event>, Bytes),
+    /// An event for this connection.
+    Event {
+        /// The event.
+        event: Arc<Event>,
+        /// This connection's tail (`"entry",..]}\n\n`), kept for re-sends.
+        tail: Bytes,
+        /// The whole frame (the event's head, then `tail`), shared by every connection
+        /// whose tail is the same (see [`FrameMemo`]).
+        frame: Bytes,
+    },
     /// Raw frame bytes.
     Raw(Bytes),
+}
+
+/// Whole frames already joined during one delivery, by tail. Connections whose matched
+/// entries are the same get one frame built once (a reference-counted `Bytes` each),
+/// not one copy each: 10,000 clients of one query cost one join per event.
+#[derive(Debug, Default)]
+pub struct FrameMemo {
+    joined: Vec<(Bytes, Bytes)>,
+}
+
+/// Distinct tails remembered per delivery; more (unusual) are joined without memo.
+const MEMO_TAILS: usize = 16;
+
+impl FrameMemo {
+    fn frame(&mut self, event: &Event, tail: &Bytes) -> Bytes {
+        if let Some((_, frame)) = self.joined.iter().find(|(t, _)| t == tail) {
+            return frame.clone();
+        }
+        let head = event.frame_head();
+        let mut joined = BytesMut::with_capacity(head.len() + tail.len());
+        joined.extend_from_slice(&head);
+        joined.extend_from_slice(tail);
+        let frame = joined.freeze();
+        if self.joined.len() < MEMO_TAILS {
+            self.joined.push((tail.clone(), frame.clone()));
+        }
+        frame
+    }
 }
 
 struct Pending {
@@ -131,8 +167,18 @@ impl Conn {
 
     /// Queues `event` if the subscription matches it (allocates nothing when it does not).
     pub fn offer(&self, event: &Arc<Event>) {
+        self.offer_with(event, &mut FrameMemo::default());
+    }
+
+    /// [`Conn::offer`], joining the frame through `memo` (one delivery's frames).
+    pub fn offer_with(&self, event: &Arc<Event>, memo: &mut FrameMemo) {
         if let Some(tail) = self.subscription.match_tail(event) {
-            self.push(Outgoing::Event(event.clone(), tail));
+            let frame = memo.frame(event, &tail);
+            self.push(Outgoing::Event {
+                event: event.clone(),
+                tail,
+                frame,
+            });
         }
     }
 
@@ -357,10 +403,11 @@ impl Hub {
         let mut candidates = Vec::new();
         t.index.candidates(event.record(), &mut candidates);
         let mut visited = 0;
+        let mut memo = FrameMemo::default();
         for id in &candidates {
             if let Some(conn) = t.conns.get(id) {
                 visited += 1;
-                conn.offer(event);
+                conn.offer_with(event, &mut memo);
             }
         }
         visited
@@ -477,13 +524,40 @@ mod tests {
             .queue
             .iter()
             .map(|o| match o {
-                Outgoing::Event(_, tail) => tail.clone(),
+                Outgoing::Event { tail, .. } => tail.clone(),
                 Outgoing::Raw(b) => b.clone(),
             })
             .collect()
     }
 
     /// 100 channels × 3 connections; an event on channel 7 visits only channel 7's.
+    #[test]
+    fn connections_with_the_same_tail_share_one_joined_frame() {
+        let hub = Hub::new(HubConfig::default());
+        let same: Vec<_> = (0..3)
+            .map(|_| hub.register("t", "s", channel_sub("c1")))
+            .collect();
+        let other = hub.register("t", "s", channel_sub("c2"));
+        let changes = ChangeSet::empty().with_row("message", RowChange::whole());
+        let ev = event(1, changes, vec![]);
+        hub.deliver(&ev);
+        let frame = |g: &ConnGuard| match g.conn().lock().queue.front() {
+            Some(Outgoing::Event { tail, frame, .. }) => (tail.clone(), frame.clone()),
+            other => panic!("no event queued: {other:?}"),
+        };
+        let (tail, first) = frame(&same[0]);
+        assert_eq!(&first[..], [&ev.frame_head()[..], &tail[..]].concat());
+        for g in &same[1..] {
+            assert_eq!(frame(g).1.as_ptr(), first.as_ptr(), "one frame, shared");
+        }
+        let (other_tail, other_frame) = frame(&other);
+        assert_ne!(other_tail, tail);
+        assert_eq!(
+            &other_frame[..],
+            [&ev.frame_head()[..], &other_tail[..]].concat()
+        );
+    }
+
     #[test]
     fn event_for_one_channel_visits_only_its_connections() {
         let hub = Hub::new(HubConfig::default());

@@ -20,7 +20,7 @@ mod subscription;
 
 pub use bus::{AckMessage, BusMessage, EventBus, MemoryBus, RemoteChanges};
 pub use event::{Event, EventDraft, EventId, EventRecord};
-pub use hub::{CloseReason, Conn, ConnGuard, Hub, HubConfig, Outgoing};
+pub use hub::{CloseReason, Conn, ConnGuard, FrameMemo, Hub, HubConfig, Outgoing};
 pub use log::{EventLog, MemoryLog, Replay};
 #[cfg(feature = "redis")]
 pub use redis::{RedisBus, RedisLog};

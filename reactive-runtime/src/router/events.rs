@@ -266,15 +266,14 @@ impl SseStream {
             tokio::select! {
                 biased;
                 item = conn.next() => match item {
-                    Ok(Outgoing::Event(ev, tail)) => {
-                        if ev.id() <= self.skip {
+                    Ok(Outgoing::Event { event, tail, frame }) => {
+                        if event.id() <= self.skip {
                             continue;
                         }
-                        if ev.requires_ack() {
-                            conn.sent_needing_ack(ev.clone(), tail.clone());
+                        if event.requires_ack() {
+                            conn.sent_needing_ack(event, tail);
                         }
-                        self.outbox.push_back(ev.frame_head());
-                        self.outbox.push_back(tail);
+                        self.outbox.push_back(frame);
                     }
                     Ok(Outgoing::Raw(b)) => self.outbox.push_back(b),
                     Err(CloseReason::Unauthorized) => {
