@@ -108,3 +108,89 @@ async fn generated_ids_from_returning() {
     )
     .await;
 }
+
+/// A deadlock makes MariaDB roll the victim's transaction back and run whatever follows
+/// on that connection in autocommit mode. A `ReactiveTx` must not let a later statement
+/// commit on its own (its change set would only be applied at a commit that then never
+/// comes, leaving the cache stale): every later statement and the commit are refused.
+#[tokio::test]
+async fn a_deadlocked_transaction_refuses_further_statements() {
+    use reactive_runtime::db::TransactionLost;
+    let Some(db) = connect_env("TEST_MYSQL_URL").await else {
+        return;
+    };
+    sqlx::query("DROP TABLE IF EXISTS my_deadlock")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE my_deadlock (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO my_deadlock (id, v) VALUES (1, 0), (2, 0)")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let update = "UPDATE my_deadlock SET v = $1 WHERE id = $2";
+    let mut a = db.begin().await.unwrap();
+    let mut b = db.begin().await.unwrap();
+    sqlx::query(update)
+        .bind(1_i64)
+        .bind(1_i64)
+        .execute(&mut a)
+        .await
+        .unwrap();
+    sqlx::query(update)
+        .bind(2_i64)
+        .bind(2_i64)
+        .execute(&mut b)
+        .await
+        .unwrap();
+    // a waits for b's row; b then asks for a's row: one of them is the victim.
+    let (ra, rb) = tokio::join!(
+        sqlx::query(update).bind(1_i64).bind(2_i64).execute(&mut a),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            sqlx::query(update)
+                .bind(2_i64)
+                .bind(1_i64)
+                .execute(&mut b)
+                .await
+        }
+    );
+    let (victim, survivor) = match (&ra, &rb) {
+        (Err(_), Ok(_)) => (a, b),
+        (Ok(_), Err(_)) => (b, a),
+        other => panic!("expected exactly one deadlock victim: {other:?}"),
+    };
+    let mut victim = victim;
+    survivor.commit().await.unwrap();
+    // The victim's next statement is refused, not autocommitted.
+    let err = sqlx::query("INSERT INTO my_deadlock (id, v) VALUES ($1, $2)")
+        .bind(3_i64)
+        .bind(3_i64)
+        .execute(&mut victim)
+        .await
+        .expect_err("a statement after the deadlock is refused");
+    assert!(
+        matches!(&err, sqlx::Error::Configuration(e) if e.downcast_ref::<TransactionLost>().is_some()),
+        "{err:?}"
+    );
+    let commit = victim
+        .commit()
+        .await
+        .expect_err("the commit is refused too");
+    assert!(
+        matches!(commit, sqlx::Error::Configuration(_)),
+        "{commit:?}"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM my_deadlock WHERE id = 3")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "nothing was committed outside the transaction");
+    sqlx::query("DROP TABLE my_deadlock")
+        .execute(db.pool())
+        .await
+        .unwrap();
+}

@@ -19,7 +19,7 @@ use super::changes::{
 };
 use super::statement::{Origin, StatementInfo};
 use super::values::{arg_count, select_args};
-use super::{Inner, ReactiveDb, ReactiveTx, scope};
+use super::{Inner, ReactiveDb, ReactiveTx, TransactionLost, scope};
 use crate::engine::ChangeSet;
 
 type Step = Either<AnyQueryResult, AnyRow>;
@@ -87,6 +87,14 @@ struct WritePlan {
 
 /// The rows the cascade pre-reads returned (`None`: one failed, use none of them).
 type CascadeRows = Option<Vec<(CascadeRead, Vec<AnyRow>)>>;
+
+/// Whether a failed statement took its whole transaction with it: a deadlock or
+/// serialization failure (SQLSTATE `40001`). MySQL/MariaDB then roll the transaction
+/// back on the server and run what follows on that connection in autocommit mode, so a
+/// write must not go on as if it were still inside the transaction.
+fn rolls_back_transaction(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("40001"))
+}
 
 impl Inner {
     /// Intercepts one statement: analysis (model, memo or parse), MySQL rewrite check,
@@ -217,6 +225,7 @@ impl Inner {
         &self,
         conn: &mut AnyConnection,
         cascades: Vec<(CascadeRead, AnyArguments)>,
+        lost: &mut Option<sqlx::Error>,
     ) -> CascadeRows {
         let savepoint = self.dialect == Dialect::Postgres;
         let mut out = Vec::with_capacity(cascades.len());
@@ -255,6 +264,9 @@ impl Inner {
                         .pre_read_fallbacks
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(target: "reactive::db", error = %e, sql = read.sql, "cascade pre-read failed; rows reached through relations are known by the referencing column only");
+                    if !savepoint && rolls_back_transaction(&e) {
+                        *lost = Some(e);
+                    }
                     return None;
                 }
             }
@@ -389,6 +401,7 @@ impl Inner {
         args: AnyArguments,
         savepoint: bool,
         info: &StatementInfo,
+        lost: &mut Option<sqlx::Error>,
     ) -> Option<Vec<AnyRow>> {
         self.counters.pre_reads.fetch_add(1, Ordering::Relaxed);
         if savepoint && conn.execute("SAVEPOINT reactive_pre_read").await.is_err() {
@@ -416,11 +429,14 @@ impl Inner {
                 self.counters
                     .pre_read_fallbacks
                     .fetch_add(1, Ordering::Relaxed);
-                if matches!(e, sqlx::Error::Database(_)) {
+                tracing::warn!(target: "reactive::db", error = %e, sql = pre.sql, "pre-read of old key values failed; those values are unknown");
+                if !savepoint && rolls_back_transaction(&e) {
+                    // A deadlock, not a refusal: the next write may well pre-read fine.
+                    *lost = Some(e);
+                } else if matches!(e, sqlx::Error::Database(_)) {
                     // The database refuses this pre-read (not a transient failure): stop trying.
                     info.pre_read_disabled.store(true, Ordering::Relaxed);
                 }
-                tracing::warn!(target: "reactive::db", error = %e, sql = pre.sql, "pre-read of old key values failed; those values are unknown");
                 None
             }
         }
@@ -451,15 +467,23 @@ impl Inner {
                 match begin {
                     Err(e) => vec![Err(e)],
                     Ok(mut tx) => {
+                        let mut lost = None;
                         pre_rows = self
-                            .pre_read(&mut tx, &pre, pre_args, false, &plan.info)
+                            .pre_read(&mut tx, &pre, pre_args, false, &plan.info, &mut lost)
                             .await;
                         if pre_rows.is_some() && !plan.cascades.is_empty() {
                             let cascades = std::mem::take(&mut plan.cascades);
-                            cascade_rows = self.cascade_reads(&mut tx, cascades).await;
+                            cascade_rows = self.cascade_reads(&mut tx, cascades, &mut lost).await;
+                        }
+                        if lost.is_some() {
+                            // A deadlock rolled our transaction back: its locks are gone, so
+                            // what the pre-reads saw may be out of date.
+                            pre_rows = None;
+                            cascade_rows = None;
                         }
                         if pre_rows.is_none() {
-                            // The transaction may be aborted (PostgreSQL): run the write on its own.
+                            // The transaction may be aborted (PostgreSQL) or rolled back
+                            // (MySQL deadlock): run the write on its own.
                             drop(tx);
                             self.pool.fetch_many(exec).collect().await
                         } else {
@@ -574,25 +598,43 @@ impl ReactiveTx {
         inner: Arc<Inner>,
         conn: &mut AnyConnection,
         pending: &mut Vec<ChangeSet>,
+        lost_tx: &mut bool,
         stmt: Intercepted,
     ) -> Vec<Result<Step, sqlx::Error>> {
         let mut plan = inner.plan_write(&stmt);
         let exec = stmt.into_exec();
         let mut pre_rows = None;
+        let mut lost = None;
         if let Some((pre, _, args)) = plan.pre.as_mut() {
             let args = std::mem::take(args);
             // A failed statement aborts a PostgreSQL transaction: fence the pre-read.
             let savepoint = inner.dialect == Dialect::Postgres;
             pre_rows = inner
-                .pre_read(conn, &pre.clone(), args, savepoint, &plan.info)
+                .pre_read(conn, &pre.clone(), args, savepoint, &plan.info, &mut lost)
                 .await;
         }
         let mut cascade_rows = None;
         if pre_rows.is_some() && !plan.cascades.is_empty() {
             let cascades = std::mem::take(&mut plan.cascades);
-            cascade_rows = inner.cascade_reads(conn, cascades).await;
+            cascade_rows = inner.cascade_reads(conn, cascades, &mut lost).await;
+        }
+        if let Some(e) = lost {
+            // The server rolled the user's transaction back (a deadlock on our locking
+            // read). Running the statement now would commit it on its own, outside the
+            // transaction, with no change set applied if the caller then rolls back: the
+            // statement fails with the deadlock instead, as it would have by itself.
+            *lost_tx = true;
+            return vec![Err(e)];
         }
         let results: Vec<_> = conn.fetch_many(exec).collect().await;
+        if inner.dialect == Dialect::MySql
+            && results
+                .iter()
+                .any(|r| r.as_ref().is_err_and(rolls_back_transaction))
+        {
+            // The same for the user's own statement: what follows would autocommit.
+            *lost_tx = true;
+        }
         if let Some(change) = inner.finish_write(plan, &results, pre_rows, cascade_rows) {
             pending.push(change);
         }
@@ -614,17 +656,30 @@ impl<'c> Executor<'c> for &'c mut ReactiveTx {
             Ok(stmt) => stmt,
             Err(e) => return error_stream(e),
         };
+        if self.lost {
+            return error_stream(TransactionLost::error());
+        }
         let Some(tx) = self.tx.as_mut() else {
             return error_stream(sqlx::Error::WorkerCrashed);
         };
         let conn: &'c mut AnyConnection = tx;
         if !stmt.is_write() {
-            return conn.fetch_many(stmt.into_exec());
+            // A locking read can deadlock too.
+            let lost = &mut self.lost;
+            let mysql = self.inner.dialect == Dialect::MySql;
+            return conn
+                .fetch_many(stmt.into_exec())
+                .inspect(move |r| {
+                    if mysql && r.as_ref().is_err_and(rolls_back_transaction) {
+                        *lost = true;
+                    }
+                })
+                .boxed();
         }
         let inner = self.inner.clone();
         let span = tracing::debug_span!("reactive.write", sql = stmt.sql.as_str(), tx = true);
-        let pending = &mut self.pending;
-        stream::once(ReactiveTx::write_in_tx(inner, conn, pending, stmt).instrument(span))
+        let (pending, lost) = (&mut self.pending, &mut self.lost);
+        stream::once(ReactiveTx::write_in_tx(inner, conn, pending, lost, stmt).instrument(span))
             .flat_map(stream::iter)
             .boxed()
     }
@@ -641,19 +696,33 @@ impl<'c> Executor<'c> for &'c mut ReactiveTx {
             Ok(stmt) => stmt,
             Err(e) => return Box::pin(future::ready(Err(e))),
         };
+        if self.lost {
+            return Box::pin(future::ready(Err(TransactionLost::error())));
+        }
         let Some(tx) = self.tx.as_mut() else {
             return Box::pin(future::ready(Err(sqlx::Error::WorkerCrashed)));
         };
         let conn: &'c mut AnyConnection = tx;
         if !stmt.is_write() {
-            return conn.fetch_optional(stmt.into_exec());
+            let lost = &mut self.lost;
+            let mysql = self.inner.dialect == Dialect::MySql;
+            let read = conn.fetch_optional(stmt.into_exec());
+            return Box::pin(async move {
+                let result = read.await;
+                if mysql && result.as_ref().is_err_and(rolls_back_transaction) {
+                    *lost = true;
+                }
+                result
+            });
         }
         let inner = self.inner.clone();
         let span = tracing::debug_span!("reactive.write", sql = stmt.sql.as_str(), tx = true);
-        let pending = &mut self.pending;
+        let (pending, lost) = (&mut self.pending, &mut self.lost);
         Box::pin(
-            async move { first_row(ReactiveTx::write_in_tx(inner, conn, pending, stmt).await) }
-                .instrument(span),
+            async move {
+                first_row(ReactiveTx::write_in_tx(inner, conn, pending, lost, stmt).await)
+            }
+            .instrument(span),
         )
     }
 

@@ -74,6 +74,16 @@
 //! [`DbOptions::read_old_values`] (columns then stay unknown: more invalidation, one
 //! statement fewer per write).
 //!
+//! # A transaction the database rolled back by itself
+//!
+//! After a deadlock (SQLSTATE `40001`) MySQL/MariaDB roll the whole transaction back
+//! and run whatever follows on that connection in autocommit mode: a later statement
+//! would commit on its own while its change set waits for a commit that never comes,
+//! and the cache would stay stale. So once a statement of a [`ReactiveTx`] (or one of
+//! its pre-reads) fails that way, every later statement and the commit fail with
+//! [`TransactionLost`]: roll back and retry. An autocommit write whose own pre-read
+//! transaction deadlocks runs again on its own, with old values unknown.
+//!
 //! # Limitations
 //!
 //! - Column types are those the sqlx `Any` driver supports (integers, floats, text,
@@ -118,7 +128,7 @@ use tracing::Instrument;
 pub use call::{CallError, CallOutput};
 pub use listener::InvalidationListener;
 pub use rewrite::PlaceholderError;
-pub use tx::ReactiveTx;
+pub use tx::{ReactiveTx, TransactionLost};
 
 use crate::cache::memory::MemoryStore;
 use crate::engine::{ChangeSet, Engine, EngineStats, InvalidationReport, ReadSet};
@@ -336,6 +346,7 @@ impl ReactiveDb {
             inner: self.inner.clone(),
             tx: Some(tx),
             pending: Vec::new(),
+            lost: false,
         })
     }
 

@@ -23,6 +23,26 @@ pub struct ReactiveTx {
     pub(super) inner: Arc<Inner>,
     pub(super) tx: Option<Transaction<'static, Any>>,
     pub(super) pending: Vec<ChangeSet>,
+    /// The database rolled the transaction back on its own (MySQL/MariaDB after a
+    /// deadlock): every later statement and the commit fail with [`TransactionLost`].
+    pub(super) lost: bool,
+}
+
+/// The database rolled a [`ReactiveTx`] back by itself (a deadlock or serialization
+/// failure on MySQL/MariaDB, which then runs further statements on the connection in
+/// autocommit mode). Its statements and its commit are refused, so that nothing is
+/// committed piecemeal outside the transaction with no invalidation: roll back (or drop
+/// it) and retry. Returned as `sqlx::Error::Configuration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the database rolled this transaction back (deadlock or serialization failure); roll back and retry it"
+)]
+pub struct TransactionLost;
+
+impl TransactionLost {
+    pub(super) fn error() -> sqlx::Error {
+        sqlx::Error::Configuration(Box::new(TransactionLost))
+    }
 }
 
 impl std::fmt::Debug for ReactiveTx {
@@ -44,6 +64,10 @@ impl ReactiveTx {
             .take()
             .expect("a ReactiveTx holds its transaction until commit or rollback");
         let pending = std::mem::take(&mut self.pending);
+        if self.lost {
+            let _ = tx.rollback().await;
+            return Err(TransactionLost::error());
+        }
         let result = tx.commit().await;
         let applies = match &result {
             Ok(()) => true,

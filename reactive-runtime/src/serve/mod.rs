@@ -33,8 +33,11 @@
 //! ```no_run
 //! # async fn demo(app: axum::Router) -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! // e.g. `tokio::signal::ctrl_c().await` then `stop.send(())` in another task
+//! # drop(stop);
 //! reactive_runtime::serve(listener, app)
-//!     .with_graceful_shutdown(async { let _ = tokio::signal::ctrl_c().await; })
+//!     .with_graceful_shutdown(async { let _ = stopped.await; })
 //!     .await
 //! # }
 //! ```
