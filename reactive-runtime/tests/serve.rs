@@ -221,3 +221,35 @@ async fn the_router_still_works_under_axum_serve() {
     let f = sse.next_event(LONG).await.expect("event under axum::serve");
     assert_eq!(f.event.as_deref(), Some("invalidate"));
 }
+
+#[tokio::test]
+async fn without_keep_alive_every_response_closes_its_connection() {
+    let db = memory_db().await;
+    let config = reactive_runtime::RouterConfig::new(TokenAuth::default()).functions(functions());
+    let app = reactive_runtime::router(db, config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        reactive_runtime::serve(listener, app)
+            .http1_keep_alive(false)
+            .into_future(),
+    );
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let body = json!({"org": "A"}).to_string();
+    let rpc = format!(
+        "POST /rpc/rt.items.byOrg HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer A:u\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(rpc.as_bytes()).await.unwrap();
+    let (text, closed) = read_to_close(&mut conn, LONG).await;
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
+    assert!(
+        closed,
+        "the server closed the connection after the response"
+    );
+}

@@ -80,6 +80,7 @@ pub fn serve(listener: TcpListener, app: Router) -> Serve {
         listener,
         app,
         signal: None,
+        keep_alive: true,
     }
 }
 
@@ -89,6 +90,7 @@ pub struct Serve {
     listener: TcpListener,
     app: Router,
     signal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    keep_alive: bool,
 }
 
 impl std::fmt::Debug for Serve {
@@ -110,11 +112,23 @@ impl Serve {
         self
     }
 
+    /// Whether ordinary requests keep their connection open for the next one (default
+    /// `true`). A browser may send its `EventSource` request on such a connection, which
+    /// hyper then serves (heavier); with `false` every response closes its connection,
+    /// so every event stream arrives on a fresh one and takes the lean path, at the cost
+    /// of a new TCP connection per request. Behind a proxy that opens a connection per
+    /// upstream request (nginx's default) it makes no difference.
+    pub fn http1_keep_alive(mut self, keep_alive: bool) -> Self {
+        self.keep_alive = keep_alive;
+        self
+    }
+
     async fn run(self) -> io::Result<()> {
         let Serve {
             listener,
             app,
             signal,
+            keep_alive,
         } = self;
         let mut signal = signal.unwrap_or_else(|| Box::pin(std::future::pending()));
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -132,7 +146,7 @@ impl Serve {
             let app = app.clone();
             let stop = stop_rx.clone();
             tokio::spawn(async move {
-                if let Err(e) = connection(stream, peer, app, stop).await {
+                if let Err(e) = connection(stream, peer, app, stop, keep_alive).await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             });
@@ -174,6 +188,7 @@ async fn connection(
     peer: SocketAddr,
     app: Router,
     mut stop: watch::Receiver<bool>,
+    keep_alive: bool,
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let head = tokio::select! {
@@ -206,6 +221,7 @@ async fn connection(
                     peer,
                     app,
                     stop,
+                    keep_alive,
                 ))
                 .await
             }
@@ -232,6 +248,7 @@ async fn hyper_connection(
     peer: SocketAddr,
     app: Router,
     mut stop: watch::Receiver<bool>,
+    keep_alive: bool,
 ) -> io::Result<()> {
     let service = app.map_request(move |req: Request<Incoming>| {
         let mut req = req.map(Body::new);
@@ -241,7 +258,8 @@ async fn hyper_connection(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT);
+        .header_read_timeout(HEAD_TIMEOUT)
+        .keep_alive(keep_alive);
     let conn = builder
         .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
         .with_upgrades();
