@@ -230,39 +230,11 @@ impl Inner {
         let savepoint = self.dialect == Dialect::Postgres;
         let mut out = Vec::with_capacity(cascades.len());
         for (read, args) in cascades {
-            self.counters.pre_reads.fetch_add(1, Ordering::Relaxed);
-            if savepoint
-                && conn
-                    .execute("SAVEPOINT reactive_cascade_read")
-                    .await
-                    .is_err()
-            {
-                self.counters
-                    .pre_read_fallbacks
-                    .fetch_add(1, Ordering::Relaxed);
-                return None;
-            }
-            let result = sqlx::query_with::<Any, _>(AssertSqlSafe(read.sql.clone()), args)
-                .fetch_all(&mut *conn)
-                .await;
-            match result {
-                Ok(rows) => {
-                    if savepoint {
-                        let _ = conn
-                            .execute("RELEASE SAVEPOINT reactive_cascade_read")
-                            .await;
-                    }
-                    out.push((read, rows));
-                }
-                Err(e) => {
-                    if savepoint {
-                        let _ = conn
-                            .execute("ROLLBACK TO SAVEPOINT reactive_cascade_read")
-                            .await;
-                    }
-                    self.counters
-                        .pre_read_fallbacks
-                        .fetch_add(1, Ordering::Relaxed);
+            let fence = savepoint.then_some("reactive_cascade_read");
+            match self.fenced_read(conn, &read.sql, args, fence).await {
+                Ok(rows) => out.push((read, rows)),
+                Err(None) => return None,
+                Err(Some(e)) => {
                     tracing::warn!(target: "reactive::db", error = %e, sql = read.sql, "cascade pre-read failed; rows reached through relations are known by the referencing column only");
                     if !savepoint && rolls_back_transaction(&e) {
                         *lost = Some(e);
@@ -403,32 +375,11 @@ impl Inner {
         info: &StatementInfo,
         lost: &mut Option<sqlx::Error>,
     ) -> Option<Vec<AnyRow>> {
-        self.counters.pre_reads.fetch_add(1, Ordering::Relaxed);
-        if savepoint && conn.execute("SAVEPOINT reactive_pre_read").await.is_err() {
-            self.counters
-                .pre_read_fallbacks
-                .fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        let result = sqlx::query_with::<Any, _>(AssertSqlSafe(pre.sql.clone()), args)
-            .fetch_all(&mut *conn)
-            .await;
-        match result {
-            Ok(rows) => {
-                if savepoint {
-                    let _ = conn.execute("RELEASE SAVEPOINT reactive_pre_read").await;
-                }
-                Some(rows)
-            }
-            Err(e) => {
-                if savepoint {
-                    let _ = conn
-                        .execute("ROLLBACK TO SAVEPOINT reactive_pre_read")
-                        .await;
-                }
-                self.counters
-                    .pre_read_fallbacks
-                    .fetch_add(1, Ordering::Relaxed);
+        let fence = savepoint.then_some("reactive_pre_read");
+        match self.fenced_read(conn, &pre.sql, args, fence).await {
+            Ok(rows) => Some(rows),
+            Err(None) => None,
+            Err(Some(e)) => {
                 tracing::warn!(target: "reactive::db", error = %e, sql = pre.sql, "pre-read of old key values failed; those values are unknown");
                 if !savepoint && rolls_back_transaction(&e) {
                     // A deadlock, not a refusal: the next write may well pre-read fine.
@@ -440,6 +391,48 @@ impl Inner {
                 None
             }
         }
+    }
+
+    /// Runs one pre-read on `conn`, inside the savepoint `fence` when given (on
+    /// PostgreSQL a failed statement would abort the whole transaction). Counts the
+    /// pre-read, and a failure as a fallback. `Err(None)`: the savepoint could not be set.
+    async fn fenced_read(
+        &self,
+        conn: &mut AnyConnection,
+        sql: &str,
+        args: AnyArguments,
+        fence: Option<&str>,
+    ) -> Result<Vec<AnyRow>, Option<sqlx::Error>> {
+        self.counters.pre_reads.fetch_add(1, Ordering::Relaxed);
+        let fallback = || {
+            self.counters
+                .pre_read_fallbacks
+                .fetch_add(1, Ordering::Relaxed);
+        };
+        if let Some(name) = fence
+            && conn
+                .execute(AssertSqlSafe(format!("SAVEPOINT {name}")))
+                .await
+                .is_err()
+        {
+            fallback();
+            return Err(None);
+        }
+        let result = sqlx::query_with::<Any, _>(AssertSqlSafe(sql.to_owned()), args)
+            .fetch_all(&mut *conn)
+            .await;
+        let end = match (&result, fence) {
+            (_, None) => None,
+            (Ok(_), Some(name)) => Some(format!("RELEASE SAVEPOINT {name}")),
+            (Err(_), Some(name)) => Some(format!("ROLLBACK TO SAVEPOINT {name}")),
+        };
+        if let Some(end) = end {
+            let _ = conn.execute(AssertSqlSafe(end)).await;
+        }
+        result.map_err(|e| {
+            fallback();
+            Some(e)
+        })
     }
 
     /// An autocommit write: execute (with a pre-read in one transaction when planned),
