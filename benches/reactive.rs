@@ -7,7 +7,7 @@
 //!   hit is at least 50× faster;
 //! - `miss`: a cache miss through `db.call` (lookup, interception, handler, store) after
 //!   the entry was invalidated as by a write (the invalidation is not timed), and `intercepted`: the query sent
-//!   through `&ReactiveDb` outside any call (interception only), each versus `direct` —
+//!   through `&ReactiveDb<sqlx::Any>` outside any call (interception only), each versus `direct` —
 //!   target: at most 5 % overhead on a miss. The summary also times a miss on a key never
 //!   cached (no clear before it) against the same query on the pool;
 //! - `invalidate/N`: one invalidation (`db.invalidate`) of organization 1's agents with
@@ -41,7 +41,7 @@ const FIND_MANY: &str = "SELECT id, organization_id, name, status, created_at FR
 
 /// The database under test; a PostgreSQL database is created for the run and dropped after.
 struct Setup {
-    db: ReactiveDb,
+    db: ReactiveDb<sqlx::Any>,
     backend: &'static str,
     admin: Option<(String, String)>,
     sqlite_path: Option<std::path::PathBuf>,
@@ -158,8 +158,8 @@ async fn direct(pool: &AnyPool) -> Vec<Agent> {
         .expect("direct query")
 }
 
-/// The query through `&ReactiveDb` outside a call: interception, no cache.
-async fn intercepted(db: &ReactiveDb) -> Vec<Agent> {
+/// The query through `&ReactiveDb<sqlx::Any>` outside a call: interception, no cache.
+async fn intercepted(db: &ReactiveDb<sqlx::Any>) -> Vec<Agent> {
     sqlx::query_as::<_, Agent>(FIND_MANY)
         .bind("org-1")
         .fetch_all(db)
@@ -167,7 +167,7 @@ async fn intercepted(db: &ReactiveDb) -> Vec<Agent> {
         .expect("intercepted query")
 }
 
-async fn hit(db: &ReactiveDb, def: &FunctionDef) {
+async fn hit(db: &ReactiveDb<sqlx::Any>, def: &FunctionDef) {
     let out = db.call(def, "org-1", input()).await.expect("call");
     debug_assert!(out.hit);
     black_box(out);
@@ -175,7 +175,7 @@ async fn hit(db: &ReactiveDb, def: &FunctionDef) {
 
 /// A miss: the entry is invalidated as a write to organization 1's agents would do it
 /// (not timed), then the call computes and stores it.
-async fn miss(db: &ReactiveDb, def: &FunctionDef) -> Duration {
+async fn miss(db: &ReactiveDb<sqlx::Any>, def: &FunctionDef) -> Duration {
     db.invalidate(org1_change(db.dialect())).await;
     let start = Instant::now();
     let out = db.call(def, "org-1", input()).await.expect("call");
@@ -194,7 +194,7 @@ fn org1_change(dialect: Dialect) -> ChangeSet {
 
 /// Caches `agents.findMany` for organizations `org-u0`..`org-u{n}` (which have no
 /// agents): entries an invalidation of organization 1 cannot affect.
-async fn fill_unrelated(db: &ReactiveDb, from: usize, to: usize) {
+async fn fill_unrelated(db: &ReactiveDb<sqlx::Any>, from: usize, to: usize) {
     let def = def("agents.findMany");
     for i in from..to {
         let org = format!("org-u{i}");
@@ -204,7 +204,7 @@ async fn fill_unrelated(db: &ReactiveDb, from: usize, to: usize) {
     }
 }
 
-fn criterion_benches(c: &mut Criterion, rt: &Runtime, db: &ReactiveDb, backend: &str) {
+fn criterion_benches(c: &mut Criterion, rt: &Runtime, db: &ReactiveDb<sqlx::Any>, backend: &str) {
     let find_many = def("agents.findMany");
     rt.block_on(hit(db, find_many)); // warm the entry
     let mut group = c.benchmark_group(format!("agents.findMany/{backend}"));
@@ -271,7 +271,7 @@ fn timed<'a, Fut: std::future::Future<Output = ()> + 'a>(
     })
 }
 
-fn summary(rt: &Runtime, db: &ReactiveDb, backend: &str, quick: bool) {
+fn summary(rt: &Runtime, db: &ReactiveDb<sqlx::Any>, backend: &str, quick: bool) {
     let (batches, n_db, n_hit) = if quick { (3, 5, 50) } else { (15, 200, 5_000) };
     let find_many = def("agents.findMany");
     rt.block_on(db.engine().clear());
@@ -400,7 +400,7 @@ fn summary(rt: &Runtime, db: &ReactiveDb, backend: &str, quick: bool) {
     );
 }
 
-fn profile_loop(rt: &Runtime, db: &ReactiveDb, case: &str, iters: u64) {
+fn profile_loop(rt: &Runtime, db: &ReactiveDb<sqlx::Any>, case: &str, iters: u64) {
     let find_many = def("agents.findMany");
     rt.block_on(async {
         db.engine().clear().await;

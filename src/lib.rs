@@ -22,7 +22,7 @@ pub mod __private {
     pub use ::serde_json;
     pub use ::ts_rs;
     pub use reactive_runtime::registry::{
-        BoxFuture, FunctionDef, InputError, Prepared, Registration, TsTypes,
+        BoxFuture, DbHandle, FunctionDef, InputError, Prepared, Registration, TsTypes,
     };
     pub use reactive_runtime::{Error, ReactiveDb, Result};
     pub use std::sync::OnceLock;
@@ -89,16 +89,31 @@ pub mod __private {
         Ok(serde_json::to_vec(&output?)?)
     }
 
-    /// Box the run closure (`Prepared::run`).
+    /// Box the run closure (`Prepared::run`). It takes the handle the function was
+    /// written for (`D`, a `ReactiveDb<..>`) back out of the boxed [`DbHandle`]; the
+    /// runtime checks [`FunctionDef::backend`] before it calls, so the downcast holds.
     #[allow(clippy::type_complexity)]
-    pub fn boxed_run<F, Fut>(
+    pub fn boxed_run<D, F, Fut>(
         run: F,
-    ) -> Box<dyn FnOnce(ReactiveDb) -> BoxFuture<Result<Vec<u8>>> + Send>
+    ) -> Box<dyn FnOnce(DbHandle) -> BoxFuture<Result<Vec<u8>>> + Send>
     where
-        F: FnOnce(ReactiveDb) -> Fut + Send + 'static,
+        D: 'static,
+        F: FnOnce(D) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<Vec<u8>>> + Send + 'static,
     {
-        Box::new(move |db| Box::pin(run(db)))
+        Box::new(move |db: DbHandle| match db.downcast::<D>() {
+            Ok(db) => Box::pin(run(*db)),
+            Err(_) => Box::pin(async {
+                Err(Error::Internal(
+                    "a reactive function was called with another database handle type".into(),
+                ))
+            }),
+        })
+    }
+
+    /// The `TypeId` of the handle type a function takes (`FunctionDef::backend`).
+    pub fn backend_of<D: 'static>() -> std::any::TypeId {
+        std::any::TypeId::of::<D>()
     }
 
     /// Collects the TypeScript declarations a function's input and output need.

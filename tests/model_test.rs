@@ -66,7 +66,7 @@ pub struct MoveAgent {
 /// Moves an agent between organizations. The statement names only the new
 /// organization: the old one must come from the runtime's pre-read.
 #[reactive_function(name = "proof.moveAgent")]
-pub async fn move_agent(db: &ReactiveDb, input: MoveAgent) -> reactive::Result<i64> {
+pub async fn move_agent(db: &ReactiveDb<sqlx::Any>, input: MoveAgent) -> reactive::Result<i64> {
     let done = sqlx::query("UPDATE agent SET organization_id = $1 WHERE id = $2")
         .bind(&input.to_organization_id)
         .bind(&input.id)
@@ -87,7 +87,7 @@ pub struct DeleteAgentOnly {
 /// `ON DELETE CASCADE`, which the runtime sees only through the relation edges (and
 /// reads before the delete, so that other organizations' entries stay cached).
 #[reactive_function(name = "proof.deleteAgent")]
-pub async fn delete_agent(db: &ReactiveDb, input: DeleteAgentOnly) -> reactive::Result<i64> {
+pub async fn delete_agent(db: &ReactiveDb<sqlx::Any>, input: DeleteAgentOnly) -> reactive::Result<i64> {
     let done = sqlx::query("DELETE FROM agent WHERE id = $1")
         .bind(&input.id)
         .execute(db)
@@ -204,7 +204,7 @@ fn with_database(url: &str, name: &str) -> String {
 
 /// A fresh, migrated TeamHub database; dropped by [`Fixture::finish`].
 struct Fixture {
-    db: ReactiveDb,
+    db: ReactiveDb<sqlx::Any>,
     admin_url: Option<String>,
     database: String,
     sqlite_path: Option<std::path::PathBuf>,
@@ -320,7 +320,7 @@ fn redis_store(_url: &str) -> Arc<dyn CacheStore> {
 const ORGS: [&str; 3] = ["org-1", "org-2", "org-3"];
 
 /// TeamHub's demo data plus a third organization with agents, messages, memories, tools.
-async fn seed(db: &ReactiveDb) {
+async fn seed(db: &ReactiveDb<sqlx::Any>) {
     assert!(
         teamhub::seed::seed_if_empty(db).await.expect("seed"),
         "fresh database"
@@ -653,7 +653,7 @@ struct Counts {
 }
 
 struct Shared {
-    db: ReactiveDb,
+    db: ReactiveDb<sqlx::Any>,
     rec: Arc<Recorder>,
     counts: Counts,
     /// Agent ids reads and writes pick from (seeded ones, then created ones; bounded).
@@ -1160,7 +1160,7 @@ fn model_mysql_redis() {
 // Precision: a write to organization A invalidates no cached query of organization B.
 
 /// Fills the cache with every query of every organization and checks they are cached.
-async fn warm(db: &ReactiveDb, queries: &[Query]) {
+async fn warm(db: &ReactiveDb<sqlx::Any>, queries: &[Query]) {
     for q in queries {
         db.call(def(q.procedure()), q.org(), q.input())
             .await

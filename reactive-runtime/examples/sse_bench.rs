@@ -80,6 +80,7 @@ fn prepare_channel(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![json!(channel)],
         run: Box::new(move |db| {
+            let db: ReactiveDb<sqlx::Any> = *db.downcast().expect("an Any handle");
             Box::pin(async move {
                 let rows = sqlx::query(SELECT).bind(channel).fetch_all(&db).await?;
                 Ok(serde_json::to_vec(&Value::Array(
@@ -104,6 +105,7 @@ fn prepare_publish(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![json!(channel), json!(body)],
         run: Box::new(move |db| {
+            let db: ReactiveDb<sqlx::Any> = *db.downcast().expect("an Any handle");
             Box::pin(async move {
                 let done = sqlx::query(INSERT)
                     .bind(channel)
@@ -131,6 +133,7 @@ static CHANNEL_DEF: FunctionDef = FunctionDef {
     ),
     prepare: prepare_channel,
     typescript: ts,
+    backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
     model_cell: OnceLock::new(),
 };
 
@@ -145,12 +148,13 @@ static PUBLISH_DEF: FunctionDef = FunctionDef {
     ),
     prepare: prepare_publish,
     typescript: ts,
+    backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
     model_cell: OnceLock::new(),
 };
 
 #[derive(Clone)]
 struct Bench {
-    db: ReactiveDb,
+    db: ReactiveDb<sqlx::Any>,
     realtime: reactive_runtime::realtime::Realtime,
 }
 

@@ -21,14 +21,19 @@ pub struct InputError {
     pub message: String,
 }
 
+/// The database handle a call runs with: the `ReactiveDb<DB>` the function was written
+/// for, boxed (the generated code takes it back out; see [`FunctionDef::backend`]).
+pub type DbHandle = Box<dyn std::any::Any + Send>;
+
 /// A decoded call, ready to run.
 pub struct Prepared {
     /// One value per [`reactive_codegen::model::Binding`] of the function's model,
-    /// in order: the key values extracted from the typed input.
+    /// in order: the key values extracted from the typed input. A value that is not a
+    /// scalar (the generated code uses `{}`) is unknown: its predicates are dropped.
     pub bindings: Vec<serde_json::Value>,
     /// Runs the user's function and serializes its output to JSON bytes (once: the
     /// bytes are what the cache stores and the router sends).
-    pub run: Box<dyn FnOnce(crate::ReactiveDb) -> BoxFuture<crate::Result<Vec<u8>>> + Send>,
+    pub run: Box<dyn FnOnce(DbHandle) -> BoxFuture<crate::Result<Vec<u8>>> + Send>,
 }
 
 /// TypeScript declarations of a function's input and output types (ts-rs).
@@ -51,6 +56,9 @@ pub struct FunctionDef {
     pub prepare: fn(serde_json::Value) -> Result<Prepared, InputError>,
     /// TypeScript types of input and output.
     pub typescript: fn() -> TsTypes,
+    /// The type of the handle the function takes (`ReactiveDb<Postgres>`, ...): a router
+    /// serves the functions written for its own handle type.
+    pub backend: fn() -> std::any::TypeId,
     /// Lazily parsed model.
     pub model_cell: OnceLock<FunctionModel>,
 }

@@ -26,6 +26,7 @@ static BY_ORG: FunctionDef = FunctionDef {
     model_json: r#"{"name":"feedtest.byOrg","rust_name":"feedtest_by_org","kind":"query","requires_ack":false,"dialect":"postgres","bindings":[],"dependencies":[],"invalidates":[],"statements":[],"calls":[]}"#,
     prepare: prepare_by_org,
     typescript: no_ts,
+    backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
     model_cell: OnceLock::new(),
 };
 
@@ -63,7 +64,8 @@ fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![],
         run: Box::new(
-            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
+            move |db: reactive_runtime::registry::DbHandle| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
+                let db = *db.downcast::<ReactiveDb<sqlx::Any>>().expect("an Any handle");
                 Box::pin(async move {
                     let agents: Vec<Agent> = sqlx::query_as(AssertSqlSafe(format!(
                         "SELECT id, name, organization_id FROM {table} WHERE organization_id = $1 ORDER BY id"
@@ -90,7 +92,7 @@ impl InvalidationListener for Recorder {
 }
 
 struct Ctx {
-    db: ReactiveDb,
+    db: ReactiveDb<sqlx::Any>,
     /// A separate pool without the app's application_name: writes bypass ReactiveDb.
     external: PgPool,
     t: String,

@@ -49,7 +49,7 @@ async fn redis_realtime(url: &str, prefix: &str, cap: usize) -> Realtime {
 }
 
 /// Two `ReactiveDb`s (two engines, two memory caches) on one SQLite file.
-async fn shared_dbs(name: &str) -> (ReactiveDb, ReactiveDb) {
+async fn shared_dbs(name: &str) -> (ReactiveDb<sqlx::Any>, ReactiveDb<sqlx::Any>) {
     let path = std::env::temp_dir().join(format!("{}.db", unique(name)));
     let url = format!("sqlite://{}?mode=rwc", path.display());
     let a = ReactiveDb::connect(&url).await.expect("sqlite a");

@@ -8,7 +8,7 @@ pub struct AgentInput {
 }
 
 // A plain helper: reactive cannot see the SQL inside it.
-async fn count_messages(db: &ReactiveDb, agent_id: i64) -> reactive::Result<i64> {
+async fn count_messages(db: &ReactiveDb<sqlx::Any>, agent_id: i64) -> reactive::Result<i64> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM message WHERE from_agent_id = $1")
         .bind(agent_id)
         .fetch_one(db)
@@ -16,7 +16,7 @@ async fn count_messages(db: &ReactiveDb, agent_id: i64) -> reactive::Result<i64>
 }
 
 #[reactive_function]
-pub async fn agent_message_count(db: &ReactiveDb, input: AgentInput) -> reactive::Result<i64> {
+pub async fn agent_message_count(db: &ReactiveDb<sqlx::Any>, input: AgentInput) -> reactive::Result<i64> {
     count_messages(db, input.agent_id).await
 }
 

@@ -7,7 +7,7 @@ pub struct OrgInput {
 }
 
 #[reactive_function]
-pub async fn agent_count(db: &ReactiveDb, input: OrgInput) -> reactive::Result<i64> {
+pub async fn agent_count(db: &ReactiveDb<sqlx::Any>, input: OrgInput) -> reactive::Result<i64> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM agent WHERE organization_id = $1")
         .bind(input.organization_id)
         .fetch_one(db)

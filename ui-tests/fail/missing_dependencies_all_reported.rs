@@ -9,7 +9,7 @@ pub struct AgentInput {
 
 // Every missing table is reported in one build, each at its SQL literal.
 #[reactive_function(name = "agents.stats", dependencies(agent))]
-pub async fn agent_stats(db: &ReactiveDb, input: AgentInput) -> reactive::Result<(i64, i64)> {
+pub async fn agent_stats(db: &ReactiveDb<sqlx::Any>, input: AgentInput) -> reactive::Result<(i64, i64)> {
     let messages: i64 = sqlx::query_scalar("SELECT count(*) FROM message WHERE from_agent_id = $1")
         .bind(input.agent_id)
         .fetch_one(db)

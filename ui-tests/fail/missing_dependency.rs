@@ -8,7 +8,7 @@ pub struct AgentInput {
 }
 
 #[reactive_function(dependencies(agent))]
-pub async fn message_count(db: &ReactiveDb, input: AgentInput) -> reactive::Result<i64> {
+pub async fn message_count(db: &ReactiveDb<sqlx::Any>, input: AgentInput) -> reactive::Result<i64> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM message WHERE from_agent_id = $1")
         .bind(input.agent_id)
         .fetch_one(db)

@@ -8,7 +8,7 @@ pub struct OrgInput {
 }
 
 #[reactive_function(dependencies(agent))]
-pub async fn busy_agents(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Vec<String>> {
+pub async fn busy_agents(db: &ReactiveDb<sqlx::Any>, input: OrgInput) -> reactive::Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "WITH busy AS (SELECT from_agent_id FROM message GROUP BY from_agent_id HAVING count(*) > 10) \
          SELECT a.name FROM agent a JOIN busy b ON b.from_agent_id = a.id WHERE a.organization_id = $1",

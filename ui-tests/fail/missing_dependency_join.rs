@@ -8,7 +8,7 @@ pub struct OrgInput {
 }
 
 #[reactive_function(dependencies(agent))]
-pub async fn agent_names_with_messages(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Vec<String>> {
+pub async fn agent_names_with_messages(db: &ReactiveDb<sqlx::Any>, input: OrgInput) -> reactive::Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT DISTINCT a.name FROM agent a JOIN message m ON m.from_agent_id = a.id WHERE a.organization_id = $1",
     )

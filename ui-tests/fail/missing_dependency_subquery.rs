@@ -8,7 +8,7 @@ pub struct OrgInput {
 }
 
 #[reactive_function(dependencies(agent))]
-pub async fn agents_with_memories(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Vec<String>> {
+pub async fn agents_with_memories(db: &ReactiveDb<sqlx::Any>, input: OrgInput) -> reactive::Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT name FROM agent WHERE organization_id = $1 AND id IN (SELECT agent_id FROM memory)",
     )

@@ -12,7 +12,7 @@ mod messages {
     use reactive::{ReactiveDb, reactive_function};
 
     #[reactive_function]
-    pub async fn message_count(db: &ReactiveDb, input: AgentInput) -> reactive::Result<i64> {
+    pub async fn message_count(db: &ReactiveDb<sqlx::Any>, input: AgentInput) -> reactive::Result<i64> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM message WHERE from_agent_id = $1")
             .bind(input.agent_id)
             .fetch_one(db)
@@ -22,7 +22,7 @@ mod messages {
 
 // `messages::message_count` reads `message`, which this list misses.
 #[reactive_function(dependencies(agent))]
-pub async fn agent_activity(db: &ReactiveDb, input: AgentInput) -> reactive::Result<i64> {
+pub async fn agent_activity(db: &ReactiveDb<sqlx::Any>, input: AgentInput) -> reactive::Result<i64> {
     let name: String = sqlx::query_scalar("SELECT name FROM agent WHERE id = $1")
         .bind(input.agent_id)
         .fetch_one(db)

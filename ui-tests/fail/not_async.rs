@@ -1,7 +1,7 @@
 use reactive::{ReactiveDb, reactive_function};
 
 #[reactive_function]
-pub fn agent_count(db: &ReactiveDb) -> reactive::Result<i64> {
+pub fn agent_count(db: &ReactiveDb<sqlx::Any>) -> reactive::Result<i64> {
     let _ = db;
     Ok(0)
 }

@@ -8,7 +8,7 @@ pub struct Agent {
 }
 
 #[reactive_function]
-pub async fn agents(db: &ReactiveDb) -> reactive::Result<Vec<Agent>> {
+pub async fn agents(db: &ReactiveDb<sqlx::Any>) -> reactive::Result<Vec<Agent>> {
     Ok(sqlx::query_as("SELECT id, name FROM agent").fetch_all(db).await?)
 }
 

@@ -1,7 +1,7 @@
 use reactive::{ReactiveDb, reactive_function};
 
 #[reactive_function(query, mutation)]
-pub async fn agent_count(db: &ReactiveDb) -> reactive::Result<i64> {
+pub async fn agent_count(db: &ReactiveDb<sqlx::Any>) -> reactive::Result<i64> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM agent").fetch_one(db).await?)
 }
 

@@ -8,7 +8,7 @@ pub struct SearchInput {
 }
 
 #[reactive_function]
-pub async fn sorted_agents(db: &ReactiveDb, input: SearchInput) -> reactive::Result<Vec<String>> {
+pub async fn sorted_agents(db: &ReactiveDb<sqlx::Any>, input: SearchInput) -> reactive::Result<Vec<String>> {
     let sql = format!("SELECT name FROM agent ORDER BY {}", input.column);
     Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(db).await?)
 }

@@ -9,7 +9,7 @@ pub struct Rename {
 }
 
 #[reactive_function(query)]
-pub async fn rename_agent(db: &ReactiveDb, input: Rename) -> reactive::Result<()> {
+pub async fn rename_agent(db: &ReactiveDb<sqlx::Any>, input: Rename) -> reactive::Result<()> {
     sqlx::query("UPDATE agent SET name = $1 WHERE id = $2")
         .bind(&input.name)
         .bind(input.id)

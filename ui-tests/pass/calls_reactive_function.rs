@@ -12,7 +12,7 @@ mod messages {
     use reactive::{ReactiveDb, reactive_function};
 
     #[reactive_function(name = "messages.count")]
-    pub async fn message_count(db: &ReactiveDb, input: AgentInput) -> reactive::Result<i64> {
+    pub async fn message_count(db: &ReactiveDb<sqlx::Any>, input: AgentInput) -> reactive::Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT count(*) FROM message WHERE from_agent_id = $1")
                 .bind(input.agent_id)
@@ -26,7 +26,7 @@ use messages::message_count;
 
 // Inferred: the callee's tables are added to the caller's model.
 #[reactive_function]
-pub async fn activity(db: &ReactiveDb, input: AgentInput) -> reactive::Result<i64> {
+pub async fn activity(db: &ReactiveDb<sqlx::Any>, input: AgentInput) -> reactive::Result<i64> {
     let name: String = sqlx::query_scalar("SELECT name FROM agent WHERE id = $1")
         .bind(input.agent_id)
         .fetch_one(db)
@@ -43,7 +43,7 @@ pub async fn activity(db: &ReactiveDb, input: AgentInput) -> reactive::Result<i6
 
 // Explicit: the list covers the callee's tables (checked at compile time).
 #[reactive_function(dependencies(agent, message))]
-pub async fn activity_explicit(db: &ReactiveDb, input: AgentInput) -> reactive::Result<i64> {
+pub async fn activity_explicit(db: &ReactiveDb<sqlx::Any>, input: AgentInput) -> reactive::Result<i64> {
     let name: String = sqlx::query_scalar("SELECT name FROM agent WHERE id = $1")
         .bind(input.agent_id)
         .fetch_one(db)
@@ -60,7 +60,7 @@ pub async fn activity_explicit(db: &ReactiveDb, input: AgentInput) -> reactive::
 
 // Two levels: `outer` calls `activity`, which calls `message_count`.
 #[reactive_function]
-pub async fn outer(db: &ReactiveDb, input: AgentInput) -> reactive::Result<i64> {
+pub async fn outer(db: &ReactiveDb<sqlx::Any>, input: AgentInput) -> reactive::Result<i64> {
     activity(db, input).await
 }
 

@@ -24,7 +24,7 @@ pub struct Agent {
 
 /// The `agent` rows whose `organization_id` is `input.organization_id` (dependency inferred: `agent` keyed on `organization_id`).
 #[reactive_function(name = "agents.byOrg")]
-pub async fn agents_by_org(db: &ReactiveDb, input: AgentsByOrgInput) -> reactive::Result<Vec<Agent>> {
+pub async fn agents_by_org(db: &ReactiveDb<sqlx::Any>, input: AgentsByOrgInput) -> reactive::Result<Vec<Agent>> {
     Ok(sqlx::query_as::<_, Agent>("SELECT * FROM agent WHERE organization_id = $1")
         .bind(&input.organization_id)
         .fetch_all(db)
@@ -53,7 +53,7 @@ pub struct Rename {
 }
 
 #[reactive_function(name = "tools.byOrg")]
-pub async fn tools_by_org(pool: &ReactiveDb, organization_id: String) -> reactive::Result<Vec<Tool>> {
+pub async fn tools_by_org(pool: &ReactiveDb<sqlx::Any>, organization_id: String) -> reactive::Result<Vec<Tool>> {
     Ok(sqlx::query_as::<_, Tool>("SELECT id, name FROM tool WHERE organization_id = $1")
         .bind(&organization_id)
         .fetch_all(pool)
@@ -61,7 +61,7 @@ pub async fn tools_by_org(pool: &ReactiveDb, organization_id: String) -> reactiv
 }
 
 #[reactive_function(name = "tools.rename")]
-pub async fn tools_rename(pool: &ReactiveDb, input: Rename) -> reactive::Result<()> {
+pub async fn tools_rename(pool: &ReactiveDb<sqlx::Any>, input: Rename) -> reactive::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query("UPDATE tool SET name = $1 WHERE id = $2")
         .bind(&input.name)

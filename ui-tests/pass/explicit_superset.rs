@@ -19,7 +19,7 @@ pub struct AgentStats {
     name = "agents.getWithStats",
     dependencies(agent, message, memory, tool)
 )]
-pub async fn agent_with_stats(db: &ReactiveDb, input: AgentInput) -> reactive::Result<AgentStats> {
+pub async fn agent_with_stats(db: &ReactiveDb<sqlx::Any>, input: AgentInput) -> reactive::Result<AgentStats> {
     let messages = sqlx::query_scalar("SELECT count(*) FROM message WHERE from_agent_id = $1")
         .bind(input.agent_id)
         .fetch_one(db)
@@ -40,7 +40,7 @@ pub struct Sorted {
 }
 
 #[reactive_function(dependencies(agent))]
-pub async fn agents_sorted(db: &ReactiveDb, input: Sorted) -> reactive::Result<Vec<String>> {
+pub async fn agents_sorted(db: &ReactiveDb<sqlx::Any>, input: Sorted) -> reactive::Result<Vec<String>> {
     let column = if input.column == "name" { "name" } else { "id" };
     let sql = format!("SELECT name FROM agent ORDER BY {column}");
     Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -49,7 +49,7 @@ pub async fn agents_sorted(db: &ReactiveDb, input: Sorted) -> reactive::Result<V
 }
 
 // A plain helper receiving the handle: explicit dependencies silence the check.
-async fn count_messages(db: &ReactiveDb, agent_id: i64) -> reactive::Result<i64> {
+async fn count_messages(db: &ReactiveDb<sqlx::Any>, agent_id: i64) -> reactive::Result<i64> {
     Ok(
         sqlx::query_scalar("SELECT count(*) FROM message WHERE from_agent_id = $1")
             .bind(agent_id)
@@ -59,7 +59,7 @@ async fn count_messages(db: &ReactiveDb, agent_id: i64) -> reactive::Result<i64>
 }
 
 #[reactive_function(dependencies(message))]
-pub async fn message_total(db: &ReactiveDb, input: AgentInput) -> reactive::Result<i64> {
+pub async fn message_total(db: &ReactiveDb<sqlx::Any>, input: AgentInput) -> reactive::Result<i64> {
     count_messages(db, input.agent_id).await
 }
 

@@ -8,7 +8,7 @@ pub struct OrgInput {
 }
 
 #[reactive_function(dialect = "mysql")]
-pub async fn tool_names(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Vec<String>> {
+pub async fn tool_names(db: &ReactiveDb<sqlx::Any>, input: OrgInput) -> reactive::Result<Vec<String>> {
     Ok(
         sqlx::query_scalar("SELECT `name` FROM tool WHERE organization_id = ?")
             .bind(input.organization_id)
@@ -25,7 +25,7 @@ pub struct NewTool {
 }
 
 #[reactive_function(dialect = "mysql", requires_ack)]
-pub async fn tool_create(db: &ReactiveDb, input: NewTool) -> reactive::Result<()> {
+pub async fn tool_create(db: &ReactiveDb<sqlx::Any>, input: NewTool) -> reactive::Result<()> {
     sqlx::query("INSERT INTO tool (organization_id, name) VALUES (?, ?)")
         .bind(input.organization_id)
         .bind(&input.name)

@@ -14,7 +14,7 @@ pub struct Agent {
 }
 
 #[reactive_function(name = "agents.findMany")]
-pub async fn agents_find_many(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Vec<Agent>> {
+pub async fn agents_find_many(db: &ReactiveDb<sqlx::Any>, input: OrgInput) -> reactive::Result<Vec<Agent>> {
     Ok(
         sqlx::query_as::<_, Agent>("SELECT id, name FROM agent WHERE organization_id = $1")
             .bind(input.organization_id)

@@ -8,7 +8,7 @@ pub struct AgentInput {
 }
 
 #[reactive_function(dialect = "sqlite")]
-pub async fn memory_count(db: &ReactiveDb, input: AgentInput) -> reactive::Result<i64> {
+pub async fn memory_count(db: &ReactiveDb<sqlx::Any>, input: AgentInput) -> reactive::Result<i64> {
     Ok(
         sqlx::query_scalar("SELECT count(*) FROM memory WHERE agent_id = ?1")
             .bind(input.agent_id)

@@ -67,7 +67,7 @@ pub struct AgentStats {
 }
 
 #[reactive_function(name = "organizations.get")]
-pub async fn organizations_get(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Organization> {
+pub async fn organizations_get(db: &ReactiveDb<sqlx::Any>, input: OrgInput) -> reactive::Result<Organization> {
     Ok(
         sqlx::query_as("SELECT id, name FROM organization WHERE id = $1")
             .bind(input.organization_id)
@@ -77,7 +77,7 @@ pub async fn organizations_get(db: &ReactiveDb, input: OrgInput) -> reactive::Re
 }
 
 #[reactive_function(name = "agents.findMany")]
-pub async fn agents_find_many(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Vec<Agent>> {
+pub async fn agents_find_many(db: &ReactiveDb<sqlx::Any>, input: OrgInput) -> reactive::Result<Vec<Agent>> {
     Ok(sqlx::query_as("SELECT id, organization_id, name, status FROM agent WHERE organization_id = $1 ORDER BY name")
         .bind(input.organization_id)
         .fetch_all(db)
@@ -86,7 +86,7 @@ pub async fn agents_find_many(db: &ReactiveDb, input: OrgInput) -> reactive::Res
 
 #[reactive_function(name = "agents.getWithStats")]
 pub async fn agents_get_with_stats(
-    db: &ReactiveDb,
+    db: &ReactiveDb<sqlx::Any>,
     input: AgentInput,
 ) -> reactive::Result<AgentStats> {
     let agent = sqlx::query_as("SELECT id, organization_id, name, status FROM agent WHERE id = $1")
@@ -115,7 +115,7 @@ pub struct NewAgent {
 }
 
 #[reactive_function(name = "agents.create")]
-pub async fn agents_create(db: &ReactiveDb, input: NewAgent) -> reactive::Result<i64> {
+pub async fn agents_create(db: &ReactiveDb<sqlx::Any>, input: NewAgent) -> reactive::Result<i64> {
     Ok(sqlx::query_scalar(
         "INSERT INTO agent (organization_id, name, status) VALUES ($1, $2, 'idle') RETURNING id",
     )
@@ -132,7 +132,7 @@ pub struct AgentStatus {
 }
 
 #[reactive_function(name = "agents.setStatus", requires_ack)]
-pub async fn agents_set_status(db: &ReactiveDb, input: AgentStatus) -> reactive::Result<()> {
+pub async fn agents_set_status(db: &ReactiveDb<sqlx::Any>, input: AgentStatus) -> reactive::Result<()> {
     sqlx::query("UPDATE agent SET status = $1 WHERE id = $2")
         .bind(&input.status)
         .bind(input.agent_id)
@@ -142,7 +142,7 @@ pub async fn agents_set_status(db: &ReactiveDb, input: AgentStatus) -> reactive:
 }
 
 #[reactive_function(name = "messages.inbox")]
-pub async fn messages_inbox(db: &ReactiveDb, input: AgentInput) -> reactive::Result<Vec<Message>> {
+pub async fn messages_inbox(db: &ReactiveDb<sqlx::Any>, input: AgentInput) -> reactive::Result<Vec<Message>> {
     Ok(sqlx::query_as(
         "SELECT m.id, m.from_agent_id, m.to_agent_id, m.body FROM message m \
          JOIN agent a ON a.id = m.from_agent_id WHERE m.to_agent_id = $1 ORDER BY m.id DESC LIMIT 50",
@@ -160,7 +160,7 @@ pub struct NewMessage {
 }
 
 #[reactive_function(name = "messages.send")]
-pub async fn messages_send(db: &ReactiveDb, input: NewMessage) -> reactive::Result<()> {
+pub async fn messages_send(db: &ReactiveDb<sqlx::Any>, input: NewMessage) -> reactive::Result<()> {
     sqlx::query("INSERT INTO message (from_agent_id, to_agent_id, body) VALUES ($1, $2, $3)")
         .bind(input.from_agent_id)
         .bind(input.to_agent_id)
@@ -171,7 +171,7 @@ pub async fn messages_send(db: &ReactiveDb, input: NewMessage) -> reactive::Resu
 }
 
 #[reactive_function(name = "memory.forAgent")]
-pub async fn memory_for_agent(db: &ReactiveDb, input: AgentInput) -> reactive::Result<Vec<Memory>> {
+pub async fn memory_for_agent(db: &ReactiveDb<sqlx::Any>, input: AgentInput) -> reactive::Result<Vec<Memory>> {
     Ok(
         sqlx::query_as("SELECT id, agent_id, content FROM memory WHERE agent_id = $1")
             .bind(input.agent_id)
@@ -187,7 +187,7 @@ pub struct NewMemory {
 }
 
 #[reactive_function(name = "memory.add")]
-pub async fn memory_add(db: &ReactiveDb, input: NewMemory) -> reactive::Result<()> {
+pub async fn memory_add(db: &ReactiveDb<sqlx::Any>, input: NewMemory) -> reactive::Result<()> {
     sqlx::query("INSERT INTO memory (agent_id, content) VALUES ($1, $2)")
         .bind(input.agent_id)
         .bind(&input.content)
@@ -197,7 +197,7 @@ pub async fn memory_add(db: &ReactiveDb, input: NewMemory) -> reactive::Result<(
 }
 
 #[reactive_function(name = "tools.findMany")]
-pub async fn tools_find_many(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Vec<Tool>> {
+pub async fn tools_find_many(db: &ReactiveDb<sqlx::Any>, input: OrgInput) -> reactive::Result<Vec<Tool>> {
     Ok(
         sqlx::query_as("SELECT id, organization_id, name FROM tool WHERE organization_id = $1")
             .bind(input.organization_id)
@@ -212,7 +212,7 @@ pub struct ToolId {
 }
 
 #[reactive_function(name = "tools.delete")]
-pub async fn tools_delete(db: &ReactiveDb, input: ToolId) -> reactive::Result<()> {
+pub async fn tools_delete(db: &ReactiveDb<sqlx::Any>, input: ToolId) -> reactive::Result<()> {
     sqlx::query("DELETE FROM tool WHERE id = $1")
         .bind(input.tool_id)
         .execute(db)
@@ -221,7 +221,7 @@ pub async fn tools_delete(db: &ReactiveDb, input: ToolId) -> reactive::Result<()
 }
 
 #[reactive_function(name = "organizations.count")]
-pub async fn organizations_count(db: &ReactiveDb) -> reactive::Result<i64> {
+pub async fn organizations_count(db: &ReactiveDb<sqlx::Any>) -> reactive::Result<i64> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM organization")
         .fetch_one(db)
         .await?)

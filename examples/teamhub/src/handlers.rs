@@ -37,7 +37,7 @@ fn check_name(name: &str) -> reactive::Result<()> {
 
 /// All agents of an organization.
 #[reactive_function(name = "agents.findMany")]
-pub async fn agents_find_many(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Vec<Agent>> {
+pub async fn agents_find_many(db: &ReactiveDb<sqlx::Any>, input: OrgInput) -> reactive::Result<Vec<Agent>> {
     Ok(sqlx::query_as::<_, Agent>(
         "SELECT id, organization_id, name, status, created_at FROM agent \
          WHERE organization_id = $1 ORDER BY created_at, id",
@@ -50,7 +50,7 @@ pub async fn agents_find_many(db: &ReactiveDb, input: OrgInput) -> reactive::Res
 /// One agent with the number of its messages and memories.
 #[reactive_function(name = "agents.getWithStats")]
 pub async fn agents_get_with_stats(
-    db: &ReactiveDb,
+    db: &ReactiveDb<sqlx::Any>,
     input: AgentInput,
 ) -> reactive::Result<AgentStats> {
     let agent = sqlx::query_as::<_, Agent>(
@@ -91,7 +91,7 @@ pub async fn agents_get_with_stats(
 
 /// Create an agent.
 #[reactive_function(name = "agents.create")]
-pub async fn agents_create(db: &ReactiveDb, input: CreateAgent) -> reactive::Result<Agent> {
+pub async fn agents_create(db: &ReactiveDb<sqlx::Any>, input: CreateAgent) -> reactive::Result<Agent> {
     check_name(&input.name)?;
     let agent = Agent {
         id: new_id("agt"),
@@ -115,7 +115,7 @@ pub async fn agents_create(db: &ReactiveDb, input: CreateAgent) -> reactive::Res
 
 /// Rename an agent or change its status.
 #[reactive_function(name = "agents.update")]
-pub async fn agents_update(db: &ReactiveDb, input: UpdateAgent) -> reactive::Result<Agent> {
+pub async fn agents_update(db: &ReactiveDb<sqlx::Any>, input: UpdateAgent) -> reactive::Result<Agent> {
     if let Some(name) = &input.data.name {
         check_name(name)?;
     }
@@ -143,7 +143,7 @@ pub async fn agents_update(db: &ReactiveDb, input: UpdateAgent) -> reactive::Res
 
 /// Delete an agent with its messages and memories, in one transaction.
 #[reactive_function(name = "agents.delete")]
-pub async fn agents_delete(db: &ReactiveDb, input: DeleteAgent) -> reactive::Result<bool> {
+pub async fn agents_delete(db: &ReactiveDb<sqlx::Any>, input: DeleteAgent) -> reactive::Result<bool> {
     let mut tx = db.begin().await?;
     sqlx::query("DELETE FROM message WHERE organization_id = $1 AND (from_agent_id = $2 OR to_agent_id = $3)")
         .bind(&input.organization_id)
@@ -168,7 +168,7 @@ pub async fn agents_delete(db: &ReactiveDb, input: DeleteAgent) -> reactive::Res
 /// Messages sent or received by an agent, oldest first.
 #[reactive_function(name = "messages.getAll")]
 pub async fn messages_get_all(
-    db: &ReactiveDb,
+    db: &ReactiveDb<sqlx::Any>,
     input: AgentInput,
 ) -> reactive::Result<Vec<Message>> {
     // A UNION of two keyed reads (see `agents_get_with_stats`).
@@ -190,7 +190,7 @@ pub async fn messages_get_all(
 
 /// Send a message from one agent to another.
 #[reactive_function(name = "messages.send")]
-pub async fn messages_send(db: &ReactiveDb, input: SendMessage) -> reactive::Result<Message> {
+pub async fn messages_send(db: &ReactiveDb<sqlx::Any>, input: SendMessage) -> reactive::Result<Message> {
     if input.body.trim().is_empty() {
         return Err(Error::BadRequest("body must not be empty".into()));
     }
@@ -218,7 +218,7 @@ pub async fn messages_send(db: &ReactiveDb, input: SendMessage) -> reactive::Res
 
 /// Add a memory to an agent.
 #[reactive_function(name = "memory.add")]
-pub async fn memory_add(db: &ReactiveDb, input: AddMemory) -> reactive::Result<Memory> {
+pub async fn memory_add(db: &ReactiveDb<sqlx::Any>, input: AddMemory) -> reactive::Result<Memory> {
     let memory = Memory {
         id: new_id("mem"),
         agent_id: input.agent_id.clone(),
@@ -240,7 +240,7 @@ pub async fn memory_add(db: &ReactiveDb, input: AddMemory) -> reactive::Result<M
 
 /// The 20 most recent memories of an agent.
 #[reactive_function(name = "memory.recent")]
-pub async fn memory_recent(db: &ReactiveDb, input: AgentInput) -> reactive::Result<Vec<Memory>> {
+pub async fn memory_recent(db: &ReactiveDb<sqlx::Any>, input: AgentInput) -> reactive::Result<Vec<Memory>> {
     Ok(sqlx::query_as::<_, Memory>(
         "SELECT id, agent_id, content, created_at FROM memory \
          WHERE agent_id = $1 AND organization_id = $2 ORDER BY created_at DESC, id DESC LIMIT 20",
@@ -253,7 +253,7 @@ pub async fn memory_recent(db: &ReactiveDb, input: AgentInput) -> reactive::Resu
 
 /// The tools an organization can use.
 #[reactive_function(name = "tools.available")]
-pub async fn tools_available(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Vec<Tool>> {
+pub async fn tools_available(db: &ReactiveDb<sqlx::Any>, input: OrgInput) -> reactive::Result<Vec<Tool>> {
     Ok(sqlx::query_as::<_, Tool>(
         "SELECT id, name FROM tool WHERE organization_id = $1 ORDER BY name",
     )

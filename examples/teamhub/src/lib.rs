@@ -46,7 +46,7 @@ pub fn web_dir() -> PathBuf {
 
 /// Connects, migrates and seeds the database. With `REDIS_URL`, the cache is the shared
 /// Redis store (so several instances never serve what another one invalidated).
-pub async fn open_db(config: &Config) -> anyhow::Result<(ReactiveDb, bool)> {
+pub async fn open_db(config: &Config) -> anyhow::Result<(ReactiveDb<sqlx::Any>, bool)> {
     let mut db = ReactiveDb::connect(&config.database_url).await?;
     if let Some(url) = &config.redis_url {
         #[cfg(feature = "redis")]
@@ -88,7 +88,7 @@ pub async fn router_config(config: &Config) -> anyhow::Result<RouterConfig> {
 }
 
 /// The whole HTTP app: the reactive router under `/api`, the page at `/`.
-pub fn app(db: ReactiveDb, router_config: RouterConfig, web_dist: &Path) -> Router {
+pub fn app(db: ReactiveDb<sqlx::Any>, router_config: RouterConfig, web_dist: &Path) -> Router {
     let api = reactive::router::router(db, router_config);
     let app = Router::new().nest("/api", api);
     if web_dist.join("index.html").exists() {

@@ -9,7 +9,7 @@ pub const DEMO_TENANTS: [(&str, &str, &str); 2] = [
 ];
 
 /// Creates the schema if needed (sqlx migrations for the backend in use).
-pub async fn migrate(db: &ReactiveDb) -> anyhow::Result<()> {
+pub async fn migrate(db: &ReactiveDb<sqlx::Any>) -> anyhow::Result<()> {
     let migrator = match db.dialect() {
         reactive::Dialect::Postgres => sqlx::migrate!("./migrations/postgres"),
         reactive::Dialect::MySql => sqlx::migrate!("./migrations/mysql"),
@@ -20,7 +20,7 @@ pub async fn migrate(db: &ReactiveDb) -> anyhow::Result<()> {
 }
 
 /// Seeds demo data when the database has no organization yet. Returns whether it seeded.
-pub async fn seed_if_empty(db: &ReactiveDb) -> anyhow::Result<bool> {
+pub async fn seed_if_empty(db: &ReactiveDb<sqlx::Any>) -> anyhow::Result<bool> {
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM organization")
         .fetch_one(db)
         .await?;

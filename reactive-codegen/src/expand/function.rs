@@ -681,8 +681,9 @@ fn registration(plan: &Plan, sig: &Signature) -> TokenStream {
         collector.finish(input, output)
     };
     let ident_span = ident.span();
+    let db_type = &sig.db;
     let run = quote_spanned! {ident_span=>
-        #private::boxed_run(move |db: #private::ReactiveDb| async move {
+        #private::boxed_run::<#db_type, _, _>(move |db: #db_type| async move {
             #typed_output
             __REACTIVE_ENCODE(output)
         })
@@ -730,6 +731,7 @@ fn registration(plan: &Plan, sig: &Signature) -> TokenStream {
                 model_json: __MODEL_JSON,
                 prepare: __reactive_prepare,
                 typescript: __reactive_typescript,
+                backend: #private::backend_of::<#db_type>,
                 model_cell: #private::OnceLock::new(),
             };
 

@@ -10,6 +10,8 @@ use syn::{FnArg, GenericArgument, Ident, Pat, PathArguments, ReturnType, Type};
 pub struct Signature {
     /// The function's name.
     pub ident: Ident,
+    /// The handle type the function takes by reference (`ReactiveDb<Postgres>`).
+    pub db: Type,
     /// The input parameter's type, if the function takes one.
     pub input: Option<Type>,
     /// `O` in `reactive::Result<O>`.
@@ -18,7 +20,7 @@ pub struct Signature {
     pub return_type: Type,
 }
 
-const SHAPE: &str = "expected `async fn name(db: &ReactiveDb, input: Input) -> reactive::Result<Output>` (the `input` parameter is optional)";
+const SHAPE: &str = "expected `async fn name(db: &ReactiveDb<Postgres>, input: Input) -> reactive::Result<Output>` (the `input` parameter is optional; `MySql`, `Sqlite` or `Any` in place of `Postgres`)";
 
 /// Check the signature; every problem found is reported (combined).
 pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
@@ -57,6 +59,7 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
     }
 
     let mut input = None;
+    let mut db_type = None;
     let params: Vec<&FnArg> = sig.inputs.iter().collect();
     match params.first() {
         None => errors.push(syn::Error::new(
@@ -79,6 +82,15 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
                     &db.ty,
                     format!("the first parameter of a reactive function must be the database handle `&ReactiveDb`; {SHAPE}"),
                 ));
+            } else if let Type::Reference(reference) = &*db.ty {
+                if handle_has_backend(&reference.elem) {
+                    db_type = Some((*reference.elem).clone());
+                } else {
+                    errors.push(syn::Error::new_spanned(
+                        &reference.elem,
+                        "name the database the handler runs on: `&ReactiveDb<Postgres>`, `&ReactiveDb<MySql>`, `&ReactiveDb<Sqlite>` (native sqlx drivers), or `&ReactiveDb<Any>` (backend chosen by URL)",
+                    ));
+                }
             }
         }
     }
@@ -143,15 +155,23 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
         }
         return Err(first);
     }
-    match (output, return_type) {
-        (Some(output), Some(return_type)) => Ok(Signature {
+    match (output, return_type, db_type) {
+        (Some(output), Some(return_type), Some(db)) => Ok(Signature {
             ident: sig.ident.clone(),
+            db,
             input,
             output,
             return_type,
         }),
         _ => Err(syn::Error::new(Span::call_site(), SHAPE)),
     }
+}
+
+/// `ReactiveDb<..>` with its backend type argument written.
+fn handle_has_backend(ty: &Type) -> bool {
+    matches!(ty, Type::Path(path) if path.path.segments.last().is_some_and(|s| {
+        matches!(&s.arguments, PathArguments::AngleBracketed(args) if args.args.len() == 1)
+    }))
 }
 
 /// `&ReactiveDb` (any path ending in `ReactiveDb`, shared reference, any lifetime).

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use reactive_codegen::model::FunctionKind;
 use tracing::Instrument;
 
-use super::ReactiveDb;
+use super::{Backend, ReactiveDb};
 use super::changes::whole_tables;
 use super::scope::{CallScope, SCOPE};
 use crate::cache::CacheKey;
@@ -34,9 +34,37 @@ pub enum CallError {
     /// The handler returned an error.
     #[error(transparent)]
     Handler(#[from] crate::Error),
+    /// The function was written for another database handle type than this one
+    /// (`&ReactiveDb<Postgres>` called through a `ReactiveDb<Any>`, say).
+    #[error("reactive function `{name}` takes another database handle type than the one it was called with")]
+    Backend {
+        /// The procedure name.
+        name: String,
+    },
 }
 
-impl ReactiveDb {
+impl<DB: Backend> ReactiveDb<DB> {
+    /// Reads the column types again if the catalog does not know a table `model` uses
+    /// (see the module docs of `db`).
+    pub(crate) async fn ensure_schema(&self, model: &reactive_codegen::model::FunctionModel) {
+        let tables: Vec<&str> = model
+            .dependencies
+            .iter()
+            .map(|d| d.table.as_str())
+            .chain(model.statements.iter().flat_map(|s| {
+                s.analysis
+                    .reads
+                    .iter()
+                    .map(|r| r.table.as_str())
+                    .chain(s.analysis.writes.iter().map(|w| w.table.as_str()))
+            }))
+            .collect();
+        self.inner
+            .catalog
+            .ensure(&self.pool, self.inner.dialect, tables)
+            .await;
+    }
+
     /// Runs a reactive function for `tenant` with JSON `input`.
     ///
     /// The input is decoded first (an [`InputError`] never reaches the database). A
@@ -59,6 +87,12 @@ impl ReactiveDb {
             CacheKey::from_json((!tenant.is_empty()).then_some(tenant), &model.name, &input)
         });
         let prepared = (def.prepare)(input)?;
+        if (def.backend)() != std::any::TypeId::of::<Self>() {
+            return Err(CallError::Backend {
+                name: model.name.clone(),
+            });
+        }
+        self.ensure_schema(model).await;
         let scope = Arc::new(CallScope {
             name: model.name.clone(),
             index: self.inner.model_index(model),
@@ -66,10 +100,13 @@ impl ReactiveDb {
             reads: Mutex::new(Vec::new()),
         });
         let run = prepared.run;
-        let db = self.clone();
+        let db: crate::registry::DbHandle = Box::new(self.clone());
+        let inner = self.inner.clone();
         match key {
             Some(key) => {
-                let static_reads = ReadSet::from_model(&scope.index.model, &scope.bindings);
+                let mut static_reads = ReadSet::from_model(&scope.index.model, &scope.bindings);
+                let dialect = self.inner.dialect;
+                self.inner.catalog.refine_reads(&mut static_reads, dialect);
                 let compute = || {
                     let scope = scope.clone();
                     async move {
@@ -78,6 +115,7 @@ impl ReactiveDb {
                         for r in scope.take_reads() {
                             reads.union_owned(r);
                         }
+                        inner.catalog.refine_reads(&mut reads, dialect);
                         Ok::<_, crate::Error>((Bytes::from(bytes), reads))
                     }
                 };

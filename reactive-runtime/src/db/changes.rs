@@ -1,47 +1,48 @@
-//! Read sets and change sets of intercepted statements, with parameter values taken
-//! from the arguments actually bound, and the pre-read that supplies the old key
-//! values of rows an `UPDATE`/`DELETE` is about to change.
+//! Read sets and change sets of intercepted statements, with parameter values from
+//! wherever the interceptor knows them (see [`Values`]), and the pre-read that supplies
+//! the old key values of rows an `UPDATE`/`DELETE` is about to change.
 
 use std::collections::BTreeSet;
 
 use reactive_codegen::sql::{Dialect, Operation, StatementAnalysis, ValueRef};
-use sqlx::any::AnyArguments;
+use serde_json::Value as Json;
 
 use super::rewrite::WhereTemplate;
-use super::values::{arg_value, row_value};
 use crate::engine::KeyValue;
 use crate::engine::ReadSet;
 use crate::engine::{ChangeSet, RelationEdge, RowChange};
 
-fn key_of(value: &ValueRef, args: Option<&AnyArguments>, dialect: Dialect) -> Option<KeyValue> {
+/// The JSON value of a statement's parameter, by 1-based index; `None`: unknown.
+pub type Values<'a> = dyn Fn(usize) -> Option<Json> + 'a;
+
+/// Rows read back from the database, each a list of column values (`None`: no key form).
+pub type JsonRows = [Vec<Option<Json>>];
+
+fn key_of(value: &ValueRef, values: &Values<'_>, dialect: Dialect) -> Option<KeyValue> {
     match value {
-        ValueRef::Param(p) => KeyValue::from_json(&arg_value(args, p.index)?, dialect),
+        ValueRef::Param(p) => KeyValue::from_json(&values(p.index)?, dialect),
         ValueRef::Literal(l) => Some(KeyValue::from_literal(l, dialect)),
     }
 }
 
-/// The concrete read set of a statement, parameters resolved from the bound values.
-/// A predicate whose values can't all be resolved is dropped, which widens the read
+/// The concrete read set of a statement, parameters resolved from `values`. A
+/// predicate whose values can't all be resolved is dropped, which widens the read
 /// (never narrows it).
-pub fn reads_of(
-    analysis: &StatementAnalysis,
-    args: Option<&AnyArguments>,
-    dialect: Dialect,
-) -> ReadSet {
+pub fn reads_of(analysis: &StatementAnalysis, values: &Values<'_>, dialect: Dialect) -> ReadSet {
     let resolve =
-        |p: &reactive_codegen::sql::Param| KeyValue::from_json(&arg_value(args, p.index)?, dialect);
+        |p: &reactive_codegen::sql::Param| KeyValue::from_json(&values(p.index)?, dialect);
     ReadSet::from_statement(analysis, &resolve, dialect)
 }
 
 /// The change set of a write, before the pre-read (if any) adds old values.
-pub fn change_of(
-    analysis: &StatementAnalysis,
-    args: Option<&AnyArguments>,
-    dialect: Dialect,
-) -> ChangeSet {
+pub fn change_of(analysis: &StatementAnalysis, values: &Values<'_>, dialect: Dialect) -> ChangeSet {
     let resolve =
-        |p: &reactive_codegen::sql::Param| KeyValue::from_json(&arg_value(args, p.index)?, dialect);
+        |p: &reactive_codegen::sql::Param| KeyValue::from_json(&values(p.index)?, dialect);
     ChangeSet::from_statement(analysis, &resolve, dialect)
+}
+
+fn cell(rows: &JsonRows, row: usize, column: usize) -> Option<&Json> {
+    rows.get(row)?.get(column)?.as_ref()
 }
 
 /// A read of the affected rows' current values of some columns, run in the same
@@ -52,23 +53,24 @@ pub struct PreRead {
     pub table: String,
     /// Columns read, in the order of the `SELECT` list.
     pub columns: Vec<String>,
-    /// `SELECT <columns> FROM <table> WHERE <condition> [FOR UPDATE]`.
+    /// `SELECT <columns> FROM <table> WHERE <condition> [FOR UPDATE]`, bound with all of
+    /// the write's own arguments (see [`condition`]).
     pub sql: String,
-    /// Positions (1-based) of the write's arguments, in the pre-read's placeholder order.
-    pub params: Vec<usize>,
 }
 
 /// Which columns of the written table a pre-read should fetch: the `watched` ones
 /// (columns some query filters on) that the change does not already know, except
 /// `SET` columns whose new value is unknown (they stay unknown anyway).
+#[allow(clippy::too_many_arguments)] // one call site; the inputs are independent
 pub fn pre_read_plan(
     analysis: &StatementAnalysis,
     change: &ChangeSet,
-    args: Option<&AnyArguments>,
+    values: &Values<'_>,
     dialect: Dialect,
     watched: &BTreeSet<String>,
     template: Option<&WhereTemplate>,
     force: Option<&str>,
+    arg_count: usize,
 ) -> Option<PreRead> {
     if analysis.unknown.is_some() || analysis.writes.len() != 1 || change.is_everything() {
         return None;
@@ -88,7 +90,7 @@ pub fn pre_read_plan(
                 &s.column == *c
                     && s.value
                         .as_ref()
-                        .and_then(|v| key_of(v, args, dialect))
+                        .and_then(|v| key_of(v, values, dialect))
                         .is_none()
             })
         })
@@ -102,18 +104,29 @@ pub fn pre_read_plan(
     columns.sort();
     let template = template?;
     let lock = lock_clause(dialect);
-    let condition = where_clause(template);
+    let condition = condition(template, dialect, arg_count)?;
+    let columns_sql: Vec<String> = columns.iter().map(|c| key_column(c, dialect)).collect();
     let sql = format!(
         "SELECT {} FROM {}{condition}{lock}",
-        columns.join(", "),
+        columns_sql.join(", "),
         template.table
     );
     Some(PreRead {
         table: write.table.clone(),
         columns,
         sql,
-        params: template.params.clone(),
     })
+}
+
+/// A column as a pre-read selects it: in the database's text form where the driver
+/// could not decode its native type (uuid on MySQL/MariaDB, say); the catalog's column
+/// class decides later whether that form is a key.
+fn key_column(column: &str, dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Postgres => format!("{column}::text"),
+        Dialect::MySql => format!("CAST({column} AS CHAR)"),
+        Dialect::Sqlite => column.to_owned(),
+    }
 }
 
 /// Adds the pre-read's old values to a single-table change: each pre-read column gets
@@ -122,8 +135,8 @@ pub fn add_old_values(
     change: &mut ChangeSet,
     analysis: &StatementAnalysis,
     pre: &PreRead,
-    rows: &[sqlx::any::AnyRow],
-    args: Option<&AnyArguments>,
+    rows: &JsonRows,
+    params: &Values<'_>,
     dialect: Dialect,
 ) {
     let Some(write) = analysis.writes.first() else {
@@ -138,8 +151,8 @@ pub fn add_old_values(
     for (i, column) in pre.columns.iter().enumerate() {
         let mut values = BTreeSet::new();
         let mut complete = true;
-        for r in rows {
-            match row_value(r, i).and_then(|v| KeyValue::from_json(&v, dialect)) {
+        for r in 0..rows.len() {
+            match cell(rows, r, i).and_then(|v| KeyValue::from_json(v, dialect)) {
                 Some(k) => {
                     values.insert(k);
                 }
@@ -150,7 +163,7 @@ pub fn add_old_values(
             continue;
         }
         if let Some(set) = write.set.iter().find(|s| &s.column == column) {
-            match set.value.as_ref().and_then(|v| key_of(v, args, dialect)) {
+            match set.value.as_ref().and_then(|v| key_of(v, params, dialect)) {
                 Some(new) => {
                     values.insert(new);
                 }
@@ -174,8 +187,8 @@ pub struct CascadeRead {
     /// Columns of the target table read (watched ones, without the referencing column).
     pub columns: Vec<String>,
     /// `SELECT <columns> FROM <to> WHERE <to_column> IN (SELECT <from_column> FROM
-    /// <table> WHERE <the write's condition>) LIMIT <cap + 1> [FOR UPDATE]`, with the
-    /// placeholders of the write's own pre-read.
+    /// <table> WHERE <the write's condition>) LIMIT <cap + 1> [FOR UPDATE]`, bound with
+    /// the write's own arguments.
     pub sql: String,
 }
 
@@ -187,6 +200,7 @@ pub fn cascade_plan(
     watched: &BTreeSet<String>,
     template: &WhereTemplate,
     dialect: Dialect,
+    arg_count: usize,
 ) -> Option<CascadeRead> {
     let to_column = edge.to_column.as_ref()?;
     let columns: Vec<String> = watched
@@ -200,10 +214,11 @@ pub fn cascade_plan(
     // A locking read sees the latest committed rows (MySQL: not the transaction's
     // snapshot), as the database's own cascade will.
     let lock = lock_clause(dialect);
-    let condition = where_clause(template);
+    let condition = condition(template, dialect, arg_count)?;
+    let columns_sql: Vec<String> = columns.iter().map(|c| key_column(c, dialect)).collect();
     let sql = format!(
         "SELECT {} FROM {} WHERE {to_column} IN (SELECT {} FROM {}{condition}) LIMIT {}{lock}",
-        columns.join(", "),
+        columns_sql.join(", "),
         edge.to_table,
         edge.from_column,
         template.table,
@@ -223,7 +238,7 @@ pub fn cascade_plan(
 pub fn add_cascades(
     change: &mut ChangeSet,
     table: &str,
-    cascades: Vec<(CascadeRead, Vec<sqlx::any::AnyRow>)>,
+    cascades: Vec<(CascadeRead, Vec<Vec<Option<serde_json::Value>>>)>,
     dialect: Dialect,
 ) {
     let Some([source]) = change.tables.get(table).map(Vec::as_slice) else {
@@ -247,9 +262,8 @@ pub fn add_cascades(
             target = target.with_values(to_column, keys.iter().cloned());
         }
         for (i, column) in read.columns.iter().enumerate() {
-            let values: Option<BTreeSet<KeyValue>> = rows
-                .iter()
-                .map(|r| row_value(r, i).and_then(|v| KeyValue::from_json(&v, dialect)))
+            let values: Option<BTreeSet<KeyValue>> = (0..rows.len())
+                .map(|r| cell(&rows, r, i).and_then(|v| KeyValue::from_json(v, dialect)))
                 .collect();
             if let Some(values) = values {
                 target = target.with_values(column, values);
@@ -280,11 +294,31 @@ fn lock_clause(dialect: Dialect) -> &'static str {
     }
 }
 
-/// ` WHERE <the statement's own condition>`, or nothing.
-fn where_clause(template: &WhereTemplate) -> String {
-    template
-        .condition
-        .as_ref()
-        .map(|c| format!(" WHERE {c}"))
-        .unwrap_or_default()
+/// ` WHERE <the statement's own condition>`, or nothing, for a read bound with all of
+/// the write's `arg_count` arguments. PostgreSQL and SQLite placeholders keep the
+/// write's numbering (an argument the condition does not use is bound and ignored).
+/// MySQL's `?` take the arguments in order, so the condition's must be the last ones,
+/// in order, and each earlier argument gets a placeholder of its own in a condition
+/// that is always true; `None` otherwise (the caller leaves old values unknown).
+fn condition(template: &WhereTemplate, dialect: Dialect, arg_count: usize) -> Option<String> {
+    let used = template.params.len();
+    if dialect != Dialect::MySql {
+        return Some(match &template.condition {
+            Some(condition) => format!(" WHERE {condition}"),
+            None => String::new(),
+        });
+    }
+    let first = arg_count.checked_sub(used)? + 1;
+    if template.params.iter().copied().ne(first..=arg_count) {
+        return None;
+    }
+    let mut parts = vec!["(? IS NULL OR 1 = 1)".to_owned(); first - 1];
+    if let Some(condition) = &template.condition {
+        parts.push(format!("({condition})"));
+    }
+    Some(if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", parts.join(" AND "))
+    })
 }

@@ -7,62 +7,68 @@ use std::sync::atomic::Ordering;
 use futures::future::{self, BoxFuture};
 use futures::stream::{self, BoxStream, StreamExt};
 use reactive_codegen::sql::Dialect;
-use sqlx::AnyConnection;
-use sqlx::any::{Any, AnyArguments, AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo};
-use sqlx::error::BoxDynError;
-use sqlx::{AssertSqlSafe, Either, Execute, Executor, SqlSafeStr, SqlStr};
+use serde_json::Value as Json;
+use sqlx::{Arguments, AssertSqlSafe, Either, Execute, Executor, SqlSafeStr, SqlStr};
 use tracing::Instrument;
 
+use super::backend::{Backend, Exec, Step};
 use super::changes::{
     CascadeRead, PreRead, add_cascades, add_old_values, cascade_plan, change_of, pre_read_plan,
     reads_of,
 };
+use super::scope::CallScope;
 use super::statement::{Origin, StatementInfo};
-use super::values::{arg_count, select_args};
 use super::{Inner, ReactiveDb, ReactiveTx, TransactionLost, scope};
 use crate::engine::ChangeSet;
 
-type Step = Either<AnyQueryResult, AnyRow>;
-
-/// What sqlx gets from us: the (possibly rewritten) SQL and the original arguments.
-pub(crate) struct Exec {
-    sql: SqlStr,
-    args: Option<AnyArguments>,
-    persistent: bool,
-}
-
-impl Execute<'_, Any> for Exec {
-    fn sql(self) -> SqlStr {
-        self.sql
-    }
-
-    fn statement(&self) -> Option<&AnyStatement> {
-        None
-    }
-
-    fn take_arguments(&mut self) -> Result<Option<AnyArguments>, BoxDynError> {
-        Ok(self.args.take())
-    }
-
-    fn persistent(&self) -> bool {
-        self.persistent
-    }
-}
-
 /// An intercepted statement: its analysis and everything needed to run it.
-pub(crate) struct Intercepted {
+pub(crate) struct Intercepted<DB: Backend> {
     pub sql: SqlStr,
     pub info: Arc<StatementInfo>,
-    pub args: Option<AnyArguments>,
+    pub args: Option<DB::Arguments>,
     pub persistent: bool,
+    /// The call the statement runs in, when its parameters trace to the call's input.
+    pub scope: Option<Arc<CallScope>>,
 }
 
-impl Intercepted {
+/// The JSON value of parameter `index` (1-based): the bound value where the driver
+/// shows it, else the call's binding the function model traced it to.
+fn param_value<DB: Backend>(
+    args: Option<&DB::Arguments>,
+    info: &StatementInfo,
+    scope: Option<&CallScope>,
+    index: usize,
+) -> Option<Json> {
+    if DB::SEES_ARGUMENTS {
+        return DB::arg_value(args?, index);
+    }
+    let binding = (*info.params.get(index.checked_sub(1)?)?)?;
+    scope?.bindings.get(binding).cloned()
+}
+
+/// The rows of a pre-read as JSON values, column by column.
+fn json_rows<DB: Backend>(rows: &[DB::Row]) -> Vec<Vec<Option<Json>>> {
+    use sqlx::Row;
+    rows.iter()
+        .map(|r| (0..r.len()).map(|i| DB::row_value(r, i)).collect())
+        .collect()
+}
+
+impl<DB: Backend> Intercepted<DB> {
     fn is_write(&self) -> bool {
         self.info.analysis.may_write()
     }
 
-    fn into_exec(self) -> Exec {
+    fn value(&self, index: usize) -> Option<Json> {
+        param_value::<DB>(
+            self.args.as_ref(),
+            &self.info,
+            self.scope.as_deref(),
+            index,
+        )
+    }
+
+    fn into_exec(self) -> Exec<DB> {
         let sql = match &self.info.backend_sql {
             Some(text) => AssertSqlSafe(text.clone()).into_sql_str(),
             None => self.sql,
@@ -77,16 +83,31 @@ impl Intercepted {
 
 /// What a write needs after it ran: its change set, the optional pre-read and the
 /// cascade pre-reads (run only after the pre-read, whose row count check they rely on).
-struct WritePlan {
+struct WritePlan<DB: Backend> {
     change: ChangeSet,
-    pre: Option<(PreRead, Option<AnyArguments>, AnyArguments)>,
-    cascades: Vec<(CascadeRead, AnyArguments)>,
+    pre: Option<PreRead>,
+    /// The arguments of the pre-read (the write's own), taken when it runs.
+    pre_args: Option<DB::Arguments>,
+    cascades: Vec<(CascadeRead, DB::Arguments)>,
     info: Arc<StatementInfo>,
+    /// Parameter values of the write, by 1-based index (for the pre-read's `SET` values).
+    values: Vec<Option<Json>>,
     known_single: bool,
 }
 
 /// The rows the cascade pre-reads returned (`None`: one failed, use none of them).
-type CascadeRows = Option<Vec<(CascadeRead, Vec<AnyRow>)>>;
+type CascadeRows = Option<Vec<(CascadeRead, Vec<Vec<Option<Json>>>)>>;
+
+/// Runs a statement without arguments (savepoints), ignoring its results.
+async fn execute_plain<DB: Backend>(conn: &mut DB::Connection, sql: String) -> Result<(), sqlx::Error> {
+    let exec = Exec::<DB> {
+        sql: AssertSqlSafe(sql).into_sql_str(),
+        args: None,
+        persistent: false,
+    };
+    let results: Vec<_> = DB::run(conn, exec).collect().await;
+    results.into_iter().try_for_each(|r| r.map(|_| ()))
+}
 
 /// Whether a failed statement took its whole transaction with it: a deadlock or
 /// serialization failure (SQLSTATE `40001`). MySQL/MariaDB then roll the transaction
@@ -99,10 +120,10 @@ fn rolls_back_transaction(e: &sqlx::Error) -> bool {
 impl Inner {
     /// Intercepts one statement: analysis (model, memo or parse), MySQL rewrite check,
     /// and recording of its reads in the active call scope.
-    pub(crate) fn intercept<'q, E: Execute<'q, Any>>(
+    pub(crate) fn intercept<'q, DB: Backend, E: Execute<'q, DB>>(
         &self,
         mut query: E,
-    ) -> Result<Intercepted, sqlx::Error> {
+    ) -> Result<Intercepted<DB>, sqlx::Error> {
         let persistent = query.persistent();
         let args = query.take_arguments().map_err(sqlx::Error::Encode)?;
         let sql = query.sql();
@@ -119,26 +140,36 @@ impl Inner {
         if let Some(e) = &info.rewrite_error {
             return Err(sqlx::Error::Configuration(Box::new(e.clone())));
         }
-        if let Some(scope) = &scope
-            && (info.analysis.unknown.is_some() || !info.analysis.reads.is_empty())
-        {
-            let reads = reads_of(&info.analysis, args.as_ref(), self.dialect);
-            self.watch_reads(&reads);
-            scope.record(reads);
+        if info.analysis.unknown.is_some() {
+            // DDL, or a statement we could not read: the column types may have changed.
+            self.catalog.invalidate();
         }
-        Ok(Intercepted {
+        let stmt = Intercepted {
             sql,
             info,
             args,
             persistent,
-        })
+            scope,
+        };
+        if let Some(scope) = &stmt.scope
+            && (stmt.info.analysis.unknown.is_some() || !stmt.info.analysis.reads.is_empty())
+        {
+            let reads = reads_of(&stmt.info.analysis, &|i| stmt.value(i), self.dialect);
+            self.watch_reads(&reads);
+            scope.record(reads);
+        }
+        Ok(stmt)
     }
 
-    fn plan_write(&self, stmt: &Intercepted) -> WritePlan {
+    fn plan_write<DB: Backend>(&self, stmt: &Intercepted<DB>) -> WritePlan<DB> {
         let analysis = &stmt.info.analysis;
-        let change = change_of(analysis, stmt.args.as_ref(), self.dialect);
+        let count = stmt.args.as_ref().map_or(0, Arguments::len);
+        let values: Vec<Option<Json>> = (1..=count).map(|i| stmt.value(i)).collect();
+        let value = |i: usize| values.get(i.checked_sub(1)?).cloned().flatten();
+        let change = change_of(analysis, &value, self.dialect);
         let known_single = analysis.unknown.is_none() && !change.is_everything();
         let mut pre = None;
+        let mut pre_args = None;
         let mut cascades = Vec::new();
         if self.options.read_old_values
             && known_single
@@ -148,42 +179,37 @@ impl Inner {
             let watched = self.watched_columns(&analysis.writes[0].table);
             if !watched.is_empty() {
                 let template = stmt.info.where_template(stmt.sql.as_str(), self.dialect);
-                let cascade_plans = self.cascade_plans(analysis, &change, template);
+                let cascade_plans = self.cascade_plans(analysis, &change, template, count);
                 let force = cascade_plans.first().map(|c| c.edge.from_column.as_str());
                 if let Some(plan) = pre_read_plan(
                     analysis,
                     &change,
-                    stmt.args.as_ref(),
+                    &value,
                     self.dialect,
                     &watched,
                     template,
                     force,
+                    count,
                 ) {
-                    match select_args(stmt.args.as_ref(), &plan.params) {
-                        Some(pre_args)
-                            if plan
-                                .params
-                                .iter()
-                                .all(|p| *p <= arg_count(stmt.args.as_ref())) =>
-                        {
-                            let copy = stmt.args.as_ref().map(super::values::clone_args);
-                            for c in cascade_plans {
-                                if let Some(args) = select_args(stmt.args.as_ref(), &plan.params) {
-                                    cascades.push((c, args));
-                                }
-                            }
-                            pre = Some((plan, copy, pre_args));
-                        }
-                        _ => {}
+                    let args = || match &stmt.args {
+                        Some(a) => DB::clone_args(a),
+                        None => DB::Arguments::default(),
+                    };
+                    for c in cascade_plans {
+                        cascades.push((c, args()));
                     }
+                    pre_args = Some(args());
+                    pre = Some(plan);
                 }
             }
         }
         WritePlan {
             change,
             pre,
+            pre_args,
             cascades,
             info: stmt.info.clone(),
+            values,
             known_single,
         }
     }
@@ -196,6 +222,7 @@ impl Inner {
         analysis: &reactive_codegen::sql::StatementAnalysis,
         change: &ChangeSet,
         template: Option<&super::rewrite::WhereTemplate>,
+        arg_count: usize,
     ) -> Vec<CascadeRead> {
         let (Some(template), [write]) = (template, analysis.writes.as_slice()) else {
             return Vec::new();
@@ -214,6 +241,7 @@ impl Inner {
                     &self.watched_columns(&e.to_table),
                     template,
                     self.dialect,
+                    arg_count,
                 )
             })
             .collect()
@@ -221,18 +249,18 @@ impl Inner {
 
     /// Runs the cascade pre-reads on `conn`, each fenced by a savepoint on PostgreSQL
     /// (a failed statement would abort the transaction). All or nothing.
-    async fn cascade_reads(
+    async fn cascade_reads<DB: Backend>(
         &self,
-        conn: &mut AnyConnection,
-        cascades: Vec<(CascadeRead, AnyArguments)>,
+        conn: &mut DB::Connection,
+        cascades: Vec<(CascadeRead, DB::Arguments)>,
         lost: &mut Option<sqlx::Error>,
     ) -> CascadeRows {
         let savepoint = self.dialect == Dialect::Postgres;
         let mut out = Vec::with_capacity(cascades.len());
         for (read, args) in cascades {
             let fence = savepoint.then_some("reactive_cascade_read");
-            match self.fenced_read(conn, &read.sql, args, fence).await {
-                Ok(rows) => out.push((read, rows)),
+            match self.fenced_read::<DB>(conn, &read.sql, args, fence).await {
+                Ok(rows) => out.push((read, json_rows::<DB>(&rows))),
                 Err(None) => return None,
                 Err(Some(e)) => {
                     tracing::warn!(target: "reactive::db", error = %e, sql = read.sql, "cascade pre-read failed; rows reached through relations are known by the referencing column only");
@@ -248,18 +276,18 @@ impl Inner {
 
     /// Finishes a write's change set from its results (and pre-read rows) and returns
     /// it, or `None` when nothing can have changed.
-    fn finish_write(
+    fn finish_write<DB: Backend>(
         &self,
-        plan: WritePlan,
-        results: &[Result<Step, sqlx::Error>],
-        pre_rows: Option<Vec<AnyRow>>,
+        plan: WritePlan<DB>,
+        results: &[Result<Step<DB>, sqlx::Error>],
+        pre_rows: Option<Vec<DB::Row>>,
         cascade_rows: CascadeRows,
     ) -> Option<ChangeSet> {
         let failed = results.iter().any(Result::is_err);
         let affected: u64 = results
             .iter()
             .filter_map(|r| match r {
-                Ok(Either::Left(q)) => Some(q.rows_affected()),
+                Ok(Either::Left(q)) => Some(DB::rows_affected(q)),
                 _ => None,
             })
             .sum();
@@ -278,15 +306,17 @@ impl Inner {
             return None;
         }
         let mut change = plan.change;
-        if let (Some((pre, args, _)), Some(rows)) = (&plan.pre, pre_rows) {
+        if let (Some(pre), Some(rows)) = (&plan.pre, pre_rows) {
             let count = rows.len() as u64;
             if !failed && (count == affected || (affected == 0 && count == returned)) {
+                let values = &plan.values;
+                let value = |i: usize| values.get(i.checked_sub(1)?).cloned().flatten();
                 add_old_values(
                     &mut change,
                     &plan.info.analysis,
                     pre,
-                    &rows,
-                    args.as_ref(),
+                    &json_rows::<DB>(&rows),
+                    &value,
                     self.dialect,
                 );
                 // The written rows were locked and counted by the pre-read: the rows the
@@ -302,7 +332,7 @@ impl Inner {
             }
         }
         if !failed && returned > 0 {
-            self.add_returned_keys(&mut change, &plan.info.analysis, results);
+            self.add_returned_keys::<DB>(&mut change, &plan.info.analysis, results);
         }
         Some(change)
     }
@@ -311,11 +341,11 @@ impl Inner {
     /// know, such as generated ids: each watched column the inserted row changes leave
     /// unknown takes the values of every returned row (a superset per row). Columns a
     /// returned row has no key form for stay unknown.
-    fn add_returned_keys(
+    fn add_returned_keys<DB: Backend>(
         &self,
         change: &mut ChangeSet,
         analysis: &reactive_codegen::sql::StatementAnalysis,
-        results: &[Result<Step, sqlx::Error>],
+        results: &[Result<Step<DB>, sqlx::Error>],
     ) {
         use sqlx::{Column, Row};
         let [write] = analysis.writes.as_slice() else {
@@ -324,7 +354,7 @@ impl Inner {
         if write.operation != reactive_codegen::sql::Operation::Insert {
             return;
         }
-        let rows: Vec<&AnyRow> = results
+        let rows: Vec<&DB::Row> = results
             .iter()
             .filter_map(|r| match r {
                 Ok(Either::Right(row)) => Some(row),
@@ -350,7 +380,7 @@ impl Inner {
             let values: Option<std::collections::BTreeSet<crate::engine::KeyValue>> = rows
                 .iter()
                 .map(|r| {
-                    super::values::row_value(r, i)
+                    DB::row_value(r, i)
                         .and_then(|v| crate::engine::KeyValue::from_json(&v, self.dialect))
                 })
                 .collect();
@@ -366,17 +396,17 @@ impl Inner {
     }
 
     /// Runs the pre-read on `conn` (inside the write's transaction).
-    async fn pre_read(
+    async fn pre_read<DB: Backend>(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut DB::Connection,
         pre: &PreRead,
-        args: AnyArguments,
+        args: DB::Arguments,
         savepoint: bool,
         info: &StatementInfo,
         lost: &mut Option<sqlx::Error>,
-    ) -> Option<Vec<AnyRow>> {
+    ) -> Option<Vec<DB::Row>> {
         let fence = savepoint.then_some("reactive_pre_read");
-        match self.fenced_read(conn, &pre.sql, args, fence).await {
+        match self.fenced_read::<DB>(conn, &pre.sql, args, fence).await {
             Ok(rows) => Some(rows),
             Err(None) => None,
             Err(Some(e)) => {
@@ -396,13 +426,13 @@ impl Inner {
     /// Runs one pre-read on `conn`, inside the savepoint `fence` when given (on
     /// PostgreSQL a failed statement would abort the whole transaction). Counts the
     /// pre-read, and a failure as a fallback. `Err(None)`: the savepoint could not be set.
-    async fn fenced_read(
+    async fn fenced_read<DB: Backend>(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut DB::Connection,
         sql: &str,
-        args: AnyArguments,
+        args: DB::Arguments,
         fence: Option<&str>,
-    ) -> Result<Vec<AnyRow>, Option<sqlx::Error>> {
+    ) -> Result<Vec<DB::Row>, Option<sqlx::Error>> {
         self.counters.pre_reads.fetch_add(1, Ordering::Relaxed);
         let fallback = || {
             self.counters
@@ -410,24 +440,35 @@ impl Inner {
                 .fetch_add(1, Ordering::Relaxed);
         };
         if let Some(name) = fence
-            && conn
-                .execute(AssertSqlSafe(format!("SAVEPOINT {name}")))
+            && execute_plain::<DB>(conn, format!("SAVEPOINT {name}"))
                 .await
                 .is_err()
         {
             fallback();
             return Err(None);
         }
-        let result = sqlx::query_with::<Any, _>(AssertSqlSafe(sql.to_owned()), args)
-            .fetch_all(&mut *conn)
-            .await;
+        let exec = Exec::<DB> {
+            sql: AssertSqlSafe(sql.to_owned()).into_sql_str(),
+            args: Some(args),
+            persistent: true,
+        };
+        let result: Result<Vec<DB::Row>, sqlx::Error> = DB::run(conn, exec)
+            .filter_map(|r| future::ready(match r {
+                Ok(Either::Right(row)) => Some(Ok(row)),
+                Ok(Either::Left(_)) => None,
+                Err(e) => Some(Err(e)),
+            }))
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect();
         let end = match (&result, fence) {
             (_, None) => None,
             (Ok(_), Some(name)) => Some(format!("RELEASE SAVEPOINT {name}")),
             (Err(_), Some(name)) => Some(format!("ROLLBACK TO SAVEPOINT {name}")),
         };
         if let Some(end) = end {
-            let _ = conn.execute(AssertSqlSafe(end)).await;
+            let _ = execute_plain::<DB>(conn, end).await;
         }
         result.map_err(|e| {
             fallback();
@@ -437,36 +478,38 @@ impl Inner {
 
     /// An autocommit write: execute (with a pre-read in one transaction when planned),
     /// then invalidate before returning.
-    async fn write_autocommit(
+    async fn write_autocommit<DB: Backend>(
         self: Arc<Self>,
-        stmt: Intercepted,
-    ) -> Vec<Result<Step, sqlx::Error>> {
+        pool: sqlx::Pool<DB>,
+        stmt: Intercepted<DB>,
+    ) -> Vec<Result<Step<DB>, sqlx::Error>> {
+        let tables: Vec<String> = stmt.info.analysis.writes.iter().map(|w| w.table.clone()).collect();
+        self.catalog
+            .ensure(&pool, self.dialect, tables.iter().map(String::as_str))
+            .await;
         let mut plan = self.plan_write(&stmt);
         let exec = stmt.into_exec();
         let mut pre_rows = None;
         let mut cascade_rows = None;
-        let results: Vec<Result<Step, sqlx::Error>> = match plan
-            .pre
-            .as_mut()
-            .map(|(p, _, a)| (p.clone(), std::mem::take(a)))
-        {
-            None => self.pool.fetch_many(exec).collect().await,
+        let results: Vec<Result<Step<DB>, sqlx::Error>> = match plan.pre.clone().zip(plan.pre_args.take()) {
+            None => DB::pool_run(&pool, exec).collect().await,
             Some((pre, pre_args)) => {
                 let begin = match self.dialect {
                     // Take the write lock first, so the pre-read and the write see one state.
-                    Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-                    Dialect::Postgres | Dialect::MySql => self.pool.begin().await,
+                    Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+                    Dialect::Postgres | Dialect::MySql => pool.begin().await,
                 };
                 match begin {
                     Err(e) => vec![Err(e)],
                     Ok(mut tx) => {
                         let mut lost = None;
                         pre_rows = self
-                            .pre_read(&mut tx, &pre, pre_args, false, &plan.info, &mut lost)
+                            .pre_read::<DB>(&mut tx, &pre, pre_args, false, &plan.info, &mut lost)
                             .await;
                         if pre_rows.is_some() && !plan.cascades.is_empty() {
                             let cascades = std::mem::take(&mut plan.cascades);
-                            cascade_rows = self.cascade_reads(&mut tx, cascades, &mut lost).await;
+                            cascade_rows =
+                                self.cascade_reads::<DB>(&mut tx, cascades, &mut lost).await;
                         }
                         if lost.is_some() {
                             // A deadlock rolled our transaction back: its locks are gone, so
@@ -478,9 +521,9 @@ impl Inner {
                             // The transaction may be aborted (PostgreSQL) or rolled back
                             // (MySQL deadlock): run the write on its own.
                             drop(tx);
-                            self.pool.fetch_many(exec).collect().await
+                            DB::pool_run(&pool, exec).collect().await
                         } else {
-                            let mut results: Vec<_> = (&mut *tx).fetch_many(exec).collect().await;
+                            let mut results: Vec<_> = DB::run(&mut tx, exec).collect().await;
                             if results.iter().any(Result::is_err) {
                                 drop(tx);
                                 pre_rows = None;
@@ -505,7 +548,9 @@ fn error_stream<'e, T: Send + 'e>(e: sqlx::Error) -> BoxStream<'e, Result<T, sql
     stream::once(future::ready(Err(e))).boxed()
 }
 
-fn first_row(results: Vec<Result<Step, sqlx::Error>>) -> Result<Option<AnyRow>, sqlx::Error> {
+fn first_row<DB: Backend>(
+    results: Vec<Result<Step<DB>, sqlx::Error>>,
+) -> Result<Option<DB::Row>, sqlx::Error> {
     let mut first = None;
     for r in results {
         match r? {
@@ -516,100 +561,107 @@ fn first_row(results: Vec<Result<Step, sqlx::Error>>) -> Result<Option<AnyRow>, 
     Ok(first)
 }
 
-/// `sqlx::query(..).fetch_all(&db)` and friends: intercepted, then run on the pool.
-/// Reads go straight to the pool (streaming); writes run to completion, invalidate,
-/// and then yield their results.
-impl<'c> Executor<'c> for &'c ReactiveDb {
-    type Database = Any;
+/// `sqlx::query(..).fetch_all(&db)`, `query_as!(..).fetch_all(db)` and friends:
+/// intercepted, then run on the pool. Reads go straight to the pool (streaming); writes
+/// run to completion, invalidate, and then yield their results.
+impl<'c, DB: Backend> Executor<'c> for &'c ReactiveDb<DB> {
+    type Database = DB;
 
-    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Step, sqlx::Error>>
+    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Step<DB>, sqlx::Error>>
     where
         'c: 'e,
-        E: 'q + Execute<'q, Any>,
+        E: 'q + Execute<'q, DB>,
     {
-        let stmt = match self.inner.intercept(query) {
+        let stmt = match self.inner.intercept::<DB, E>(query) {
             Ok(stmt) => stmt,
             Err(e) => return error_stream(e),
         };
         if !stmt.is_write() {
-            return self.inner.pool.fetch_many(stmt.into_exec());
+            return DB::pool_run(&self.pool, stmt.into_exec());
         }
         let inner = self.inner.clone();
         let span = tracing::debug_span!("reactive.write", sql = stmt.sql.as_str());
-        stream::once(inner.write_autocommit(stmt).instrument(span))
-            .flat_map(stream::iter)
-            .boxed()
+        stream::once(
+            inner
+                .write_autocommit(self.pool.clone(), stmt)
+                .instrument(span),
+        )
+        .flat_map(stream::iter)
+        .boxed()
     }
 
     fn fetch_optional<'e, 'q: 'e, E>(
         self,
         query: E,
-    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    ) -> BoxFuture<'e, Result<Option<DB::Row>, sqlx::Error>>
     where
         'c: 'e,
-        E: 'q + Execute<'q, Any>,
+        E: 'q + Execute<'q, DB>,
     {
-        let stmt = match self.inner.intercept(query) {
+        let stmt = match self.inner.intercept::<DB, E>(query) {
             Ok(stmt) => stmt,
             Err(e) => return Box::pin(future::ready(Err(e))),
         };
         if !stmt.is_write() {
-            return self.inner.pool.fetch_optional(stmt.into_exec());
+            return DB::pool_run_optional(&self.pool, stmt.into_exec());
         }
         let inner = self.inner.clone();
+        let pool = self.pool.clone();
         let span = tracing::debug_span!("reactive.write", sql = stmt.sql.as_str());
-        Box::pin(async move { first_row(inner.write_autocommit(stmt).await) }.instrument(span))
+        Box::pin(
+            async move { first_row::<DB>(inner.write_autocommit(pool, stmt).await) }
+                .instrument(span),
+        )
     }
 
     fn prepare_with<'e>(
         self,
         sql: SqlStr,
-        parameters: &'e [AnyTypeInfo],
-    ) -> BoxFuture<'e, Result<AnyStatement, sqlx::Error>>
+        parameters: &'e [DB::TypeInfo],
+    ) -> BoxFuture<'e, Result<DB::Statement, sqlx::Error>>
     where
         'c: 'e,
     {
         match self.inner.backend_sql(sql) {
-            Ok(sql) => self.inner.pool.prepare_with(sql, parameters),
+            Ok(sql) => DB::pool_prepare_with(&self.pool, sql, parameters),
             Err(e) => Box::pin(future::ready(Err(e))),
         }
     }
 
-    fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<Any>, sqlx::Error>>
+    fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<DB>, sqlx::Error>>
     where
         'c: 'e,
     {
         match self.inner.backend_sql(sql) {
-            Ok(sql) => self.inner.pool.describe(sql),
+            Ok(sql) => DB::pool_describe(&self.pool, sql),
             Err(e) => Box::pin(future::ready(Err(e))),
         }
     }
 }
 
-impl ReactiveTx {
+impl<DB: Backend> ReactiveTx<DB> {
     async fn write_in_tx(
         inner: Arc<Inner>,
-        conn: &mut AnyConnection,
+        conn: &mut DB::Connection,
         pending: &mut Vec<ChangeSet>,
         lost_tx: &mut bool,
-        stmt: Intercepted,
-    ) -> Vec<Result<Step, sqlx::Error>> {
+        stmt: Intercepted<DB>,
+    ) -> Vec<Result<Step<DB>, sqlx::Error>> {
         let mut plan = inner.plan_write(&stmt);
         let exec = stmt.into_exec();
         let mut pre_rows = None;
         let mut lost = None;
-        if let Some((pre, _, args)) = plan.pre.as_mut() {
-            let args = std::mem::take(args);
+        if let (Some(pre), Some(args)) = (plan.pre.clone(), plan.pre_args.take()) {
             // A failed statement aborts a PostgreSQL transaction: fence the pre-read.
             let savepoint = inner.dialect == Dialect::Postgres;
             pre_rows = inner
-                .pre_read(conn, &pre.clone(), args, savepoint, &plan.info, &mut lost)
+                .pre_read::<DB>(conn, &pre, args, savepoint, &plan.info, &mut lost)
                 .await;
         }
         let mut cascade_rows = None;
         if pre_rows.is_some() && !plan.cascades.is_empty() {
             let cascades = std::mem::take(&mut plan.cascades);
-            cascade_rows = inner.cascade_reads(conn, cascades, &mut lost).await;
+            cascade_rows = inner.cascade_reads::<DB>(conn, cascades, &mut lost).await;
         }
         if let Some(e) = lost {
             // The server rolled the user's transaction back (a deadlock on our locking
@@ -619,7 +671,7 @@ impl ReactiveTx {
             *lost_tx = true;
             return vec![Err(e)];
         }
-        let results: Vec<_> = conn.fetch_many(exec).collect().await;
+        let results: Vec<_> = DB::run(conn, exec).collect().await;
         if inner.dialect == Dialect::MySql
             && results
                 .iter()
@@ -637,15 +689,15 @@ impl ReactiveTx {
 
 /// `sqlx::query(..).execute(&mut tx)`: intercepted inside the transaction; change
 /// sets are held until [`ReactiveTx::commit`].
-impl<'c> Executor<'c> for &'c mut ReactiveTx {
-    type Database = Any;
+impl<'c, DB: Backend> Executor<'c> for &'c mut ReactiveTx<DB> {
+    type Database = DB;
 
-    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Step, sqlx::Error>>
+    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Step<DB>, sqlx::Error>>
     where
         'c: 'e,
-        E: 'q + Execute<'q, Any>,
+        E: 'q + Execute<'q, DB>,
     {
-        let stmt = match self.inner.intercept(query) {
+        let stmt = match self.inner.intercept::<DB, E>(query) {
             Ok(stmt) => stmt,
             Err(e) => return error_stream(e),
         };
@@ -655,13 +707,12 @@ impl<'c> Executor<'c> for &'c mut ReactiveTx {
         let Some(tx) = self.tx.as_mut() else {
             return error_stream(sqlx::Error::WorkerCrashed);
         };
-        let conn: &'c mut AnyConnection = tx;
+        let conn: &'c mut DB::Connection = tx;
         if !stmt.is_write() {
             // A locking read can deadlock too.
             let lost = &mut self.lost;
             let mysql = self.inner.dialect == Dialect::MySql;
-            return conn
-                .fetch_many(stmt.into_exec())
+            return DB::run(conn, stmt.into_exec())
                 .inspect(move |r| {
                     if mysql && r.as_ref().is_err_and(rolls_back_transaction) {
                         *lost = true;
@@ -680,12 +731,12 @@ impl<'c> Executor<'c> for &'c mut ReactiveTx {
     fn fetch_optional<'e, 'q: 'e, E>(
         self,
         query: E,
-    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    ) -> BoxFuture<'e, Result<Option<DB::Row>, sqlx::Error>>
     where
         'c: 'e,
-        E: 'q + Execute<'q, Any>,
+        E: 'q + Execute<'q, DB>,
     {
-        let stmt = match self.inner.intercept(query) {
+        let stmt = match self.inner.intercept::<DB, E>(query) {
             Ok(stmt) => stmt,
             Err(e) => return Box::pin(future::ready(Err(e))),
         };
@@ -695,11 +746,11 @@ impl<'c> Executor<'c> for &'c mut ReactiveTx {
         let Some(tx) = self.tx.as_mut() else {
             return Box::pin(future::ready(Err(sqlx::Error::WorkerCrashed)));
         };
-        let conn: &'c mut AnyConnection = tx;
+        let conn: &'c mut DB::Connection = tx;
         if !stmt.is_write() {
             let lost = &mut self.lost;
             let mysql = self.inner.dialect == Dialect::MySql;
-            let read = conn.fetch_optional(stmt.into_exec());
+            let read = DB::run_optional(conn, stmt.into_exec());
             return Box::pin(async move {
                 let result = read.await;
                 if mysql && result.as_ref().is_err_and(rolls_back_transaction) {
@@ -713,7 +764,7 @@ impl<'c> Executor<'c> for &'c mut ReactiveTx {
         let (pending, lost) = (&mut self.pending, &mut self.lost);
         Box::pin(
             async move {
-                first_row(ReactiveTx::write_in_tx(inner, conn, pending, lost, stmt).await)
+                first_row::<DB>(ReactiveTx::write_in_tx(inner, conn, pending, lost, stmt).await)
             }
             .instrument(span),
         )
@@ -722,8 +773,8 @@ impl<'c> Executor<'c> for &'c mut ReactiveTx {
     fn prepare_with<'e>(
         self,
         sql: SqlStr,
-        parameters: &'e [AnyTypeInfo],
-    ) -> BoxFuture<'e, Result<AnyStatement, sqlx::Error>>
+        parameters: &'e [DB::TypeInfo],
+    ) -> BoxFuture<'e, Result<DB::Statement, sqlx::Error>>
     where
         'c: 'e,
     {
@@ -732,15 +783,12 @@ impl<'c> Executor<'c> for &'c mut ReactiveTx {
             Err(e) => return Box::pin(future::ready(Err(e))),
         };
         match self.tx.as_mut() {
-            Some(tx) => {
-                let conn: &'c mut AnyConnection = tx;
-                conn.prepare_with(sql, parameters)
-            }
+            Some(tx) => DB::prepare_with(tx, sql, parameters),
             None => Box::pin(future::ready(Err(sqlx::Error::WorkerCrashed))),
         }
     }
 
-    fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<Any>, sqlx::Error>>
+    fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<DB>, sqlx::Error>>
     where
         'c: 'e,
     {
@@ -749,10 +797,7 @@ impl<'c> Executor<'c> for &'c mut ReactiveTx {
             Err(e) => return Box::pin(future::ready(Err(e))),
         };
         match self.tx.as_mut() {
-            Some(tx) => {
-                let conn: &'c mut AnyConnection = tx;
-                conn.describe(sql)
-            }
+            Some(tx) => DB::describe(tx, sql),
             None => Box::pin(future::ready(Err(sqlx::Error::WorkerCrashed))),
         }
     }

@@ -1,13 +1,42 @@
-//! [`ReactiveDb`]: the database handle reactive functions receive. It wraps a sqlx
-//! [`AnyPool`] and intercepts every statement sent through it.
+//! [`ReactiveDb`]: the database handle reactive functions receive. It wraps a native
+//! sqlx pool (`PgPool`, `MySqlPool`, `SqlitePool`, or an `AnyPool` whose backend the URL
+//! chooses) and intercepts every statement sent through it. Handlers use every type
+//! and macro sqlx supports for that database, `query_as!` included.
 //!
 //! ```no_run
+//! # #[cfg(feature = "sqlite")]
 //! # async fn demo() -> Result<(), sqlx::Error> {
 //! use reactive_runtime::ReactiveDb;
-//! let db = ReactiveDb::connect("sqlite://app.db?mode=rwc").await?;
+//! let pool = sqlx::SqlitePool::connect("sqlite://app.db?mode=rwc").await?;
+//! let db = ReactiveDb::new(pool).await?;
 //! let rows = sqlx::query("SELECT id FROM agent WHERE organization_id = $1").bind(7_i64).fetch_all(&db).await?;
 //! # let _ = rows; Ok(()) }
 //! ```
+//!
+//! # Native drivers and `Any`
+//!
+//! `ReactiveDb<Postgres>` (or `MySql`, `Sqlite`) is what an application normally uses:
+//! its handlers are ordinary sqlx code for that database. `ReactiveDb<Any>`
+//! ([`ReactiveDb::connect`]) picks the backend from a URL at run time, for an
+//! application that runs one binary on several databases (the TeamHub example); it is
+//! limited to the types sqlx's `Any` driver supports (integers, floats, text, blobs,
+//! booleans). Native argument buffers are opaque, so for native drivers the key values
+//! of a statement come from the function model's bindings (the input fields the macro
+//! traced), from the pre-read and from `RETURNING`; a parameter known from none of them
+//! is unknown (wider invalidation). `Any` reads the values actually bound.
+//!
+//! # Key values and column types
+//!
+//! A key value is compared in a canonical form that depends on the column's type, which
+//! the handle reads from the database's catalog ([`catalog`](self) module): integers,
+//! booleans, uuids (lower-case, hyphenated) and plain text columns are keys; columns of
+//! every other type (timestamps, dates, numerics, floats, JSON, arrays, enums, `bpchar`,
+//! `citext`, nondeterministic collations; on MySQL, text values that are not printable
+//! ASCII) are treated as unknown in read sets and change sets, because the text form a
+//! value has in the input (serde) and in the database need not compare equal where the
+//! database says they are equal. The catalog is read when the handle is created and again
+//! when a statement names a table it does not know (at most once a second per table) or
+//! after a DDL statement sent through the handle.
 //!
 //! # What happens to a statement
 //!
@@ -86,8 +115,8 @@
 //!
 //! # Limitations
 //!
-//! - Column types are those the sqlx `Any` driver supports (integers, floats, text,
-//!   blobs, booleans); use casts in SQL for others.
+//! - `ReactiveDb<Any>`: column types are those the sqlx `Any` driver supports
+//!   (integers, floats, text, blobs, booleans).
 //! - MySQL: SQL written with `$N` placeholders is rewritten to `?` when each `$N`
 //!   appears once in ascending order (memoized); other uses are a clear
 //!   [`PlaceholderError`] (as `sqlx::Error::Configuration`).
@@ -104,7 +133,9 @@
 //! - A handler's statements are recorded through a task-local: statements run in a task
 //!   the handler spawns are not part of its read set.
 
+mod backend;
 mod call;
+pub(crate) mod catalog;
 mod changes;
 mod exec;
 mod listener;
@@ -121,9 +152,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use reactive_codegen::model::FunctionModel;
 use reactive_codegen::sql::{Dialect, RowFilter};
 use serde::{Deserialize, Serialize};
-use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyPool, Pool};
 use tracing::Instrument;
+
+pub use backend::Backend;
 
 pub use call::{CallError, CallOutput};
 pub use listener::InvalidationListener;
@@ -190,8 +223,9 @@ struct DbCounters {
     pre_read_fallbacks: AtomicU64,
 }
 
+/// Everything a handle holds but its pool: shared by the clones of one handle, and
+/// the same whatever the driver.
 pub(crate) struct Inner {
-    pool: AnyPool,
     dialect: Dialect,
     memo: Memo,
     models: Mutex<HashMap<String, Arc<ModelIndex>>>,
@@ -201,16 +235,26 @@ pub(crate) struct Inner {
     counters: DbCounters,
     engine: Engine,
     listener: RwLock<Option<Arc<dyn InvalidationListener>>>,
+    catalog: catalog::Catalog,
 }
 
-/// The database handle: a sqlx executor (`fetch_all(&db)`) that intercepts every
-/// statement, plus the cache engine. Cheap to clone.
-#[derive(Clone)]
-pub struct ReactiveDb {
+/// The database handle: a sqlx executor (`fetch_all(&db)`, `query_as!(..).fetch_all(db)`)
+/// that intercepts every statement, plus the cache engine. Cheap to clone.
+pub struct ReactiveDb<DB: Backend> {
     inner: Arc<Inner>,
+    pool: Pool<DB>,
 }
 
-impl std::fmt::Debug for ReactiveDb {
+impl<DB: Backend> Clone for ReactiveDb<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+impl<DB: Backend> std::fmt::Debug for ReactiveDb<DB> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReactiveDb")
             .field("dialect", &self.inner.dialect)
@@ -239,8 +283,10 @@ fn unsupported(url: &str) -> sqlx::Error {
     )
 }
 
-impl ReactiveDb {
-    /// Connects to `url`; the backend follows the scheme (its cargo feature must be on).
+impl ReactiveDb<Any> {
+    /// Connects to `url` through sqlx's `Any` driver: the backend follows the scheme
+    /// (its cargo feature must be on). For an application on one database, prefer its
+    /// native pool and [`ReactiveDb::new`].
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         Self::connect_with(url, DbOptions::default()).await
     }
@@ -262,14 +308,29 @@ impl ReactiveDb {
             None if in_memory => pool = pool.max_connections(1),
             None => {}
         }
-        let pool = pool.connect(url).await?;
-        Ok(Self::build(pool, dialect, options, None))
+        let pool: AnyPool = pool.connect(url).await?;
+        let db = Self::build(pool, dialect, options, None);
+        db.inner.catalog.refresh(&db.pool, dialect).await;
+        Ok(db)
+    }
+}
+
+impl<DB: Backend> ReactiveDb<DB> {
+    /// Wraps a pool and reads the column types of its database (see the module docs).
+    pub async fn new(pool: Pool<DB>) -> Result<Self, sqlx::Error> {
+        let db = Self::from_pool(pool)?;
+        db.inner.catalog.refresh(&db.pool, db.inner.dialect).await;
+        Ok(db)
     }
 
-    /// Wraps an existing pool (its URL gives the dialect).
-    pub fn from_pool(pool: AnyPool) -> Result<Self, sqlx::Error> {
-        let url = pool.connect_options().database_url.to_string();
-        let dialect = dialect_of_url(&url).ok_or_else(|| unsupported(&url))?;
+    /// Wraps a pool without reading the catalog now (it is read on the first statement
+    /// that needs it).
+    pub fn from_pool(pool: Pool<DB>) -> Result<Self, sqlx::Error> {
+        let dialect = DB::dialect_of(&pool).ok_or_else(|| {
+            sqlx::Error::Configuration(
+                "unsupported database (use sqlite:, postgres:// or mysql://)".into(),
+            )
+        })?;
         Ok(Self::build(pool, dialect, DbOptions::default(), None))
     }
 
@@ -277,15 +338,17 @@ impl ReactiveDb {
     /// Returns a handle sharing the pool; other clones keep the old engine.
     pub fn with_engine(&self, engine: Engine) -> Self {
         let inner = &self.inner;
-        Self::build(
-            inner.pool.clone(),
+        let db = Self::build(
+            self.pool.clone(),
             inner.dialect,
             inner.options.clone(),
             Some(engine),
-        )
+        );
+        db.inner.catalog.copy_from(&inner.catalog);
+        db
     }
 
-    fn build(pool: AnyPool, dialect: Dialect, options: DbOptions, engine: Option<Engine>) -> Self {
+    fn build(pool: Pool<DB>, dialect: Dialect, options: DbOptions, engine: Option<Engine>) -> Self {
         let engine = engine.unwrap_or_else(|| Engine::new(Arc::new(MemoryStore::default())));
         let mut watched: HashMap<String, BTreeSet<String>> = HashMap::new();
         for edge in engine.relations().edges() {
@@ -296,7 +359,6 @@ impl ReactiveDb {
         }
         let inner = Inner {
             memo: Memo::new(dialect, options.memo_capacity),
-            pool,
             dialect,
             models: Mutex::new(HashMap::new()),
             watched: RwLock::new(watched),
@@ -304,19 +366,27 @@ impl ReactiveDb {
             counters: DbCounters::default(),
             engine,
             listener: RwLock::new(None),
+            catalog: catalog::Catalog::default(),
         };
         for def in crate::registry::functions() {
             inner.watch_model(def.model());
         }
         Self {
             inner: Arc::new(inner),
+            pool,
         }
     }
 
-    /// The underlying pool. Statements sent through it **bypass interception**: no
-    /// read is recorded and no write invalidates anything.
-    pub fn pool(&self) -> &AnyPool {
-        &self.inner.pool
+    /// The underlying native pool. Statements sent through it **bypass interception**:
+    /// no read is recorded and no write invalidates anything.
+    pub fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+
+    /// Reads the column types of the database again (after migrations run through
+    /// [`ReactiveDb::pool`], say); see the module docs.
+    pub async fn refresh_schema(&self) {
+        self.inner.catalog.refresh(&self.pool, self.inner.dialect).await;
     }
 
     /// The backend's SQL dialect.
@@ -340,10 +410,11 @@ impl ReactiveDb {
 
     /// Starts a transaction whose statements are intercepted and whose changes are
     /// applied at commit.
-    pub async fn begin(&self) -> Result<ReactiveTx, sqlx::Error> {
-        let tx = self.inner.pool.begin().await?;
+    pub async fn begin(&self) -> Result<ReactiveTx<DB>, sqlx::Error> {
+        let tx = self.pool.begin().await?;
         Ok(ReactiveTx {
             inner: self.inner.clone(),
+            pool: self.pool.clone(),
             tx: Some(tx),
             pending: Vec::new(),
             lost: false,
@@ -353,18 +424,37 @@ impl ReactiveDb {
     /// Applies a change set made outside this handle (e.g. by another service) and
     /// awaits the listener, as a write through the handle would.
     pub async fn invalidate(&self, changes: ChangeSet) -> Arc<InvalidationReport> {
+        let tables: Vec<&str> = changes.tables.keys().map(String::as_str).collect();
+        self.inner
+            .catalog
+            .ensure(&self.pool, self.inner.dialect, tables)
+            .await;
         self.inner.apply(changes).await
     }
 
+
     /// The read set a call of `def` with these binding values is known to have before
-    /// it runs (from the function model), with key values canonicalized for this
-    /// backend. This is what selective delivery evaluates for a subscribed query key.
-    pub fn read_set(
+    /// it runs (from the function model), with key values canonical for this backend and
+    /// the columns' types. This is what selective delivery evaluates for a subscribed
+    /// query key.
+    pub async fn read_set(
         &self,
         def: &crate::registry::FunctionDef,
         bindings: &[serde_json::Value],
     ) -> ReadSet {
-        ReadSet::from_model(&self.inner.model_index(def.model()).model, bindings)
+        self.ensure_schema(def.model()).await;
+        self.read_set_now(def, bindings)
+    }
+
+    /// [`ReactiveDb::read_set`] with the column types known now.
+    pub(crate) fn read_set_now(
+        &self,
+        def: &crate::registry::FunctionDef,
+        bindings: &[serde_json::Value],
+    ) -> ReadSet {
+        let mut reads = ReadSet::from_model(&self.inner.model_index(def.model()).model, bindings);
+        self.inner.catalog.refine_reads(&mut reads, self.inner.dialect);
+        reads
     }
 
     /// A snapshot of the counters.
@@ -386,7 +476,8 @@ impl ReactiveDb {
 
 impl Inner {
     /// Applies a change set to the engine, then awaits the listener.
-    pub(crate) async fn apply(&self, changes: ChangeSet) -> Arc<InvalidationReport> {
+    pub(crate) async fn apply(&self, mut changes: ChangeSet) -> Arc<InvalidationReport> {
+        self.catalog.refine_changes(&mut changes, self.dialect);
         let span = tracing::debug_span!("reactive.invalidate", everything = changes.is_everything(), tables = ?changes.tables.keys().collect::<Vec<_>>());
         self.counters
             .changes_applied

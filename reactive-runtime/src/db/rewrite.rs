@@ -100,14 +100,14 @@ pub fn mysql_placeholders(sql: &str) -> Result<Option<String>, PlaceholderError>
 }
 
 /// The parts of a single-table `UPDATE`/`DELETE` needed to read the rows it will
-/// affect: `FROM <table> WHERE <condition>` with the condition's placeholders
-/// renumbered for a statement of its own.
+/// affect: `FROM <table> WHERE <condition>`, the condition's placeholders numbered as
+/// in the statement (a read bound with all the statement's arguments runs it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WhereTemplate {
     /// The table reference as written (`agent`, `agent AS a`, `"Agent"`).
     pub table: String,
-    /// The condition with placeholders renumbered (`$1`/`?1`/`?` by backend), or
-    /// `None` when the statement has no `WHERE` (every row).
+    /// The condition with the statement's placeholder numbers (`$N`/`?N`/`?` by
+    /// backend), or `None` when the statement has no `WHERE` (every row).
     pub condition: Option<String>,
     /// For each placeholder of `condition`, in order: the 1-based index of the
     /// original statement's argument it stands for.
@@ -315,8 +315,8 @@ pub fn where_template(sql: &str, target: Dialect) -> Option<WhereTemplate> {
             condition.push_str(&sql[copied..offsets[i]]);
             params.push(index);
             match target {
-                Dialect::Postgres => condition.push_str(&format!("${}", params.len())),
-                Dialect::Sqlite => condition.push_str(&format!("?{}", params.len())),
+                Dialect::Postgres => condition.push_str(&format!("${index}")),
+                Dialect::Sqlite => condition.push_str(&format!("?{index}")),
                 Dialect::MySql => condition.push('?'),
             }
             copied = offsets[i + 1];
@@ -363,7 +363,7 @@ mod tests {
         assert_eq!(t.table, "agent");
         assert_eq!(
             t.condition.as_deref(),
-            Some("id = $1 AND (x = $2 OR y = 'a''b')")
+            Some("id = $3 AND (x = $2 OR y = 'a''b')")
         );
         assert_eq!(t.params, vec![3, 2]);
     }
@@ -376,7 +376,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.table, "agent AS a");
-        assert_eq!(t.condition.as_deref(), Some("a.id = ?1"));
+        assert_eq!(t.condition.as_deref(), Some("a.id = ?2"));
         assert_eq!(t.params, vec![2]);
         let t = where_template("DELETE FROM agent WHERE id IN (?, ?)", Dialect::MySql).unwrap();
         assert_eq!(t.condition.as_deref(), Some("id IN (?, ?)"));

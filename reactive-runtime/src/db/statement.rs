@@ -35,6 +35,9 @@ pub struct StatementInfo {
     /// Set when the database rejected this statement's pre-read (e.g. a watched column
     /// the table does not have): later executions don't try again.
     pub pre_read_disabled: AtomicBool,
+    /// For a function model's statement: the binding each parameter traces to
+    /// (index 0 = parameter 1). Empty for statements parsed at run time.
+    pub params: Vec<Option<usize>>,
 }
 
 impl StatementInfo {
@@ -59,6 +62,7 @@ impl StatementInfo {
             rewrite_error,
             where_template: OnceLock::new(),
             pre_read_disabled: AtomicBool::new(false),
+            params: Vec::new(),
         }
     }
 
@@ -83,18 +87,28 @@ pub struct ModelIndex {
 impl ModelIndex {
     /// Indexes `model`'s statements for `backend`.
     pub fn new(model: &FunctionModel, backend: Dialect) -> Self {
+        // One text sent twice with different arguments: a parameter traces to a binding
+        // only where every occurrence agrees.
+        let mut params: HashMap<&str, Vec<Option<usize>>> = HashMap::new();
+        for s in &model.statements {
+            params
+                .entry(s.sql.as_str())
+                .and_modify(|p| {
+                    for (i, b) in p.iter_mut().enumerate() {
+                        if s.params.get(i).copied().flatten() != *b {
+                            *b = None;
+                        }
+                    }
+                })
+                .or_insert_with(|| s.params.clone());
+        }
         let statements = model
             .statements
             .iter()
             .map(|s| {
-                (
-                    s.sql.clone(),
-                    Arc::new(StatementInfo::build(
-                        &s.sql,
-                        backend,
-                        Some(s.analysis.clone()),
-                    )),
-                )
+                let mut info = StatementInfo::build(&s.sql, backend, Some(s.analysis.clone()));
+                info.params = params.get(s.sql.as_str()).cloned().unwrap_or_default();
+                (s.sql.clone(), Arc::new(info))
             })
             .collect();
         let mut model = model.clone();

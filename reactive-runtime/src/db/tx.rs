@@ -3,10 +3,9 @@
 
 use std::sync::Arc;
 
-use sqlx::Transaction;
-use sqlx::any::Any;
+use sqlx::{Pool, Transaction};
 
-use super::Inner;
+use super::{Backend, Inner};
 use crate::engine::ChangeSet;
 
 /// A database transaction that is also an executor: `sqlx::query(..).execute(&mut tx)`.
@@ -19,9 +18,11 @@ use crate::engine::ChangeSet;
 /// Reads inside the transaction see its uncommitted writes; when such a read runs in
 /// a query's call scope, its result may reflect writes that are later rolled back.
 /// Don't read through a transaction inside a cached query.
-pub struct ReactiveTx {
+pub struct ReactiveTx<DB: Backend> {
     pub(super) inner: Arc<Inner>,
-    pub(super) tx: Option<Transaction<'static, Any>>,
+    /// The pool the transaction came from (the catalog is read on it after commit).
+    pub(super) pool: Pool<DB>,
+    pub(super) tx: Option<Transaction<'static, DB>>,
     pub(super) pending: Vec<ChangeSet>,
     /// The database rolled the transaction back on its own (MySQL/MariaDB after a
     /// deadlock): every later statement and the commit fail with [`TransactionLost`].
@@ -45,7 +46,7 @@ impl TransactionLost {
     }
 }
 
-impl std::fmt::Debug for ReactiveTx {
+impl<DB: Backend> std::fmt::Debug for ReactiveTx<DB> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReactiveTx")
             .field("pending_changes", &self.pending.len())
@@ -53,7 +54,7 @@ impl std::fmt::Debug for ReactiveTx {
     }
 }
 
-impl ReactiveTx {
+impl<DB: Backend> ReactiveTx<DB> {
     /// Commits, then applies every change set the transaction's writes produced
     /// (one invalidation, awaited with its listener). If the commit fails nothing is
     /// invalidated, except when the outcome is unknown (a connection error during
@@ -80,6 +81,11 @@ impl ReactiveTx {
             for change in &pending {
                 all.merge(change);
             }
+            let tables: Vec<&str> = all.tables.keys().map(String::as_str).collect();
+            self.inner
+                .catalog
+                .ensure(&self.pool, self.inner.dialect, tables)
+                .await;
             self.inner.apply(all).await;
         }
         result

@@ -11,11 +11,6 @@ use serde_json::Value as Json;
 use sqlx::any::{AnyArguments, AnyTypeInfoKind, AnyValue};
 use sqlx::{Row, Value, ValueRef};
 
-/// Number of bound arguments.
-pub fn arg_count(args: Option<&AnyArguments>) -> usize {
-    args.map_or(0, |a| a.values.0.len())
-}
-
 /// The value bound at 1-based position `index`, as a JSON scalar; `None` when there
 /// is no such argument or its type has no key meaning (blobs).
 pub fn arg_value(args: Option<&AnyArguments>, index: usize) -> Option<Json> {
@@ -28,18 +23,6 @@ pub fn clone_args(args: &AnyArguments) -> AnyArguments {
     let mut out = AnyArguments::default();
     out.values.0.clone_from(&args.values.0);
     out
-}
-
-/// The given 1-based positions of `args`, in order, as a new argument list.
-pub fn select_args(args: Option<&AnyArguments>, positions: &[usize]) -> Option<AnyArguments> {
-    let args = args?;
-    let mut out = AnyArguments::default();
-    for &p in positions {
-        out.values
-            .0
-            .push(args.values.0.get(p.checked_sub(1)?)?.clone());
-    }
-    Some(out)
 }
 
 /// Converts a value of the `Any` driver to a JSON scalar.

@@ -50,6 +50,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::ReactiveDb;
+use crate::db::Backend;
 use crate::engine::ChangeSet;
 
 /// At most this many ready change sets are merged into one application.
@@ -191,7 +192,7 @@ impl Drop for FeedHandle {
 
 /// Runs `source` in a background task, applying its change sets to `db` (engine and
 /// listener, as an intercepted write would). Needs a Tokio runtime.
-pub fn spawn(source: impl ChangeSource, db: ReactiveDb) -> FeedHandle {
+pub fn spawn<DB: Backend>(source: impl ChangeSource, db: ReactiveDb<DB>) -> FeedHandle {
     let (sink, stats) = StatsSink::new();
     let stream = source.changes(sink.clone());
     let task = tokio::spawn(drive(stream, db, sink));
@@ -200,13 +201,13 @@ pub fn spawn(source: impl ChangeSource, db: ReactiveDb) -> FeedHandle {
 
 /// Applies every change set of `source` to `db` until the stream ends. [`spawn`] is
 /// this in a task with a handle.
-pub async fn run(source: impl ChangeSource, db: ReactiveDb) {
+pub async fn run<DB: Backend>(source: impl ChangeSource, db: ReactiveDb<DB>) {
     let (sink, _stats) = StatsSink::new();
     let stream = source.changes(sink.clone());
     drive(stream, db, sink).await;
 }
 
-async fn drive(stream: BoxStream<'static, ChangeSet>, db: ReactiveDb, stats: StatsSink) {
+async fn drive<DB: Backend>(stream: BoxStream<'static, ChangeSet>, db: ReactiveDb<DB>, stats: StatsSink) {
     let mut batches = stream.ready_chunks(MAX_BATCH);
     while let Some(batch) = batches.next().await {
         let mut merged = ChangeSet::empty();

@@ -85,11 +85,12 @@ use futures::stream::BoxStream;
 use reactive_codegen::model::FunctionModel;
 use reactive_codegen::sql::{Dialect, RowFilter};
 use serde::Deserialize;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, ConnectOptions, Row};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, Row};
 
 use super::{ChangeSource, FeedError, StatsSink};
 use crate::ReactiveDb;
+use crate::db::Backend;
 use crate::engine::{ChangeSet, KeyValue, RelationEdge, RowChange};
 
 /// The channel notifications are sent on unless configured.
@@ -208,23 +209,22 @@ pub struct PgChangeFeed {
 impl PgChangeFeed {
     /// Creates or replaces the trigger function and the triggers of the configured
     /// tables (idempotent), and returns the feed, not yet listening.
-    pub async fn install(db: &ReactiveDb, config: FeedConfig) -> Result<Self, FeedError> {
-        if db.dialect() != Dialect::Postgres {
+    pub async fn install<DB: Backend>(
+        db: &ReactiveDb<DB>,
+        config: FeedConfig,
+    ) -> Result<Self, FeedError> {
+        let Some(options) = DB::pg_connect_options(db.pool()) else {
             return Err(FeedError::UnsupportedBackend(db.dialect()));
-        }
+        };
         if config.tables.is_empty() {
             return Err(FeedError::NoTables);
         }
         if !valid_channel(&config.channel) {
             return Err(FeedError::InvalidChannel(config.channel));
         }
-        let url = db.pool().connect_options().database_url.clone();
         let own_application_name = match config.own_application_name {
             Some(name) => name,
-            None => url
-                .query_pairs()
-                .find(|(k, _)| k == "application_name")
-                .map(|(_, v)| v.into_owned()),
+            None => options.get_application_name().map(str::to_owned),
         }
         .filter(|n| !n.is_empty());
         if own_application_name.is_none() {
@@ -233,8 +233,9 @@ impl PgChangeFeed {
                  will be invalidated twice (add ?application_name=... to the database URL)"
             );
         }
-        let listener_options =
-            PgConnectOptions::from_url(&url)?.application_name(&config.listener_application_name);
+        let listener_options = options
+            .clone()
+            .application_name(&config.listener_application_name);
 
         let models: Vec<&FunctionModel> = crate::registry::functions()
             .into_iter()
@@ -242,7 +243,8 @@ impl PgChangeFeed {
             .collect();
         let edges = db.engine().relations().edges();
 
-        let mut tx = db.pool().begin().await?;
+        let mut conn = PgConnection::connect_with(&options).await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(
             "SELECT count(*) FROM (SELECT pg_advisory_xact_lock(hashtext('reactive_feed_install'))) s",
         )
@@ -326,8 +328,12 @@ impl PgChangeFeed {
     }
 
     /// Drops the feed's triggers from its tables (the function stays: other feeds may use it).
-    pub async fn uninstall(&self, db: &ReactiveDb) -> Result<(), FeedError> {
-        let mut tx = db.pool().begin().await?;
+    pub async fn uninstall<DB: Backend>(&self, db: &ReactiveDb<DB>) -> Result<(), FeedError> {
+        let Some(options) = DB::pg_connect_options(db.pool()) else {
+            return Err(FeedError::UnsupportedBackend(db.dialect()));
+        };
+        let mut conn = PgConnection::connect_with(&options).await?;
+        let mut tx = conn.begin().await?;
         for table in &self.tables {
             for trigger in [ROW_TRIGGER, TRUNCATE_TRIGGER] {
                 sqlx::query(AssertSqlSafe(format!(
@@ -358,7 +364,7 @@ impl PgChangeFeed {
     }
 
     /// Starts listening in a background task that applies every change to `db`.
-    pub fn spawn(self, db: ReactiveDb) -> super::FeedHandle {
+    pub fn spawn<DB: Backend>(self, db: ReactiveDb<DB>) -> super::FeedHandle {
         super::spawn(self, db)
     }
 

@@ -6,7 +6,7 @@
 //! computed once, when the connection subscribes; matching an event is then a few
 //! set lookups.
 
-use reactive_codegen::model::{FunctionKind, FunctionModel};
+use reactive_codegen::model::FunctionKind;
 use serde_json::Value;
 
 use std::collections::HashMap;
@@ -91,15 +91,20 @@ pub fn query_key(name: &str, input: &Value) -> String {
 /// The read set a subscription entry stands for: the model's dependencies with the
 /// input's key values (`None` for a whole procedure: every key dropped, whole tables).
 /// A model with an unanalysable statement reads everything.
-fn read_set(model: &FunctionModel, bindings: Option<&[Value]>) -> ReadSet {
-    if model
+fn read_set(
+    def: &'static FunctionDef,
+    bindings: Option<&[Value]>,
+    keys: &dyn Fn(&'static FunctionDef, &[Value]) -> ReadSet,
+) -> ReadSet {
+    if def
+        .model()
         .statements
         .iter()
         .any(|s| s.analysis.unknown.is_some())
     {
         return ReadSet::everything();
     }
-    ReadSet::from_model(model, bindings.unwrap_or(&[]))
+    keys(def, bindings.unwrap_or(&[]))
 }
 
 #[derive(Debug)]
@@ -202,11 +207,14 @@ impl Subscription {
         Subscription::from_entries(vec![Entry::new("*", Kind::All)])
     }
 
-    /// Builds a subscription from entry texts; `lookup` finds a registered function.
+    /// Builds a subscription from entry texts; `lookup` finds a registered function,
+    /// `keys` gives the read set of a call of it with these binding values (the
+    /// database handle's, whose key values are canonical for its column types).
     /// Runs each query key's input through the function's decoder (errors carry the path).
     pub fn build(
         texts: &[String],
         lookup: impl Fn(&str) -> Option<&'static FunctionDef>,
+        keys: &dyn Fn(&'static FunctionDef, &[Value]) -> ReadSet,
     ) -> Result<Subscription, SubscribeError> {
         let mut entries = Vec::with_capacity(texts.len());
         for (index, text) in texts.iter().enumerate() {
@@ -236,7 +244,7 @@ impl Subscription {
                 ));
             }
             let kind = match input {
-                None => Kind::Procedure(read_set(model, None)),
+                None => Kind::Procedure(read_set(def, None, keys)),
                 Some(input) => {
                     let key = query_key(name, &input);
                     let prepared =
@@ -245,7 +253,7 @@ impl Subscription {
                         })?;
                     Kind::Query {
                         key,
-                        read: read_set(model, Some(&prepared.bindings)),
+                        read: read_set(def, Some(&prepared.bindings), keys),
                     }
                 }
             };

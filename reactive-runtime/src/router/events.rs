@@ -66,11 +66,23 @@ async fn subscription(
                 format!("subscribe[{i}]"),
             ));
         }
-        if let Ok(ParsedEntry::Query(name, input)) = parse_entry(text) {
-            cfg.authorizer.check_input(principal, name, &input).await?;
+        let name = match parse_entry(text) {
+            Ok(ParsedEntry::Query(name, input)) => {
+                cfg.authorizer.check_input(principal, name, &input).await?;
+                Some(name)
+            }
+            Ok(ParsedEntry::Procedure(name)) => Some(name),
+            _ => None,
+        };
+        if let Some(def) = name.and_then(|n| state.function(n)) {
+            state.db.ensure_schema(def).await;
         }
     }
-    let build = || Subscription::build(&texts, |n| state.function(n));
+    let build = || {
+        Subscription::build(&texts, |n| state.function(n), &|def, bindings| {
+            state.db.read_set(def, bindings)
+        })
+    };
     let realtime = state.realtime();
     realtime
         .hub()

@@ -32,6 +32,8 @@ pub use auth::{AuthError, Authorizer, Principal, SingleTenant, current_principal
 pub use error::ApiError;
 
 use crate::ReactiveDb;
+use crate::db::{Backend, CallError, CallOutput};
+use crate::engine::ReadSet;
 use crate::db::InvalidationListener;
 use crate::engine::InvalidationReport;
 use crate::realtime::Realtime;
@@ -116,8 +118,44 @@ impl Default for RouterConfig {
     }
 }
 
+/// What the router needs of a `ReactiveDb<DB>`, whatever `DB` is.
+pub(crate) trait ServedDb: Send + Sync {
+    /// [`ReactiveDb::call`].
+    fn call<'a>(
+        &'a self,
+        def: &'a FunctionDef,
+        tenant: &'a str,
+        input: serde_json::Value,
+    ) -> futures::future::BoxFuture<'a, Result<CallOutput, CallError>>;
+
+    /// [`ReactiveDb::read_set`] with the column types known now (see `ensure_schema`).
+    fn read_set(&self, def: &FunctionDef, bindings: &[serde_json::Value]) -> ReadSet;
+
+    /// Makes sure the column types of the tables `def` uses are known.
+    fn ensure_schema<'a>(&'a self, def: &'a FunctionDef) -> futures::future::BoxFuture<'a, ()>;
+}
+
+impl<DB: Backend> ServedDb for ReactiveDb<DB> {
+    fn call<'a>(
+        &'a self,
+        def: &'a FunctionDef,
+        tenant: &'a str,
+        input: serde_json::Value,
+    ) -> futures::future::BoxFuture<'a, Result<CallOutput, CallError>> {
+        Box::pin(ReactiveDb::call(self, def, tenant, input))
+    }
+
+    fn read_set(&self, def: &FunctionDef, bindings: &[serde_json::Value]) -> ReadSet {
+        ReactiveDb::read_set_now(self, def, bindings)
+    }
+
+    fn ensure_schema<'a>(&'a self, def: &'a FunctionDef) -> futures::future::BoxFuture<'a, ()> {
+        Box::pin(ReactiveDb::ensure_schema(self, def.model()))
+    }
+}
+
 pub(crate) struct State {
-    pub(crate) db: ReactiveDb,
+    pub(crate) db: Box<dyn ServedDb>,
     pub(crate) config: RouterConfig,
     pub(crate) functions: HashMap<String, &'static FunctionDef>,
 }
@@ -175,7 +213,11 @@ impl InvalidationListener for RealtimeListener {
 /// `POST /events/ack` (and `/ack`), `GET /poll`. Installs the realtime listener on
 /// `db` and applies change sets from other instances to `db`'s cache.
 /// Must be called inside a Tokio runtime.
-pub fn router(db: ReactiveDb, config: RouterConfig) -> Router {
+///
+/// The router serves the registered functions written for `db`'s handle type
+/// (`&ReactiveDb<Postgres>` functions through a `ReactiveDb<Postgres>`); functions
+/// written for another handle type are left out (logged at debug level).
+pub fn router<DB: Backend>(db: ReactiveDb<DB>, config: RouterConfig) -> Router {
     let realtime = config.realtime.clone();
     db.set_listener(Arc::new(RealtimeListener::new(realtime.clone())));
     let remote_db = db.clone();
@@ -191,10 +233,17 @@ pub fn router(db: ReactiveDb, config: RouterConfig) -> Router {
         .clone()
         .unwrap_or_else(registry::functions)
         .into_iter()
+        .filter(|f| {
+            let served = (f.backend)() == std::any::TypeId::of::<ReactiveDb<DB>>();
+            if !served {
+                tracing::debug!(function = f.model().name, "not served: written for another database handle type");
+            }
+            served
+        })
         .map(|f| (f.model().name.clone(), f))
         .collect();
     let state: AppState = Arc::new(State {
-        db,
+        db: Box::new(db),
         config,
         functions,
     });

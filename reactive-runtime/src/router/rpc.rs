@@ -157,6 +157,7 @@ async fn call(
         .map_err(|e| match e {
             CallError::Input(e) => ApiError::bad_input(e.to_string(), e.path),
             CallError::Handler(e) => ApiError::from(e),
+            CallError::Backend { .. } => ApiError::internal(&e),
         })?;
     let watermark = if model.kind == FunctionKind::Mutation {
         realtime

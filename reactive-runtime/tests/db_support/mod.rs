@@ -30,7 +30,7 @@ pub struct Agent {
 
 /// Connects to a backend from an environment variable, or explains the skip
 /// (panics when `CI` is set: the services must be there).
-pub async fn connect_env(var: &str) -> Option<ReactiveDb> {
+pub async fn connect_env(var: &str) -> Option<ReactiveDb<sqlx::Any>> {
     let Ok(url) = std::env::var(var) else {
         if std::env::var_os("CI").is_some() {
             panic!("{var} must be set when CI is set");
@@ -46,7 +46,7 @@ pub async fn connect_env(var: &str) -> Option<ReactiveDb> {
 }
 
 /// A fresh SQLite database in a temporary file.
-pub async fn sqlite(name: &str, options: DbOptions) -> ReactiveDb {
+pub async fn sqlite(name: &str, options: DbOptions) -> ReactiveDb<sqlx::Any> {
     let dir = std::env::temp_dir().join(format!("reactive-db-tests-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.db"));
@@ -229,7 +229,8 @@ fn prepare_by_name(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![json!(name)],
         run: Box::new(
-            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
+            move |db: reactive_runtime::registry::DbHandle| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
+                let db = *db.downcast::<ReactiveDb<sqlx::Any>>().expect("an Any handle");
                 Box::pin(async move {
                     let agents: Vec<Agent> = sqlx::query_as(AssertSqlSafe(Sql::by_name(&t)))
                         .bind(name)
@@ -254,7 +255,7 @@ pub async fn backend_collation_applies_to_model_keys(f: &Fixture) {
         f.db.call(by_name, "tenant", json!({ "table": f.t, "name": name }))
     };
     // The model's read set (what selective delivery evaluates) uses the backend's rules.
-    let read = f.db.read_set(by_name, &[json!("ADA")]);
+    let read = f.db.read_set(by_name, &[json!("ADA")]).await;
     let expected = reactive_runtime::engine::KeyValue::from_str("ADA", f.db.dialect());
     assert_eq!(
         read.tables[&f.t][0].columns["name"]
@@ -306,7 +307,8 @@ fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![json!(org)],
         run: Box::new(
-            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
+            move |db: reactive_runtime::registry::DbHandle| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
+                let db = *db.downcast::<ReactiveDb<sqlx::Any>>().expect("an Any handle");
                 Box::pin(async move {
                     let agents: Vec<Agent> = sqlx::query_as(AssertSqlSafe(Sql::by_org(&t)))
                         .bind(org)
@@ -454,10 +456,11 @@ fn prepare_write(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![],
         run: Box::new(
-            move |db: ReactiveDb| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
+            move |db: reactive_runtime::registry::DbHandle| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
+                let db = *db.downcast::<ReactiveDb<sqlx::Any>>().expect("an Any handle");
                 Box::pin(async move {
                     let mut seen = Vec::new();
-                    let mut tx: Option<ReactiveTx> = if tx_end.is_some() {
+                    let mut tx: Option<ReactiveTx<sqlx::Any>> = if tx_end.is_some() {
                         Some(db.begin().await?)
                     } else {
                         None
@@ -495,6 +498,7 @@ fn leak(
         model_json,
         prepare,
         typescript: no_ts,
+        backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
         model_cell: OnceLock::new(),
     }))
 }
@@ -518,7 +522,7 @@ impl Recorder {
 
 /// A database with the fixture table and functions.
 pub struct Fixture {
-    pub db: ReactiveDb,
+    pub db: ReactiveDb<sqlx::Any>,
     pub t: String,
     pub by_org: &'static FunctionDef,
     pub by_org_count: &'static FunctionDef,
@@ -528,7 +532,7 @@ pub struct Fixture {
 
 impl Fixture {
     /// Creates the table (dropping a leftover one) with agents 1, 2 in org 1 and 3 in org 2.
-    pub async fn new(db: ReactiveDb, scenario: &str) -> Self {
+    pub async fn new(db: ReactiveDb<sqlx::Any>, scenario: &str) -> Self {
         let t = table_name(scenario);
         let pool = db.pool();
         sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}")))
@@ -633,7 +637,7 @@ pub async fn warm(f: &Fixture) {
 }
 
 /// Every scenario, in order, on one backend.
-pub async fn all_scenarios(db: ReactiveDb, backend: &str) {
+pub async fn all_scenarios(db: ReactiveDb<sqlx::Any>, backend: &str) {
     let f = Fixture::new(db, &format!("{backend}_all")).await;
     precise_update_and_move(&f).await;
     transactions(&f).await;
@@ -854,7 +858,7 @@ pub async fn pre_read_failure_falls_back(f: &Fixture) {
 }
 
 /// Every sqlx entry point goes through the interceptor (counted), with the usual results.
-pub async fn executor_apis(db: &ReactiveDb, backend: &str) {
+pub async fn executor_apis(db: &ReactiveDb<sqlx::Any>, backend: &str) {
     use sqlx::{Executor, Row, SqlSafeStr};
     let t = table_name(&format!("{backend}_api"));
     let q = |s: String| {
@@ -1020,7 +1024,7 @@ pub async fn unlisted_statement_is_recorded(f: &Fixture) {
 /// An `INSERT ... RETURNING id` gives the change set the generated id (a watched
 /// column); without `RETURNING` the id stays unknown. `create` is the table's DDL with
 /// a generated `id` column; `t` its name.
-pub async fn returning_gives_generated_ids(db: &ReactiveDb, t: &str, create: &str) {
+pub async fn returning_gives_generated_ids(db: &ReactiveDb<sqlx::Any>, t: &str, create: &str) {
     let _ = sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}")))
         .execute(db.pool())
         .await;
@@ -1031,7 +1035,7 @@ pub async fn returning_gives_generated_ids(db: &ReactiveDb, t: &str, create: &st
     // A query keyed on `id` makes it a watched column.
     let mut model = by_org_model(t, &format!("{t}.byId"));
     model.dependencies[0].keys[0].column = "id".into();
-    let _ = db.read_set(leak(model, prepare_by_org), &[json!(1)]);
+    let _ = db.read_set(leak(model, prepare_by_org), &[json!(1)]).await;
     let rec = Arc::new(Recorder::default());
     db.set_listener(rec.clone());
     let last_id_values = || {

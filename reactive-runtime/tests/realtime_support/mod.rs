@@ -48,7 +48,7 @@ fn field(input: &Value, name: &str) -> Result<String, InputError> {
 }
 
 async fn rows(
-    db: &ReactiveDb,
+    db: &ReactiveDb<sqlx::Any>,
     q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>,
 ) -> reactive_runtime::Result<Vec<u8>> {
     let rows = q.fetch_all(db).await?;
@@ -65,11 +65,17 @@ async fn rows(
     ))?)
 }
 
+/// The `ReactiveDb<Any>` a call runs with.
+fn any_db(db: reactive_runtime::registry::DbHandle) -> ReactiveDb<sqlx::Any> {
+    *db.downcast().expect("functions of these tests take a ReactiveDb<Any>")
+}
+
 fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
     let org = field(&input, "org")?;
     Ok(Prepared {
         bindings: vec![json!(org)],
         run: Box::new(move |db| {
+            let db = any_db(db);
             Box::pin(async move { rows(&db, sqlx::query(BY_ORG).bind(org)).await })
         }),
     })
@@ -81,6 +87,7 @@ fn prepare_by_title(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![json!(org), json!(title)],
         run: Box::new(move |db| {
+            let db = any_db(db);
             Box::pin(async move { rows(&db, sqlx::query(BY_TITLE).bind(org).bind(title)).await })
         }),
     })
@@ -92,6 +99,7 @@ fn prepare_create(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![json!(org), json!(title)],
         run: Box::new(move |db| {
+            let db = any_db(db);
             Box::pin(async move {
                 let done = sqlx::query(INSERT)
                     .bind(org)
@@ -147,6 +155,7 @@ pub static BY_ORG_DEF: FunctionDef = FunctionDef {
     ),
     prepare: prepare_by_org,
     typescript: ts,
+    backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
     model_cell: std::sync::OnceLock::new(),
 };
 
@@ -161,6 +170,7 @@ pub static BY_TITLE_DEF: FunctionDef = FunctionDef {
     ),
     prepare: prepare_by_title,
     typescript: ts,
+    backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
     model_cell: std::sync::OnceLock::new(),
 };
 
@@ -176,6 +186,7 @@ macro_rules! create_fn {
                 ),
                 prepare: prepare_create,
                 typescript: ts,
+                backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
                 model_cell: std::sync::OnceLock::new(),
         };
     };
@@ -192,6 +203,7 @@ macro_rules! simple_query {
                 ),
                 prepare: $prepare,
                 typescript: ts,
+                backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
                 model_cell: std::sync::OnceLock::new(),
         };
     };
@@ -276,13 +288,13 @@ impl Authorizer for TokenAuth {
 
 pub struct Server {
     pub base: String,
-    pub db: ReactiveDb,
+    pub db: ReactiveDb<sqlx::Any>,
     pub auth: TokenAuth,
     pub realtime: reactive_runtime::realtime::Realtime,
     pub http: reqwest::Client,
 }
 
-pub async fn memory_db() -> ReactiveDb {
+pub async fn memory_db() -> ReactiveDb<sqlx::Any> {
     let db = ReactiveDb::connect("sqlite::memory:")
         .await
         .expect("sqlite");
@@ -302,13 +314,13 @@ pub enum Transport {
     Axum,
 }
 
-pub async fn serve(db: ReactiveDb, configure: impl FnOnce(RouterConfig) -> RouterConfig) -> Server {
+pub async fn serve(db: ReactiveDb<sqlx::Any>, configure: impl FnOnce(RouterConfig) -> RouterConfig) -> Server {
     serve_on(Transport::Reactive, db, configure).await
 }
 
 pub async fn serve_on(
     transport: Transport,
-    db: ReactiveDb,
+    db: ReactiveDb<sqlx::Any>,
     configure: impl FnOnce(RouterConfig) -> RouterConfig,
 ) -> Server {
     let auth = TokenAuth::default();

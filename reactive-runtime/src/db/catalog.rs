@@ -1,0 +1,402 @@
+//! The column types of the database, and what they mean for key values.
+//!
+//! A read set's key values come from the input (their serde form) or SQL literals; a
+//! change set's from the same places, from the pre-read and from `RETURNING` (the
+//! database's text form). Two forms of one value must compare equal exactly when the
+//! database says the values are equal, or a write could miss a cached read. That holds
+//! for a few column types only, once values are put in a canonical form per type
+//! ([`ColumnClass`]); every other column is *unknown* in read sets and change sets,
+//! which widens invalidation and never narrows it. A table or column the catalog does
+//! not know is unknown too.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use reactive_codegen::sql::Dialect;
+use sqlx::{AssertSqlSafe, Either, SqlSafeStr};
+
+use super::backend::{Backend, Exec};
+use crate::engine::{ChangeSet, Conjunction, KeyValue, ReadSet};
+
+/// How often a table the catalog does not know makes it read the catalog again.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// How a column's values are compared, for key purposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnClass {
+    /// Integers: canonical decimal text; anything else is unknown.
+    Int,
+    /// Booleans: `1` / `0`.
+    Bool,
+    /// Uuids: lower-case hyphenated (every input spelling PostgreSQL accepts maps to it).
+    Uuid,
+    /// Text compared byte for byte (MySQL: case- and trailing-space-insensitively, for
+    /// printable ASCII values only).
+    Text,
+    /// Anything else: never a key.
+    Other,
+}
+
+impl ColumnClass {
+    /// The canonical form of `value` in a column of this class; `None`: unknown.
+    pub fn canonical(self, value: &KeyValue, dialect: Dialect) -> Option<KeyValue> {
+        if value.is_null() {
+            return Some(value.clone());
+        }
+        let text = value.as_str();
+        match self {
+            ColumnClass::Int => text.parse::<i128>().ok().map(|_| value.clone()),
+            ColumnClass::Bool => matches!(text, "0" | "1").then(|| value.clone()),
+            ColumnClass::Uuid => canonical_uuid(text).map(|u| KeyValue::from_str(&u, dialect)),
+            ColumnClass::Text => match dialect {
+                // Collations beyond case and trailing spaces (accents, ignorable
+                // characters) fold non-ASCII text in ways we do not model.
+                Dialect::MySql => text
+                    .bytes()
+                    .all(|b| (0x20..0x7f).contains(&b))
+                    .then(|| value.clone()),
+                Dialect::Postgres | Dialect::Sqlite => Some(value.clone()),
+            },
+            ColumnClass::Other => None,
+        }
+    }
+
+    fn merge(self, other: Self) -> Self {
+        if self == other { self } else { ColumnClass::Other }
+    }
+}
+
+/// `8-4-4-4-12` lower-case hex, from any spelling with hyphens, braces or a `urn:uuid:`
+/// prefix; `None` if it is not 32 hex digits.
+fn canonical_uuid(text: &str) -> Option<String> {
+    let text = text.trim();
+    let text = text
+        .strip_prefix("urn:uuid:")
+        .or_else(|| text.strip_prefix("URN:UUID:"))
+        .unwrap_or(text);
+    let text = text
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .unwrap_or(text);
+    let hex: String = text.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let hex = hex.to_ascii_lowercase();
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    ))
+}
+
+type Tables = HashMap<String, HashMap<String, ColumnClass>>;
+
+/// The column classes of every table the database showed us (see the module docs).
+#[derive(Default)]
+pub struct Catalog {
+    tables: RwLock<Arc<Tables>>,
+    /// Tables looked for and not found, with when: not looked for again before [`RECHECK`].
+    missing: Mutex<HashMap<String, Instant>>,
+    /// A DDL statement ran through the handle: read again before the next use.
+    dirty: AtomicBool,
+}
+
+impl Catalog {
+    fn snapshot(&self) -> Arc<Tables> {
+        self.tables
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Takes over what another handle's catalog knows.
+    pub fn copy_from(&self, other: &Catalog) {
+        *self
+            .tables
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = other.snapshot();
+    }
+
+    /// Marks the catalog out of date (a DDL statement ran).
+    pub fn invalidate(&self) {
+        self.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// Reads the catalog again if a DDL ran since, or one of `tables` is not known and
+    /// was not looked for in the last second.
+    pub async fn ensure<'a, DB: Backend>(
+        &self,
+        pool: &sqlx::Pool<DB>,
+        dialect: Dialect,
+        tables: impl IntoIterator<Item = &'a str>,
+    ) {
+        let mut needed = self.dirty.load(Ordering::Relaxed);
+        if !needed {
+            let known = self.snapshot();
+            let now = Instant::now();
+            let mut missing = self
+                .missing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for table in tables {
+                if known.contains_key(table) {
+                    continue;
+                }
+                let due = missing
+                    .get(table)
+                    .is_none_or(|at| now.duration_since(*at) >= RECHECK);
+                if due {
+                    missing.insert(table.to_owned(), now);
+                    needed = true;
+                }
+            }
+        }
+        if needed {
+            self.refresh(pool, dialect).await;
+        }
+    }
+
+    /// Reads the column types of every table of the database. On failure the catalog
+    /// keeps what it knew (unknown columns stay unknown: wider, never stale).
+    pub async fn refresh<DB: Backend>(&self, pool: &sqlx::Pool<DB>, dialect: Dialect) {
+        self.dirty.store(false, Ordering::Relaxed);
+        let exec = Exec::<DB> {
+            sql: AssertSqlSafe(query(dialect)).into_sql_str(),
+            args: None,
+            persistent: false,
+        };
+        let results: Vec<_> = DB::pool_run(pool, exec).collect().await;
+        let mut tables = Tables::new();
+        for result in results {
+            match result {
+                Ok(Either::Right(row)) => {
+                    let text = |i| match DB::row_value(&row, i) {
+                        Some(serde_json::Value::String(s)) => Some(s),
+                        _ => None,
+                    };
+                    let (Some(table), Some(column), Some(ty)) = (text(0), text(1), text(2)) else {
+                        continue;
+                    };
+                    let flags = text(3).unwrap_or_default();
+                    let class = classify(dialect, &ty, &flags);
+                    let columns = tables.entry(table.to_lowercase()).or_default();
+                    let column = column.to_lowercase();
+                    let merged = columns.get(&column).map_or(class, |c| c.merge(class));
+                    columns.insert(column, merged);
+                }
+                Ok(Either::Left(_)) => {}
+                Err(e) => {
+                    tracing::warn!(target: "reactive::db", error = %e, "could not read the column types; keys on unknown columns are dropped (wider invalidation)");
+                    return;
+                }
+            }
+        }
+        tracing::debug!(target: "reactive::db", tables = tables.len(), "column types read");
+        *self
+            .tables
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(tables);
+    }
+
+    /// Puts every key value of `reads` in its column's canonical form, dropping those
+    /// that have none (the conjunction then covers more rows).
+    pub fn refine_reads(&self, reads: &mut ReadSet, dialect: Dialect) {
+        if reads.everything || reads.tables.is_empty() {
+            return;
+        }
+        let known = self.snapshot();
+        let old = std::mem::take(&mut reads.tables);
+        for (table, conjunctions) in old {
+            for conj in conjunctions {
+                let mut refined = Conjunction::whole();
+                for (column, values) in conj.columns {
+                    if let Some(values) = refine_values(&known, &table, &column, &values, dialect)
+                    {
+                        refined = refined.with_values(&column, values);
+                    }
+                }
+                reads.add(&table, refined);
+            }
+        }
+    }
+
+    /// Puts every key value of `changes` in its column's canonical form; a column with
+    /// a value that has none becomes unknown.
+    pub fn refine_changes(&self, changes: &mut ChangeSet, dialect: Dialect) {
+        if changes.everything {
+            return;
+        }
+        let known = self.snapshot();
+        for (table, rows) in &mut changes.tables {
+            for row in rows {
+                let columns = std::mem::take(&mut row.columns);
+                for (column, values) in columns {
+                    if let Some(values) = refine_values(&known, table, &column, &values, dialect)
+                    {
+                        row.columns.insert(column, values);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn class_in(tables: &Tables, table: &str, column: &str) -> ColumnClass {
+    tables
+        .get(table)
+        .and_then(|t| t.get(column))
+        .copied()
+        .unwrap_or(ColumnClass::Other)
+}
+
+fn refine_values(
+    tables: &Tables,
+    table: &str,
+    column: &str,
+    values: &std::collections::BTreeSet<KeyValue>,
+    dialect: Dialect,
+) -> Option<std::collections::BTreeSet<KeyValue>> {
+    let class = class_in(tables, table, column);
+    values.iter().map(|v| class.canonical(v, dialect)).collect()
+}
+
+/// The catalog query of a dialect: rows of (table, column, type, flags), all text.
+fn query(dialect: Dialect) -> String {
+    match dialect {
+        // flags: `d`/`n` deterministic collation or not, then the type's `typtype`.
+        Dialect::Postgres => "SELECT c.relname::text, a.attname::text, t.typname::text, \
+             (CASE WHEN co.oid IS NULL OR co.collisdeterministic THEN 'd' ELSE 'n' END) || t.typtype::text \
+             FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
+             WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+             AND n.nspname = ANY (current_schemas(false))"
+            .to_owned(),
+        Dialect::MySql => "SELECT CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR), \
+             CAST(DATA_TYPE AS CHAR), CAST(COALESCE(COLLATION_NAME, '') AS CHAR) \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
+            .to_owned(),
+        // flags: the table's `CREATE` text (a `COLLATE NOCASE` anywhere in it makes its
+        // text columns unknown).
+        Dialect::Sqlite => "SELECT m.name, p.name, p.type, COALESCE(m.sql, '') \
+             FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+             WHERE m.type IN ('table', 'view')"
+            .to_owned(),
+    }
+}
+
+/// The class of a column from the catalog's type name and flags.
+fn classify(dialect: Dialect, ty: &str, flags: &str) -> ColumnClass {
+    let ty = ty.to_ascii_lowercase();
+    match dialect {
+        Dialect::Postgres => {
+            let deterministic = flags.starts_with('d');
+            let base = flags.get(1..2) == Some("b");
+            if !base {
+                return ColumnClass::Other; // enums, domains, composites, ranges
+            }
+            match ty.as_str() {
+                "int2" | "int4" | "int8" => ColumnClass::Int,
+                "bool" => ColumnClass::Bool,
+                "uuid" => ColumnClass::Uuid,
+                "text" | "varchar" | "name" if deterministic => ColumnClass::Text,
+                _ => ColumnClass::Other,
+            }
+        }
+        Dialect::MySql => match ty.as_str() {
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => {
+                ColumnClass::Int
+            }
+            "uuid" => ColumnClass::Uuid,
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => {
+                ColumnClass::Text
+            }
+            _ => ColumnClass::Other,
+        },
+        Dialect::Sqlite => {
+            // Affinity rules (https://sqlite.org/datatype3.html#determination_of_column_affinity),
+            // with date/time types apart: their text forms differ between serde and the database.
+            if ["date", "time", "blob", "json"].iter().any(|t| ty.contains(t)) {
+                ColumnClass::Other
+            } else if ty.contains("bool") {
+                ColumnClass::Bool
+            } else if flags.to_ascii_lowercase().contains("nocase") {
+                ColumnClass::Other
+            } else {
+                // INTEGER, TEXT, NUMERIC, REAL and untyped columns: SQLite converts
+                // between numbers and numeric text by affinity, which the canonical
+                // form (numbers and numeric strings meet) only widens.
+                ColumnClass::Text
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_spellings_meet() {
+        let want = Some("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".to_owned());
+        assert_eq!(canonical_uuid("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"), want);
+        assert_eq!(canonical_uuid("{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}"), want);
+        assert_eq!(canonical_uuid("a0eebc999c0b4ef8bb6d6bb9bd380a11"), want);
+        assert_eq!(canonical_uuid("a0eebc99-9c0b4ef8-bb6d6bb9-bd380a11"), want);
+        assert_eq!(canonical_uuid("not-a-uuid"), None);
+        assert_eq!(canonical_uuid("123"), None);
+    }
+
+    #[test]
+    fn classes_keep_only_comparable_values() {
+        let pg = Dialect::Postgres;
+        let k = |s: &str| KeyValue::from_str(s, pg);
+        assert_eq!(ColumnClass::Int.canonical(&k("42"), pg), Some(k("42")));
+        assert_eq!(ColumnClass::Int.canonical(&k("1abc"), pg), None);
+        assert_eq!(ColumnClass::Bool.canonical(&k("true"), pg), Some(k("1")));
+        assert_eq!(ColumnClass::Other.canonical(&k("2024-01-01"), pg), None);
+        assert_eq!(
+            ColumnClass::Other.canonical(&KeyValue::null(), pg),
+            Some(KeyValue::null())
+        );
+        let my = Dialect::MySql;
+        assert!(
+            ColumnClass::Text
+                .canonical(&KeyValue::from_str("José", my), my)
+                .is_none()
+        );
+        assert!(
+            ColumnClass::Text
+                .canonical(&KeyValue::from_str("Jose", my), my)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn classify_by_dialect() {
+        assert_eq!(classify(Dialect::Postgres, "uuid", "db"), ColumnClass::Uuid);
+        assert_eq!(classify(Dialect::Postgres, "text", "nb"), ColumnClass::Other);
+        assert_eq!(classify(Dialect::Postgres, "status", "de"), ColumnClass::Other);
+        assert_eq!(
+            classify(Dialect::Postgres, "timestamptz", "db"),
+            ColumnClass::Other
+        );
+        assert_eq!(classify(Dialect::MySql, "enum", ""), ColumnClass::Other);
+        assert_eq!(classify(Dialect::MySql, "bigint", ""), ColumnClass::Int);
+        assert_eq!(classify(Dialect::Sqlite, "DATETIME", ""), ColumnClass::Other);
+        assert_eq!(classify(Dialect::Sqlite, "INTEGER", ""), ColumnClass::Text);
+        assert_eq!(
+            classify(Dialect::Sqlite, "TEXT", "CREATE TABLE t (a TEXT COLLATE NOCASE)"),
+            ColumnClass::Other
+        );
+    }
+}
