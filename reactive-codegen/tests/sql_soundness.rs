@@ -156,9 +156,14 @@ fn atom(joined: bool) -> BoxedStrategy<String> {
             2 => format!("CAST({} AS VARCHAR) = CAST({r} AS TEXT)", marked(&v)),
             _ => format!("CAST({r} AS INTEGER) = {}", marked(&v)),
         });
-    let function =
-        text_value().prop_map(|v| format!("CAST(lower(a.kind) AS TEXT) = {}", marked(&v)));
-    prop_oneof![6 => eq, 2 => in_list, 1 => range, 1 => col_col, 1 => exists, 1 => in_sub, 1 => outer_ref, 1 => is_null, 2 => cast, 1 => function].boxed()
+    let function = (text_value(), any::<bool>()).prop_map(|(v, cast)| {
+        if cast {
+            format!("CAST(lower(a.kind) AS TEXT) = {}", marked(&v))
+        } else {
+            format!("lower(a.kind) = {}", marked(&v))
+        }
+    });
+    prop_oneof![6 => eq, 2 => in_list, 1 => range, 1 => col_col, 1 => exists, 1 => in_sub, 1 => outer_ref, 1 => is_null, 2 => cast, 2 => function].boxed()
 }
 
 fn condition(joined: bool) -> BoxedStrategy<String> {
