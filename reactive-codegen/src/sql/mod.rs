@@ -8,6 +8,7 @@
 //! Modules, one job each:
 //! - `parse`: dialect, tokenizing, the complexity guard, parsing;
 //! - `params`: placeholder numbering and literal values;
+//! - `casts`: which casts keep a key value (and are seen through);
 //! - `names`, `scope`: identifier matching, the relations of a `FROM` list, CTE names;
 //! - `predicates`: key conjuncts of `WHERE` / `ON`;
 //! - `query`: reads (queries, `SELECT` scopes, joins and the outer-join rule);
@@ -16,6 +17,7 @@
 //! - `statement`: dispatch on the statement kind.
 
 mod analyze;
+mod casts;
 mod collect;
 mod model;
 mod names;

@@ -15,17 +15,20 @@ use std::collections::HashMap;
 use sqlparser::ast::{Expr, UnaryOperator, Value, ValueWithSpan};
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan};
 
-use super::model::{Literal, Param, ValueRef};
+use super::casts::{canonical_uuid, strip_casts};
+use super::model::{Dialect, Literal, Param, ValueRef};
 
-/// The placeholders of one SQL string, keyed by their position in the text.
+/// The placeholders of one SQL string, keyed by their position in the text, and
+/// the dialect its values and casts are read in.
 #[derive(Debug, Default)]
 pub(crate) struct Params {
     by_location: HashMap<(u64, u64), Param>,
+    pub(crate) dialect: Dialect,
 }
 
 impl Params {
     /// Number every placeholder token in `tokens` (text order).
-    pub(crate) fn from_tokens(tokens: &[TokenWithSpan]) -> Self {
+    pub(crate) fn from_tokens(tokens: &[TokenWithSpan], dialect: Dialect) -> Self {
         let mut by_location = HashMap::new();
         let mut named: HashMap<String, usize> = HashMap::new();
         let mut max = 0usize;
@@ -73,7 +76,10 @@ impl Params {
             };
             by_location.insert(key(token.span.start), param);
         }
-        Self { by_location }
+        Self {
+            by_location,
+            dialect,
+        }
     }
 
     /// The parameter at this position in the text, if the tokenizer saw one there.
@@ -82,10 +88,27 @@ impl Params {
     }
 
     /// The value of an expression when it is a literal or a bind parameter
-    /// (parentheses and a sign on a number are seen through; casts are not).
+    /// (parentheses, a sign on a number and the casts of [`strip_casts`] are seen
+    /// through).
     pub(crate) fn value_of(&self, expr: &Expr) -> Option<ValueRef> {
+        let (expr, uuid) = strip_casts(expr, self.dialect);
+        let value = self.uncast_value_of(expr)?;
+        if !uuid {
+            return Some(value);
+        }
+        // The database compares the uuid, whose text is canonical; a literal is
+        // rewritten to that text, a literal that is no uuid is an error there.
+        match value {
+            ValueRef::Literal(Literal::String(s)) => {
+                Some(ValueRef::Literal(Literal::String(canonical_uuid(&s)?)))
+            }
+            ValueRef::Literal(Literal::Number(_) | Literal::Bool(_)) => None,
+            other => Some(other),
+        }
+    }
+
+    fn uncast_value_of(&self, expr: &Expr) -> Option<ValueRef> {
         match expr {
-            Expr::Nested(inner) => self.value_of(inner),
             Expr::Value(value) => self.value(value),
             Expr::UnaryOp {
                 op: op @ (UnaryOperator::Minus | UnaryOperator::Plus),

@@ -40,14 +40,14 @@ pub(crate) struct Parsed {
 /// Tokenize, check and parse `sql`.
 pub(crate) fn parse(sql: &str, dialect: Dialect) -> Result<Parsed, Unknown> {
     match dialect {
-        Dialect::Postgres => parse_with(&sp::PostgreSqlDialect {}, sql),
-        Dialect::Sqlite => parse_with(&sp::SQLiteDialect {}, sql),
-        Dialect::MySql => parse_with(&sp::MySqlDialect {}, sql),
+        Dialect::Postgres => parse_with(&sp::PostgreSqlDialect {}, dialect, sql),
+        Dialect::Sqlite => parse_with(&sp::SQLiteDialect {}, dialect, sql),
+        Dialect::MySql => parse_with(&sp::MySqlDialect {}, dialect, sql),
     }
 }
 
-fn parse_with(dialect: &dyn SpDialect, sql: &str) -> Result<Parsed, Unknown> {
-    let tokens = Tokenizer::new(dialect, sql)
+fn parse_with(parser: &dyn SpDialect, dialect: Dialect, sql: &str) -> Result<Parsed, Unknown> {
+    let tokens = Tokenizer::new(parser, sql)
         .with_unescape(true)
         .tokenize_with_location()
         .map_err(|e| Unknown::Parse(ParserError::from(e).to_string()))?;
@@ -57,7 +57,7 @@ fn parse_with(dialect: &dyn SpDialect, sql: &str) -> Result<Parsed, Unknown> {
             "statement too complex to analyse ({chain} operators, limit {MAX_CHAIN_TOKENS})"
         )));
     }
-    let params = Params::from_tokens(&tokens);
+    let params = Params::from_tokens(&tokens, dialect);
     let first_word: String = tokens
         .iter()
         .find_map(|t| match &t.token {
@@ -75,7 +75,7 @@ fn parse_with(dialect: &dyn SpDialect, sql: &str) -> Result<Parsed, Unknown> {
                 Token::SemiColon | Token::Whitespace(_) | Token::EOF
             )
         });
-    let statements = match Parser::new(dialect)
+    let statements = match Parser::new(parser)
         .with_recursion_limit(RECURSION_LIMIT)
         .with_tokens_with_locations(tokens)
         .parse_statements()

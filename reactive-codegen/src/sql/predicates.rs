@@ -1,16 +1,22 @@
 //! Key predicates: the conjuncts of a `WHERE` / `ON` condition that pin a column
 //! to parameters or literals.
 //!
-//! Recognized (parentheses are seen through):
+//! Recognized (parentheses, and the casts of the `casts` module, are seen through
+//! on both sides):
 //! - `col = v` and `v = col`;
 //! - `col IN (v1, v2, ...)` (not `NOT IN`, not an empty list);
+//! - `col = ANY(ARRAY[v1, v2, ...])` (or `SOME`): the same as `IN`;
 //! - `col = v1 OR col = v2 OR col IN (...)`, all on the same column: becomes one `IN`.
 //!
 //! where `v` is a literal or a bind parameter. Anything else (`col = other_col`, ranges,
-//! `LIKE`, `NOT`, functions, casts, `OR` across columns) is not a key and narrows nothing.
+//! `LIKE`, `NOT`, functions, lossy casts, `OR` across columns) is not a key and narrows
+//! nothing. `col = ANY($1)` is not a key either: its values are the elements of one
+//! array-valued parameter, and a [`ValueRef::Param`] stands for one value (the runtime
+//! would compare the whole array with the column).
 
-use sqlparser::ast::{BinaryOperator, Expr, Ident, InTarget};
+use sqlparser::ast::{Array, BinaryOperator, Expr, Ident, InTarget};
 
+use super::casts::strip_casts;
 use super::model::ValueRef;
 use super::params::{Params, strip_nested};
 
@@ -104,21 +110,29 @@ pub(crate) fn key_of<'a>(expr: &'a Expr, params: &Params) -> Option<Key<'a>> {
     Some(key)
 }
 
-/// `col = v`, `v = col` or `col IN (v, ...)`.
+/// `col = v`, `v = col`, `col IN (v, ...)` or `col = ANY(ARRAY[v, ...])`.
 fn simple_key<'a>(expr: &'a Expr, params: &Params) -> Option<Key<'a>> {
+    // A text cast on the column side keeps the column as the key: the database
+    // compares the column's text form, which is its canonical key value for the ids
+    // and plain strings keys are made of. Not a uuid cast: `text_col::uuid` equals
+    // one uuid for many spellings of it (case, braces), which the runtime keeps apart.
+    let key_column = |e: &'a Expr| match strip_casts(e, params.dialect) {
+        (column, false) => column_of(column),
+        (_, true) => None,
+    };
     match strip_nested(expr) {
         Expr::BinaryOp {
             left,
             op: BinaryOperator::Eq,
             right,
         } => {
-            if let (Some(column), Some(value)) = (column_of(left), params.value_of(right)) {
+            if let (Some(column), Some(value)) = (key_column(left), params.value_of(right)) {
                 return Some(Key {
                     column,
                     values: vec![value],
                 });
             }
-            let (column, value) = (column_of(right)?, params.value_of(left)?);
+            let (column, value) = (key_column(right)?, params.value_of(left)?);
             Some(Key {
                 column,
                 values: vec![value],
@@ -129,17 +143,39 @@ fn simple_key<'a>(expr: &'a Expr, params: &Params) -> Option<Key<'a>> {
             target: InTarget::List(list),
             negated: false,
             ..
-        } if !list.is_empty() => {
-            let column = column_of(expr)?;
-            let mut values = Vec::with_capacity(list.len());
-            for item in list {
-                let v = params.value_of(item)?;
-                if !values.contains(&v) {
-                    values.push(v);
-                }
-            }
-            Some(Key { column, values })
-        }
+        } => Some(Key {
+            column: key_column(expr)?,
+            values: values_of(list, params)?,
+        }),
+        Expr::AnyOp {
+            left,
+            compare_op: BinaryOperator::Eq,
+            right,
+            ..
+        } => match strip_nested(right) {
+            Expr::Array(Array { elem, .. }) => Some(Key {
+                column: key_column(left)?,
+                values: values_of(elem, params)?,
+            }),
+            // `= ANY($1)`, `= ANY($1::uuid[])`, `= ANY('{1,2}')`, `= ANY(SELECT ...)`:
+            // not a list of values the model can name (see the module docs).
+            _ => None,
+        },
         _ => None,
     }
+}
+
+/// The values of a non-empty list whose items are all values, without duplicates.
+fn values_of(list: &[Expr], params: &Params) -> Option<Vec<ValueRef>> {
+    if list.is_empty() {
+        return None;
+    }
+    let mut values = Vec::with_capacity(list.len());
+    for item in list {
+        let v = params.value_of(item)?;
+        if !values.contains(&v) {
+            values.push(v);
+        }
+    }
+    Some(values)
 }
