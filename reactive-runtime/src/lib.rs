@@ -12,7 +12,7 @@ pub mod router;
 pub mod serve;
 pub mod typescript;
 
-pub use error::{Error, Result};
+pub use error::{DbErrorClass, Error, Result};
 pub use reactive_codegen::model;
 pub use reactive_codegen::sql::Dialect;
 

@@ -185,6 +185,31 @@ async fn handler_error_is_500_without_internals() {
 }
 
 #[tokio::test]
+async fn duplicate_insert_is_409_not_500() {
+    let db = memory_db().await;
+    sqlx::query("CREATE UNIQUE INDEX rt_item_org_title ON rt_item (org, title)")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let s = serve(db, |c| c).await;
+    let input = json!({"org": "A", "title": "same"});
+    let (st, body) = s.post("A:u", "rt.items.create", input.clone()).await;
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = s.post("A:u", "rt.items.create", input).await;
+    assert_eq!(st, 409, "{body}");
+    assert_error(&body, "conflict");
+    assert_eq!(body["error"]["path"], Value::Null);
+    assert!(
+        !body.to_string().contains("UNIQUE constraint failed"),
+        "the driver's message stays in the log: {body}"
+    );
+    // The failed mutation changed nothing: one row.
+    let (st, body) = s.post("A:u", "rt.items.byOrg", json!({"org": "A"})).await;
+    assert_eq!(st, 200);
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(1), "{body}");
+}
+
+#[tokio::test]
 async fn post_without_json_content_type_is_415() {
     let s = start().await;
     let res = s

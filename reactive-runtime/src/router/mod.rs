@@ -5,9 +5,13 @@
 //!   (tenant + subject); `401` otherwise. Per-input checks: [`Authorizer::check_input`]
 //!   (before every call and for every subscribed query key) and [`current_principal`]
 //!   inside handlers.
-//! - Errors: `{"error": {"code", "message", "path"}}` ([`ApiError`]); handler errors
-//!   other than `BadRequest`/`Unauthorized`/`Forbidden`/`NotFound` are logged and
-//!   answered with a generic `500`.
+//! - Errors: `{"error": {"code", "message", "path"}}` ([`ApiError`]). A database error a
+//!   client can act on ([`DbErrorClass`](crate::DbErrorClass)) is answered by its class:
+//!   duplicate key `409 conflict`, foreign key `409 foreign_key`, `NOT NULL`/`CHECK`
+//!   `422 constraint`, too long/out of range `422 out_of_range`, malformed value
+//!   `400 invalid_value`, deadlock/serialization failure `503 retry`. Other handler
+//!   errors than `BadRequest`/`Unauthorized`/`Forbidden`/`NotFound` get a generic `500`.
+//!   Every 5xx is logged with `tracing::error!` and the procedure name.
 //! - Events: [`RealtimeListener`] (installed on the `ReactiveDb` by [`router`]) turns each
 //!   invalidation into one event per tenant concerned, appended to the log and published
 //!   on the bus before the write returns.

@@ -146,7 +146,7 @@ async fn call(
     let before = realtime
         .head(&tenant)
         .await
-        .map_err(|e| ApiError::internal(&e))?;
+        .map_err(|e| ApiError::procedure_failed(&model.name, &e))?;
     let ctx = CallContext {
         principal,
         requires_ack: model.requires_ack,
@@ -156,14 +156,14 @@ async fn call(
         .await
         .map_err(|e| match e {
             CallError::Input(e) => ApiError::bad_input(e.to_string(), e.path),
-            CallError::Handler(e) => ApiError::from(e),
-            CallError::Backend { .. } => ApiError::internal(&e),
+            CallError::Handler(e) => ApiError::from_handler(Some(&model.name), e),
+            e @ CallError::Backend { .. } => ApiError::internal(&e),
         })?;
     let watermark = if model.kind == FunctionKind::Mutation {
         realtime
             .head(&tenant)
             .await
-            .map_err(|e| ApiError::internal(&e))?
+            .map_err(|e| ApiError::procedure_failed(&model.name, &e))?
     } else {
         before
     };
