@@ -17,10 +17,22 @@ use super::{
 };
 use crate::sql::{self, Literal, Unknown};
 
-/// Methods that neither change a value nor its serialized form: looked through
-/// when tracing a bind expression to an input field.
+/// Methods looked through when tracing a bind expression to an input field: the
+/// key value is then computed from the field itself (`input.x`), not from the
+/// bound expression. On the types whose key value is known at all (strings,
+/// integers, `bool`, `Uuid`, `Option`s and references of those; everything else
+/// gives the unknown marker at run time, see `reactive::__private::binding_value`),
+/// each of these yields a value the database compares equal to the field's JSON
+/// form once canonicalized (`5.to_string()` is `"5"`, which meets `5`). Anything
+/// else (`as` casts, `.trim()`, arithmetic, calls) may change the value: untraced.
 const TRANSPARENT_METHODS: &[&str] = &[
-    "clone", "as_str", "as_deref", "to_owned", "borrow", "cloned", "copied", "as_slice",
+    "clone",
+    "to_owned",
+    "to_string",
+    "as_str",
+    "as_ref",
+    "as_deref",
+    "into",
 ];
 
 /// Methods that turn a string into a string: looked through when resolving SQL.
@@ -469,7 +481,6 @@ impl Finder<'_> {
                 }
                 _ => BindValue::Other,
             },
-            Expr::Cast(c) if matches!(*c.ty, syn::Type::Infer(_)) => self.trace(&c.expr, depth),
             Expr::MethodCall(m)
                 if m.args.is_empty()
                     && m.turbofish.is_none()

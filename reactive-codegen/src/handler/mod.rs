@@ -38,14 +38,16 @@
 //! The *input argument* is the function's second typed parameter (the first is the
 //! database handle; a `self` receiver is skipped), whatever its name. A bind
 //! expression is an input field when, after removing `&`, `*`, parentheses and
-//! conversions that keep the value and its serialized form (`.clone()`,
-//! `.as_str()`, `.as_deref()`, `.to_owned()`, `.borrow()`, `.cloned()`,
-//! `.copied()`, `.as_slice()`, `as _`), it is a field path
-//! on the input (`input.data.name`), or a local bound once (non-`mut`) to one, or a
-//! field bound by a destructuring input pattern (`OrgInput { organization_id, .. }`,
-//! `Json(input)`). Conversions that may change the value or its JSON form
-//! (`.to_string()`, `.into()`, `as i64`, arithmetic, function calls) are not
-//! traced: a key on them is widened.
+//! the conversions `.clone()`, `.to_owned()`, `.to_string()`, `.as_str()`,
+//! `.as_ref()`, `.as_deref()` and `.into()`, it is a field path on the input
+//! (`input.data.name`), or a local bound once (non-`mut`) to one, or a field bound
+//! by a destructuring input pattern (`OrgInput { organization_id, .. }`,
+//! `Json(input)`). The key value is then computed from the field itself, and only
+//! for field types whose JSON form is what the database compares (the run time
+//! gives every other type an unknown value, which drops the key): on those types
+//! the conversions above keep the value. Anything else (`as` casts, `.trim()`,
+//! `.to_lowercase()`, arithmetic, `format!`, function calls) is not traced: a key
+//! on it is widened.
 //! Rust literals (`.bind(1)`, `.bind("active")`) become [`BindValue::Literal`].
 //! If the input's name is bound again anywhere in the body (shadowing), no field is
 //! traced: every such key is widened, which is always safe.

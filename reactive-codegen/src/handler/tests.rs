@@ -378,6 +378,13 @@ fn value_preserving_wrappers_are_looked_through() {
             sqlx::query("E").bind(*input.id).execute(db).await;
             sqlx::query("F").bind((&input.id).to_owned()).execute(db).await;
             sqlx::query("G").bind(input.pair.0).execute(db).await;
+            sqlx::query("H").bind(input.id).execute(db).await;
+            sqlx::query("I").bind(&*input.id).execute(db).await;
+            sqlx::query("J").bind(input.id.to_string()).execute(db).await;
+            sqlx::query("K").bind(input.id.as_ref()).execute(db).await;
+            sqlx::query("L").bind(input.data.name.into()).execute(db).await;
+            sqlx::query("M").bind(input.data.name.clone().as_deref()).execute(db).await;
+            sqlx::query("N").bind(input.id.to_owned().to_string().into()).execute(db).await;
         }
     });
     assert_eq!(
@@ -390,6 +397,13 @@ fn value_preserving_wrappers_are_looked_through() {
             input(&["id"], "input.id"),
             input(&["id"], "input.id"),
             input(&["pair", "0"], "input.pair.0"),
+            input(&["id"], "input.id"),
+            input(&["id"], "input.id"),
+            input(&["id"], "input.id"),
+            input(&["id"], "input.id"),
+            input(&["data", "name"], "input.data.name"),
+            input(&["data", "name"], "input.data.name"),
+            input(&["id"], "input.id"),
         ]
     );
 }
@@ -398,12 +412,19 @@ fn value_preserving_wrappers_are_looked_through() {
 fn conversions_that_may_change_the_value_are_not_traced() {
     let a = analyze(parse_quote! {
         async fn f(db: &Db, input: In) {
-            sqlx::query("A").bind(input.id.to_string()).execute(db).await;
+            sqlx::query("A").bind(input.name.trim()).execute(db).await;
             sqlx::query("B").bind(input.id as i64).execute(db).await;
             sqlx::query("C").bind(input.id + 1).execute(db).await;
             sqlx::query("D").bind(other.id).execute(db).await;
             sqlx::query("E").bind(Uuid::new_v4()).execute(db).await;
             sqlx::query("F").bind(input.name.to_lowercase()).execute(db).await;
+            sqlx::query("G").bind(input.id as _).execute(db).await;
+            sqlx::query("H").bind(format!("{}", input.id)).execute(db).await;
+            sqlx::query("I").bind(input.name.to_lowercase().to_string()).execute(db).await;
+            sqlx::query("J").bind(input.ids.borrow()).execute(db).await;
+            sqlx::query("K").bind(input.id.map(|id| id + 1)).execute(db).await;
+            sqlx::query("L").bind(input.id.unwrap_or(0)).execute(db).await;
+            sqlx::query("M").bind(input.name.into_bytes()).execute(db).await;
         }
     });
     assert!(
