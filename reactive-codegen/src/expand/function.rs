@@ -663,8 +663,9 @@ fn registration(plan: &Plan, sig: &Signature) -> TokenStream {
                     Span::call_site(),
                 )),
             });
-        let source = str_lit(&binding.source);
-        quote! { #private::binding_value(&input #(.#members)*, #source)? }
+        // The value comes from the field's type: unknown (`{}`) unless its JSON form
+        // is what the database compares (see `binding_value`).
+        quote! { #private::binding_value!(&input #(.#members)*) }
     });
     let call = match &sig.input {
         Some(_) => quote! { #ident(&db, input).await },
