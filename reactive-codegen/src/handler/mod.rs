@@ -19,7 +19,11 @@
 //!   `_with` forms take pre-built arguments: their parameters are not traced.
 //! - The macros `query!`, `query_as!` (first argument is the row type),
 //!   `query_scalar!` and their `_unchecked` forms: the SQL literal, then the bind
-//!   arguments in order. `query_file*!` macros are reported as run-time SQL.
+//!   arguments in order (the Nth argument is parameter N, as the Nth `.bind`).
+//! - The `query_file!` forms of those (`query_file_as!`, ...): the file is read
+//!   from [`AnalyzeOptions::manifest_dir`], as sqlx does. Without a manifest
+//!   directory, with an absolute path or a file that cannot be read, they are
+//!   reported as run-time SQL.
 //! - `executor.execute("...")` / `fetch*("...")` with a string literal.
 //! - The SQL argument may be a string literal (raw strings too), `concat!` of
 //!   literals, a local `let` bound exactly once (not `mut`) to such a value, a
@@ -68,10 +72,12 @@ mod tests;
 
 pub use file::{FnItem, analyze_file, file_fns, file_options};
 pub use parts::{
-    ModelParts, ResolvedKey, ResolvedTable, resolved_reads, resolved_writes, to_model_parts,
+    KeyParam, ModelParts, ResolvedKey, ResolvedTable, read_key_params, resolved_reads,
+    resolved_writes, to_model_parts,
 };
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use proc_macro2::Span;
 
@@ -90,6 +96,9 @@ pub struct AnalyzeOptions {
     /// `const SQL: &str = "..."`), by name, with the literal's span. A name not
     /// found here or inside the fn is treated as run-time SQL.
     pub consts: HashMap<String, (String, Span)>,
+    /// The directory `query_file!` paths are relative to (the crate's
+    /// `CARGO_MANIFEST_DIR`). `None`: their SQL is not read (run-time SQL).
+    pub manifest_dir: Option<PathBuf>,
 }
 
 /// A line and column in the source (line 1-based, column 1-based, in characters).
@@ -172,9 +181,10 @@ pub struct InputArg {
 /// One SQL statement sent by the body.
 #[derive(Debug, Clone)]
 pub struct SqlSite {
-    /// The SQL text (the literal's value).
+    /// The SQL text (the literal's value, or the file's contents for `query_file!`).
     pub sql: String,
-    /// Span of the string literal (which may be in a `let` or `const` away from the call).
+    /// Span of the string literal (which may be in a `let` or `const` away from the
+    /// call); for `query_file!`, of the path literal.
     pub span: Span,
     /// Location of the string literal.
     pub location: Location,
@@ -215,6 +225,8 @@ pub struct SqlApi {
     pub with_args: bool,
     /// The `_unchecked` form.
     pub unchecked: bool,
+    /// The `query_file!` form (the SQL is read from a file).
+    pub from_file: bool,
 }
 
 impl SqlApi {
@@ -227,7 +239,10 @@ impl SqlApi {
             QueryFamily::RawSql => "raw_sql",
             QueryFamily::Executor => "execute",
         };
-        let mut name = base.to_owned();
+        let mut name = match base.strip_prefix("query") {
+            Some(rest) if self.from_file => format!("query_file{rest}"),
+            _ => base.to_owned(),
+        };
         if self.with_args {
             name.push_str("_with");
         }

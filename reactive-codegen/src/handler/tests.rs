@@ -1030,3 +1030,86 @@ fn unknown_statements_and_runtime_sql_make_the_parts_incomplete() {
     assert!(!parts.complete);
     assert_eq!(parts.kind, FunctionKind::Mutation);
 }
+
+#[test]
+fn query_file_macros_read_their_file_from_the_manifest_dir() {
+    let item: syn::ItemFn = parse_quote! {
+        async fn f(db: &Db, input: In) {
+            sqlx::query_file_as!(Agent, "tests/fixtures/queries/agent_by_id.sql", &input.org, input.id.clone())
+                .fetch_one(db).await?;
+            query_file_scalar_unchecked!("tests/fixtures/queries/agent_by_id.sql", 1, input.id).fetch_one(db).await?;
+            sqlx::query_file!("tests/fixtures/queries/missing.sql", input.id).execute(db).await?;
+            sqlx::query_file!("/etc/agent.sql", input.id).execute(db).await?;
+        }
+    };
+    let options = AnalyzeOptions {
+        manifest_dir: Some(env!("CARGO_MANIFEST_DIR").into()),
+        ..AnalyzeOptions::default()
+    };
+    let a = analyze_fn_with(&item, &options);
+    assert_eq!(a.statements.len(), 2, "{:?}", a.diagnostics);
+    let s = &a.statements[0];
+    assert_eq!(s.api.name(), "query_file_as!");
+    assert_eq!(
+        s.sql,
+        "SELECT * FROM agent\nWHERE organization_id = $1 AND id = $2\n"
+    );
+    assert_eq!(
+        s.binds.iter().map(|b| b.value.clone()).collect::<Vec<_>>(),
+        [input(&["org"], "input.org"), input(&["id"], "input.id")]
+    );
+    assert_eq!(a.statements[1].api.name(), "query_file_scalar_unchecked!");
+    assert_eq!(
+        a.statements[1].binds[0].value,
+        BindValue::Literal(Literal::Number("1".into()))
+    );
+    // A file that cannot be read, and an absolute path: run-time SQL.
+    assert_eq!(runtime_diags(&a), 2, "{:?}", a.diagnostics);
+    assert!(
+        a.calls.iter().all(|c| c.name != "fetch_one"),
+        "{:?}",
+        a.calls
+    );
+    // Without a manifest directory nothing is read.
+    let a = analyze_fn(&item, Dialect::Postgres);
+    assert!(a.statements.is_empty());
+    assert_eq!(runtime_diags(&a), 4);
+}
+
+#[test]
+fn read_key_params_list_what_each_key_parameter_traced_to() {
+    let a = analyze_src(
+        r#"async fn f(db: &Db, input: In) {
+            sqlx::query!("SELECT * FROM agent WHERE organization_id = $1 AND name = $2 AND id = $3",
+                input.org, input.name.trim())
+                .fetch_all(db).await?;
+        }"#,
+    );
+    let keys = read_key_params(&a);
+    let summary: Vec<(&str, usize, Option<&str>, &BindValue, usize)> = keys
+        .iter()
+        .map(|k| {
+            (
+                k.column.as_str(),
+                k.param,
+                k.expr.as_deref(),
+                &k.value,
+                k.location.line,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "organization_id",
+                1,
+                Some("input.org"),
+                &input(&["org"], "input.org"),
+                3
+            ),
+            ("name", 2, Some("input.name.trim()"), &BindValue::Other, 3),
+            ("id", 3, None, &BindValue::Other, 2),
+        ]
+    );
+}
