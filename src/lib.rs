@@ -72,15 +72,143 @@ pub mod __private {
         }
     }
 
-    /// The JSON value of one key binding (`&input.organization_id`).
-    pub fn binding_value<T: Serialize + ?Sized>(
-        value: &T,
-        source: &str,
-    ) -> std::result::Result<serde_json::Value, InputError> {
-        serde_json::to_value(value).map_err(|error| InputError {
-            path: source.to_owned(),
-            message: format!("cannot serialize key value: {error}"),
-        })
+    // ---- key values of bindings ----
+
+    /// The JSON value of one key binding: `binding_value!(&input.organization_id)`
+    /// evaluates to a [`serde_json::Value`] (it cannot fail).
+    ///
+    /// - For a field of a [`KeySafe`] type (`String`, `str`, `Box<str>`,
+    ///   `Arc<str>`, `Cow<str>`, the integers, `bool`, `uuid::Uuid` with the `uuid`
+    ///   feature, and `&T` / `Option<T>` of those), the value's JSON form
+    ///   (`None` → `null`), which is what serde gives.
+    /// - For a field of any other type, the **unknown marker**: the empty JSON
+    ///   object `{}`. The runtime has no key form for objects, so it drops every key
+    ///   predicate on this binding: the read is keyed on fewer columns and more
+    ///   writes invalidate it (wider, never stale).
+    ///
+    /// Why not serde for every type: the key must be the value the *database*
+    /// compares, and a field is bound through its `sqlx::Encode`, not its
+    /// `Serialize`. The two agree for the types above and nothing guarantees it for
+    /// the others: a user enum with `#[derive(Serialize, sqlx::Type)]` may
+    /// serialize as `"InProgress"` but be sent as `'in_progress'`, a timestamp's
+    /// serde text differs from the database's, a newtype may serialize however its
+    /// author chose. A cached read keyed on `"InProgress"` would never meet a write
+    /// of `'in_progress'`: the write would miss it and the cache would serve stale
+    /// data. So only types known to agree give a value.
+    ///
+    /// How: autoref specialization on the field's static type. The call is
+    /// `(&&KeyProbe(value)).reactive_key_value()`: method lookup first tries
+    /// [`KnownKey`], implemented on `&KeyProbe<T>` for `T: KeySafe`, and only when
+    /// that does not apply auto-derefs to [`UnknownKey`] on `KeyProbe<T>` (any `T`).
+    #[doc(hidden)]
+    #[macro_export]
+    macro_rules! __reactive_binding_value {
+        ($value:expr) => {{
+            #[allow(unused_imports)]
+            use $crate::__private::{KnownKey as _, UnknownKey as _};
+            (&&$crate::__private::KeyProbe($value)).reactive_key_value()
+        }};
+    }
+    pub use crate::__reactive_binding_value as binding_value;
+
+    /// The unknown key marker (see [`binding_value`]): `{}`.
+    pub fn unknown_key() -> serde_json::Value {
+        serde_json::Value::Object(serde_json::Map::new())
+    }
+
+    /// Types whose JSON form (as [`KeySafe::key_json`] gives it, and as the runtime
+    /// canonicalizes it) is the value the database compares when one is bound.
+    /// Deliberately closed: see [`binding_value`].
+    pub trait KeySafe {
+        /// The value as JSON (a scalar, or `null`).
+        fn key_json(&self) -> serde_json::Value;
+    }
+
+    macro_rules! key_safe_via_from {
+        ($($ty:ty),*) => {$(
+            impl KeySafe for $ty {
+                fn key_json(&self) -> serde_json::Value {
+                    serde_json::Value::from(*self)
+                }
+            }
+        )*};
+    }
+    key_safe_via_from!(i8, i16, i32, i64, u8, u16, u32, u64, isize, usize, bool);
+
+    impl KeySafe for str {
+        fn key_json(&self) -> serde_json::Value {
+            serde_json::Value::String(self.to_owned())
+        }
+    }
+
+    // The string types deref to `str`; their JSON form is that `str`'s (implemented
+    // here rather than through `Serialize`, which `Arc<str>` has only with serde's
+    // `rc` feature).
+    macro_rules! key_safe_via_str {
+        ($($ty:ty),*) => {$(
+            impl KeySafe for $ty {
+                fn key_json(&self) -> serde_json::Value {
+                    str::key_json(self)
+                }
+            }
+        )*};
+    }
+    key_safe_via_str!(
+        String,
+        Box<str>,
+        std::sync::Arc<str>,
+        std::borrow::Cow<'_, str>
+    );
+
+    /// Serialized (and displayed) as the hyphenated lowercase text, which is also
+    /// what PostgreSQL prints for a `uuid` and what a text column stores.
+    #[cfg(feature = "uuid")]
+    impl KeySafe for ::uuid::Uuid {
+        fn key_json(&self) -> serde_json::Value {
+            serde_json::Value::String(self.hyphenated().to_string())
+        }
+    }
+
+    impl<T: KeySafe + ?Sized> KeySafe for &T {
+        fn key_json(&self) -> serde_json::Value {
+            T::key_json(self)
+        }
+    }
+
+    impl<T: KeySafe> KeySafe for Option<T> {
+        fn key_json(&self) -> serde_json::Value {
+            match self {
+                Some(value) => value.key_json(),
+                None => serde_json::Value::Null,
+            }
+        }
+    }
+
+    /// The receiver of [`binding_value`]'s specialization: a reference to the field.
+    pub struct KeyProbe<'a, T: ?Sized>(pub &'a T);
+
+    /// The specific case of [`binding_value`]: a [`KeySafe`] field gives its value.
+    pub trait KnownKey {
+        /// The field's JSON value.
+        fn reactive_key_value(&self) -> serde_json::Value;
+    }
+
+    impl<T: KeySafe + ?Sized> KnownKey for &KeyProbe<'_, T> {
+        fn reactive_key_value(&self) -> serde_json::Value {
+            self.0.key_json()
+        }
+    }
+
+    /// The fallback of [`binding_value`]: any other field gives the unknown marker.
+    pub trait UnknownKey {
+        /// [`unknown_key`].
+        fn reactive_key_value(&self) -> serde_json::Value;
+    }
+
+    impl<T: ?Sized> UnknownKey for KeyProbe<'_, T> {
+        fn reactive_key_value(&self) -> serde_json::Value {
+            unknown_key()
+        }
     }
 
     /// Serialize a handler's output to JSON bytes (straight from the typed value: no
@@ -291,5 +419,152 @@ pub mod __private {
             i += 1;
         }
         ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! `binding_value!` as the generated `__reactive_prepare` calls it: on a
+    //! reference to a field of the decoded input.
+
+    use std::borrow::Cow;
+    use std::sync::Arc;
+
+    use serde::Serialize;
+    use serde_json::{Value, json};
+
+    use crate::__private::{binding_value, unknown_key};
+
+    /// Serializes as `"InProgress"`; with `#[sqlx(rename_all = "snake_case")]` it
+    /// would be sent as `'in_progress'`.
+    #[derive(Serialize)]
+    enum Status {
+        InProgress,
+    }
+
+    /// Stands for `chrono::NaiveDate` and other types whose serde text is not the
+    /// database's.
+    #[derive(Serialize)]
+    struct Date {
+        year: i32,
+        month: u8,
+        day: u8,
+    }
+
+    #[derive(Serialize)]
+    struct UserId(i64);
+
+    #[derive(Serialize)]
+    struct Input {
+        name: String,
+        id: i64,
+        maybe: Option<i64>,
+        none: Option<i64>,
+        status: Status,
+        date: Date,
+        user: UserId,
+        nested: Nested,
+    }
+
+    #[derive(Serialize)]
+    struct Nested {
+        flag: bool,
+        label: Option<String>,
+        tags: Vec<String>,
+        raw: Value,
+    }
+
+    fn input() -> Input {
+        Input {
+            name: "acme".into(),
+            id: 42,
+            maybe: Some(-7),
+            none: None,
+            status: Status::InProgress,
+            date: Date {
+                year: 2024,
+                month: 2,
+                day: 29,
+            },
+            user: UserId(5),
+            nested: Nested {
+                flag: true,
+                label: Some("x".into()),
+                tags: vec!["a".into()],
+                raw: json!("in_progress"),
+            },
+        }
+    }
+
+    #[test]
+    fn the_unknown_marker_is_an_empty_object() {
+        assert_eq!(unknown_key(), json!({}));
+    }
+
+    #[test]
+    fn strings_integers_bools_and_options_of_them_give_their_value() {
+        let input = input();
+        assert_eq!(binding_value!(&input.name), json!("acme"));
+        assert_eq!(binding_value!(&input.id), json!(42));
+        assert_eq!(binding_value!(&input.maybe), json!(-7));
+        assert_eq!(binding_value!(&input.none), Value::Null);
+        assert_eq!(binding_value!(&input.nested.flag), json!(true));
+        assert_eq!(binding_value!(&input.nested.label), json!("x"));
+        assert_eq!(binding_value!(&&input.name), json!("acme"));
+        assert_eq!(binding_value!(input.name.as_str()), json!("acme"));
+    }
+
+    #[test]
+    fn every_string_type_and_integer_width_gives_its_value() {
+        let boxed: Box<str> = "b".into();
+        let arc: Arc<str> = "a".into();
+        let cow: Cow<'_, str> = Cow::Borrowed("c");
+        let owned: Option<Cow<'_, str>> = Some(Cow::Owned("o".into()));
+        assert_eq!(binding_value!(&boxed), json!("b"));
+        assert_eq!(binding_value!(&arc), json!("a"));
+        assert_eq!(binding_value!(&cow), json!("c"));
+        assert_eq!(binding_value!(&owned), json!("o"));
+        assert_eq!(binding_value!(&-1i8), json!(-1));
+        assert_eq!(binding_value!(&2i16), json!(2));
+        assert_eq!(binding_value!(&3i32), json!(3));
+        assert_eq!(binding_value!(&4u8), json!(4));
+        assert_eq!(binding_value!(&5u16), json!(5));
+        assert_eq!(binding_value!(&6u32), json!(6));
+        assert_eq!(binding_value!(&u64::MAX), json!(u64::MAX));
+        assert_eq!(binding_value!(&-8isize), json!(-8));
+        assert_eq!(binding_value!(&9usize), json!(9));
+    }
+
+    #[test]
+    fn enums_dates_newtypes_json_and_vectors_are_unknown() {
+        let input = input();
+        // Each of these serializes fine, but not necessarily as the database compares.
+        assert_eq!(
+            serde_json::to_value(&input.status).unwrap(),
+            json!("InProgress")
+        );
+        assert_eq!(binding_value!(&input.status), json!({}));
+        assert_eq!(binding_value!(&input.date), json!({}));
+        assert_eq!(binding_value!(&input.user), json!({}));
+        assert_eq!(binding_value!(&input.nested.tags), json!({}));
+        assert_eq!(binding_value!(&input.nested.raw), json!({}));
+        assert_eq!(binding_value!(&Some(Status::InProgress)), json!({}));
+        assert_eq!(binding_value!(&1.5f64), json!({}));
+        // The whole input (`Json(input)` patterns) is an object: unknown too.
+        assert_eq!(binding_value!(&input), json!({}));
+    }
+
+    #[cfg(feature = "uuid")]
+    #[test]
+    fn a_uuid_gives_its_hyphenated_lowercase_text() {
+        let id = uuid::Uuid::from_u128(0x67E5_5044_10B1_426F_9247_BB68_0E5F_E0C8);
+        assert_eq!(
+            binding_value!(&id),
+            json!("67e55044-10b1-426f-9247-bb680e5fe0c8")
+        );
+        assert_eq!(
+            binding_value!(&Some(id)),
+            json!("67e55044-10b1-426f-9247-bb680e5fe0c8")
+        );
     }
 }

@@ -83,6 +83,88 @@ fn suggest_names_kinds_dependencies_and_what_to_fix() {
     assert_eq!(stdout_of(&output), (Some(0), SUGGEST.to_owned()));
 }
 
+/// sqlx's query macros are read like `query(..)` (`query_file!` from the crate's
+/// directory), and every key the run time will drop is pointed at.
+const SUGGEST_QUERY_MACROS: &str = r#"tests/fixtures/query_macros.rs:12: agents_by_status
+  #[reactive_function(name = "agents.byStatus", query)]
+  infers  agent [organization_id = input.organization_id and status = input.status]
+  note: tests/fixtures/query_macros.rs:17: `agent.status` = $2: `input.status` is a `Status`, which gives no key value unless it is a string, an integer, `bool` or `Uuid` (or an `Option` of one): its serialized form may not be what the database compares, so this key is dropped and invalidation is wider
+
+tests/fixtures/query_macros.rs:23: agent_by_id
+  #[reactive_function(name = "agent.byId", query)]
+  infers  agent [id = input.id and organization_id = input.organization_id]
+
+tests/fixtures/query_macros.rs:29: agents_named
+  #[reactive_function(name = "agents.named", query)]
+  infers  agent [organization_id = input.organization_id]
+  note: tests/fixtures/query_macros.rs:33: `agent.name` = $2: `input.name.trim()` is not traced to an input field (only `input.x`, `&input.x`, `.clone()`, `.to_string()`, `.as_str()`, `.into()`, ... of it are), so this key is dropped and invalidation is wider (bind the field itself to keep the key)
+
+tests/fixtures/query_macros.rs:39: agents_from_missing_file
+  #[reactive_function(name = "agents.fromMissingFile", query, dependencies())]
+  seen    -
+  note: tests/fixtures/query_macros.rs:40: SQL built at run time: add every table it reads to `dependencies(...)`
+"#;
+
+#[test]
+fn suggest_reads_query_macros_and_notes_keys_that_are_dropped() {
+    let output = reactive(&["suggest", "tests/fixtures/query_macros.rs"]);
+    assert_eq!(
+        stdout_of(&output),
+        (Some(0), SUGGEST_QUERY_MACROS.to_owned())
+    );
+}
+
+#[test]
+fn analyze_reads_query_macros_with_their_binds_and_query_files() {
+    let output = reactive(&["analyze", "--json", "tests/fixtures/query_macros.rs"]);
+    let (code, text) = stdout_of(&output);
+    assert_eq!(code, Some(0));
+    let report: Value = serde_json::from_str(&text).expect("JSON");
+    let reads: Vec<(String, Value, Value)> = report["functions"]
+        .as_array()
+        .expect("functions")
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap_or_default().to_owned(),
+                f["reads"].clone(),
+                f["diagnostics"].clone(),
+            )
+        })
+        .collect();
+    let key = |column: &str, source: &str| json!({"column": column, "source": source});
+    let runtime = "SQL built at run time; dependencies cannot be inferred";
+    assert_eq!(
+        reads,
+        [
+            (
+                "agents_by_status".to_owned(),
+                json!([{"table": "agent", "keys": [
+                    key("organization_id", "input.organization_id"),
+                    key("status", "input.status")]}]),
+                json!([])
+            ),
+            (
+                "agent_by_id".to_owned(),
+                json!([{"table": "agent", "keys": [
+                    key("id", "input.id"),
+                    key("organization_id", "input.organization_id")]}]),
+                json!([])
+            ),
+            (
+                "agents_named".to_owned(),
+                json!([{"table": "agent", "keys": [key("organization_id", "input.organization_id")]}]),
+                json!([])
+            ),
+            (
+                "agents_from_missing_file".to_owned(),
+                json!([]),
+                json!([{"line": 40, "message": runtime}])
+            ),
+        ]
+    );
+}
+
 #[test]
 fn suggest_json_for_teamhub_handlers() {
     let output = reactive(&["suggest", "--json", "tests/fixtures/teamhub_handlers.rs"]);

@@ -87,6 +87,10 @@ pub fn analyze_files(args: &AnalyzeArgs) -> Result<Report, CliError> {
     let mut functions = Vec::new();
     for path in &args.files {
         let (_, file) = read_rust_file(path)?;
+        let options = AnalyzeOptions {
+            manifest_dir: super::manifest_dir_of(path),
+            ..options.clone()
+        };
         for analysis in handler::analyze_file(&file, &options) {
             if analysis.is_async && analysis.sends_sql() {
                 functions.push(function_report(path, &analysis));

@@ -395,6 +395,17 @@ pub(crate) fn read_rust_file(path: &str) -> Result<(String, syn::File), CliError
     Ok((source, file))
 }
 
+/// The directory of the `Cargo.toml` nearest above a source file: what
+/// `CARGO_MANIFEST_DIR` is when the macro expands it, so `query_file!` paths are
+/// read from the same place. `None` when there is none (they are then run-time SQL).
+pub(crate) fn manifest_dir_of(path: &str) -> Option<std::path::PathBuf> {
+    let path = std::path::Path::new(path).canonicalize().ok()?;
+    path.ancestors()
+        .skip(1)
+        .find(|dir| dir.join("Cargo.toml").is_file())
+        .map(std::path::Path::to_path_buf)
+}
+
 /// `agents_by_org` → `AgentsByOrg` (type names derived from function and table names).
 pub fn pascal_case(name: &str) -> String {
     name.split('_')

@@ -167,6 +167,7 @@ pub fn suggest_files(args: &SuggestArgs) -> Result<SuggestReport, CliError> {
             file,
             &AnalyzeOptions {
                 dialect: args.dialect,
+                manifest_dir: super::manifest_dir_of(path),
                 ..AnalyzeOptions::default()
             },
         );
@@ -191,9 +192,13 @@ pub fn suggest_files(args: &SuggestArgs) -> Result<SuggestReport, CliError> {
         }
         analysed.push((path.as_str(), source.as_str(), items));
     }
+    let structs = Structs::of(parsed.iter().map(|(_, _, file)| file));
     for (path, source, items) in &analysed {
         for (item, analysis) in items {
-            functions.push(suggest_one(path, source, item, analysis, &reactive_names));
+            let mut suggestion = suggest_one(path, source, item, analysis, &reactive_names);
+            suggestion.notes.extend(key_notes(item, analysis, &structs));
+            suggestion.notes.sort_by_key(|n| n.line);
+            functions.push(suggestion);
         }
     }
     Ok(SuggestReport { functions })
@@ -390,6 +395,138 @@ fn suggest_one(
         dependencies_required: required,
         notes,
     }
+}
+
+/// Named-field structs of the files, by name (a name defined twice is left out:
+/// which one the input is cannot be told).
+struct Structs(std::collections::HashMap<String, Option<syn::ItemStruct>>);
+
+impl Structs {
+    fn of<'a>(files: impl Iterator<Item = &'a syn::File>) -> Self {
+        use syn::visit::Visit;
+        struct Collect(std::collections::HashMap<String, Option<syn::ItemStruct>>);
+        impl<'ast> Visit<'ast> for Collect {
+            fn visit_item_struct(&mut self, item: &'ast syn::ItemStruct) {
+                self.0
+                    .entry(item.ident.to_string())
+                    .and_modify(|seen| *seen = None)
+                    .or_insert_with(|| Some(item.clone()));
+            }
+        }
+        let mut collect = Collect(Default::default());
+        for file in files {
+            collect.visit_file(file);
+        }
+        Self(collect.0)
+    }
+
+    /// The declared type of `path` below a value of type `ty`, when every struct
+    /// on the way is defined (once) in the files.
+    fn field_type<'a>(&'a self, ty: &'a syn::Type, path: &[String]) -> Option<&'a syn::Type> {
+        let Some((first, rest)) = path.split_first() else {
+            return Some(ty);
+        };
+        let name = match ty {
+            syn::Type::Reference(r) => return self.field_type(&r.elem, path),
+            syn::Type::Path(p) if p.qself.is_none() => p.path.segments.last()?.ident.to_string(),
+            _ => return None,
+        };
+        let item = self.0.get(&name)?.as_ref()?;
+        let field = item
+            .fields
+            .iter()
+            .find(|f| f.ident.as_ref().is_some_and(|i| i == first))?;
+        self.field_type(&field.ty, rest)
+    }
+}
+
+/// Does this type, as written, give a key value at run time (what
+/// `reactive::__private::KeySafe` is implemented for)? Type aliases and types
+/// named by other paths read as not safe: the note then says "unless".
+fn key_safe_type(ty: &syn::Type) -> bool {
+    const SCALARS: &[&str] = &[
+        "String", "str", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "isize", "usize",
+        "bool", "Uuid",
+    ];
+    let segment = match ty {
+        syn::Type::Reference(r) => return key_safe_type(&r.elem),
+        syn::Type::Paren(p) => return key_safe_type(&p.elem),
+        syn::Type::Path(p) if p.qself.is_none() => match p.path.segments.last() {
+            Some(segment) => segment,
+            None => return false,
+        },
+        _ => return false,
+    };
+    let name = segment.ident.to_string();
+    let args: Vec<&syn::Type> = match &segment.arguments {
+        syn::PathArguments::AngleBracketed(a) => a
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                syn::GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    match (name.as_str(), args.as_slice()) {
+        ("Option", [inner]) => key_safe_type(inner),
+        ("Box" | "Arc" | "Cow", [inner]) => {
+            matches!(inner, syn::Type::Path(p) if p.path.is_ident("str"))
+        }
+        (scalar, []) => SCALARS.contains(&scalar),
+        _ => false,
+    }
+}
+
+/// Notes on the keys of reads the run time cannot use: parameters bound to
+/// something not traced to the input, or not bound where the analysis sees it, and
+/// input fields whose declared type gives no key value (see
+/// `reactive::__private::binding_value`). Each such key is dropped: the read is
+/// wider and more writes invalidate it. Nothing is wrong, only less precise.
+fn key_notes(item: &FnItem<'_>, analysis: &HandlerAnalysis, structs: &Structs) -> Vec<Note> {
+    let input_ty = item
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            syn::FnArg::Typed(t) => Some(&*t.ty),
+            syn::FnArg::Receiver(_) => None,
+        })
+        .nth(1);
+    let mut notes = Vec::new();
+    let mut seen = BTreeSet::new();
+    for key in handler::read_key_params(analysis) {
+        let what = format!("`{}.{}` = ${}", key.table, key.column, key.param);
+        let message = match (&key.value, &key.expr) {
+            (handler::BindValue::Literal(_), _) => continue,
+            (handler::BindValue::Input { path, source }, _) => {
+                let Some(ty) = input_ty.and_then(|ty| structs.field_type(ty, path)) else {
+                    continue;
+                };
+                if key_safe_type(ty) {
+                    continue;
+                }
+                format!(
+                    "{what}: `{source}` is a `{}`, which gives no key value unless it is a string, an integer, `bool` or `Uuid` (or an `Option` of one): its serialized form may not be what the database compares, so this key is dropped and invalidation is wider",
+                    ty.to_token_stream().to_string().replace(' ', "")
+                )
+            }
+            (handler::BindValue::Other, Some(expr)) => format!(
+                "{what}: `{expr}` is not traced to an input field (only `input.x`, `&input.x`, `.clone()`, `.to_string()`, `.as_str()`, `.into()`, ... of it are), so this key is dropped and invalidation is wider (bind the field itself to keep the key)"
+            ),
+            (handler::BindValue::Other, None) => format!(
+                "{what}: the parameter is not bound in the statement's own chain, so this key is dropped and invalidation is wider"
+            ),
+        };
+        if seen.insert((key.location.line, message.clone())) {
+            notes.push(Note {
+                line: key.location.line,
+                message,
+            });
+        }
+    }
+    notes
 }
 
 /// The SQL of each `format!` in the body whose string literal reads as SQL once

@@ -46,7 +46,13 @@ pub fn reactive_function(attr: TokenStream, item: TokenStream) -> TokenStream {
         .as_ref()
         .map(FunctionArgs::dialect)
         .unwrap_or(Dialect::Postgres);
-    let analysis = handler::analyze_fn(&item_fn, dialect);
+    // `query_file!` paths are relative to the crate being compiled, as for sqlx.
+    let options = handler::AnalyzeOptions {
+        dialect,
+        manifest_dir: std::env::var_os("CARGO_MANIFEST_DIR").map(Into::into),
+        ..handler::AnalyzeOptions::default()
+    };
+    let analysis = handler::analyze_fn_with(&item_fn, &options);
     let plan = args
         .as_ref()
         .map(|args| plan(args, &item_fn, &analysis, &mut errors));
@@ -663,8 +669,9 @@ fn registration(plan: &Plan, sig: &Signature) -> TokenStream {
                     Span::call_site(),
                 )),
             });
-        let source = str_lit(&binding.source);
-        quote! { #private::binding_value(&input #(.#members)*, #source)? }
+        // The value comes from the field's type: unknown (`{}`) unless its JSON form
+        // is what the database compares (see `binding_value`).
+        quote! { #private::binding_value!(&input #(.#members)*) }
     });
     let call = match &sig.input {
         Some(_) => quote! { #ident(&db, input).await },

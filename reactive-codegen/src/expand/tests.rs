@@ -440,3 +440,53 @@ fn cfg_applies_to_generated_items() {
         "{out}"
     );
 }
+
+#[test]
+fn query_macros_are_read_like_query_calls() {
+    // The i-th argument after the SQL is parameter i: both keys are bound to the
+    // input (through `.to_string()` too); the key values come from the fields.
+    let out = expand(
+        quote!(name = "agents.byName"),
+        quote! {
+            async fn f(db: &ReactiveDb, input: I) -> reactive::Result<Vec<Agent>> {
+                Ok(sqlx::query_as!(Agent, r"SELECT * FROM agent WHERE organization_id = $1 AND name = $2",
+                    &input.org.id, input.name.to_string()).fetch_all(db).await?)
+            }
+        },
+    );
+    assert!(errors(&out).is_empty(), "{out}");
+    assert!(
+        out.contains(r#"\"bindings\":[{\"path\":[\"org\",\"id\"],\"source\":\"input.org.id\"},{\"path\":[\"name\"],\"source\":\"input.name\"}]"#),
+        "{out}"
+    );
+    assert!(
+        out.contains("binding_value ! (& input . org . id)")
+            && out.contains("binding_value ! (& input . name)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn query_macros_and_query_files_report_missing_dependencies_at_their_literals() {
+    // `cargo test` runs with CARGO_MANIFEST_DIR set to this crate, as the compiler
+    // does for the macro: the file is read from there.
+    let out = expand(
+        quote!(dependencies(tool)),
+        quote! {
+            async fn f(db: &ReactiveDb, input: I) -> reactive::Result<(i64, Agent)> {
+                let a = query_scalar!("SELECT count(*) FROM message WHERE from_agent_id = $1", input.id)
+                    .fetch_one(db).await?;
+                let b = sqlx::query_file_as!(Agent, "tests/fixtures/queries/agent_by_id.sql", input.org, input.id)
+                    .fetch_one(db).await?;
+                Ok((a, b))
+            }
+        },
+    );
+    assert_eq!(
+        errors(&out),
+        [
+            "handler reads table `message` here, but `dependencies(...)` does not list it",
+            "handler reads table `agent` here, but `dependencies(...)` does not list it",
+        ]
+    );
+}

@@ -17,10 +17,22 @@ use super::{
 };
 use crate::sql::{self, Literal, Unknown};
 
-/// Methods that neither change a value nor its serialized form: looked through
-/// when tracing a bind expression to an input field.
+/// Methods looked through when tracing a bind expression to an input field: the
+/// key value is then computed from the field itself (`input.x`), not from the
+/// bound expression. On the types whose key value is known at all (strings,
+/// integers, `bool`, `Uuid`, `Option`s and references of those; everything else
+/// gives the unknown marker at run time, see `reactive::__private::binding_value`),
+/// each of these yields a value the database compares equal to the field's JSON
+/// form once canonicalized (`5.to_string()` is `"5"`, which meets `5`). Anything
+/// else (`as` casts, `.trim()`, arithmetic, calls) may change the value: untraced.
 const TRANSPARENT_METHODS: &[&str] = &[
-    "clone", "as_str", "as_deref", "to_owned", "borrow", "cloned", "copied", "as_slice",
+    "clone",
+    "to_owned",
+    "to_string",
+    "as_str",
+    "as_ref",
+    "as_deref",
+    "into",
 ];
 
 /// Methods that turn a string into a string: looked through when resolving SQL.
@@ -211,16 +223,21 @@ fn constructor_api(name: &str) -> Option<SqlApi> {
         is_macro: false,
         with_args,
         unchecked,
+        from_file: false,
     })
 }
 
-/// A query macro by name (`query`, `query_as_unchecked`, ...).
+/// A query macro by name (`query`, `query_as_unchecked`, `query_file_scalar`, ...).
 fn macro_api(name: &str) -> Option<SqlApi> {
     let (base, unchecked) = match name.strip_suffix("_unchecked") {
         Some(base) => (base, true),
         None => (name, false),
     };
-    let family = match base {
+    let (base, from_file) = match base.strip_prefix("query_file") {
+        Some(rest) => (format!("query{rest}"), true),
+        None => (base.to_owned(), false),
+    };
+    let family = match base.as_str() {
         "query" => QueryFamily::Query,
         "query_as" => QueryFamily::QueryAs,
         "query_scalar" => QueryFamily::QueryScalar,
@@ -231,11 +248,8 @@ fn macro_api(name: &str) -> Option<SqlApi> {
         is_macro: true,
         with_args: false,
         unchecked,
+        from_file,
     })
-}
-
-fn is_query_file_macro(name: &str) -> bool {
-    name.starts_with("query_file")
 }
 
 fn rust_literal(lit: &syn::Lit, negative: bool) -> Option<Literal> {
@@ -439,6 +453,32 @@ impl Finder<'_> {
         }
     }
 
+    /// The SQL of a `query_file!`: its path is a string literal relative to the
+    /// manifest directory (sqlx takes nothing else), read now. The span is the
+    /// path literal's, so errors about the SQL point at it.
+    fn read_sql_file(&self, expr: &Expr) -> SqlArg {
+        let (
+            Some(dir),
+            Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(lit),
+                ..
+            }),
+        ) = (&self.options.manifest_dir, expr)
+        else {
+            return SqlArg::Runtime;
+        };
+        let relative = std::path::PathBuf::from(lit.value());
+        // sqlx refuses absolute paths; reading one would make the analysis depend on
+        // the machine.
+        if relative.is_absolute() {
+            return SqlArg::Runtime;
+        }
+        match std::fs::read_to_string(dir.join(relative)) {
+            Ok(sql) => SqlArg::Literal(sql, lit.span()),
+            Err(_) => SqlArg::Runtime,
+        }
+    }
+
     /// Does this expression in an executor's argument position look like SQL built at run time?
     fn looks_like_runtime_sql(expr: &Expr) -> bool {
         match strip(expr) {
@@ -469,7 +509,6 @@ impl Finder<'_> {
                 }
                 _ => BindValue::Other,
             },
-            Expr::Cast(c) if matches!(*c.ty, syn::Type::Infer(_)) => self.trace(&c.expr, depth),
             Expr::MethodCall(m)
                 if m.args.is_empty()
                     && m.turbofish.is_none()
@@ -606,7 +645,12 @@ impl Finder<'_> {
                 .enumerate()
                 .map(|(i, arg)| self.bind_site(i + 1, arg))
                 .collect();
-            match self.resolve_sql(sql_arg, 0) {
+            let sql = if api.from_file {
+                self.read_sql_file(sql_arg)
+            } else {
+                self.resolve_sql(sql_arg, 0)
+            };
+            match sql {
                 SqlArg::Literal(sql, span) => self.push_site(sql, span, mac.span(), api, binds),
                 SqlArg::Runtime => self.runtime_sql(sql_arg.span()),
             }
@@ -678,6 +722,7 @@ impl<'ast> Visit<'ast> for Finder<'_> {
                         is_macro: false,
                         with_args: false,
                         unchecked: false,
+                        from_file: false,
                     };
                     self.push_site(sql, span, node.span(), api, Vec::new());
                     self.visit_expr(&node.receiver);
@@ -719,8 +764,6 @@ impl<'ast> Visit<'ast> for Finder<'_> {
         let name = last_segment(&node.path).unwrap_or_default();
         if let Some(api) = macro_api(&name) {
             self.handle_macro(node, api, &[]);
-        } else if is_query_file_macro(&name) {
-            self.runtime_sql(node.span());
         } else if let Some(exprs) = macro_exprs(node) {
             for expr in &exprs {
                 self.visit_expr(expr);

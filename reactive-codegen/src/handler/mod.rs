@@ -19,7 +19,11 @@
 //!   `_with` forms take pre-built arguments: their parameters are not traced.
 //! - The macros `query!`, `query_as!` (first argument is the row type),
 //!   `query_scalar!` and their `_unchecked` forms: the SQL literal, then the bind
-//!   arguments in order. `query_file*!` macros are reported as run-time SQL.
+//!   arguments in order (the Nth argument is parameter N, as the Nth `.bind`).
+//! - The `query_file!` forms of those (`query_file_as!`, ...): the file is read
+//!   from [`AnalyzeOptions::manifest_dir`], as sqlx does. Without a manifest
+//!   directory, with an absolute path or a file that cannot be read, they are
+//!   reported as run-time SQL.
 //! - `executor.execute("...")` / `fetch*("...")` with a string literal.
 //! - The SQL argument may be a string literal (raw strings too), `concat!` of
 //!   literals, a local `let` bound exactly once (not `mut`) to such a value, a
@@ -38,14 +42,16 @@
 //! The *input argument* is the function's second typed parameter (the first is the
 //! database handle; a `self` receiver is skipped), whatever its name. A bind
 //! expression is an input field when, after removing `&`, `*`, parentheses and
-//! conversions that keep the value and its serialized form (`.clone()`,
-//! `.as_str()`, `.as_deref()`, `.to_owned()`, `.borrow()`, `.cloned()`,
-//! `.copied()`, `.as_slice()`, `as _`), it is a field path
-//! on the input (`input.data.name`), or a local bound once (non-`mut`) to one, or a
-//! field bound by a destructuring input pattern (`OrgInput { organization_id, .. }`,
-//! `Json(input)`). Conversions that may change the value or its JSON form
-//! (`.to_string()`, `.into()`, `as i64`, arithmetic, function calls) are not
-//! traced: a key on them is widened.
+//! the conversions `.clone()`, `.to_owned()`, `.to_string()`, `.as_str()`,
+//! `.as_ref()`, `.as_deref()` and `.into()`, it is a field path on the input
+//! (`input.data.name`), or a local bound once (non-`mut`) to one, or a field bound
+//! by a destructuring input pattern (`OrgInput { organization_id, .. }`,
+//! `Json(input)`). The key value is then computed from the field itself, and only
+//! for field types whose JSON form is what the database compares (the run time
+//! gives every other type an unknown value, which drops the key): on those types
+//! the conversions above keep the value. Anything else (`as` casts, `.trim()`,
+//! `.to_lowercase()`, arithmetic, `format!`, function calls) is not traced: a key
+//! on it is widened.
 //! Rust literals (`.bind(1)`, `.bind("active")`) become [`BindValue::Literal`].
 //! If the input's name is bound again anywhere in the body (shadowing), no field is
 //! traced: every such key is widened, which is always safe.
@@ -66,10 +72,12 @@ mod tests;
 
 pub use file::{FnItem, analyze_file, file_fns, file_options};
 pub use parts::{
-    ModelParts, ResolvedKey, ResolvedTable, resolved_reads, resolved_writes, to_model_parts,
+    KeyParam, ModelParts, ResolvedKey, ResolvedTable, read_key_params, resolved_reads,
+    resolved_writes, to_model_parts,
 };
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use proc_macro2::Span;
 
@@ -88,6 +96,9 @@ pub struct AnalyzeOptions {
     /// `const SQL: &str = "..."`), by name, with the literal's span. A name not
     /// found here or inside the fn is treated as run-time SQL.
     pub consts: HashMap<String, (String, Span)>,
+    /// The directory `query_file!` paths are relative to (the crate's
+    /// `CARGO_MANIFEST_DIR`). `None`: their SQL is not read (run-time SQL).
+    pub manifest_dir: Option<PathBuf>,
 }
 
 /// A line and column in the source (line 1-based, column 1-based, in characters).
@@ -170,9 +181,10 @@ pub struct InputArg {
 /// One SQL statement sent by the body.
 #[derive(Debug, Clone)]
 pub struct SqlSite {
-    /// The SQL text (the literal's value).
+    /// The SQL text (the literal's value, or the file's contents for `query_file!`).
     pub sql: String,
-    /// Span of the string literal (which may be in a `let` or `const` away from the call).
+    /// Span of the string literal (which may be in a `let` or `const` away from the
+    /// call); for `query_file!`, of the path literal.
     pub span: Span,
     /// Location of the string literal.
     pub location: Location,
@@ -213,6 +225,8 @@ pub struct SqlApi {
     pub with_args: bool,
     /// The `_unchecked` form.
     pub unchecked: bool,
+    /// The `query_file!` form (the SQL is read from a file).
+    pub from_file: bool,
 }
 
 impl SqlApi {
@@ -225,7 +239,10 @@ impl SqlApi {
             QueryFamily::RawSql => "raw_sql",
             QueryFamily::Executor => "execute",
         };
-        let mut name = base.to_owned();
+        let mut name = match base.strip_prefix("query") {
+            Some(rest) if self.from_file => format!("query_file{rest}"),
+            _ => base.to_owned(),
+        };
         if self.with_args {
             name.push_str("_with");
         }

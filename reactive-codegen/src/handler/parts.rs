@@ -122,6 +122,56 @@ pub fn resolved_reads(analysis: &HandlerAnalysis) -> Vec<ResolvedTable> {
     normalize_resolved(tables)
 }
 
+/// A parameter compared with a key column in a read, and what its bind traced to
+/// (see [`read_key_params`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyParam {
+    /// The table read.
+    pub table: String,
+    /// The key column.
+    pub column: String,
+    /// 1-based parameter position.
+    pub param: usize,
+    /// The bind expression as written; `None` when the parameter is not bound where
+    /// the analysis can see it.
+    pub expr: Option<String>,
+    /// What the bind traced to (`Other` when not bound).
+    pub value: BindValue,
+    /// The bind expression's location, or the SQL literal's when not bound.
+    pub location: super::Location,
+}
+
+/// Every parameter compared with a key column of a read, in source order: those
+/// not traced to an input field or literal are dropped from the read's keys (see
+/// the module docs), which `reactive suggest` reports.
+pub fn read_key_params(analysis: &HandlerAnalysis) -> Vec<KeyParam> {
+    let mut out = Vec::new();
+    for site in &analysis.statements {
+        for read in &site.analysis.reads {
+            let RowFilter::Keys(preds) = &read.filter else {
+                continue;
+            };
+            for pred in preds {
+                for value in &pred.values {
+                    let ValueRef::Param(param) = value else {
+                        continue;
+                    };
+                    let bind = param.index.checked_sub(1).and_then(|i| site.binds.get(i));
+                    out.push(KeyParam {
+                        table: read.table.clone(),
+                        column: pred.column.clone(),
+                        param: param.index,
+                        expr: bind.map(|b| b.expr.clone()),
+                        value: bind.map_or(BindValue::Other, |b| b.value.clone()),
+                        location: bind.map_or(site.location, |b| b.location),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
 /// What the statements write, sorted by table. `keys` holds the known column
 /// values of the affected rows: the `WHERE` conjuncts for `UPDATE` / `DELETE`,
 /// the inserted values for `INSERT` / upserts (each column whose value is known

@@ -378,6 +378,13 @@ fn value_preserving_wrappers_are_looked_through() {
             sqlx::query("E").bind(*input.id).execute(db).await;
             sqlx::query("F").bind((&input.id).to_owned()).execute(db).await;
             sqlx::query("G").bind(input.pair.0).execute(db).await;
+            sqlx::query("H").bind(input.id).execute(db).await;
+            sqlx::query("I").bind(&*input.id).execute(db).await;
+            sqlx::query("J").bind(input.id.to_string()).execute(db).await;
+            sqlx::query("K").bind(input.id.as_ref()).execute(db).await;
+            sqlx::query("L").bind(input.data.name.into()).execute(db).await;
+            sqlx::query("M").bind(input.data.name.clone().as_deref()).execute(db).await;
+            sqlx::query("N").bind(input.id.to_owned().to_string().into()).execute(db).await;
         }
     });
     assert_eq!(
@@ -390,6 +397,13 @@ fn value_preserving_wrappers_are_looked_through() {
             input(&["id"], "input.id"),
             input(&["id"], "input.id"),
             input(&["pair", "0"], "input.pair.0"),
+            input(&["id"], "input.id"),
+            input(&["id"], "input.id"),
+            input(&["id"], "input.id"),
+            input(&["id"], "input.id"),
+            input(&["data", "name"], "input.data.name"),
+            input(&["data", "name"], "input.data.name"),
+            input(&["id"], "input.id"),
         ]
     );
 }
@@ -398,12 +412,19 @@ fn value_preserving_wrappers_are_looked_through() {
 fn conversions_that_may_change_the_value_are_not_traced() {
     let a = analyze(parse_quote! {
         async fn f(db: &Db, input: In) {
-            sqlx::query("A").bind(input.id.to_string()).execute(db).await;
+            sqlx::query("A").bind(input.name.trim()).execute(db).await;
             sqlx::query("B").bind(input.id as i64).execute(db).await;
             sqlx::query("C").bind(input.id + 1).execute(db).await;
             sqlx::query("D").bind(other.id).execute(db).await;
             sqlx::query("E").bind(Uuid::new_v4()).execute(db).await;
             sqlx::query("F").bind(input.name.to_lowercase()).execute(db).await;
+            sqlx::query("G").bind(input.id as _).execute(db).await;
+            sqlx::query("H").bind(format!("{}", input.id)).execute(db).await;
+            sqlx::query("I").bind(input.name.to_lowercase().to_string()).execute(db).await;
+            sqlx::query("J").bind(input.ids.borrow()).execute(db).await;
+            sqlx::query("K").bind(input.id.map(|id| id + 1)).execute(db).await;
+            sqlx::query("L").bind(input.id.unwrap_or(0)).execute(db).await;
+            sqlx::query("M").bind(input.name.into_bytes()).execute(db).await;
         }
     });
     assert!(
@@ -1008,4 +1029,87 @@ fn unknown_statements_and_runtime_sql_make_the_parts_incomplete() {
     let parts = to_model_parts(&a);
     assert!(!parts.complete);
     assert_eq!(parts.kind, FunctionKind::Mutation);
+}
+
+#[test]
+fn query_file_macros_read_their_file_from_the_manifest_dir() {
+    let item: syn::ItemFn = parse_quote! {
+        async fn f(db: &Db, input: In) {
+            sqlx::query_file_as!(Agent, "tests/fixtures/queries/agent_by_id.sql", &input.org, input.id.clone())
+                .fetch_one(db).await?;
+            query_file_scalar_unchecked!("tests/fixtures/queries/agent_by_id.sql", 1, input.id).fetch_one(db).await?;
+            sqlx::query_file!("tests/fixtures/queries/missing.sql", input.id).execute(db).await?;
+            sqlx::query_file!("/etc/agent.sql", input.id).execute(db).await?;
+        }
+    };
+    let options = AnalyzeOptions {
+        manifest_dir: Some(env!("CARGO_MANIFEST_DIR").into()),
+        ..AnalyzeOptions::default()
+    };
+    let a = analyze_fn_with(&item, &options);
+    assert_eq!(a.statements.len(), 2, "{:?}", a.diagnostics);
+    let s = &a.statements[0];
+    assert_eq!(s.api.name(), "query_file_as!");
+    assert_eq!(
+        s.sql,
+        "SELECT * FROM agent\nWHERE organization_id = $1 AND id = $2\n"
+    );
+    assert_eq!(
+        s.binds.iter().map(|b| b.value.clone()).collect::<Vec<_>>(),
+        [input(&["org"], "input.org"), input(&["id"], "input.id")]
+    );
+    assert_eq!(a.statements[1].api.name(), "query_file_scalar_unchecked!");
+    assert_eq!(
+        a.statements[1].binds[0].value,
+        BindValue::Literal(Literal::Number("1".into()))
+    );
+    // A file that cannot be read, and an absolute path: run-time SQL.
+    assert_eq!(runtime_diags(&a), 2, "{:?}", a.diagnostics);
+    assert!(
+        a.calls.iter().all(|c| c.name != "fetch_one"),
+        "{:?}",
+        a.calls
+    );
+    // Without a manifest directory nothing is read.
+    let a = analyze_fn(&item, Dialect::Postgres);
+    assert!(a.statements.is_empty());
+    assert_eq!(runtime_diags(&a), 4);
+}
+
+#[test]
+fn read_key_params_list_what_each_key_parameter_traced_to() {
+    let a = analyze_src(
+        r#"async fn f(db: &Db, input: In) {
+            sqlx::query!("SELECT * FROM agent WHERE organization_id = $1 AND name = $2 AND id = $3",
+                input.org, input.name.trim())
+                .fetch_all(db).await?;
+        }"#,
+    );
+    let keys = read_key_params(&a);
+    let summary: Vec<(&str, usize, Option<&str>, &BindValue, usize)> = keys
+        .iter()
+        .map(|k| {
+            (
+                k.column.as_str(),
+                k.param,
+                k.expr.as_deref(),
+                &k.value,
+                k.location.line,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "organization_id",
+                1,
+                Some("input.org"),
+                &input(&["org"], "input.org"),
+                3
+            ),
+            ("name", 2, Some("input.name.trim()"), &BindValue::Other, 3),
+            ("id", 3, None, &BindValue::Other, 2),
+        ]
+    );
 }
