@@ -83,11 +83,11 @@ fn default_dialect_is_postgres() {
 #[test]
 fn the_function_is_always_re_emitted() {
     let item = quote! {
-        fn not_async(db: &ReactiveDb) -> reactive::Result<i64> { Ok(1) }
+        fn not_async(db: &ReactiveDb<Any>) -> reactive::Result<i64> { Ok(1) }
     };
     let out = expand(quote!(bogus), item);
     assert!(
-        out.contains("fn not_async (db : & ReactiveDb) -> reactive :: Result < i64 > { Ok (1) }"),
+        out.contains("fn not_async (db : & ReactiveDb < Any >) -> reactive :: Result < i64 > { Ok (1) }"),
         "{out}"
     );
     let errs = errors(&out);
@@ -126,7 +126,7 @@ fn signature_shapes() {
         ),
         (
             quote!(
-                async fn f(db: &ReactiveDb, input: &Input) -> reactive::Result<()> {
+                async fn f(db: &ReactiveDb<Any>, input: &Input) -> reactive::Result<()> {
                     Ok(())
                 }
             ),
@@ -134,7 +134,7 @@ fn signature_shapes() {
         ),
         (
             quote!(
-                async fn f(db: &ReactiveDb, a: A, b: B) -> reactive::Result<()> {
+                async fn f(db: &ReactiveDb<Any>, a: A, b: B) -> reactive::Result<()> {
                     Ok(())
                 }
             ),
@@ -142,13 +142,13 @@ fn signature_shapes() {
         ),
         (
             quote!(
-                async fn f(db: &ReactiveDb) {}
+                async fn f(db: &ReactiveDb<Any>) {}
             ),
             "must return `reactive::Result<Output>`",
         ),
         (
             quote!(
-                async fn f(db: &ReactiveDb) -> Vec<i64> {
+                async fn f(db: &ReactiveDb<Any>) -> Vec<i64> {
                     vec![]
                 }
             ),
@@ -156,7 +156,7 @@ fn signature_shapes() {
         ),
         (
             quote!(
-                async fn f<T>(db: &ReactiveDb, input: T) -> reactive::Result<()> {
+                async fn f<T>(db: &ReactiveDb<Any>, input: T) -> reactive::Result<()> {
                     Ok(())
                 }
             ),
@@ -174,7 +174,7 @@ fn valid_function_registers() {
     let out = expand(
         quote!(name = "agents.findMany"),
         quote! {
-            pub async fn agents_find_many(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Vec<Agent>> {
+            pub async fn agents_find_many(db: &ReactiveDb<Any>, input: OrgInput) -> reactive::Result<Vec<Agent>> {
                 Ok(sqlx::query_as::<_, Agent>("SELECT * FROM agent WHERE organization_id = $1")
                     .bind(&input.organization_id)
                     .fetch_all(db)
@@ -196,7 +196,7 @@ fn valid_function_registers() {
 #[test]
 fn run_time_sql_needs_dependencies() {
     let item = quote! {
-        async fn f(db: &ReactiveDb, input: I) -> reactive::Result<Vec<Row>> {
+        async fn f(db: &ReactiveDb<Any>, input: I) -> reactive::Result<Vec<Row>> {
             let sql = format!("SELECT * FROM {}", input.table);
             Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(db).await?)
         }
@@ -213,7 +213,7 @@ fn run_time_sql_needs_dependencies() {
 #[test]
 fn helper_receiving_db_is_probed_or_reported() {
     let item = quote! {
-        async fn f(db: &ReactiveDb, input: I) -> reactive::Result<i64> {
+        async fn f(db: &ReactiveDb<Any>, input: I) -> reactive::Result<i64> {
             let a = count_messages(db, &input).await?;
             let b = Agent::count(db).await?;
             Ok(a + b)
@@ -292,7 +292,7 @@ fn missing_dependencies_are_all_reported_at_their_literals() {
     let out = expand(
         quote!(dependencies(agent)),
         quote! {
-            async fn f(db: &ReactiveDb, input: I) -> reactive::Result<(i64, i64)> {
+            async fn f(db: &ReactiveDb<Any>, input: I) -> reactive::Result<(i64, i64)> {
                 let a = sqlx::query_scalar("SELECT count(*) FROM message m JOIN agent a ON a.id = m.from_agent_id WHERE a.id = $1")
                     .bind(input.id).fetch_one(db).await?;
                 let b = sqlx::query_scalar("WITH x AS (SELECT agent_id FROM memory) SELECT count(*) FROM x")
@@ -317,7 +317,7 @@ fn explicit_query_that_writes_and_unparseable_sql() {
     let out = expand(
         quote!(query),
         quote! {
-            async fn f(db: &ReactiveDb, input: I) -> reactive::Result<()> {
+            async fn f(db: &ReactiveDb<Any>, input: I) -> reactive::Result<()> {
                 sqlx::query("UPDATE agent SET name = $1 WHERE id = $2").bind(&input.name).bind(input.id).execute(db).await?;
                 sqlx::query("SELEC 1").execute(db).await?;
                 Ok(())
@@ -339,7 +339,7 @@ fn explicit_query_that_writes_and_unparseable_sql() {
 #[test]
 fn inferred_model_has_keys_bindings_and_kind() {
     let item: syn::ItemFn = syn::parse_quote! {
-        async fn agents(db: &ReactiveDb, input: OrgInput) -> reactive::Result<Vec<Agent>> {
+        async fn agents(db: &ReactiveDb<Any>, input: OrgInput) -> reactive::Result<Vec<Agent>> {
             Ok(sqlx::query_as("SELECT * FROM agent WHERE organization_id = $1").bind(&input.organization_id).fetch_all(db).await?)
         }
     };
@@ -363,7 +363,7 @@ fn inferred_model_has_keys_bindings_and_kind() {
 
     // A write makes a mutation; `invalidates` is recorded.
     let item: syn::ItemFn = syn::parse_quote! {
-        async fn create(db: &ReactiveDb, input: NewAgent) -> reactive::Result<()> {
+        async fn create(db: &ReactiveDb<Any>, input: NewAgent) -> reactive::Result<()> {
             sqlx::query("INSERT INTO agent (name) VALUES ($1)").bind(&input.name).execute(db).await?;
             Ok(())
         }
@@ -383,7 +383,7 @@ fn inferred_model_has_keys_bindings_and_kind() {
 #[test]
 fn explicit_tables_not_seen_in_the_body_are_whole_table() {
     let item: syn::ItemFn = syn::parse_quote! {
-        async fn f(db: &ReactiveDb, input: I) -> reactive::Result<i64> {
+        async fn f(db: &ReactiveDb<Any>, input: I) -> reactive::Result<i64> {
             Ok(sqlx::query_scalar("SELECT count(*) FROM agent WHERE id = $1").bind(input.id).fetch_one(db).await?)
         }
     };
@@ -410,7 +410,7 @@ fn misplaced_database_handle_is_one_error() {
     let errs = errors(&expand(
         quote!(),
         quote!(
-            async fn f(id: i64, db: &ReactiveDb) -> reactive::Result<()> {
+            async fn f(id: i64, db: &ReactiveDb<Any>) -> reactive::Result<()> {
                 Ok(())
             }
         ),
@@ -428,7 +428,7 @@ fn cfg_applies_to_generated_items() {
         quote!(),
         quote! {
             #[cfg(feature = "admin")]
-            async fn f(db: &ReactiveDb) -> reactive::Result<i64> {
+            async fn f(db: &ReactiveDb<Any>) -> reactive::Result<i64> {
                 Ok(sqlx::query_scalar("SELECT count(*) FROM agent").fetch_one(db).await?)
             }
         },
@@ -448,7 +448,7 @@ fn query_macros_are_read_like_query_calls() {
     let out = expand(
         quote!(name = "agents.byName"),
         quote! {
-            async fn f(db: &ReactiveDb, input: I) -> reactive::Result<Vec<Agent>> {
+            async fn f(db: &ReactiveDb<Any>, input: I) -> reactive::Result<Vec<Agent>> {
                 Ok(sqlx::query_as!(Agent, r"SELECT * FROM agent WHERE organization_id = $1 AND name = $2",
                     &input.org.id, input.name.to_string()).fetch_all(db).await?)
             }
@@ -473,7 +473,7 @@ fn query_macros_and_query_files_report_missing_dependencies_at_their_literals() 
     let out = expand(
         quote!(dependencies(tool)),
         quote! {
-            async fn f(db: &ReactiveDb, input: I) -> reactive::Result<(i64, Agent)> {
+            async fn f(db: &ReactiveDb<Any>, input: I) -> reactive::Result<(i64, Agent)> {
                 let a = query_scalar!("SELECT count(*) FROM message WHERE from_agent_id = $1", input.id)
                     .fetch_one(db).await?;
                 let b = sqlx::query_file_as!(Agent, "tests/fixtures/queries/agent_by_id.sql", input.org, input.id)
