@@ -1,0 +1,479 @@
+//! Reactive functions written as sqlx users write them, on native drivers: a
+//! `ReactiveDb<Postgres>` with uuid keys, a Postgres enum, `date`, `timestamptz`,
+//! `jsonb` and `text[]` columns; `ReactiveDb<Sqlite>` and `ReactiveDb<MySql>` with
+//! integer keys. Each checks that key-level invalidation is as precise as the column
+//! types allow (uuid and integer keys: a write to one project leaves another's cached
+//! query alone) and that columns whose values cannot be compared safely (the enum,
+//! whose serde and database spellings differ; dates) never serve stale results.
+//!
+//! PostgreSQL and MySQL need `TEST_POSTGRES_URL` / `TEST_MYSQL_URL` (skipped with a
+//! message when unset, unless `CI` is set: then they fail).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use reactive::registry::FunctionDef;
+use reactive::{ReactiveDb, reactive_function};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::{AssertSqlSafe, Connection, MySql, Postgres, Sqlite};
+use uuid::Uuid;
+
+/// A URL from the environment, or `None` (skip) when unset outside CI.
+fn service_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => panic!("{var} must be set in CI"),
+        _ => {
+            eprintln!("skipped: {var} is not set");
+            None
+        }
+    }
+}
+
+fn def(name: &str) -> &'static FunctionDef {
+    reactive::registry::functions()
+        .into_iter()
+        .find(|d| d.model().name == name)
+        .unwrap_or_else(|| panic!("{name} is registered"))
+}
+
+// ---------------------------------------------------------------- PostgreSQL
+
+#[derive(sqlx::Type, Serialize, Deserialize, ts_rs::TS, Debug, Clone, Copy, PartialEq, Eq)]
+#[sqlx(type_name = "nt_status", rename_all = "snake_case")]
+pub enum Status {
+    Todo,
+    InProgress,
+    Done,
+}
+
+#[derive(sqlx::FromRow, Serialize, Deserialize, ts_rs::TS, Debug, Clone, PartialEq)]
+pub struct Task {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub title: String,
+    pub status: Status,
+    pub due: Option<NaiveDate>,
+    pub created_at: DateTime<Utc>,
+    pub tags: Vec<String>,
+    pub meta: serde_json::Value,
+}
+
+#[derive(Deserialize, ts_rs::TS)]
+pub struct ProjectInput {
+    pub project_id: Uuid,
+}
+
+#[derive(Deserialize, ts_rs::TS)]
+pub struct StatusInput {
+    pub status: Status,
+}
+
+#[derive(Deserialize, ts_rs::TS)]
+pub struct DueInput {
+    pub due: NaiveDate,
+}
+
+#[derive(Deserialize, ts_rs::TS)]
+pub struct SetStatus {
+    pub id: Uuid,
+    pub status: Status,
+}
+
+#[reactive_function(name = "nt.pg.tasksOfProject")]
+pub async fn pg_tasks_of_project(
+    db: &ReactiveDb<Postgres>,
+    input: ProjectInput,
+) -> reactive::Result<Vec<Task>> {
+    Ok(sqlx::query_as::<_, Task>(
+        "SELECT id, project_id, title, status, due, created_at, tags, meta FROM nt_task WHERE project_id = $1 ORDER BY title",
+    )
+    .bind(input.project_id)
+    .fetch_all(db)
+    .await?)
+}
+
+#[reactive_function(name = "nt.pg.tasksWithStatus")]
+pub async fn pg_tasks_with_status(
+    db: &ReactiveDb<Postgres>,
+    input: StatusInput,
+) -> reactive::Result<Vec<Task>> {
+    Ok(sqlx::query_as::<_, Task>(
+        "SELECT id, project_id, title, status, due, created_at, tags, meta FROM nt_task WHERE status = $1 ORDER BY title",
+    )
+    .bind(input.status)
+    .fetch_all(db)
+    .await?)
+}
+
+#[reactive_function(name = "nt.pg.tasksDue")]
+pub async fn pg_tasks_due(
+    db: &ReactiveDb<Postgres>,
+    input: DueInput,
+) -> reactive::Result<Vec<Task>> {
+    Ok(sqlx::query_as::<_, Task>(
+        "SELECT id, project_id, title, status, due, created_at, tags, meta FROM nt_task WHERE due = $1 ORDER BY title",
+    )
+    .bind(input.due)
+    .fetch_all(db)
+    .await?)
+}
+
+#[reactive_function(name = "nt.pg.setStatus")]
+pub async fn pg_set_status(db: &ReactiveDb<Postgres>, input: SetStatus) -> reactive::Result<u64> {
+    Ok(sqlx::query("UPDATE nt_task SET status = $1 WHERE id = $2")
+        .bind(input.status)
+        .bind(input.id)
+        .execute(db)
+        .await?
+        .rows_affected())
+}
+
+async fn pg_fixture(url: &str) -> (ReactiveDb<Postgres>, [Uuid; 2], [Uuid; 3]) {
+    let database = "reactive_native_drivers";
+    let mut admin = sqlx::PgConnection::connect(url).await.expect("connect");
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+        format!("CREATE DATABASE {database}"),
+    ] {
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+    }
+    let url = match url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{database}"),
+        None => panic!("a database URL ends in /name: {url}"),
+    };
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    sqlx::raw_sql(
+        "CREATE TYPE nt_status AS ENUM ('todo', 'in_progress', 'done');
+         CREATE TABLE nt_project (id uuid PRIMARY KEY, name text NOT NULL);
+         CREATE TABLE nt_task (
+             id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+             project_id uuid NOT NULL REFERENCES nt_project ON DELETE CASCADE,
+             title text NOT NULL,
+             status nt_status NOT NULL DEFAULT 'todo',
+             due date,
+             created_at timestamptz NOT NULL DEFAULT now(),
+             tags text[] NOT NULL DEFAULT '{}',
+             meta jsonb NOT NULL DEFAULT '{}'
+         );",
+    )
+    .execute(&pool)
+    .await
+    .expect("schema");
+    let projects = [Uuid::new_v4(), Uuid::new_v4()];
+    for p in projects {
+        sqlx::query("INSERT INTO nt_project (id, name) VALUES ($1, $2)")
+            .bind(p)
+            .bind(p.to_string())
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let tasks = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+    let due = NaiveDate::from_ymd_opt(2026, 12, 24).unwrap();
+    for (i, (t, p)) in tasks
+        .iter()
+        .zip([projects[0], projects[0], projects[1]])
+        .enumerate()
+    {
+        sqlx::query(
+            "INSERT INTO nt_task (id, project_id, title, due, tags, meta) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(t)
+        .bind(p)
+        .bind(format!("task {i}"))
+        .bind(due)
+        .bind(vec!["a".to_owned(), "b".to_owned()])
+        .bind(sqlx::types::Json(json!({"i": i})))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    // The catalog is read here, after the schema exists.
+    let db = ReactiveDb::new(pool).await.expect("wrap the pool");
+    (db, projects, tasks)
+}
+
+async fn pg_call(
+    db: &ReactiveDb<Postgres>,
+    name: &str,
+    input: serde_json::Value,
+) -> (Vec<Task>, bool) {
+    let out = db.call(def(name), "t1", input).await.expect("call");
+    (serde_json::from_slice(&out.bytes).expect("tasks"), out.hit)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_native_types_uuid_keys_are_precise_and_nothing_is_stale() {
+    let Some(url) = service_url("TEST_POSTGRES_URL") else {
+        return;
+    };
+    let (db, [p1, p2], [t1, _, t3]) = pg_fixture(&url).await;
+    let of = |p: Uuid| json!({ "project_id": p });
+    let tasks = "nt.pg.tasksOfProject";
+
+    let (first, hit) = pg_call(&db, tasks, of(p1)).await;
+    assert_eq!((first.len(), hit), (2, false));
+    assert_eq!(first[0].tags, vec!["a", "b"]);
+    assert_eq!(first[0].meta, json!({"i": 0}));
+    assert!(pg_call(&db, tasks, of(p1)).await.1, "second call is a hit");
+    let (_, hit) = pg_call(&db, tasks, of(p2)).await;
+    assert!(!hit);
+    let todo = json!({ "status": "Todo" });
+    let (with_status, _) = pg_call(&db, "nt.pg.tasksWithStatus", todo.clone()).await;
+    assert_eq!(with_status.len(), 3);
+    let due = json!({ "due": "2026-12-24" });
+    assert_eq!(pg_call(&db, "nt.pg.tasksDue", due.clone()).await.0.len(), 3);
+
+    // A mutation through a reactive function: the enum's serde form ("Done") differs
+    // from the database's ('done'), so status keys are unknown and every status query
+    // is refetched; the uuid key is exact, so only P1's list goes.
+    let out = db
+        .call(
+            def("nt.pg.setStatus"),
+            "t1",
+            json!({ "id": t1, "status": "Done" }),
+        )
+        .await
+        .expect("set status");
+    assert_eq!(&out.bytes[..], b"1");
+    let (after, hit) = pg_call(&db, tasks, of(p1)).await;
+    assert!(!hit, "P1's list was invalidated");
+    assert_eq!(after[0].status, Status::Done, "and is not stale");
+    assert!(
+        pg_call(&db, tasks, of(p2)).await.1,
+        "P2's list stayed cached"
+    );
+    let (with_status, hit) = pg_call(&db, "nt.pg.tasksWithStatus", todo.clone()).await;
+    assert!(!hit);
+    assert_eq!(with_status.len(), 2, "the status query is not stale");
+
+    // A write outside any function: native arguments are opaque, the pre-read gives
+    // the row's old project (uuid as text), which keeps P2's entry.
+    sqlx::query("UPDATE nt_task SET title = $1 WHERE id = $2")
+        .bind("renamed")
+        .bind(t1)
+        .execute(&db)
+        .await
+        .unwrap();
+    let (after, hit) = pg_call(&db, tasks, of(p1)).await;
+    assert!(!hit);
+    assert!(after.iter().any(|t| t.title == "renamed"));
+    assert!(
+        pg_call(&db, tasks, of(p2)).await.1,
+        "P2's list stayed cached"
+    );
+
+    // Moving a task between projects invalidates both.
+    assert!(pg_call(&db, tasks, of(p2)).await.1);
+    sqlx::query("UPDATE nt_task SET project_id = $1 WHERE id = $2")
+        .bind(p2)
+        .bind(t1)
+        .execute(&db)
+        .await
+        .unwrap();
+    let (p1_tasks, hit1) = pg_call(&db, tasks, of(p1)).await;
+    let (p2_tasks, hit2) = pg_call(&db, tasks, of(p2)).await;
+    assert!(!hit1 && !hit2);
+    assert_eq!((p1_tasks.len(), p2_tasks.len()), (1, 2));
+
+    // Dates are never keys (every write to the table refetched the date query so far);
+    // changing one refetches it too, and it is not stale.
+    pg_call(&db, "nt.pg.tasksDue", due.clone()).await;
+    assert!(pg_call(&db, "nt.pg.tasksDue", due.clone()).await.1);
+    sqlx::query("UPDATE nt_task SET due = $1 WHERE id = $2")
+        .bind(NaiveDate::from_ymd_opt(2027, 1, 1).unwrap())
+        .bind(t3)
+        .execute(&db)
+        .await
+        .unwrap();
+    let (due_tasks, hit) = pg_call(&db, "nt.pg.tasksDue", due).await;
+    assert!(!hit);
+    assert_eq!(due_tasks.len(), 2);
+
+    // (t3 is P2's: its list was refetched.) An insert whose new key is known only
+    // from RETURNING.
+    let (_, hit) = pg_call(&db, tasks, of(p2)).await;
+    assert!(!hit, "the date change of a P2 task refetched P2's list");
+    assert!(
+        pg_call(&db, tasks, of(p1)).await.1,
+        "P1's list stayed cached"
+    );
+    let id: Uuid = sqlx::query_scalar(
+        "INSERT INTO nt_task (project_id, title) VALUES ($1, $2) RETURNING id, project_id",
+    )
+    .bind(p1)
+    .bind("new")
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let (p1_tasks, hit) = pg_call(&db, tasks, of(p1)).await;
+    assert!(!hit);
+    assert!(p1_tasks.iter().any(|t| t.id == id));
+    assert!(
+        pg_call(&db, tasks, of(p2)).await.1,
+        "P2's list stayed cached"
+    );
+
+    // Inside a transaction, applied at commit.
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("DELETE FROM nt_task WHERE id = $1")
+        .bind(id)
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    assert!(pg_call(&db, tasks, of(p1)).await.1, "nothing before commit");
+    tx.commit().await.unwrap();
+    let (p1_tasks, hit) = pg_call(&db, tasks, of(p1)).await;
+    assert!(!hit);
+    assert!(!p1_tasks.iter().any(|t| t.id == id));
+    assert!(
+        pg_call(&db, tasks, of(p2)).await.1,
+        "P2's list stayed cached"
+    );
+
+    // A malformed uuid never reaches the database.
+    let err = db
+        .call(def(tasks), "t1", json!({ "project_id": "not-a-uuid" }))
+        .await
+        .expect_err("input error");
+    assert!(
+        matches!(&err, reactive::db::CallError::Input(e) if e.path == "project_id"),
+        "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------- SQLite, MySQL
+
+#[derive(sqlx::FromRow, Serialize, Deserialize, ts_rs::TS, Debug, Clone, PartialEq)]
+pub struct Item {
+    pub id: i64,
+    pub org: i64,
+    pub title: String,
+}
+
+#[derive(Deserialize, ts_rs::TS)]
+pub struct OrgInput {
+    pub org: i64,
+}
+
+#[reactive_function(name = "nt.sqlite.items", dialect = "sqlite")]
+pub async fn sqlite_items(db: &ReactiveDb<Sqlite>, input: OrgInput) -> reactive::Result<Vec<Item>> {
+    Ok(
+        sqlx::query_as::<_, Item>("SELECT id, org, title FROM nt_item WHERE org = ?1 ORDER BY id")
+            .bind(input.org)
+            .fetch_all(db)
+            .await?,
+    )
+}
+
+#[reactive_function(name = "nt.mysql.items", dialect = "mysql")]
+pub async fn mysql_items(db: &ReactiveDb<MySql>, input: OrgInput) -> reactive::Result<Vec<Item>> {
+    Ok(
+        sqlx::query_as::<_, Item>("SELECT id, org, title FROM nt_item WHERE org = ? ORDER BY id")
+            .bind(input.org)
+            .fetch_all(db)
+            .await?,
+    )
+}
+
+/// The shared scenario: cache orgs 1 and 2, write to org 1 in three ways, and check
+/// org 1 is refetched (not stale) while org 2 stays cached.
+async fn integer_keys<DB: reactive::Backend>(
+    db: &ReactiveDb<DB>,
+    name: &str,
+    placeholder: [&str; 3],
+) where
+    for<'c> &'c ReactiveDb<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    <DB as sqlx::Database>::Arguments: for<'q> sqlx::IntoArguments<DB>,
+{
+    let call = |org: i64| async move {
+        let out = db
+            .call(def(name), "t", json!({ "org": org }))
+            .await
+            .expect("call");
+        let items: Vec<Item> = serde_json::from_slice(&out.bytes).unwrap();
+        (items, out.hit)
+    };
+    let [a, b, c] = placeholder;
+    call(1).await;
+    call(2).await;
+    assert!(call(1).await.1 && call(2).await.1);
+    // An update keyed by id: the pre-read finds org 1.
+    sqlx::query(AssertSqlSafe(format!(
+        "UPDATE nt_item SET title = {a} WHERE id = {b}"
+    )))
+    .bind("changed")
+    .bind(1_i64)
+    .execute(db)
+    .await
+    .unwrap();
+    let (items, hit) = call(1).await;
+    assert!(!hit);
+    assert_eq!(items[0].title, "changed");
+    assert!(call(2).await.1, "org 2 stayed cached");
+    // A delete keyed by id.
+    sqlx::query(AssertSqlSafe(format!("DELETE FROM nt_item WHERE id = {a}")))
+        .bind(1_i64)
+        .execute(db)
+        .await
+        .unwrap();
+    let (items, hit) = call(1).await;
+    assert!(!hit);
+    assert!(items.is_empty());
+    assert!(call(2).await.1, "org 2 stayed cached");
+    // An insert: its values are not visible in native arguments, so the whole table
+    // is affected (wider, never stale).
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO nt_item (id, org, title) VALUES ({a}, {b}, {c})"
+    )))
+    .bind(10_i64)
+    .bind(1_i64)
+    .bind("new")
+    .execute(db)
+    .await
+    .unwrap();
+    let (items, hit) = call(1).await;
+    assert!(!hit);
+    assert_eq!(items.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_native_integer_keys_are_precise() {
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE nt_item (id INTEGER PRIMARY KEY, org INTEGER NOT NULL, title TEXT NOT NULL);
+         INSERT INTO nt_item VALUES (1, 1, 'a'), (2, 2, 'b');",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let db = ReactiveDb::new(pool).await.unwrap();
+    integer_keys(&db, "nt.sqlite.items", ["?1", "?2", "?3"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_native_integer_keys_are_precise() {
+    let Some(url) = service_url("TEST_MYSQL_URL") else {
+        return;
+    };
+    let pool = sqlx::MySqlPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "DROP TABLE IF EXISTS nt_item;
+         CREATE TABLE nt_item (id BIGINT PRIMARY KEY, org BIGINT NOT NULL, title VARCHAR(100) NOT NULL);
+         INSERT INTO nt_item VALUES (1, 1, 'a'), (2, 2, 'b');",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let db = ReactiveDb::new(pool).await.unwrap();
+    integer_keys(&db, "nt.mysql.items", ["?", "?", "?"]).await;
+}
