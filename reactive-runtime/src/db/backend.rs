@@ -124,6 +124,13 @@ pub trait Backend: sqlx::Database + sealed::Sealed {
         None
     }
 
+    /// The arguments at these 1-based positions, in order, as a new argument list, when
+    /// the driver lets us pick them apart (`Any`).
+    #[doc(hidden)]
+    fn select_args(_args: &Self::Arguments, _positions: &[usize]) -> Option<Self::Arguments> {
+        None
+    }
+
     /// `true` when [`Backend::arg_value`] sees bound values.
     #[doc(hidden)]
     const SEES_ARGUMENTS: bool = false;
@@ -384,6 +391,10 @@ mod any {
         }
 
         const SEES_ARGUMENTS: bool = true;
+
+        fn select_args(args: &Self::Arguments, positions: &[usize]) -> Option<Self::Arguments> {
+            super::super::values::select_args(args, positions)
+        }
 
         fn row_value(row: &AnyRow, index: usize) -> Option<Json> {
             super::super::values::row_value(row, index)

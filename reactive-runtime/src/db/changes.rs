@@ -12,6 +12,17 @@ use crate::engine::KeyValue;
 use crate::engine::ReadSet;
 use crate::engine::{ChangeSet, RelationEdge, RowChange};
 
+/// How a pre-read binds the write's arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// Just the condition's arguments, renumbered from 1 (drivers whose arguments we can
+    /// pick apart: `Any`; PostgreSQL would read an untyped unused argument as text).
+    Compact,
+    /// All of the write's `n` arguments, with the write's numbering (native drivers,
+    /// whose arguments are opaque but typed).
+    Original(usize),
+}
+
 /// The JSON value of a statement's parameter, by 1-based index; `None`: unknown.
 pub type Values<'a> = dyn Fn(usize) -> Option<Json> + 'a;
 
@@ -70,7 +81,7 @@ pub fn pre_read_plan(
     watched: &BTreeSet<String>,
     template: Option<&WhereTemplate>,
     force: Option<&str>,
-    arg_count: usize,
+    binding: Binding,
 ) -> Option<PreRead> {
     if analysis.unknown.is_some() || analysis.writes.len() != 1 || change.is_everything() {
         return None;
@@ -104,7 +115,7 @@ pub fn pre_read_plan(
     columns.sort();
     let template = template?;
     let lock = lock_clause(dialect);
-    let condition = condition(template, dialect, arg_count)?;
+    let condition = condition(template, dialect, binding)?;
     let columns_sql: Vec<String> = columns.iter().map(|c| key_column(c, dialect)).collect();
     let sql = format!(
         "SELECT {} FROM {}{condition}{lock}",
@@ -200,7 +211,7 @@ pub fn cascade_plan(
     watched: &BTreeSet<String>,
     template: &WhereTemplate,
     dialect: Dialect,
-    arg_count: usize,
+    binding: Binding,
 ) -> Option<CascadeRead> {
     let to_column = edge.to_column.as_ref()?;
     let columns: Vec<String> = watched
@@ -214,7 +225,7 @@ pub fn cascade_plan(
     // A locking read sees the latest committed rows (MySQL: not the transaction's
     // snapshot), as the database's own cascade will.
     let lock = lock_clause(dialect);
-    let condition = condition(template, dialect, arg_count)?;
+    let condition = condition(template, dialect, binding)?;
     let columns_sql: Vec<String> = columns.iter().map(|c| key_column(c, dialect)).collect();
     let sql = format!(
         "SELECT {} FROM {} WHERE {to_column} IN (SELECT {} FROM {}{condition}) LIMIT {}{lock}",
@@ -294,13 +305,22 @@ fn lock_clause(dialect: Dialect) -> &'static str {
     }
 }
 
-/// ` WHERE <the statement's own condition>`, or nothing, for a read bound with all of
-/// the write's `arg_count` arguments. PostgreSQL and SQLite placeholders keep the
-/// write's numbering (an argument the condition does not use is bound and ignored).
+/// ` WHERE <the statement's own condition>`, or nothing, for a read bound as `binding`
+/// says. With all of the write's arguments, PostgreSQL and SQLite placeholders keep the
+/// write's numbering (an argument the condition does not use is bound and ignored);
 /// MySQL's `?` take the arguments in order, so the condition's must be the last ones,
 /// in order, and each earlier argument gets a placeholder of its own in a condition
 /// that is always true; `None` otherwise (the caller leaves old values unknown).
-fn condition(template: &WhereTemplate, dialect: Dialect, arg_count: usize) -> Option<String> {
+fn condition(template: &WhereTemplate, dialect: Dialect, binding: Binding) -> Option<String> {
+    let arg_count = match binding {
+        Binding::Compact => {
+            return Some(match &template.compact {
+                Some(condition) => format!(" WHERE {condition}"),
+                None => String::new(),
+            });
+        }
+        Binding::Original(n) => n,
+    };
     let used = template.params.len();
     if dialect != Dialect::MySql {
         return Some(match &template.condition {

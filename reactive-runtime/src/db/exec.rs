@@ -13,8 +13,8 @@ use tracing::Instrument;
 
 use super::backend::{Backend, Exec, Step};
 use super::changes::{
-    CascadeRead, PreRead, add_cascades, add_old_values, cascade_plan, change_of, pre_read_plan,
-    reads_of,
+    Binding, CascadeRead, PreRead, add_cascades, add_old_values, cascade_plan, change_of,
+    pre_read_plan, reads_of,
 };
 use super::scope::CallScope;
 use super::statement::{Origin, StatementInfo};
@@ -177,27 +177,39 @@ impl Inner {
             let watched = self.watched_columns(&analysis.writes[0].table);
             if !watched.is_empty() {
                 let template = stmt.info.where_template(stmt.sql.as_str(), self.dialect);
-                let cascade_plans = self.cascade_plans(analysis, &change, template, count);
-                let force = cascade_plans.first().map(|c| c.edge.from_column.as_str());
-                if let Some(plan) = pre_read_plan(
-                    analysis,
-                    &change,
-                    &value,
-                    self.dialect,
-                    &watched,
-                    template,
-                    force,
-                    count,
-                ) {
-                    let args = || match &stmt.args {
-                        Some(a) => DB::clone_args(a),
-                        None => DB::Arguments::default(),
-                    };
-                    for c in cascade_plans {
-                        cascades.push((c, args()));
+                // Arguments for the pre-reads: just the condition's when the driver lets
+                // us pick them, else all of the write's.
+                let args = || -> Option<(DB::Arguments, Binding)> {
+                    let positions = &template?.params;
+                    match &stmt.args {
+                        Some(a) if DB::SEES_ARGUMENTS => {
+                            DB::select_args(a, positions).map(|picked| (picked, Binding::Compact))
+                        }
+                        Some(a) => Some((DB::clone_args(a), Binding::Original(count))),
+                        None => Some((DB::Arguments::default(), Binding::Original(0))),
                     }
-                    pre_args = Some(args());
-                    pre = Some(plan);
+                };
+                if let Some((pre_arguments, binding)) = args() {
+                    let cascade_plans = self.cascade_plans(analysis, &change, template, binding);
+                    let force = cascade_plans.first().map(|c| c.edge.from_column.as_str());
+                    if let Some(plan) = pre_read_plan(
+                        analysis,
+                        &change,
+                        &value,
+                        self.dialect,
+                        &watched,
+                        template,
+                        force,
+                        binding,
+                    ) {
+                        for c in cascade_plans {
+                            if let Some((a, _)) = args() {
+                                cascades.push((c, a));
+                            }
+                        }
+                        pre_args = Some(pre_arguments);
+                        pre = Some(plan);
+                    }
                 }
             }
         }
@@ -220,7 +232,7 @@ impl Inner {
         analysis: &reactive_codegen::sql::StatementAnalysis,
         change: &ChangeSet,
         template: Option<&super::rewrite::WhereTemplate>,
-        arg_count: usize,
+        binding: Binding,
     ) -> Vec<CascadeRead> {
         let (Some(template), [write]) = (template, analysis.writes.as_slice()) else {
             return Vec::new();
@@ -239,7 +251,7 @@ impl Inner {
                     &self.watched_columns(&e.to_table),
                     template,
                     self.dialect,
-                    arg_count,
+                    binding,
                 )
             })
             .collect()

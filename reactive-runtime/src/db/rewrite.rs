@@ -109,6 +109,9 @@ pub struct WhereTemplate {
     /// The condition with the statement's placeholder numbers (`$N`/`?N`/`?` by
     /// backend), or `None` when the statement has no `WHERE` (every row).
     pub condition: Option<String>,
+    /// The condition with its placeholders numbered from 1 in order, for a read bound
+    /// with just the arguments `params` lists (when the driver lets us pick them).
+    pub compact: Option<String>,
     /// For each placeholder of `condition`, in order: the 1-based index of the
     /// original statement's argument it stands for.
     pub params: Vec<usize>,
@@ -299,6 +302,7 @@ pub fn where_template(sql: &str, target: Dialect) -> Option<WhereTemplate> {
         return Some(WhereTemplate {
             table,
             condition: None,
+            compact: None,
             params: Vec::new(),
         });
     };
@@ -308,24 +312,39 @@ pub fn where_template(sql: &str, target: Dialect) -> Option<WhereTemplate> {
         return None;
     }
     let mut condition = String::new();
+    let mut compact = String::new();
     let mut params = Vec::new();
     let mut copied = offsets[first_tok];
     for i in first_tok..=last_tok {
         if let Some(&index) = param_of.get(&i) {
             condition.push_str(&sql[copied..offsets[i]]);
+            compact.push_str(&sql[copied..offsets[i]]);
             params.push(index);
+            let n = params.len();
             match target {
-                Dialect::Postgres => condition.push_str(&format!("${index}")),
-                Dialect::Sqlite => condition.push_str(&format!("?{index}")),
-                Dialect::MySql => condition.push('?'),
+                Dialect::Postgres => {
+                    condition.push_str(&format!("${index}"));
+                    compact.push_str(&format!("${n}"));
+                }
+                Dialect::Sqlite => {
+                    condition.push_str(&format!("?{index}"));
+                    compact.push_str(&format!("?{n}"));
+                }
+                Dialect::MySql => {
+                    condition.push('?');
+                    compact.push('?');
+                }
             }
             copied = offsets[i + 1];
         }
     }
-    condition.push_str(&sql[copied..offsets[last_tok + 1]]);
+    let tail = &sql[copied..offsets[last_tok + 1]];
+    condition.push_str(tail);
+    compact.push_str(tail);
     Some(WhereTemplate {
         table,
         condition: Some(condition.trim().to_owned()),
+        compact: Some(compact.trim().to_owned()),
         params,
     })
 }
@@ -364,6 +383,10 @@ mod tests {
         assert_eq!(
             t.condition.as_deref(),
             Some("id = $3 AND (x = $2 OR y = 'a''b')")
+        );
+        assert_eq!(
+            t.compact.as_deref(),
+            Some("id = $1 AND (x = $2 OR y = 'a''b')")
         );
         assert_eq!(t.params, vec![3, 2]);
     }

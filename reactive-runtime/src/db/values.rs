@@ -25,6 +25,17 @@ pub fn clone_args(args: &AnyArguments) -> AnyArguments {
     out
 }
 
+/// The given 1-based positions of `args`, in order, as a new argument list.
+pub fn select_args(args: &AnyArguments, positions: &[usize]) -> Option<AnyArguments> {
+    let mut out = AnyArguments::default();
+    for &p in positions {
+        out.values
+            .0
+            .push(args.values.0.get(p.checked_sub(1)?)?.clone());
+    }
+    Some(out)
+}
+
 /// Converts a value of the `Any` driver to a JSON scalar.
 pub fn any_to_json(value: &AnyValue) -> Option<Json> {
     if value.is_null() {
