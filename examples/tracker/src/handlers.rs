@@ -78,6 +78,11 @@ pub async fn projects_delete(
 }
 
 /// One page of the tasks of a project, oldest first.
+///
+/// `p.id = $1` repeats the join condition on purpose: it keys the read of `project` by
+/// id as well as by organization, so creating or deleting *another* project of the
+/// organization leaves this list cached (a read keyed by `organization_id` alone would
+/// match every project row of the organization).
 #[reactive_function(name = "tasks.list")]
 pub async fn tasks_list(
     db: &ReactiveDb<Postgres>,
@@ -89,7 +94,7 @@ pub async fn tasks_list(
         Task,
         r#"SELECT t.id, t.project_id, t.title, t.status AS "status: Status", t.tags, t.due, t.created_at
            FROM task t JOIN project p ON p.id = t.project_id
-           WHERE t.project_id = $1 AND p.organization_id = $2
+           WHERE t.project_id = $1 AND p.id = $1 AND p.organization_id = $2
            ORDER BY t.created_at, t.id
            LIMIT $3 OFFSET $4"#,
         input.project_id,
