@@ -602,6 +602,10 @@ impl InvalidationListener for Listener {
             }
         })
     }
+
+    fn bind(self: Arc<Self>) -> Arc<dyn InvalidationListener> {
+        self
+    }
 }
 
 impl Recorder {

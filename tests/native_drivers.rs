@@ -476,4 +476,162 @@ async fn mysql_native_integer_keys_are_precise() {
     .unwrap();
     let db = ReactiveDb::new(pool).await.unwrap();
     integer_keys(&db, "nt.mysql.items", ["?", "?", "?"]).await;
+    sqlx::raw_sql("DELETE FROM nt_item; INSERT INTO nt_item VALUES (1, 1, 'a'), (2, 2, 'b');")
+        .execute(&db)
+        .await
+        .unwrap();
+    cancelled_writes(
+        &db,
+        "nt.mysql.items",
+        [
+            "UPDATE nt_item SET title = ? WHERE id = ?",
+            "SELECT title FROM nt_item WHERE id = ?",
+        ],
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------- cancelled writes
+
+/// Counts invalidations and wakes a waiter on each.
+#[derive(Default)]
+struct Applied(tokio::sync::Notify);
+
+impl reactive::db::InvalidationListener for Applied {
+    fn on_invalidation(
+        &self,
+        _: std::sync::Arc<reactive::engine::InvalidationReport>,
+    ) -> reactive::registry::BoxFuture<()> {
+        self.0.notify_one();
+        Box::pin(async {})
+    }
+
+    fn bind(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn reactive::db::InvalidationListener> {
+        self
+    }
+}
+
+/// Polls `fut` `polls` times (letting other tasks run in between), then drops it, as
+/// hyper drops a handler whose client went away. `true` if it completed.
+async fn poll_then_drop<F: std::future::Future>(fut: F, polls: usize) -> bool {
+    let mut fut = std::pin::pin!(fut);
+    for _ in 0..polls {
+        let ready =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx).is_ready()))
+                .await;
+        if ready {
+            return true;
+        }
+        tokio::task::yield_now().await;
+    }
+    false
+}
+
+/// A write (autocommit, a `COMMIT`, a statement inside a transaction) whose caller is
+/// dropped at each of its await points in turn: once the write may have run, org 1's
+/// cached list must be invalidated, never left stale.
+async fn cancelled_writes<DB: reactive::Backend>(
+    db: &ReactiveDb<DB>,
+    name: &str,
+    [update, select]: [&'static str; 2],
+) where
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'r> String: sqlx::Decode<'r, DB>,
+    (String,): for<'r> sqlx::FromRow<'r, <DB as sqlx::Database>::Row>,
+    for<'c> &'c ReactiveDb<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'c> &'c mut reactive::ReactiveTx<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    <DB as sqlx::Database>::Arguments: for<'q> sqlx::IntoArguments<DB>,
+{
+    let applied = std::sync::Arc::new(Applied::default());
+    db.set_listener(applied.clone());
+    let list = |org: i64| async move {
+        let out = db
+            .call(def(name), "t", json!({ "org": org }))
+            .await
+            .expect("call");
+        let items: Vec<Item> = serde_json::from_slice(&out.bytes).unwrap();
+        (items, out.hit)
+    };
+    let wait_applied = || async {
+        tokio::time::timeout(std::time::Duration::from_secs(10), applied.0.notified())
+            .await
+            .expect("the dropped write was invalidated");
+    };
+    for polls in 1..24 {
+        for shape in ["autocommit", "commit", "in transaction"] {
+            let title = format!("{shape} {polls}");
+            list(1).await;
+            assert!(list(1).await.1, "cached before the write");
+            let statement = || {
+                sqlx::query(AssertSqlSafe(update))
+                    .bind(title.clone())
+                    .bind(1_i64)
+            };
+            match shape {
+                "autocommit" => {
+                    poll_then_drop(statement().execute(db), polls).await;
+                    wait_applied().await;
+                }
+                "commit" => {
+                    let mut tx = db.begin().await.unwrap();
+                    statement().execute(&mut tx).await.unwrap();
+                    poll_then_drop(tx.commit(), polls).await;
+                    wait_applied().await;
+                }
+                _ => {
+                    let mut tx = db.begin().await.unwrap();
+                    poll_then_drop(statement().execute(&mut tx), polls).await;
+                    // Dropped before it was sent, the statement changed nothing.
+                    let sent = !tx.pending_changes().is_empty();
+                    // MySQL: a statement dropped half-read leaves the connection unusable,
+                    // and the commit fails (its outcome unknown to the client).
+                    if let Err(e) = tx.commit().await {
+                        eprintln!("{shape}, dropped after {polls} polls: commit failed: {e}");
+                    }
+                    if sent {
+                        wait_applied().await;
+                    }
+                }
+            }
+            let direct: String = sqlx::query_scalar(AssertSqlSafe(select))
+                .bind(1_i64)
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+            let (items, _) = list(1).await;
+            assert_eq!(
+                items[0].title, direct,
+                "{shape}, dropped after {polls} polls: not stale"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_cancelled_writes_are_invalidated() {
+    let path = std::env::temp_dir().join(format!("reactive_cancel_{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE nt_item (id INTEGER PRIMARY KEY, org INTEGER NOT NULL, title TEXT NOT NULL);
+         INSERT INTO nt_item VALUES (1, 1, 'a'), (2, 2, 'b');",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let db = ReactiveDb::new(pool).await.unwrap();
+    cancelled_writes(
+        &db,
+        "nt.sqlite.items",
+        [
+            "UPDATE nt_item SET title = ?1 WHERE id = ?2",
+            "SELECT title FROM nt_item WHERE id = ?1",
+        ],
+    )
+    .await;
+    let _ = std::fs::remove_file(&path);
 }

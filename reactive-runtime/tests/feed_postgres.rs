@@ -89,6 +89,10 @@ impl InvalidationListener for Recorder {
         self.0.lock().unwrap().push(report);
         Box::pin(async {})
     }
+
+    fn bind(self: Arc<Self>) -> Arc<dyn InvalidationListener> {
+        self
+    }
 }
 
 struct Ctx {

@@ -137,7 +137,7 @@ impl<DB: Backend> ReactiveDb<DB> {
                 let bytes = SCOPE.scope(scope, run(db)).instrument(span.clone()).await?;
                 if !model.invalidates.is_empty() {
                     self.inner
-                        .apply(whole_tables(&model.invalidates))
+                        .apply_detached(whole_tables(&model.invalidates))
                         .instrument(span)
                         .await;
                 }

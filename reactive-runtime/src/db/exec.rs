@@ -16,6 +16,8 @@ use super::changes::{
     Binding, CascadeRead, PreRead, add_cascades, add_old_values, cascade_plan, change_of,
     pre_read_plan, reads_of,
 };
+use super::finish::detached;
+use super::listener::InvalidationListener;
 use super::scope::CallScope;
 use super::statement::{Origin, StatementInfo};
 use super::{Inner, ReactiveDb, ReactiveTx, TransactionLost, scope};
@@ -490,10 +492,25 @@ impl Inner {
 
     /// An autocommit write: execute (with a pre-read in one transaction when planned),
     /// then invalidate before returning.
+    /// In a task of its own (see `finish`), so that a dropped caller cannot stop it
+    /// between the write and its invalidation.
     async fn write_autocommit<DB: Backend>(
         self: Arc<Self>,
         pool: sqlx::Pool<DB>,
         stmt: Intercepted<DB>,
+    ) -> Vec<Result<Step<DB>, sqlx::Error>> {
+        let inner = self.clone();
+        detached(&self, move |listener| {
+            inner.write_autocommit_here(pool, stmt, listener)
+        })
+        .await
+    }
+
+    async fn write_autocommit_here<DB: Backend>(
+        self: Arc<Self>,
+        pool: sqlx::Pool<DB>,
+        stmt: Intercepted<DB>,
+        listener: Option<Arc<dyn InvalidationListener>>,
     ) -> Vec<Result<Step<DB>, sqlx::Error>> {
         let tables: Vec<String> = stmt
             .info
@@ -559,7 +576,7 @@ impl Inner {
                 }
             };
         if let Some(change) = self.finish_write(plan, &results, pre_rows, cascade_rows) {
-            self.apply(change).await;
+            self.apply_with(change, listener).await;
         }
         results
     }
@@ -692,7 +709,12 @@ impl<DB: Backend> ReactiveTx<DB> {
             *lost_tx = true;
             return vec![Err(e)];
         }
+        // Held before the statement is sent: if this future is dropped while it runs,
+        // the statement still runs in the transaction, and its commit must invalidate
+        // what it may have changed.
+        pending.push(plan.change.clone());
         let results: Vec<_> = DB::run(conn, exec).collect().await;
+        pending.pop();
         if inner.dialect == Dialect::MySql
             && results
                 .iter()

@@ -11,4 +11,11 @@ use crate::registry::BoxFuture;
 pub trait InvalidationListener: Send + Sync {
     /// Handles one invalidation.
     fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<()>;
+
+    /// A listener bound to what the writer's task knows now (the request's principal,
+    /// say), for an invalidation that finishes in a task of its own: a write that may
+    /// have committed is invalidated to the end even when its caller is dropped.
+    /// Called in the writer's task; a listener that reads nothing from it returns
+    /// itself.
+    fn bind(self: Arc<Self>) -> Arc<dyn InvalidationListener>;
 }

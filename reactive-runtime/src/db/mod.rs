@@ -50,7 +50,9 @@
 //!    to the [`Engine`] — right away for autocommit statements, at commit for
 //!    [`ReactiveTx`] — and the [`InvalidationListener`] is awaited before the write
 //!    returns. A statement of unknown effect (unparseable, DDL, several statements)
-//!    changes *everything*.
+//!    changes *everything*. From sending a statement that may commit to the end of
+//!    its invalidation, the work runs in a task of its own: a caller dropped midway
+//!    (a client that went away) cannot leave a committed write uninvalidated.
 //!
 //! # Old and new key values
 //!
@@ -138,6 +140,7 @@ mod call;
 pub(crate) mod catalog;
 mod changes;
 mod exec;
+mod finish;
 mod listener;
 mod rewrite;
 mod scope;
@@ -479,19 +482,31 @@ impl<DB: Backend> ReactiveDb<DB> {
 }
 
 impl Inner {
+    /// The installed listener, if any.
+    fn listener(&self) -> Option<Arc<dyn InvalidationListener>> {
+        self.listener
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Applies a change set to the engine, then awaits the listener.
-    pub(crate) async fn apply(&self, mut changes: ChangeSet) -> Arc<InvalidationReport> {
+    pub(crate) async fn apply(&self, changes: ChangeSet) -> Arc<InvalidationReport> {
+        self.apply_with(changes, self.listener()).await
+    }
+
+    /// [`Inner::apply`] with this listener.
+    pub(crate) async fn apply_with(
+        &self,
+        mut changes: ChangeSet,
+        listener: Option<Arc<dyn InvalidationListener>>,
+    ) -> Arc<InvalidationReport> {
         self.catalog.refine_changes(&mut changes, self.dialect);
         let span = tracing::debug_span!("reactive.invalidate", everything = changes.is_everything(), tables = ?changes.tables.keys().collect::<Vec<_>>());
         self.counters
             .changes_applied
             .fetch_add(1, Ordering::Relaxed);
         let report = Arc::new(self.engine.apply(changes).instrument(span.clone()).await);
-        let listener = self
-            .listener
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
         if let Some(listener) = listener {
             listener
                 .on_invalidation(report.clone())

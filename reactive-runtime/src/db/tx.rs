@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use sqlx::{Pool, Transaction};
 
+use super::finish::detached;
 use super::{Backend, Inner};
 use crate::engine::ChangeSet;
 
@@ -58,7 +59,8 @@ impl<DB: Backend> ReactiveTx<DB> {
     /// Commits, then applies every change set the transaction's writes produced
     /// (one invalidation, awaited with its listener). If the commit fails nothing is
     /// invalidated, except when the outcome is unknown (a connection error during
-    /// `COMMIT`), in which case the changes are applied anyway.
+    /// `COMMIT`), in which case the changes are applied anyway. The commit and its
+    /// invalidation run to the end even if this future is dropped.
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
         let tx = self
             .tx
@@ -69,26 +71,35 @@ impl<DB: Backend> ReactiveTx<DB> {
             let _ = tx.rollback().await;
             return Err(TransactionLost::error());
         }
-        let result = tx.commit().await;
-        let applies = match &result {
-            Ok(()) => true,
-            // The server may have committed before the connection failed.
-            Err(sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed) => true,
-            Err(_) => false,
-        };
-        if applies && !pending.is_empty() {
-            let mut all = ChangeSet::empty();
-            for change in &pending {
-                all.merge(change);
-            }
-            let tables: Vec<&str> = all.tables.keys().map(String::as_str).collect();
-            self.inner
-                .catalog
-                .ensure(&self.pool, self.inner.dialect, tables)
-                .await;
-            self.inner.apply(all).await;
+        let mut all = ChangeSet::empty();
+        for change in &pending {
+            all.merge(change);
         }
-        result
+        // The commit and its invalidation run in a task of their own (see `finish`).
+        let (inner, pool) = (self.inner.clone(), self.pool.clone());
+        detached(&self.inner, move |listener| async move {
+            let result = tx.commit().await;
+            let applies = match &result {
+                Ok(()) => true,
+                // The server may have committed before the connection failed (or before
+                // its answer became unreadable: MySQL after a statement was dropped
+                // half-read).
+                Err(
+                    sqlx::Error::Io(_)
+                    | sqlx::Error::Protocol(_)
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed,
+                ) => true,
+                Err(_) => false,
+            };
+            if applies && !pending.is_empty() {
+                let tables: Vec<&str> = all.tables.keys().map(String::as_str).collect();
+                inner.catalog.ensure(&pool, inner.dialect, tables).await;
+                inner.apply_with(all, listener).await;
+            }
+            result
+        })
+        .await
     }
 
     /// Rolls back; the transaction's change sets are dropped.

@@ -193,24 +193,56 @@ impl RealtimeListener {
 impl InvalidationListener for RealtimeListener {
     fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<()> {
         let ctx = auth::CALL.try_with(Clone::clone).ok();
-        let realtime = self.realtime.clone();
-        Box::pin(async move {
-            let tenant = ctx.as_ref().map(|c| c.principal.tenant.as_str());
-            let ack = ctx.as_ref().is_some_and(|c| c.requires_ack);
-            if let Err(e) = realtime.on_report(&report, tenant, ack).await {
-                tracing::error!(error = %e, "could not publish an invalidation event");
-                // Clients of this instance revalidate everything rather than miss it.
-                if let Some(t) = tenant {
-                    realtime.hub().reset_tenant(t);
-                }
-                for entry in &report.entries {
-                    if let Some(t) = entry.key.tenant.as_deref() {
-                        realtime.hub().reset_tenant(t);
-                    }
-                }
-            }
+        publish(self.realtime.clone(), ctx, report)
+    }
+
+    fn bind(self: Arc<Self>) -> Arc<dyn InvalidationListener> {
+        Arc::new(BoundListener {
+            realtime: self.realtime.clone(),
+            ctx: auth::CALL.try_with(Clone::clone).ok(),
         })
     }
+}
+
+/// A [`RealtimeListener`] with the call context of the write that caused the
+/// invalidation, for an invalidation finishing in a task of its own.
+struct BoundListener {
+    realtime: Realtime,
+    ctx: Option<auth::CallContext>,
+}
+
+impl InvalidationListener for BoundListener {
+    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<()> {
+        publish(self.realtime.clone(), self.ctx.clone(), report)
+    }
+
+    fn bind(self: Arc<Self>) -> Arc<dyn InvalidationListener> {
+        self
+    }
+}
+
+/// Publishes one report as the events of the tenants concerned.
+fn publish(
+    realtime: Realtime,
+    ctx: Option<auth::CallContext>,
+    report: Arc<InvalidationReport>,
+) -> BoxFuture<()> {
+    Box::pin(async move {
+        let tenant = ctx.as_ref().map(|c| c.principal.tenant.as_str());
+        let ack = ctx.as_ref().is_some_and(|c| c.requires_ack);
+        if let Err(e) = realtime.on_report(&report, tenant, ack).await {
+            tracing::error!(error = %e, "could not publish an invalidation event");
+            // Clients of this instance revalidate everything rather than miss it.
+            if let Some(t) = tenant {
+                realtime.hub().reset_tenant(t);
+            }
+            for entry in &report.entries {
+                if let Some(t) = entry.key.tenant.as_deref() {
+                    realtime.hub().reset_tenant(t);
+                }
+            }
+        }
+    })
 }
 
 /// The router: `POST /rpc/{name}`, `GET /rpc/{name}`, `GET /events`,

@@ -1,0 +1,53 @@
+//! Invalidation that runs to the end once a write may have committed.
+//!
+//! A handler's future is dropped when its client disconnects or a timeout fires. If
+//! that happened after a write was sent and before its change set was applied, the
+//! database could commit it (a statement already sent runs to its end on the server)
+//! while the cache kept the old value and no event was sent. So everything from
+//! sending a statement that may commit to the end of its invalidation runs in a task of
+//! its own ([`detached`]): an autocommit write with its pre-read and invalidation, a
+//! `COMMIT` with the transaction's invalidation, a mutation's declared invalidation.
+//! The caller waits for that task; dropping the caller does not stop it. (A statement
+//! inside a transaction does not commit by itself: its change set is held before it
+//! is sent, see `ReactiveTx`.)
+
+use std::sync::Arc;
+
+use std::future::Future;
+
+use super::{Inner, InvalidationListener};
+use crate::engine::{ChangeSet, InvalidationReport};
+
+/// Runs `work` in a task of its own and waits for it (see the module docs). `work`
+/// gets the listener bound in the caller's task.
+pub(crate) async fn detached<T, F>(
+    inner: &Arc<Inner>,
+    work: impl FnOnce(Option<Arc<dyn InvalidationListener>>) -> F,
+) -> T
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let listener = inner.listener().map(InvalidationListener::bind);
+    match tokio::spawn(work(listener)).await {
+        Ok(out) => out,
+        // A panic in the task: resume it in the caller, as if it had run there.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+impl Inner {
+    /// Applies `changes` in a task of its own and waits for it: dropping the returned
+    /// future does not stop the invalidation. The listener is bound here, in the
+    /// writer's task (it may read the request's principal from it).
+    pub(crate) async fn apply_detached(
+        self: &Arc<Self>,
+        changes: ChangeSet,
+    ) -> Arc<InvalidationReport> {
+        let inner = self.clone();
+        detached(self, move |listener| async move {
+            inner.apply_with(changes, listener).await
+        })
+        .await
+    }
+}
