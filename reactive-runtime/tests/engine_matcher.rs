@@ -224,7 +224,7 @@ fn edges() -> Relations {
 }
 
 #[test]
-fn relation_edges_expand_changes_one_hop() {
+fn relation_edges_expand_changes_transitively() {
     let messages_of_7 = ReadSet::empty().with(
         "message",
         Conjunction::whole().with("from_agent_id", kv(json!(7))),
@@ -275,12 +275,61 @@ fn relation_edges_expand_changes_one_hop() {
     // Unknown agent id: every message row.
     let unknown_id = edges().expand(&write("DELETE FROM agent WHERE name = $1", &[json!("x")]));
     assert!(messages_of_8.is_affected_by(&unknown_id));
-    // One hop only: the added message rows are not expanded again.
+    // Transitive: the deleted agent's messages are deleted, and what hangs off them.
     let chain = Relations::from_edges([
         RelationEdge::new("agent", "message", Some("from_agent_id")),
         RelationEdge::new("message", "tool", None),
     ]);
-    assert!(!ReadSet::tables(["tool"]).is_affected_by(&chain.expand(&change)));
+    assert!(ReadSet::tables(["tool"]).is_affected_by(&chain.expand(&change)));
+    // ... but not what hangs off a rename.
+    assert!(!ReadSet::tables(["tool"]).is_affected_by(&chain.expand(&rename)));
+}
+
+#[test]
+fn a_three_level_cascade_reaches_the_grandchildren_only_of_the_deleted_row() {
+    let edges = Relations::from_edges([
+        RelationEdge::new("organization", "project", Some("organization_id")),
+        RelationEdge::new("project", "task", Some("project_id")),
+        RelationEdge::new("task", "comment", Some("task_id")),
+    ]);
+    let tasks_of_project = |p: i64| {
+        ReadSet::empty().with(
+            "task",
+            Conjunction::whole().with("project_id", kv(json!(p))),
+        )
+    };
+    let delete_org = write("DELETE FROM organization WHERE id = $1", &[json!(1)]);
+    let expanded = edges.expand(&delete_org);
+    // The projects of organization 1 are not known by id: every task may be gone.
+    assert!(tasks_of_project(10).is_affected_by(&expanded));
+    assert!(ReadSet::tables(["comment"]).is_affected_by(&expanded));
+    // A writer that read the deleted projects (the interceptor's cascade pre-read)
+    // lists them with their ids: only their tasks are reached.
+    let edge = RelationEdge::new("organization", "project", Some("organization_id"));
+    let mut precise = delete_org.clone();
+    precise
+        .tables
+        .get_mut("organization")
+        .expect("organization")[0]
+        .resolved
+        .insert(edge.clone());
+    let mut project = RowChange::whole()
+        .with("id", kv(json!(10)))
+        .with("organization_id", kv(json!(1)))
+        .via(edge);
+    project.op = reactive_runtime::engine::RowOp::Delete;
+    precise.push_row("project", project);
+    let expanded = edges.expand(&precise);
+    assert!(tasks_of_project(10).is_affected_by(&expanded));
+    assert!(!tasks_of_project(11).is_affected_by(&expanded));
+    // A cycle of edges ends.
+    let cycle = Relations::from_edges([
+        RelationEdge::new("a", "b", Some("a_id")),
+        RelationEdge::new("b", "a", Some("b_id")),
+    ]);
+    let expanded = cycle.expand(&write("DELETE FROM a WHERE id = $1", &[json!(1)]));
+    assert!(!expanded.is_everything());
+    assert!(expanded.rows("b").is_some());
 }
 
 #[test]

@@ -266,7 +266,7 @@ pub fn add_cascades(
             continue;
         }
         let mut target = RowChange::whole().via(read.edge.clone());
-        target.op = source.op.clone();
+        target.op = read.edge.target_op(&source.op);
         if let (Some(to_column), Some(keys)) =
             (&read.edge.to_column, source.values(&read.edge.from_column))
         {

@@ -12,22 +12,27 @@
 //! insert, or an update of other columns, reaches no other table (otherwise every
 //! agent rename would invalidate every organization's message queries).
 //!
-//! Expansion is one hop: the rows a relation adds are not expanded again (a
-//! transitive closure would turn most writes into whole-table changes). The key of
-//! the source row is its `id` column ([`RelationEdge::from_column`]); when the change
-//! does not know it, the target rows are unknown (the whole target table). The target
-//! rows are known by the referencing column alone, unless the writer already listed
-//! them with their real key values and marked the edge [`RowChange::resolved`] (the
-//! interceptor reads them before a delete or key change).
+//! Expansion is transitive: deleting an organization deletes its projects, whose
+//! deletion deletes their tasks (`organization -> project.organization_id`,
+//! `project -> task.project_id`, both `ON DELETE CASCADE`). The rows a relation adds
+//! carry what a foreign key does to them ([`RelationEdge::target_op`]), and are
+//! expanded in turn, up to
+//! [`MAX_HOPS`] edges deep (a cycle of edges stops when a hop adds nothing new;
+//! beyond the bound the change becomes *everything*). Only deletes, key changes and
+//! unknown writes propagate, so inserts and most updates stay where they are. The key
+//! of the source row is its `id` column ([`RelationEdge::from_column`]); when the
+//! change does not know it, the target rows are unknown (the whole target table, and,
+//! a hop further, the whole tables their relations reach). The target rows are known by
+//! the referencing column alone, unless the writer already listed them with their real
+//! key values and marked the edge [`RowChange::resolved`] (the interceptor reads them
+//! before a delete or key change).
 
 use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-#[cfg(doc)]
-use super::change::RowOp;
-use super::change::{ChangeSet, RowChange};
+use super::change::{ChangeSet, RowChange, RowOp};
 
 /// The static data `#[derive(Relations)]` submits with `inventory`:
 /// `(from table, to table, to column)` triples; `None` = the whole target table.
@@ -60,6 +65,21 @@ impl RelationEdge {
             from_column: "id".to_owned(),
             to_table: to_table.to_lowercase(),
             to_column: to_column.map(str::to_lowercase),
+        }
+    }
+}
+
+impl RelationEdge {
+    /// What the rows this edge reaches undergo when a source row undergoes `op`: a
+    /// foreign key's action deletes them (`CASCADE`, the widest of its actions) or
+    /// sets their referencing column (`ON UPDATE CASCADE`, `SET NULL`); an edge to a
+    /// bare table is a dependency of meaning (a count, say), whose rows keep their keys
+    /// and propagate nowhere.
+    pub fn target_op(&self, op: &RowOp) -> RowOp {
+        match (&self.to_column, op) {
+            (None, _) => RowOp::Update(BTreeSet::new()),
+            (Some(_), RowOp::Delete | RowOp::Unknown) => op.clone(),
+            (Some(column), _) => RowOp::Update([column.clone()].into_iter().collect()),
         }
     }
 }
@@ -113,34 +133,60 @@ impl Relations {
     }
 
     /// The change set plus, for each edge whose source table the change touches, the
-    /// target rows it counts as changing (one hop). The added rows record their edge.
+    /// target rows it counts as changing, transitively (see the module docs). The
+    /// added rows record their edge.
     pub fn expand(&self, changes: &ChangeSet) -> ChangeSet {
         let mut out = changes.clone();
         if changes.is_everything() || self.edges.is_empty() {
             return out;
         }
-        for edge in &self.edges {
-            let Some(rows) = changes.rows(&edge.from_table) else {
-                continue;
-            };
-            let propagating = rows.iter().filter(|r| {
-                r.via.is_none()
-                    && r.op.propagates_through(&edge.from_column)
-                    && !r.resolved.contains(edge)
-            });
-            for row in propagating {
-                let mut target = RowChange::whole().via(edge.clone());
-                if let Some(col) = &edge.to_column
-                    && let Some(values) = row.values(&edge.from_column)
-                {
-                    target = target.with_values(col, values.iter().cloned());
+        // Rows whose relations are still to follow: the change's own, and the rows a
+        // writer already listed through an edge (a cascade it read) — their own
+        // relations are the next hop.
+        let mut frontier: Vec<(String, RowChange)> = changes
+            .tables
+            .iter()
+            .flat_map(|(table, rows)| rows.iter().map(move |r| (table.clone(), r.clone())))
+            .collect();
+        for _ in 0..MAX_HOPS {
+            let mut next = Vec::new();
+            for (table, row) in &frontier {
+                for edge in self.edges.iter().filter(|e| &e.from_table == table) {
+                    if !row.op.propagates_through(&edge.from_column) || row.resolved.contains(edge)
+                    {
+                        continue;
+                    }
+                    let mut target = RowChange::whole().via(edge.clone());
+                    target.op = edge.target_op(&row.op);
+                    if let Some(col) = &edge.to_column
+                        && let Some(values) = row.values(&edge.from_column)
+                    {
+                        target = target.with_values(col, values.iter().cloned());
+                    }
+                    // A cycle, or two paths to the same rows: nothing new to follow.
+                    if out
+                        .rows(&edge.to_table)
+                        .is_some_and(|rows| rows.contains(&target))
+                    {
+                        continue;
+                    }
+                    out.push_row(&edge.to_table, target.clone());
+                    next.push((edge.to_table.clone(), target));
                 }
-                out.push_row(&edge.to_table, target);
             }
+            if next.is_empty() {
+                return out;
+            }
+            frontier = next;
         }
-        out
+        // Deeper than any schema we model: give up on precision, not on correctness.
+        ChangeSet::everything()
     }
 }
+
+/// How many edges deep [`Relations::expand`] follows a change before it treats the
+/// change as touching everything.
+pub const MAX_HOPS: usize = 16;
 
 #[cfg(test)]
 mod propagation_tests {
