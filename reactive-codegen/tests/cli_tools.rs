@@ -506,6 +506,40 @@ fn convert_keeps_crlf_and_uses_full_paths_inside_modules() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Native sqlx on PostgreSQL (`&PgPool`, `&sqlx::Pool<sqlx::Postgres>`, `Uuid` binds,
+/// `query_as!`): the handle names the database, the native code is kept, the import
+/// of `Postgres` is added; the result is a compile-pass case (trybuild builds its
+/// `query_as!` against `ui-tests/.sqlx`).
+#[test]
+fn convert_keeps_native_types_and_query_macros_and_names_the_database() {
+    let dir = temp_dir("convert-native");
+    let file = dir.join("native.rs");
+    std::fs::copy(crate_dir().join("tests/fixtures/convert/native.rs"), &file).expect("copy");
+    let path = file.display().to_string();
+    let output = reactive(&["convert", "--write", &path]);
+    assert_eq!(
+        stdout_of(&output),
+        (
+            Some(0),
+            format!("{path}: converted projects_by_org, project_rename\n")
+        ),
+        "converted with nothing left to do"
+    );
+    let converted = std::fs::read_to_string(&file).expect("read");
+    assert_eq!(ui_pass_section("reactive convert native"), converted);
+    assert!(macro_errors(&converted).is_empty());
+    let output = reactive(&["convert", "--write", &path]);
+    assert_eq!(
+        stdout_of(&output),
+        (
+            Some(0),
+            format!("{path}: nothing to convert (no `async fn` taking a sqlx pool first)\n")
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), converted);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The text between `// begin: NAME` and `// end: NAME` in `ui-tests/pass/cli_generated.rs`.
 fn ui_pass_section(name: &str) -> String {
     let pass = std::fs::read_to_string(crate_dir().join("../ui-tests/pass/cli_generated.rs"))

@@ -74,6 +74,54 @@ pub async fn tools_rename(pool: &ReactiveDb<sqlx::Any>, input: Rename) -> reacti
 // end: reactive convert
 }
 
+mod converted_native {
+// begin: reactive convert native
+//! Plain sqlx on PostgreSQL with native types (`Uuid`) and a query macro: `reactive
+//! convert` converts it completely, into code that still compiles; the result is
+//! in the compile-pass case `ui-tests/pass/cli_generated.rs` (its `query_as!` is
+//! checked against the offline data in `ui-tests/.sqlx`).
+
+use uuid::Uuid;
+use reactive::{reactive_function, ReactiveDb};
+use sqlx::Postgres;
+
+#[derive(Debug, serde::Serialize, ts_rs::TS)]
+pub struct Project {
+    pub id: Uuid,
+    pub name: String,
+}
+
+#[derive(Debug, serde::Deserialize, ts_rs::TS)]
+pub struct RenameProject {
+    pub id: Uuid,
+    pub name: String,
+}
+
+#[reactive_function(name = "projects.byOrg")]
+pub async fn projects_by_org(pool: &ReactiveDb<Postgres>, organization_id: Uuid) -> reactive::Result<Vec<Project>> {
+    Ok(sqlx::query_as!(
+        Project,
+        "SELECT id, name FROM project WHERE organization_id = $1",
+        organization_id
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+#[reactive_function(name = "project.rename")]
+pub async fn project_rename(pool: &ReactiveDb<sqlx::Postgres>, input: RenameProject) -> reactive::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("UPDATE project SET name = $1 WHERE id = $2")
+        .bind(&input.name)
+        .bind(input.id)
+        .execute(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+// end: reactive convert native
+}
+
 fn main() {
     let functions = reactive::registry::functions();
     let names: Vec<&str> = functions.iter().map(|f| f.model().name.as_str()).collect();
