@@ -414,14 +414,33 @@ fn new_function_prints_a_skeleton_the_macro_accepts() {
     let (code, text) = stdout_of(&output);
     assert_eq!(code, Some(0));
     assert!(
+        text.starts_with("use reactive::{reactive_function, ReactiveDb};\nuse sqlx::MySql;\n\n"),
+        "{text}"
+    );
+    assert!(
         text.ends_with(
             "#[reactive_function(name = \"tools.all\", dialect = \"mysql\")]\n\
-             pub async fn tools_all(db: &ReactiveDb) -> reactive::Result<Vec<Tool>> {\n    \
+             pub async fn tools_all(db: &ReactiveDb<MySql>) -> reactive::Result<Vec<Tool>> {\n    \
              Ok(sqlx::query_as::<_, Tool>(\"SELECT * FROM tool\")\n        .fetch_all(db)\n        .await?)\n}\n"
         ),
         "{text}"
     );
     assert!(macro_errors(&text).is_empty());
+    let output = reactive(&[
+        "new",
+        "function",
+        "tools_all",
+        "--table",
+        "tool",
+        "--dialect",
+        "sqlite",
+    ]);
+    let (_, text) = stdout_of(&output);
+    assert!(text.contains("use sqlx::Sqlite;\n"), "{text}");
+    assert!(
+        text.contains("pub async fn tools_all(db: &ReactiveDb<Sqlite>) ->"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -501,7 +520,7 @@ fn convert_keeps_crlf_and_uses_full_paths_inside_modules() {
     let converted = std::fs::read_to_string(&file).expect("read");
     assert_eq!(
         converted,
-        "\r\nmod inner {\r\n    #[reactive::reactive_function(name = \"tools.count\", dialect = \"sqlite\")]\r\n    pub async fn tools_count(db: &reactive::ReactiveDb) -> reactive::Result<i64> {\r\n        Ok(sqlx::query_scalar(\"SELECT count(*) FROM tool\").fetch_one(db).await?)\r\n    }\r\n}\r\n"
+        "\r\nmod inner {\r\n    #[reactive::reactive_function(name = \"tools.count\", dialect = \"sqlite\")]\r\n    pub async fn tools_count(db: &reactive::ReactiveDb<sqlx::Sqlite>) -> reactive::Result<i64> {\r\n        Ok(sqlx::query_scalar(\"SELECT count(*) FROM tool\").fetch_one(db).await?)\r\n    }\r\n}\r\n"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -537,6 +556,62 @@ fn convert_keeps_native_types_and_query_macros_and_names_the_database() {
         )
     );
     assert_eq!(std::fs::read_to_string(&file).expect("read"), converted);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every pool names its database on the handle; a database type already imported
+/// (here by `use sqlx::{MySql, ...}`) is not imported again; connections,
+/// transactions and generic executors taken first are notes, not edits.
+#[test]
+fn convert_names_each_database_and_notes_connections() {
+    let dir = temp_dir("convert-databases");
+    let file = dir.join("db.rs");
+    let source = "use sqlx::{MySql, MySqlPool};\n\n\
+        pub async fn a(pool: &MySqlPool) -> sqlx::Result<i64> {\n    sqlx::query_scalar(\"SELECT count(*) FROM a\").fetch_one(pool).await\n}\n\n\
+        pub async fn b(pool: &sqlx::AnyPool) -> sqlx::Result<i64> {\n    sqlx::query_scalar(\"SELECT count(*) FROM b\").fetch_one(pool).await\n}\n\n\
+        pub async fn c(pool: &sqlx::SqlitePool) -> sqlx::Result<i64> {\n    sqlx::query_scalar(\"SELECT count(*) FROM c\").fetch_one(pool).await\n}\n\n\
+        pub async fn d(pool: &sqlx::Pool<Postgres>) -> sqlx::Result<i64> {\n    sqlx::query_scalar(\"SELECT count(*) FROM d\").fetch_one(pool).await\n}\n\n\
+        pub async fn e(conn: &mut sqlx::PgConnection) -> sqlx::Result<i64> {\n    sqlx::query_scalar(\"SELECT count(*) FROM e\").fetch_one(conn).await\n}\n\n\
+        pub async fn f(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> sqlx::Result<i64> {\n    sqlx::query_scalar(\"SELECT count(*) FROM f\").fetch_one(&mut **tx).await\n}\n\n\
+        pub async fn g<'c, E: sqlx::Executor<'c, Database = sqlx::Postgres>>(db: E) -> sqlx::Result<i64> {\n    sqlx::query_scalar(\"SELECT count(*) FROM g\").fetch_one(db).await\n}\n";
+    std::fs::write(&file, source).expect("write");
+    let path = file.display().to_string();
+    let output = reactive(&["convert", "--write", &path]);
+    assert_eq!(
+        stdout_of(&output),
+        (
+            Some(1),
+            format!(
+                "{path}: converted a, b, c, d\n\
+                 {path}:19: note: `e` takes a connection or transaction (`&mut sqlx::PgConnection`): statements sent through it bypass `ReactiveDb`; make it take `db: &ReactiveDb<Postgres>` by hand, or keep it a helper taking `tx: &mut ReactiveTx<Postgres>` (from `db.begin()`)\n\
+                 {path}:23: note: `f` takes a connection or transaction (`&mut sqlx::Transaction<'_, sqlx::Sqlite>`): statements sent through it bypass `ReactiveDb`; make it take `db: &ReactiveDb<sqlx::Sqlite>` by hand, or keep it a helper taking `tx: &mut ReactiveTx<sqlx::Sqlite>` (from `db.begin()`)\n\
+                 {path}:27: note: `g` is generic over the executor: make it take `db: &ReactiveDb<Postgres>` by hand (or keep it a helper called with a `ReactiveTx`)\n"
+            )
+        )
+    );
+    let converted = std::fs::read_to_string(&file).expect("read");
+    let signatures: Vec<&str> = converted
+        .lines()
+        .filter(|l| l.starts_with("use ") || l.starts_with("pub async fn "))
+        .map(|l| l.split(" -> ").next().unwrap_or(l))
+        .collect();
+    assert_eq!(
+        signatures,
+        [
+            "use sqlx::MySql;",
+            "use reactive::{reactive_function, ReactiveDb};",
+            "use sqlx::{Any, Sqlite};",
+            "pub async fn a(pool: &ReactiveDb<MySql>)",
+            "pub async fn b(pool: &ReactiveDb<Any>)",
+            "pub async fn c(pool: &ReactiveDb<Sqlite>)",
+            "pub async fn d(pool: &ReactiveDb<Postgres>)",
+            "pub async fn e(conn: &mut sqlx::PgConnection)",
+            "pub async fn f(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>)",
+            "pub async fn g<'c, E: sqlx::Executor<'c, Database = sqlx::Postgres>>(db: E)",
+        ]
+    );
+    assert!(converted.contains("#[reactive_function(name = \"c\", dialect = \"sqlite\")]\n"));
+    assert!(converted.contains("#[reactive_function(name = \"a\", dialect = \"mysql\")]\n"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -87,7 +87,9 @@ fn the_function_is_always_re_emitted() {
     };
     let out = expand(quote!(bogus), item);
     assert!(
-        out.contains("fn not_async (db : & ReactiveDb < Any >) -> reactive :: Result < i64 > { Ok (1) }"),
+        out.contains(
+            "fn not_async (db : & ReactiveDb < Any >) -> reactive :: Result < i64 > { Ok (1) }"
+        ),
         "{out}"
     );
     let errs = errors(&out);
