@@ -87,7 +87,10 @@ pub struct DeleteAgentOnly {
 /// `ON DELETE CASCADE`, which the runtime sees only through the relation edges (and
 /// reads before the delete, so that other organizations' entries stay cached).
 #[reactive_function(name = "proof.deleteAgent")]
-pub async fn delete_agent(db: &ReactiveDb<sqlx::Any>, input: DeleteAgentOnly) -> reactive::Result<i64> {
+pub async fn delete_agent(
+    db: &ReactiveDb<sqlx::Any>,
+    input: DeleteAgentOnly,
+) -> reactive::Result<i64> {
     let done = sqlx::query("DELETE FROM agent WHERE id = $1")
         .bind(&input.id)
         .execute(db)

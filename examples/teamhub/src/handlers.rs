@@ -37,7 +37,10 @@ fn check_name(name: &str) -> reactive::Result<()> {
 
 /// All agents of an organization.
 #[reactive_function(name = "agents.findMany")]
-pub async fn agents_find_many(db: &ReactiveDb<sqlx::Any>, input: OrgInput) -> reactive::Result<Vec<Agent>> {
+pub async fn agents_find_many(
+    db: &ReactiveDb<sqlx::Any>,
+    input: OrgInput,
+) -> reactive::Result<Vec<Agent>> {
     Ok(sqlx::query_as::<_, Agent>(
         "SELECT id, organization_id, name, status, created_at FROM agent \
          WHERE organization_id = $1 ORDER BY created_at, id",
@@ -91,7 +94,10 @@ pub async fn agents_get_with_stats(
 
 /// Create an agent.
 #[reactive_function(name = "agents.create")]
-pub async fn agents_create(db: &ReactiveDb<sqlx::Any>, input: CreateAgent) -> reactive::Result<Agent> {
+pub async fn agents_create(
+    db: &ReactiveDb<sqlx::Any>,
+    input: CreateAgent,
+) -> reactive::Result<Agent> {
     check_name(&input.name)?;
     let agent = Agent {
         id: new_id("agt"),
@@ -115,7 +121,10 @@ pub async fn agents_create(db: &ReactiveDb<sqlx::Any>, input: CreateAgent) -> re
 
 /// Rename an agent or change its status.
 #[reactive_function(name = "agents.update")]
-pub async fn agents_update(db: &ReactiveDb<sqlx::Any>, input: UpdateAgent) -> reactive::Result<Agent> {
+pub async fn agents_update(
+    db: &ReactiveDb<sqlx::Any>,
+    input: UpdateAgent,
+) -> reactive::Result<Agent> {
     if let Some(name) = &input.data.name {
         check_name(name)?;
     }
@@ -143,7 +152,10 @@ pub async fn agents_update(db: &ReactiveDb<sqlx::Any>, input: UpdateAgent) -> re
 
 /// Delete an agent with its messages and memories, in one transaction.
 #[reactive_function(name = "agents.delete")]
-pub async fn agents_delete(db: &ReactiveDb<sqlx::Any>, input: DeleteAgent) -> reactive::Result<bool> {
+pub async fn agents_delete(
+    db: &ReactiveDb<sqlx::Any>,
+    input: DeleteAgent,
+) -> reactive::Result<bool> {
     let mut tx = db.begin().await?;
     sqlx::query("DELETE FROM message WHERE organization_id = $1 AND (from_agent_id = $2 OR to_agent_id = $3)")
         .bind(&input.organization_id)
@@ -190,7 +202,10 @@ pub async fn messages_get_all(
 
 /// Send a message from one agent to another.
 #[reactive_function(name = "messages.send")]
-pub async fn messages_send(db: &ReactiveDb<sqlx::Any>, input: SendMessage) -> reactive::Result<Message> {
+pub async fn messages_send(
+    db: &ReactiveDb<sqlx::Any>,
+    input: SendMessage,
+) -> reactive::Result<Message> {
     if input.body.trim().is_empty() {
         return Err(Error::BadRequest("body must not be empty".into()));
     }
@@ -240,7 +255,10 @@ pub async fn memory_add(db: &ReactiveDb<sqlx::Any>, input: AddMemory) -> reactiv
 
 /// The 20 most recent memories of an agent.
 #[reactive_function(name = "memory.recent")]
-pub async fn memory_recent(db: &ReactiveDb<sqlx::Any>, input: AgentInput) -> reactive::Result<Vec<Memory>> {
+pub async fn memory_recent(
+    db: &ReactiveDb<sqlx::Any>,
+    input: AgentInput,
+) -> reactive::Result<Vec<Memory>> {
     Ok(sqlx::query_as::<_, Memory>(
         "SELECT id, agent_id, content, created_at FROM memory \
          WHERE agent_id = $1 AND organization_id = $2 ORDER BY created_at DESC, id DESC LIMIT 20",
@@ -253,7 +271,10 @@ pub async fn memory_recent(db: &ReactiveDb<sqlx::Any>, input: AgentInput) -> rea
 
 /// The tools an organization can use.
 #[reactive_function(name = "tools.available")]
-pub async fn tools_available(db: &ReactiveDb<sqlx::Any>, input: OrgInput) -> reactive::Result<Vec<Tool>> {
+pub async fn tools_available(
+    db: &ReactiveDb<sqlx::Any>,
+    input: OrgInput,
+) -> reactive::Result<Vec<Tool>> {
     Ok(sqlx::query_as::<_, Tool>(
         "SELECT id, name FROM tool WHERE organization_id = $1 ORDER BY name",
     )

@@ -6,9 +6,9 @@ use bytes::Bytes;
 use reactive_codegen::model::FunctionKind;
 use tracing::Instrument;
 
-use super::{Backend, ReactiveDb};
 use super::changes::whole_tables;
 use super::scope::{CallScope, SCOPE};
+use super::{Backend, ReactiveDb};
 use crate::cache::CacheKey;
 use crate::engine::{ReadSet, Source};
 use crate::registry::{FunctionDef, InputError};
@@ -36,7 +36,9 @@ pub enum CallError {
     Handler(#[from] crate::Error),
     /// The function was written for another database handle type than this one
     /// (`&ReactiveDb<Postgres>` called through a `ReactiveDb<Any>`, say).
-    #[error("reactive function `{name}` takes another database handle type than the one it was called with")]
+    #[error(
+        "reactive function `{name}` takes another database handle type than the one it was called with"
+    )]
     Backend {
         /// The procedure name.
         name: String,

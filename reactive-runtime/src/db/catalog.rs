@@ -65,7 +65,11 @@ impl ColumnClass {
     }
 
     fn merge(self, other: Self) -> Self {
-        if self == other { self } else { ColumnClass::Other }
+        if self == other {
+            self
+        } else {
+            ColumnClass::Other
+        }
     }
 }
 
@@ -217,8 +221,7 @@ impl Catalog {
             for conj in conjunctions {
                 let mut refined = Conjunction::whole();
                 for (column, values) in conj.columns {
-                    if let Some(values) = refine_values(&known, &table, &column, &values, dialect)
-                    {
+                    if let Some(values) = refine_values(&known, &table, &column, &values, dialect) {
                         refined = refined.with_values(&column, values);
                     }
                 }
@@ -238,8 +241,7 @@ impl Catalog {
             for row in rows {
                 let columns = std::mem::take(&mut row.columns);
                 for (column, values) in columns {
-                    if let Some(values) = refine_values(&known, table, &column, &values, dialect)
-                    {
+                    if let Some(values) = refine_values(&known, table, &column, &values, dialect) {
                         row.columns.insert(column, values);
                     }
                 }
@@ -313,9 +315,7 @@ fn classify(dialect: Dialect, ty: &str, flags: &str) -> ColumnClass {
             }
         }
         Dialect::MySql => match ty.as_str() {
-            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => {
-                ColumnClass::Int
-            }
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => ColumnClass::Int,
             "uuid" => ColumnClass::Uuid,
             "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => {
                 ColumnClass::Text
@@ -325,7 +325,10 @@ fn classify(dialect: Dialect, ty: &str, flags: &str) -> ColumnClass {
         Dialect::Sqlite => {
             // Affinity rules (https://sqlite.org/datatype3.html#determination_of_column_affinity),
             // with date/time types apart: their text forms differ between serde and the database.
-            if ["date", "time", "blob", "json"].iter().any(|t| ty.contains(t)) {
+            if ["date", "time", "blob", "json"]
+                .iter()
+                .any(|t| ty.contains(t))
+            {
                 ColumnClass::Other
             } else if ty.contains("bool") {
                 ColumnClass::Bool
@@ -349,7 +352,10 @@ mod tests {
     fn uuid_spellings_meet() {
         let want = Some("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".to_owned());
         assert_eq!(canonical_uuid("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"), want);
-        assert_eq!(canonical_uuid("{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}"), want);
+        assert_eq!(
+            canonical_uuid("{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}"),
+            want
+        );
         assert_eq!(canonical_uuid("a0eebc999c0b4ef8bb6d6bb9bd380a11"), want);
         assert_eq!(canonical_uuid("a0eebc99-9c0b4ef8-bb6d6bb9-bd380a11"), want);
         assert_eq!(canonical_uuid("not-a-uuid"), None);
@@ -384,18 +390,31 @@ mod tests {
     #[test]
     fn classify_by_dialect() {
         assert_eq!(classify(Dialect::Postgres, "uuid", "db"), ColumnClass::Uuid);
-        assert_eq!(classify(Dialect::Postgres, "text", "nb"), ColumnClass::Other);
-        assert_eq!(classify(Dialect::Postgres, "status", "de"), ColumnClass::Other);
+        assert_eq!(
+            classify(Dialect::Postgres, "text", "nb"),
+            ColumnClass::Other
+        );
+        assert_eq!(
+            classify(Dialect::Postgres, "status", "de"),
+            ColumnClass::Other
+        );
         assert_eq!(
             classify(Dialect::Postgres, "timestamptz", "db"),
             ColumnClass::Other
         );
         assert_eq!(classify(Dialect::MySql, "enum", ""), ColumnClass::Other);
         assert_eq!(classify(Dialect::MySql, "bigint", ""), ColumnClass::Int);
-        assert_eq!(classify(Dialect::Sqlite, "DATETIME", ""), ColumnClass::Other);
+        assert_eq!(
+            classify(Dialect::Sqlite, "DATETIME", ""),
+            ColumnClass::Other
+        );
         assert_eq!(classify(Dialect::Sqlite, "INTEGER", ""), ColumnClass::Text);
         assert_eq!(
-            classify(Dialect::Sqlite, "TEXT", "CREATE TABLE t (a TEXT COLLATE NOCASE)"),
+            classify(
+                Dialect::Sqlite,
+                "TEXT",
+                "CREATE TABLE t (a TEXT COLLATE NOCASE)"
+            ),
             ColumnClass::Other
         );
     }

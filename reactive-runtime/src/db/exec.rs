@@ -60,12 +60,7 @@ impl<DB: Backend> Intercepted<DB> {
     }
 
     fn value(&self, index: usize) -> Option<Json> {
-        param_value::<DB>(
-            self.args.as_ref(),
-            &self.info,
-            self.scope.as_deref(),
-            index,
-        )
+        param_value::<DB>(self.args.as_ref(), &self.info, self.scope.as_deref(), index)
     }
 
     fn into_exec(self) -> Exec<DB> {
@@ -99,7 +94,10 @@ struct WritePlan<DB: Backend> {
 type CascadeRows = Option<Vec<(CascadeRead, Vec<Vec<Option<Json>>>)>>;
 
 /// Runs a statement without arguments (savepoints), ignoring its results.
-async fn execute_plain<DB: Backend>(conn: &mut DB::Connection, sql: String) -> Result<(), sqlx::Error> {
+async fn execute_plain<DB: Backend>(
+    conn: &mut DB::Connection,
+    sql: String,
+) -> Result<(), sqlx::Error> {
     let exec = Exec::<DB> {
         sql: AssertSqlSafe(sql).into_sql_str(),
         args: None,
@@ -453,11 +451,13 @@ impl Inner {
             persistent: true,
         };
         let result: Result<Vec<DB::Row>, sqlx::Error> = DB::run(conn, exec)
-            .filter_map(|r| future::ready(match r {
-                Ok(Either::Right(row)) => Some(Ok(row)),
-                Ok(Either::Left(_)) => None,
-                Err(e) => Some(Err(e)),
-            }))
+            .filter_map(|r| {
+                future::ready(match r {
+                    Ok(Either::Right(row)) => Some(Ok(row)),
+                    Ok(Either::Left(_)) => None,
+                    Err(e) => Some(Err(e)),
+                })
+            })
             .collect::<Vec<_>>()
             .await
             .into_iter()
@@ -483,7 +483,13 @@ impl Inner {
         pool: sqlx::Pool<DB>,
         stmt: Intercepted<DB>,
     ) -> Vec<Result<Step<DB>, sqlx::Error>> {
-        let tables: Vec<String> = stmt.info.analysis.writes.iter().map(|w| w.table.clone()).collect();
+        let tables: Vec<String> = stmt
+            .info
+            .analysis
+            .writes
+            .iter()
+            .map(|w| w.table.clone())
+            .collect();
         self.catalog
             .ensure(&pool, self.dialect, tables.iter().map(String::as_str))
             .await;
@@ -491,52 +497,55 @@ impl Inner {
         let exec = stmt.into_exec();
         let mut pre_rows = None;
         let mut cascade_rows = None;
-        let results: Vec<Result<Step<DB>, sqlx::Error>> = match plan.pre.clone().zip(plan.pre_args.take()) {
-            None => DB::pool_run(&pool, exec).collect().await,
-            Some((pre, pre_args)) => {
-                let begin = match self.dialect {
-                    // Take the write lock first, so the pre-read and the write see one state.
-                    Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
-                    Dialect::Postgres | Dialect::MySql => pool.begin().await,
-                };
-                match begin {
-                    Err(e) => vec![Err(e)],
-                    Ok(mut tx) => {
-                        let mut lost = None;
-                        pre_rows = self
-                            .pre_read::<DB>(&mut tx, &pre, pre_args, false, &plan.info, &mut lost)
-                            .await;
-                        if pre_rows.is_some() && !plan.cascades.is_empty() {
-                            let cascades = std::mem::take(&mut plan.cascades);
-                            cascade_rows =
-                                self.cascade_reads::<DB>(&mut tx, cascades, &mut lost).await;
-                        }
-                        if lost.is_some() {
-                            // A deadlock rolled our transaction back: its locks are gone, so
-                            // what the pre-reads saw may be out of date.
-                            pre_rows = None;
-                            cascade_rows = None;
-                        }
-                        if pre_rows.is_none() {
-                            // The transaction may be aborted (PostgreSQL) or rolled back
-                            // (MySQL deadlock): run the write on its own.
-                            drop(tx);
-                            DB::pool_run(&pool, exec).collect().await
-                        } else {
-                            let mut results: Vec<_> = DB::run(&mut tx, exec).collect().await;
-                            if results.iter().any(Result::is_err) {
-                                drop(tx);
+        let results: Vec<Result<Step<DB>, sqlx::Error>> =
+            match plan.pre.clone().zip(plan.pre_args.take()) {
+                None => DB::pool_run(&pool, exec).collect().await,
+                Some((pre, pre_args)) => {
+                    let begin = match self.dialect {
+                        // Take the write lock first, so the pre-read and the write see one state.
+                        Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+                        Dialect::Postgres | Dialect::MySql => pool.begin().await,
+                    };
+                    match begin {
+                        Err(e) => vec![Err(e)],
+                        Ok(mut tx) => {
+                            let mut lost = None;
+                            pre_rows = self
+                                .pre_read::<DB>(
+                                    &mut tx, &pre, pre_args, false, &plan.info, &mut lost,
+                                )
+                                .await;
+                            if pre_rows.is_some() && !plan.cascades.is_empty() {
+                                let cascades = std::mem::take(&mut plan.cascades);
+                                cascade_rows =
+                                    self.cascade_reads::<DB>(&mut tx, cascades, &mut lost).await;
+                            }
+                            if lost.is_some() {
+                                // A deadlock rolled our transaction back: its locks are gone, so
+                                // what the pre-reads saw may be out of date.
                                 pre_rows = None;
                                 cascade_rows = None;
-                            } else if let Err(e) = tx.commit().await {
-                                results.push(Err(e));
                             }
-                            results
+                            if pre_rows.is_none() {
+                                // The transaction may be aborted (PostgreSQL) or rolled back
+                                // (MySQL deadlock): run the write on its own.
+                                drop(tx);
+                                DB::pool_run(&pool, exec).collect().await
+                            } else {
+                                let mut results: Vec<_> = DB::run(&mut tx, exec).collect().await;
+                                if results.iter().any(Result::is_err) {
+                                    drop(tx);
+                                    pre_rows = None;
+                                    cascade_rows = None;
+                                } else if let Err(e) = tx.commit().await {
+                                    results.push(Err(e));
+                                }
+                                results
+                            }
                         }
                     }
                 }
-            }
-        };
+            };
         if let Some(change) = self.finish_write(plan, &results, pre_rows, cascade_rows) {
             self.apply(change).await;
         }

@@ -386,7 +386,10 @@ impl<DB: Backend> ReactiveDb<DB> {
     /// Reads the column types of the database again (after migrations run through
     /// [`ReactiveDb::pool`], say); see the module docs.
     pub async fn refresh_schema(&self) {
-        self.inner.catalog.refresh(&self.pool, self.inner.dialect).await;
+        self.inner
+            .catalog
+            .refresh(&self.pool, self.inner.dialect)
+            .await;
     }
 
     /// The backend's SQL dialect.
@@ -432,7 +435,6 @@ impl<DB: Backend> ReactiveDb<DB> {
         self.inner.apply(changes).await
     }
 
-
     /// The read set a call of `def` with these binding values is known to have before
     /// it runs (from the function model), with key values canonical for this backend and
     /// the columns' types. This is what selective delivery evaluates for a subscribed
@@ -453,7 +455,9 @@ impl<DB: Backend> ReactiveDb<DB> {
         bindings: &[serde_json::Value],
     ) -> ReadSet {
         let mut reads = ReadSet::from_model(&self.inner.model_index(def.model()).model, bindings);
-        self.inner.catalog.refine_reads(&mut reads, self.inner.dialect);
+        self.inner
+            .catalog
+            .refine_reads(&mut reads, self.inner.dialect);
         reads
     }
 

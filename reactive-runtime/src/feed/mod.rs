@@ -207,7 +207,11 @@ pub async fn run<DB: Backend>(source: impl ChangeSource, db: ReactiveDb<DB>) {
     drive(stream, db, sink).await;
 }
 
-async fn drive<DB: Backend>(stream: BoxStream<'static, ChangeSet>, db: ReactiveDb<DB>, stats: StatsSink) {
+async fn drive<DB: Backend>(
+    stream: BoxStream<'static, ChangeSet>,
+    db: ReactiveDb<DB>,
+    stats: StatsSink,
+) {
     let mut batches = stream.ready_chunks(MAX_BATCH);
     while let Some(batch) = batches.next().await {
         let mut merged = ChangeSet::empty();

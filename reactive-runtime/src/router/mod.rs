@@ -36,10 +36,10 @@ pub use auth::{AuthError, Authorizer, Principal, SingleTenant, current_principal
 pub use error::ApiError;
 
 use crate::ReactiveDb;
-use crate::db::{Backend, CallError, CallOutput};
-use crate::engine::ReadSet;
 use crate::db::InvalidationListener;
+use crate::db::{Backend, CallError, CallOutput};
 use crate::engine::InvalidationReport;
+use crate::engine::ReadSet;
 use crate::realtime::Realtime;
 use crate::registry::{self, BoxFuture, FunctionDef};
 
@@ -240,7 +240,10 @@ pub fn router<DB: Backend>(db: ReactiveDb<DB>, config: RouterConfig) -> Router {
         .filter(|f| {
             let served = (f.backend)() == std::any::TypeId::of::<ReactiveDb<DB>>();
             if !served {
-                tracing::debug!(function = f.model().name, "not served: written for another database handle type");
+                tracing::debug!(
+                    function = f.model().name,
+                    "not served: written for another database handle type"
+                );
             }
             served
         })

@@ -67,7 +67,8 @@ async fn rows(
 
 /// The `ReactiveDb<Any>` a call runs with.
 fn any_db(db: reactive_runtime::registry::DbHandle) -> ReactiveDb<sqlx::Any> {
-    *db.downcast().expect("functions of these tests take a ReactiveDb<Any>")
+    *db.downcast()
+        .expect("functions of these tests take a ReactiveDb<Any>")
 }
 
 fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
@@ -314,7 +315,10 @@ pub enum Transport {
     Axum,
 }
 
-pub async fn serve(db: ReactiveDb<sqlx::Any>, configure: impl FnOnce(RouterConfig) -> RouterConfig) -> Server {
+pub async fn serve(
+    db: ReactiveDb<sqlx::Any>,
+    configure: impl FnOnce(RouterConfig) -> RouterConfig,
+) -> Server {
     serve_on(Transport::Reactive, db, configure).await
 }
 
