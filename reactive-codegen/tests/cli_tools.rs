@@ -61,6 +61,7 @@ tests/fixtures/suggest_handlers.rs:21: agents_archive
   declared: #[reactive_function(mutation)]
   infers  -
   writes  -
+  note: tests/fixtures/suggest_handlers.rs:21: signature: name the database the handler runs on: `&ReactiveDb<Postgres>`, `&ReactiveDb<MySql>`, `&ReactiveDb<Sqlite>` (native sqlx drivers), or `&ReactiveDb<Any>` (backend chosen by URL)
   note: tests/fixtures/suggest_handlers.rs:21: no write is visible in the body: if it changes tables (through SQL built at run time, a procedure, a trigger or another connection), list them in `invalidates(...)`
 
 tests/fixtures/suggest_handlers.rs:26: legacy_rename
@@ -68,8 +69,8 @@ tests/fixtures/suggest_handlers.rs:26: legacy_rename
   infers  agent [id = id]
   writes  agent [id = id]
   note: tests/fixtures/suggest_handlers.rs:26: takes a sqlx pool: statements sent through it bypass `ReactiveDb` (nothing cached, nothing invalidated); `reactive convert` rewrites the signature
-  note: tests/fixtures/suggest_handlers.rs:26: signature: the first parameter of a reactive function must be the database handle `&ReactiveDb`; expected `async fn name(db: &ReactiveDb, input: Input) -> reactive::Result<Output>` (the `input` parameter is optional)
-  note: tests/fixtures/suggest_handlers.rs:26: signature: a reactive function takes at most two parameters, the database handle and one input (put several values in an input struct); expected `async fn name(db: &ReactiveDb, input: Input) -> reactive::Result<Output>` (the `input` parameter is optional)
+  note: tests/fixtures/suggest_handlers.rs:26: signature: the first parameter of a reactive function must be the database handle `&ReactiveDb`; expected `async fn name(db: &ReactiveDb<Postgres>, input: Input) -> reactive::Result<Output>` (the `input` parameter is optional; `MySql`, `Sqlite` or `Any` in place of `Postgres`)
+  note: tests/fixtures/suggest_handlers.rs:26: signature: a reactive function takes at most two parameters, the database handle and one input (put several values in an input struct); expected `async fn name(db: &ReactiveDb<Postgres>, input: Input) -> reactive::Result<Output>` (the `input` parameter is optional; `MySql`, `Sqlite` or `Any` in place of `Postgres`)
 
 tests/fixtures/suggest_handlers.rs:32: agents_named
   #[reactive_function(name = "agents.named", query, dependencies(agent, organization))]
