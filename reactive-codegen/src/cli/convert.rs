@@ -24,7 +24,8 @@
 //! - `use sqlx::Postgres;` (or `MySql`, `Sqlite`, `Any`) next to it when a pool
 //!   alias was converted and the file does not import that name yet (inside a
 //!   module: `sqlx::Postgres`);
-//! - `use sqlx::PgPool;` (and the other pools) goes when nothing else uses it.
+//! - `use sqlx::PgPool;` (and the other pools) goes when nothing else uses it; in
+//!   a group (`use sqlx::{PgPool, Row};`) only the pool goes.
 //!
 //! Inserted lines use the file's line ending (CRLF files stay CRLF).
 //!
