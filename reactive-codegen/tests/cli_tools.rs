@@ -61,6 +61,7 @@ tests/fixtures/suggest_handlers.rs:21: agents_archive
   declared: #[reactive_function(mutation)]
   infers  -
   writes  -
+  note: tests/fixtures/suggest_handlers.rs:21: signature: name the database the handler runs on: `&ReactiveDb<Postgres>`, `&ReactiveDb<MySql>`, `&ReactiveDb<Sqlite>` (native sqlx drivers), or `&ReactiveDb<Any>` (backend chosen by URL)
   note: tests/fixtures/suggest_handlers.rs:21: no write is visible in the body: if it changes tables (through SQL built at run time, a procedure, a trigger or another connection), list them in `invalidates(...)`
 
 tests/fixtures/suggest_handlers.rs:26: legacy_rename
@@ -68,8 +69,8 @@ tests/fixtures/suggest_handlers.rs:26: legacy_rename
   infers  agent [id = id]
   writes  agent [id = id]
   note: tests/fixtures/suggest_handlers.rs:26: takes a sqlx pool: statements sent through it bypass `ReactiveDb` (nothing cached, nothing invalidated); `reactive convert` rewrites the signature
-  note: tests/fixtures/suggest_handlers.rs:26: signature: the first parameter of a reactive function must be the database handle `&ReactiveDb`; expected `async fn name(db: &ReactiveDb, input: Input) -> reactive::Result<Output>` (the `input` parameter is optional)
-  note: tests/fixtures/suggest_handlers.rs:26: signature: a reactive function takes at most two parameters, the database handle and one input (put several values in an input struct); expected `async fn name(db: &ReactiveDb, input: Input) -> reactive::Result<Output>` (the `input` parameter is optional)
+  note: tests/fixtures/suggest_handlers.rs:26: signature: the first parameter of a reactive function must be the database handle `&ReactiveDb`; expected `async fn name(db: &ReactiveDb<Postgres>, input: Input) -> reactive::Result<Output>` (the `input` parameter is optional; `MySql`, `Sqlite` or `Any` in place of `Postgres`)
+  note: tests/fixtures/suggest_handlers.rs:26: signature: a reactive function takes at most two parameters, the database handle and one input (put several values in an input struct); expected `async fn name(db: &ReactiveDb<Postgres>, input: Input) -> reactive::Result<Output>` (the `input` parameter is optional; `MySql`, `Sqlite` or `Any` in place of `Postgres`)
 
 tests/fixtures/suggest_handlers.rs:32: agents_named
   #[reactive_function(name = "agents.named", query, dependencies(agent, organization))]
@@ -414,14 +415,33 @@ fn new_function_prints_a_skeleton_the_macro_accepts() {
     let (code, text) = stdout_of(&output);
     assert_eq!(code, Some(0));
     assert!(
+        text.starts_with("use reactive::{reactive_function, ReactiveDb};\nuse sqlx::MySql;\n\n"),
+        "{text}"
+    );
+    assert!(
         text.ends_with(
             "#[reactive_function(name = \"tools.all\", dialect = \"mysql\")]\n\
-             pub async fn tools_all(db: &ReactiveDb) -> reactive::Result<Vec<Tool>> {\n    \
+             pub async fn tools_all(db: &ReactiveDb<MySql>) -> reactive::Result<Vec<Tool>> {\n    \
              Ok(sqlx::query_as::<_, Tool>(\"SELECT * FROM tool\")\n        .fetch_all(db)\n        .await?)\n}\n"
         ),
         "{text}"
     );
     assert!(macro_errors(&text).is_empty());
+    let output = reactive(&[
+        "new",
+        "function",
+        "tools_all",
+        "--table",
+        "tool",
+        "--dialect",
+        "sqlite",
+    ]);
+    let (_, text) = stdout_of(&output);
+    assert!(text.contains("use sqlx::Sqlite;\n"), "{text}");
+    assert!(
+        text.contains("pub async fn tools_all(db: &ReactiveDb<Sqlite>) ->"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -501,8 +521,98 @@ fn convert_keeps_crlf_and_uses_full_paths_inside_modules() {
     let converted = std::fs::read_to_string(&file).expect("read");
     assert_eq!(
         converted,
-        "\r\nmod inner {\r\n    #[reactive::reactive_function(name = \"tools.count\", dialect = \"sqlite\")]\r\n    pub async fn tools_count(db: &reactive::ReactiveDb) -> reactive::Result<i64> {\r\n        Ok(sqlx::query_scalar(\"SELECT count(*) FROM tool\").fetch_one(db).await?)\r\n    }\r\n}\r\n"
+        "\r\nmod inner {\r\n    #[reactive::reactive_function(name = \"tools.count\", dialect = \"sqlite\")]\r\n    pub async fn tools_count(db: &reactive::ReactiveDb<sqlx::Sqlite>) -> reactive::Result<i64> {\r\n        Ok(sqlx::query_scalar(\"SELECT count(*) FROM tool\").fetch_one(db).await?)\r\n    }\r\n}\r\n"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Native sqlx on PostgreSQL (`&PgPool`, `&sqlx::Pool<sqlx::Postgres>`, `Uuid` binds,
+/// `query_as!`): the handle names the database, the native code is kept, the import
+/// of `Postgres` is added; the result is a compile-pass case (trybuild builds its
+/// `query_as!` against `ui-tests/.sqlx`).
+#[test]
+fn convert_keeps_native_types_and_query_macros_and_names_the_database() {
+    let dir = temp_dir("convert-native");
+    let file = dir.join("native.rs");
+    std::fs::copy(crate_dir().join("tests/fixtures/convert/native.rs"), &file).expect("copy");
+    let path = file.display().to_string();
+    let output = reactive(&["convert", "--write", &path]);
+    assert_eq!(
+        stdout_of(&output),
+        (
+            Some(0),
+            format!("{path}: converted projects_by_org, project_rename\n")
+        ),
+        "converted with nothing left to do"
+    );
+    let converted = std::fs::read_to_string(&file).expect("read");
+    assert_eq!(ui_pass_section("reactive convert native"), converted);
+    assert!(macro_errors(&converted).is_empty());
+    let output = reactive(&["convert", "--write", &path]);
+    assert_eq!(
+        stdout_of(&output),
+        (
+            Some(0),
+            format!("{path}: nothing to convert (no `async fn` taking a sqlx pool first)\n")
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), converted);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every pool names its database on the handle; a database type already imported
+/// (here by `use sqlx::{MySql, ...}`) is not imported again; connections,
+/// transactions and generic executors taken first are notes, not edits.
+#[test]
+fn convert_names_each_database_and_notes_connections() {
+    let dir = temp_dir("convert-databases");
+    let file = dir.join("db.rs");
+    let source = "use sqlx::{MySql, MySqlPool};\n\n\
+        pub async fn a(pool: &MySqlPool) -> sqlx::Result<i64> {\n    sqlx::query_scalar(\"SELECT count(*) FROM a\").fetch_one(pool).await\n}\n\n\
+        pub async fn b(pool: &sqlx::AnyPool) -> sqlx::Result<i64> {\n    sqlx::query_scalar(\"SELECT count(*) FROM b\").fetch_one(pool).await\n}\n\n\
+        pub async fn c(pool: &sqlx::SqlitePool) -> sqlx::Result<i64> {\n    sqlx::query_scalar(\"SELECT count(*) FROM c\").fetch_one(pool).await\n}\n\n\
+        pub async fn d(pool: &sqlx::Pool<Postgres>) -> sqlx::Result<i64> {\n    sqlx::query_scalar(\"SELECT count(*) FROM d\").fetch_one(pool).await\n}\n\n\
+        pub async fn e(conn: &mut sqlx::PgConnection) -> sqlx::Result<i64> {\n    sqlx::query_scalar(\"SELECT count(*) FROM e\").fetch_one(conn).await\n}\n\n\
+        pub async fn f(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> sqlx::Result<i64> {\n    sqlx::query_scalar(\"SELECT count(*) FROM f\").fetch_one(&mut **tx).await\n}\n\n\
+        pub async fn g<'c, E: sqlx::Executor<'c, Database = sqlx::Postgres>>(db: E) -> sqlx::Result<i64> {\n    sqlx::query_scalar(\"SELECT count(*) FROM g\").fetch_one(db).await\n}\n";
+    std::fs::write(&file, source).expect("write");
+    let path = file.display().to_string();
+    let output = reactive(&["convert", "--write", &path]);
+    assert_eq!(
+        stdout_of(&output),
+        (
+            Some(1),
+            format!(
+                "{path}: converted a, b, c, d\n\
+                 {path}:19: note: `e` takes a connection or transaction (`&mut sqlx::PgConnection`): statements sent through it bypass `ReactiveDb`; make it take `db: &ReactiveDb<Postgres>` by hand, or keep it a helper taking `tx: &mut ReactiveTx<Postgres>` (from `db.begin()`)\n\
+                 {path}:23: note: `f` takes a connection or transaction (`&mut sqlx::Transaction<'_, sqlx::Sqlite>`): statements sent through it bypass `ReactiveDb`; make it take `db: &ReactiveDb<sqlx::Sqlite>` by hand, or keep it a helper taking `tx: &mut ReactiveTx<sqlx::Sqlite>` (from `db.begin()`)\n\
+                 {path}:27: note: `g` is generic over the executor: make it take `db: &ReactiveDb<Postgres>` by hand (or keep it a helper called with a `ReactiveTx`)\n"
+            )
+        )
+    );
+    let converted = std::fs::read_to_string(&file).expect("read");
+    let signatures: Vec<&str> = converted
+        .lines()
+        .filter(|l| l.starts_with("use ") || l.starts_with("pub async fn "))
+        .map(|l| l.split(" -> ").next().unwrap_or(l))
+        .collect();
+    assert_eq!(
+        signatures,
+        [
+            "use sqlx::MySql;",
+            "use reactive::{reactive_function, ReactiveDb};",
+            "use sqlx::{Any, Sqlite};",
+            "pub async fn a(pool: &ReactiveDb<MySql>)",
+            "pub async fn b(pool: &ReactiveDb<Any>)",
+            "pub async fn c(pool: &ReactiveDb<Sqlite>)",
+            "pub async fn d(pool: &ReactiveDb<Postgres>)",
+            "pub async fn e(conn: &mut sqlx::PgConnection)",
+            "pub async fn f(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>)",
+            "pub async fn g<'c, E: sqlx::Executor<'c, Database = sqlx::Postgres>>(db: E)",
+        ]
+    );
+    assert!(converted.contains("#[reactive_function(name = \"c\", dialect = \"sqlite\")]\n"));
+    assert!(converted.contains("#[reactive_function(name = \"a\", dialect = \"mysql\")]\n"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -8,7 +8,12 @@
 //! - `#[reactive_function(name = "...")]` above the function (with
 //!   `dialect = "sqlite"`/`"mysql"` for those pools), name from
 //!   [`super::procedure_name`];
-//! - the pool type becomes `ReactiveDb`;
+//! - the pool type becomes the handle of its database: `&PgPool` →
+//!   `&ReactiveDb<Postgres>`, `&MySqlPool` → `&ReactiveDb<MySql>`, `&SqlitePool` →
+//!   `&ReactiveDb<Sqlite>`, `&AnyPool` → `&ReactiveDb<Any>`; `&Pool<DB>` keeps `DB`
+//!   as written (`&ReactiveDb<sqlx::Postgres>`). The body is left alone: the handle
+//!   is an executor of the same database, so native types (`Uuid`, ...), binds and
+//!   `query!`/`query_as!` keep compiling;
 //! - `Result<T, sqlx::Error>` / `sqlx::Result<T>` becomes `reactive::Result<T>`;
 //! - `&mut *tx` of a transaction opened with `.begin()` becomes `&mut tx` (a
 //!   `ReactiveTx` is passed as `&mut tx`);
@@ -16,14 +21,20 @@
 //!   `use` (or before the first item), unless already imported; inside an inline
 //!   `mod` (which the file's `use` does not reach) the edits spell
 //!   `reactive::reactive_function` and `reactive::ReactiveDb` instead;
-//! - `use sqlx::PgPool;` (and the other pools) goes when nothing else uses it.
+//! - `use sqlx::Postgres;` (or `MySql`, `Sqlite`, `Any`) next to it when a pool
+//!   alias was converted and the file does not import that name yet (inside a
+//!   module: `sqlx::Postgres`);
+//! - `use sqlx::PgPool;` (and the other pools) goes when nothing else uses it; in
+//!   a group (`use sqlx::{PgPool, Row};`) only the pool goes.
 //!
 //! Inserted lines use the file's line ending (CRLF files stay CRLF).
 //!
 //! What needs a person is listed as notes, by line (exit status 1): more than one
 //! value besides the pool (a reactive function takes one input: a struct is
 //! proposed), an input taken by reference, another return type, SQL built at run
-//! time (needs `dependencies(...)`: see `reactive suggest`), generic executors.
+//! time (needs `dependencies(...)`: see `reactive suggest`), generic executors,
+//! connections and transactions taken as the first parameter (`&mut PgConnection`,
+//! `&mut Transaction<'_, Postgres>`: statements sent there bypass the handle).
 //!
 //! Without `--write`, prints a unified diff of the edits; with it, rewrites the file.
 
@@ -109,8 +120,53 @@ fn apply(text: &str, edits: &[Edit], window: std::ops::Range<usize>) -> String {
     out
 }
 
-/// The pool a parameter type names: `Some(dialect)` (None = any backend).
-fn pool_dialect(ty: &syn::Type) -> Option<(Option<Dialect>, &syn::Type)> {
+/// A pool parameter's type, read from its spelling.
+struct PoolType<'a> {
+    /// The dialect its SQL literals are parsed with (`Any`: PostgreSQL's, the default).
+    dialect: Dialect,
+    /// The database type the handle names: `Postgres`, `MySql`, `Sqlite` or `Any`.
+    database: &'static str,
+    /// The `DB` of `Pool<DB>` as written: the handle reuses it (it resolves where it
+    /// stands); `None` for an alias (`PgPool`), whose database type is imported.
+    written: Option<&'a syn::Type>,
+    /// The referenced type, replaced by the handle.
+    elem: &'a syn::Type,
+}
+
+/// The database a sqlx database type names (last path segment).
+fn database_of(ty: &syn::Type) -> Option<&'static str> {
+    let syn::Type::Path(p) = ty else { return None };
+    match p.path.segments.last()?.ident.to_string().as_str() {
+        "Postgres" => Some("Postgres"),
+        "MySql" => Some("MySql"),
+        "Sqlite" => Some("Sqlite"),
+        "Any" => Some("Any"),
+        _ => None,
+    }
+}
+
+fn dialect_of(database: &str) -> Dialect {
+    match database {
+        "MySql" => Dialect::MySql,
+        "Sqlite" => Dialect::Sqlite,
+        // `Any` runs whatever the URL names: PostgreSQL's `$1` is the CLI's default.
+        _ => Dialect::Postgres,
+    }
+}
+
+/// The first type argument of a path segment (`Postgres` of `Pool<Postgres>`).
+fn type_argument(segment: &syn::PathSegment) -> Option<&syn::Type> {
+    let syn::PathArguments::AngleBracketed(args) = &segment.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|a| match a {
+        syn::GenericArgument::Type(t) => Some(t),
+        _ => None,
+    })
+}
+
+/// The pool a parameter type names (`&PgPool`, `&sqlx::Pool<sqlx::Postgres>`, ...).
+fn pool_type(ty: &syn::Type) -> Option<PoolType<'_>> {
     let syn::Type::Reference(reference) = ty else {
         return None;
     };
@@ -121,35 +177,70 @@ fn pool_dialect(ty: &syn::Type) -> Option<(Option<Dialect>, &syn::Type)> {
         return None;
     };
     let last = path.path.segments.last()?;
-    let dialect = match last.ident.to_string().as_str() {
-        "PgPool" => Some(Dialect::Postgres),
-        "SqlitePool" => Some(Dialect::Sqlite),
-        "MySqlPool" => Some(Dialect::MySql),
-        "AnyPool" => None,
+    let (database, written) = match last.ident.to_string().as_str() {
+        "PgPool" => ("Postgres", None),
+        "SqlitePool" => ("Sqlite", None),
+        "MySqlPool" => ("MySql", None),
+        "AnyPool" => ("Any", None),
         "Pool" => {
-            let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
-                return None;
-            };
-            let db = args.args.iter().find_map(|a| match a {
-                syn::GenericArgument::Type(syn::Type::Path(p)) => {
-                    p.path.segments.last().map(|s| s.ident.to_string())
-                }
-                _ => None,
-            })?;
-            match db.as_str() {
-                "Postgres" => Some(Dialect::Postgres),
-                "Sqlite" => Some(Dialect::Sqlite),
-                "MySql" => Some(Dialect::MySql),
-                "Any" => None,
-                _ => return None,
-            }
+            let db = type_argument(last)?;
+            (database_of(db)?, Some(db))
         }
         _ => return None,
     };
-    Some((dialect, &reference.elem))
+    Some(PoolType {
+        dialect: dialect_of(database),
+        database,
+        written,
+        elem: &reference.elem,
+    })
 }
 
-/// Names imported by `use` items at the top level (`*` for a glob of `reactive`).
+/// The database of a connection or transaction taken by `&mut` (`&mut PgConnection`,
+/// `&mut Transaction<'_, Postgres>`, `&mut PoolConnection<Sqlite>`), as the note names it.
+fn connection_database(source: &str, ty: &syn::Type) -> Option<String> {
+    let syn::Type::Reference(reference) = ty else {
+        return None;
+    };
+    reference.mutability?;
+    let syn::Type::Path(path) = &*reference.elem else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    match last.ident.to_string().as_str() {
+        "PgConnection" => Some("Postgres".into()),
+        "MySqlConnection" => Some("MySql".into()),
+        "SqliteConnection" => Some("Sqlite".into()),
+        "AnyConnection" => Some("Any".into()),
+        "Transaction" | "PoolConnection" => type_argument(last).map(|db| source_of(source, db)),
+        _ => None,
+    }
+}
+
+/// The database a generic executor's bounds name (`Database = Postgres`,
+/// `PgExecutor`), when they do.
+fn executor_database(bounds: &str) -> Option<&'static str> {
+    let bounds = bounds.replace(' ', "");
+    [
+        ("Database=Postgres", "Postgres"),
+        ("Database=sqlx::Postgres", "Postgres"),
+        ("PgExecutor", "Postgres"),
+        ("Database=MySql", "MySql"),
+        ("Database=sqlx::MySql", "MySql"),
+        ("MySqlExecutor", "MySql"),
+        ("Database=Sqlite", "Sqlite"),
+        ("Database=sqlx::Sqlite", "Sqlite"),
+        ("SqliteExecutor", "Sqlite"),
+        ("Database=Any", "Any"),
+        ("Database=sqlx::Any", "Any"),
+    ]
+    .into_iter()
+    .find(|(needle, _)| bounds.contains(needle))
+    .map(|(_, database)| database)
+}
+
+/// Names imported by `use` items at the top level (`*` for a glob of `reactive`; a
+/// glob of `sqlx` or of its driver modules brings the database types).
 fn imported(items: &[syn::Item]) -> BTreeSet<String> {
     fn walk(tree: &syn::UseTree, path: &mut Vec<String>, out: &mut BTreeSet<String>) {
         match tree {
@@ -165,9 +256,17 @@ fn imported(items: &[syn::Item]) -> BTreeSet<String> {
                 out.insert(r.rename.to_string());
             }
             syn::UseTree::Glob(_) => {
-                if path.last().is_some_and(|p| p == "reactive") {
-                    out.insert("*".into());
-                }
+                let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                let names: &[&str] = match path.as_slice() {
+                    [.., "reactive"] => &["*"],
+                    ["sqlx"] => &["Postgres", "MySql", "Sqlite", "Any"],
+                    ["sqlx", "postgres"] => &["Postgres"],
+                    ["sqlx", "mysql"] => &["MySql"],
+                    ["sqlx", "sqlite"] => &["Sqlite"],
+                    ["sqlx", "any"] => &["Any"],
+                    _ => &[],
+                };
+                out.extend(names.iter().map(|n| (*n).to_owned()));
             }
             syn::UseTree::Group(g) => {
                 for tree in &g.items {
@@ -264,6 +363,8 @@ pub fn convert_source(source: &str, file: &syn::File) -> Conversion {
     let options = handler::file_options(file, &AnalyzeOptions::default());
     let mut derives = std::collections::BTreeMap::new();
     collect_derives(&file.items, &mut derives);
+    // Database types a converted top-level function names bare (`ReactiveDb<Postgres>`).
+    let mut databases = BTreeSet::new();
     for item in handler::file_fns(file) {
         let Some(syn::FnArg::Typed(first)) = item.sig.inputs.first() else {
             continue;
@@ -274,24 +375,37 @@ pub fn convert_source(source: &str, file: &syn::File) -> Conversion {
         }) || source_of(source, &*first.ty).contains("Executor");
         let fn_line = item.sig.ident.span().start().line;
         if generic_executor && item.sig.asyncness.is_some() {
+            let handle = match executor_database(&source_of(source, &item.sig.generics))
+                .or_else(|| executor_database(&source_of(source, &*first.ty)))
+            {
+                Some(database) => format!("`db: &ReactiveDb<{database}>`"),
+                None => "`db: &ReactiveDb<Postgres>` (or `MySql`, `Sqlite`, `Any`)".to_owned(),
+            };
             notes.push((
                 fn_line,
-                format!("`{name}` is generic over the executor: make it take `db: &ReactiveDb` by hand (or keep it a helper called with a `ReactiveTx`)"),
+                format!("`{name}` is generic over the executor: make it take {handle} by hand (or keep it a helper called with a `ReactiveTx`)"),
             ));
             continue;
         }
-        let Some((pool_dialect, pool_elem)) = pool_dialect(&first.ty) else {
+        if item.sig.asyncness.is_some()
+            && reactive_attr(item.attrs).is_none()
+            && let Some(database) = connection_database(source, &first.ty)
+        {
+            // A connection or transaction is not intercepted: what is sent on it is
+            // neither cached nor invalidating. Which one fits is the author's call.
+            notes.push((
+                fn_line,
+                format!("`{name}` takes a connection or transaction (`{}`): statements sent through it bypass `ReactiveDb`; make it take `db: &ReactiveDb<{database}>` by hand, or keep it a helper taking `tx: &mut ReactiveTx<{database}>` (from `db.begin()`)", source_of(source, &*first.ty)),
+            ));
+            continue;
+        }
+        let Some(pool) = pool_type(&first.ty) else {
             continue;
         };
         if item.sig.asyncness.is_none() || !item.free || reactive_attr(item.attrs).is_some() {
             continue;
         }
-        let dialect = pool_dialect.unwrap_or_default();
-        let dialect = if pool_dialect.is_none() {
-            Dialect::Postgres
-        } else {
-            dialect
-        };
+        let dialect = pool.dialect;
         converted.push(name.clone());
 
         // The attribute, above the function (after its other attributes).
@@ -324,10 +438,19 @@ pub fn convert_source(source: &str, file: &syn::File) -> Conversion {
         });
         top_level |= !item.nested;
 
-        // The pool type.
+        // The pool type: the handle of the same database, so the body's native types
+        // and query macros keep type-checking against it.
+        let database = match pool.written {
+            Some(written) => source_of(source, written),
+            None if item.nested => format!("sqlx::{}", pool.database),
+            None => {
+                databases.insert(pool.database);
+                pool.database.to_owned()
+            }
+        };
         edits.push(Edit {
-            range: pool_elem.span().byte_range(),
-            text: format!("{prefix}ReactiveDb"),
+            range: pool.elem.span().byte_range(),
+            text: format!("{prefix}ReactiveDb<{database}>"),
         });
 
         // The return type.
@@ -461,12 +584,25 @@ pub fn convert_source(source: &str, file: &syn::File) -> Conversion {
                 }
             }
         }
-        if !missing.is_empty() {
-            let text = if missing.len() == 1 {
-                format!("use reactive::{};{newline}", missing[0])
-            } else {
-                format!("use reactive::{{{}}};{newline}", missing.join(", "))
-            };
+        let mut text = match missing.as_slice() {
+            [] => String::new(),
+            [one] => format!("use reactive::{one};{newline}"),
+            several => format!("use reactive::{{{}}};{newline}", several.join(", ")),
+        };
+        let databases: Vec<&str> = databases
+            .into_iter()
+            .filter(|d| !names.contains(*d))
+            .collect();
+        match databases.as_slice() {
+            [] => {}
+            [one] => {
+                let _ = write!(text, "use sqlx::{one};{newline}");
+            }
+            several => {
+                let _ = write!(text, "use sqlx::{{{}}};{newline}", several.join(", "));
+            }
+        }
+        if !text.is_empty() {
             let last_use = file.items.iter().rfind(|i| matches!(i, syn::Item::Use(_)));
             let at = match (last_use, file.items.first()) {
                 (Some(u), _) => line_end(source, u.span().byte_range().end),
@@ -542,7 +678,23 @@ fn first_line(text: &str) -> String {
     }
 }
 
-/// `use sqlx::PgPool;` items whose name the converted text no longer uses: removed.
+/// The pool names `convert` replaces: their imports may become unused.
+const POOL_NAMES: [&str; 5] = ["PgPool", "SqlitePool", "MySqlPool", "AnyPool", "Pool"];
+
+/// How many times `word` occurs in `text` as a whole identifier.
+fn word_count(text: &str, word: &str) -> usize {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(word)
+        .filter(|(at, _)| {
+            !text[..*at].chars().next_back().is_some_and(ident)
+                && !text[at + word.len()..].chars().next().is_some_and(ident)
+        })
+        .count()
+}
+
+/// Pool imports of `sqlx` the converted text no longer uses: `use sqlx::PgPool;`
+/// goes; in `use sqlx::{MySql, MySqlPool};` the pool goes and the rest stays (an
+/// unused import is a warning, an error under `deny(warnings)`).
 fn unused_pool_imports(source: &str, file: &syn::File, edits: &[Edit]) -> Vec<Edit> {
     let mut sorted = edits.to_vec();
     sorted.sort_by_key(|e| (e.range.start, e.range.end));
@@ -553,19 +705,20 @@ fn unused_pool_imports(source: &str, file: &syn::File, edits: &[Edit]) -> Vec<Ed
         let syn::UseTree::Path(p) = &u.tree else {
             continue;
         };
-        let syn::UseTree::Name(n) = &*p.tree else {
-            continue;
-        };
-        let name = n.ident.to_string();
-        if p.ident != "sqlx"
-            || !["PgPool", "SqlitePool", "MySqlPool", "AnyPool"].contains(&name.as_str())
-        {
+        if p.ident != "sqlx" {
             continue;
         }
         let range = item.span().byte_range();
-        let uses = converted.matches(name.as_str()).count();
-        let own = source[range.clone()].matches(name.as_str()).count();
-        if uses == own {
+        // Unused: every use of the name left is in this `use` item.
+        let unused = |tree: &syn::UseTree| match tree {
+            syn::UseTree::Name(n) => {
+                let name = n.ident.to_string();
+                POOL_NAMES.contains(&name.as_str())
+                    && word_count(&converted, &name) == word_count(&source[range.clone()], &name)
+            }
+            _ => false,
+        };
+        let remove_line = |out: &mut Vec<Edit>| {
             let start = line_start(source, range.start);
             let end = line_end(source, range.end);
             if source[start..range.start].trim().is_empty()
@@ -576,6 +729,30 @@ fn unused_pool_imports(source: &str, file: &syn::File, edits: &[Edit]) -> Vec<Ed
                     text: String::new(),
                 });
             }
+        };
+        match &*p.tree {
+            tree @ syn::UseTree::Name(_) if unused(tree) => remove_line(&mut out),
+            syn::UseTree::Group(group) => {
+                let kept: Vec<String> = group
+                    .items
+                    .iter()
+                    .filter(|t| !unused(t))
+                    .map(|t| source_of(source, t))
+                    .collect();
+                if kept.is_empty() {
+                    remove_line(&mut out);
+                } else if kept.len() < group.items.len() {
+                    // The group is rewritten on one line: rustfmt restores a longer layout.
+                    out.push(Edit {
+                        range: group.span().byte_range(),
+                        text: match kept.as_slice() {
+                            [one] => one.clone(),
+                            several => format!("{{{}}}", several.join(", ")),
+                        },
+                    });
+                }
+            }
+            _ => {}
         }
     }
     out

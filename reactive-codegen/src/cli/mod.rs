@@ -332,6 +332,16 @@ pub fn dialect_name(dialect: Dialect) -> &'static str {
     }
 }
 
+/// The sqlx database type of a dialect's native driver, as a handle names it
+/// (`ReactiveDb<Postgres>`): the generated code imports it from `sqlx`.
+pub fn database_type(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "Postgres",
+        Dialect::Sqlite => "Sqlite",
+        Dialect::MySql => "MySql",
+    }
+}
+
 /// Run the tool: parse `args` (without the program name), write the result to `out`.
 pub fn run<I, S>(args: I, out: &mut dyn Write) -> Result<Outcome, CliError>
 where

@@ -1,12 +1,16 @@
-//! `reactive new function NAME --table T [--key COLUMN]`: prints a reactive
-//! function skeleton (input struct, row struct, handler) reading `T`, by `COLUMN`
-//! when given. The output compiles as is once the row struct lists the columns
-//! wanted; its dependencies are inferred (`T` keyed on `COLUMN = input.COLUMN`).
+//! `reactive new function NAME --table T [--key COLUMN] [--dialect D]`: prints a
+//! reactive function skeleton (input struct, row struct, handler) reading `T`, by
+//! `COLUMN` when given. The handle names the database of the dialect
+//! (`&ReactiveDb<Postgres>` by default, `MySql`, `Sqlite`), imported from `sqlx`.
+//! The output compiles as is once the row struct lists the columns wanted; its
+//! dependencies are inferred (`T` keyed on `COLUMN = input.COLUMN`).
 
 use std::fmt::Write as _;
 use std::io::Write;
 
-use super::{CliError, Command, Options, Outcome, dialect_name, pascal_case, procedure_name};
+use super::{
+    CliError, Command, Options, Outcome, database_type, dialect_name, pascal_case, procedure_name,
+};
 use crate::sql::Dialect;
 
 /// Parsed arguments of `reactive new function`.
@@ -88,7 +92,9 @@ pub fn render(args: &NewFunctionArgs) -> String {
         Dialect::Postgres => "$1",
         Dialect::Sqlite | Dialect::MySql => "?",
     };
-    let mut out = String::from("use reactive::{reactive_function, ReactiveDb};\n\n");
+    let database = database_type(args.dialect);
+    let mut out =
+        format!("use reactive::{{reactive_function, ReactiveDb}};\nuse sqlx::{database};\n\n");
     let input = format!("{}Input", pascal_case(&args.name));
     if let Some(key) = &args.key {
         let _ = write!(
@@ -113,7 +119,7 @@ pub fn render(args: &NewFunctionArgs) -> String {
                 out,
                 "/// The `{table}` rows whose `{key}` is `input.{key}` (dependency inferred: `{table}` keyed on `{key}`).\n\
                  #[reactive_function({attr})]\n\
-                 pub async fn {name}(db: &ReactiveDb, input: {input}) -> reactive::Result<Vec<{row}>> {{\n    \
+                 pub async fn {name}(db: &ReactiveDb<{database}>, input: {input}) -> reactive::Result<Vec<{row}>> {{\n    \
                  Ok(sqlx::query_as::<_, {row}>(\"SELECT * FROM {table} WHERE {key} = {placeholder}\")\n        \
                  .bind(&input.{key})\n        \
                  .fetch_all(db)\n        \
@@ -127,7 +133,7 @@ pub fn render(args: &NewFunctionArgs) -> String {
                 out,
                 "/// Every `{table}` row (dependency inferred: the whole `{table}` table).\n\
                  #[reactive_function({attr})]\n\
-                 pub async fn {name}(db: &ReactiveDb) -> reactive::Result<Vec<{row}>> {{\n    \
+                 pub async fn {name}(db: &ReactiveDb<{database}>) -> reactive::Result<Vec<{row}>> {{\n    \
                  Ok(sqlx::query_as::<_, {row}>(\"SELECT * FROM {table}\")\n        \
                  .fetch_all(db)\n        \
                  .await?)\n}}\n",

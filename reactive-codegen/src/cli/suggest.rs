@@ -13,7 +13,7 @@
 //!   inferred dependencies are printed, not written into the attribute.
 //! - `invalidates(...)` is hinted for mutations whose writes are not visible in the
 //!   body (no write statement found, or SQL built at run time).
-//! - Signature problems (`&PgPool` instead of `&ReactiveDb`, more than one input)
+//! - Signature problems (`&PgPool` instead of `&ReactiveDb<Postgres>`, more than one input)
 //!   are notes: `reactive convert` fixes the first kind.
 //!
 //! With `--json`: `{"functions": [{"name", "file", "line", "procedure", "kind",
