@@ -17,10 +17,18 @@ use crate::engine::{ChangeSet, InvalidationReport};
 /// Applies change sets that other instances published to this instance's cache.
 pub type RemoteApply = Arc<dyn Fn(ChangeSet) -> BoxFuture<'static, ()> + Send + Sync>;
 
+/// How many locks order the publishing of events (tenants share them by hash): a
+/// fixed number, so that no tenant name an attacker makes up grows a map.
+const PUBLISH_STRIPES: usize = 64;
+
 struct Inner {
     log: Arc<dyn EventLog>,
     bus: Arc<dyn EventBus>,
     hub: Hub,
+    /// Held from taking an event's id to publishing it, per tenant stripe: a tenant's
+    /// events reach the bus (and so its clients) in id order. Otherwise a client could
+    /// receive 11 before 10, be cut off between them, resume from 11 and never see 10.
+    publishing: Box<[tokio::sync::Mutex<()>]>,
     instance: u64,
     remote_apply: Mutex<Option<RemoteApply>>,
     started: std::sync::Once,
@@ -52,6 +60,9 @@ impl Realtime {
                 instance: super::log::now_micros() ^ (u64::from(std::process::id()) << 32),
                 remote_apply: Mutex::new(None),
                 started: std::sync::Once::new(),
+                publishing: (0..PUBLISH_STRIPES)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
             }),
         }
     }
@@ -125,6 +136,7 @@ impl Realtime {
     /// Appends an event to the log and publishes it.
     pub async fn publish(&self, draft: EventDraft) -> Result<Arc<Event>, RealtimeError> {
         self.start();
+        let _order = self.inner.publishing[stripe(&draft.tenant)].lock().await;
         let event = self.inner.log.append(draft).await?;
         self.inner
             .bus
@@ -201,6 +213,14 @@ impl Realtime {
         }
         Ok(())
     }
+}
+
+/// The publishing lock of a tenant.
+fn stripe(tenant: &str) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    tenant.hash(&mut h);
+    (h.finish() % PUBLISH_STRIPES as u64) as usize
 }
 
 async fn dispatch(inner: Weak<Inner>, mut rx: tokio::sync::broadcast::Receiver<BusMessage>) {
