@@ -635,3 +635,126 @@ async fn sqlite_cancelled_writes_are_invalidated() {
     .await;
     let _ = std::fs::remove_file(&path);
 }
+
+// ---------------------------------------------------------------- comparisons the database makes
+
+#[derive(Deserialize, ts_rs::TS)]
+pub struct TitleInput {
+    pub title: String,
+}
+
+#[reactive_function(name = "nt.mysql.byTitle", dialect = "mysql")]
+pub async fn mysql_by_title(
+    db: &ReactiveDb<MySql>,
+    input: TitleInput,
+) -> reactive::Result<Vec<Item>> {
+    Ok(
+        sqlx::query_as::<_, Item>(
+            "SELECT id, org, title FROM nt_title WHERE title = ? ORDER BY id",
+        )
+        .bind(&input.title)
+        .fetch_all(db)
+        .await?,
+    )
+}
+
+/// MariaDB's default collations are accent-insensitive: `'José' = 'Jose'`. A write
+/// naming the row by one spelling must invalidate a query keyed by the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_accent_insensitive_text_keys_are_not_narrowed() {
+    let Some(url) = service_url("TEST_MYSQL_URL") else {
+        return;
+    };
+    let pool = sqlx::MySqlPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "DROP TABLE IF EXISTS nt_title;
+         CREATE TABLE nt_title (id BIGINT PRIMARY KEY, org BIGINT NOT NULL,
+             title VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NOT NULL);
+         INSERT INTO nt_title VALUES (1, 1, 'José');",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let db = ReactiveDb::new(pool).await.unwrap();
+    let by_title = || async {
+        let out = db
+            .call(def("nt.mysql.byTitle"), "t", json!({ "title": "Jose" }))
+            .await
+            .expect("call");
+        serde_json::from_slice::<Vec<Item>>(&out.bytes).unwrap()
+    };
+    assert_eq!(
+        by_title().await[0].org,
+        1,
+        "the database says 'José' = 'Jose'"
+    );
+    sqlx::query("UPDATE nt_title SET org = ? WHERE title = ?")
+        .bind(2_i64)
+        .bind("José")
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(by_title().await[0].org, 2, "not stale");
+}
+
+#[derive(sqlx::FromRow, Serialize, Deserialize, ts_rs::TS, Debug, Clone, PartialEq)]
+pub struct Coded {
+    pub id: i64,
+    pub code: String,
+    pub n: i64,
+}
+
+#[derive(Deserialize, ts_rs::TS)]
+pub struct CodeInput {
+    pub code: String,
+}
+
+#[reactive_function(name = "nt.pg.byCode")]
+pub async fn pg_by_code(
+    db: &ReactiveDb<Postgres>,
+    input: CodeInput,
+) -> reactive::Result<Vec<Coded>> {
+    Ok(
+        sqlx::query_as::<_, Coded>(
+            "SELECT id, code::text AS code, n FROM nt_coded WHERE code = $1",
+        )
+        .bind(&input.code)
+        .fetch_all(db)
+        .await?,
+    )
+}
+
+/// PostgreSQL `char(n)` compares without trailing spaces: `'ab' = 'ab   '`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_padded_char_keys_are_not_narrowed() {
+    let Some(url) = service_url("TEST_POSTGRES_URL") else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "DROP TABLE IF EXISTS nt_coded;
+         CREATE TABLE nt_coded (id bigint PRIMARY KEY, code char(5) NOT NULL, n bigint NOT NULL);
+         INSERT INTO nt_coded VALUES (1, 'ab', 1);",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let db = ReactiveDb::new(pool).await.unwrap();
+    let by_code = || async {
+        let out = db
+            .call(def("nt.pg.byCode"), "t", json!({ "code": "ab" }))
+            .await
+            .expect("call");
+        serde_json::from_slice::<Vec<Coded>>(&out.bytes).unwrap()
+    };
+    assert_eq!(by_code().await[0].n, 1);
+    // The literal is a `char(5)` here: it names the row (a text parameter would not,
+    // PostgreSQL would compare as text).
+    let done = sqlx::query("UPDATE nt_coded SET n = $1 WHERE code = 'ab   '")
+        .bind(2_i64)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1);
+    assert_eq!(by_code().await[0].n, 2, "not stale");
+}
