@@ -1788,6 +1788,11 @@ fn native_model_sqlite_memory() {
 }
 
 #[test]
+fn native_model_sqlite_redis() {
+    runtime().block_on(model_run::<lite::Lite>(Store::Redis));
+}
+
+#[test]
 fn native_model_postgres_memory() {
     runtime().block_on(model_run::<pg::Pg>(Store::Memory));
 }
