@@ -395,6 +395,48 @@ async fn the_apps_own_writes_are_not_applied_twice() {
     c.drop_table().await;
 }
 
+/// A row the database deletes on behalf of the app's own statement (`ON DELETE
+/// CASCADE`, no relation declared) is applied from the feed, not skipped as an own
+/// write: the interceptor never saw it.
+#[tokio::test]
+async fn rows_a_cascade_changes_for_the_apps_write_are_applied() {
+    let Some(c) = Ctx::new("cascade").await else {
+        return;
+    };
+    let parent = format!("{}_org", c.t);
+    c.external(&format!("CREATE TABLE {parent} (id BIGINT PRIMARY KEY)"))
+        .await;
+    c.external(&format!("INSERT INTO {parent} VALUES (1), (2)"))
+        .await;
+    c.external(&format!(
+        "ALTER TABLE {{t}} ADD FOREIGN KEY (organization_id) REFERENCES {parent} (id) ON DELETE CASCADE"
+    ))
+    .await;
+    let (_feed, handle) = c.feed().await;
+    c.warm(&[1, 2]).await;
+    let before = handle.stats();
+    sqlx::query(AssertSqlSafe(format!("DELETE FROM {parent} WHERE id = $1")))
+        .bind(1_i64)
+        .execute(&c.db)
+        .await
+        .unwrap();
+    wait(&handle, "the cascaded deletes", |s| {
+        s.notifications >= before.notifications + 2 && s.applied > before.applied
+    })
+    .await;
+    assert_eq!(
+        handle.stats().own_writes_skipped,
+        before.own_writes_skipped,
+        "the rows the cascade deleted are not the app's own writes"
+    );
+    let (agents, hit) = c.agents(1).await;
+    assert!(!hit, "org 1's agents were deleted by the cascade");
+    assert!(agents.is_empty());
+    assert!(c.agents(2).await.1, "org 2 stays cached");
+    c.drop_table().await;
+    c.external(&format!("DROP TABLE IF EXISTS {parent}")).await;
+}
+
 #[tokio::test]
 async fn reconnect_invalidates_the_tables_wholesale() {
     let Some(c) = Ctx::new("reconnect").await else {

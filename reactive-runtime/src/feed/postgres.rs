@@ -18,7 +18,8 @@
 //! a trigger argument), so rows written to a partition of a partitioned table are
 //! reported as changes of the partitioned table the queries read.
 //!
-//! Payload: `{"t":"agent","op":"UPDATE","app":"psql","old":{"id":1,"organization_id":1},"new":{"id":1,"organization_id":2}}`.
+//! Payload: `{"t":"agent","op":"UPDATE","app":"psql","d":1,"old":{"id":1,"organization_id":1},"new":{"id":1,"organization_id":2}}`
+//! (`d`: `pg_trigger_depth()`, above 1 for rows a cascade or trigger changed).
 //! The listener turns it into one [`RowChange`] for the old row and one for the new
 //! row (an agent moving from organization 1 to 2 invalidates the queries of both, and
 //! not a query for organization 1 *and* the new name). The key values are read
@@ -55,7 +56,12 @@
 //! # The app's own writes
 //!
 //! Writes sent through [`ReactiveDb`] were already intercepted and invalidated; their
-//! notifications are skipped when the session's `application_name` is the app's.
+//! notifications are skipped when the session's `application_name` is the app's,
+//! unless the database may have changed the row on behalf of the app's statement (the
+//! interceptor did not see such rows): a trigger at depth > 1, or a table that is the
+//! child of a cascading foreign key or in a database with triggers of its own
+//! ([`FeedTable::changed_on_behalf`]; PostgreSQL fires a cascade's triggers at the
+//! depth of the statement that caused it).
 //! Give the app's pool one in its URL, `postgres://.../app?application_name=my-app`:
 //! [`PgChangeFeed::install`] reads it from the database's URL (or set it with
 //! [`FeedConfig::own_application_name`]). Without one, the app's own writes are
@@ -192,6 +198,12 @@ pub struct FeedTable {
     pub key_columns: Vec<String>,
     /// Requested key columns not sent (missing, or of a type without a reliable key form).
     pub skipped_columns: Vec<String>,
+    /// The database may change this table's rows on behalf of another statement (it is
+    /// the child of a foreign key with a cascading or `SET NULL/DEFAULT` action, or the
+    /// database has triggers of its own): notifications of the app's own writes to it
+    /// are applied too (the interceptor did not see those rows; a row the app wrote
+    /// itself is then invalidated twice), and not skipped.
+    pub changed_on_behalf: bool,
 }
 
 /// A PostgreSQL change feed: installed triggers plus the settings of the listener.
@@ -308,11 +320,27 @@ impl PgChangeFeed {
             for sql in trigger_sql(&relation, &name, &config.channel, &key_columns) {
                 sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
             }
+            // PostgreSQL fires a cascade's row triggers at the depth of the statement
+            // that caused it, so a notification cannot tell them from the app's own rows.
+            let changed_on_behalf: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint \
+                   WHERE conrelid = $1::regclass AND contype = 'f' \
+                   AND (confdeltype IN ('c', 'n', 'd') OR confupdtype IN ('c', 'n', 'd'))) \
+                 OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger \
+                   WHERE NOT tgisinternal AND tgname NOT IN ($2, $3))",
+            )
+            .bind(given.clone())
+            .bind(ROW_TRIGGER)
+            .bind(TRUNCATE_TRIGGER)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(table_error)?;
             tables.push(FeedTable {
                 name,
                 relation,
                 key_columns,
                 skipped_columns,
+                changed_on_behalf,
             });
         }
         tx.commit().await?;
@@ -474,8 +502,17 @@ impl Listening {
         self.stats.record(|s| s.notifications += 1);
         match parse_payload(payload) {
             Ok(n) => {
+                // The app's own statements were intercepted; rows the database changed on
+                // their behalf (a foreign key's cascade, a trigger) were not.
+                let on_behalf = n.depth > 1
+                    || self
+                        .feed
+                        .tables
+                        .iter()
+                        .any(|t| t.name == n.table && t.changed_on_behalf);
                 if n.application_name.is_some()
                     && n.application_name.as_deref() == self.feed.own_application_name.as_deref()
+                    && !on_behalf
                 {
                     self.stats.record(|s| s.own_writes_skipped += 1);
                     return None;
@@ -506,6 +543,9 @@ pub struct FeedNotification {
     pub application_name: Option<String>,
     /// `true` when the payload carried no key values (truncate, or too large).
     pub whole_table: bool,
+    /// `pg_trigger_depth()` in the trigger: 1 for a row the writing statement changed
+    /// itself, more for a row changed by a cascade or another trigger on its behalf.
+    pub depth: u32,
     /// The old row and the new row as row changes of the table.
     pub changes: ChangeSet,
 }
@@ -517,6 +557,9 @@ struct Payload {
     op: String,
     #[serde(default)]
     app: Option<String>,
+    /// Absent in payloads of a trigger function installed by an older version: 1.
+    #[serde(default = "direct")]
+    d: u32,
     #[serde(default)]
     old: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
@@ -547,8 +590,13 @@ pub fn parse_payload(payload: &str) -> Result<FeedNotification, serde_json::Erro
         operation: p.op,
         application_name: p.app.filter(|a| !a.is_empty()),
         whole_table,
+        depth: p.d,
         changes,
     })
+}
+
+fn direct() -> u32 {
+    1
 }
 
 /// `id`, the columns registered functions filter `table` on, and the source columns of
@@ -604,7 +652,8 @@ DECLARE
 BEGIN
   keys := coalesce(TG_ARGV[2:], ARRAY[]::text[]);
   head := jsonb_build_object('t', TG_ARGV[1], 'op', TG_OP,
-                             'app', coalesce(current_setting('application_name', true), ''));
+                             'app', coalesce(current_setting('application_name', true), ''),
+                             'd', pg_trigger_depth());
   body := head;
   IF TG_LEVEL = 'ROW' THEN
     IF TG_OP <> 'INSERT' THEN
