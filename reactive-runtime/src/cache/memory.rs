@@ -3,8 +3,8 @@
 //! Entries are weighed by their serialized value, key and read set; the cache evicts
 //! (TinyLFU) to stay under [`MemoryConfig::max_bytes`]. The invalidation [`Index`]
 //! lives next to the cache in the same process; moka's eviction listener removes an
-//! entry's postings when it is evicted, expires or is replaced, so the index never
-//! outgrows the cache.
+//! entry's postings when it is evicted, expires, is replaced or invalidated (and only
+//! then), so the index never outgrows the cache and never lacks a cached entry.
 //!
 //! The in-process store needs no version check of its own in [`CacheStore::put`]:
 //! every change it sees goes through the engine, whose race guard already covers it.
@@ -123,18 +123,28 @@ impl MemoryStore {
 
 impl MemoryStore {
     fn put_now(&self, key: &CacheKey, value: Bytes, reads: &ReadSet) -> PutOutcome {
+        let Some(entry) = self.index_entry(key, value, reads) else {
+            return PutOutcome::TooLarge;
+        };
+        self.cache.insert(key.clone(), entry);
+        PutOutcome::Stored
+    }
+
+    /// The first half of a put: weighs the entry and indexes its read set under a new id
+    /// (`None` when it is too large). The entry is not readable until it is inserted.
+    fn index_entry(&self, key: &CacheKey, value: Bytes, reads: &ReadSet) -> Option<Arc<Entry>> {
         let weight =
             value.len() as u64 + key.approx_size() as u64 + reads.approx_size() as u64 + 64;
         if weight > self.max_entry_bytes {
-            return PutOutcome::TooLarge;
+            return None;
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         // Index first: if moka evicts the entry at once, its listener finds the postings.
+        // An invalidation may find the postings before the entry is in the cache: it
+        // must leave them (see `invalidate`).
         lock(&self.index).insert(id, key.clone(), reads.clone());
         let weight = u32::try_from(weight).unwrap_or(u32::MAX);
-        self.cache
-            .insert(key.clone(), Arc::new(Entry { id, value, weight }));
-        PutOutcome::Stored
+        Some(Arc::new(Entry { id, value, weight }))
     }
 }
 
@@ -172,11 +182,15 @@ impl CacheStore for MemoryStore {
             // Postings leave the index only once their entry has left the cache: a
             // concurrent invalidation must still find (and remove) an entry whose removal
             // this one has not finished, or it could return while the entry is served.
+            // So they leave through the eviction listener (called by `invalidate` for the
+            // entry it removed), never here by id: a concurrent put indexes its entry
+            // before inserting it, and an invalidation that runs in between finds the
+            // id, removes nothing (or an older entry) from the cache, and must not
+            // unindex the entry the put inserts next.
             let found = lock(&self.index).affected(changes);
             let mut out = Vec::with_capacity(found.len());
-            for (id, key, reasons) in found {
+            for (_id, key, reasons) in found {
                 self.cache.invalidate(&key);
-                lock(&self.index).remove(id);
                 out.push(InvalidatedEntry { key, reasons });
             }
             Ok(out)
@@ -203,5 +217,60 @@ impl CacheStore for MemoryStore {
             Ok(())
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Conjunction, KeyValue, RowChange};
+
+    fn org_reads(org: i64) -> ReadSet {
+        ReadSet::empty().with(
+            "agent",
+            Conjunction::whole().with("organization_id", KeyValue::from_i64(org)),
+        )
+    }
+    fn org_change(org: i64) -> ChangeSet {
+        ChangeSet::empty().with_row(
+            "agent",
+            RowChange::whole().with("organization_id", KeyValue::from_i64(org)),
+        )
+    }
+    fn invalidate(store: &MemoryStore, changes: &ChangeSet) -> Vec<InvalidatedEntry> {
+        store
+            .invalidate(changes, Origin::Local)
+            .now_or_never()
+            .expect("the memory store is synchronous")
+            .unwrap()
+    }
+
+    /// A put whose guard check passed (the change was applied before its computation
+    /// started) races that change's invalidation: the invalidation runs after the put
+    /// indexed its entry and before it inserted it. The entry is fresh, but it must stay
+    /// indexed, or no later change finds it and it is served stale until evicted.
+    #[test]
+    fn invalidation_between_indexing_and_insert_keeps_the_entry_indexed() {
+        let store = MemoryStore::default();
+        let key = CacheKey::new(Some("t"), "agents.findMany", "{\"org\":1}");
+        // An older entry is cached.
+        let old = store.index_entry(&key, Bytes::from_static(b"0"), &org_reads(1));
+        store.cache.insert(key.clone(), old.unwrap());
+
+        // `put_now`, with the invalidation between its two steps.
+        let entry = store
+            .index_entry(&key, Bytes::from_static(b"1"), &org_reads(1))
+            .unwrap();
+        assert!(!invalidate(&store, &org_change(1)).is_empty());
+        store.cache.insert(key.clone(), entry);
+
+        // A later change to the rows the entry read.
+        invalidate(&store, &org_change(1));
+        assert_eq!(
+            store.get(&key).now_or_never().unwrap().unwrap(),
+            None,
+            "served stale: the later change did not find the entry"
+        );
+        assert_eq!(store.indexed_count(), 0);
     }
 }
