@@ -8,7 +8,8 @@
 //!   for any name the structural walk did not account for, so a construct the walk
 //!   does not model can cost precision but never a missed table;
 //! - reads are deduplicated, collapsed to one all-rows read per table when any access
-//!   to it is all-rows, and sorted by table name; so are writes.
+//!   to it is all-rows, and sorted by table name; writes are sorted, one per write
+//!   occurrence (not deduplicated: `writes.len()` counts the writes).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -205,9 +206,10 @@ impl<'p> Analyzer<'p> {
                 set: w.set,
                 inserted: w.inserted,
             };
-            if !out_writes.contains(&write) {
-                out_writes.push(write);
-            }
+            // Not deduplicated: one entry per write occurrence, so that `writes.len()
+            // == 1` means a single write (the runtime trusts a single write's row
+            // count; a writable CTE writing the same rows again must not look single).
+            out_writes.push(write);
         }
         out_writes.sort_by(|a, b| a.table.cmp(&b.table));
 

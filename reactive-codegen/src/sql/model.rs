@@ -169,7 +169,8 @@ pub struct StatementAnalysis {
     pub operation: Operation,
     /// Tables read, sorted by name (including tables an `UPDATE`/`DELETE`/`INSERT ... SELECT` reads).
     pub reads: Vec<TableRead>,
-    /// Tables written, sorted by name.
+    /// Tables written, sorted by name: one entry per write (a writable CTE and the
+    /// statement writing the same rows are two entries).
     pub writes: Vec<TableWrite>,
     /// The statement has a `RETURNING` clause.
     pub returning: bool,

@@ -1085,3 +1085,57 @@ pub async fn returning_gives_generated_ids(db: &ReactiveDb<sqlx::Any>, t: &str, 
         .await
         .unwrap();
 }
+
+/// A writable CTE (PostgreSQL): `WITH d AS (DELETE ... RETURNING id) DELETE FROM
+/// <other> WHERE id IN (SELECT id FROM d)` reports `DELETE 0` when `<other>` has no
+/// matching row, but `d` deleted a row: the change is applied all the same.
+pub async fn writable_cte_is_not_a_no_op(f: &Fixture) {
+    let other = format!("{}_log", f.t);
+    let _ = sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {other}")))
+        .execute(f.db.pool())
+        .await;
+    sqlx::query(AssertSqlSafe(format!("CREATE TABLE {other} (id BIGINT)")))
+        .execute(f.db.pool())
+        .await
+        .unwrap();
+    for (sql, tag) in [
+        // Two tables: the outer DELETE finds nothing and reports 0.
+        (
+            format!(
+                "WITH d AS (DELETE FROM {t} WHERE id = $1 RETURNING id) \
+                 DELETE FROM {other} WHERE id IN (SELECT id FROM d)",
+                t = f.t
+            ),
+            Some(0),
+        ),
+        // One table twice: two write entries, whatever the tag says.
+        (
+            format!(
+                "WITH d AS (DELETE FROM {t} WHERE id = $1 RETURNING id) \
+                 DELETE FROM {t} WHERE id = $1",
+                t = f.t
+            ),
+            None,
+        ),
+    ] {
+        warm(f).await;
+        let done = sqlx::query(AssertSqlSafe(sql.clone()))
+            .bind(3_i64)
+            .execute(&f.db)
+            .await
+            .unwrap();
+        if let Some(tag) = tag {
+            assert_eq!(
+                done.rows_affected(),
+                tag,
+                "{sql}: the top-level command tag"
+            );
+        }
+        f.expect(2, false, &sql).await;
+        f.write(&[("insert", vec![json!(3), json!("cy"), json!(2)])], None)
+            .await;
+    }
+    let _ = sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {other}")))
+        .execute(f.db.pool())
+        .await;
+}
