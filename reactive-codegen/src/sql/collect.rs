@@ -3,6 +3,8 @@
 //!
 //! Every base-table occurrence gets an *access* record; key predicates are added to
 //! it as conditions are read. At the end:
+//! - a call of a function that is not a known built-in makes the statement unknown
+//!   (`functions` module): it may read or write anything;
 //! - a backstop visits every relation name in the statement (with sqlparser's
 //!   visitor, which knows every place a table can appear) and adds an all-rows read
 //!   for any name the structural walk did not account for, so a construct the walk
@@ -16,6 +18,7 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{Expr, Ident, ObjectName, Query, Statement, Visit, Visitor};
 
+use super::functions::opaque_function;
 use super::model::{
     ColumnValue, KeyPredicate, Operation, RowFilter, StatementAnalysis, TableRead, TableWrite,
     Unknown,
@@ -163,6 +166,11 @@ impl<'p> Analyzer<'p> {
         returning: bool,
     ) -> StatementAnalysis {
         self.backstop(statement);
+        if self.unknown.is_none()
+            && let Some(name) = opaque_function(statement, self.params.dialect)
+        {
+            self.unknown = Some(Unknown::Function(name));
+        }
         let Self {
             accesses,
             writes,

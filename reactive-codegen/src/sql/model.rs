@@ -160,6 +160,10 @@ pub enum Unknown {
     Ddl,
     /// A statement kind the analyser does not model (e.g. `CALL`, `MERGE`).
     Unsupported(String),
+    /// The statement calls a function that is not a known pure built-in (its name as
+    /// written): it may read any table and write. The only unknown a user can declare
+    /// away (`dependencies(...)` or `mutation` on `#[reactive_function]`).
+    Function(String),
 }
 
 /// What one SQL statement does.
