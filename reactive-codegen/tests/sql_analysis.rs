@@ -957,10 +957,112 @@ fn sqlite_in_table_is_read() {
 
 #[test]
 fn table_function_is_not_a_table() {
-    assert_eq!(
-        reads("SELECT * FROM generate_series(1, 3) AS g", PG),
-        vec![]
+    // Built-in table functions read no table.
+    for (sql, d) in [
+        ("SELECT * FROM generate_series(1, 3) AS g", PG),
+        ("SELECT * FROM unnest($1::int[]) AS u(x)", PG),
+        ("SELECT * FROM jsonb_array_elements($1) AS e", PG),
+        ("SELECT key, value FROM json_each($1)", LITE),
+        ("SELECT * FROM pg_catalog.generate_series(1, 3)", PG),
+    ] {
+        assert_eq!(reads(sql, d), vec![], "{sql}");
+    }
+    // Any other function in FROM may read any table (or write): unknown. The tables
+    // the statement names are still listed.
+    for (sql, d) in [
+        ("SELECT * FROM agents_of($1)", PG),
+        ("SELECT * FROM public.generate_series(1, 3)", PG),
+        (
+            "SELECT a.id, s.* FROM agent a, LATERAL agent_stats(a.id) s WHERE a.id = $1",
+            PG,
+        ),
+        (
+            "SELECT * FROM agent a JOIN \"GENERATE_SERIES\"(1, 2) g ON true",
+            PG,
+        ),
+    ] {
+        let a = analyze(sql, d);
+        assert!(
+            matches!(a.unknown, Some(Unknown::Function(_))),
+            "{sql}: {a:?}"
+        );
+        assert!(a.may_write(), "{sql}");
+    }
+    let a = analyze(
+        "SELECT a.id, s.* FROM agent a, LATERAL agent_stats(a.id) s WHERE a.id = $1",
+        PG,
     );
+    assert_eq!(a.unknown, Some(Unknown::Function("agent_stats".into())));
+    assert_eq!(a.reads.len(), 1);
+    assert_eq!(a.reads[0].table, "agent");
+}
+
+#[test]
+fn user_functions_make_a_statement_unknown() {
+    // A call may read any table or have a side effect: `SELECT archive_agent($1)` is
+    // not a query the cache may skip.
+    for (sql, d, name) in [
+        ("SELECT archive_agent($1)", PG, "archive_agent"),
+        (
+            "SELECT * FROM agent WHERE visible_to(id, $1)",
+            PG,
+            "visible_to",
+        ),
+        ("SELECT id, score(id) FROM agent", LITE, "score"),
+        ("SELECT nextval('agent_id_seq')", PG, "nextval"),
+        ("SELECT GET_LOCK('x', 1)", MY, "GET_LOCK"),
+        (
+            "UPDATE agent SET name = normalize_name($1) WHERE id = $2",
+            PG,
+            "normalize_name",
+        ),
+        (
+            "INSERT INTO agent (id, name) VALUES ($1, app.slug($2))",
+            PG,
+            "app.slug",
+        ),
+    ] {
+        let a = analyze(sql, d);
+        assert_eq!(a.unknown, Some(Unknown::Function(name.into())), "{sql}");
+        assert!(a.may_write(), "{sql}");
+    }
+}
+
+#[test]
+fn builtin_functions_keep_the_analysis() {
+    for (sql, d) in [
+        (
+            "SELECT lower(name), COUNT(*), coalesce(max(id), 0), now() FROM agent \
+             WHERE organization_id = $1 GROUP BY name",
+            PG,
+        ),
+        (
+            "SELECT jsonb_build_object('id', id), row_number() OVER (ORDER BY id) FROM agent \
+             WHERE organization_id = $1",
+            PG,
+        ),
+        (
+            "SELECT ifnull(name, ''), group_concat(id), datetime('now') FROM agent \
+             WHERE organization_id = ?",
+            LITE,
+        ),
+        (
+            "SELECT IF(name IS NULL, '', UPPER(name)), DATE_FORMAT(NOW(), '%Y') FROM agent \
+             WHERE organization_id = ?",
+            MY,
+        ),
+        (
+            "SELECT * FROM agent WHERE organization_id = $1 AND created_at > CURRENT_TIMESTAMP",
+            PG,
+        ),
+    ] {
+        let r = reads(sql, d);
+        assert_eq!(
+            r,
+            vec![keyed("agent", &[key("organization_id", &[p(1)])])],
+            "{sql}"
+        );
+    }
 }
 
 #[test]

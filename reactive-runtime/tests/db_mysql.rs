@@ -194,3 +194,13 @@ async fn a_deadlocked_transaction_refuses_further_statements() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn views_read_their_base_tables() {
+    let Some(db) = connect_env("TEST_MYSQL_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "my_view").await;
+    view_reads_its_base_tables(&f).await;
+    f.drop_table().await;
+}

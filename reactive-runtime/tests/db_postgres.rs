@@ -63,3 +63,23 @@ async fn generated_ids_from_returning() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn views_read_their_base_tables() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "pg_view").await;
+    view_reads_its_base_tables(&f).await;
+    f.drop_table().await;
+}
+
+#[tokio::test]
+async fn writable_ctes_are_not_no_ops() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "pg_wcte").await;
+    writable_cte_is_not_a_no_op(&f).await;
+    f.drop_table().await;
+}

@@ -123,3 +123,10 @@ async fn generated_ids_from_returning() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn views_read_their_base_tables() {
+    let db = sqlite("view", DbOptions::default()).await;
+    let f = Fixture::new(db, "sqlite_view").await;
+    view_reads_its_base_tables(&f).await;
+}

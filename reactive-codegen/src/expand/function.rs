@@ -11,7 +11,7 @@ use super::args::FunctionArgs;
 use super::signature::{self, Signature};
 use crate::handler::{self, CallSite, DiagnosticKind, HandlerAnalysis};
 use crate::model::{FunctionKind, FunctionModel, TableDependency};
-use crate::sql::{Dialect, Unknown};
+use crate::sql::{Dialect, RowFilter, TableRead, Unknown};
 
 /// Expand `#[reactive_function(attr)] item`. Never fails: errors become
 /// `compile_error!`s next to the re-emitted item.
@@ -118,8 +118,10 @@ pub(crate) fn plan(
     analysis: &HandlerAnalysis,
     errors: &mut Errors,
 ) -> Plan {
-    let parts = handler::to_model_parts(analysis);
+    let mut parts = handler::to_model_parts(analysis);
     let explicit = args.dependencies.as_ref();
+    let declared_mutation =
+        args.mutation.is_present() || args.invalidates.is_some() || args.requires_ack.is_present();
 
     // Unparseable SQL: always an error, with sqlparser's message.
     for site in &analysis.statements {
@@ -133,6 +135,11 @@ pub(crate) fn plan(
             );
         }
     }
+
+    // A call of a function that is not a known built-in: it may read any table or
+    // write, so the function can be neither a cached query nor a mutation with known
+    // writes until the user says which (see `declare_functions`).
+    declare_functions(&mut parts, explicit, declared_mutation, analysis, errors);
 
     // SQL built at run time: dependencies cannot be inferred.
     if explicit.is_none() {
@@ -206,10 +213,7 @@ pub(crate) fn plan(
     }
     let kind = if args.query.is_present() {
         FunctionKind::Query
-    } else if args.mutation.is_present()
-        || args.invalidates.is_some()
-        || args.requires_ack.is_present()
-    {
+    } else if declared_mutation {
         FunctionKind::Mutation
     } else {
         parts.kind
@@ -304,6 +308,67 @@ pub(crate) fn plan(
         explicit: explicit.map(|l| l.tables.iter().map(|t| t.name.clone()).collect()),
         own_tables,
         probes,
+    }
+}
+
+/// Statements calling a function the analysis cannot see through
+/// ([`Unknown::Function`]). Without a declaration: a compile error at the SQL literal,
+/// never a silent cache (the function may read tables the cache would not watch, or
+/// have a side effect a cache hit would skip). Declared:
+/// - `mutation` (or `invalidates(...)` / `requires_ack`): the statement stays unknown;
+///   at run time it invalidates every cached query;
+/// - `dependencies(...)` (and not a mutation): the user says the function only reads
+///   the listed tables; the statement becomes a read of them (whole tables, the
+///   function's keys are not known), so the function can be a cached query.
+fn declare_functions(
+    parts: &mut handler::ModelParts,
+    explicit: Option<&super::args::TableList>,
+    declared_mutation: bool,
+    analysis: &HandlerAnalysis,
+    errors: &mut Errors,
+) {
+    if declared_mutation {
+        return;
+    }
+    let Some(list) = explicit else {
+        for site in &analysis.statements {
+            if let Some(Unknown::Function(name)) = &site.analysis.unknown {
+                errors.new_spanned(
+                    site.span,
+                    format!(
+                        "this SQL calls `{name}`, which reactive cannot see into: it may read any table, or write. \
+                         Declare it on `#[reactive_function]`: `dependencies(table, ...)` listing every table it reads \
+                         (the function is then a query, cached and invalidated by writes to them), \
+                         or `mutation` if it writes (every cached query is invalidated when it runs)"
+                    ),
+                );
+            }
+        }
+        return;
+    };
+    let mut changed = false;
+    for statement in &mut parts.statements {
+        let a = &mut statement.analysis;
+        if !matches!(a.unknown, Some(Unknown::Function(_))) {
+            continue;
+        }
+        a.unknown = None;
+        for table in &list.tables {
+            a.reads.retain(|r| r.table != table.name);
+            a.reads.push(TableRead {
+                table: table.name.clone(),
+                filter: RowFilter::All,
+            });
+        }
+        a.reads.sort_by(|x, y| x.table.cmp(&y.table));
+        changed = true;
+    }
+    if changed {
+        parts.kind = if parts.statements.iter().any(|s| s.analysis.may_write()) {
+            FunctionKind::Mutation
+        } else {
+            FunctionKind::Query
+        };
     }
 }
 

@@ -492,3 +492,66 @@ fn query_macros_and_query_files_report_missing_dependencies_at_their_literals() 
         ]
     );
 }
+
+/// A call of a user function (side effect or hidden reads) is never a silent cache:
+/// undeclared, a compile error; `mutation`, an unknown write; `dependencies(...)`, a
+/// cached query reading the listed tables.
+#[test]
+fn user_function_calls_must_be_declared() {
+    let item: syn::ItemFn = syn::parse_quote! {
+        async fn archive(db: &ReactiveDb<Any>, input: I) -> reactive::Result<bool> {
+            Ok(sqlx::query_scalar("SELECT archive_agent($1)").bind(input.id).fetch_one(db).await?)
+        }
+    };
+    let plan_with = |attr: TokenStream| {
+        let analysis = crate::handler::analyze_fn(&item, crate::sql::Dialect::Postgres);
+        let mut errs = super::Errors::default();
+        let plan = super::function::plan(
+            &FunctionArgs::parse(attr).unwrap(),
+            &item,
+            &analysis,
+            &mut errs,
+        );
+        (plan, errs)
+    };
+
+    let errs = errors(&expand(quote!(), quote!(#item)));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("calls `archive_agent`"), "{errs:?}");
+    assert!(errs[0].contains("dependencies(table, ...)"), "{errs:?}");
+    let errs = errors(&expand(quote!(query), quote!(#item)));
+    assert!(
+        errs.iter().any(|e| e.contains("calls `archive_agent`")),
+        "{errs:?}"
+    );
+
+    let (plan, errs) = plan_with(quote!(mutation));
+    assert!(errs.is_empty());
+    assert_eq!(plan.model.kind, crate::model::FunctionKind::Mutation);
+    assert!(plan.model.statements[0].analysis.unknown.is_some());
+
+    let (plan, errs) = plan_with(quote!(dependencies(agent)));
+    assert!(errs.is_empty());
+    assert_eq!(plan.model.kind, crate::model::FunctionKind::Query);
+    let analysis = &plan.model.statements[0].analysis;
+    assert_eq!(analysis.unknown, None);
+    assert!(!analysis.may_write());
+    assert_eq!(analysis.reads.len(), 1);
+    assert_eq!(analysis.reads[0].table, "agent");
+    assert_eq!(analysis.reads[0].filter, crate::sql::RowFilter::All);
+    assert_eq!(plan.model.dependencies[0].table, "agent");
+
+    // A table function in FROM: the same.
+    let errs = errors(&expand(
+        quote!(),
+        quote! {
+            async fn stats(db: &ReactiveDb<Any>, input: I) -> reactive::Result<Vec<Row>> {
+                Ok(sqlx::query_as("SELECT * FROM agent_stats($1)").bind(input.id).fetch_all(db).await?)
+            }
+        },
+    ));
+    assert!(
+        errs.iter().any(|e| e.contains("calls `agent_stats`")),
+        "{errs:?}"
+    );
+}

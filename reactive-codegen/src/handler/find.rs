@@ -135,6 +135,9 @@ fn unknown_message(why: &Unknown) -> String {
         Unknown::MultipleStatements => "several SQL statements in one string".to_owned(),
         Unknown::Ddl => "DDL statement".to_owned(),
         Unknown::Unsupported(what) => format!("statement the analyser does not support ({what})"),
+        Unknown::Function(name) => {
+            format!("calls `{name}`, a function that may read any table or write")
+        }
     };
     format!("{what}; treated as reading and writing anything")
 }

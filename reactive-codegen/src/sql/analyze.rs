@@ -17,7 +17,9 @@ use super::statement::{analyze_statement, nothing};
 /// - DDL: operation [`Operation::Ddl`] and [`Unknown::Ddl`];
 /// - statements that may write but are not modelled (`CALL`, `MERGE`, `COPY`, ...):
 ///   [`Unknown::Unsupported`];
-/// - statements so long that walking them could exhaust the stack: [`Unknown::Unsupported`].
+/// - statements so long that walking them could exhaust the stack: [`Unknown::Unsupported`];
+/// - statements calling a function that is not a known pure built-in (`SELECT f($1)`,
+///   `FROM f($1)`): [`Unknown::Function`] (the function may read any table, or write).
 ///
 /// Transaction control, `SET`, `SHOW`, `EXPLAIN` and `PRAGMA` are [`Operation::Other`]
 /// with nothing read or written. An empty string (or only comments and `;`) runs

@@ -3,18 +3,22 @@
 //!
 //! Every base-table occurrence gets an *access* record; key predicates are added to
 //! it as conditions are read. At the end:
+//! - a call of a function that is not a known built-in makes the statement unknown
+//!   (`functions` module): it may read or write anything;
 //! - a backstop visits every relation name in the statement (with sqlparser's
 //!   visitor, which knows every place a table can appear) and adds an all-rows read
 //!   for any name the structural walk did not account for, so a construct the walk
 //!   does not model can cost precision but never a missed table;
 //! - reads are deduplicated, collapsed to one all-rows read per table when any access
-//!   to it is all-rows, and sorted by table name; so are writes.
+//!   to it is all-rows, and sorted by table name; writes are sorted, one per write
+//!   occurrence (not deduplicated: `writes.len()` counts the writes).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{Expr, Ident, ObjectName, Query, Statement, Visit, Visitor};
 
+use super::functions::opaque_function;
 use super::model::{
     ColumnValue, KeyPredicate, Operation, RowFilter, StatementAnalysis, TableRead, TableWrite,
     Unknown,
@@ -162,6 +166,11 @@ impl<'p> Analyzer<'p> {
         returning: bool,
     ) -> StatementAnalysis {
         self.backstop(statement);
+        if self.unknown.is_none()
+            && let Some(name) = opaque_function(statement, self.params.dialect)
+        {
+            self.unknown = Some(Unknown::Function(name));
+        }
         let Self {
             accesses,
             writes,
@@ -205,9 +214,10 @@ impl<'p> Analyzer<'p> {
                 set: w.set,
                 inserted: w.inserted,
             };
-            if !out_writes.contains(&write) {
-                out_writes.push(write);
-            }
+            // Not deduplicated: one entry per write occurrence, so that `writes.len()
+            // == 1` means a single write (the runtime trusts a single write's row
+            // count; a writable CTE writing the same rows again must not look single).
+            out_writes.push(write);
         }
         out_writes.sort_by(|a, b| a.table.cmp(&b.table));
 

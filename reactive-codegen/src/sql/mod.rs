@@ -13,12 +13,14 @@
 //! - `predicates`: key conjuncts of `WHERE` / `ON`;
 //! - `query`: reads (queries, `SELECT` scopes, joins and the outer-join rule);
 //! - `writes`: `INSERT` / upserts, `UPDATE`, `DELETE`;
+//! - `functions`: function calls the analysis sees through (built-ins) or not;
 //! - `collect`: walk state, the relation backstop, deduplication and sorting;
 //! - `statement`: dispatch on the statement kind.
 
 mod analyze;
 mod casts;
 mod collect;
+mod functions;
 mod model;
 mod names;
 mod params;

@@ -160,6 +160,10 @@ pub enum Unknown {
     Ddl,
     /// A statement kind the analyser does not model (e.g. `CALL`, `MERGE`).
     Unsupported(String),
+    /// The statement calls a function that is not a known pure built-in (its name as
+    /// written): it may read any table and write. The only unknown a user can declare
+    /// away (`dependencies(...)` or `mutation` on `#[reactive_function]`).
+    Function(String),
 }
 
 /// What one SQL statement does.
@@ -169,7 +173,8 @@ pub struct StatementAnalysis {
     pub operation: Operation,
     /// Tables read, sorted by name (including tables an `UPDATE`/`DELETE`/`INSERT ... SELECT` reads).
     pub reads: Vec<TableRead>,
-    /// Tables written, sorted by name.
+    /// Tables written, sorted by name: one entry per write (a writable CTE and the
+    /// statement writing the same rows are two entries).
     pub writes: Vec<TableWrite>,
     /// The statement has a `RETURNING` clause.
     pub returning: bool,

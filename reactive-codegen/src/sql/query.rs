@@ -164,7 +164,8 @@ impl Analyzer<'_> {
             } => {
                 let visible = alias_name(alias.as_ref()).or_else(|| last_ident(name).cloned());
                 if args.is_some() {
-                    // A table-valued function, not a table.
+                    // A table-valued function, not a table: a built-in reads nothing,
+                    // any other makes the statement unknown (`functions` module).
                     self.accounted.push(table_name(name));
                     return vec![scope.push(visible, None)];
                 }

@@ -8,8 +8,17 @@
 //! ([`ColumnClass`]); every other column is *unknown* in read sets and change sets,
 //! which widens invalidation and never narrows it. A table or column the catalog does
 //! not know is unknown too.
+//!
+//! The catalog also lists the database's *views*. The SQL analyser sees a view's name
+//! only, as if it were a table, and a write names the view's base tables, never the
+//! view: a read of a view is therefore widened to a read of *everything*
+//! ([`Catalog::refine_reads`]), so any write invalidates it. The cost: a cached query
+//! over a view is recomputed after every write, whatever table it changes (resolving
+//! the view's base tables from the catalog would narrow that; not done yet).
+//! Materialized views are tables for this purpose: their rows change only on `REFRESH
+//! MATERIALIZED VIEW`, which the analyser treats as DDL (it changes everything).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -110,11 +119,20 @@ pub struct Catalog {
     missing: Mutex<HashMap<String, Instant>>,
     /// A DDL statement ran through the handle: read again before the next use.
     dirty: AtomicBool,
+    /// The names (lower-cased) of the database's views (see the module docs).
+    views: RwLock<Arc<HashSet<String>>>,
 }
 
 impl Catalog {
     fn snapshot(&self) -> Arc<Tables> {
         self.tables
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn views(&self) -> Arc<HashSet<String>> {
+        self.views
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
@@ -126,6 +144,10 @@ impl Catalog {
             .tables
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = other.snapshot();
+        *self
+            .views
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = other.views();
     }
 
     /// Marks the catalog out of date (a DDL statement ran).
@@ -207,12 +229,49 @@ impl Catalog {
             .tables
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(tables);
+        self.refresh_views(pool, dialect).await;
+    }
+
+    /// Reads the names of the database's views. On failure the catalog keeps the views
+    /// it knew (a view created since would be read as a table: logged as a warning).
+    async fn refresh_views<DB: Backend>(&self, pool: &sqlx::Pool<DB>, dialect: Dialect) {
+        let exec = Exec::<DB> {
+            sql: AssertSqlSafe(views_query(dialect)).into_sql_str(),
+            args: None,
+            persistent: false,
+        };
+        let results: Vec<_> = DB::pool_run(pool, exec).collect().await;
+        let mut views = HashSet::new();
+        for result in results {
+            match result {
+                Ok(Either::Right(row)) => {
+                    if let Some(serde_json::Value::String(name)) = DB::row_value(&row, 0) {
+                        views.insert(name.to_lowercase());
+                    }
+                }
+                Ok(Either::Left(_)) => {}
+                Err(e) => {
+                    tracing::warn!(target: "reactive::db", error = %e, "could not read the views; a view created since is read as a table");
+                    return;
+                }
+            }
+        }
+        *self
+            .views
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(views);
     }
 
     /// Puts every key value of `reads` in its column's canonical form, dropping those
-    /// that have none (the conjunction then covers more rows).
+    /// that have none (the conjunction then covers more rows). A read of a view reads
+    /// everything (see the module docs).
     pub fn refine_reads(&self, reads: &mut ReadSet, dialect: Dialect) {
         if reads.everything || reads.tables.is_empty() {
+            return;
+        }
+        let views = self.views();
+        if reads.tables.keys().any(|table| views.contains(table)) {
+            *reads = ReadSet::everything();
             return;
         }
         let known = self.snapshot();
@@ -293,6 +352,21 @@ fn query(dialect: Dialect) -> String {
              FROM sqlite_master m JOIN pragma_table_info(m.name) p \
              WHERE m.type IN ('table', 'view')"
             .to_owned(),
+    }
+}
+
+/// The query listing the names of the views of a dialect (not materialized views:
+/// see the module docs).
+fn views_query(dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Postgres => "SELECT c.relname::text FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'v' AND n.nspname = ANY (current_schemas(false))"
+            .to_owned(),
+        Dialect::MySql => "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'VIEW'"
+            .to_owned(),
+        Dialect::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'view'".to_owned(),
     }
 }
 

@@ -308,9 +308,13 @@ impl Inner {
             .filter(|r| matches!(r, Ok(Either::Right(_))))
             .count() as u64;
         // A plain INSERT/UPDATE/DELETE that reports no affected and no returned row
-        // changed nothing (a writable CTE under a SELECT could report 0: not skipped).
+        // changed nothing. The count is the top-level command's only: a writable CTE
+        // (`WITH d AS (DELETE ...) DELETE FROM other ...`, or under a SELECT) may have
+        // changed rows while it reports 0, so the skip needs exactly one write (the
+        // analysis lists every write occurrence, CTEs' included).
         if plan.known_single
             && plan.info.analysis.operation.is_write()
+            && plan.info.analysis.writes.len() == 1
             && !failed
             && affected == 0
             && returned == 0

@@ -1085,3 +1085,95 @@ pub async fn returning_gives_generated_ids(db: &ReactiveDb<sqlx::Any>, t: &str, 
         .await
         .unwrap();
 }
+
+/// A query over a view is invalidated by a write to the view's base table: the
+/// analyser sees the view's name only, the catalog knows it is a view, and a read of
+/// a view reads everything. The view `<t>_v` is created after the handle (the catalog
+/// is read again for a name it does not know).
+pub async fn view_reads_its_base_tables(f: &Fixture) {
+    let v = format!("{}_v", f.t);
+    let _ = sqlx::query(AssertSqlSafe(format!("DROP VIEW IF EXISTS {v}")))
+        .execute(f.db.pool())
+        .await;
+    sqlx::query(AssertSqlSafe(format!(
+        "CREATE VIEW {v} AS SELECT id, name, organization_id FROM {}",
+        f.t
+    )))
+    .execute(f.db.pool())
+    .await
+    .unwrap();
+    let by_org = leak(by_org_model(&v, &format!("{v}.byOrg")), prepare_by_org);
+    let call = || f.db.call(by_org, "tenant", json!({ "table": v, "org": 1 }));
+    let first = call().await.unwrap();
+    assert!(call().await.unwrap().hit, "a view query is cached");
+    // Through the base table: the view's rows change.
+    f.write(&[("rename", vec![json!("ada-renamed"), json!(1)])], None)
+        .await;
+    let after = call().await.unwrap();
+    assert!(
+        !after.hit,
+        "a write to the base table invalidates the view query"
+    );
+    assert_ne!(first.bytes, after.bytes);
+    let agents: Vec<Agent> = serde_json::from_slice(&after.bytes).unwrap();
+    assert!(agents.iter().any(|a| a.name == "ada-renamed"), "{agents:?}");
+    f.write(&[("rename", vec![json!("ada"), json!(1)])], None)
+        .await;
+    let _ = sqlx::query(AssertSqlSafe(format!("DROP VIEW IF EXISTS {v}")))
+        .execute(f.db.pool())
+        .await;
+}
+
+/// A writable CTE (PostgreSQL): `WITH d AS (DELETE ... RETURNING id) DELETE FROM
+/// <other> WHERE id IN (SELECT id FROM d)` reports `DELETE 0` when `<other>` has no
+/// matching row, but `d` deleted a row: the change is applied all the same.
+pub async fn writable_cte_is_not_a_no_op(f: &Fixture) {
+    let other = format!("{}_log", f.t);
+    let _ = sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {other}")))
+        .execute(f.db.pool())
+        .await;
+    sqlx::query(AssertSqlSafe(format!("CREATE TABLE {other} (id BIGINT)")))
+        .execute(f.db.pool())
+        .await
+        .unwrap();
+    for (sql, tag) in [
+        // Two tables: the outer DELETE finds nothing and reports 0.
+        (
+            format!(
+                "WITH d AS (DELETE FROM {t} WHERE id = $1 RETURNING id) \
+                 DELETE FROM {other} WHERE id IN (SELECT id FROM d)",
+                t = f.t
+            ),
+            Some(0),
+        ),
+        // One table twice: two write entries, whatever the tag says.
+        (
+            format!(
+                "WITH d AS (DELETE FROM {t} WHERE id = $1 RETURNING id) \
+                 DELETE FROM {t} WHERE id = $1",
+                t = f.t
+            ),
+            None,
+        ),
+    ] {
+        warm(f).await;
+        let done = sqlx::query(AssertSqlSafe(sql.clone()))
+            .bind(3_i64)
+            .execute(&f.db)
+            .await
+            .unwrap();
+        if let Some(tag) = tag {
+            assert_eq!(
+                done.rows_affected(),
+                tag,
+                "{sql}: the top-level command tag"
+            );
+        }
+        f.expect(2, false, &sql).await;
+        f.write(&[("insert", vec![json!(3), json!("cy"), json!(2)])], None)
+            .await;
+    }
+    let _ = sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {other}")))
+        .execute(f.db.pool())
+        .await;
+}
