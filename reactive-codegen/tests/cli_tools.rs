@@ -62,7 +62,7 @@ tests/fixtures/suggest_handlers.rs:21: agents_archive
   infers  -
   writes  -
   note: tests/fixtures/suggest_handlers.rs:21: signature: name the database the handler runs on: `&ReactiveDb<Postgres>`, `&ReactiveDb<MySql>`, `&ReactiveDb<Sqlite>` (native sqlx drivers), or `&ReactiveDb<Any>` (backend chosen by URL)
-  note: tests/fixtures/suggest_handlers.rs:21: no write is visible in the body: if it changes tables (through SQL built at run time, a procedure, a trigger or another connection), list them in `invalidates(...)`
+  note: tests/fixtures/suggest_handlers.rs:22: calls `archive_agent`, a function that may read any table or write; treated as reading and writing anything (postgres dialect; `--dialect` or `dialect = "..."` sets another)
 
 tests/fixtures/suggest_handlers.rs:26: legacy_rename
   #[reactive_function(name = "legacy.rename", mutation)]
