@@ -758,3 +758,117 @@ async fn postgres_padded_char_keys_are_not_narrowed() {
     assert_eq!(done.rows_affected(), 1);
     assert_eq!(by_code().await[0].n, 2, "not stale");
 }
+
+// ---------------------------------------------------------------- columns the database sets
+
+#[derive(sqlx::FromRow, Serialize, Deserialize, ts_rs::TS, Debug, Clone, PartialEq)]
+pub struct Named {
+    pub id: i64,
+    pub name: String,
+    pub org: i64,
+}
+
+#[derive(Deserialize, ts_rs::TS)]
+pub struct LowerInput {
+    pub lname: String,
+}
+
+#[reactive_function(name = "nt.pg.byLowerName")]
+pub async fn pg_by_lower_name(
+    db: &ReactiveDb<Postgres>,
+    input: LowerInput,
+) -> reactive::Result<Vec<Named>> {
+    Ok(sqlx::query_as::<_, Named>(
+        "SELECT id, name, org FROM nt_named WHERE lname = $1 ORDER BY id",
+    )
+    .bind(&input.lname)
+    .fetch_all(db)
+    .await?)
+}
+
+#[reactive_function(name = "nt.pg.namedInOrg")]
+pub async fn pg_named_in_org(
+    db: &ReactiveDb<Postgres>,
+    input: OrgInput,
+) -> reactive::Result<Vec<Named>> {
+    Ok(
+        sqlx::query_as::<_, Named>("SELECT id, name, org FROM nt_named WHERE org = $1 ORDER BY id")
+            .bind(input.org)
+            .fetch_all(db)
+            .await?,
+    )
+}
+
+/// A generated column and a `BEFORE` trigger take values no statement names: the
+/// pre-read's old value alone must not pass for the row's new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_generated_columns_and_triggers_are_unknown_in_writes() {
+    let Some(url) = service_url("TEST_POSTGRES_URL") else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "DROP TABLE IF EXISTS nt_named;
+         CREATE TABLE nt_named (id bigint PRIMARY KEY, name text NOT NULL, org bigint NOT NULL,
+             lname text GENERATED ALWAYS AS (lower(name)) STORED);
+         INSERT INTO nt_named (id, name, org) VALUES (1, 'Ada', 1), (2, 'Cy', 2);",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let db = ReactiveDb::new(pool).await.unwrap();
+    let call = |name: &'static str, input: serde_json::Value| {
+        let db = &db;
+        async move {
+            let out = db.call(def(name), "t", input).await.expect("call");
+            serde_json::from_slice::<Vec<Named>>(&out.bytes).unwrap()
+        }
+    };
+    // Generated: renaming Ada to Bob moves the row from lname 'ada' to 'bob'.
+    assert_eq!(
+        call("nt.pg.byLowerName", json!({ "lname": "bob" }))
+            .await
+            .len(),
+        0
+    );
+    sqlx::query("UPDATE nt_named SET name = $1 WHERE id = $2")
+        .bind("Bob")
+        .bind(1_i64)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        call("nt.pg.byLowerName", json!({ "lname": "bob" }))
+            .await
+            .len(),
+        1,
+        "the generated column's new value is not stale"
+    );
+
+    // A BEFORE trigger that moves every renamed row to organization 2.
+    sqlx::raw_sql(
+        "CREATE FUNCTION nt_named_move() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN NEW.org := 2; RETURN NEW; END $$;
+         CREATE TRIGGER nt_named_move BEFORE UPDATE ON nt_named FOR EACH ROW EXECUTE FUNCTION nt_named_move();",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    db.refresh_schema().await;
+    assert_eq!(call("nt.pg.namedInOrg", json!({ "org": 2 })).await.len(), 1);
+    sqlx::query("UPDATE nt_named SET name = $1 WHERE id = $2")
+        .bind("Bo")
+        .bind(1_i64)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        call("nt.pg.namedInOrg", json!({ "org": 2 })).await.len(),
+        2,
+        "the row the trigger moved is not missing"
+    );
+    sqlx::raw_sql("DROP TABLE nt_named; DROP FUNCTION nt_named_move();")
+        .execute(db.pool())
+        .await
+        .unwrap();
+}

@@ -15,6 +15,12 @@
 //! ([`Catalog::refine_reads`]), so any write invalidates it. The cost: a cached query
 //! over a view is recomputed after every write, whatever table it changes (resolving
 //! the view's base tables from the catalog would narrow that; not done yet).
+//! Writes: a column the database computes (`GENERATED ALWAYS AS`, MySQL's `ON UPDATE
+//! CURRENT_TIMESTAMP`) takes a value no statement names, and a table with `BEFORE` row
+//! triggers (any trigger on SQLite) may have any column set by them: in change sets,
+//! such columns of inserted and updated rows are unknown (a pre-read's old value alone
+//! would be a wrong "known"); deleted rows keep their old values.
+//!
 //! Materialized views are tables for this purpose: their rows change only on `REFRESH
 //! MATERIALIZED VIEW`, which the analyser treats as DDL (it changes everything).
 
@@ -28,7 +34,7 @@ use reactive_codegen::sql::Dialect;
 use sqlx::{AssertSqlSafe, Either, SqlSafeStr};
 
 use super::backend::{Backend, Exec};
-use crate::engine::{ChangeSet, Conjunction, KeyValue, ReadSet};
+use crate::engine::{ChangeSet, Conjunction, KeyValue, ReadSet, RowOp};
 
 /// How often a table the catalog does not know makes it read the catalog again.
 const RECHECK: Duration = Duration::from_secs(1);
@@ -121,6 +127,23 @@ pub struct Catalog {
     dirty: AtomicBool,
     /// The names (lower-cased) of the database's views (see the module docs).
     views: RwLock<Arc<HashSet<String>>>,
+    /// `table.column` of the columns the database computes (see the module docs).
+    computed: RwLock<Arc<HashSet<String>>>,
+    /// Tables with triggers that may set their rows' columns (see the module docs).
+    triggered: RwLock<Arc<HashSet<String>>>,
+}
+
+/// A snapshot of a set behind a lock.
+fn read_set(lock: &RwLock<Arc<HashSet<String>>>) -> Arc<HashSet<String>> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+fn write_set(lock: &RwLock<Arc<HashSet<String>>>, set: Arc<HashSet<String>>) {
+    *lock
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = set;
 }
 
 impl Catalog {
@@ -148,6 +171,8 @@ impl Catalog {
             .views
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = other.views();
+        write_set(&self.computed, read_set(&other.computed));
+        write_set(&self.triggered, read_set(&other.triggered));
     }
 
     /// Marks the catalog out of date (a DDL statement ran).
@@ -200,6 +225,7 @@ impl Catalog {
         };
         let results: Vec<_> = DB::pool_run(pool, exec).collect().await;
         let mut tables = Tables::new();
+        let mut computed = HashSet::new();
         for result in results {
             match result {
                 Ok(Either::Right(row)) => {
@@ -212,8 +238,11 @@ impl Catalog {
                     };
                     let flags = text(3).unwrap_or_default();
                     let class = classify(dialect, &ty, &flags);
-                    let columns = tables.entry(table.to_lowercase()).or_default();
                     let column = column.to_lowercase();
+                    if text(4).as_deref() == Some("y") {
+                        computed.insert(format!("{}.{column}", table.to_lowercase()));
+                    }
+                    let columns = tables.entry(table.to_lowercase()).or_default();
                     let merged = columns.get(&column).map_or(class, |c| c.merge(class));
                     columns.insert(column, merged);
                 }
@@ -229,7 +258,16 @@ impl Catalog {
             .tables
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(tables);
+        write_set(&self.computed, Arc::new(computed));
         self.refresh_views(pool, dialect).await;
+        match read_names(pool, triggers_query(dialect)).await {
+            Ok(triggered) => write_set(&self.triggered, Arc::new(triggered)),
+            Err(e) => {
+                // Widest: every table's written rows are unknown until a read succeeds.
+                tracing::warn!(target: "reactive::db", error = %e, "could not read the triggers; written rows are unknown");
+                write_set(&self.triggered, Arc::new(HashSet::from(["*".to_owned()])));
+            }
+        }
     }
 
     /// Reads the names of the database's views. On failure the catalog keeps the views
@@ -296,10 +334,17 @@ impl Catalog {
             return;
         }
         let known = self.snapshot();
+        let computed = read_set(&self.computed);
+        let triggered = read_set(&self.triggered);
         for (table, rows) in &mut changes.tables {
+            let rewritten = triggered.contains(table) || triggered.contains("*");
             for row in rows {
+                let written = !matches!(row.op, RowOp::Delete);
                 let columns = std::mem::take(&mut row.columns);
                 for (column, values) in columns {
+                    if written && (rewritten || computed.contains(&format!("{table}.{column}"))) {
+                        continue;
+                    }
                     if let Some(values) = refine_values(&known, table, &column, &values, dialect) {
                         row.columns.insert(column, values);
                     }
@@ -333,7 +378,8 @@ fn query(dialect: Dialect) -> String {
     match dialect {
         // flags: `d`/`n` deterministic collation or not, then the type's `typtype`.
         Dialect::Postgres => "SELECT c.relname::text, a.attname::text, t.typname::text, \
-             (CASE WHEN co.oid IS NULL OR co.collisdeterministic THEN 'd' ELSE 'n' END) || t.typtype::text \
+             (CASE WHEN co.oid IS NULL OR co.collisdeterministic THEN 'd' ELSE 'n' END) || t.typtype::text, \
+             CASE WHEN a.attgenerated <> '' THEN 'y' ELSE 'n' END \
              FROM pg_catalog.pg_attribute a \
              JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -343,13 +389,17 @@ fn query(dialect: Dialect) -> String {
              AND n.nspname = ANY (current_schemas(false))"
             .to_owned(),
         Dialect::MySql => "SELECT CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR), \
-             CAST(DATA_TYPE AS CHAR), CAST(COALESCE(COLLATION_NAME, '') AS CHAR) \
+             CAST(DATA_TYPE AS CHAR), CAST(COALESCE(COLLATION_NAME, '') AS CHAR), \
+             CAST(CASE WHEN UPPER(EXTRA) LIKE '%GENERATED%' OR UPPER(EXTRA) LIKE '%ON UPDATE%' \
+               THEN 'y' ELSE 'n' END AS CHAR) \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
             .to_owned(),
         // flags: the table's `CREATE` text (a `COLLATE NOCASE` anywhere in it makes its
         // text columns unknown).
-        Dialect::Sqlite => "SELECT m.name, p.name, p.type, COALESCE(m.sql, '') \
-             FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+        // `hidden` 2 and 3: virtual and stored generated columns.
+        Dialect::Sqlite => "SELECT m.name, p.name, p.type, COALESCE(m.sql, ''), \
+             CASE WHEN p.hidden IN (2, 3) THEN 'y' ELSE 'n' END \
+             FROM sqlite_master m JOIN pragma_table_xinfo(m.name) p \
              WHERE m.type IN ('table', 'view')"
             .to_owned(),
     }
@@ -368,6 +418,49 @@ fn views_query(dialect: Dialect) -> String {
             .to_owned(),
         Dialect::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'view'".to_owned(),
     }
+}
+
+/// The query listing the tables whose rows triggers may set (see the module docs):
+/// `BEFORE` row triggers; on SQLite any trigger (its triggers write through statements,
+/// which may update the row itself).
+fn triggers_query(dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Postgres => "SELECT DISTINCT c.relname::text FROM pg_catalog.pg_trigger t \
+             JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE NOT t.tgisinternal AND (t.tgtype & 3) = 3 \
+             AND n.nspname = ANY (current_schemas(false))"
+            .to_owned(),
+        Dialect::MySql => "SELECT DISTINCT CAST(EVENT_OBJECT_TABLE AS CHAR) \
+             FROM information_schema.TRIGGERS \
+             WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND ACTION_TIMING = 'BEFORE'"
+            .to_owned(),
+        Dialect::Sqlite => {
+            "SELECT DISTINCT tbl_name FROM sqlite_master WHERE type = 'trigger'".to_owned()
+        }
+    }
+}
+
+/// The lower-cased names in the first column of a query's rows.
+async fn read_names<DB: Backend>(
+    pool: &sqlx::Pool<DB>,
+    sql: String,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let exec = Exec::<DB> {
+        sql: AssertSqlSafe(sql).into_sql_str(),
+        args: None,
+        persistent: false,
+    };
+    let results: Vec<_> = DB::pool_run(pool, exec).collect().await;
+    let mut names = HashSet::new();
+    for result in results {
+        if let Either::Right(row) = result?
+            && let Some(serde_json::Value::String(name)) = DB::row_value(&row, 0)
+        {
+            names.insert(name.to_lowercase());
+        }
+    }
+    Ok(names)
 }
 
 /// The class of a column from the catalog's type name and flags.
