@@ -24,6 +24,8 @@
 //! (direct, miss, intercepted, ...), whose per-batch ratios are the ones to trust on a
 //! loaded machine.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -36,6 +38,8 @@ use sqlx::{AnyPool, AssertSqlSafe, Connection};
 use teamhub::model::Agent;
 use tokio::runtime::Runtime;
 
+use common::{unique, with_database};
+
 const FIND_MANY: &str = "SELECT id, organization_id, name, status, created_at FROM agent \
                          WHERE organization_id = $1 ORDER BY created_at, id";
 
@@ -45,30 +49,6 @@ struct Setup {
     backend: &'static str,
     admin: Option<(String, String)>,
     sqlite_path: Option<std::path::PathBuf>,
-}
-
-fn unique(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!("{tag}_{}_{nanos}", std::process::id())
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
 }
 
 async fn setup() -> Setup {
