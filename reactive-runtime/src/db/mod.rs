@@ -140,6 +140,7 @@ mod call;
 pub(crate) mod catalog;
 mod changes;
 mod exec;
+pub use exec::WriteInQuery;
 mod finish;
 mod listener;
 mod rewrite;
@@ -164,7 +165,7 @@ pub use backend::Backend;
 pub use call::{CallError, CallOutput};
 pub use listener::InvalidationListener;
 pub use rewrite::PlaceholderError;
-pub use tx::{ReactiveTx, TransactionLost};
+pub use tx::{ReactiveTx, ReactiveTxConn, TransactionLost};
 
 use crate::cache::memory::MemoryStore;
 use crate::engine::{ChangeSet, Engine, EngineStats, InvalidationReport, ReadSet};
@@ -418,13 +419,13 @@ impl<DB: Backend> ReactiveDb<DB> {
     /// applied at commit.
     pub async fn begin(&self) -> Result<ReactiveTx<DB>, sqlx::Error> {
         let tx = self.pool.begin().await?;
-        Ok(ReactiveTx {
+        Ok(ReactiveTx::new(ReactiveTxConn {
             inner: self.inner.clone(),
             pool: self.pool.clone(),
             tx: Some(tx),
             pending: Vec::new(),
             lost: false,
-        })
+        }))
     }
 
     /// Applies a change set made outside this handle (e.g. by another service) and
