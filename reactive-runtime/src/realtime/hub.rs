@@ -83,7 +83,9 @@ impl Default for HubConfig {
 /// Why the server ends a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
-    /// The client did not read fast enough (it reconnects and replays).
+    /// The instance may have missed events (the bus lagged or resynchronised): the
+    /// client reconnects and replays. (A client that reads too slowly gets a `reset`
+    /// instead, see [`Conn::push`].)
     Lagged,
     /// Credentials expired or were revoked.
     Unauthorized,

@@ -5,7 +5,8 @@
 //!   are counted in `{prefix}:bytes:{tenant}`). A Lua script increments the counter,
 //!   appends the entry with stream id `<n>-0` and trims the oldest entries atomically,
 //!   so ids are contiguous per tenant, the stream is in id order, and every instance
-//!   sees the same ids. A tenant's counter starts at the
+//!   sees the same ids. (Trimming uses `XTRIM MINID` and exclusive `XRANGE` bounds:
+//!   Redis 6.2 or later.) A tenant's counter starts at the
 //!   Redis server's time in microseconds, so ids still increase if the keys are lost,
 //!   and a client's id from before is recognised as unknown (→ reset).
 //! - [`RedisBus`]: one pub/sub channel `{prefix}:bus`; a background task per instance
