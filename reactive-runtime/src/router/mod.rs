@@ -3,8 +3,9 @@
 //!
 //! - Authentication: the app's [`Authorizer`] turns a request head into a [`Principal`]
 //!   (tenant + subject); `401` otherwise. Per-input checks: [`Authorizer::check_input`]
-//!   (before every call and for every subscribed query key) and [`current_principal`]
-//!   inside handlers.
+//!   (before every call and for every subscribed query key),
+//!   [`Authorizer::check_subscription`] (for every subscribed procedure name and `*`) and
+//!   [`current_principal`] inside handlers.
 //! - Errors: `{"error": {"code", "message", "path"}}` ([`ApiError`]). A database error a
 //!   client can act on ([`DbErrorClass`](crate::DbErrorClass)) is answered by its class:
 //!   duplicate key `409 conflict`, foreign key `409 foreign_key`, `NOT NULL`/`CHECK`
