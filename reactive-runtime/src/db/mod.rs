@@ -171,6 +171,22 @@ use crate::cache::memory::MemoryStore;
 use crate::engine::{ChangeSet, Engine, EngineStats, InvalidationReport, ReadSet};
 use statement::{Memo, ModelIndex};
 
+/// Longest key value a change set keeps on its way into the engine (bytes); a longer
+/// value makes its column unknown for that row, which matches every query (wider, never
+/// stale). A write of a 500 KB text would otherwise be held whole by the engine's ring
+/// of recent changes, the invalidation report and the message to other instances.
+pub const MAX_CHANGE_VALUE_LEN: usize = 1024;
+
+/// Drops values longer than `max` (their column becomes unknown in that row).
+fn bound_values(changes: &mut ChangeSet, max: usize) {
+    for rows in changes.tables.values_mut() {
+        for row in rows.iter_mut() {
+            row.columns
+                .retain(|_, values| values.iter().all(|v| v.as_str().len() <= max));
+        }
+    }
+}
+
 /// The SQLite database [`ReactiveDb::connect_default`] opens (created if missing).
 pub const DEFAULT_URL: &str = "sqlite://reactive.db?mode=rwc";
 
@@ -503,6 +519,7 @@ impl Inner {
         listener: Option<Arc<dyn InvalidationListener>>,
     ) -> Arc<InvalidationReport> {
         self.catalog.refine_changes(&mut changes, self.dialect);
+        bound_values(&mut changes, MAX_CHANGE_VALUE_LEN);
         let span = tracing::debug_span!("reactive.invalidate", everything = changes.is_everything(), tables = ?changes.tables.keys().collect::<Vec<_>>());
         self.counters
             .changes_applied
