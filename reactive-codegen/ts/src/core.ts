@@ -4,10 +4,10 @@
 
 import { RpcError, Transport, type TransportOptions } from './client';
 import { Realtime, type EventSourceCtor, type InvalidateEvent, type PollResult, type RealtimeMode } from './realtime';
-import { QueryRegistry, type StorageLike } from './registry';
+import { QueryRegistry, type RegistryEntry, type StorageLike } from './registry';
 import { BACKGROUND, HINT, MOUNTED, Scheduler } from './scheduler';
 import type { AnyProcedures, InputOf, MutationName, OutputOf, QueryName, QueryRef } from './types';
-import { compareEventIds, globalOf, maxEventId, procedureOf, queryKey, realClock, type Clock } from './util';
+import { compareEventIds, globalOf, jitter, maxEventId, procedureOf, queryKey, realClock, type Clock } from './util';
 
 /** What a hook shows for one query. */
 export interface QuerySnapshot<T = unknown> {
@@ -68,6 +68,10 @@ export interface ClientOptions<P> extends TransportOptions {
   channel?: ((name: string) => ChannelLike) | null;
   /** How long a confirmed optimistic update waits for its invalidation before revalidating. Default 2000 ms. */
   optimisticTimeout?: number;
+  /** Retries of a mounted query whose fetch failed (network or 5xx; never 4xx). Default 3. */
+  retry?: number;
+  /** First retry delay, doubled for each further retry (at most 30 s), with jitter. Default 1000 ms. */
+  retryDelay?: number;
 }
 
 /** Optimistic update context: edit cached query data for the duration of a mutation. */
@@ -103,8 +107,13 @@ interface Query {
   stale: boolean;
   error?: RpcError;
   fetching?: Promise<void>;
-  /** An invalidation newer than the in-flight request arrived. */
-  refetchAfter?: string;
+  /**
+   * Invalidations that arrived while a request was in flight: the newest event id, or `null` for
+   * one without an id (`reset`, unmount): its result can't be fresh.
+   */
+  again?: string | null;
+  /** Failed attempts in a row (retries). */
+  tries?: number;
   layers: Layer[];
   /** Stream start already checked for a gap. */
   gapFrom?: string;
@@ -122,6 +131,9 @@ interface Msg {
   e?: string;
   at: number;
 }
+
+/** An invalidation the last result may not include arrived while it was in flight. */
+const missed = (q: Query): boolean => q.again === null || compareEventIds(q.eventId, q.again) < 0;
 
 /** Real time delivers invalidations in this mode. */
 const isLive = (mode: RealtimeMode | undefined): boolean => mode === 'sse' || mode === 'poll';
@@ -390,7 +402,7 @@ export class ReactiveClient<P = AnyProcedures> {
       cur.listeners.delete(listener);
       cur.mounts--;
       // Unwatched from now on: invalidations may be missed, so a later mount revalidates.
-      if (cur.mounts === 0) {
+      if (!cur.mounts) {
         cur.stale = true;
         this.snap(cur);
       }
@@ -431,50 +443,62 @@ export class ReactiveClient<P = AnyProcedures> {
   }
 
   /** Revalidates one query; concurrent calls share the request. */
-  private revalidate(q: Query, minEventId?: string): Promise<void> {
-    if (q.fetching) {
-      if (minEventId && compareEventIds(minEventId, q.refetchAfter) > 0) q.refetchAfter = minEventId;
-      return q.fetching;
-    }
+  private revalidate(q: Query, retry?: boolean): Promise<void> {
+    if (q.fetching) return q.fetching;
     this.scheduler.cancel(q.key);
     const gen = this.generation;
     const wantedAt = this.clock.now();
     const locks = this.storage ? this.locks : undefined;
+    const watched = q.mounts > 0;
+    q.again = undefined;
+    if (!retry) q.tries = 0;
     const run = async (): Promise<void> => {
       // Another tab may have fetched it meanwhile (we waited for its lock): use its result.
       const shared = locks && this.registry.read(q.key, false);
-      if (
-        shared &&
-        !shared.stale &&
-        shared.lastRevalidated >= wantedAt &&
-        compareEventIds(shared.eventId, minEventId) >= 0
-      ) {
-        this.applyResult(q, shared.data, shared.eventId, shared.lastRevalidated, false);
-        return;
-      }
+      if (shared && !shared.stale && shared.lastRevalidated >= wantedAt)
+        return this.applyResult(q, shared.data, shared.eventId, shared.lastRevalidated, false);
       try {
         const r = await this.transport.query(q.procedure, q.input, this.tenantName + '#' + gen);
-        if (gen !== this.generation) return;
-        this.applyResult(q, r.data, r.eventId, this.clock.now(), true);
+        // Unmounted meanwhile: its invalidations may no longer reach us, so the result isn't fresh.
+        if (watched && !q.mounts) q.again = null;
+        if (gen === this.generation) this.applyResult(q, r.data, r.eventId, this.clock.now(), true);
       } catch (e) {
         if (gen !== this.generation) return;
-        q.error = e instanceof RpcError ? e : new RpcError('network', String(e), 0);
-        // An entry the server no longer accepts (procedure removed or input changed by a deploy).
-        if (!q.mounts && (q.error.status === 400 || q.error.status === 404)) this.registry.delete(q.key);
+        const err = (q.error = e instanceof RpcError ? e : new RpcError('network', String(e), 0));
+        const s = err.status;
+        // 4xx: retrying won't help. An entry the server no longer accepts (procedure removed or
+        // input changed by a deploy) is dropped.
+        if (s > 399 && s < 500) {
+          if (!q.mounts && (s === 400 || s === 404)) this.registry.delete(q.key);
+        } else if (q.mounts && ++q.tries! <= (this.opts.retry ?? 3))
+          this.clock.setTimeout(
+            () => q.error && q.mounts && gen === this.generation && void this.revalidate(q, true),
+            jitter(Math.min((this.opts.retryDelay ?? 1000) * 2 ** (q.tries! - 1), 30000)),
+          );
         this.notify(q);
       }
     };
     const locked = locks ? locks.request('rq:' + this.tenantName + ':' + q.key, run).catch(() => run()) : run();
     const p = locked.finally(() => {
       q.fetching = undefined;
-      if (gen !== this.generation) return;
-      const again = q.refetchAfter;
-      q.refetchAfter = undefined;
-      if (again && compareEventIds(q.eventId, again) < 0 && q.mounts > 0) void this.revalidate(q, again);
+      // An invalidation the result may not include arrived meanwhile: one more fetch.
+      if (gen === this.generation && missed(q) && q.mounts && !q.error) void this.revalidate(q);
+      q.again = undefined;
     });
     q.fetching = p;
-    if (minEventId) q.refetchAfter = undefined;
     return p;
+  }
+
+  /**
+   * An invalidation of `q` (the event's id, or none: whatever was fetched so far may be outdated):
+   * stale at once, one more fetch if a request is in flight, and a refetch now if `fetch`.
+   */
+  private invalidate(q: Query, id?: string, fetch?: boolean): void {
+    if (id && compareEventIds(q.eventId, id) >= 0) return;
+    if (q.fetching) q.again = id && q.again !== null ? maxEventId(q.again, id) : null;
+    q.stale = true;
+    this.notify(q);
+    if (fetch) void this.revalidate(q);
   }
 
   private applyResult(q: Query, data: unknown, eventId: string | undefined, at: number, fromServer: boolean): void {
@@ -486,13 +510,15 @@ export class ReactiveClient<P = AnyProcedures> {
     q.data = data;
     q.eventId = eventId;
     q.revalidatedAt = at;
-    q.stale = false;
+    q.stale = missed(q);
     q.error = undefined;
     q.layers = q.layers.filter((l) => !(l.until && compareEventIds(eventId, l.until) >= 0));
     if (fromServer) {
       const lastServerChange = changed ? at : prev.lastServerChange;
-      const entry = { procedure: q.procedure, input: q.input, data, lastRevalidated: at, lastServerChange };
-      this.registry.write(q.key, eventId === undefined ? entry : { ...entry, eventId });
+      const entry: RegistryEntry = { procedure: q.procedure, input: q.input, data, lastRevalidated: at, lastServerChange };
+      if (eventId) entry.eventId = eventId;
+      if (q.stale) entry.stale = true;
+      this.registry.write(q.key, entry);
       this.registry.updateSession({ lastSync: at });
       const msg: Msg = { t: 'r', key: q.key, p: q.procedure, i: q.input, d: data, e: eventId, at };
       try {
@@ -531,7 +557,7 @@ export class ReactiveClient<P = AnyProcedures> {
     rt.catchUp(since, [...entries]).then(
       (r) => {
         if (gen !== this.generation) return;
-        if (r.reset) for (const q of gapped) void this.revalidate(q);
+        if (r.reset) for (const q of gapped) this.invalidate(q, undefined, true);
         else for (const ev of r.events ?? []) this.onInvalidate(ev);
       },
       () => undefined,
@@ -581,15 +607,9 @@ export class ReactiveClient<P = AnyProcedures> {
       }
       const q = this.queries.get(key);
       if (q) {
-        if (compareEventIds(q.eventId, ev.eventId) >= 0) continue;
-        if (q.mounts > 0) {
-          if (isDirect) void this.revalidate(q, ev.eventId);
-          continue;
-        }
-        if (!q.stale) {
-          q.stale = true;
-          this.notify(q);
-        }
+        if (compareEventIds(q.eventId, ev.eventId) >= 0 || (q.mounts && !isDirect)) continue;
+        this.invalidate(q, ev.eventId, q.mounts > 0);
+        if (q.mounts) continue;
       }
       const e = this.registry.read(key, false);
       if (e && compareEventIds(e.eventId, ev.eventId) < 0) this.registry.markStale(key, now);
@@ -605,18 +625,17 @@ export class ReactiveClient<P = AnyProcedures> {
         const wm = (this.queries.get(key) ?? this.registry.read(key, false))?.eventId;
         return !eventId || !wm || compareEventIds(wm, eventId) < 0;
       }),
+      eventId,
     );
   }
 
   /** Marks entries stale and revalidates them: mounted at once, page hints after 1 s, the rest after 2 s. */
-  private recheck(keys: string[]): void {
+  private recheck(keys: string[], eventId?: string): void {
     const hinted = [...this.hints.values()].flat();
     for (const key of keys) {
       const q = this.queries.get(key);
-      if (q) {
-        q.stale = true;
-        this.notify(q);
-      } else this.registry.markStale(key, this.clock.now());
+      if (q) this.invalidate(q, eventId);
+      else this.registry.markStale(key, this.clock.now());
       this.scheduler.schedule(
         key,
         q && q.mounts > 0 ? MOUNTED : hinted.includes(key) ? HINT : BACKGROUND,
@@ -689,7 +708,7 @@ export class ReactiveClient<P = AnyProcedures> {
       // Keep it until the invalidation for this mutation has been applied (data watermark >= eventId).
       l.until = r.eventId;
       const check = (): void => {
-        if (q.layers.includes(l)) void this.revalidate(q, r.eventId);
+        if (q.layers.includes(l)) this.invalidate(q, r.eventId, true);
       };
       if (isLive(this.realtime?.mode)) this.clock.setTimeout(check, this.opts.optimisticTimeout ?? 2000);
       else check();

@@ -81,3 +81,6 @@ export function globalOf<T>(name: string): T | undefined {
     return undefined;
   }
 }
+
+/** `ms` times a random factor in [0.5, 1.5): timers of many clients don't fire in lockstep. */
+export const jitter = (ms: number): number => ms * (0.5 + Math.random());

@@ -711,3 +711,128 @@ test("an event naming a procedure, or '*', refetches every mounted query it cove
   assert.equal(server.count('/rpc/agents.get'), 6);
   assert.equal(server.count('/rpc/agents.findMany'), 2);
 });
+
+// ---- issue 13 ----
+
+const invEv = (eventId: string, queries = [FIND]) => ({ eventId, tables: ['agent'], keys: {}, requiresAck: false, queries });
+
+test('a reset (or invalidation) that arrives during a fetch causes one more fetch; the result stays stale until then', async () => {
+  const { server, state } = backend();
+  const { c, clock } = client(server);
+  const list = mount(c, 'agents.findMany', ORG);
+  await clock.advance(50);
+  const es = FakeEventSource.last;
+  es.ready('100');
+  await flush();
+  server.hold();
+  es.emit('invalidate', invEv('101')); // refetch #2 in flight
+  await flush();
+  assert.equal(list.snap().isStale, true, 'invalidated: stale at once');
+  state.agents.push(agent('a2'));
+  es.emit('reset', { eventId: null }); // the server restarted its log after #2 was sent
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 2, 'joins the in-flight request');
+  state.eventId = 101;
+  await server.releaseNext();
+  assert.equal(list.snap().isStale, true, 'the result of a request sent before the reset is not fresh');
+  assert.equal(server.count('/rpc/agents.findMany'), 3, 'one more fetch');
+  server.release();
+  await flush();
+  assert.equal(list.snap().isStale, false);
+  assert.equal(server.count('/rpc/agents.findMany'), 3);
+  // The same for an id-less revalidation on the first load.
+  const { c: c2 } = client(server);
+  server.hold();
+  const m2 = mount(c2, 'agents.findMany', ORG);
+  await flush();
+  c2.revalidateAll();
+  await server.releaseNext();
+  assert.equal(m2.snap().isStale, true);
+  server.release();
+  await flush();
+  assert.equal(m2.snap().isStale, false);
+});
+
+test('retry: a failed refetch keeps the query stale and is retried with backoff; 4xx is not retried', async () => {
+  const { server, state } = backend();
+  const { c, clock } = client(server, { retryDelay: 1000 });
+  const list = mount(c, 'agents.findMany', ORG);
+  await clock.advance(50);
+  const es = FakeEventSource.last;
+  es.ready('100');
+  let status = 503;
+  server.on('/rpc/agents.findMany', () =>
+    status === 200 ? ok([...state.agents], String(state.eventId)) : { status, body: { error: { code: 'unavailable', message: 'down', path: null } } },
+  );
+  es.emit('invalidate', invEv('101'));
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 2);
+  assert.equal(list.snap().isStale, true, 'outdated data is never shown as fresh');
+  assert.equal(list.snap().error?.status, 503);
+  await clock.advance(999);
+  assert.equal(server.count('/rpc/agents.findMany'), 2);
+  await clock.advance(1);
+  assert.equal(server.count('/rpc/agents.findMany'), 3, 'retried after 1 s');
+  await clock.advance(1999);
+  assert.equal(server.count('/rpc/agents.findMany'), 3);
+  await clock.advance(1);
+  assert.equal(server.count('/rpc/agents.findMany'), 4, 'then after 2 s');
+  status = 200;
+  state.eventId = 101;
+  await clock.advance(4000);
+  assert.equal(server.count('/rpc/agents.findMany'), 5);
+  assert.equal(list.snap().isStale, false);
+  assert.equal(list.snap().error, undefined);
+  // 4xx: the request is wrong; retrying won't help.
+  status = 403;
+  es.emit('invalidate', invEv('102'));
+  await clock.advance(60000);
+  assert.equal(server.count('/rpc/agents.findMany'), 6);
+  assert.equal(list.snap().error?.status, 403);
+  assert.equal(list.snap().isStale, true);
+});
+
+test('retry delays have jitter and the retry count is configurable', async () => {
+  const { server } = backend();
+  server.on('/rpc/agents.findMany', () => ({ status: 500, body: { error: { code: 'internal', message: 'x', path: null } } }));
+  const { c, clock } = client(server, { retry: 1, retryDelay: 1000, realtime: false });
+  Math.random = () => 0.9; // 1.4 × the delay
+  try {
+    mount(c, 'agents.findMany', ORG);
+    await flush();
+    await clock.advance(1399);
+    assert.equal(server.count('/rpc/agents.findMany'), 1);
+    await clock.advance(1);
+    assert.equal(server.count('/rpc/agents.findMany'), 2);
+    await clock.advance(60000);
+    assert.equal(server.count('/rpc/agents.findMany'), 2, 'retry: 1');
+  } finally {
+    Math.random = () => 0.5;
+  }
+});
+
+test('unmount during a fetch: the result is kept but stays stale, and a remount refetches', async () => {
+  const { server, state } = backend();
+  const { c, clock } = client(server);
+  const first = mount(c, 'agents.findMany', ORG);
+  await clock.advance(50);
+  FakeEventSource.last.ready('100');
+  await flush();
+  server.hold();
+  c.revalidateAll(); // a refetch in flight
+  await flush();
+  first.un(); // unwatched from now on: events for it are no longer delivered
+  await clock.advance(50);
+  server.release();
+  await flush();
+  assert.equal(c.getSnapshot('agents.findMany', ORG).isStale, true);
+  state.agents.push(agent('a2'));
+  state.eventId = 101; // missed while unmounted
+  const n = server.count('/rpc/agents.findMany');
+  const again = mount(c, 'agents.findMany', ORG);
+  assert.equal(again.snap().isStale, true);
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), n + 1, 'remount refetches');
+  assert.equal(again.snap().data?.length, 2);
+  assert.equal(again.snap().isStale, false);
+});
