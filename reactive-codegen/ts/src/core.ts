@@ -44,6 +44,8 @@ export interface ChannelLike {
 export interface ClientOptions<P> extends TransportOptions {
   /** The tenant (organization) whose data the registry holds. Default `"default"`. */
   tenant?: string;
+  /** The signed-in user: the registry, channels and locks are keyed by tenant and user. */
+  user?: string;
   /** `"local"` (default), `"session"`, `"memory"`, or a `Storage`-like object. */
   storage?: 'local' | 'session' | 'memory' | StorageLike | null;
   /** Registry size cap in bytes. Default 2 MB. */
@@ -171,6 +173,9 @@ export class ReactiveClient<P = AnyProcedures> {
   private readonly hints = new Map<object, string[]>();
   private readonly locks: LockManagerLike | undefined;
   private tenantName = '';
+  private userName: string | undefined;
+  /** Tenant and user, encoded: what the registry, channels, locks and in-flight sharing are keyed by. */
+  private scope = '';
   private generation = 0;
   private started = false;
   private statusListeners = new Set<(mode: RealtimeMode) => void>();
@@ -190,7 +195,7 @@ export class ReactiveClient<P = AnyProcedures> {
       opts.locks === null
         ? undefined
         : (opts.locks ?? globalOf<{ locks?: LockManagerLike }>('navigator')?.locks);
-    this.setTenant(opts.tenant ?? 'default');
+    this.setTenant(opts.tenant ?? 'default', opts.user);
   }
 
   /** The current tenant. */
@@ -215,18 +220,22 @@ export class ReactiveClient<P = AnyProcedures> {
   }
 
   /**
-   * Switches tenant: forgets the previous tenant's data in memory (it stays in its own registry),
-   * reconnects real time, and reloads every mounted query from the new tenant's registry.
+   * Switches tenant (and user, if given): forgets the previous one's data in memory (it stays in
+   * its own registry), rejects its `fetch`es still in flight, reconnects real time, and reloads
+   * every mounted query from the new registry.
    */
-  setTenant(tenant: string): void {
-    if (tenant === this.tenantName && this.registry) return;
+  setTenant(tenant: string, user = this.userName): void {
+    const scope = encodeURIComponent(tenant) + (user === undefined ? '' : '/' + encodeURIComponent(user));
+    if (scope === this.scope) return;
     const started = this.started;
     this.stop();
     this.generation++;
     this.tenantName = tenant;
+    this.userName = user;
+    this.scope = scope;
     this.registry = new QueryRegistry({
       storage: this.storage,
-      tenant,
+      tenant: scope,
       maxBytes: this.opts.maxBytes,
       now: () => this.clock.now(),
     });
@@ -255,7 +264,7 @@ export class ReactiveClient<P = AnyProcedures> {
       };
     const last = this.registry.getSession().lastEventId;
     this.registry.updateSession({ startTime: this.clock.now() });
-    const name = 'reactive:' + this.tenantName;
+    const name = 'reactive:' + this.scope;
     const BC = globalOf<new (n: string) => ChannelLike>('BroadcastChannel');
     this.channel = (o.channel ? o.channel(name) : o.channel !== null && BC ? new BC(name) : undefined) ?? undefined;
     if (this.channel) this.channel.onmessage = live((ev) => this.onMessage(ev.data as Msg));
@@ -304,15 +313,18 @@ export class ReactiveClient<P = AnyProcedures> {
     for (const q of this.queries.values()) if (q.mounts > 0) this.scheduler.schedule(q.key, MOUNTED);
   }
 
-  /** Forgets this tenant's data, in memory and in storage (call on logout). */
-  clear(): void {
+  /** Forgets this tenant and user's data, in memory and in storage; answers in flight are dropped. */
+  clear(user = this.userName): void {
     this.registry.clear();
-    for (const q of this.queries.values()) {
-      q.hasData = false;
-      q.data = q.eventId = undefined;
-      q.revalidatedAt = 0;
-      this.notify(q);
-    }
+    this.scope = '';
+    this.userName = user;
+    this.setTenant(this.tenantName);
+  }
+
+  /** Signs out: forgets the user's data (`clear`) and continues without a user. */
+  signOut(): void {
+    this.userName = undefined;
+    this.clear();
   }
 
   /** Stops real time and timers. */
@@ -413,7 +425,9 @@ export class ReactiveClient<P = AnyProcedures> {
   /** Fetches a query (shared with identical requests in flight) and returns its data. */
   async fetch<K extends QueryName<P>>(name: K, input: InputOf<P, K>): Promise<OutputOf<P, K>> {
     const q = this.ensure(name, input);
+    const gen = this.generation;
     await this.revalidate(q);
+    if (gen !== this.generation) throw new RpcError('tenant_changed', 'tenant or user changed', 0);
     if (q.error) throw q.error;
     return q.snapshot.data as OutputOf<P, K>;
   }
@@ -458,7 +472,7 @@ export class ReactiveClient<P = AnyProcedures> {
       if (shared && !shared.stale && shared.lastRevalidated >= wantedAt)
         return this.applyResult(q, shared.data, shared.eventId, shared.lastRevalidated, false);
       try {
-        const r = await this.transport.query(q.procedure, q.input, this.tenantName + '#' + gen);
+        const r = await this.transport.query(q.procedure, q.input, this.scope + '#' + gen);
         // Unmounted meanwhile: its invalidations may no longer reach us, so the result isn't fresh.
         if (watched && !q.mounts) q.again = null;
         if (gen === this.generation) this.applyResult(q, r.data, r.eventId, this.clock.now(), true);
@@ -478,7 +492,7 @@ export class ReactiveClient<P = AnyProcedures> {
         this.notify(q);
       }
     };
-    const locked = locks ? locks.request('rq:' + this.tenantName + ':' + q.key, run).catch(() => run()) : run();
+    const locked = locks ? locks.request('rq:' + this.scope + ':' + q.key, run).catch(() => run()) : run();
     const p = locked.finally(() => {
       q.fetching = undefined;
       // An invalidation the result may not include arrived meanwhile: one more fetch.

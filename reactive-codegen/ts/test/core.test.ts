@@ -507,7 +507,7 @@ test('clear forgets the tenant data in memory and storage (logout)', async () =>
   assert.ok([...storage.map.keys()].some((k) => k.startsWith('rq:o1:e:')));
   c.clear();
   assert.equal(m.snap().isLoading, true);
-  assert.ok(![...storage.map.keys()].some((k) => k.startsWith('rq:o1:')));
+  assert.ok(![...storage.map.keys()].some((k) => k.startsWith('rq:o1:e:')));
 });
 
 test('background revalidation drops registry entries the server no longer accepts', async () => {
@@ -835,4 +835,44 @@ test('unmount during a fetch: the result is kept but stays stale, and a remount 
   assert.equal(server.count('/rpc/agents.findMany'), n + 1, 'remount refetches');
   assert.equal(again.snap().data?.length, 2);
   assert.equal(again.snap().isStale, false);
+});
+
+test('tenant switch: a fetch started under the previous tenant rejects instead of resolving with its data', async () => {
+  const { server } = backend();
+  const { c } = client(server);
+  await c.fetch('agents.findMany', ORG); // o1 data cached
+  server.hold();
+  c.revalidateAll();
+  const p = c.fetch('agents.findMany', ORG);
+  const fresh = c.fetch('agents.get', { id: 'a1' }); // nothing cached: would resolve undefined
+  c.setTenant('o2');
+  server.release();
+  await assert.rejects(p, (e: RpcError) => e.code === 'tenant_changed');
+  await assert.rejects(fresh, (e: RpcError) => e.code === 'tenant_changed');
+});
+
+test('the registry is keyed by tenant and user; signOut forgets the user data and drops late answers', async () => {
+  const { server } = backend();
+  const storage = new MemoryStorage();
+  const { c } = client(server, { storage, user: 'u1', realtime: false });
+  const m = mount(c, 'agents.findMany', ORG);
+  await flush();
+  assert.equal(m.snap().data?.length, 1);
+  // Another user of the same organization on this browser sees nothing of u1.
+  const { c: other } = client(server, { storage, user: 'u2', realtime: false });
+  assert.equal(other.getSnapshot('agents.findMany', ORG).isLoading, true);
+  assert.equal(other.cache.read(FIND), undefined);
+  c.setTenant('o1', 'u2');
+  assert.equal(m.snap().isLoading, true, 'switching user shows nothing of the previous one');
+  c.setTenant('o1', 'u1');
+  assert.equal(m.snap().data?.length, 1);
+  // Sign out while a request is in flight: storage is emptied and the late answer not written back.
+  server.hold();
+  const p = c.fetch('agents.get', { id: 'a1' });
+  c.signOut();
+  assert.equal(m.snap().isLoading, true);
+  server.release();
+  await assert.rejects(p);
+  await flush();
+  assert.ok(![...storage.map.keys()].some((k) => k.includes('u1') && k.includes(':e:')), [...storage.map.keys()].join());
 });
