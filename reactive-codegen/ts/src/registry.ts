@@ -9,7 +9,7 @@
 // Every storage access is guarded: missing storage (server rendering, privacy mode), a full quota
 // and corrupt JSON degrade to an in-memory registry instead of throwing.
 
-import { compareEventIds, maxEventId, parseJson } from './util';
+import { compareEventIds, maxEventId, parseJson, procedureOf } from './util';
 
 /** A cached query result. */
 export interface RegistryEntry {
@@ -76,14 +76,35 @@ export function tenantPrefix(tenant: string): string {
   return PREFIX + encodeURIComponent(tenant) + ':';
 }
 
-function isMeta(x: unknown): x is Meta {
-  const m = x as Meta | undefined;
-  return !!m && m.v === 1 && typeof m.session === 'object' && !!m.session && typeof m.lru === 'object' && !!m.lru;
+const num = (x: unknown): x is number => typeof x === 'number';
+const obj = (x: unknown): x is Record<string, unknown> => !!x && typeof x === 'object';
+
+/** The meta record, validated in depth: what is malformed is dropped, the rest kept. */
+function readMeta(raw: string | null, now: number): Meta {
+  const m = parseJson(raw);
+  const s = obj(m) && obj(m.session) ? m.session : {};
+  const lru: Meta['lru'] = {};
+  if (obj(m) && obj(m.lru))
+    for (const [k, v] of Object.entries(m.lru)) if (Array.isArray(v) && num(v[0]) && num(v[1])) lru[k] = [v[0], v[1]];
+  const session: RegistrySession = {
+    startTime: now,
+    lastSync: num(s.lastSync) ? s.lastSync : 0,
+    realtimeConnected: s.realtimeConnected === true,
+  };
+  if (typeof s.lastEventId === 'string') session.lastEventId = s.lastEventId;
+  return { v: 1, session, lru };
 }
 
-function isEntry(x: unknown): x is RegistryEntry {
-  const e = x as RegistryEntry | undefined;
-  return !!e && typeof e.procedure === 'string' && typeof e.lastRevalidated === 'number' && 'data' in e;
+/** Whether `x` is a well-formed entry for `key`. */
+function isEntry(x: unknown, key: string): x is RegistryEntry {
+  return (
+    obj(x) &&
+    x.procedure === procedureOf(key) &&
+    num(x.lastRevalidated) &&
+    num(x.lastServerChange) &&
+    'data' in x &&
+    (x.eventId === undefined || typeof x.eventId === 'string')
+  );
 }
 
 /** The per-tenant registry. */
@@ -108,15 +129,9 @@ export class QueryRegistry {
     }
     this.now = opts.now ?? Date.now;
     this.pfx = tenantPrefix(opts.tenant);
-    const t = this.now();
-    this.session = { startTime: t, lastSync: 0, realtimeConnected: false };
-    const meta = parseJson(this.get(this.pfx + 'm'));
-    if (isMeta(meta)) {
-      this.lru = meta.lru;
-      this.session = { ...meta.session, startTime: t };
-    } else if (meta !== undefined || this.get(this.pfx + 'm') !== null) {
-      this.remove(this.pfx + 'm');
-    }
+    const meta = readMeta(this.get(this.pfx + 'm'), this.now());
+    this.lru = meta.lru;
+    this.session = meta.session;
     this.writeMeta();
   }
 
@@ -139,39 +154,60 @@ export class QueryRegistry {
     }
   }
 
-  /** Writes, making room (LRU entries, then other tenants) when the quota is full. */
+  /**
+   * Writes, making room when the quota is full: other tenants' data first (least recently synced
+   * first), then this tenant's least recently used entries other than `keep`. If the value does not
+   * fit even then, everything removed is put back: a write that can never fit evicts nothing.
+   */
   private set(k: string, v: string, keep?: string): boolean {
-    if (!this.storage) return false;
-    for (let attempt = 0; attempt < 16; attempt++) {
-      try {
-        this.storage.setItem(k, v);
-        return true;
-      } catch {
-        if (!this.evictOtherTenant() && !this.evictOne(keep)) return false;
+    const st = this.storage;
+    const removed: [string, string][] = [];
+    let victims: string[][] | undefined;
+    try {
+      for (;;) {
+        try {
+          st!.setItem(k, v);
+          break;
+        } catch {
+          const group = (victims ??= this.victims(keep)).shift();
+          if (!group) {
+            for (const [a, b] of removed) st!.setItem(a, b);
+            return false;
+          }
+          for (const x of group) {
+            const old = st!.getItem(x);
+            if (old !== null) removed.push([x, old]);
+            st!.removeItem(x);
+          }
+        }
       }
+    } catch {
+      return false; // no storage, or it throws
     }
-    return false;
+    for (const [x] of removed)
+      if (x.startsWith(this.pfx + 'e:')) {
+        const key = x.slice(this.pfx.length + 2);
+        delete this.lru[key];
+        this.entries.delete(key);
+      }
+    return true;
   }
 
-  /** Removes the least recently used other tenant's data. Returns false if there is none. */
-  private evictOtherTenant(): boolean {
+  /** Storage keys that may be removed to make room, in groups (a whole other tenant, or one entry), in that order. */
+  private victims(keep: string | undefined): string[][] {
     const st = this.storage!;
-    try {
-      const keys: string[] = [];
-      for (let i = 0; i < st.length; i++) keys.push(st.key(i) ?? '');
-      let oldest: { p: string; t: number } | undefined;
-      for (const k of keys) {
-        if (!k.startsWith(PREFIX) || k.startsWith(this.pfx) || !k.endsWith(':m')) continue;
-        const m = parseJson(st.getItem(k));
-        const t = isMeta(m) ? m.session.lastSync : 0;
-        if (!oldest || t < oldest.t) oldest = { p: k.slice(0, -1), t };
-      }
-      const doomed = oldest ? keys.filter((k) => k.startsWith(oldest!.p)) : [];
-      for (const k of doomed) st.removeItem(k);
-      return doomed.length > 0;
-    } catch {
-      return false;
-    }
+    const all: string[] = [];
+    for (let i = 0; i < st.length; i++) all.push(st.key(i) ?? '');
+    const tenants = all
+      .filter((k) => k.startsWith(PREFIX) && !k.startsWith(this.pfx) && k.endsWith(':m'))
+      .map((k) => [k.slice(0, -1), readMeta(st.getItem(k), 0).session.lastSync] as const)
+      .sort((a, b) => a[1] - b[1]);
+    return [
+      ...tenants.map(([p]) => all.filter((k) => k.startsWith(p))),
+      ...this.keys()
+        .filter((k) => k !== keep)
+        .map((k) => [this.pfx + 'e:' + k]),
+    ];
   }
 
   // ---- meta ----
@@ -179,15 +215,13 @@ export class QueryRegistry {
   private writeMeta(keep?: string): void {
     if (!this.storage) return;
     // Merge with what other tabs wrote meanwhile.
-    const other = parseJson(this.get(this.pfx + 'm'));
-    if (isMeta(other)) {
-      for (const [k, v] of Object.entries(other.lru)) {
-        const mine = this.lru[k];
-        if (!mine ? this.get(this.pfx + 'e:' + k) !== null : mine[0] < v[0]) this.lru[k] = v;
-      }
-      this.session.lastEventId = maxEventId(this.session.lastEventId, other.session.lastEventId);
-      this.session.lastSync = Math.max(this.session.lastSync, other.session.lastSync);
+    const other = readMeta(this.get(this.pfx + 'm'), 0);
+    for (const [k, v] of Object.entries(other.lru)) {
+      const mine = this.lru[k];
+      if (!mine ? this.get(this.pfx + 'e:' + k) !== null : mine[0] < v[0]) this.lru[k] = v;
     }
+    this.session.lastEventId = maxEventId(this.session.lastEventId, other.session.lastEventId);
+    this.session.lastSync = Math.max(this.session.lastSync, other.session.lastSync);
     const meta: Meta = { v: 1, session: this.session, lru: this.lru };
     this.set(this.pfx + 'm', JSON.stringify(meta), keep);
   }
@@ -225,16 +259,14 @@ export class QueryRegistry {
     if (this.storage) {
       const raw = this.get(this.pfx + 'e:' + key);
       const parsed = parseJson(raw);
-      if (isEntry(parsed)) {
+      if (isEntry(parsed, key)) {
         const fromStore = parsed;
         if (!e || compareEventIds(fromStore.eventId, e.eventId) > 0 || fromStore.lastRevalidated > e.lastRevalidated) {
           e = fromStore;
           this.entries.set(key, e);
         }
         if (!this.lru[key]) this.lru[key] = [this.now(), raw!.length + key.length];
-      } else if (raw !== null) {
-        this.remove(this.pfx + 'e:' + key);
-      }
+      } else if (raw !== null) this.dropStored(key);
     }
     if (e && touch && this.lru[key]) this.lru[key]![0] = this.now();
     return e;
@@ -282,14 +314,7 @@ export class QueryRegistry {
 
   /** Evicts the least recently used entry other than `keep`. */
   private evictOne(keep: string | undefined): boolean {
-    let victim: string | undefined;
-    let oldest = Infinity;
-    for (const [k, v] of Object.entries(this.lru)) {
-      if (k !== keep && v[0] < oldest) {
-        oldest = v[0];
-        victim = k;
-      }
-    }
+    const victim = this.keys().find((k) => k !== keep);
     if (victim === undefined) return false;
     this.entries.delete(victim);
     this.dropStored(victim);

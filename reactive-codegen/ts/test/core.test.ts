@@ -876,3 +876,15 @@ test('the registry is keyed by tenant and user; signOut forgets the user data an
   await flush();
   assert.ok(![...storage.map.keys()].some((k) => k.includes('u1') && k.includes(':e:')), [...storage.map.keys()].join());
 });
+
+test('corrupt registry data (valid JSON, wrong shape) never throws in subscribe', async () => {
+  const { server } = backend();
+  const storage = new MemoryStorage();
+  storage.setItem('rq:o1:m', JSON.stringify({ v: 1, session: { lastEventId: 7 }, lru: { [FIND]: null, x: 'y' } }));
+  storage.setItem('rq:o1:e:' + FIND, JSON.stringify({ procedure: 'agents.findMany', input: ORG, data: 1, lastRevalidated: 'soon' }));
+  const { c } = client(server, { storage });
+  let m!: ReturnType<typeof mount>;
+  assert.doesNotThrow(() => (m = mount(c, 'agents.findMany', ORG)));
+  await flush();
+  assert.deepEqual(m.snap().data, [agent('a1')]);
+});
