@@ -117,6 +117,11 @@ interface Query {
   /** Failed attempts in a row (retries). */
   tries?: number;
   layers: Layer[];
+  /**
+   * While a mutation with a layer here has not answered (its event id unknown), the data and
+   * watermark the layers apply to: a result arriving meanwhile may already contain the write.
+   */
+  pin?: [unknown, string | undefined];
   /** Stream start already checked for a gap. */
   gapFrom?: string;
   listeners: Set<() => void>;
@@ -374,7 +379,11 @@ export class ReactiveClient<P = AnyProcedures> {
   }
 
   private snap(q: Query): void {
-    let data = q.data;
+    if (!q.layers.some((l) => !l.until)) q.pin = undefined;
+    const [base, wm] = q.pin ?? [q.data, q.eventId];
+    // A layer ends exactly when data whose watermark reaches its mutation's event id is shown.
+    q.layers = q.layers.filter((l) => !(l.until && compareEventIds(wm, l.until) >= 0));
+    let data = base;
     for (const l of q.layers) data = l.fn(data);
     const hasData = q.hasData || q.layers.length > 0;
     const s = q.snapshot;
@@ -526,7 +535,6 @@ export class ReactiveClient<P = AnyProcedures> {
     q.revalidatedAt = at;
     q.stale = missed(q);
     q.error = undefined;
-    q.layers = q.layers.filter((l) => !(l.until && compareEventIds(eventId, l.until) >= 0));
     if (fromServer) {
       const lastServerChange = changed ? at : prev.lastServerChange;
       const entry: RegistryEntry = { procedure: q.procedure, input: q.input, data, lastRevalidated: at, lastServerChange };
@@ -692,21 +700,21 @@ export class ReactiveClient<P = AnyProcedures> {
     options: MutateOptions<P, K> = {},
   ): Promise<OutputOf<P, K>> {
     const layers: { q: Query; l: Layer }[] = [];
-    if (options.optimistic) {
-      const cache: OptimisticCache<P> = {
-        update: (qn, qi, fn) => {
-          const q = this.ensure(qn, qi);
-          const l: Layer = { fn: fn as (d: unknown) => unknown };
-          q.layers.push(l);
-          layers.push({ q, l });
-          this.notify(q);
-        },
-        get: (qn, qi) => this.ensure(qn, qi).snapshot.data as never,
-      };
-      options.optimistic(input, cache);
-    }
+    const cache: OptimisticCache<P> = {
+      update: (qn, qi, fn) => {
+        const q = this.ensure(qn, qi);
+        const l: Layer = { fn: fn as (d: unknown) => unknown };
+        q.pin ??= [q.data, q.eventId];
+        q.layers.push(l);
+        layers.push({ q, l });
+        this.notify(q);
+      },
+      get: (qn, qi) => this.ensure(qn, qi).snapshot.data as never,
+    };
     let r;
     try {
+      // A throwing `optimistic` callback: its layers are dropped and the mutation is not sent.
+      options.optimistic?.(input, cache);
       r = await this.transport.mutate(name, input);
     } catch (e) {
       // Roll back: drop this mutation's layers; the server data underneath never changed.
@@ -715,12 +723,9 @@ export class ReactiveClient<P = AnyProcedures> {
     }
     if (r.eventId) this.registry.updateSession({ lastSync: this.clock.now() });
     for (const { q, l } of layers) {
-      if (!r.eventId || compareEventIds(q.eventId, r.eventId) >= 0) {
-        this.dropLayer(q, l);
-        continue;
-      }
-      // Keep it until the invalidation for this mutation has been applied (data watermark >= eventId).
-      l.until = r.eventId;
+      // Kept until data whose watermark reaches the mutation's event id is shown (maybe already).
+      if (!(l.until = r.eventId)) this.dropLayer(q, l);
+      else this.notify(q);
       const check = (): void => {
         if (q.layers.includes(l)) this.invalidate(q, r.eventId, true);
       };

@@ -888,3 +888,57 @@ test('corrupt registry data (valid JSON, wrong shape) never throws in subscribe'
   await flush();
   assert.deepEqual(m.snap().data, [agent('a1')]);
 });
+
+test('optimistic: an invalidation and refetch that beat the mutation response never show the write twice', async () => {
+  const { server, state } = backend();
+  const { c, clock } = client(server);
+  const list = mount(c, 'agents.findMany', ORG);
+  await clock.advance(50);
+  const es = FakeEventSource.last;
+  es.ready('100');
+  await flush();
+  const seen: string[][] = [];
+  c.subscribe('agents.findMany', ORG, () => seen.push(list.snap().data!.map((a) => a.id)));
+  // The mutation commits (event 101) but its HTTP response is slow.
+  let respond!: () => void;
+  server.on('/rpc/agents.create', async () => {
+    state.agents.push(agent('a2', 'new'));
+    state.eventId = 101;
+    await new Promise<void>((r) => (respond = r));
+    return ok(state.agents[1], '101');
+  });
+  const p = c.mutate('agents.create', { organizationId: 'o1', name: 'new' }, {
+    optimistic: (i, cache) => cache.update('agents.findMany', ORG, (old) => [...(old ?? []), { ...agent('tmp', i.name) }]),
+  });
+  await flush();
+  es.emit('invalidate', invEv('101'));
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 2, 'refetched before the mutation answered');
+  assert.deepEqual(list.snap().data?.map((a) => a.id), ['a1', 'tmp'], 'not [a1, a2, tmp]');
+  respond();
+  await p;
+  await flush();
+  assert.deepEqual(list.snap().data?.map((a) => a.id), ['a1', 'a2']);
+  assert.ok(seen.length > 0);
+  for (const ids of seen) assert.equal(ids.filter((id) => id === 'tmp' || id === 'a2').length, 1, JSON.stringify(seen));
+  await clock.advance(5000);
+  assert.equal(server.count('/rpc/agents.findMany'), 2, 'no extra refetch');
+});
+
+test('an optimistic callback that throws leaves no layer behind and the mutation is not sent', async () => {
+  const { server } = backend();
+  const { c } = client(server);
+  const list = mount(c, 'agents.findMany', ORG);
+  await flush();
+  await assert.rejects(
+    c.mutate('agents.create', { organizationId: 'o1', name: 'x' }, {
+      optimistic: (_i, cache) => {
+        cache.update('agents.findMany', ORG, (old) => [...(old ?? []), agent('tmp')]);
+        throw new Error('bug in optimistic');
+      },
+    }),
+    /bug in optimistic/,
+  );
+  assert.deepEqual(list.snap().data?.map((a) => a.id), ['a1']);
+  assert.equal(server.count('/rpc/agents.create'), 0);
+});
