@@ -59,10 +59,11 @@ export interface ClientOptions<P> extends TransportOptions {
    * with `getToken`, polling (EventSource cannot send an `Authorization` header).
    */
   EventSource?: EventSourceCtor | null;
-  /** Tuning of real time. */
+  /** Tuning of real time (see `RealtimeOptions`). */
   pollInterval?: number;
   sseRetryDelay?: number;
   maxFailures?: number;
+  heartbeat?: number;
   /** Clock (tests). */
   clock?: Clock;
   /** Cross-tab coordination; `null` turns it off. Default `navigator.locks`, `BroadcastChannel`. */

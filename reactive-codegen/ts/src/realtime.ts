@@ -3,7 +3,7 @@
 // with periodic attempts to return to SSE. See docs/protocol.md sections 4, 5, 7 and 8.
 
 import type { Transport } from './client';
-import { globalOf, maxEventId, parseJson, str, type Clock } from './util';
+import { globalOf, jitter, maxEventId, parseJson, str, type Clock } from './util';
 
 /** An `invalidate` event (protocol section 5). */
 export interface InvalidateEvent {
@@ -59,7 +59,15 @@ export interface RealtimeOptions {
   pollInterval?: number;
   /** How long to poll before trying SSE again. Default 30000 ms. */
   sseRetryDelay?: number;
+  /**
+   * The server's heartbeat interval (`: ping` comments). A stream that delivers nothing for twice
+   * this long is dead and is reopened. Default 30000 ms; 0 turns detection off.
+   */
+  heartbeat?: number;
 }
+
+/** Window events after which a stream may be dead: reconnect at once. */
+const WAKE = ['online', 'pageshow', 'visibilitychange'];
 
 /** One real-time connection for the page. */
 export class Realtime {
@@ -67,9 +75,15 @@ export class Realtime {
   private entries: string[] = [];
   private es: EventSourceLike | undefined;
   private connectionId: string | undefined;
-  /** Pending timers: `d` the debounced reconnect, `r` the next SSE attempt, `p` the next poll. */
-  private readonly timers: { d?: unknown; r?: unknown; p?: unknown } = {};
+  /**
+   * Pending timers: `d` the debounced reconnect, `r` the next SSE attempt, `p` the next poll, `h`
+   * the stream's death (reset by everything it delivers).
+   */
+  private readonly timers: { d?: unknown; r?: unknown; p?: unknown; h?: unknown } = {};
   private failures = 0;
+  private pollFailures = 0;
+  /** When the stream last delivered something (or was opened). */
+  private aliveAt = 0;
   private polling = false;
   private pollInFlight = false;
   private stopped = true;
@@ -90,11 +104,13 @@ export class Realtime {
   start(lastEventId?: string): void {
     this.advance(lastEventId);
     this.stopped = false;
+    for (const t of WAKE) globalOf<EventTarget>('window')?.addEventListener?.(t, this.wake);
     this.reconnectSoon();
   }
 
   /** Closes everything. */
   stop(): void {
+    for (const t of WAKE) globalOf<EventTarget>('window')?.removeEventListener?.(t, this.wake);
     this.stopped = true;
     this.timer('d');
     this.timer('r');
@@ -135,7 +151,7 @@ export class Realtime {
   }
 
   /** Clears timer `k` and, given `fn`, sets it to run `fn` after `ms`. */
-  private timer(k: 'd' | 'r' | 'p', ms?: number, fn?: () => void): void {
+  private timer(k: 'd' | 'r' | 'p' | 'h', ms?: number, fn?: () => void): void {
     const t = this.timers;
     if (t[k] !== undefined) this.o.clock.clearTimeout(t[k]);
     t[k] = fn
@@ -177,7 +193,37 @@ export class Realtime {
     return parts.join('&');
   }
 
+  /** The stream delivered something (or opened): it is alive for another two heartbeats. */
+  private alive(): void {
+    const hb = this.o.heartbeat ?? 30000;
+    this.aliveAt = this.o.clock.now();
+    if (hb)
+      this.timer('h', 2 * hb, () => {
+        this.closeEs();
+        this.fail();
+      });
+  }
+
+  /**
+   * The page came back (visible, restored from the back/forward cache, online): a stream not
+   * known to be alive may be dead, so reconnect at once (and poll at once when polling).
+   */
+  private wake = (): void => {
+    if (
+      this.stopped ||
+      this.timers.d !== undefined ||
+      !this.entries.length ||
+      globalOf<{ hidden?: boolean }>('document')?.hidden ||
+      (this.es && this.o.clock.now() - this.aliveAt < (this.o.heartbeat ?? 30000))
+    )
+      return;
+    this.failures = 0;
+    if (this.polling) void this.pollOnce();
+    this.openEs();
+  };
+
   private openEs(): void {
+    this.timer('r');
     const ES = this.o.EventSource === null ? undefined : (this.o.EventSource ?? globalOf<EventSourceCtor>('EventSource'));
     if (!ES) {
       this.startPolling();
@@ -196,12 +242,18 @@ export class Realtime {
       return;
     }
     this.es = es;
+    this.alive();
     if (!this.polling) this.setMode('connecting');
     // Listens to an event of this stream only (not of one that replaced it), with its parsed data.
     const on = (type: string, fn: (d: Record<string, unknown> | undefined) => void): void =>
       es.addEventListener(type, (ev) => {
-        if (this.es === es) fn(parseJson(ev.data) as Record<string, unknown> | undefined);
+        if (this.es === es) {
+          this.alive();
+          fn(parseJson(ev.data) as Record<string, unknown> | undefined);
+        }
       });
+    // Heartbeat comments, as a fetch-based EventSource reports them (the browser's hides them).
+    on('ping', () => undefined);
     on('ready', (d) => {
       this.connectionId = str(d?.connectionId);
       const start = from ?? str(d?.eventId);
@@ -230,6 +282,7 @@ export class Realtime {
   }
 
   private closeEs(): void {
+    this.timer('h');
     if (this.es) {
       this.es.onerror = null;
       this.es.close();
@@ -252,7 +305,7 @@ export class Realtime {
   }
 
   private scheduleRetry(ms: number): void {
-    this.timer('r', ms, () => {
+    this.timer('r', jitter(ms), () => {
       if (!this.stopped && this.entries.length) this.openEs();
     });
   }
@@ -313,6 +366,7 @@ export class Realtime {
     this.timer('p');
     try {
       const r = await this.catchUp(this.lastEventId, this.entries);
+      this.pollFailures = 0;
       if (!this.polling) return;
       const head = str(r.eventId);
       if (r.reset) this.reset(head);
@@ -324,10 +378,11 @@ export class Realtime {
         this.o.onReady?.();
       }
     } catch {
-      /* try again next interval */
+      this.pollFailures++; // try again later: the interval doubles while polls fail (up to 16x)
     } finally {
       this.pollInFlight = false;
-      if (this.polling && !this.stopped) this.timer('p', this.o.pollInterval ?? 5000, () => void this.pollOnce());
+      if (this.polling && !this.stopped)
+        this.timer('p', jitter((this.o.pollInterval ?? 5000) * 2 ** Math.min(this.pollFailures, 4)), () => void this.pollOnce());
     }
   }
 

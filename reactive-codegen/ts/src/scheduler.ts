@@ -1,7 +1,7 @@
 // Revalidation scheduler: queries of mounted hooks first, at once; page hints
 // (`useReactivePriorities`) after 1 s; everything else held in the registry after 2 s.
 
-import type { Clock } from './util';
+import { jitter, type Clock } from './util';
 
 // The levels as constants (inlined by bundlers), for the runtime's own use.
 export const MOUNTED = 0;
@@ -49,7 +49,7 @@ export class Scheduler {
     if (prev !== undefined && prev <= priority) return;
     // A level's delay counts from the first key of a batch: later keys join the waiting batch.
     if (priority !== MOUNTED && !this.pendingAt(priority))
-      this.readyAt[priority] = this.o.clock.now() + (priority === HINT ? this.o.hintDelay : this.o.backgroundDelay);
+      this.readyAt[priority] = this.o.clock.now() + jitter(priority === HINT ? this.o.hintDelay : this.o.backgroundDelay);
     this.queued.set(key, priority);
     this.pump();
   }
