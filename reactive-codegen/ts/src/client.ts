@@ -61,24 +61,19 @@ export class Transport {
     return joinUrl(this.opts.baseUrl, path);
   }
 
-  /** Headers for a request (auth + extra headers). */
-  async headers(json: boolean): Promise<Record<string, string>> {
-    const h: Record<string, string> = { accept: 'application/json', ...this.opts.headers };
-    if (json) h['content-type'] = 'application/json';
-    const token = this.opts.getToken ? await this.opts.getToken() : undefined;
-    if (token) h.authorization = 'Bearer ' + token;
-    return h;
-  }
-
   /** Raw JSON request; throws `RpcError` on an error answer. */
   async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
     const f = this.opts.fetch ?? globalOf<typeof fetch>('fetch');
     if (!f) throw new RpcError('network', 'no fetch', 0);
     let res: Response;
     try {
+      const headers: Record<string, string> = { accept: 'application/json', ...this.opts.headers };
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      const token = await this.opts.getToken?.();
+      if (token) headers.authorization = 'Bearer ' + token;
       res = await f(this.url(path), {
         method,
-        headers: await this.headers(body !== undefined),
+        headers,
         credentials: this.opts.credentials ?? 'same-origin',
         body: body === undefined ? undefined : JSON.stringify(body),
       });

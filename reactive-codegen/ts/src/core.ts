@@ -130,8 +130,8 @@ interface Query {
   snapshot: QuerySnapshot;
 }
 
+/** A result another tab fetched (BroadcastChannel message). */
 interface Msg {
-  t: 'r';
   key: string;
   p: string;
   i: unknown;
@@ -320,10 +320,9 @@ export class ReactiveClient<P = AnyProcedures> {
   }
 
   /** Forgets this tenant and user's data, in memory and in storage; answers in flight are dropped. */
-  clear(user = this.userName): void {
+  clear(): void {
     this.registry.clear();
     this.scope = '';
-    this.userName = user;
     this.setTenant(this.tenantName);
   }
 
@@ -543,7 +542,7 @@ export class ReactiveClient<P = AnyProcedures> {
       if (q.stale) entry.stale = true;
       this.registry.write(q.key, entry);
       this.registry.updateSession({ lastSync: at });
-      const msg: Msg = { t: 'r', key: q.key, p: q.procedure, i: q.input, d: data, e: eventId, at };
+      const msg: Msg = { key: q.key, p: q.procedure, i: q.input, d: data, e: eventId, at };
       try {
         this.channel?.postMessage(msg);
       } catch {
@@ -587,10 +586,9 @@ export class ReactiveClient<P = AnyProcedures> {
     );
   }
 
-  private onMessage(m: Msg): void {
-    if (!m || m.t !== 'r' || typeof m.key !== 'string') return;
-    const q = this.queries.get(m.key);
-    if (q) this.applyResult(q, m.d, m.e, m.at, false);
+  private onMessage(m: Msg | undefined): void {
+    const q = this.queries.get(m?.key!);
+    if (q) this.applyResult(q, m!.d, m!.e, m!.at, false);
   }
 
   // ---- real time ----

@@ -9,6 +9,7 @@ import { globalOf, jitter, maxEventId, parseJson, str, type Clock } from './util
 export interface InvalidateEvent {
   eventId: string;
   tables: string[];
+  /** Informational, and may be absent or shrink (the server already matched): never relied on. */
   keys?: Record<string, Record<string, (string | null)[]> | null>;
   requiresAck: boolean;
   /** Subscription entries (verbatim) the event affects. */
@@ -320,13 +321,9 @@ export class Realtime {
     this.seen.add(id);
     if (this.seen.size > 512) this.seen.delete(this.seen.values().next().value!);
     this.advance(id);
-    this.o.onInvalidate({
-      eventId: id,
-      tables: Array.isArray(ev.tables) ? ev.tables : [],
-      keys: ev.keys ?? {},
-      requiresAck: !!ev.requiresAck,
-      queries: Array.isArray(ev.queries) ? ev.queries : [],
-    });
+    // `keys` may be absent or bounded (the server already matched): only tables and queries count.
+    const list = (x: unknown): string[] => (Array.isArray(x) ? x : []);
+    this.o.onInvalidate({ ...ev, tables: list(ev.tables), queries: list(ev.queries) });
   }
 
   private reset(eventId: string | undefined): void {
