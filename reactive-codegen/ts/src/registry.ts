@@ -155,37 +155,37 @@ export class QueryRegistry {
   }
 
   /**
-   * Writes, making room when the quota is full: other tenants' data first (least recently synced
-   * first), then this tenant's least recently used entries other than `keep`. If the value does not
-   * fit even then, everything removed is put back: a write that can never fit evicts nothing.
+   * Writes, making room when the quota is full: other tenants' data first (each tenant's entries,
+   * then its meta record), then this tenant's least recently used entries other than `keep`. If
+   * the value does not fit even then, everything removed is put back: a write that can never fit
+   * evicts nothing.
    */
   private set(k: string, v: string, keep?: string): boolean {
-    const st = this.storage;
+    const st = this.storage!;
     const removed: [string, string][] = [];
-    let victims: string[][] | undefined;
+    let victims: string[] | undefined;
     try {
-      for (;;) {
+      for (;;)
         try {
-          st!.setItem(k, v);
+          st.setItem(k, v);
           break;
         } catch {
-          const group = (victims ??= this.victims(keep)).shift();
-          if (!group) {
-            for (const [a, b] of removed) st!.setItem(a, b);
-            return false;
-          }
-          for (const x of group) {
-            const old = st!.getItem(x);
-            if (old !== null) removed.push([x, old]);
-            st!.removeItem(x);
-          }
+          const x = (victims ??= this.victims(keep)).shift();
+          if (x === undefined) throw 0; // nothing left to remove: put everything back
+          const old = st.getItem(x);
+          if (old !== null) removed.push([x, old]);
+          st.removeItem(x);
         }
-      }
     } catch {
-      return false; // no storage, or it throws
+      try {
+        for (const [a, b] of removed) st.setItem(a, b);
+      } catch {
+        /* storage unusable */
+      }
+      return false;
     }
     for (const [x] of removed)
-      if (x.startsWith(this.pfx + 'e:')) {
+      if (x.startsWith(this.pfx)) {
         const key = x.slice(this.pfx.length + 2);
         delete this.lru[key];
         this.entries.delete(key);
@@ -193,20 +193,19 @@ export class QueryRegistry {
     return true;
   }
 
-  /** Storage keys that may be removed to make room, in groups (a whole other tenant, or one entry), in that order. */
-  private victims(keep: string | undefined): string[][] {
+  /** Storage keys that may be removed to make room, in that order. */
+  private victims(keep: string | undefined): string[] {
     const st = this.storage!;
-    const all: string[] = [];
-    for (let i = 0; i < st.length; i++) all.push(st.key(i) ?? '');
-    const tenants = all
-      .filter((k) => k.startsWith(PREFIX) && !k.startsWith(this.pfx) && k.endsWith(':m'))
-      .map((k) => [k.slice(0, -1), readMeta(st.getItem(k), 0).session.lastSync] as const)
-      .sort((a, b) => a[1] - b[1]);
+    const other: string[] = [];
+    for (let i = 0; i < st.length; i++) {
+      const k = st.key(i)!;
+      if (k.startsWith(PREFIX) && !k.startsWith(this.pfx)) other.push(k);
+    }
     return [
-      ...tenants.map(([p]) => all.filter((k) => k.startsWith(p))),
+      ...other.sort((a, b) => +a.endsWith(':m') - +b.endsWith(':m')),
       ...this.keys()
-        .filter((k) => k !== keep)
-        .map((k) => [this.pfx + 'e:' + k]),
+        .filter((k) => k !== keep && this.lru[k]![1]) // (size 0: in memory only)
+        .map((k) => this.pfx + 'e:' + k),
     ];
   }
 
