@@ -63,15 +63,13 @@ export class Transport {
 
   /** Raw JSON request; throws `RpcError` on an error answer. */
   async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
-    const f = this.opts.fetch ?? globalOf<typeof fetch>('fetch');
-    if (!f) throw new RpcError('network', 'no fetch', 0);
     let res: Response;
     try {
       const headers: Record<string, string> = { accept: 'application/json', ...this.opts.headers };
       if (body !== undefined) headers['content-type'] = 'application/json';
       const token = await this.opts.getToken?.();
       if (token) headers.authorization = 'Bearer ' + token;
-      res = await f(this.url(path), {
+      res = await (this.opts.fetch ?? globalOf<typeof fetch>('fetch'))!(this.url(path), {
         method,
         headers,
         credentials: this.opts.credentials ?? 'same-origin',
@@ -95,9 +93,6 @@ export class Transport {
         str(err?.path),
       );
     }
-    if (!json || typeof json !== 'object') {
-      throw new RpcError('bad_response', 'not a JSON object', res.status);
-    }
     return json;
   }
 
@@ -109,7 +104,7 @@ export class Transport {
         ? await this.request('GET', path + '?input=' + encodeURIComponent(canonicalJson(input ?? null)))
         : await this.request('POST', path, input ?? null);
     const r = json as { data?: unknown; eventId?: unknown };
-    if (!('data' in r)) throw new RpcError('bad_response', 'no data', 200);
+    if (!(r && typeof r === 'object' && 'data' in r)) throw new RpcError('bad_response', 'no data', 200);
     const out: RpcResult = { data: r.data };
     if (typeof r.eventId === 'string' || typeof r.eventId === 'number') out.eventId = String(r.eventId);
     return out;

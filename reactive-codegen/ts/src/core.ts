@@ -102,11 +102,12 @@ interface Query {
   key: string;
   procedure: string;
   input: unknown;
-  hasData: boolean;
+  /** The server data; absent (not `in` the query) until there is some. */
   data?: unknown;
   eventId?: string;
-  /** When last revalidated from the server (0: never in this page). */
-  revalidatedAt: number;
+  /** When last revalidated from the server (absent: never in this page). */
+  revalidatedAt?: number;
+  /** May be outdated: not revalidated in this page yet, or invalidated since. */
   stale: boolean;
   error?: RpcError;
   fetching?: Promise<void>;
@@ -353,9 +354,7 @@ export class ReactiveClient<P = AnyProcedures> {
       key,
       procedure,
       input,
-      hasData: false,
-      revalidatedAt: 0,
-      stale: false,
+      stale: true,
       layers: [],
       listeners: new Set(),
       mounts: 0,
@@ -363,10 +362,9 @@ export class ReactiveClient<P = AnyProcedures> {
     };
     const e = this.registry.read(key);
     if (e) {
-      q.hasData = true;
+      // Cached: shown at once (stale), revalidated next.
       q.data = e.data;
       q.eventId = e.eventId;
-      q.stale = true; // cached: shown at once, revalidated next
     }
     this.queries.set(key, q);
     this.snap(q);
@@ -385,10 +383,10 @@ export class ReactiveClient<P = AnyProcedures> {
     q.layers = q.layers.filter((l) => !(l.until && compareEventIds(wm, l.until) >= 0));
     let data = base;
     for (const l of q.layers) data = l.fn(data);
-    const hasData = q.hasData || q.layers.length > 0;
+    const hasData = 'data' in q || q.layers.length > 0;
     const s = q.snapshot;
     const isLoading = !hasData && !q.error;
-    const isStale = hasData && (q.stale || q.revalidatedAt === 0);
+    const isStale = hasData && q.stale;
     if (s.data !== data || s.error !== q.error || s.isLoading !== isLoading || s.isStale !== isStale)
       q.snapshot = { data, error: q.error, isLoading, isStale };
   }
@@ -451,7 +449,7 @@ export class ReactiveClient<P = AnyProcedures> {
 
   private needsRevalidation(key: string): boolean {
     const q = this.queries.get(key);
-    return !this.checking?.has(key) && (!q || q.revalidatedAt === 0 || q.stale);
+    return !this.checking?.has(key) && (!q || q.stale);
   }
 
   /** The query of a key, loaded from the registry if needed. */
@@ -526,10 +524,9 @@ export class ReactiveClient<P = AnyProcedures> {
 
   private applyResult(q: Query, data: unknown, eventId: string | undefined, at: number, fromServer: boolean): void {
     // An older result (e.g. another tab's) never replaces a newer one.
-    if (q.revalidatedAt > 0 && compareEventIds(eventId, q.eventId) < 0) return;
+    if (q.revalidatedAt && compareEventIds(eventId, q.eventId) < 0) return;
     const prev = fromServer ? this.registry.read(q.key, false) : undefined;
     const changed = !prev || JSON.stringify(prev.data) !== JSON.stringify(data);
-    q.hasData = true;
     q.data = data;
     q.eventId = eventId;
     q.revalidatedAt = at;
@@ -679,7 +676,7 @@ export class ReactiveClient<P = AnyProcedures> {
       for (const ev of r?.events ?? [])
         if (affects(ev.queries, key)) hit = maxEventId(hit, ev.eventId);
       const q = this.held(key);
-      if (!head || !q?.hasData || compareEventIds(hit, q.eventId) > 0) redo.push(key);
+      if (!head || !q || !('data' in q) || compareEventIds(hit, q.eventId) > 0) redo.push(key);
       else {
         q.eventId = maxEventId(q.eventId, head);
         q.stale = false;

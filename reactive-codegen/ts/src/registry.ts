@@ -9,7 +9,7 @@
 // Every storage access is guarded: missing storage (server rendering, privacy mode), a full quota
 // and corrupt JSON degrade to an in-memory registry instead of throwing.
 
-import { compareEventIds, maxEventId, parseJson, procedureOf } from './util';
+import { compareEventIds, maxEventId, parseJson, procedureOf, str } from './util';
 
 /** A cached query result. */
 export interface RegistryEntry {
@@ -85,14 +85,17 @@ function readMeta(raw: string | null, now: number): Meta {
   const s = obj(m) && obj(m.session) ? m.session : {};
   const lru: Meta['lru'] = {};
   if (obj(m) && obj(m.lru))
-    for (const [k, v] of Object.entries(m.lru)) if (Array.isArray(v) && num(v[0]) && num(v[1])) lru[k] = [v[0], v[1]];
-  const session: RegistrySession = {
-    startTime: now,
-    lastSync: num(s.lastSync) ? s.lastSync : 0,
-    realtimeConnected: s.realtimeConnected === true,
+    for (const [k, v] of Object.entries(m.lru)) if (Array.isArray(v) && num(v[0]) && num(v[1])) lru[k] = v as [number, number];
+  return {
+    v: 1,
+    session: {
+      startTime: now,
+      lastSync: num(s.lastSync) ? s.lastSync : 0,
+      realtimeConnected: s.realtimeConnected === true,
+      lastEventId: str(s.lastEventId),
+    },
+    lru,
   };
-  if (typeof s.lastEventId === 'string') session.lastEventId = s.lastEventId;
-  return { v: 1, session, lru };
 }
 
 /** Whether `x` is a well-formed entry for `key`. */
