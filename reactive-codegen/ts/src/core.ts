@@ -155,9 +155,8 @@ const affects = (entries: string[] | undefined, key: string): boolean | undefine
 function entriesOf(keys: Iterable<string>): string[] {
   const byProc = new Map<string, string[]>();
   for (const k of keys) byProc.set(procedureOf(k), [...(byProc.get(procedureOf(k)) ?? []), k]);
-  let entries: string[] = [];
-  for (const [proc, ks] of byProc) entries.push(...(ks.length > 8 ? [proc] : ks));
-  return entries.reduce((n, e) => n + encodeURIComponent(e).length + 11, 0) > 7000 ? [...byProc.keys()] : entries;
+  const entries = [...byProc].flatMap(([proc, ks]) => (ks.length > 8 ? [proc] : ks));
+  return encodeURIComponent(entries.join('')).length + 11 * entries.length > 7000 ? [...byProc.keys()] : entries;
 }
 
 function resolveStorage(s: ClientOptions<unknown>['storage']): StorageLike | null {
@@ -273,7 +272,7 @@ export class ReactiveClient<P = AnyProcedures> {
     this.registry.updateSession({ startTime: this.clock.now() });
     const name = 'reactive:' + this.scope;
     const BC = globalOf<new (n: string) => ChannelLike>('BroadcastChannel');
-    this.channel = (o.channel ? o.channel(name) : o.channel !== null && BC ? new BC(name) : undefined) ?? undefined;
+    this.channel = o.channel ? o.channel(name) : o.channel !== null && BC ? new BC(name) : undefined;
     if (this.channel) this.channel.onmessage = live((ev) => this.onMessage(ev.data as Msg));
     // EventSource can't send an Authorization header: token auth polls (protocol section 1).
     const ES = o.EventSource ?? (o.getToken ? null : undefined);
@@ -598,9 +597,7 @@ export class ReactiveClient<P = AnyProcedures> {
   }
 
   private heldKeys(): Set<string> {
-    const s = new Set<string>(this.registry.keys());
-    for (const k of this.queries.keys()) s.add(k);
-    return s;
+    return new Set([...this.registry.keys(), ...this.queries.keys()]);
   }
 
   /**
@@ -610,13 +607,11 @@ export class ReactiveClient<P = AnyProcedures> {
    */
   onInvalidate(ev: InvalidateEvent): void {
     const now = this.clock.now();
-    const deps = new Set<string>();
-    const meta = this.opts.procedures;
-    if (meta)
-      for (const [name, m] of Object.entries(meta)) if (m.dependencies.some((t) => ev.tables.includes(t) || ev.tables.includes('*'))) deps.add(name);
+    const t = ev.tables;
     for (const key of this.heldKeys()) {
       const isDirect = affects(ev.queries, key);
-      if (!isDirect && !deps.has(procedureOf(key))) continue;
+      if (!isDirect && !this.opts.procedures?.[procedureOf(key)]?.dependencies.some((d) => t.includes(d) || t.includes('*')))
+        continue;
       // Reopen check in flight: it decides (the poll answer holds every event up to the server's head).
       const c = this.checking;
       if (c?.has(key) && (isDirect || !this.queries.get(key)?.mounts)) {
@@ -624,11 +619,11 @@ export class ReactiveClient<P = AnyProcedures> {
         continue;
       }
       const q = this.queries.get(key);
-      if (q) {
-        if (compareEventIds(q.eventId, ev.eventId) >= 0 || (q.mounts && !isDirect)) continue;
-        this.invalidate(q, ev.eventId, q.mounts > 0);
-        if (q.mounts) continue;
+      if (q?.mounts) {
+        if (isDirect) this.invalidate(q, ev.eventId, true);
+        continue;
       }
+      if (q) this.invalidate(q, ev.eventId);
       const e = this.registry.read(key, false);
       if (e && compareEventIds(e.eventId, ev.eventId) < 0) this.registry.markStale(key, now);
     }
@@ -641,7 +636,7 @@ export class ReactiveClient<P = AnyProcedures> {
     this.recheck(
       [...this.heldKeys()].filter((key) => {
         const wm = (this.queries.get(key) ?? this.registry.read(key, false))?.eventId;
-        return !eventId || !wm || compareEventIds(wm, eventId) < 0;
+        return !eventId || compareEventIds(wm, eventId) < 0;
       }),
       eventId,
     );

@@ -314,7 +314,9 @@ export class Realtime {
   private deliver(ev: InvalidateEvent, fromStream: boolean): void {
     const id = ev.eventId;
     if (typeof id !== 'string') return;
-    if (fromStream && ev.requiresAck) void this.ack(id);
+    // Ack (the server re-sends on failure; nothing else to do). `connectionId` is left out when unknown.
+    if (fromStream && ev.requiresAck)
+      this.o.transport.request('POST', '/events/ack', { eventId: id, connectionId: this.connectionId }).catch(() => undefined);
     // Re-sent events (no `id:` line) and replays already seen are deduplicated by id. Ids are
     // not checked for order: across instances events may arrive slightly out of order.
     if (this.seen.has(id)) return;
@@ -329,16 +331,6 @@ export class Realtime {
   private reset(eventId: string | undefined): void {
     this.advance(eventId);
     this.o.onReset(eventId);
-  }
-
-  private async ack(eventId: string): Promise<void> {
-    try {
-      const body: Record<string, string> = { eventId };
-      if (this.connectionId) body.connectionId = this.connectionId;
-      await this.o.transport.request('POST', '/events/ack', body);
-    } catch {
-      /* the server re-sends; nothing else to do */
-    }
   }
 
   // ---- polling ----

@@ -235,9 +235,8 @@ export class QueryRegistry {
 
   /** Updates the session record. `lastEventId` only moves forward. */
   updateSession(patch: Partial<RegistrySession>): void {
-    const { lastEventId, ...rest } = patch;
-    Object.assign(this.session, rest);
-    if (lastEventId !== undefined) this.session.lastEventId = maxEventId(this.session.lastEventId, lastEventId);
+    const lastEventId = maxEventId(this.session.lastEventId, patch.lastEventId);
+    Object.assign(this.session, patch, { lastEventId });
     this.writeMeta();
   }
 
@@ -245,9 +244,7 @@ export class QueryRegistry {
 
   /** Total bytes the registry holds (entries as stored). */
   size(): number {
-    let n = 0;
-    for (const v of Object.values(this.lru)) n += v[1];
-    return n;
+    return Object.values(this.lru).reduce((n, v) => n + v[1], 0);
   }
 
   /** Query keys held, least recently used first. */
@@ -298,8 +295,7 @@ export class QueryRegistry {
   /** Marks an entry stale (an invalidation arrived that its data doesn't include). */
   markStale(key: string, now: number): void {
     const e = this.read(key, false);
-    if (!e) return;
-    this.write(key, { ...e, stale: true, lastServerChange: now });
+    if (e) this.write(key, { ...e, stale: true, lastServerChange: now });
   }
 
   /** Removes an entry. */
@@ -325,10 +321,9 @@ export class QueryRegistry {
 
   /** Removes all of this tenant's data. */
   clear(): void {
-    for (const k of Object.keys(this.lru)) this.remove(this.pfx + 'e:' + k);
+    for (const k in this.lru) this.dropStored(k);
     this.entries.clear();
-    this.lru = {};
     this.remove(this.pfx + 'm');
-    this.session = { startTime: this.now(), lastSync: 0, realtimeConnected: false };
+    this.session = readMeta(null, this.now()).session;
   }
 }
