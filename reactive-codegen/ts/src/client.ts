@@ -38,7 +38,7 @@ export class RpcError extends Error {
     this.name = 'RpcError';
     this.code = code;
     this.status = status;
-    if (path !== undefined) this.path = path;
+    this.path = path;
   }
 }
 

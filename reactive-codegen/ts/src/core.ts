@@ -245,14 +245,15 @@ export class ReactiveClient<P = AnyProcedures> {
       maxBytes: this.opts.maxBytes,
       now: () => this.clock.now(),
     });
-    const mounted = [...this.queries.values()].filter((q) => q.mounts > 0 || q.listeners.size > 0);
+    const old = [...this.queries.values()];
     this.queries.clear();
-    for (const old of mounted) {
-      const q = this.ensure(old.procedure, old.input);
-      q.listeners = old.listeners;
-      q.mounts = old.mounts;
-      this.notify(q);
-    }
+    for (const o of old)
+      if (o.mounts) {
+        const q = this.ensure(o.procedure, o.input);
+        q.listeners = o.listeners;
+        q.mounts = o.mounts;
+        this.notify(q);
+      }
     if (started) this.start();
   }
 
@@ -383,11 +384,9 @@ export class ReactiveClient<P = AnyProcedures> {
     let data = base;
     for (const l of q.layers) data = l.fn(data);
     const hasData = 'data' in q || q.layers.length > 0;
-    const s = q.snapshot;
-    const isLoading = !hasData && !q.error;
-    const isStale = hasData && q.stale;
-    if (s.data !== data || s.error !== q.error || s.isLoading !== isLoading || s.isStale !== isStale)
-      q.snapshot = { data, error: q.error, isLoading, isStale };
+    const next: QuerySnapshot = { data, error: q.error, isLoading: !hasData && !q.error, isStale: hasData && q.stale };
+    // A new snapshot object only when something changed (React re-renders on a new one).
+    for (const k in next) if (next[k as 'data'] !== q.snapshot[k as 'data']) q.snapshot = next;
   }
 
   private notify(q: Query): void {
@@ -562,7 +561,8 @@ export class ReactiveClient<P = AnyProcedures> {
     let since: string | undefined;
     for (const q of qs) {
       if (!q.eventId || q.mounts <= 0 || this.checking?.has(q.key)) continue;
-      const entry = rt.subscription().includes(q.key) ? q.key : q.procedure;
+      // Subscribed by key, or by procedure (`entriesOf`).
+      const entry = rt.coveredFrom(q.key) ? q.key : q.procedure;
       const from = rt.coveredFrom(entry);
       if (!from || compareEventIds(q.eventId, from) >= 0 || q.gapFrom === from) continue;
       q.gapFrom = from; // once per stream start: never loops

@@ -130,11 +130,6 @@ export class Realtime {
     this.reconnectSoon();
   }
 
-  /** The subscription entries. */
-  subscription(): string[] {
-    return this.entries;
-  }
-
   /** The event id from which events for `entry` are guaranteed to reach us, if it is subscribed and live. */
   coveredFrom(entry: string): string | undefined {
     return this.coverage.get(entry);
