@@ -196,7 +196,13 @@ export class ReactiveClient<P = AnyProcedures> {
     this.clock = opts.clock ?? realClock;
     this.transport = new Transport(opts);
     this.storage = resolveStorage(opts.storage as ClientOptions<unknown>['storage']);
-    this.scheduler = new Scheduler({ clock: this.clock, run: (k) => this.runScheduled(k) });
+    this.scheduler = new Scheduler({
+      clock: this.clock,
+      run: async (k) => {
+        const q = this.needsRevalidation(k) && this.held(k);
+        if (q) await this.revalidate(q);
+      },
+    });
     this.locks =
       opts.locks === null
         ? undefined
@@ -454,11 +460,6 @@ export class ReactiveClient<P = AnyProcedures> {
   private held(key: string): Query | undefined {
     const e = this.queries.get(key) ? undefined : this.registry.read(key, false);
     return e ? this.ensure(e.procedure, e.input) : this.queries.get(key);
-  }
-
-  private async runScheduled(key: string): Promise<void> {
-    const q = this.needsRevalidation(key) ? this.held(key) : undefined;
-    if (q) await this.revalidate(q);
   }
 
   /** Revalidates one query; concurrent calls share the request. */

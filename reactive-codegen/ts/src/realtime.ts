@@ -206,16 +206,14 @@ export class Realtime {
    */
   private wake = (): void => {
     if (
-      this.stopped ||
-      this.timers.d !== undefined ||
-      !this.entries.length ||
-      globalOf<{ hidden?: boolean }>('document')?.hidden ||
-      (this.es && this.o.clock.now() - this.aliveAt < (this.o.heartbeat ?? 30000))
-    )
-      return;
-    this.failures = 0;
-    if (this.polling) void this.pollOnce();
-    this.openEs();
+      this.timers.d === undefined && // (a connect is coming anyway)
+      !globalOf<{ hidden?: boolean }>('document')?.hidden &&
+      !(this.es && this.o.clock.now() - this.aliveAt < (this.o.heartbeat ?? 30000))
+    ) {
+      this.failures = 0;
+      if (this.polling) void this.pollOnce();
+      this.scheduleRetry(0);
+    }
   };
 
   private openEs(): void {

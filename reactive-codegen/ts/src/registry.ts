@@ -2,12 +2,13 @@
 // sessionStorage). Each entry has its own storage key so one entry can be read or written without
 // touching the others; a small per-tenant meta record holds the session and the LRU index.
 //
-// Storage keys (prefix `rq`, tenant URI-encoded):
-//   rq:<tenant>:m          {"v":1,"session":{…},"lru":{"<queryKey>":[lastAccess,size]}}
+// Storage keys (prefix `rq`, tenant URI-encoded; the client's "tenant" here is tenant + user):
+//   rq:<tenant>:m          {"session":{…},"lru":{"<queryKey>":[lastAccess,size]}}
 //   rq:<tenant>:e:<key>    a RegistryEntry as JSON
 //
 // Every storage access is guarded: missing storage (server rendering, privacy mode), a full quota
-// and corrupt JSON degrade to an in-memory registry instead of throwing.
+// and corrupt JSON degrade to an in-memory registry instead of throwing. What is read back is
+// validated in depth (valid JSON of the wrong shape included): what is malformed is dropped.
 
 import { compareEventIds, maxEventId, parseJson, procedureOf, str } from './util';
 
@@ -62,14 +63,13 @@ export interface RegistryOptions {
 }
 
 interface Meta {
-  v: 1;
   session: RegistrySession;
   lru: Record<string, [number, number]>;
 }
 
 const PREFIX = 'rq:';
 /** Default size cap: 2 MB. */
-export const DEFAULT_MAX_BYTES = 2 * 1024 * 1024;
+export const DEFAULT_MAX_BYTES = 2 ** 21;
 
 /** Prefix of every storage key of one tenant. */
 export function tenantPrefix(tenant: string): string {
@@ -87,7 +87,6 @@ function readMeta(raw: string | null, now: number): Meta {
   if (obj(m) && obj(m.lru))
     for (const [k, v] of Object.entries(m.lru)) if (Array.isArray(v) && num(v[0]) && num(v[1])) lru[k] = v as [number, number];
   return {
-    v: 1,
     session: {
       startTime: now,
       lastSync: num(s.lastSync) ? s.lastSync : 0,
@@ -224,7 +223,7 @@ export class QueryRegistry {
     }
     this.session.lastEventId = maxEventId(this.session.lastEventId, other.session.lastEventId);
     this.session.lastSync = Math.max(this.session.lastSync, other.session.lastSync);
-    const meta: Meta = { v: 1, session: this.session, lru: this.lru };
+    const meta: Meta = { session: this.session, lru: this.lru };
     this.set(this.pfx + 'm', JSON.stringify(meta), keep);
   }
 

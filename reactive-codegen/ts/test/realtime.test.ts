@@ -280,18 +280,22 @@ test('reconnects at once when the page comes back (visibilitychange, pageshow, o
     await clock.advance(50);
     FakeEventSource.last.ready('5');
     win.dispatchEvent(new Event('online'));
+    await clock.advance(0);
     assert.equal(FakeEventSource.instances.length, 1, 'alive a moment ago: kept');
     await clock.advance(15000);
     doc.hidden = true;
     win.dispatchEvent(new Event('visibilitychange'));
+    await clock.advance(0);
     assert.equal(FakeEventSource.instances.length, 1, 'hidden: nothing');
     doc.hidden = false;
     win.dispatchEvent(new Event('visibilitychange'));
+    await clock.advance(0);
     assert.equal(FakeEventSource.instances.length, 2, 'visible again: reconnected at once');
     assert.ok(FakeEventSource.instances[0]!.closed);
     FakeEventSource.last.ready('5');
     await clock.advance(15000);
     win.dispatchEvent(new Event('pageshow'));
+    await clock.advance(0);
     assert.equal(FakeEventSource.instances.length, 3);
     // Polling: the page coming back tries SSE again at once (and polls).
     server.on('/api/poll', () => ({ body: { eventId: '5', reset: false, events: [] } }));
@@ -299,11 +303,13 @@ test('reconnects at once when the page comes back (visibilitychange, pageshow, o
     assert.equal(rt.mode, 'poll');
     const n = FakeEventSource.instances.length;
     win.dispatchEvent(new Event('online'));
+    await clock.advance(0);
     assert.equal(FakeEventSource.instances.length, n + 1);
     FakeEventSource.last.ready('5');
     assert.equal(rt.mode, 'sse');
     rt.stop();
     win.dispatchEvent(new Event('online'));
+    await clock.advance(0);
     assert.equal(FakeEventSource.instances.length, n + 1, 'stopped: listeners removed');
   } finally {
     delete g.window;
