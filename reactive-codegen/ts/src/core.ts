@@ -276,19 +276,17 @@ export class ReactiveClient<P = AnyProcedures> {
         if (gen === this.generation) fn(...a);
       };
     const last = this.registry.getSession().lastEventId;
-    this.registry.updateSession({ startTime: this.clock.now() });
     const name = 'reactive:' + this.scope;
     const BC = globalOf<new (n: string) => ChannelLike>('BroadcastChannel');
     this.channel = o.channel ? o.channel(name) : o.channel !== null && BC ? new BC(name) : undefined;
     if (this.channel) this.channel.onmessage = live((ev) => this.onMessage(ev.data as Msg));
     // EventSource can't send an Authorization header: token auth polls (protocol section 1).
-    const ES = o.EventSource ?? (o.getToken ? null : undefined);
-    if (o.realtime !== false && (ES !== undefined || globalOf('EventSource') || globalOf('fetch'))) {
+    if (o.realtime !== false) {
       this.realtime = new Realtime({
         ...o,
         transport: this.transport,
         clock: this.clock,
-        EventSource: ES,
+        EventSource: o.EventSource ?? (o.getToken ? null : undefined),
         withCredentials: o.credentials === 'include',
         onInvalidate: live((ev) => this.onInvalidate(ev)),
         onReset: live((id) => this.revalidateAll(id)),
@@ -478,7 +476,8 @@ export class ReactiveClient<P = AnyProcedures> {
       if (shared && !shared.stale && shared.lastRevalidated >= wantedAt)
         return this.applyResult(q, shared.data, shared.eventId, shared.lastRevalidated, false);
       try {
-        const r = await this.transport.query(q.procedure, q.input, this.scope + '#' + gen);
+        // Shared with identical requests of this generation (a new one per tenant or user).
+        const r = await this.transport.query(q.procedure, q.input, '' + gen);
         // Unmounted meanwhile: its invalidations may no longer reach us, so the result isn't fresh.
         if (watched && !q.mounts) q.again = null;
         if (gen === this.generation) this.applyResult(q, r.data, r.eventId, this.clock.now(), true);
