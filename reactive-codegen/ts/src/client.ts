@@ -96,11 +96,11 @@ export class Transport {
     return json;
   }
 
-  /** Calls a procedure once (no sharing). */
-  async call(name: string, input: unknown, kind: 'query' | 'mutation'): Promise<RpcResult> {
+  /** Calls a procedure once (no sharing); a query (`isQuery`) may be sent as GET. */
+  async call(name: string, input: unknown, isQuery?: boolean): Promise<RpcResult> {
     const path = '/rpc/' + encodeURIComponent(name);
     const json =
-      kind === 'query' && this.opts.getQueries
+      isQuery && this.opts.getQueries
         ? await this.request('GET', path + '?input=' + encodeURIComponent(canonicalJson(input ?? null)))
         : await this.request('POST', path, input ?? null);
     const r = json as { data?: unknown; eventId?: unknown };
@@ -118,7 +118,7 @@ export class Transport {
     const key = scope + '\n' + queryKey(name, input);
     const running = this.inflight.get(key);
     if (running) return running;
-    const p = this.call(name, input, 'query').finally(() => {
+    const p = this.call(name, input, true).finally(() => {
       if (this.inflight.get(key) === p) this.inflight.delete(key);
     });
     this.inflight.set(key, p);
@@ -127,6 +127,6 @@ export class Transport {
 
   /** Runs a mutation (never shared). */
   mutate(name: string, input: unknown): Promise<RpcResult> {
-    return this.call(name, input, 'mutation');
+    return this.call(name, input);
   }
 }

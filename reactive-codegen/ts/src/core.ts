@@ -134,8 +134,6 @@ interface Query {
 /** A result another tab fetched (BroadcastChannel message). */
 interface Msg {
   key: string;
-  p: string;
-  i: unknown;
   d: unknown;
   e?: string;
   at: number;
@@ -524,8 +522,10 @@ export class ReactiveClient<P = AnyProcedures> {
     // An older result (e.g. another tab's) never replaces a newer one.
     if (q.revalidatedAt && compareEventIds(eventId, q.eventId) < 0) return;
     const prev = fromServer ? this.registry.read(q.key, false) : undefined;
-    const changed = !prev || JSON.stringify(prev.data) !== JSON.stringify(data);
-    q.data = data;
+    const json = JSON.stringify(data);
+    const changed = !prev || JSON.stringify(prev.data) !== json;
+    // An identical result keeps the data object: the snapshot stays the same, nothing re-renders.
+    if (!('data' in q) || JSON.stringify(q.data) !== json) q.data = data;
     q.eventId = eventId;
     q.revalidatedAt = at;
     q.stale = missed(q);
@@ -537,7 +537,7 @@ export class ReactiveClient<P = AnyProcedures> {
       if (q.stale) entry.stale = true;
       this.registry.write(q.key, entry);
       this.registry.updateSession({ lastSync: at });
-      const msg: Msg = { key: q.key, p: q.procedure, i: q.input, d: data, e: eventId, at };
+      const msg: Msg = { key: q.key, d: data, e: eventId, at };
       try {
         this.channel?.postMessage(msg);
       } catch {

@@ -53,8 +53,8 @@ export function compareEventIds(a: string | null | undefined, b: string | null |
 }
 
 /** The larger of two event ids. */
-export function maxEventId(a: string | null | undefined, b: string | null | undefined): string | undefined {
-  return (compareEventIds(a, b) >= 0 ? a : b) ?? undefined;
+export function maxEventId(a: string | undefined, b: string | undefined): string | undefined {
+  return compareEventIds(a, b) >= 0 ? a : b;
 }
 
 /** `JSON.parse`, or `undefined` for a missing or malformed value. */

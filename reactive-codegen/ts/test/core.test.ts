@@ -942,3 +942,19 @@ test('an optimistic callback that throws leaves no layer behind and the mutation
   assert.deepEqual(list.snap().data?.map((a) => a.id), ['a1']);
   assert.equal(server.count('/rpc/agents.create'), 0);
 });
+
+test('an identical result keeps the same data object and snapshot: no re-render', async () => {
+  const { server, state } = backend();
+  const { c } = client(server, { realtime: false });
+  const m = mount(c, 'agents.findMany', ORG);
+  await flush();
+  const before = m.snap();
+  const renders = m.renders();
+  await c.fetch('agents.findMany', ORG);
+  assert.equal(m.snap(), before, 'same snapshot object (useSyncExternalStore does not re-render)');
+  assert.equal(m.renders(), renders + 1, 'listeners are told; the snapshot they read is unchanged');
+  state.agents.push(agent('a2'));
+  await c.fetch('agents.findMany', ORG);
+  assert.notEqual(m.snap().data, before.data);
+  assert.equal(m.snap().data?.length, 2);
+});
