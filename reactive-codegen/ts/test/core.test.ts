@@ -958,3 +958,20 @@ test('an identical result keeps the same data object and snapshot: no re-render'
   assert.notEqual(m.snap().data, before.data);
   assert.equal(m.snap().data?.length, 2);
 });
+
+test('events without keys (issue 12: keys shrink or go away) work from queries and table names alone', async () => {
+  const { server } = backend();
+  const { c, clock } = client(server);
+  mount(c, 'agents.findMany', ORG);
+  await c.fetch('agents.get', { id: 'a1' }); // held, not mounted: depends on table agent
+  await clock.advance(50);
+  const es = FakeEventSource.last;
+  es.ready('100');
+  es.emit('invalidate', { eventId: '101', tables: ['agent'], requiresAck: false, queries: [FIND] });
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 2, 'the mounted query the event names is refetched');
+  assert.equal(c.getSnapshot('agents.get', { id: 'a1' }).isStale, true, 'a held entry of a changed table may match: stale');
+  es.emit('invalidate', { eventId: '102', tables: ['agent'], keys: { agent: { id: ['zz'] } }, queries: [FIND] });
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 3);
+});
