@@ -46,6 +46,12 @@ export interface ClientOptions<P> extends TransportOptions {
   tenant?: string;
   /** The signed-in user: the registry, channels and locks are keyed by tenant and user. */
   user?: string;
+  /**
+   * Cache buster: a hash of the procedures' output types. Data cached under another version is
+   * never read (after a deploy that changed a type, old-shape data is not rendered as the new
+   * type) and is the first to go when storage is full.
+   */
+  version?: string;
   /** `"local"` (default), `"session"`, `"memory"`, or a `Storage`-like object. */
   storage?: 'local' | 'session' | 'memory' | StorageLike | null;
   /** Registry size cap in bytes. Default 2 MB. */
@@ -157,10 +163,9 @@ function entriesOf(keys: Iterable<string>): string[] {
   return encodeURIComponent(entries.join('')).length + 11 * entries.length > 7000 ? [...byProc.keys()] : entries;
 }
 
-function resolveStorage(s: ClientOptions<unknown>['storage']): StorageLike | null {
-  if (s === 'memory' || !s) return s === undefined ? resolveStorage('local') : null;
+function resolveStorage(s: ClientOptions<unknown>['storage'] = 'local'): StorageLike | null {
   // The registry probes it and falls back to memory when access throws (privacy modes).
-  return typeof s === 'string' ? (globalOf<StorageLike>(s + 'Storage') ?? null) : s;
+  return s === 'memory' || !s ? null : typeof s === 'string' ? (globalOf<StorageLike>(s + 'Storage') ?? null) : s;
 }
 
 /** The reactive client. One per app (per page). */
@@ -176,12 +181,12 @@ export class ReactiveClient<P = AnyProcedures> {
   private readonly queries = new Map<string, Query>();
   private readonly hints = new Map<object, string[]>();
   private readonly locks: LockManagerLike | undefined;
-  private tenantName = '';
+  private tenantName!: string;
   private userName: string | undefined;
   /** Tenant and user, encoded: what the registry, channels, locks and in-flight sharing are keyed by. */
-  private scope = '';
+  private scope?: string;
   private generation = 0;
-  private started = false;
+  private started?: boolean;
   private statusListeners = new Set<(mode: RealtimeMode) => void>();
   /**
    * Reopen check in flight: registry entries waiting for the `/poll` that tells which of them
@@ -235,7 +240,9 @@ export class ReactiveClient<P = AnyProcedures> {
    * every mounted query from the new registry.
    */
   setTenant(tenant: string, user = this.userName): void {
-    const scope = encodeURIComponent(tenant) + (user === undefined ? '' : '/' + encodeURIComponent(user));
+    const v = this.opts.version;
+    const scope =
+      encodeURIComponent(tenant) + (user === undefined ? '' : '/' + encodeURIComponent(user)) + (v ? '@' + encodeURIComponent(v) : '');
     if (scope === this.scope) return;
     const started = this.started;
     this.stop();
@@ -325,7 +332,7 @@ export class ReactiveClient<P = AnyProcedures> {
   /** Forgets this tenant and user's data, in memory and in storage; answers in flight are dropped. */
   clear(): void {
     this.registry.clear();
-    this.scope = '';
+    this.scope = undefined; // (forces `setTenant` to start over)
     this.setTenant(this.tenantName);
   }
 
@@ -434,7 +441,7 @@ export class ReactiveClient<P = AnyProcedures> {
     const q = this.ensure(name, input);
     const gen = this.generation;
     await this.revalidate(q);
-    if (gen !== this.generation) throw new RpcError('tenant_changed', 'tenant or user changed', 0);
+    if (gen !== this.generation) throw new RpcError('tenant_changed', 'tenant changed', 0);
     if (q.error) throw q.error;
     return q.snapshot.data as OutputOf<P, K>;
   }
@@ -532,10 +539,15 @@ export class ReactiveClient<P = AnyProcedures> {
     q.error = undefined;
     if (fromServer) {
       const lastServerChange = changed ? at : prev.lastServerChange;
-      const entry: RegistryEntry = { procedure: q.procedure, input: q.input, data, lastRevalidated: at, lastServerChange };
-      if (eventId) entry.eventId = eventId;
-      if (q.stale) entry.stale = true;
-      this.registry.write(q.key, entry);
+      this.registry.write(q.key, {
+        procedure: q.procedure,
+        input: q.input,
+        data,
+        lastRevalidated: at,
+        lastServerChange,
+        eventId,
+        stale: q.stale,
+      });
       this.registry.updateSession({ lastSync: at });
       const msg: Msg = { key: q.key, d: data, e: eventId, at };
       try {
@@ -671,7 +683,7 @@ export class ReactiveClient<P = AnyProcedures> {
       for (const ev of r?.events ?? [])
         if (affects(ev.queries, key)) hit = maxEventId(hit, ev.eventId);
       const q = this.held(key);
-      if (!head || !q || !('data' in q) || compareEventIds(hit, q.eventId) > 0) redo.push(key);
+      if (!head || !(q && 'data' in q) || compareEventIds(hit, q.eventId) > 0) redo.push(key);
       else {
         q.eventId = maxEventId(q.eventId, head);
         q.stale = false;

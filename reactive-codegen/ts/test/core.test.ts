@@ -173,7 +173,7 @@ test('selective: a mounted query the event does not name is not refetched; depen
   assert.equal(c.getSnapshot('agents.get', { id: 'a1' }).isStale, true, 'depends on `agent`');
   es.emit('invalidate', { eventId: '102', tables: ['memory'], keys: {}, requiresAck: false, queries: [FIND] });
   await flush();
-  assert.equal(c.cache.read(queryKey('agents.findMany', { organizationId: 'o2' }))?.stale, undefined, 'unrelated table');
+  assert.ok(!c.cache.read(queryKey('agents.findMany', { organizationId: 'o2' }))?.stale, 'unrelated table');
   assert.equal(server.calls.length, n);
   // `["*"]`: any table may have changed.
   await c.fetch('agents.get', { id: 'a2' });
@@ -974,4 +974,20 @@ test('events without keys (issue 12: keys shrink or go away) work from queries a
   es.emit('invalidate', { eventId: '102', tables: ['agent'], keys: { agent: { id: ['zz'] } }, queries: [FIND] });
   await flush();
   assert.equal(server.count('/rpc/agents.findMany'), 3);
+});
+
+test('cache buster: entries cached under another output-types version are never shown, and are evicted first', async () => {
+  const { server } = backend();
+  const storage = new MemoryStorage();
+  const v1 = client(server, { storage, version: 'h1', realtime: false });
+  await v1.c.fetch('agents.findMany', ORG);
+  assert.equal(v1.c.getSnapshot('agents.findMany', ORG).isLoading, false);
+  // A deploy changed an output type: the generator's hash changed.
+  const { c } = client(server, { storage, version: 'h2', realtime: false });
+  assert.equal(c.getSnapshot('agents.findMany', ORG).isLoading, true, 'old-shape data is not rendered as the new type');
+  assert.equal(c.cache.read(FIND), undefined);
+  storage.quota = storage.used() + 50; // full: the old version's data goes first
+  await c.fetch('agents.findMany', ORG);
+  assert.ok(![...storage.map.keys()].some((k) => k.includes('h1') && k.includes(':e:')), 'old version evicted');
+  assert.ok(c.cache.read(FIND));
 });

@@ -85,9 +85,9 @@ export class Realtime {
   private failures = 0;
   private pollFailures = 0;
   /** When the stream last delivered something (or was opened). */
-  private aliveAt = 0;
-  private polling = false;
-  private pollInFlight = false;
+  private aliveAt?: number;
+  private polling?: boolean;
+  private pollInFlight?: boolean;
   private stopped = true;
   /** Newest event id received (stream, replay or poll). */
   lastEventId: string | undefined;
@@ -209,7 +209,7 @@ export class Realtime {
     if (
       this.timers.d === undefined && // (a connect is coming anyway)
       !globalOf<{ hidden?: boolean }>('document')?.hidden &&
-      !(this.es && this.o.clock.now() - this.aliveAt < (this.o.heartbeat ?? 30000))
+      !(this.es &&  this.o.clock.now() - this.aliveAt! < (this.o.heartbeat ?? 30000))
     ) {
       this.failures = 0;
       if (this.polling) void this.pollOnce();

@@ -277,18 +277,14 @@ export class QueryRegistry {
     const json = JSON.stringify(entry);
     const size = json.length + key.length;
     this.lru[key] = [this.now(), size];
-    if (size > this.maxBytes) {
-      // Too big to keep at all: memory only for this page.
-      this.dropStored(key);
-      this.lru[key] = [this.now(), 0];
-      this.writeMeta(key);
-      return;
-    }
-    while (this.size() > this.maxBytes && this.evictOne(key)) {
+    const fits = size <= this.maxBytes;
+    while (fits && this.size() > this.maxBytes && this.evictOne(key)) {
       /* keep evicting */
     }
-    // Refused by storage: memory only for this page (a memory-only registry keeps counting).
-    if (!this.set(this.pfx + 'e:' + key, json, key) && this.storage) this.lru[key] = [this.now(), 0];
+    if (!fits) this.remove(this.pfx + 'e:' + key); // (an older, smaller version)
+    // Too big to keep at all, or refused by storage: memory only for this page (size 0; a
+    // memory-only registry keeps counting).
+    if (!fits || (!this.set(this.pfx + 'e:' + key, json, key) && this.storage)) this.lru[key] = [this.now(), 0];
     this.writeMeta(key);
   }
 
@@ -313,7 +309,7 @@ export class QueryRegistry {
   /** Evicts the least recently used entry other than `keep`. */
   private evictOne(keep: string | undefined): boolean {
     const victim = this.keys().find((k) => k !== keep);
-    if (victim === undefined) return false;
+    if (!victim) return false;
     this.entries.delete(victim);
     this.dropStored(victim);
     return true;
