@@ -85,7 +85,8 @@ function readMeta(raw: string | null, now: number): Meta {
   const s = obj(m) && obj(m.session) ? m.session : {};
   const lru: Meta['lru'] = {};
   if (obj(m) && obj(m.lru))
-    for (const [k, v] of Object.entries(m.lru)) if (Array.isArray(v) && num(v[0]) && num(v[1])) lru[k] = v as [number, number];
+    for (const [k, v] of Object.entries(m.lru))
+      if (Array.isArray(v) && num(v[0]) && num(v[1])) lru[k] = v as [number, number];
   return {
     session: {
       startTime: now,

@@ -243,7 +243,9 @@ export class ReactiveClient<P = AnyProcedures> {
   setTenant(tenant: string, user = this.userName): void {
     const v = this.opts.version;
     const scope =
-      encodeURIComponent(tenant) + (user === undefined ? '' : '/' + encodeURIComponent(user)) + (v ? '@' + encodeURIComponent(v) : '');
+      encodeURIComponent(tenant) +
+      (user === undefined ? '' : '/' + encodeURIComponent(user)) +
+      (v ? '@' + encodeURIComponent(v) : '');
     if (scope === this.scope) return;
     const started = this.started;
     this.stop();
@@ -621,10 +623,12 @@ export class ReactiveClient<P = AnyProcedures> {
   onInvalidate(ev: InvalidateEvent): void {
     const now = this.clock.now();
     const t = ev.tables;
+    // A procedure reading a changed table (generated dependencies), or any with `*`.
+    const reads = (key: string) =>
+      this.opts.procedures?.[procedureOf(key)]?.dependencies.some((d) => t.includes(d) || t.includes('*'));
     for (const key of this.heldKeys()) {
       const isDirect = affects(ev.queries, key);
-      if (!isDirect && !this.opts.procedures?.[procedureOf(key)]?.dependencies.some((d) => t.includes(d) || t.includes('*')))
-        continue;
+      if (!isDirect && !reads(key)) continue;
       // Reopen check in flight: it decides (the poll answer holds every event up to the server's head).
       const c = this.checking;
       if (c?.has(key) && (isDirect || !this.queries.get(key)?.mounts)) {

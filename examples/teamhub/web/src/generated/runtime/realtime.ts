@@ -209,7 +209,7 @@ export class Realtime {
     if (
       this.timers.d === undefined && // (a connect is coming anyway)
       !globalOf<{ hidden?: boolean }>('document')?.hidden &&
-      !(this.es &&  this.o.clock.now() - this.aliveAt! < (this.o.heartbeat ?? 30000))
+      !(this.es && this.o.clock.now() - this.aliveAt! < (this.o.heartbeat ?? 30000))
     ) {
       this.failures = 0;
       if (this.polling) void this.pollOnce();
@@ -310,7 +310,9 @@ export class Realtime {
     if (typeof id !== 'string') return;
     // Ack (the server re-sends on failure; nothing else to do). `connectionId` is left out when unknown.
     if (fromStream && ev.requiresAck)
-      this.o.transport.request('POST', '/events/ack', { eventId: id, connectionId: this.connectionId }).catch(() => undefined);
+      this.o.transport
+        .request('POST', '/events/ack', { eventId: id, connectionId: this.connectionId })
+        .catch(() => undefined);
     // Re-sent events (no `id:` line) and replays already seen are deduplicated by id. Ids are
     // not checked for order: across instances events may arrive slightly out of order.
     if (this.seen.has(id)) return;
@@ -365,7 +367,11 @@ export class Realtime {
     } finally {
       this.pollInFlight = false;
       if (this.polling && !this.stopped)
-        this.timer('p', jitter((this.o.pollInterval ?? 5000) * 2 ** Math.min(this.pollFailures, 4)), () => void this.pollOnce());
+        this.timer(
+          'p',
+          jitter((this.o.pollInterval ?? 5000) * 2 ** Math.min(this.pollFailures, 4)),
+          () => void this.pollOnce(),
+        );
     }
   }
 
