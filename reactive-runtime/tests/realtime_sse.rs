@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reactive_runtime::realtime::{HubConfig, MemoryBus, MemoryLog, Realtime};
+use reactive_runtime::router::RouterConfig;
 use realtime_support::*;
 use serde_json::{Value, json};
 
@@ -473,8 +474,12 @@ async fn revoked_credentials_close_the_stream_at_the_next_check() {
 }
 
 #[tokio::test]
-async fn heartbeats_are_off_by_default_and_configurable() {
-    let s = start().await;
+async fn heartbeats_are_ping_events_on_by_default_and_configurable() {
+    assert_eq!(
+        RouterConfig::new(TokenAuth::default()).heartbeat,
+        Some(Duration::from_secs(15))
+    );
+    let s = serve(memory_db().await, |c| c.heartbeat(None)).await;
     let mut sse = s.events("A:u", &[("subscribe", "*")], None).await;
     sse.ready().await;
     assert!(sse.next_within(Duration::from_millis(500)).await.is_none());
@@ -485,7 +490,10 @@ async fn heartbeats_are_off_by_default_and_configurable() {
     let mut sse = s.events("A:u", &[("subscribe", "*")], None).await;
     sse.ready().await;
     let f = sse.next_within(LONG).await.expect("ping");
-    assert!(f.comment);
+    // An event, which the browser's EventSource delivers (it hides comments), and no id.
+    assert!(!f.comment);
+    assert_eq!(f.event.as_deref(), Some("ping"));
+    assert_eq!(f.id, None);
 }
 
 /// A log whose appends fail (as when Redis is down).

@@ -297,6 +297,10 @@ struct SseStream {
     done: bool,
 }
 
+/// The heartbeat: an event (not a `:` comment, which the browser's `EventSource` hides)
+/// so that a client can tell a live idle stream from a dead one; no `id:` line, so it
+/// does not move the client's Last-Event-ID.
+const PING: &[u8] = b"event: ping\ndata:\n\n";
 const CLOSE_UNAUTHORIZED: &[u8] = b"event: close\ndata: {\"reason\":\"unauthorized\"}\n\n";
 
 async fn sleep_until(at: Option<Instant>) {
@@ -353,7 +357,7 @@ impl SseStream {
                     self.outbox.extend(conn.due_resends(Instant::now()));
                 }
                 _ = tick(self.heartbeat.as_mut()) => {
-                    self.outbox.push_back(Bytes::from_static(b": ping\n\n"));
+                    self.outbox.push_back(Bytes::from_static(PING));
                 }
                 _ = sleep_until(auth_at) => {
                     if !self.still_authorized().await {

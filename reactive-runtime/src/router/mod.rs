@@ -56,7 +56,11 @@ pub struct RouterConfig {
     pub body_limit: usize,
     /// The `retry:` hint sent at the start of each stream, in milliseconds (default 3000).
     pub retry_ms: u64,
-    /// Interval of `: ping` comments on idle streams (default: none).
+    /// Interval of `event: ping` frames on every stream (default 15 s; `None`: none).
+    /// They let clients tell an idle stream from a dead one (the TypeScript client
+    /// reopens a stream silent for twice its `heartbeat` option, 30 s by default), keep
+    /// proxies from closing idle connections, and make the server notice a peer that
+    /// went away.
     pub heartbeat: Option<Duration>,
     /// How often an open stream's credentials are checked again with the authorizer
     /// (default 5 minutes; `None`: only the principal's `expires_at` is enforced).
@@ -80,7 +84,7 @@ impl RouterConfig {
             realtime: Realtime::memory(),
             body_limit: 1 << 20,
             retry_ms: 3000,
-            heartbeat: None,
+            heartbeat: Some(Duration::from_secs(15)),
             reauthorize_every: Some(Duration::from_secs(300)),
             max_subscriptions: 256,
             max_entry_len: 2048,
