@@ -69,7 +69,7 @@ pub async fn tools_rename(pool: &ReactiveDb<Postgres>, input: Rename) -> reactiv
     sqlx::query("UPDATE tool SET name = $1 WHERE id = $2")
         .bind(&input.name)
         .bind(&input.id)
-        .execute(&mut tx)
+        .execute(&mut *tx)
         .await?;
     tx.commit().await?;
     Ok(())
@@ -117,7 +117,7 @@ pub async fn project_rename(pool: &ReactiveDb<sqlx::Postgres>, input: RenameProj
     sqlx::query("UPDATE project SET name = $1 WHERE id = $2")
         .bind(&input.name)
         .bind(input.id)
-        .execute(&mut tx)
+        .execute(&mut *tx)
         .await?;
     tx.commit().await?;
     Ok(())

@@ -240,7 +240,7 @@ pub async fn tasks_move(db: &ReactiveDb<Postgres>, input: MoveTask) -> reactive:
         input.to_project_id,
         &input.organization_id,
     )
-    .fetch_optional(&mut tx)
+    .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| Error::NotFound(format!("project {}", input.to_project_id)))?;
     let task = sqlx::query_as!(
@@ -252,7 +252,7 @@ pub async fn tasks_move(db: &ReactiveDb<Postgres>, input: MoveTask) -> reactive:
         input.task_id,
         &input.organization_id,
     )
-    .fetch_optional(&mut tx)
+    .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| Error::NotFound(format!("task {}", input.task_id)))?;
     sqlx::query!(
@@ -260,7 +260,7 @@ pub async fn tasks_move(db: &ReactiveDb<Postgres>, input: MoveTask) -> reactive:
         input.task_id,
         input.note.trim(),
     )
-    .execute(&mut tx)
+    .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(task)

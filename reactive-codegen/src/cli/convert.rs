@@ -15,8 +15,7 @@
 //!   is an executor of the same database, so native types (`Uuid`, ...), binds and
 //!   `query!`/`query_as!` keep compiling;
 //! - `Result<T, sqlx::Error>` / `sqlx::Result<T>` becomes `reactive::Result<T>`;
-//! - `&mut *tx` of a transaction opened with `.begin()` becomes `&mut tx` (a
-//!   `ReactiveTx` is passed as `&mut tx`);
+//! - `&mut *tx` stays: a `ReactiveTx` derefs to an executor as sqlx's does;
 //! - `use reactive::{reactive_function, ReactiveDb};` after the last top-level
 //!   `use` (or before the first item), unless already imported; inside an inline
 //!   `mod` (which the file's `use` does not reach) the edits spell
@@ -43,7 +42,6 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use syn::spanned::Spanned;
-use syn::visit::Visit;
 
 use super::{
     CliError, Command, Options, Outcome, dialect_name, pascal_case, procedure_name, read_rust_file,
@@ -310,44 +308,6 @@ fn owned_type(source: &str, ty: &syn::Type) -> String {
     }
 }
 
-/// `&mut *tx` where `tx` was bound from a `.begin()` call.
-struct TxDerefs<'a> {
-    source: &'a str,
-    txs: BTreeSet<String>,
-    edits: Vec<Edit>,
-}
-
-impl<'ast> Visit<'ast> for TxDerefs<'_> {
-    fn visit_local(&mut self, local: &'ast syn::Local) {
-        if let (syn::Pat::Ident(ident), Some(init)) = (&local.pat, &local.init) {
-            let text = source_of(self.source, &*init.expr);
-            if text.contains(".begin()") {
-                self.txs.insert(ident.ident.to_string());
-            }
-        }
-        syn::visit::visit_local(self, local);
-    }
-
-    fn visit_expr_reference(&mut self, expr: &'ast syn::ExprReference) {
-        if expr.mutability.is_some()
-            && let syn::Expr::Unary(syn::ExprUnary {
-                op: syn::UnOp::Deref(_),
-                expr: inner,
-                ..
-            }) = &*expr.expr
-            && let syn::Expr::Path(path) = &**inner
-            && let Some(ident) = path.path.get_ident()
-            && self.txs.contains(&ident.to_string())
-        {
-            self.edits.push(Edit {
-                range: expr.span().byte_range(),
-                text: format!("&mut {ident}"),
-            });
-        }
-        syn::visit::visit_expr_reference(self, expr);
-    }
-}
-
 /// Work out the edits for one file.
 pub fn convert_source(source: &str, file: &syn::File) -> Conversion {
     let mut edits = Vec::new();
@@ -545,7 +505,7 @@ pub fn convert_source(source: &str, file: &syn::File) -> Conversion {
             }
         }
 
-        // Run-time SQL and `&mut *tx`.
+        // Run-time SQL.
         let analysis = handler::analyze_parts(
             item.sig,
             item.block,
@@ -564,13 +524,6 @@ pub fn convert_source(source: &str, file: &syn::File) -> Conversion {
                 format!("`{name}` builds SQL at run time: list the tables it reads in `dependencies(...)` (`reactive suggest` prints the attribute)"),
             ));
         }
-        let mut txs = TxDerefs {
-            source,
-            txs: BTreeSet::new(),
-            edits: Vec::new(),
-        };
-        txs.visit_block(item.block);
-        edits.extend(txs.edits);
     }
 
     // The import.
