@@ -115,6 +115,13 @@ pub struct Fetched {
     pub value: Bytes,
     /// Where it came from.
     pub source: Source,
+    /// The race guard refused to store this computed value: a change that may affect
+    /// it was applied while it ran, so it may predate that change, whose event was not
+    /// routed to this key (nothing was stored under it yet). A routing record (ghost)
+    /// was left, so later changes to what it read reach its tenant. A caller that hands
+    /// the value to a client should compute again ([`ReactiveDb::call`](crate::ReactiveDb)
+    /// does): the new computation sees the change.
+    pub refused: bool,
 }
 
 impl Fetched {
@@ -219,7 +226,7 @@ impl Engine {
     /// failures are never returned (see [`EngineStats::store_errors`]).
     pub async fn get_or_compute<F, Fut, E>(
         &self,
-        key: CacheKey,
+        key: impl std::borrow::Borrow<CacheKey>,
         static_reads: ReadSet,
         compute: F,
     ) -> Result<Fetched, E>
@@ -227,35 +234,40 @@ impl Engine {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<(Bytes, ReadSet), E>>,
     {
+        let key: &CacheKey = key.borrow();
         let inner = &*self.inner;
         // Changes applied before this call began must be visible in what it returns.
         let called_at = self.sequence().await;
         loop {
-            if let Some(value) = self.cached(&key).await {
+            if let Some(value) = self.cached(key).await {
                 Counters::bump(&inner.counters.hits, 1);
                 return Ok(Fetched {
                     value,
                     source: Source::Hit,
+                    refused: false,
                 });
             }
-            match inner.inflight.join(&key) {
+            match inner.inflight.join(key) {
                 Role::Wait(rx) => {
                     Counters::bump(&inner.counters.coalesced_waits, 1);
                     let Some(shared) = coalesce::wait(rx).await else {
                         continue;
                     };
-                    if inner
-                        .ring
-                        .read()
-                        .await
-                        .conflicts(shared.start, called_at, &shared.reads)
+                    if shared.refused
+                        || inner
+                            .ring
+                            .read()
+                            .await
+                            .conflicts(shared.start, called_at, &shared.reads)
                     {
-                        // The leader started before a change this call must observe.
+                        // The leader started before a change this call must observe, or
+                        // its value may predate a change no event routes to this key.
                         continue;
                     }
                     return Ok(Fetched {
                         value: shared.value.clone(),
                         source: Source::Coalesced,
+                        refused: false,
                     });
                 }
                 Role::Lead(leader) => {
@@ -275,17 +287,20 @@ impl Engine {
                     let (value, extra) = compute().await?;
                     let mut reads = static_reads;
                     reads.union_owned(extra);
-                    if let Some(ticket) = ticket {
-                        self.store_result(&key, &value, &reads, start, ticket).await;
-                    }
+                    let refused = match ticket {
+                        Some(ticket) => self.store_result(key, &value, &reads, start, ticket).await,
+                        None => false,
+                    };
                     leader.publish(Arc::new(Shared {
                         value: value.clone(),
                         start,
                         reads,
+                        refused,
                     }));
                     return Ok(Fetched {
                         value,
                         source: Source::Computed,
+                        refused,
                     });
                 }
             }
@@ -337,6 +352,18 @@ impl Engine {
             }
         };
         entries.sort_by(|a, b| a.key.cmp(&b.key));
+        // A key can be found twice (a live entry and the ghost of an older value of it).
+        entries.dedup_by(|later, kept| {
+            if later.key != kept.key {
+                return false;
+            }
+            for reason in later.reasons.drain(..) {
+                if kept.reasons.len() < MAX_REASONS && !kept.reasons.contains(&reason) {
+                    kept.reasons.push(reason);
+                }
+            }
+            true
+        });
         Counters::bump(&inner.counters.invalidations, 1);
         Counters::bump(&inner.counters.entries_invalidated, entries.len() as u64);
         tracing::debug!(sequence, entries = entries.len(), "invalidation applied");
@@ -379,6 +406,9 @@ impl Engine {
         }
     }
 
+    /// Stores a computed value unless the race guard refuses it; returns `true` when it
+    /// was refused. A value that is handed out but not stored (refused, or too large)
+    /// leaves a routing record, so later changes to what it read reach its tenant.
     async fn store_result(
         &self,
         key: &CacheKey,
@@ -386,8 +416,10 @@ impl Engine {
         reads: &ReadSet,
         start: u64,
         ticket: crate::cache::StoreTicket,
-    ) {
+    ) -> bool {
         let inner = &*self.inner;
+        // Held until the routing record is in the store: a change not in the ring yet is
+        // appended after it, and its invalidation finds it.
         let ring = inner.ring.read().await;
         if ring.conflicts(start, ring.sequence(), reads) {
             Counters::bump(&inner.counters.stores_dropped, 1);
@@ -395,13 +427,19 @@ impl Engine {
                 ?key,
                 "result not cached: a conflicting change was applied while it was computed"
             );
-            return;
+            if !self.bypassing() {
+                self.put_ghost(key, reads).await;
+            }
+            return true;
         }
         if self.bypassing() {
-            return;
+            return false;
         }
-        match inner.store.put(key, value.clone(), reads, ticket).await {
-            Ok(PutOutcome::Stored) => self.store_ok(),
+        let refused = match inner.store.put(key, value.clone(), reads, ticket).await {
+            Ok(PutOutcome::Stored) => {
+                self.store_ok();
+                false
+            }
             Ok(PutOutcome::Conflict) => {
                 self.store_ok();
                 Counters::bump(&inner.counters.stores_dropped, 1);
@@ -409,6 +447,8 @@ impl Engine {
                     ?key,
                     "result not cached: another instance changed a table it read"
                 );
+                self.put_ghost(key, reads).await;
+                true
             }
             Ok(PutOutcome::TooLarge) => {
                 self.store_ok();
@@ -417,10 +457,23 @@ impl Engine {
                     size = value.len(),
                     "result not cached: larger than the per-entry limit"
                 );
+                self.put_ghost(key, reads).await;
+                false
             }
-            Err(e) => self.store_failed("put", &e),
-        }
+            Err(e) => {
+                self.store_failed("put", &e);
+                false
+            }
+        };
         drop(ring);
+        refused
+    }
+
+    async fn put_ghost(&self, key: &CacheKey, reads: &ReadSet) {
+        match self.inner.store.put_ghost(key, reads).await {
+            Ok(()) => Counters::bump(&self.inner.counters.ghosts_left, 1),
+            Err(e) => self.store_failed("put_ghost", &e),
+        }
     }
 
     /// `true` while the store may hold entries an invalidation failed to remove; tries
