@@ -39,6 +39,15 @@
 //! Each store keeps its own index of which entry read what ([`Index`] in process for the
 //! memory store, sets in Redis for the Redis store), so that invalidation finds the
 //! affected entries that *any* instance stored, and eviction keeps index and entries in step.
+//!
+//! # Routing records outlive values
+//!
+//! The index is also how the realtime layer learns which tenants a change concerns
+//! (the tenants of the reported keys). A value that expired or was evicted may still be
+//! on a client's screen, so its index postings stay as a *ghost* for a retention period
+//! and are reported like an entry (see the stores). A computed value that is handed out
+//! without being stored leaves a ghost too ([`CacheStore::put_ghost`]): when the race
+//! guard refused it ([`Fetched::refused`]), and when it was too large.
 
 mod change;
 mod coalesce;
