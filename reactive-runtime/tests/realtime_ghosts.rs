@@ -213,6 +213,59 @@ async fn memory_store_expired_entry_hears_another_tenant_move_its_row() {
     expired_entries_still_route(s, Writer::TenantA, async || memory_expiry(&store).await).await;
 }
 
+/// A value evicted for room (a cache that holds one of these entries) routes too.
+#[tokio::test]
+async fn memory_store_evicted_entry_hears_a_write_without_tenant() {
+    use reactive_runtime::cache::CacheKey;
+    let store = Arc::new(MemoryStore::new(MemoryConfig {
+        max_bytes: 700,
+        ..MemoryConfig::default()
+    }));
+    let Some(db) = pg(store.clone()).await else {
+        return;
+    };
+    let s = serve(db, |c| c).await;
+    let orgs = [unique("b"), unique("c")];
+    let mut streams = Vec::new();
+    for org in &orgs {
+        insert(&s.db, org, "x").await;
+        let mut sse = s
+            .events(
+                &format!("{org}:u"),
+                &[("subscribe", &by_org_key(org))],
+                None,
+            )
+            .await;
+        sse.ready().await;
+        streams.push(sse);
+    }
+    // C's value is read often; B's once: one of them does not stay (moka's admission
+    // decides which), and no invalidation removed it.
+    for _ in 0..5 {
+        assert_eq!(get_by_org(&s, &orgs[1]).await[0]["title"], "x");
+    }
+    assert_eq!(get_by_org(&s, &orgs[0]).await[0]["title"], "x");
+    store.run_pending_tasks().await;
+    let mut evicted = Vec::new();
+    for (i, org) in orgs.iter().enumerate() {
+        let key = CacheKey::from_json(Some(org), "rt.items.byOrg", &json!({"org": org}));
+        if store.get(&key).await.unwrap().is_none() {
+            evicted.push(i);
+        }
+    }
+    let Some(&victim) = evicted.first() else {
+        panic!("the cache holds one of the two entries");
+    };
+    s.db.invalidate(org_change(&orgs[victim])).await;
+    let key = by_org_key(&orgs[victim]);
+    expect_event_for(
+        &mut streams[victim],
+        &key,
+        "a write without a tenant, after eviction",
+    )
+    .await;
+}
+
 #[cfg(feature = "redis")]
 async fn redis_server(name: &str) -> Option<Server> {
     let url = env("TEST_REDIS_URL")?;

@@ -233,6 +233,10 @@ impl Engine {
     /// set is their union. Identical concurrent calls (same key) run `compute` once.
     /// Errors of `compute` are returned as is and nothing is stored; cache store
     /// failures are never returned (see [`EngineStats::store_errors`]).
+    ///
+    /// A computed value the race guard refuses to store is returned with
+    /// [`Fetched::refused`] set (it may predate a write no event routed to `key`), after
+    /// a routing record for `key` was left; waiters of that computation compute their own.
     pub async fn get_or_compute<F, Fut, E>(
         &self,
         key: impl std::borrow::Borrow<CacheKey>,
