@@ -892,6 +892,79 @@ async fn redis_store_keeps_ghosts_of_expired_entries() {
     Cleanup { url, prefix }.run().await;
 }
 
+/// A ghost routes for its retention period, not longer.
+async fn ghost_retention_suite(store: Arc<dyn CacheStore>, expire: impl AsyncFn()) {
+    for (i, org) in [(1, "1"), (2, "2")] {
+        let ticket = store.begin().await.unwrap();
+        store
+            .put(
+                &key("b", org),
+                Bytes::from_static(b"v"),
+                &org_reads(i),
+                ticket,
+            )
+            .await
+            .unwrap();
+    }
+    expire().await; // value gone, ghost kept
+    assert_eq!(
+        store
+            .invalidate(&org_change(1), Origin::Local)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "within the retention"
+    );
+    expire().await;
+    expire().await; // past the retention too
+    assert!(
+        store
+            .invalidate(&org_change(2), Origin::Local)
+            .await
+            .unwrap()
+            .is_empty(),
+        "past the retention"
+    );
+}
+
+#[tokio::test]
+async fn memory_store_ghosts_last_their_retention() {
+    let store = Arc::new(MemoryStore::new(MemoryConfig {
+        ttl: Duration::from_millis(50),
+        ghost_retention: Duration::from_millis(150),
+        ..MemoryConfig::default()
+    }));
+    let s = Arc::clone(&store);
+    ghost_retention_suite(store, async || {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s.run_pending_tasks().await;
+    })
+    .await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_store_ghosts_last_their_retention() {
+    use reactive_runtime::cache::redis::{RedisConfig, RedisStore};
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("retention");
+    let store = Arc::new(
+        RedisStore::new(
+            RedisConfig::new(&url)
+                .prefix(&prefix)
+                .ttl(Duration::from_millis(50))
+                .ghost_retention(Duration::from_millis(150)),
+        )
+        .unwrap(),
+    );
+    ghost_retention_suite(store, async || {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    })
+    .await;
+    Cleanup { url, prefix }.run().await;
+}
+
 /// Values evicted for room leave ghosts; ghosts are bounded in bytes, oldest dropped first.
 #[tokio::test]
 async fn memory_store_ghosts_of_evicted_entries_are_bounded() {
