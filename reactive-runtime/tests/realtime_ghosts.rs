@@ -335,12 +335,26 @@ async fn redis_store_routes_after_a_restart() {
 
 // ---------------------------------------------------------------- the race guard
 
-/// The first run of `rt.items.byOrgPaused` after this is set pauses after its query.
-static PAUSE: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>> = Mutex::new(None);
+/// Pause points: each run of `rt.items.byOrgPaused` takes the next one, if any, and
+/// pauses after its query (signals the first channel, waits on the second).
+type Pause = (oneshot::Sender<()>, oneshot::Receiver<()>);
+static PAUSE: Mutex<std::collections::VecDeque<Pause>> =
+    Mutex::new(std::collections::VecDeque::new());
+
+/// Queues a pause point; returns (its query ran, let it continue).
+fn pause_next_run() -> (oneshot::Receiver<()>, oneshot::Sender<()>) {
+    let (read_done_tx, read_done_rx) = oneshot::channel();
+    let (write_done_tx, write_done_rx) = oneshot::channel();
+    PAUSE
+        .lock()
+        .unwrap()
+        .push_back((read_done_tx, write_done_rx));
+    (read_done_rx, write_done_tx)
+}
 
 fn prepare_paused(input: Value) -> Result<Prepared, InputError> {
     let org = input["org"].as_str().unwrap_or_default().to_owned();
-    let pause = PAUSE.lock().unwrap().take();
+    let pause = PAUSE.lock().unwrap().pop_front();
     Ok(Prepared {
         bindings: vec![json!(org)],
         run: Box::new(move |db| {
@@ -392,9 +406,8 @@ async fn refused_value_is_not_handed_out(db: ReactiveDb<sqlx::Any>) {
     let _serial = SERIAL.lock().await;
     let org_b = unique("b");
     insert(&db, &org_b, "old").await;
-    let (read_done_tx, read_done_rx) = oneshot::channel();
-    let (write_done_tx, write_done_rx) = oneshot::channel();
-    *PAUSE.lock().unwrap() = Some((read_done_tx, write_done_rx));
+    PAUSE.lock().unwrap().clear();
+    let (read_done_rx, write_done_tx) = pause_next_run();
     let reader = tokio::spawn({
         let (db, org_b) = (db.clone(), org_b.clone());
         async move {
@@ -450,4 +463,80 @@ async fn redis_store_refused_value_is_not_handed_out() {
         return;
     };
     refused_value_is_not_handed_out(db).await;
+}
+
+/// Every run is refused once more: the write that refuses the second run must find
+/// the routing record the first refusal left (so B's tenant hears of it), and the
+/// value finally handed out reflects both writes.
+async fn a_write_refusing_the_second_run_reaches_the_tenant(db: ReactiveDb<sqlx::Any>) {
+    let _serial = SERIAL.lock().await;
+    PAUSE.lock().unwrap().clear();
+    let org_b = unique("b");
+    insert(&db, &org_b, "old").await;
+    let first = pause_next_run();
+    let second = pause_next_run();
+    let reader = tokio::spawn({
+        let (db, org_b) = (db.clone(), org_b.clone());
+        async move {
+            db.call(&PAUSED_DEF, &org_b, json!({"org": org_b}))
+                .await
+                .expect("call")
+        }
+    });
+    let write = |title: &'static str| {
+        let (db, org_b) = (db.clone(), org_b.clone());
+        async move {
+            sqlx::query("UPDATE rt_item SET title = $1 WHERE org = $2")
+                .bind(title)
+                .bind(&org_b)
+                .execute(db.pool())
+                .await
+                .unwrap();
+            db.invalidate(org_change(&org_b)).await
+        }
+    };
+    first.0.await.unwrap();
+    let report = write("mid").await;
+    assert!(report.entries.is_empty(), "nothing cached, no ghost yet");
+    first.1.send(()).unwrap();
+    tokio::time::timeout(LONG, second.0)
+        .await
+        .expect("the refused run is computed again")
+        .unwrap();
+    let report = write("new").await;
+    let keys: Vec<_> = report
+        .entries
+        .iter()
+        .map(|e| e.key.tenant.clone())
+        .collect();
+    assert_eq!(
+        keys,
+        [Some(org_b.clone())],
+        "the write that refuses the second run finds the first run's routing record"
+    );
+    second.1.send(()).unwrap();
+    let out = reader.await.unwrap();
+    let titles: Vec<String> = serde_json::from_slice(&out.bytes).unwrap();
+    assert_eq!(titles, ["new"]);
+}
+
+#[tokio::test]
+async fn memory_store_a_write_refusing_the_second_run_reaches_the_tenant() {
+    let Some(db) = pg(memory_store()).await else {
+        return;
+    };
+    a_write_refusing_the_second_run_reaches_the_tenant(db).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_store_a_write_refusing_the_second_run_reaches_the_tenant() {
+    let Some(url) = env("TEST_REDIS_URL") else {
+        return;
+    };
+    let prefix = unique("refused2");
+    let Some(db) = pg(redis_store(&url, &format!("{prefix}:cache:"))).await else {
+        return;
+    };
+    a_write_refusing_the_second_run_reaches_the_tenant(db).await;
 }
