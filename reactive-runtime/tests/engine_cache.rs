@@ -842,6 +842,20 @@ async fn ghost_suite(store: Arc<dyn CacheStore>, expire: impl AsyncFnOnce()) {
     );
     assert_eq!(store.get(&key("b", "2")).await.unwrap(), None);
 
+    // `remove` forgets a key, ghost included.
+    store
+        .put_ghost(&key("b", "4"), &org_reads(4))
+        .await
+        .unwrap();
+    store.remove(&[key("b", "4")]).await.unwrap();
+    assert!(
+        store
+            .invalidate(&org_change(4), Origin::Local)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
     // A ghost left for a value that was never stored routes too.
     store
         .put_ghost(&key("b", "3"), &org_reads(3))

@@ -375,8 +375,13 @@ impl CacheStore for MemoryStore {
     fn remove<'a>(&'a self, keys: &'a [CacheKey]) -> BoxFuture<'a, Result<(), CacheError>> {
         async move {
             for key in keys {
-                // The eviction listener removes the postings.
+                // The eviction listener removes the postings of the cached entry; a ghost
+                // of the key goes too (the app asked to forget it, as on the Redis store).
                 self.cache.invalidate(key);
+                let mut state = lock(&self.state);
+                if let Some(id) = state.ghosts.by_key.get(key).copied() {
+                    state.drop_ghost(id);
+                }
             }
             Ok(())
         }
