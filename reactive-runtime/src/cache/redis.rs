@@ -22,10 +22,11 @@
 //!
 //! # Ghosts
 //!
-//! The value and its routing record live apart: when the value expires (or the app
-//! restarts, or `clear` runs), the routing record stays for [`RedisConfig::ghost_retention`]
-//! as a *ghost*, so that a later change still finds the key and its tenant hears of it
-//! (a client may still show the value). [`CacheStore::invalidate`] reports a ghost like
+//! The value and its routing record live apart: when the value expires (or `clear`
+//! runs), the routing record stays for [`RedisConfig::ghost_retention`] as a *ghost*, so
+//! that a later change — made by any instance, including one started after the value
+//! expired — still finds the key and its tenant hears of it (a client may still show
+//! the value). [`CacheStore::invalidate`] reports a ghost like
 //! a live entry and deletes it. Routing records are bounded in bytes
 //! ([`RedisConfig::max_routing_bytes`]): beyond it the oldest go first, each with its
 //! value if it still has one (a value is never readable without its routing record).
@@ -51,8 +52,11 @@
 //! valid), nor the index (another instance may be storing meanwhile).
 //!
 //! Requirements: a standalone Redis (or one primary; scripts touch keys across slots,
-//! so Redis Cluster is not supported), version ≥ 5, and a `maxmemory-policy` that
-//! never evicts keys without a TTL (`noeviction` or `volatile-*`): `t:*` must survive.
+//! so Redis Cluster is not supported), version ≥ 5, and `maxmemory-policy noeviction`:
+//! `t:*` must survive, and a `volatile-*` policy could evict a routing record or an index
+//! key (they have TTLs) before the value they route. Values stored by a version with the
+//! older layout (one hash per entry) fail to read (misses, counted as store errors) until
+//! they expire.
 //!
 //! Connection: a lazily connecting [`ConnectionManager`] with short timeouts; when Redis
 //! is down operations fail fast with [`CacheError::Unavailable`], which the engine turns
