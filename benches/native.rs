@@ -6,6 +6,9 @@
 //! - `miss`: `db.call` after its entry was invalidated as a write to that project's
 //!   tasks would do it (`db.invalidate`, not timed): interception, read set, handler,
 //!   serialization, store — target: at most 1.05× `direct`;
+//! - `direct + JSON`: `direct` and `serde_json::to_vec` of its rows, the work any JSON
+//!   API does with them (a miss returns the rows encoded): reported beside `direct`, so
+//!   that what the runtime adds is seen apart from the encoding every handler pays;
 //! - `intercepted`: the query through `&ReactiveDb<Postgres>` outside any call
 //!   (interception only).
 //!
@@ -20,7 +23,7 @@
 //! ```
 //!
 //! After criterion's report the binary measures every case again, interleaved operation
-//! by operation (direct, miss, intercepted, hits, in a rotating order), so that a load
+//! by operation (direct, miss, intercepted, direct + JSON, hits, in a rotating order), so that a load
 //! change on a shared machine hits the baseline and the case alike, and prints one
 //! `summary:` line with the median and range of the per-batch ratios.
 //! `REACTIVE_BENCH_LOOP=<direct|miss|intercepted|hit>` (and `REACTIVE_BENCH_ITERS`)
@@ -193,6 +196,12 @@ impl Case<'_> {
             .expect("direct query")
     }
 
+    /// The raw query plus the JSON encoding any JSON API does with its rows (a miss
+    /// returns the rows encoded): the baseline that does the same work minus ours.
+    async fn direct_json(self) -> Vec<u8> {
+        serde_json::to_vec(&self.direct().await).expect("encode")
+    }
+
     /// The query through `&ReactiveDb<Postgres>` outside a call: interception, no cache.
     async fn intercepted(self) -> Vec<Task> {
         sqlx::query_as::<_, Task>(TASKS_OF_PROJECT)
@@ -276,56 +285,68 @@ fn summary(rt: &Runtime, case: Case<'_>, quick: bool) {
     let (batches, n_db, hits_per_round) = if quick { (3, 5, 5) } else { (15, 200, 25) };
     rt.block_on(case.db.engine().clear());
     rt.block_on(case.hit());
-    let mut per_op = [Duration::ZERO; 4];
-    let mut ratios: [Vec<f64>; 3] = Default::default();
+    let mut per_op = [Duration::ZERO; 5];
+    let mut ratios: [Vec<f64>; 4] = Default::default();
     for _ in 0..batches {
-        // direct, miss, intercepted, hit
-        let mut t = [Duration::ZERO; 4];
+        // direct, miss, intercepted, direct + JSON, hit
+        let mut t = [Duration::ZERO; 5];
         for round in 0..n_db {
             rt.block_on(async {
-                for step in 0..3 {
-                    match (round + step) % 3 {
+                for step in 0..4 {
+                    let case_no = (round + step) % 4;
+                    let start = Instant::now();
+                    match case_no {
                         0 => {
-                            let start = Instant::now();
                             black_box(case.direct().await);
-                            t[0] += start.elapsed();
                         }
-                        1 => t[1] += case.miss().await,
-                        _ => {
-                            let start = Instant::now();
+                        1 => {
+                            t[1] += case.miss().await;
+                            continue;
+                        }
+                        2 => {
                             black_box(case.intercepted().await);
-                            t[2] += start.elapsed();
+                        }
+                        _ => {
+                            black_box(case.direct_json().await);
                         }
                     }
+                    t[case_no] += start.elapsed();
                 }
                 let start = Instant::now();
                 for _ in 0..hits_per_round {
                     case.hit().await;
                 }
-                t[3] += start.elapsed();
+                t[4] += start.elapsed();
             });
         }
         let n = n_db as u32;
-        let hit = t[3] / (n * hits_per_round as u32);
+        let hit = t[4] / (n * hits_per_round as u32);
         let r = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
         ratios[0].push(r(t[1], t[0]));
         ratios[1].push(r(t[2], t[0]));
         ratios[2].push(r(t[0] / n, hit));
-        for (total, batch) in per_op.iter_mut().zip([t[0] / n, t[1] / n, t[2] / n, hit]) {
+        ratios[3].push(r(t[1], t[3]));
+        for (total, batch) in per_op
+            .iter_mut()
+            .zip([t[0] / n, t[1] / n, t[2] / n, t[3] / n, hit])
+        {
             *total += batch;
         }
     }
     rt.block_on(case.db.engine().clear());
-    let [direct, miss, intercepted, hit] = per_op.map(|t| t / batches as u32);
-    let [miss_r, intercepted_r, hit_r] = ratios.map(spread);
+    let [direct, miss, intercepted, direct_json, hit] = per_op.map(|t| t / batches as u32);
+    let [miss_r, intercepted_r, hit_r, miss_json_r] = ratios.map(spread);
     println!(
         "summary (postgres native PgPool, {NAME}, {TASKS_PER_PROJECT} rows; {batches} batches of {n_db} interleaved rounds, median [min–max] of per-batch ratios): \
-         miss {:.3}× direct [{:.3}–{:.3}] (target ≤ 1.05×); intercepted {:.3}× direct [{:.3}–{:.3}]; \
+         miss {:.3}× direct [{:.3}–{:.3}] (target ≤ 1.05×); miss {:.3}× direct + JSON encoding [{:.3}–{:.3}]; intercepted {:.3}× direct [{:.3}–{:.3}]; \
          hit {:.0}× faster than direct [{:.0}–{:.0}] (target ≥ 50×); \
-         mean per operation: direct {direct:?}, miss {miss:?}, intercepted {intercepted:?}, hit {hit:?}",
+         mean per operation: direct {direct:?}, direct + JSON {direct_json:?}, miss {miss:?}, intercepted {intercepted:?}, hit {hit:?}",
         miss_r.0,
         miss_r.1,
         miss_r.2,
+        miss_json_r.0,
+        miss_json_r.1,
+        miss_json_r.2,
         intercepted_r.0,
         intercepted_r.1,
         intercepted_r.2,

@@ -51,10 +51,10 @@ tests/fixtures/suggest_handlers.rs:9: tools_list
   infers  tool [organization_id = input.organization_id]
 
 tests/fixtures/suggest_handlers.rs:13: agent_summary
-  #[reactive_function(name = "agent.summary", query, dependencies(agent))]
-  seen    agent [id = input.id]
-  note: tests/fixtures/suggest_handlers.rs:15: calls `count_messages` with the database handle; it is not a `#[reactive_function]`, so add the tables it reads to `dependencies(...)` (or make it one)
-  note: tests/fixtures/suggest_handlers.rs:16: calls `memories_for` with the database handle; it is not a `#[reactive_function]`, so add the tables it reads to `dependencies(...)` (or make it one)
+  #[reactive_function(name = "agent.summary", query)]
+  infers  agent [id = input.id]
+  note: tests/fixtures/suggest_handlers.rs:15: calls `count_messages` with the database handle; it is not a `#[reactive_function]`: its SQL is analysed when it runs, and the kind is declared (`query` refuses a write sent from it; declare `mutation` if it writes)
+  note: tests/fixtures/suggest_handlers.rs:16: calls `memories_for` with the database handle; it is not a `#[reactive_function]`: its SQL is analysed when it runs, and the kind is declared (`query` refuses a write sent from it; declare `mutation` if it writes)
 
 tests/fixtures/suggest_handlers.rs:21: agents_archive
   #[reactive_function(name = "agents.archive", mutation)]

@@ -7,12 +7,17 @@
 //!   `bench.channel` (`SELECT .. FROM bench_msg WHERE channel = $1`), so a channel is a
 //!   query key, exactly as a real app's `useReactive` subscription.
 //! - `POST /pub?id=<ch>` (body: any text): a real reactive write through [`ReactiveDb`]:
-//!   `INSERT INTO bench_msg (channel, body) VALUES ($1, $2)`, run as the bench tenant's
-//!   principal ([`with_principal`]). The write goes through statement interception →
-//!   invalidation engine → `RealtimeListener` → event log → bus → hub → every SSE
-//!   connection whose subscription the change set affects. The inserted `body` is a key
-//!   value of the change set, so it appears in the event's `keys` and therefore in the
-//!   SSE `data:` line (sseload counts the `lgts=` marker there).
+//!   `INSERT INTO bench_msg (channel, body, marker) VALUES ($1, $2, $3)`, run as the
+//!   bench tenant's principal ([`with_principal`]). The write goes through statement
+//!   interception → invalidation engine → `RealtimeListener` → event log → bus → hub →
+//!   every SSE connection whose subscription the change set affects.
+//! - The marker: sseload counts a delivery when the `lgts=<seq>.<micros>` marker of its
+//!   published body appears in an SSE `data:` line. Events carry no row contents, only
+//!   key values of columns some query filters on, and only when the server enables
+//!   `HubConfig::event_keys`. So the bench has a dedicated key column: `/pub` stores the
+//!   marker it finds in the body in `bench_msg.marker`, which the hand-registered query
+//!   `bench.byMarker` filters on, and the bench enables `event_keys`; the marker then
+//!   rides in the event's `keys` (and the body does not).
 //! - `POST /rpc/bench.publish` (`{"channel": .., "body": ..}`) does the same write through
 //!   the real RPC path.
 //! - `GET /stats`: `{"connections": N}` (live SSE connections in the hub).
@@ -30,7 +35,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -40,6 +45,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use reactive_runtime::ReactiveDb;
+use reactive_runtime::realtime::{HubConfig, MemoryBus, MemoryLog, Realtime};
 use reactive_runtime::registry::{FunctionDef, InputError, Prepared, TsTypes};
 use reactive_runtime::router::{Principal, RouterConfig, SingleTenant, router, with_principal};
 use serde_json::{Value, json};
@@ -47,7 +53,19 @@ use sqlx::Row;
 
 const TENANT: &str = "bench";
 const SELECT: &str = "SELECT id, channel, body FROM bench_msg WHERE channel = $1";
-const INSERT: &str = "INSERT INTO bench_msg (channel, body) VALUES ($1, $2)";
+const INSERT: &str = "INSERT INTO bench_msg (channel, body, marker) VALUES ($1, $2, $3)";
+
+/// The sseload marker in a published body (`lgts=<seq>.<micros>`), or `""`.
+fn marker_of(body: &str) -> String {
+    let Some(at) = body.find("lgts=") else {
+        return String::new();
+    };
+    let rest = &body[at + 5..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    format!("lgts={}", &rest[..end])
+}
 
 fn ts() -> TsTypes {
     TsTypes {
@@ -102,14 +120,16 @@ fn prepare_channel(input: Value) -> Result<Prepared, InputError> {
 fn prepare_publish(input: Value) -> Result<Prepared, InputError> {
     let channel = string_field(&input, "channel")?;
     let body = string_field(&input, "body")?;
+    let marker = marker_of(&body);
     Ok(Prepared {
-        bindings: vec![json!(channel), json!(body)],
+        bindings: vec![json!(channel), json!(body), json!(marker)],
         run: Box::new(move |db| {
             let db: ReactiveDb<sqlx::Any> = *db.downcast().expect("an Any handle");
             Box::pin(async move {
                 let done = sqlx::query(INSERT)
                     .bind(channel)
                     .bind(body)
+                    .bind(marker)
                     .execute(&db)
                     .await?;
                 Ok(serde_json::to_vec(
@@ -137,14 +157,37 @@ static CHANNEL_DEF: FunctionDef = FunctionDef {
     model_cell: OnceLock::new(),
 };
 
+/// Makes `bench_msg.marker` a key column (a query filters on it), so that events keep
+/// the marker (see the module docs). Nobody needs to call it.
+static BY_MARKER_DEF: FunctionDef = FunctionDef {
+    model_json: concat!(
+        r#"{"name":"bench.byMarker","rust_name":"by_marker","kind":"query","requires_ack":false,"dialect":"sqlite","#,
+        r#""bindings":[{"source":"input.marker","path":["marker"]}],"#,
+        r#""dependencies":[{"table":"bench_msg","keys":[{"column":"marker","values":[{"binding":0}]}]}],"#,
+        r#""invalidates":[],"statements":[],"calls":[]}"#
+    ),
+    prepare: prepare_by_marker,
+    typescript: ts,
+    backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
+    model_cell: OnceLock::new(),
+};
+
+fn prepare_by_marker(input: Value) -> Result<Prepared, InputError> {
+    string_field(&input, "marker")?;
+    Ok(Prepared {
+        bindings: vec![input["marker"].clone()],
+        run: Box::new(|_db| Box::pin(async { Ok(b"[]".to_vec()) })),
+    })
+}
+
 /// The same write as `POST /pub`, as a mutation callable through `POST /rpc/bench.publish`.
 static PUBLISH_DEF: FunctionDef = FunctionDef {
     model_json: concat!(
         r#"{"name":"bench.publish","rust_name":"publish","kind":"mutation","requires_ack":false,"dialect":"sqlite","#,
-        r#""bindings":[{"source":"input.channel","path":["channel"]},{"source":"input.body","path":["body"]}],"#,
-        r#""dependencies":[],"invalidates":[],"statements":[{"sql":"INSERT INTO bench_msg (channel, body) VALUES ($1, $2)","analysis":"#,
-        r#"{"operation":"insert","reads":[],"writes":[{"table":"bench_msg","operation":"insert","filter":{"rows":"all"},"set":[],"inserted":[[{"column":"channel","value":{"param":{"index":1}}},{"column":"body","value":{"param":{"index":2}}}]]}],"returning":false,"unknown":null}"#,
-        r#","params":[0,1]}],"calls":[]}"#
+        r#""bindings":[{"source":"input.channel","path":["channel"]},{"source":"input.body","path":["body"]},{"source":"marker","path":[]}],"#,
+        r#""dependencies":[],"invalidates":[],"statements":[{"sql":"INSERT INTO bench_msg (channel, body, marker) VALUES ($1, $2, $3)","analysis":"#,
+        r#"{"operation":"insert","reads":[],"writes":[{"table":"bench_msg","operation":"insert","filter":{"rows":"all"},"set":[],"inserted":[[{"column":"channel","value":{"param":{"index":1}}},{"column":"body","value":{"param":{"index":2}}},{"column":"marker","value":{"param":{"index":3}}}]]}],"returning":false,"unknown":null}"#,
+        r#","params":[0,1,2]}],"calls":[]}"#
     ),
     prepare: prepare_publish,
     typescript: ts,
@@ -174,10 +217,12 @@ async fn publish(
     };
     let principal = Principal::new(TENANT, "publisher");
     let db = bench.db.clone();
+    let marker = marker_of(&text);
     let write = with_principal(principal, async move {
         sqlx::query(INSERT)
             .bind(channel)
             .bind(text)
+            .bind(marker)
             .execute(&db)
             .await
     })
@@ -216,13 +261,25 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         .execute(db.pool())
         .await?;
     sqlx::query(
-        "CREATE TABLE bench_msg (id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, body TEXT NOT NULL)",
+        "CREATE TABLE bench_msg (id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, body TEXT NOT NULL, marker TEXT NOT NULL DEFAULT '')",
     )
     .execute(db.pool())
     .await?;
 
+    // Every subscriber is one principal here: no per-principal stream cap. Events show
+    // their keys, where the marker rides (see the module docs).
+    let realtime = Realtime::new(
+        Arc::new(MemoryLog::new(1024)),
+        Arc::new(MemoryBus::default()),
+        HubConfig {
+            max_streams_per_principal: usize::MAX,
+            event_keys: true,
+            ..HubConfig::default()
+        },
+    );
     let mut config = RouterConfig::new(SingleTenant::new(TENANT, "subscriber"))
-        .functions(vec![&CHANNEL_DEF, &PUBLISH_DEF]);
+        .realtime(realtime)
+        .functions(vec![&CHANNEL_DEF, &BY_MARKER_DEF, &PUBLISH_DEF]);
     match std::env::var("SSE_BENCH_REAUTH").ok().as_deref() {
         None | Some("") => {}
         Some("off") => config = config.reauthorize_every(None),

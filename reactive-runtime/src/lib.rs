@@ -16,7 +16,7 @@ pub use error::{DbErrorClass, Error, Result};
 pub use reactive_codegen::model;
 pub use reactive_codegen::sql::Dialect;
 
-pub use db::{Backend, ReactiveDb, ReactiveTx};
+pub use db::{Backend, ReactiveDb, ReactiveTx, ReactiveTxConn, WriteInQuery};
 pub use realtime::Realtime;
 pub use router::{Authorizer, Principal, RouterConfig, current_principal, router};
 pub use serve::serve;

@@ -43,11 +43,14 @@ async fn framework_state_per_idle_stream_is_under_8kb() {
     let config = reactive_runtime::RouterConfig::new(TokenAuth::default()).functions(functions());
     let realtime = config.realtime.clone();
     let app = reactive_runtime::router(db, config);
+    // One user per stream: a principal holds at most 32 streams.
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let open = || {
         let app = app.clone();
+        let user = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         async move {
             let req = Request::get(format!("/events?{SUBSCRIBE}"))
-                .header("authorization", "Bearer A:u")
+                .header("authorization", format!("Bearer A:u{user}"))
                 .header("cookie", "session=0123456789abcdef0123456789abcdef")
                 .header(
                     "user-agent",
@@ -84,11 +87,12 @@ async fn framework_state_per_idle_stream_is_under_8kb() {
     );
 }
 
-async fn open_tcp(addr: &str) -> TcpStream {
+/// Opens a stream as user `u<user>` (a principal holds at most 32 streams).
+async fn open_tcp(addr: &str, user: usize) -> TcpStream {
     let mut s = TcpStream::connect(addr).await.expect("connect");
     let req = format!(
         "GET /events?{SUBSCRIBE} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
-         Authorization: Bearer A:u\r\n\r\n"
+         Authorization: Bearer A:u{user}\r\n\r\n"
     );
     s.write_all(req.as_bytes()).await.expect("write");
     let mut buf = [0u8; 1024];
@@ -114,16 +118,16 @@ async fn whole_cost_per_idle_tcp_stream_is_bounded() {
     let s = start().await;
     let addr = s.base.trim_start_matches("http://").to_string();
     let mut warm = Vec::new();
-    for _ in 0..200 {
-        warm.push(open_tcp(&addr).await);
+    for i in 0..200 {
+        warm.push(open_tcp(&addr, i).await);
     }
     drop(warm);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = rss_bytes().unwrap();
     const N: usize = 1000;
     let mut conns = Vec::with_capacity(N);
-    for _ in 0..N {
-        conns.push(open_tcp(&addr).await);
+    for i in 0..N {
+        conns.push(open_tcp(&addr, 1000 + i).await);
     }
     let after = rss_bytes().unwrap();
     let per = after.saturating_sub(before) / N;

@@ -54,6 +54,7 @@ fn draft() -> EventDraft {
         changes: ChangeSet::tables(["agent"]),
         requires_ack: false,
         invalidated: Vec::new(),
+        show_keys: false,
     }
 }
 

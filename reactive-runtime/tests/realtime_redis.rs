@@ -257,6 +257,52 @@ async fn redis_log_replays_and_resets_after_trimming() {
     ));
 }
 
+/// Large events: the stream stays under its byte bound (oldest dropped first), a replay
+/// from before what it keeps is a reset, and recent events replay.
+#[tokio::test]
+async fn redis_log_is_bounded_in_bytes() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique("bytes");
+    let log = RedisLog::connect(&url, &prefix, 1000)
+        .await
+        .expect("log")
+        .max_bytes(64 << 10);
+    let big = |i: usize| EventDraft {
+        tenant: "t".into(),
+        changes: reactive_runtime::engine::ChangeSet::empty().with_row(
+            "t",
+            reactive_runtime::engine::RowChange::whole().with(
+                "k",
+                reactive_runtime::engine::KeyValue::from_str(
+                    &format!("{i}{}", "x".repeat(10_000)),
+                    reactive_runtime::Dialect::Postgres,
+                ),
+            ),
+        ),
+        ..Default::default()
+    };
+    let first = log.append(big(0)).await.unwrap();
+    let mut last = first.clone();
+    for i in 1..40 {
+        last = log.append(big(i)).await.unwrap();
+        let bytes = log.tenant_bytes("t").await.unwrap();
+        assert!(bytes <= 64 << 10, "{bytes} bytes after {i} events");
+    }
+    assert!(log.tenant_bytes("t").await.unwrap() > 32 << 10);
+    assert!(matches!(
+        log.since("t", first.id()).await.unwrap(),
+        Replay::Reset { .. }
+    ));
+    match log
+        .since("t", reactive_runtime::realtime::EventId(last.id().0 - 3))
+        .await
+        .unwrap()
+    {
+        Replay::Events { events, .. } => assert_eq!(events.len(), 3),
+        Replay::Reset { .. } => panic!("recent events are kept"),
+    }
+}
+
 // ------------------------------------------------------------ two processes
 
 /// The database both processes share: PostgreSQL when `TEST_POSTGRES_URL` is set (and

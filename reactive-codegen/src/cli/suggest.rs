@@ -316,12 +316,12 @@ fn suggest_one(
         notes.push(Note {
             line: call.location.line,
             message: format!(
-                "calls `{}` with the database handle; it is not a `#[reactive_function]`, so add the tables it reads to `dependencies(...)` (or make it one)",
+                "calls `{}` with the database handle; it is not a `#[reactive_function]`: its SQL is analysed when it runs, and the kind is declared (`query` refuses a write sent from it; declare `mutation` if it writes)",
                 call.path
             ),
         });
     }
-    let required = !runtime_sql.is_empty() || opaque;
+    let required = !runtime_sql.is_empty();
     let mut dependencies: Vec<String> = inferred.iter().map(|t| t.table.clone()).collect();
     dependencies.extend(formatted);
     if let Some(list) = declared.as_ref().and_then(|d| d.dependencies.as_ref()) {

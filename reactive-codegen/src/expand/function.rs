@@ -108,6 +108,9 @@ pub(crate) struct Plan {
     pub explicit: Option<Vec<String>>,
     /// Tables this function reads itself (for its companion's `DEPS`).
     pub own_tables: Vec<String>,
+    /// The kind is declared (`query`, `mutation`, or what implies it): a plain helper
+    /// receiving the handle is then allowed, its statements being analysed when they run.
+    pub kind_declared: bool,
     pub probes: Vec<Probe>,
 }
 
@@ -122,6 +125,7 @@ pub(crate) fn plan(
     let explicit = args.dependencies.as_ref();
     let declared_mutation =
         args.mutation.is_present() || args.invalidates.is_some() || args.requires_ack.is_present();
+    let kind_declared = declared_mutation || args.query.is_present();
 
     // Unparseable SQL: always an error, with sqlparser's message.
     for site in &analysis.statements {
@@ -242,7 +246,9 @@ pub(crate) fn plan(
                 });
             }
             Some(_) => {}
-            None if explicit.is_none() => errors.new_spanned(call.span, helper_message(&call.path)),
+            None if explicit.is_none() && !kind_declared => {
+                errors.new_spanned(call.span, helper_message(&call.path))
+            }
             None => {}
         }
     }
@@ -307,6 +313,7 @@ pub(crate) fn plan(
         model,
         explicit: explicit.map(|l| l.tables.iter().map(|t| t.name.clone()).collect()),
         own_tables,
+        kind_declared,
         probes,
     }
 }
@@ -382,7 +389,7 @@ fn dialect_name(dialect: Dialect) -> &'static str {
 
 fn helper_message(path: &str) -> String {
     format!(
-        "calls `{path}`, which receives the database handle but is not a `#[reactive_function]`: reactive cannot see the SQL inside it; list the tables it reads in `dependencies(...)`"
+        "calls `{path}`, which receives the database handle but is not a `#[reactive_function]`: reactive cannot see the SQL inside it, so it cannot tell whether the function writes; declare `query` (its SQL is then analysed when it runs, and a write is refused) or `mutation`, or list the tables it reads in `dependencies(...)`"
     )
 }
 
@@ -574,7 +581,13 @@ fn companion(item: &syn::ItemFn, plan: Option<&Plan>, analysis: &HandlerAnalysis
     );
     let probe_modules: Vec<TokenStream> = probes
         .iter()
-        .map(|p| probe_module(p, plan.and_then(|p| p.explicit.as_deref())))
+        .map(|p| {
+            probe_module(
+                p,
+                plan.and_then(|p| p.explicit.as_deref()),
+                plan.is_some_and(|p| p.kind_declared),
+            )
+        })
         .collect();
     let deps = quote! {{
         const __LISTS: &[&[&str]] = &[&[#(#own_lits),*] #(, #callee_paths::DEPS)*];
@@ -607,7 +620,7 @@ fn companion(item: &syn::ItemFn, plan: Option<&Plan>, analysis: &HandlerAnalysis
 }
 
 /// The hidden module resolving one callee, and the compile-time checks on it.
-fn probe_module(probe: &Probe, explicit: Option<&[String]>) -> TokenStream {
+fn probe_module(probe: &Probe, explicit: Option<&[String]>, kind_declared: bool) -> TokenStream {
     let module = &probe.module;
     let name = syn::Ident::new(&probe.name, Span::call_site());
     let import = probe_import_path(&probe.path);
@@ -620,6 +633,9 @@ fn probe_module(probe: &Probe, explicit: Option<&[String]>) -> TokenStream {
         .join("::");
     let span = probe.span;
     let check = match explicit {
+        // The statements a plain helper sends are analysed when they run (and a write
+        // inside a declared query is refused then): nothing to check here.
+        None if kind_declared => TokenStream::new(),
         None => {
             let message = str_lit(&helper_message(&written));
             quote_spanned! {span=>

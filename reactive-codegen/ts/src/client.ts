@@ -38,7 +38,7 @@ export class RpcError extends Error {
     this.name = 'RpcError';
     this.code = code;
     this.status = status;
-    if (path !== undefined) this.path = path;
+    this.path = path;
   }
 }
 
@@ -61,24 +61,17 @@ export class Transport {
     return joinUrl(this.opts.baseUrl, path);
   }
 
-  /** Headers for a request (auth + extra headers). */
-  async headers(json: boolean): Promise<Record<string, string>> {
-    const h: Record<string, string> = { accept: 'application/json', ...this.opts.headers };
-    if (json) h['content-type'] = 'application/json';
-    const token = this.opts.getToken ? await this.opts.getToken() : undefined;
-    if (token) h.authorization = 'Bearer ' + token;
-    return h;
-  }
-
   /** Raw JSON request; throws `RpcError` on an error answer. */
   async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
-    const f = this.opts.fetch ?? globalOf<typeof fetch>('fetch');
-    if (!f) throw new RpcError('network', 'no fetch', 0);
     let res: Response;
     try {
-      res = await f(this.url(path), {
+      const headers: Record<string, string> = { accept: 'application/json', ...this.opts.headers };
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      const token = await this.opts.getToken?.();
+      if (token) headers.authorization = 'Bearer ' + token;
+      res = await (this.opts.fetch ?? globalOf<typeof fetch>('fetch'))!(this.url(path), {
         method,
-        headers: await this.headers(body !== undefined),
+        headers,
         credentials: this.opts.credentials ?? 'same-origin',
         body: body === undefined ? undefined : JSON.stringify(body),
       });
@@ -100,21 +93,18 @@ export class Transport {
         str(err?.path),
       );
     }
-    if (!json || typeof json !== 'object') {
-      throw new RpcError('bad_response', 'not a JSON object', res.status);
-    }
     return json;
   }
 
-  /** Calls a procedure once (no sharing). */
-  async call(name: string, input: unknown, kind: 'query' | 'mutation'): Promise<RpcResult> {
+  /** Calls a procedure once (no sharing); a query (`isQuery`) may be sent as GET. */
+  async call(name: string, input: unknown, isQuery?: boolean): Promise<RpcResult> {
     const path = '/rpc/' + encodeURIComponent(name);
     const json =
-      kind === 'query' && this.opts.getQueries
+      isQuery && this.opts.getQueries
         ? await this.request('GET', path + '?input=' + encodeURIComponent(canonicalJson(input ?? null)))
         : await this.request('POST', path, input ?? null);
     const r = json as { data?: unknown; eventId?: unknown };
-    if (!('data' in r)) throw new RpcError('bad_response', 'no data', 200);
+    if (!(r && typeof r === 'object' && 'data' in r)) throw new RpcError('bad_response', 'no data', 200);
     const out: RpcResult = { data: r.data };
     if (typeof r.eventId === 'string' || typeof r.eventId === 'number') out.eventId = String(r.eventId);
     return out;
@@ -128,7 +118,7 @@ export class Transport {
     const key = scope + '\n' + queryKey(name, input);
     const running = this.inflight.get(key);
     if (running) return running;
-    const p = this.call(name, input, 'query').finally(() => {
+    const p = this.call(name, input, true).finally(() => {
       if (this.inflight.get(key) === p) this.inflight.delete(key);
     });
     this.inflight.set(key, p);
@@ -137,6 +127,6 @@ export class Transport {
 
   /** Runs a mutation (never shared). */
   mutate(name: string, input: unknown): Promise<RpcResult> {
-    return this.call(name, input, 'mutation');
+    return this.call(name, input);
   }
 }

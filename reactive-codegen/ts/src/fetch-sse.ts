@@ -5,7 +5,7 @@
 //   createReactiveClient({ getToken, EventSource: createFetchEventSource({ getToken }) })
 
 import type { EventSourceCtor, EventSourceLike } from './realtime';
-import { globalOf } from './util';
+import { globalOf, jitter } from './util';
 
 export interface FetchEventSourceOptions {
   /** Bearer token for each (re)connect. */
@@ -94,7 +94,12 @@ export function createFetchEventSource(opts: FetchEventSourceOptions = {}): Even
               id = undefined;
               continue;
             }
-            if (line.startsWith(':')) continue;
+            if (line.startsWith(':')) {
+              // A comment (the server's heartbeat): reported as `ping`, which the runtime's dead
+              // stream detection counts as a sign of life (the browser's EventSource hides them).
+              for (const l of this.listeners.get('ping') ?? []) l({ data: '' });
+              continue;
+            }
             const colon = line.indexOf(':');
             const field = colon < 0 ? line : line.slice(0, colon);
             const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
@@ -116,7 +121,7 @@ export function createFetchEventSource(opts: FetchEventSourceOptions = {}): Even
     private reconnect(): void {
       setTimeout(() => {
         if (this.readyState !== 2) void this.connect();
-      }, this.retry);
+      }, jitter(this.retry));
     }
   };
 }

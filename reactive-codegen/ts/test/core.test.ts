@@ -173,7 +173,7 @@ test('selective: a mounted query the event does not name is not refetched; depen
   assert.equal(c.getSnapshot('agents.get', { id: 'a1' }).isStale, true, 'depends on `agent`');
   es.emit('invalidate', { eventId: '102', tables: ['memory'], keys: {}, requiresAck: false, queries: [FIND] });
   await flush();
-  assert.equal(c.cache.read(queryKey('agents.findMany', { organizationId: 'o2' }))?.stale, undefined, 'unrelated table');
+  assert.ok(!c.cache.read(queryKey('agents.findMany', { organizationId: 'o2' }))?.stale, 'unrelated table');
   assert.equal(server.calls.length, n);
   // `["*"]`: any table may have changed.
   await c.fetch('agents.get', { id: 'a2' });
@@ -507,7 +507,7 @@ test('clear forgets the tenant data in memory and storage (logout)', async () =>
   assert.ok([...storage.map.keys()].some((k) => k.startsWith('rq:o1:e:')));
   c.clear();
   assert.equal(m.snap().isLoading, true);
-  assert.ok(![...storage.map.keys()].some((k) => k.startsWith('rq:o1:')));
+  assert.ok(![...storage.map.keys()].some((k) => k.startsWith('rq:o1:e:')));
 });
 
 test('background revalidation drops registry entries the server no longer accepts', async () => {
@@ -710,4 +710,284 @@ test("an event naming a procedure, or '*', refetches every mounted query it cove
   await flush();
   assert.equal(server.count('/rpc/agents.get'), 6);
   assert.equal(server.count('/rpc/agents.findMany'), 2);
+});
+
+// ---- issue 13 ----
+
+const invEv = (eventId: string, queries = [FIND]) => ({ eventId, tables: ['agent'], keys: {}, requiresAck: false, queries });
+
+test('a reset (or invalidation) that arrives during a fetch causes one more fetch; the result stays stale until then', async () => {
+  const { server, state } = backend();
+  const { c, clock } = client(server);
+  const list = mount(c, 'agents.findMany', ORG);
+  await clock.advance(50);
+  const es = FakeEventSource.last;
+  es.ready('100');
+  await flush();
+  server.hold();
+  es.emit('invalidate', invEv('101')); // refetch #2 in flight
+  await flush();
+  assert.equal(list.snap().isStale, true, 'invalidated: stale at once');
+  state.agents.push(agent('a2'));
+  es.emit('reset', { eventId: null }); // the server restarted its log after #2 was sent
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 2, 'joins the in-flight request');
+  state.eventId = 101;
+  await server.releaseNext();
+  assert.equal(list.snap().isStale, true, 'the result of a request sent before the reset is not fresh');
+  assert.equal(server.count('/rpc/agents.findMany'), 3, 'one more fetch');
+  server.release();
+  await flush();
+  assert.equal(list.snap().isStale, false);
+  assert.equal(server.count('/rpc/agents.findMany'), 3);
+  // The same for an id-less revalidation on the first load.
+  const { c: c2 } = client(server);
+  server.hold();
+  const m2 = mount(c2, 'agents.findMany', ORG);
+  await flush();
+  c2.revalidateAll();
+  await server.releaseNext();
+  assert.equal(m2.snap().isStale, true);
+  server.release();
+  await flush();
+  assert.equal(m2.snap().isStale, false);
+});
+
+test('retry: a failed refetch keeps the query stale and is retried with backoff; 4xx is not retried', async () => {
+  const { server, state } = backend();
+  const { c, clock } = client(server, { retryDelay: 1000 });
+  const list = mount(c, 'agents.findMany', ORG);
+  await clock.advance(50);
+  const es = FakeEventSource.last;
+  es.ready('100');
+  let status = 503;
+  server.on('/rpc/agents.findMany', () =>
+    status === 200 ? ok([...state.agents], String(state.eventId)) : { status, body: { error: { code: 'unavailable', message: 'down', path: null } } },
+  );
+  es.emit('invalidate', invEv('101'));
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 2);
+  assert.equal(list.snap().isStale, true, 'outdated data is never shown as fresh');
+  assert.equal(list.snap().error?.status, 503);
+  await clock.advance(999);
+  assert.equal(server.count('/rpc/agents.findMany'), 2);
+  await clock.advance(1);
+  assert.equal(server.count('/rpc/agents.findMany'), 3, 'retried after 1 s');
+  await clock.advance(1999);
+  assert.equal(server.count('/rpc/agents.findMany'), 3);
+  await clock.advance(1);
+  assert.equal(server.count('/rpc/agents.findMany'), 4, 'then after 2 s');
+  status = 200;
+  state.eventId = 101;
+  await clock.advance(4000);
+  assert.equal(server.count('/rpc/agents.findMany'), 5);
+  assert.equal(list.snap().isStale, false);
+  assert.equal(list.snap().error, undefined);
+  // 4xx: the request is wrong; retrying won't help.
+  status = 403;
+  es.emit('invalidate', invEv('102'));
+  await clock.advance(60000);
+  assert.equal(server.count('/rpc/agents.findMany'), 6);
+  assert.equal(list.snap().error?.status, 403);
+  assert.equal(list.snap().isStale, true);
+});
+
+test('retry delays have jitter and the retry count is configurable', async () => {
+  const { server } = backend();
+  server.on('/rpc/agents.findMany', () => ({ status: 500, body: { error: { code: 'internal', message: 'x', path: null } } }));
+  const { c, clock } = client(server, { retry: 1, retryDelay: 1000, realtime: false });
+  Math.random = () => 0.9; // 1.4 × the delay
+  try {
+    mount(c, 'agents.findMany', ORG);
+    await flush();
+    await clock.advance(1399);
+    assert.equal(server.count('/rpc/agents.findMany'), 1);
+    await clock.advance(1);
+    assert.equal(server.count('/rpc/agents.findMany'), 2);
+    await clock.advance(60000);
+    assert.equal(server.count('/rpc/agents.findMany'), 2, 'retry: 1');
+  } finally {
+    Math.random = () => 0.5;
+  }
+});
+
+test('unmount during a fetch: the result is kept but stays stale, and a remount refetches', async () => {
+  const { server, state } = backend();
+  const { c, clock } = client(server);
+  const first = mount(c, 'agents.findMany', ORG);
+  await clock.advance(50);
+  FakeEventSource.last.ready('100');
+  await flush();
+  server.hold();
+  c.revalidateAll(); // a refetch in flight
+  await flush();
+  first.un(); // unwatched from now on: events for it are no longer delivered
+  await clock.advance(50);
+  server.release();
+  await flush();
+  assert.equal(c.getSnapshot('agents.findMany', ORG).isStale, true);
+  state.agents.push(agent('a2'));
+  state.eventId = 101; // missed while unmounted
+  const n = server.count('/rpc/agents.findMany');
+  const again = mount(c, 'agents.findMany', ORG);
+  assert.equal(again.snap().isStale, true);
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), n + 1, 'remount refetches');
+  assert.equal(again.snap().data?.length, 2);
+  assert.equal(again.snap().isStale, false);
+});
+
+test('tenant switch: a fetch started under the previous tenant rejects instead of resolving with its data', async () => {
+  const { server } = backend();
+  const { c } = client(server);
+  await c.fetch('agents.findMany', ORG); // o1 data cached
+  server.hold();
+  c.revalidateAll();
+  const p = c.fetch('agents.findMany', ORG);
+  const fresh = c.fetch('agents.get', { id: 'a1' }); // nothing cached: would resolve undefined
+  c.setTenant('o2');
+  server.release();
+  await assert.rejects(p, (e: RpcError) => e.code === 'tenant_changed');
+  await assert.rejects(fresh, (e: RpcError) => e.code === 'tenant_changed');
+});
+
+test('the registry is keyed by tenant and user; signOut forgets the user data and drops late answers', async () => {
+  const { server } = backend();
+  const storage = new MemoryStorage();
+  const { c } = client(server, { storage, user: 'u1', realtime: false });
+  const m = mount(c, 'agents.findMany', ORG);
+  await flush();
+  assert.equal(m.snap().data?.length, 1);
+  // Another user of the same organization on this browser sees nothing of u1.
+  const { c: other } = client(server, { storage, user: 'u2', realtime: false });
+  assert.equal(other.getSnapshot('agents.findMany', ORG).isLoading, true);
+  assert.equal(other.cache.read(FIND), undefined);
+  c.setTenant('o1', 'u2');
+  assert.equal(m.snap().isLoading, true, 'switching user shows nothing of the previous one');
+  c.setTenant('o1', 'u1');
+  assert.equal(m.snap().data?.length, 1);
+  // Sign out while a request is in flight: storage is emptied and the late answer not written back.
+  server.hold();
+  const p = c.fetch('agents.get', { id: 'a1' });
+  c.signOut();
+  assert.equal(m.snap().isLoading, true);
+  server.release();
+  await assert.rejects(p);
+  await flush();
+  assert.ok(![...storage.map.keys()].some((k) => k.includes('u1') && k.includes(':e:')), [...storage.map.keys()].join());
+});
+
+test('corrupt registry data (valid JSON, wrong shape) never throws in subscribe', async () => {
+  const { server } = backend();
+  const storage = new MemoryStorage();
+  storage.setItem('rq:o1:m', JSON.stringify({ v: 1, session: { lastEventId: 7 }, lru: { [FIND]: null, x: 'y' } }));
+  storage.setItem('rq:o1:e:' + FIND, JSON.stringify({ procedure: 'agents.findMany', input: ORG, data: 1, lastRevalidated: 'soon' }));
+  const { c } = client(server, { storage });
+  let m!: ReturnType<typeof mount>;
+  assert.doesNotThrow(() => (m = mount(c, 'agents.findMany', ORG)));
+  await flush();
+  assert.deepEqual(m.snap().data, [agent('a1')]);
+});
+
+test('optimistic: an invalidation and refetch that beat the mutation response never show the write twice', async () => {
+  const { server, state } = backend();
+  const { c, clock } = client(server);
+  const list = mount(c, 'agents.findMany', ORG);
+  await clock.advance(50);
+  const es = FakeEventSource.last;
+  es.ready('100');
+  await flush();
+  const seen: string[][] = [];
+  c.subscribe('agents.findMany', ORG, () => seen.push(list.snap().data!.map((a) => a.id)));
+  // The mutation commits (event 101) but its HTTP response is slow.
+  let respond!: () => void;
+  server.on('/rpc/agents.create', async () => {
+    state.agents.push(agent('a2', 'new'));
+    state.eventId = 101;
+    await new Promise<void>((r) => (respond = r));
+    return ok(state.agents[1], '101');
+  });
+  const p = c.mutate('agents.create', { organizationId: 'o1', name: 'new' }, {
+    optimistic: (i, cache) => cache.update('agents.findMany', ORG, (old) => [...(old ?? []), { ...agent('tmp', i.name) }]),
+  });
+  await flush();
+  es.emit('invalidate', invEv('101'));
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 2, 'refetched before the mutation answered');
+  assert.deepEqual(list.snap().data?.map((a) => a.id), ['a1', 'tmp'], 'not [a1, a2, tmp]');
+  respond();
+  await p;
+  await flush();
+  assert.deepEqual(list.snap().data?.map((a) => a.id), ['a1', 'a2']);
+  assert.ok(seen.length > 0);
+  for (const ids of seen) assert.equal(ids.filter((id) => id === 'tmp' || id === 'a2').length, 1, JSON.stringify(seen));
+  await clock.advance(5000);
+  assert.equal(server.count('/rpc/agents.findMany'), 2, 'no extra refetch');
+});
+
+test('an optimistic callback that throws leaves no layer behind and the mutation is not sent', async () => {
+  const { server } = backend();
+  const { c } = client(server);
+  const list = mount(c, 'agents.findMany', ORG);
+  await flush();
+  await assert.rejects(
+    c.mutate('agents.create', { organizationId: 'o1', name: 'x' }, {
+      optimistic: (_i, cache) => {
+        cache.update('agents.findMany', ORG, (old) => [...(old ?? []), agent('tmp')]);
+        throw new Error('bug in optimistic');
+      },
+    }),
+    /bug in optimistic/,
+  );
+  assert.deepEqual(list.snap().data?.map((a) => a.id), ['a1']);
+  assert.equal(server.count('/rpc/agents.create'), 0);
+});
+
+test('an identical result keeps the same data object and snapshot: no re-render', async () => {
+  const { server, state } = backend();
+  const { c } = client(server, { realtime: false });
+  const m = mount(c, 'agents.findMany', ORG);
+  await flush();
+  const before = m.snap();
+  const renders = m.renders();
+  await c.fetch('agents.findMany', ORG);
+  assert.equal(m.snap(), before, 'same snapshot object (useSyncExternalStore does not re-render)');
+  assert.equal(m.renders(), renders + 1, 'listeners are told; the snapshot they read is unchanged');
+  state.agents.push(agent('a2'));
+  await c.fetch('agents.findMany', ORG);
+  assert.notEqual(m.snap().data, before.data);
+  assert.equal(m.snap().data?.length, 2);
+});
+
+test('events without keys (issue 12: keys shrink or go away) work from queries and table names alone', async () => {
+  const { server } = backend();
+  const { c, clock } = client(server);
+  mount(c, 'agents.findMany', ORG);
+  await c.fetch('agents.get', { id: 'a1' }); // held, not mounted: depends on table agent
+  await clock.advance(50);
+  const es = FakeEventSource.last;
+  es.ready('100');
+  es.emit('invalidate', { eventId: '101', tables: ['agent'], requiresAck: false, queries: [FIND] });
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 2, 'the mounted query the event names is refetched');
+  assert.equal(c.getSnapshot('agents.get', { id: 'a1' }).isStale, true, 'a held entry of a changed table may match: stale');
+  es.emit('invalidate', { eventId: '102', tables: ['agent'], keys: { agent: { id: ['zz'] } }, queries: [FIND] });
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 3);
+});
+
+test('cache buster: entries cached under another output-types version are never shown, and are evicted first', async () => {
+  const { server } = backend();
+  const storage = new MemoryStorage();
+  const v1 = client(server, { storage, version: 'h1', realtime: false });
+  await v1.c.fetch('agents.findMany', ORG);
+  assert.equal(v1.c.getSnapshot('agents.findMany', ORG).isLoading, false);
+  // A deploy changed an output type: the generator's hash changed.
+  const { c } = client(server, { storage, version: 'h2', realtime: false });
+  assert.equal(c.getSnapshot('agents.findMany', ORG).isLoading, true, 'old-shape data is not rendered as the new type');
+  assert.equal(c.cache.read(FIND), undefined);
+  storage.quota = storage.used() + 50; // full: the old version's data goes first
+  await c.fetch('agents.findMany', ORG);
+  assert.ok(![...storage.map.keys()].some((k) => k.includes('h1') && k.includes(':e:')), 'old version evicted');
+  assert.ok(c.cache.read(FIND));
 });

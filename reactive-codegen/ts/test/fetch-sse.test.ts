@@ -69,3 +69,16 @@ test('an HTTP error closes the stream (the runtime decides when to retry)', asyn
   await new Promise((r) => setTimeout(r, 30));
   assert.equal(s.calls.length, 1, 'no automatic retry after an HTTP error');
 });
+
+test('heartbeat comments are reported as `ping` events, so the runtime can tell a live stream from a dead one', async () => {
+  const s = streamingFetch();
+  const ES = createFetchEventSource({ fetch: s.f });
+  const es = new ES('/events');
+  let pings = 0;
+  es.addEventListener('ping', () => pings++);
+  await flush();
+  s.write(': ping\n\n');
+  await flush();
+  assert.equal(pings, 1);
+  es.close();
+});

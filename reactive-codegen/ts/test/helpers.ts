@@ -226,3 +226,7 @@ export function installWindow(): void {
 export function ok(data: unknown, eventId: string): { body: unknown } {
   return { body: { data, eventId } };
 }
+
+// Jitter multiplies delays by 0.5 + Math.random(): 0.5 makes every delay exact in tests that
+// don't test jitter itself.
+Math.random = () => 0.5;

@@ -162,7 +162,7 @@ test('after 3 failures it polls /poll?since=…, then returns to SSE when it can
   probe2.ready('30');
   assert.equal(rt.mode, 'sse');
   const n = server.count('/api/poll');
-  await clock.advance(60000);
+  await clock.advance(50000); // (under 2 heartbeats: a silent stream is reopened after 60 s)
   assert.equal(server.count('/api/poll'), n, 'polling stopped once SSE is back');
   assert.deepEqual(modes.slice(0, 3), ['connecting', 'sse', 'connecting']);
   assert.ok(modes.includes('poll'));
@@ -223,8 +223,10 @@ test('malformed stream data is ignored', async () => {
   es.emit('ready', 'x'); // no connectionId, no eventId: covered from the id it resumed from
   assert.equal(rt.mode, 'sse');
   assert.equal(rt.coveredFrom('a'), '5');
-  es.emit('invalidate', { eventId: '6', queries: ['a'] }); // missing fields are normalized
-  assert.deepEqual(events, [{ eventId: '6', tables: [], keys: {}, requiresAck: false, queries: ['a'] }]);
+  // Missing tables and queries are normalized; `keys` (informational: absent or bounded since
+  // issue 12) is never relied on.
+  es.emit('invalidate', { eventId: '6', queries: ['a'] });
+  assert.deepEqual(events, [{ eventId: '6', tables: [], queries: ['a'] }]);
 });
 
 test('while polling, entries added to the subscription are covered from the last id', async () => {
@@ -240,4 +242,116 @@ test('while polling, entries added to the subscription are covered from the last
   assert.equal(rt.coveredFrom('a'), undefined, 'unsubscribed');
   await clock.advance(50);
   assert.equal(server.calls[server.calls.length - 1]!.path, '/api/poll?subscribe=b&since=3');
+});
+
+// ---- issue 13: never stuck ----
+
+test('a silent stream (no event or heartbeat for 2x the heartbeat interval) is dead: reconnect', async () => {
+  const { clock, rt } = setup({ heartbeat: 1000 });
+  rt.start('5');
+  rt.setSubscription(['a']);
+  await clock.advance(50);
+  const es1 = FakeEventSource.last;
+  es1.ready('5');
+  await clock.advance(1500);
+  es1.emit('ping', ''); // a heartbeat comment (fetch-based EventSource) keeps it alive
+  await clock.advance(1999);
+  assert.equal(FakeEventSource.instances.length, 1);
+  await clock.advance(1);
+  assert.ok(es1.closed, 'dead stream closed');
+  await clock.advance(2000); // first reconnect backoff
+  assert.equal(FakeEventSource.instances.length, 2);
+  assert.equal(FakeEventSource.last.params().get('lastEventId'), '5');
+  // A stream that never opens is dead too.
+  await clock.advance(2000);
+  assert.ok(FakeEventSource.last.closed);
+});
+
+test('reconnects at once when the page comes back (visibilitychange, pageshow, online), unless the stream is known alive', async () => {
+  const g = globalThis as Record<string, unknown>;
+  const win = new EventTarget();
+  const doc = { hidden: false };
+  g.window = win;
+  g.document = doc;
+  try {
+    const { clock, rt, server } = setup({ heartbeat: 10000 });
+    rt.start('5');
+    rt.setSubscription(['a']);
+    await clock.advance(50);
+    FakeEventSource.last.ready('5');
+    win.dispatchEvent(new Event('online'));
+    await clock.advance(0);
+    assert.equal(FakeEventSource.instances.length, 1, 'alive a moment ago: kept');
+    await clock.advance(15000);
+    doc.hidden = true;
+    win.dispatchEvent(new Event('visibilitychange'));
+    await clock.advance(0);
+    assert.equal(FakeEventSource.instances.length, 1, 'hidden: nothing');
+    doc.hidden = false;
+    win.dispatchEvent(new Event('visibilitychange'));
+    await clock.advance(0);
+    assert.equal(FakeEventSource.instances.length, 2, 'visible again: reconnected at once');
+    assert.ok(FakeEventSource.instances[0]!.closed);
+    FakeEventSource.last.ready('5');
+    await clock.advance(15000);
+    win.dispatchEvent(new Event('pageshow'));
+    await clock.advance(0);
+    assert.equal(FakeEventSource.instances.length, 3);
+    // Polling: the page coming back tries SSE again at once (and polls).
+    server.on('/api/poll', () => ({ body: { eventId: '5', reset: false, events: [] } }));
+    for (let i = 0; i < 3; i++) FakeEventSource.last.fail(true), await clock.advance(10000);
+    assert.equal(rt.mode, 'poll');
+    const n = FakeEventSource.instances.length;
+    win.dispatchEvent(new Event('online'));
+    await clock.advance(0);
+    assert.equal(FakeEventSource.instances.length, n + 1);
+    FakeEventSource.last.ready('5');
+    assert.equal(rt.mode, 'sse');
+    rt.stop();
+    win.dispatchEvent(new Event('online'));
+    await clock.advance(0);
+    assert.equal(FakeEventSource.instances.length, n + 1, 'stopped: listeners removed');
+  } finally {
+    delete g.window;
+    delete g.document;
+  }
+});
+
+test('every real-time timer has jitter, and polling backs off while polls fail', async () => {
+  Math.random = () => 0.9; // 1.4 x
+  try {
+    const { clock, rt, server } = setup({ pollInterval: 1000 });
+    rt.start('5');
+    rt.setSubscription(['a']);
+    await clock.advance(50);
+    FakeEventSource.last.fail(true); // closed: reconnect after 2 s x 1.4
+    await clock.advance(2799);
+    assert.equal(FakeEventSource.instances.length, 1);
+    await clock.advance(1);
+    assert.equal(FakeEventSource.instances.length, 2);
+    const p = setup({ EventSource: null, pollInterval: 1000 });
+    let fail = true;
+    p.server.on('/api/poll', () => (fail ? { status: 503, body: {} } : { body: { eventId: '5', reset: false, events: [] } }));
+    p.rt.start('5');
+    p.rt.setSubscription(['a']);
+    await p.clock.advance(50);
+    assert.equal(p.server.count('/api/poll'), 1);
+    const at: number[] = [];
+    const t0 = p.clock.t;
+    for (let i = 0; i < 4; i++) {
+      const n = p.server.count('/api/poll');
+      while (p.server.count('/api/poll') === n) await p.clock.advance(100);
+      at.push(p.clock.t - t0);
+    }
+    // 1000 x 2^failures x 1.4 between polls: 2.8 s, 5.6 s, 11.2 s, 22.4 s
+    assert.deepEqual(at, [2800, 8400, 19600, 42000]);
+    fail = false;
+    await p.clock.advance(50000);
+    const n = p.server.count('/api/poll');
+    await p.clock.advance(1400);
+    assert.equal(p.server.count('/api/poll'), n + 1, 'back to the normal interval once a poll succeeds');
+    void server;
+  } finally {
+    Math.random = () => 0.5;
+  }
 });

@@ -147,3 +147,46 @@ test('markStale and clear', () => {
   again.clear();
   assert.equal([...st.map.keys()].filter((k) => k.startsWith(tenantPrefix('t'))).length, 0);
 });
+
+test('valid JSON of the wrong shape is discarded piece by piece, never thrown', () => {
+  const st = new MemoryStorage();
+  const pfx = tenantPrefix('t');
+  st.setItem(pfx + 'm', JSON.stringify({ v: 1, session: { lastEventId: { x: 1 }, lastSync: 'x' }, lru: { 'p:1': null, 'p:2': [1, 2], 'p:3': ['a'], 'p:4': [3, 4] } }));
+  st.setItem(pfx + 'e:p:2', JSON.stringify({ procedure: 'p', input: null, data: 1, lastRevalidated: 1, lastServerChange: 1, eventId: { bad: true } }));
+  st.setItem(pfx + 'e:p:4', JSON.stringify({ procedure: 'other', input: null, data: 1, lastRevalidated: 1, lastServerChange: 1 }));
+  st.setItem(pfx + 'e:p:5', JSON.stringify({ ...entry(5), lastServerChange: 'yesterday' }));
+  st.setItem(pfx + 'e:p:6', JSON.stringify(entry(6, '6')));
+  const r = new QueryRegistry({ storage: st, tenant: 't', now: () => 10 });
+  assert.doesNotThrow(() => r.keys());
+  assert.deepEqual(r.keys(), ['p:2', 'p:4']);
+  assert.equal(r.getSession().lastEventId, undefined);
+  assert.equal(r.getSession().lastSync, 0);
+  assert.equal(r.read('p:2'), undefined, 'an eventId that is not a string');
+  assert.equal(r.read('p:4'), undefined, 'an entry of another procedure than its key says');
+  assert.equal(r.read('p:5'), undefined);
+  assert.equal(st.getItem(pfx + 'e:p:2'), null, 'removed');
+  assert.deepEqual(r.read('p:6'), entry(6, '6'));
+  assert.ok(r.size() >= 0);
+  r.write('p:7', entry(7));
+  assert.ok(r.read('p:7'));
+  st.setItem(pfx + 'm', JSON.stringify({ v: 1, session: null, lru: [] }));
+  assert.doesNotThrow(() => new QueryRegistry({ storage: st, tenant: 't', now: () => 10 }).keys());
+});
+
+test('a write that can never fit the quota evicts nothing', () => {
+  const st = new MemoryStorage();
+  const old = new QueryRegistry({ storage: st, tenant: 'old', now: () => 1 });
+  old.write('p:1', entry('o'.repeat(100)));
+  let t = 10;
+  const r = new QueryRegistry({ storage: st, tenant: 'new', now: () => ++t });
+  for (const k of ['p:a', 'p:b', 'p:c']) r.write(k, entry(k.repeat(30)));
+  st.quota = st.used() + 100;
+  const before = new Map(st.map);
+  r.write('p:huge', entry('h'.repeat(5000)));
+  for (const [k, v] of before) if (k.includes(':e:')) assert.equal(st.getItem(k), v, k + ' kept');
+  assert.equal(r.read('p:huge', false)?.data, 'h'.repeat(5000), 'kept in memory for this page');
+  assert.ok(r.read('p:a', false) && r.read('p:b', false) && r.read('p:c', false));
+  // One that fits once the least recently used entry is gone still evicts it.
+  r.write('p:d', entry('d'.repeat(150)));
+  assert.ok(st.getItem(tenantPrefix('new') + 'e:p:d'));
+});

@@ -67,3 +67,20 @@ test('cancel drops a queued key; background waits for hints; concurrency is boun
   assert.deepEqual(ran, ['h1', 'h2', 'h3', 'b1']);
   assert.ok(!ran.includes('x'));
 });
+
+test('hint and background delays (the revalidation after a reset included) have jitter', async () => {
+  Math.random = () => 0.9;
+  try {
+    const clock = new FakeClock();
+    const ran: [string, number][] = [];
+    const s = new Scheduler({ clock, run: async (k) => void ran.push([k, clock.t - t0]) });
+    const t0 = clock.t;
+    s.schedule('b', Priority.Background);
+    await clock.advance(2799);
+    assert.equal(ran.length, 0);
+    await clock.advance(1);
+    assert.deepEqual(ran, [['b', 2800]]);
+  } finally {
+    Math.random = () => 0.5;
+  }
+});

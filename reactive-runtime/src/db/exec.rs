@@ -20,7 +20,7 @@ use super::finish::detached;
 use super::listener::InvalidationListener;
 use super::scope::CallScope;
 use super::statement::{Origin, StatementInfo};
-use super::{Inner, ReactiveDb, ReactiveTx, TransactionLost, scope};
+use super::{Inner, ReactiveDb, ReactiveTx, ReactiveTxConn, TransactionLost, scope};
 use crate::engine::ChangeSet;
 
 /// An intercepted statement: its analysis and everything needed to run it.
@@ -109,6 +109,19 @@ async fn execute_plain<DB: Backend>(
     results.into_iter().try_for_each(|r| r.map(|_| ()))
 }
 
+/// A statement that writes, sent while a reactive function declared (or inferred) a
+/// `query` runs: refused before it reaches the database, since the query's result is
+/// cached and the write would be skipped by every later call served from the cache.
+/// Declare the function `mutation`. Returned as `sqlx::Error::Configuration`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "reactive function `{function}` is a query but sent a write (through a helper?); declare it `mutation`"
+)]
+pub struct WriteInQuery {
+    /// The procedure name.
+    pub function: String,
+}
+
 /// Whether a failed statement took its whole transaction with it: a deadlock or
 /// serialization failure (SQLSTATE `40001`). MySQL/MariaDB then roll the transaction
 /// back on the server and run what follows on that connection in autocommit mode, so a
@@ -139,6 +152,17 @@ impl Inner {
         tracing::trace!(target: "reactive::db", sql = sql.as_str(), ?origin, function = scope.as_ref().map(|s| s.name.as_str()), write = info.analysis.may_write(), "intercepted");
         if let Some(e) = &info.rewrite_error {
             return Err(sqlx::Error::Configuration(Box::new(e.clone())));
+        }
+        if let Some(scope) = scope.as_ref().filter(|s| {
+            s.index.model.kind == reactive_codegen::model::FunctionKind::Query
+                && info.analysis.unknown.is_none()
+                && (info.analysis.operation.is_write() || !info.analysis.writes.is_empty())
+        }) {
+            // A query's result is cached: a write in it (sent by a helper the macro could
+            // not see into) would run once and then be skipped by every cache hit.
+            return Err(sqlx::Error::Configuration(Box::new(WriteInQuery {
+                function: scope.name.clone(),
+            })));
         }
         if info.analysis.unknown.is_some() {
             // DDL, or a statement we could not read: the column types may have changed.
@@ -736,7 +760,7 @@ impl<DB: Backend> ReactiveTx<DB> {
 
 /// `sqlx::query(..).execute(&mut tx)`: intercepted inside the transaction; change
 /// sets are held until [`ReactiveTx::commit`].
-impl<'c, DB: Backend> Executor<'c> for &'c mut ReactiveTx<DB> {
+impl<'c, DB: Backend> Executor<'c> for &'c mut ReactiveTxConn<DB> {
     type Database = DB;
 
     fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Step<DB>, sqlx::Error>>
@@ -847,5 +871,47 @@ impl<'c, DB: Backend> Executor<'c> for &'c mut ReactiveTx<DB> {
             Some(tx) => DB::describe(tx, sql),
             None => Box::pin(future::ready(Err(sqlx::Error::WorkerCrashed))),
         }
+    }
+}
+
+/// `&mut tx` is the same executor as `&mut *tx` (its [`ReactiveTxConn`]).
+impl<'c, DB: Backend> Executor<'c> for &'c mut ReactiveTx<DB> {
+    type Database = DB;
+
+    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Step<DB>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, DB>,
+    {
+        (&mut **self).fetch_many(query)
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<DB::Row>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, DB>,
+    {
+        (&mut **self).fetch_optional(query)
+    }
+
+    fn prepare_with<'e>(
+        self,
+        sql: SqlStr,
+        parameters: &'e [DB::TypeInfo],
+    ) -> BoxFuture<'e, Result<DB::Statement, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        (&mut **self).prepare_with(sql, parameters)
+    }
+
+    fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<DB>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        (&mut **self).describe(sql)
     }
 }

@@ -140,6 +140,7 @@ mod call;
 pub(crate) mod catalog;
 mod changes;
 mod exec;
+pub use exec::WriteInQuery;
 mod finish;
 mod listener;
 mod rewrite;
@@ -164,11 +165,27 @@ pub use backend::Backend;
 pub use call::{CallError, CallOutput, REFUSED_RETRIES};
 pub use listener::InvalidationListener;
 pub use rewrite::PlaceholderError;
-pub use tx::{ReactiveTx, TransactionLost};
+pub use tx::{ReactiveTx, ReactiveTxConn, TransactionLost};
 
 use crate::cache::memory::MemoryStore;
 use crate::engine::{ChangeSet, Engine, EngineStats, InvalidationReport, ReadSet};
 use statement::{Memo, ModelIndex};
+
+/// Longest key value a change set keeps on its way into the engine (bytes); a longer
+/// value makes its column unknown for that row, which matches every query (wider, never
+/// stale). A write of a 500 KB text would otherwise be held whole by the engine's ring
+/// of recent changes, the invalidation report and the message to other instances.
+pub const MAX_CHANGE_VALUE_LEN: usize = 1024;
+
+/// Drops values longer than `max` (their column becomes unknown in that row).
+fn bound_values(changes: &mut ChangeSet, max: usize) {
+    for rows in changes.tables.values_mut() {
+        for row in rows.iter_mut() {
+            row.columns
+                .retain(|_, values| values.iter().all(|v| v.as_str().len() <= max));
+        }
+    }
+}
 
 /// The SQLite database [`ReactiveDb::connect_default`] opens (created if missing).
 pub const DEFAULT_URL: &str = "sqlite://reactive.db?mode=rwc";
@@ -418,13 +435,13 @@ impl<DB: Backend> ReactiveDb<DB> {
     /// applied at commit.
     pub async fn begin(&self) -> Result<ReactiveTx<DB>, sqlx::Error> {
         let tx = self.pool.begin().await?;
-        Ok(ReactiveTx {
+        Ok(ReactiveTx::new(ReactiveTxConn {
             inner: self.inner.clone(),
             pool: self.pool.clone(),
             tx: Some(tx),
             pending: Vec::new(),
             lost: false,
-        })
+        }))
     }
 
     /// Applies a change set made outside this handle (e.g. by another service) and
@@ -502,6 +519,7 @@ impl Inner {
         listener: Option<Arc<dyn InvalidationListener>>,
     ) -> Arc<InvalidationReport> {
         self.catalog.refine_changes(&mut changes, self.dialect);
+        bound_values(&mut changes, MAX_CHANGE_VALUE_LEN);
         let span = tracing::debug_span!("reactive.invalidate", everything = changes.is_everything(), tables = ?changes.tables.keys().collect::<Vec<_>>());
         self.counters
             .changes_applied

@@ -9,7 +9,10 @@ use super::finish::detached;
 use super::{Backend, Inner};
 use crate::engine::ChangeSet;
 
-/// A database transaction that is also an executor: `sqlx::query(..).execute(&mut tx)`.
+/// A database transaction that is also an executor: `sqlx::query(..).execute(&mut tx)`,
+/// or `.execute(&mut *tx)` as with sqlx's own `Transaction` (which derefs to its
+/// connection; this one derefs to a [`ReactiveTxConn`], an executor too, so helpers
+/// taking `impl PgExecutor<'_>` accept it).
 ///
 /// Writes inside it are intercepted like autocommit writes, but their change sets are
 /// held: [`ReactiveTx::commit`] commits, then invalidates once for all of them (and
@@ -20,6 +23,13 @@ use crate::engine::ChangeSet;
 /// a query's call scope, its result may reflect writes that are later rolled back.
 /// Don't read through a transaction inside a cached query.
 pub struct ReactiveTx<DB: Backend> {
+    conn: ReactiveTxConn<DB>,
+}
+
+/// The connection side of a [`ReactiveTx`], what `&mut *tx` gives: an executor whose
+/// statements run inside the transaction, intercepted like the transaction's own
+/// (see [`ReactiveTx`]). It cannot commit; the [`ReactiveTx`] does.
+pub struct ReactiveTxConn<DB: Backend> {
     pub(super) inner: Arc<Inner>,
     /// The pool the transaction came from (the catalog is read on it after commit).
     pub(super) pool: Pool<DB>,
@@ -55,7 +65,33 @@ impl<DB: Backend> std::fmt::Debug for ReactiveTx<DB> {
     }
 }
 
+impl<DB: Backend> std::fmt::Debug for ReactiveTxConn<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReactiveTxConn")
+            .field("pending_changes", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<DB: Backend> std::ops::Deref for ReactiveTx<DB> {
+    type Target = ReactiveTxConn<DB>;
+
+    fn deref(&self) -> &ReactiveTxConn<DB> {
+        &self.conn
+    }
+}
+
+impl<DB: Backend> std::ops::DerefMut for ReactiveTx<DB> {
+    fn deref_mut(&mut self) -> &mut ReactiveTxConn<DB> {
+        &mut self.conn
+    }
+}
+
 impl<DB: Backend> ReactiveTx<DB> {
+    pub(super) fn new(conn: ReactiveTxConn<DB>) -> Self {
+        ReactiveTx { conn }
+    }
+
     /// Commits, then applies every change set the transaction's writes produced
     /// (one invalidation, awaited with its listener). If the commit fails nothing is
     /// invalidated, except when the outcome is unknown (a connection error during
@@ -111,7 +147,9 @@ impl<DB: Backend> ReactiveTx<DB> {
             .expect("a ReactiveTx holds its transaction until commit or rollback");
         tx.rollback().await
     }
+}
 
+impl<DB: Backend> ReactiveTxConn<DB> {
     /// The change sets held so far (applied at commit).
     pub fn pending_changes(&self) -> &[ChangeSet] {
         &self.pending

@@ -3,7 +3,9 @@
 //! An [`Event`] is serialized once, when it is created, into the bytes of its SSE frame;
 //! every connection that receives it shares those bytes and only appends its own short
 //! list of matched subscription entries (`"queries"`), which is precomputed per
-//! subscription. See `docs/protocol.md` section 5 for the wire form.
+//! subscription. See `docs/protocol.md` section 5 for the wire form: no row contents,
+//! and the change set's key values (`keys`) only when the record says so
+//! ([`EventRecord::show_keys`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -91,7 +93,9 @@ pub struct EventRecord {
     pub tenant: String,
     /// Its id (per tenant).
     pub id: EventId,
-    /// What changed.
+    /// What changed: as [`Realtime::publish`](super::Realtime::publish) records it, only
+    /// the key columns some query filters on, values and total bounded (see
+    /// [`KeyColumns`](super::KeyColumns)).
     pub changes: ChangeSet,
     /// Clients must acknowledge it.
     #[serde(default)]
@@ -100,6 +104,10 @@ pub struct EventRecord {
     /// tenant: used server-side for matching, never sent to clients.
     #[serde(default)]
     pub invalidated: Vec<String>,
+    /// Clients receive `keys` (the changed key values); off by default: see
+    /// [`HubConfig::event_keys`](super::HubConfig::event_keys).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub show_keys: bool,
 }
 
 /// An event before the log gave it an id.
@@ -113,6 +121,8 @@ pub struct EventDraft {
     pub requires_ack: bool,
     /// Query keys invalidated in the cache (see [`EventRecord::invalidated`]).
     pub invalidated: Vec<String>,
+    /// Clients receive `keys` (see [`EventRecord::show_keys`]).
+    pub show_keys: bool,
 }
 
 impl EventDraft {
@@ -124,6 +134,7 @@ impl EventDraft {
             changes: self.changes,
             requires_ack: self.requires_ack,
             invalidated: self.invalidated,
+            show_keys: self.show_keys,
         }
     }
 }
@@ -145,7 +156,8 @@ pub struct Event {
 struct WireHead<'a> {
     event_id: EventId,
     tables: Vec<&'a str>,
-    keys: WireKeys<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keys: Option<WireKeys<'a>>,
     requires_ack: bool,
 }
 
@@ -160,7 +172,7 @@ impl Event {
         let head = WireHead {
             event_id: record.id,
             tables,
-            keys: wire_keys(&record.changes),
+            keys: record.show_keys.then(|| wire_keys(&record.changes)),
             requires_ack: record.requires_ack,
         };
         let json = serde_json::to_vec(&head).expect("serializing strings and maps cannot fail");
@@ -216,6 +228,30 @@ impl Event {
     pub fn data_head(&self) -> Bytes {
         self.frame.slice(self.data_start..)
     }
+
+    /// About how many bytes the event holds (its frame, its change set and its
+    /// invalidated keys): what the event logs count against their byte bound.
+    pub fn approx_size(&self) -> usize {
+        let changes: usize = self
+            .record
+            .changes
+            .tables
+            .iter()
+            .map(|(table, rows)| {
+                table.len()
+                    + 32
+                    + rows
+                        .iter()
+                        .flat_map(|r| &r.columns)
+                        .map(|(c, vs)| {
+                            c.len() + 48 + vs.iter().map(|v| v.as_str().len() + 24).sum::<usize>()
+                        })
+                        .sum::<usize>()
+            })
+            .sum();
+        let invalidated: usize = self.record.invalidated.iter().map(|k| k.len() + 24).sum();
+        std::mem::size_of::<Event>() + self.frame.len() + changes + invalidated
+    }
 }
 
 /// Closes an SSE frame after the matched entries (`entries` are JSON string literals,
@@ -253,6 +289,7 @@ mod tests {
                 .with_row("message", RowChange::whole()),
             requires_ack: true,
             invalidated: vec![],
+            show_keys: true,
         }
     }
 
@@ -274,6 +311,21 @@ mod tests {
         assert_eq!(v["queries"], serde_json::json!(["agents.findMany"]));
         assert!(ev.resend_head().starts_with(b"event: invalidate\n"));
         assert!(ev.data_head().starts_with(b"{"));
+    }
+
+    /// Unless the server shows keys, the data carries no `keys` at all.
+    #[test]
+    fn keys_are_left_out_unless_shown() {
+        let ev = Event::new(EventRecord {
+            show_keys: false,
+            ..rec()
+        });
+        let head = String::from_utf8(ev.data_head().to_vec()).unwrap();
+        assert!(!head.contains("keys") && !head.contains("a1"), "{head}");
+        let mut data = head.into_bytes();
+        data.extend_from_slice(b"]}");
+        let v: serde_json::Value = serde_json::from_slice(&data).unwrap();
+        assert_eq!(v["tables"], serde_json::json!(["agent", "message"]));
     }
 
     #[test]

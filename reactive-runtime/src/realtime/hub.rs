@@ -2,9 +2,15 @@
 //! events and acks to them.
 //!
 //! Delivery of one event looks only at the connections of the event's tenant. Each
-//! connection has a small queue (no allocation while empty) drained by its SSE body;
-//! a connection whose queue overflows is closed, and its client reconnects with its
-//! last event id and replays from the log — nothing is lost, memory stays bounded.
+//! connection has a small queue (no allocation while empty) drained by its SSE body,
+//! bounded in frames and in bytes. When a queue would overflow, it is dropped and
+//! replaced by one `reset` frame carrying the newest dropped event's id: the client
+//! revalidates everything and continues from there — nothing is lost, and a client
+//! that never reads costs at most one queue's bytes.
+//!
+//! A principal (tenant + subject) holds at most
+//! [`HubConfig::max_streams_per_principal`] streams on one instance; one more is
+//! refused ([`TooManyStreams`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,16 +22,38 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::bus::AckMessage;
-use super::event::{Event, EventId};
+use super::event::{Event, EventId, reset_frame};
 use super::subscription::{Subscription, SubscriptionCache};
 
 use super::fanout::FanoutIndex;
 
-/// Limits and timings of connections.
+/// Limits and timings of connections, and what events carry.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
-    /// Frames queued for one connection before it is considered too slow and closed.
+    /// Frames queued for one connection (default 256); beyond it the queue is dropped
+    /// and a `reset` sent instead.
     pub queue_capacity: usize,
+    /// Bytes queued for one connection (default 256 KiB); beyond it, as for
+    /// `queue_capacity`. Also bounds a stream's replay: a longer one is a `reset`.
+    pub queue_bytes: usize,
+    /// Total bytes of the entries of one subscription (default 16 KiB); more is refused
+    /// with `400`.
+    pub max_subscription_bytes: usize,
+    /// Open streams of one principal (tenant + subject) on one instance (default 32);
+    /// one more is refused with `429`.
+    pub max_streams_per_principal: usize,
+    /// Send each event's `keys` (the changed key values) to clients (default `false`).
+    /// Every connection an event matches receives all of its keys, whichever of its
+    /// entries matched: enable only when every user of a tenant may see every key
+    /// value of the tenant's writes to the tables they subscribe to.
+    pub event_keys: bool,
+    /// Longest key value an event keeps (default 128 bytes); a longer one makes its
+    /// column unknown (which matches every query on it).
+    pub max_key_len: usize,
+    /// Most bytes of key values and invalidated query keys one event keeps (default
+    /// 8 KiB); beyond it, tables become "any row" (and, for the query keys, the event
+    /// becomes "anything changed").
+    pub max_event_bytes: usize,
     /// Delays before each re-send of an unacknowledged event (default 2 s, 5 s, 10 s).
     pub ack_retry_delays: Vec<Duration>,
     /// Events awaiting an ack per connection; the oldest is dropped beyond it.
@@ -36,6 +64,12 @@ impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             queue_capacity: 256,
+            queue_bytes: 256 << 10,
+            max_subscription_bytes: 16 << 10,
+            max_streams_per_principal: 32,
+            event_keys: false,
+            max_key_len: 128,
+            max_event_bytes: 8 << 10,
             ack_retry_delays: vec![
                 Duration::from_secs(2),
                 Duration::from_secs(5),
@@ -49,10 +83,20 @@ impl Default for HubConfig {
 /// Why the server ends a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
-    /// The client did not read fast enough (it reconnects and replays).
+    /// The instance may have missed events (the bus lagged or resynchronised): the
+    /// client reconnects and replays. (A client that reads too slowly gets a `reset`
+    /// instead, see [`Conn::push`].)
     Lagged,
     /// Credentials expired or were revoked.
     Unauthorized,
+}
+
+/// A principal already holds [`HubConfig::max_streams_per_principal`] streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many open streams for this user (at most {limit})")]
+pub struct TooManyStreams {
+    /// The limit.
+    pub limit: usize,
 }
 
 /// One frame (or event) waiting to be written.
@@ -107,9 +151,22 @@ struct Pending {
     due: Instant,
 }
 
+impl Outgoing {
+    /// Bytes this item adds to its connection's queue (frames shared with other
+    /// connections are counted whole: the bound holds whatever the sharing).
+    fn size(&self) -> usize {
+        match self {
+            Outgoing::Event { frame, .. } => frame.len(),
+            Outgoing::Raw(b) => b.len(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct ConnState {
     queue: VecDeque<Outgoing>,
+    /// Sum of the queued items' sizes.
+    queued_bytes: usize,
     closed: Option<CloseReason>,
     pending: VecDeque<Pending>,
 }
@@ -141,22 +198,47 @@ impl Conn {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues an item (replayed events, control frames). Closes the connection when its
-    /// queue is full.
+    /// Queues an item (events, control frames). When the queue would exceed its frame
+    /// or byte bound, it is dropped, `item` too, and replaced by a `reset` with the
+    /// newest dropped event's id (the client revalidates everything it holds).
     pub fn push(&self, item: Outgoing) {
         let mut st = self.lock();
         if st.closed.is_some() {
             return;
         }
-        if st.queue.len() >= self.config.queue_capacity {
-            tracing::debug!(conn = %self.token, "SSE client too slow; closing its stream");
-            st.closed = Some(CloseReason::Lagged);
+        let size = item.size();
+        if st.queue.len() >= self.config.queue_capacity
+            || st.queued_bytes + size > self.config.queue_bytes
+        {
+            tracing::debug!(conn = %self.token, "SSE client too slow; its queue is replaced by a reset");
+            let newest = st
+                .queue
+                .iter()
+                .chain(std::iter::once(&item))
+                .filter_map(|o| match o {
+                    Outgoing::Event { event, .. } => Some(event.id()),
+                    Outgoing::Raw(_) => None,
+                })
+                .max();
+            let reset = match newest {
+                Some(id) => reset_frame(id),
+                // Only control frames were dropped (such as an id-less reset).
+                None => Bytes::from_static(RESET_WITHOUT_ID),
+            };
             st.queue.clear();
+            st.queued_bytes = reset.len();
+            st.queue.push_back(Outgoing::Raw(reset));
         } else {
+            st.queued_bytes += size;
             st.queue.push_back(item);
         }
         drop(st);
         self.notify.notify_one();
+    }
+
+    /// Bytes queued now (for tests and stats).
+    pub fn queued_bytes(&self) -> usize {
+        self.lock().queued_bytes
     }
 
     /// Ends the stream.
@@ -191,6 +273,7 @@ impl Conn {
                     return Err(reason);
                 }
                 if let Some(item) = st.queue.pop_front() {
+                    st.queued_bytes -= item.size();
                     return Ok(item);
                 }
             }
@@ -257,11 +340,16 @@ impl Conn {
     }
 }
 
+/// The frame of a `reset` that does not move the client's last id.
+const RESET_WITHOUT_ID: &[u8] = b"event: reset\ndata: {\"eventId\":null}\n\n";
+
 /// A tenant's connections and the index that finds the ones an event may concern.
 #[derive(Default)]
 struct Tenant {
     conns: HashMap<u64, Arc<Conn>>,
     index: FanoutIndex,
+    /// Open streams per subject (for [`HubConfig::max_streams_per_principal`]).
+    streams: HashMap<String, usize>,
 }
 
 type TenantConns = Arc<RwLock<Tenant>>;
@@ -324,8 +412,15 @@ impl Hub {
         &self.inner.config
     }
 
-    /// Registers a connection; it receives events until the guard is dropped.
-    pub fn register(&self, tenant: &str, subject: &str, subscription: Subscription) -> ConnGuard {
+    /// Registers a connection; it receives events until the guard is dropped. Refused
+    /// when the principal already holds [`HubConfig::max_streams_per_principal`] streams.
+    pub fn register(
+        &self,
+        tenant: &str,
+        subject: &str,
+        subscription: Subscription,
+    ) -> Result<ConnGuard, TooManyStreams> {
+        let limit = self.inner.config.max_streams_per_principal;
         let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
         // Under the tenants' write lock, so that `unregister` cannot remove the tenant's
         // map between our lookup and our insert.
@@ -351,14 +446,24 @@ impl Hub {
         });
         {
             let mut t = tenant_conns.write().unwrap_or_else(|e| e.into_inner());
+            let open = t.streams.get(subject).copied().unwrap_or(0);
+            if open >= limit {
+                // The tenant's map may have been created for this call: leave no empty one.
+                if t.conns.is_empty() {
+                    drop(t);
+                    tenants.remove(tenant);
+                }
+                return Err(TooManyStreams { limit });
+            }
+            *t.streams.entry(subject.to_owned()).or_default() += 1;
             t.index.insert(id, conn.subscription.clone());
             t.conns.insert(id, conn.clone());
         }
         drop(tenants);
-        ConnGuard {
+        Ok(ConnGuard {
             hub: self.clone(),
             conn,
-        }
+        })
     }
 
     fn unregister(&self, conn: &Conn) {
@@ -369,7 +474,14 @@ impl Hub {
             .unwrap_or_else(|e| e.into_inner());
         if let Some(conns) = tenants.get(&conn.tenant) {
             let mut c = conns.write().unwrap_or_else(|e| e.into_inner());
-            c.conns.remove(&conn.id);
+            if c.conns.remove(&conn.id).is_some()
+                && let Some(n) = c.streams.get_mut(&conn.subject)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    c.streams.remove(&conn.subject);
+                }
+            }
             c.index.remove(conn.id);
             if c.conns.is_empty() {
                 drop(c);
@@ -434,7 +546,7 @@ impl Hub {
         let Some(conns) = self.tenant(tenant) else {
             return;
         };
-        let frame = Bytes::from_static(b"event: reset\ndata: {\"eventId\":null}\n\n");
+        let frame = Bytes::from_static(RESET_WITHOUT_ID);
         for conn in conns
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -496,6 +608,24 @@ mod tests {
     use crate::realtime::EventRecord;
     use reactive_codegen::sql::Dialect;
 
+    /// A hub without the per-principal cap (these tests open hundreds of streams).
+    fn test_hub() -> Hub {
+        Hub::new(HubConfig {
+            max_streams_per_principal: usize::MAX,
+            ..HubConfig::default()
+        })
+    }
+
+    trait Reg {
+        fn reg(&self, tenant: &str, subject: &str, sub: Subscription) -> ConnGuard;
+    }
+
+    impl Reg for Hub {
+        fn reg(&self, tenant: &str, subject: &str, sub: Subscription) -> ConnGuard {
+            self.register(tenant, subject, sub).expect("under the cap")
+        }
+    }
+
     fn k(s: &str) -> KeyValue {
         KeyValue::from_str(s, Dialect::Postgres)
     }
@@ -516,6 +646,7 @@ mod tests {
             changes,
             requires_ack: false,
             invalidated,
+            show_keys: false,
         }))
     }
 
@@ -530,14 +661,74 @@ mod tests {
             .collect()
     }
 
+    /// A connection that never reads holds at most `queue_bytes`: the overflowing
+    /// queue is replaced by a `reset` with the newest dropped id.
+    #[test]
+    fn a_stream_that_never_reads_stays_under_its_byte_bound_and_gets_a_reset() {
+        let hub = Hub::new(HubConfig {
+            queue_bytes: 16 << 10,
+            ..HubConfig::default()
+        });
+        let idle = hub.reg("t", "s", Subscription::all());
+        // Frames of ~1 KiB each: a connection whose one entry is long has a long tail.
+        let long = format!("q:{{\"k\":\"{}\"}}", "x".repeat(1000));
+        let sub =
+            Subscription::from_parts(vec![(&long, Some(&long), ReadSet::tables(["message"]))]);
+        let big = hub.reg("t", "s2", sub);
+        for id in 1..=200 {
+            hub.deliver(&event(id, ChangeSet::tables(["message"]), vec![]));
+            assert!(big.conn().queued_bytes() <= 16 << 10);
+        }
+        // 200 frames of ~1 KiB: the queue overflowed, and restarted from a reset.
+        let q = queued(big.conn());
+        let first = String::from_utf8(q[0].to_vec()).unwrap();
+        assert!(first.starts_with("id: "), "{first}");
+        assert!(first.contains("event: reset"), "{first}");
+        assert!(q.len() < 20, "{} frames", q.len());
+        // The reset names the newest dropped event; what follows is newer.
+        let reset_id: u64 = first[4..first.find('\n').unwrap()].parse().unwrap();
+        assert_eq!(reset_id + q.len() as u64 - 1, 200);
+        // Small frames: the frame bound (256) applies the same way.
+        assert!(queued(idle.conn()).len() <= 256);
+        assert!(idle.conn().queued_bytes() <= 16 << 10);
+    }
+
+    /// A principal holds at most `max_streams_per_principal` streams; others are not
+    /// affected, and closing one frees its place.
+    #[test]
+    fn streams_per_principal_are_capped() {
+        let hub = Hub::new(HubConfig {
+            max_streams_per_principal: 2,
+            ..HubConfig::default()
+        });
+        let a = hub.reg("t", "u1", Subscription::all());
+        let _b = hub.reg("t", "u1", Subscription::all());
+        assert_eq!(
+            hub.register("t", "u1", Subscription::all()).err(),
+            Some(TooManyStreams { limit: 2 })
+        );
+        let _other_subject = hub.reg("t", "u2", Subscription::all());
+        let _other_tenant = hub.reg("t2", "u1", Subscription::all());
+        drop(a);
+        let _c = hub.reg("t", "u1", Subscription::all());
+        assert_eq!(hub.connections(), 4);
+        // a refused registration in a new tenant leaves no empty tenant behind
+        let none = Hub::new(HubConfig {
+            max_streams_per_principal: 0,
+            ..HubConfig::default()
+        });
+        assert!(none.register("x", "u", Subscription::all()).is_err());
+        assert!(none.tenant("x").is_none());
+    }
+
     /// 100 channels × 3 connections; an event on channel 7 visits only channel 7's.
     #[test]
     fn connections_with_the_same_tail_share_one_joined_frame() {
-        let hub = Hub::new(HubConfig::default());
+        let hub = test_hub();
         let same: Vec<_> = (0..3)
-            .map(|_| hub.register("t", "s", channel_sub("c1")))
+            .map(|_| hub.reg("t", "s", channel_sub("c1")))
             .collect();
-        let other = hub.register("t", "s", channel_sub("c2"));
+        let other = hub.reg("t", "s", channel_sub("c2"));
         let changes = ChangeSet::empty().with_row("message", RowChange::whole());
         let ev = event(1, changes, vec![]);
         hub.deliver(&ev);
@@ -560,11 +751,11 @@ mod tests {
 
     #[test]
     fn event_for_one_channel_visits_only_its_connections() {
-        let hub = Hub::new(HubConfig::default());
+        let hub = test_hub();
         let mut guards = Vec::new();
         for c in 0..100 {
             for _ in 0..3 {
-                guards.push((c, hub.register("t", "s", channel_sub(&format!("c{c}")))));
+                guards.push((c, hub.reg("t", "s", channel_sub(&format!("c{c}")))));
             }
         }
         let changes =
@@ -592,6 +783,7 @@ mod tests {
             changes: ChangeSet::tables(["message"]),
             requires_ack: false,
             invalidated: vec![],
+            show_keys: false,
         }));
         assert_eq!(hub.deliver_counting(&other), 0);
     }
@@ -601,17 +793,17 @@ mod tests {
     /// subscriptions get every matching event; other tables' subscribers get nothing.
     #[test]
     fn whole_table_change_reaches_everyone_on_the_table() {
-        let hub = Hub::new(HubConfig::default());
+        let hub = test_hub();
         let chans: Vec<_> = (0..50)
-            .map(|c| hub.register("t", "s", channel_sub(&format!("c{c}"))))
+            .map(|c| hub.reg("t", "s", channel_sub(&format!("c{c}"))))
             .collect();
-        let all = hub.register("t", "s", Subscription::all());
-        let proc_ = hub.register(
+        let all = hub.reg("t", "s", Subscription::all());
+        let proc_ = hub.reg(
             "t",
             "s",
             Subscription::from_parts(vec![("messages.list", None, ReadSet::tables(["message"]))]),
         );
-        let other_table = hub.register(
+        let other_table = hub.reg(
             "t",
             "s",
             Subscription::from_parts(vec![("agents.list", None, ReadSet::tables(["agent"]))]),
@@ -641,9 +833,9 @@ mod tests {
     /// not match; a connection with several matching entries gets them all in one tail.
     #[test]
     fn invalidated_keys_and_multi_entry_tails() {
-        let hub = Hub::new(HubConfig::default());
-        let a = hub.register("t", "s", channel_sub("c1"));
-        let multi = hub.register(
+        let hub = test_hub();
+        let a = hub.reg("t", "s", channel_sub("c1"));
+        let multi = hub.reg(
             "t",
             "s",
             Subscription::from_parts(vec![
@@ -711,7 +903,7 @@ mod tests {
     /// Candidates are always a superset of what the full matcher accepts.
     #[test]
     fn index_never_misses_a_match() {
-        let hub = Hub::new(HubConfig::default());
+        let hub = test_hub();
         let subs = vec![
             channel_sub("c1"),
             Subscription::from_parts(vec![(
@@ -733,10 +925,7 @@ mod tests {
                     .with("message", Conjunction::whole().with("author", k("u2"))),
             )]),
         ];
-        let guards: Vec<_> = subs
-            .into_iter()
-            .map(|s| hub.register("t", "s", s))
-            .collect();
+        let guards: Vec<_> = subs.into_iter().map(|s| hub.reg("t", "s", s)).collect();
         let rows = [
             RowChange::whole(),
             RowChange::whole().with("channel_id", k("c1")),

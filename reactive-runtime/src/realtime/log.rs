@@ -55,28 +55,49 @@ pub(crate) fn now_micros() -> u64 {
 
 struct TenantLog {
     events: VecDeque<Arc<Event>>,
+    /// Sum of the events' [`Event::approx_size`].
+    bytes: usize,
     /// Every event of this tenant with an id `<=` floor is gone (or never existed here).
     floor: EventId,
 }
 
-/// In-process event log: a capped ring buffer per tenant.
+/// Default bound of a tenant's events in bytes ([`MemoryLog::max_bytes`]).
+pub const DEFAULT_LOG_BYTES: usize = 4 << 20;
+
+/// In-process event log: a ring buffer per tenant, capped in events and in bytes.
 pub struct MemoryLog {
     next: AtomicU64,
     start: EventId,
     cap: usize,
+    max_bytes: usize,
     tenants: RwLock<HashMap<String, Arc<Mutex<TenantLog>>>>,
 }
 
 impl MemoryLog {
-    /// A log keeping the newest `cap_per_tenant` events of each tenant.
+    /// A log keeping the newest `cap_per_tenant` events of each tenant, within
+    /// [`DEFAULT_LOG_BYTES`] per tenant.
     pub fn new(cap_per_tenant: usize) -> Self {
         let start = now_micros();
         MemoryLog {
             next: AtomicU64::new(start + 1),
             start: EventId(start),
             cap: cap_per_tenant.max(1),
+            max_bytes: DEFAULT_LOG_BYTES,
             tenants: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Bounds each tenant's events to about `bytes` (their [`Event::approx_size`]); the
+    /// oldest are dropped first, the newest is always kept.
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Bytes a tenant's events hold now (for tests and stats).
+    pub fn tenant_bytes(&self, tenant: &str) -> usize {
+        self.tenant(tenant)
+            .map_or(0, |t| t.lock().unwrap_or_else(|e| e.into_inner()).bytes)
     }
 
     fn tenant(&self, tenant: &str) -> Option<Arc<Mutex<TenantLog>>> {
@@ -96,6 +117,7 @@ impl MemoryLog {
             .or_insert_with(|| {
                 Arc::new(Mutex::new(TenantLog {
                     events: VecDeque::new(),
+                    bytes: 0,
                     floor: self.start,
                 }))
             })
@@ -108,12 +130,16 @@ impl MemoryLog {
         // Taken under the tenant's lock: the log's order is the ids' order.
         let id = EventId(self.next.fetch_add(1, Ordering::Relaxed));
         let event = Arc::new(Event::new(draft.with_id(id)));
-        if log.events.len() >= self.cap
+        log.bytes += event.approx_size();
+        log.events.push_back(event.clone());
+        // Over either bound, the oldest go (replay before the floor answers `reset`).
+        while log.events.len() > 1
+            && (log.events.len() > self.cap || log.bytes > self.max_bytes)
             && let Some(old) = log.events.pop_front()
         {
+            log.bytes -= old.approx_size();
             log.floor = old.id();
         }
-        log.events.push_back(event.clone());
         event
     }
 
@@ -224,5 +250,53 @@ mod tests {
         // a tenant without events: its head replays as empty
         let hc = log.head_sync("c");
         assert!(matches!(log.since_sync("c", hc), Replay::Events { .. }));
+    }
+
+    /// Large events: the log stays under its byte bound, drops the oldest, and a
+    /// replay from before what it keeps is a reset.
+    #[test]
+    fn the_byte_bound_drops_the_oldest_events() {
+        use crate::engine::{ChangeSet, KeyValue, RowChange};
+        let log = MemoryLog::new(1024).max_bytes(64 << 10);
+        let big = |i: usize| EventDraft {
+            tenant: "a".into(),
+            changes: ChangeSet::empty().with_row(
+                "t",
+                RowChange::whole().with(
+                    "k",
+                    KeyValue::from_str(
+                        &format!("{i}{}", "x".repeat(10_000)),
+                        reactive_codegen::sql::Dialect::Postgres,
+                    ),
+                ),
+            ),
+            show_keys: true,
+            ..Default::default()
+        };
+        let first = log.append_sync(big(0));
+        for i in 1..100 {
+            log.append_sync(big(i));
+            assert!(
+                log.tenant_bytes("a") <= 64 << 10,
+                "{}",
+                log.tenant_bytes("a")
+            );
+        }
+        assert!(log.tenant_bytes("a") > 32 << 10, "keeps what fits");
+        assert!(matches!(
+            log.since_sync("a", first.id()),
+            Replay::Reset { .. }
+        ));
+        let head = log.head_sync("a");
+        match log.since_sync("a", EventId(head.0 - 2)) {
+            Replay::Events { events, .. } => assert_eq!(events.len(), 2),
+            Replay::Reset { .. } => panic!("recent events are kept"),
+        }
+        // One event larger than the bound is still kept (alone).
+        let tiny = MemoryLog::new(8).max_bytes(10);
+        tiny.append_sync(big(0));
+        let last = tiny.append_sync(big(1));
+        assert_eq!(tiny.head_sync("a"), last.id());
+        assert!(tiny.tenant_bytes("a") >= last.approx_size());
     }
 }

@@ -3,7 +3,8 @@
 //! wire protocol is `docs/protocol.md`.
 //!
 //! Flow: a write's [`InvalidationReport`](crate::engine) reaches the
-//! [`Realtime`] listener → one [`EventDraft`] per affected tenant is appended to the
+//! [`Realtime`] listener → one [`EventDraft`] per affected tenant, cut down to the key
+//! columns queries filter on ([`KeyColumns`]), is appended to the
 //! [`EventLog`] (which gives it a per-tenant id) → published on the [`EventBus`] → every
 //! instance's hub hands it to the connections of that tenant whose subscription it
 //! affects.
@@ -12,6 +13,7 @@ mod bus;
 mod event;
 mod fanout;
 mod hub;
+mod keys;
 mod log;
 #[cfg(feature = "redis")]
 mod redis;
@@ -21,6 +23,7 @@ mod subscription;
 pub use bus::{AckMessage, BusMessage, EventBus, MemoryBus, RemoteChanges};
 pub use event::{Event, EventDraft, EventId, EventRecord};
 pub use hub::{CloseReason, Conn, ConnGuard, FrameMemo, Hub, HubConfig, Outgoing};
+pub use keys::KeyColumns;
 pub use log::{EventLog, MemoryLog, Replay};
 #[cfg(feature = "redis")]
 pub use redis::{RedisBus, RedisLog};

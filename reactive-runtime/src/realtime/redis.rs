@@ -1,9 +1,12 @@
 //! Redis-backed event log and bus (feature `redis`), for several instances.
 //!
-//! - [`RedisLog`]: per tenant, a counter `{prefix}:seq:{tenant}` and a capped stream
-//!   `{prefix}:log:{tenant}`. A Lua script increments the counter and appends the entry
-//!   with stream id `<n>-0` atomically, so ids are contiguous per tenant, the stream is in
-//!   id order, and every instance sees the same ids. A tenant's counter starts at the
+//! - [`RedisLog`]: per tenant, a counter `{prefix}:seq:{tenant}` and a stream
+//!   `{prefix}:log:{tenant}` capped in entries and in bytes (the payload bytes it holds
+//!   are counted in `{prefix}:bytes:{tenant}`). A Lua script increments the counter,
+//!   appends the entry with stream id `<n>-0` and trims the oldest entries atomically,
+//!   so ids are contiguous per tenant, the stream is in id order, and every instance
+//!   sees the same ids. (Trimming uses `XTRIM MINID` and exclusive `XRANGE` bounds:
+//!   Redis 6.2 or later.) A tenant's counter starts at the
 //!   Redis server's time in microseconds, so ids still increase if the keys are lost,
 //!   and a client's id from before is recognised as unknown (→ reset).
 //! - [`RedisBus`]: one pub/sub channel `{prefix}:bus`; a background task per instance
@@ -34,11 +37,46 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('SET', KEYS[1], string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2])), 'NX')
 end";
 
+/// Appends `ARGV[1]` under the next id, then drops the oldest entries while the stream
+/// holds more than `ARGV[2]` entries or `ARGV[3]` payload bytes (always keeping the
+/// newest). Each entry records its payload size (`n`) so that trimming needs no
+/// decoding; `KEYS[3]` holds the sum, re-based whenever one entry is left (so it cannot
+/// drift for long if keys are lost or trimmed by hand).
 fn append_script() -> Script {
     Script::new(&format!(
         "{INIT}
 local id = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], string.format('%d', id) .. '-0', 'e', ARGV[1])
+local n = string.len(ARGV[1])
+redis.call('XADD', KEYS[2], string.format('%d', id) .. '-0', 'e', ARGV[1], 'n', n)
+local bytes = redis.call('INCRBY', KEYS[3], n)
+local len = redis.call('XLEN', KEYS[2])
+local cap = tonumber(ARGV[2])
+local max = tonumber(ARGV[3])
+local cursor = '-'
+local cut = nil
+while len > 1 and (len > cap or bytes > max) do
+  local old = redis.call('XRANGE', KEYS[2], cursor, '+', 'COUNT', 1)
+  if #old == 0 then break end
+  local fields = old[1][2]
+  local size = nil
+  for i = 1, #fields, 2 do
+    if fields[i] == 'n' then size = tonumber(fields[i + 1]) end
+  end
+  if size == nil then
+    for i = 1, #fields, 2 do
+      if fields[i] == 'e' then size = string.len(fields[i + 1]) end
+    end
+  end
+  bytes = bytes - (size or 0)
+  len = len - 1
+  cut = string.match(old[1][1], '^(%d+)-')
+  cursor = '(' .. old[1][1]
+end
+if cut then
+  redis.call('XTRIM', KEYS[2], 'MINID', cut .. '-1')
+end
+if len <= 1 or bytes < 0 then bytes = n end
+redis.call('SET', KEYS[3], bytes)
 return id"
     ))
 }
@@ -58,20 +96,27 @@ struct Stored {
     requires_ack: bool,
     #[serde(default)]
     invalidated: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    show_keys: bool,
 }
+
+/// Default bound of a tenant's stream in payload bytes ([`RedisLog::max_bytes`]).
+pub const DEFAULT_REDIS_LOG_BYTES: usize = 4 << 20;
 
 /// Event log in Redis streams (see the module docs).
 pub struct RedisLog {
     conn: ConnectionManager,
     prefix: String,
     cap: usize,
+    max_bytes: usize,
     append: Script,
     head: Script,
 }
 
 impl RedisLog {
-    /// Connects (lazily reconnecting); keeps `cap_per_tenant` events per tenant under
-    /// keys starting with `prefix`.
+    /// Connects (lazily reconnecting); keeps `cap_per_tenant` events per tenant, within
+    /// [`DEFAULT_REDIS_LOG_BYTES`] of payload per tenant, under keys starting with
+    /// `prefix`.
     pub async fn connect(
         url: &str,
         prefix: &str,
@@ -83,9 +128,28 @@ impl RedisLog {
             conn,
             prefix: prefix.to_owned(),
             cap: cap_per_tenant.max(1),
+            max_bytes: DEFAULT_REDIS_LOG_BYTES,
             append: append_script(),
             head: head_script(),
         })
+    }
+
+    /// Bounds each tenant's stream to `bytes` of payload; the oldest events are dropped
+    /// first, the newest is always kept.
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Payload bytes a tenant's stream holds (as counted by the append script).
+    pub async fn tenant_bytes(&self, tenant: &str) -> Result<usize, RealtimeError> {
+        let mut conn = self.conn.clone();
+        let n: Option<usize> = conn.get(self.bytes_key(tenant)).await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    fn bytes_key(&self, tenant: &str) -> String {
+        format!("{}:bytes:{}", self.prefix, tenant)
     }
 
     fn seq_key(&self, tenant: &str) -> String {
@@ -134,6 +198,7 @@ fn decode(
         changes: stored.changes,
         requires_ack: stored.requires_ack,
         invalidated: stored.invalidated,
+        show_keys: stored.show_keys,
     }))
 }
 
@@ -145,6 +210,7 @@ impl EventLog for RedisLog {
                 changes: draft.changes.clone(),
                 requires_ack: draft.requires_ack,
                 invalidated: draft.invalidated.clone(),
+                show_keys: draft.show_keys,
             })
             .map_err(|e| RealtimeError::Corrupt(e.to_string()))?;
             let mut conn = self.conn.clone();
@@ -152,8 +218,10 @@ impl EventLog for RedisLog {
                 .append
                 .key(self.seq_key(&draft.tenant))
                 .key(self.log_key(&draft.tenant))
+                .key(self.bytes_key(&draft.tenant))
                 .arg(payload)
                 .arg(self.cap)
+                .arg(self.max_bytes)
                 .invoke_async(&mut conn)
                 .await?;
             Ok(Arc::new(Event::new(draft.with_id(EventId(id)))))

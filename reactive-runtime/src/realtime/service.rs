@@ -11,6 +11,7 @@ use super::RealtimeError;
 use super::bus::{AckMessage, BusMessage, EventBus, MemoryBus, RemoteChanges};
 use super::event::{Event, EventDraft, EventId};
 use super::hub::{CloseReason, Hub, HubConfig};
+use super::keys::{KeyColumns, TrimLimits};
 use super::log::{EventLog, MemoryLog, Replay};
 use crate::engine::{ChangeSet, InvalidationReport};
 
@@ -25,6 +26,8 @@ struct Inner {
     log: Arc<dyn EventLog>,
     bus: Arc<dyn EventBus>,
     hub: Hub,
+    /// The columns events keep (see [`KeyColumns`]).
+    keys: KeyColumns,
     /// Held from taking an event's id to publishing it, per tenant stripe: a tenant's
     /// events reach the bus (and so its clients) in id order. Otherwise a client could
     /// receive 11 before 10, be cut off between them, resume from 11 and never see 10.
@@ -51,12 +54,19 @@ impl std::fmt::Debug for Realtime {
 
 impl Realtime {
     /// Combines a log and a bus.
+    /// Events keep the key columns of every registered function's queries
+    /// (`registry::functions()`); the router adds the functions it serves.
     pub fn new(log: Arc<dyn EventLog>, bus: Arc<dyn EventBus>, hub: HubConfig) -> Realtime {
+        let keys = KeyColumns::default();
+        for def in crate::registry::functions() {
+            keys.watch_model(def.model());
+        }
         Realtime {
             inner: Arc::new(Inner {
                 log,
                 bus,
                 hub: Hub::new(hub),
+                keys,
                 instance: super::log::now_micros() ^ (u64::from(std::process::id()) << 32),
                 remote_apply: Mutex::new(None),
                 started: std::sync::Once::new(),
@@ -102,6 +112,12 @@ impl Realtime {
         &self.inner.hub
     }
 
+    /// The columns events keep: add to them the key columns of functions served that
+    /// are not registered (the router does, for the functions it serves).
+    pub fn key_columns(&self) -> &KeyColumns {
+        &self.inner.keys
+    }
+
     /// Sets what to do with change sets other instances publish (invalidate the local cache).
     pub fn set_remote_apply(&self, apply: RemoteApply) {
         *self
@@ -133,8 +149,23 @@ impl Realtime {
         self.inner.log.since(tenant, after).await
     }
 
-    /// Appends an event to the log and publishes it.
-    pub async fn publish(&self, draft: EventDraft) -> Result<Arc<Event>, RealtimeError> {
+    /// Appends an event to the log and publishes it. The draft's change set is first
+    /// cut down to what matching needs (see [`KeyColumns`]): key columns some query
+    /// filters on, values of bounded length, a bounded total; whether clients see the
+    /// keys is [`HubConfig::event_keys`].
+    pub async fn publish(&self, mut draft: EventDraft) -> Result<Arc<Event>, RealtimeError> {
+        let cfg = self.inner.hub.config();
+        let (changes, invalidated) = self.inner.keys.trim(
+            &draft.changes,
+            std::mem::take(&mut draft.invalidated),
+            TrimLimits {
+                max_key_len: cfg.max_key_len,
+                max_event_bytes: cfg.max_event_bytes,
+            },
+        );
+        draft.changes = changes;
+        draft.invalidated = invalidated;
+        draft.show_keys = cfg.event_keys;
         self.start();
         let _order = self.inner.publishing[stripe(&draft.tenant)].lock().await;
         let event = self.inner.log.append(draft).await?;
@@ -154,8 +185,8 @@ impl Realtime {
     /// Turns an invalidation into events: one per tenant concerned — `tenant` (the
     /// tenant of the write's caller, if any) and every tenant whose cache entries or
     /// routing records (ghosts of expired, evicted or unstored values: see
-    /// [`CacheStore`](crate::cache::CacheStore)) it matched — appended to the log and published; and publishes the change set for
-    /// other instances' caches. Remote or empty reports produce nothing (the instance
+    /// [`CacheStore`](crate::cache::CacheStore)) it matched — appended to the log and
+    /// published; and publishes the change set for other instances' caches. Remote or empty reports produce nothing (the instance
     /// that wrote already did it).
     pub async fn on_report(
         &self,
@@ -209,6 +240,7 @@ impl Realtime {
                 changes,
                 requires_ack,
                 invalidated,
+                show_keys: false,
             })
             .await?;
         }

@@ -5,6 +5,11 @@
 //! query key's read set (its model's dependencies with this input's key values) is
 //! computed once, when the connection subscribes; matching an event is then a few
 //! set lookups.
+//!
+//! Entries are kept, matched and echoed (in events' `queries`) in canonical form
+//! ([`ParsedEntry::canonical`]): `name:` + the input's JSON with sorted keys and no
+//! whitespace. Entries with the same canonical form are one entry, so that spelling one
+//! key thirty ways costs one entry and one echo, not thirty.
 
 use reactive_codegen::model::FunctionKind;
 use serde_json::Value;
@@ -50,6 +55,18 @@ pub enum ParsedEntry<'a> {
     Procedure(&'a str),
     /// A procedure name and its input.
     Query(&'a str, Value),
+}
+
+impl ParsedEntry<'_> {
+    /// The entry's canonical text: `*`, the name, or [`query_key`] (`name:` + canonical
+    /// JSON), which is what events echo.
+    pub fn canonical(&self) -> String {
+        match self {
+            ParsedEntry::All => "*".to_owned(),
+            ParsedEntry::Procedure(name) => (*name).to_owned(),
+            ParsedEntry::Query(name, input) => query_key(name, input),
+        }
+    }
 }
 
 /// Splits an entry's text (`*`, `name` or `name:json`).
@@ -117,7 +134,7 @@ enum Kind {
 /// One subscribed entry, with its precomputed JSON text and read set.
 #[derive(Debug)]
 pub struct Entry {
-    /// The entry as the client sent it, as a JSON string literal (echoed in `queries`).
+    /// The entry's canonical text, as a JSON string literal (echoed in `queries`).
     json: Box<[u8]>,
     /// The frame tail when this entry is the only one matched (`json` + `]}\n\n`).
     tail: Bytes,
@@ -211,12 +228,14 @@ impl Subscription {
     /// `keys` gives the read set of a call of it with these binding values (the
     /// database handle's, whose key values are canonical for its column types).
     /// Runs each query key's input through the function's decoder (errors carry the path).
+    /// Entries are kept in canonical form, each once (the first occurrence's place).
     pub fn build(
         texts: &[String],
         lookup: impl Fn(&str) -> Option<&'static FunctionDef>,
         keys: &dyn Fn(&'static FunctionDef, &[Value]) -> ReadSet,
     ) -> Result<Subscription, SubscribeError> {
         let mut entries = Vec::with_capacity(texts.len());
+        let mut seen = std::collections::HashSet::new();
         for (index, text) in texts.iter().enumerate() {
             let invalid = |message: String, path: Option<String>| SubscribeError::Invalid {
                 index,
@@ -224,9 +243,13 @@ impl Subscription {
                 path,
             };
             let parsed = parse_entry(text).map_err(|m| invalid(m, None))?;
+            let canonical = parsed.canonical();
+            if !seen.insert(canonical.clone()) {
+                continue;
+            }
             let (name, input) = match parsed {
                 ParsedEntry::All => {
-                    entries.push(Entry::new(text, Kind::All));
+                    entries.push(Entry::new(&canonical, Kind::All));
                     continue;
                 }
                 ParsedEntry::Procedure(n) => (n, None),
@@ -246,7 +269,7 @@ impl Subscription {
             let kind = match input {
                 None => Kind::Procedure(read_set(def, None, keys)),
                 Some(input) => {
-                    let key = query_key(name, &input);
+                    let key = canonical.clone();
                     let prepared =
                         (def.prepare)(input).map_err(|InputError { path, message }| {
                             invalid(format!("invalid input at `{path}`: {message}"), Some(path))
@@ -257,7 +280,7 @@ impl Subscription {
                     }
                 }
             };
-            entries.push(Entry::new(text, kind));
+            entries.push(Entry::new(&canonical, kind));
         }
         Ok(Subscription::from_entries(entries))
     }
@@ -351,7 +374,7 @@ impl Subscription {
 }
 
 /// Shares one [`Subscription`] among the connections that subscribe with the same entry
-/// texts, so that 10,000 clients of one query hold one read set, not 10,000. Entries
+/// texts (give it canonical texts, so that spellings of one subscription share it), so that 10,000 clients of one query hold one read set, not 10,000. Entries
 /// depend only on their text and the registered functions, never on the tenant (the
 /// tenant scopes the connection, and input checks run per request before this).
 #[derive(Debug, Default)]
@@ -420,6 +443,12 @@ mod tests {
         );
         assert!(parse_entry("agents get").is_err());
         assert!(parse_entry("agents.get:{").is_err());
+        assert_eq!(
+            parse_entry(r#"agents.get:{ "b" : 1,"a":[ true ] }"#)
+                .unwrap()
+                .canonical(),
+            r#"agents.get:{"a":[true],"b":1}"#
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! app logic, with two hooks:
 //! - [`Authorizer::check_input`] runs before a call and for each subscribed query key,
 //!   with the decoded JSON input; refusing gives `403` and nothing reaches the database.
+//! - [`Authorizer::check_subscription`] runs for each subscribed procedure name and `*`
+//!   (entries without input); refusing gives `403`.
 //! - inside a handler, [`current_principal`] returns the caller (a task-local set by the
 //!   router around the call); a handler returns `Error::Forbidden` to refuse (`403`).
 
@@ -65,6 +67,22 @@ pub trait Authorizer: Send + Sync + 'static {
         input: &'a Value,
     ) -> BoxFuture<'a, Result<(), AuthError>> {
         let _ = (principal, procedure, input);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Checks a subscription entry without input: a procedure name (`Some(name)`) or
+    /// `*` (`None`, also what `/poll` without `subscribe` means). Such an entry receives,
+    /// for every write of the tenant to the tables it covers (all tables for `*`), the
+    /// event's id, the tables changed and the entry itself — no row values (unless
+    /// `HubConfig::event_keys` is on: then the key values of the rows written). Refuse
+    /// here when a user may not learn that much about other users' writes; the
+    /// default allows it. See `docs/protocol.md` section 4.
+    fn check_subscription<'a>(
+        &'a self,
+        principal: &'a Principal,
+        procedure: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), AuthError>> {
+        let _ = (principal, procedure);
         Box::pin(async { Ok(()) })
     }
 }

@@ -34,63 +34,96 @@ fn parse_id(text: &str, what: &str) -> Result<EventId, ApiError> {
 }
 
 /// Parses, limits, authorizes and builds a subscription from `subscribe` parameters.
+/// Every entry is authorized: query keys by [`Authorizer::check_input`], procedure
+/// names and `*` by [`Authorizer::check_subscription`]. Entries are canonicalized and
+/// deduplicated before the subscription is looked up or built.
 async fn subscription(
     state: &RouterState,
     principal: &Principal,
     pairs: &[(String, String)],
     default_all: bool,
 ) -> Result<Subscription, ApiError> {
-    let texts: Vec<String> = pairs
+    let raw: Vec<&str> = pairs
         .iter()
         .filter(|(k, _)| k == "subscribe")
-        .map(|(_, v)| v.clone())
+        .map(|(_, v)| v.as_str())
         .collect();
-    if texts.is_empty() && default_all {
+    let cfg = &state.config;
+    if raw.is_empty() && default_all {
+        cfg.authorizer.check_subscription(principal, None).await?;
         return Ok(Subscription::all());
     }
-    let cfg = &state.config;
-    if texts.len() > cfg.max_subscriptions {
+    if raw.len() > cfg.max_subscriptions {
         return Err(ApiError::bad_input(
             format!(
                 "{} subscription entries; at most {} are allowed",
-                texts.len(),
+                raw.len(),
                 cfg.max_subscriptions
             ),
             "subscribe",
         ));
     }
-    for (i, text) in texts.iter().enumerate() {
+    let realtime = state.realtime();
+    let max_bytes = realtime.hub().config().max_subscription_bytes;
+    let total: usize = raw.iter().map(|t| t.len()).sum();
+    if total > max_bytes {
+        return Err(ApiError::bad_input(
+            format!("subscription entries of {total} bytes; at most {max_bytes} are allowed"),
+            "subscribe",
+        ));
+    }
+    // Canonical texts, each once, with the index of the entry it came from (for errors).
+    let mut texts: Vec<String> = Vec::with_capacity(raw.len());
+    let mut origin: Vec<usize> = Vec::with_capacity(raw.len());
+    for (i, text) in raw.iter().enumerate() {
         if text.len() > cfg.max_entry_len {
             return Err(ApiError::bad_input(
                 format!("subscription entry longer than {} bytes", cfg.max_entry_len),
                 format!("subscribe[{i}]"),
             ));
         }
-        let name = match parse_entry(text) {
-            Ok(ParsedEntry::Query(name, input)) => {
-                cfg.authorizer.check_input(principal, name, &input).await?;
-                Some(name)
+        let parsed =
+            parse_entry(text).map_err(|m| ApiError::bad_input(m, format!("subscribe[{i}]")))?;
+        let name = match &parsed {
+            ParsedEntry::Query(name, input) => {
+                cfg.authorizer.check_input(principal, name, input).await?;
+                Some(*name)
             }
-            Ok(ParsedEntry::Procedure(name)) => Some(name),
-            _ => None,
+            ParsedEntry::Procedure(name) => {
+                cfg.authorizer
+                    .check_subscription(principal, Some(name))
+                    .await?;
+                Some(*name)
+            }
+            ParsedEntry::All => {
+                cfg.authorizer.check_subscription(principal, None).await?;
+                None
+            }
         };
         if let Some(def) = name.and_then(|n| state.function(n)) {
             state.db.ensure_schema(def).await;
         }
+        let canonical = parsed.canonical();
+        if !texts.contains(&canonical) {
+            texts.push(canonical);
+            origin.push(i);
+        }
     }
     let build = || {
         Subscription::build(&texts, |n| state.function(n), &|def, bindings| {
-            state.db.read_set(def, bindings)
+            let reads = state.db.read_set(def, bindings);
+            // Events must keep the columns this entry filters on.
+            realtime.key_columns().watch_reads(&reads);
+            reads
         })
     };
-    let realtime = state.realtime();
     realtime
         .hub()
         .subscriptions()
         .get_or_build(&texts, build)
         .map_err(|e| match e {
             SubscribeError::UnknownProcedure { index, name } => ApiError {
-                path: Some(format!("subscribe[{index}]")),
+                path: Some(format!("subscribe[{}]", origin[index])),
                 ..ApiError::not_found(format!("unknown procedure `{name}`"))
             },
             SubscribeError::Invalid {
@@ -98,6 +131,7 @@ async fn subscription(
                 message,
                 path,
             } => {
+                let index = origin[index];
                 let path = match path.as_deref() {
                     None | Some(".") => format!("subscribe[{index}]"),
                     Some(p) => format!("subscribe[{index}].{p}"),
@@ -139,7 +173,12 @@ async fn open(state: AppState, parts: Parts) -> Result<Response, ApiError> {
     // replay or arrives live (duplicates are skipped by id), never lost.
     let guard = realtime
         .hub()
-        .register(&tenant, &principal.subject, subscription);
+        .register(&tenant, &principal.subject, subscription)
+        .map_err(|e| ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "too_many_streams",
+            ..ApiError::bad_request(format!("{e}: close another stream of this user, or poll"))
+        })?;
     let head = realtime
         .head(&tenant)
         .await
@@ -160,8 +199,24 @@ async fn open(state: AppState, parts: Parts) -> Result<Response, ApiError> {
         {
             Replay::Events { events, head } => {
                 let conn = guard.conn();
+                let limit = realtime.hub().config().queue_bytes;
+                let mut replay = Vec::new();
+                let mut bytes = 0;
                 for ev in events {
                     if let Some(tail) = conn.subscription().match_tail(&ev) {
+                        bytes += ev.frame_head().len() + tail.len();
+                        if bytes > limit {
+                            break;
+                        }
+                        replay.push((ev, tail));
+                    }
+                }
+                if bytes > limit {
+                    // A replay longer than a live queue may hold: as for a live
+                    // overflow, the client revalidates everything instead.
+                    outbox.push_back(reset_frame(head));
+                } else {
+                    for (ev, tail) in replay {
                         if ev.requires_ack() {
                             conn.sent_needing_ack(ev.clone(), tail.clone());
                         }
@@ -390,7 +445,10 @@ pub(crate) async fn poll(State(state): State<AppState>, req: Request<Body>) -> R
                     .await
                     .map_err(|e| ApiError::internal(&e))?;
                 out.put_slice(
-                    format!("{{\"eventId\":\"{head}\",\"reset\":false,\"events\":[]}}").as_bytes(),
+                    format!(
+                        "{{\"eventId\":\"{head}\",\"reset\":false,\"more\":false,\"events\":[]}}"
+                    )
+                    .as_bytes(),
                 );
             }
             Some(since) => match realtime
@@ -399,26 +457,48 @@ pub(crate) async fn poll(State(state): State<AppState>, req: Request<Body>) -> R
                 .map_err(|e| ApiError::internal(&e))?
             {
                 Replay::Reset { head } => out.put_slice(
-                    format!("{{\"eventId\":\"{head}\",\"reset\":true,\"events\":[]}}").as_bytes(),
+                    format!(
+                        "{{\"eventId\":\"{head}\",\"reset\":true,\"more\":false,\"events\":[]}}"
+                    )
+                    .as_bytes(),
                 ),
                 Replay::Events { events, head } => {
-                    out.put_slice(
-                        format!("{{\"eventId\":\"{head}\",\"reset\":false,\"events\":[").as_bytes(),
-                    );
+                    // One page: events until the body would exceed the limit (at least
+                    // one). `eventId` is then the last event looked at, so the client's
+                    // next poll continues right after it.
+                    let limit = state.config.max_poll_bytes;
+                    let mut body = BytesMut::new();
+                    let mut next = head;
+                    let mut more = false;
                     let mut first = true;
+                    let mut last_seen = since;
                     for ev in events {
-                        let mark = out.len();
+                        let mark = body.len();
                         if !first {
-                            out.put_u8(b',');
+                            body.put_u8(b',');
                         }
-                        out.put_slice(&ev.data_head());
-                        if subscription.write_matches(&ev, &mut out) {
+                        body.put_slice(&ev.data_head());
+                        if subscription.write_matches(&ev, &mut body) {
+                            body.put_slice(b"]}");
+                            if !first && body.len() > limit {
+                                body.truncate(mark);
+                                next = last_seen;
+                                more = true;
+                                break;
+                            }
                             first = false;
-                            out.put_slice(b"]}");
                         } else {
-                            out.truncate(mark);
+                            body.truncate(mark);
                         }
+                        last_seen = ev.id();
                     }
+                    out.put_slice(
+                        format!(
+                            "{{\"eventId\":\"{next}\",\"reset\":false,\"more\":{more},\"events\":["
+                        )
+                        .as_bytes(),
+                    );
+                    out.put_slice(&body);
                     out.put_slice(b"]}");
                 }
             },

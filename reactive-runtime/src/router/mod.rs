@@ -3,8 +3,9 @@
 //!
 //! - Authentication: the app's [`Authorizer`] turns a request head into a [`Principal`]
 //!   (tenant + subject); `401` otherwise. Per-input checks: [`Authorizer::check_input`]
-//!   (before every call and for every subscribed query key) and [`current_principal`]
-//!   inside handlers.
+//!   (before every call and for every subscribed query key),
+//!   [`Authorizer::check_subscription`] (for every subscribed procedure name and `*`) and
+//!   [`current_principal`] inside handlers.
 //! - Errors: `{"error": {"code", "message", "path"}}` ([`ApiError`]). A database error a
 //!   client can act on ([`DbErrorClass`](crate::DbErrorClass)) is answered by its class:
 //!   duplicate key `409 conflict`, foreign key `409 foreign_key`, `NOT NULL`/`CHECK`
@@ -64,6 +65,9 @@ pub struct RouterConfig {
     pub max_subscriptions: usize,
     /// Longest subscription entry in bytes (default 2048).
     pub max_entry_len: usize,
+    /// Largest `/poll` body in bytes (default 256 KiB): beyond it the answer is one page
+    /// (`"more": true`) and the client polls again from its `eventId`.
+    pub max_poll_bytes: usize,
     /// The functions to serve (default: every registered one, `registry::functions()`).
     pub functions: Option<Vec<&'static FunctionDef>>,
 }
@@ -80,6 +84,7 @@ impl RouterConfig {
             reauthorize_every: Some(Duration::from_secs(300)),
             max_subscriptions: 256,
             max_entry_len: 2048,
+            max_poll_bytes: 256 << 10,
             functions: None,
         }
     }
@@ -280,7 +285,12 @@ pub fn router<DB: Backend>(db: ReactiveDb<DB>, config: RouterConfig) -> Router {
             served
         })
         .map(|f| (f.model().name.clone(), f))
-        .collect();
+        .collect::<HashMap<_, _>>();
+    // Events keep the key columns the served functions filter on (registered ones are
+    // known to the `Realtime` already; these may not be registered).
+    for f in functions.values() {
+        realtime.key_columns().watch_model(f.model());
+    }
     let state: AppState = Arc::new(State {
         db: Box::new(db),
         config,

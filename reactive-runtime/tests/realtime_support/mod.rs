@@ -235,10 +235,12 @@ pub fn select_by_org_analysis() -> &'static str {
 // ---------------------------------------------------------------- authorizer
 
 /// `Authorization: Bearer <tenant>:<subject>[:<ttl ms>]`; `x-revoked` tokens listed in
-/// `revoked` fail. Inputs with an `org` other than the caller's tenant are forbidden.
+/// `revoked` fail. Inputs with an `org` other than the caller's tenant are forbidden;
+/// with `deny_whole` set, so are procedure-name and `*` subscriptions.
 #[derive(Default, Clone)]
 pub struct TokenAuth {
     pub revoked: Arc<AtomicBool>,
+    pub deny_whole: Arc<AtomicBool>,
 }
 
 impl Authorizer for TokenAuth {
@@ -280,6 +282,20 @@ impl Authorizer for TokenAuth {
                     Err(AuthError::Forbidden("another organization".into()))
                 }
                 _ => Ok(()),
+            }
+        })
+    }
+
+    fn check_subscription<'a>(
+        &'a self,
+        _principal: &'a Principal,
+        _procedure: Option<&'a str>,
+    ) -> futures::future::BoxFuture<'a, Result<(), AuthError>> {
+        Box::pin(async move {
+            if self.deny_whole.load(Ordering::SeqCst) {
+                Err(AuthError::Forbidden("whole-procedure subscriptions".into()))
+            } else {
+                Ok(())
             }
         })
     }

@@ -5,10 +5,10 @@
 
 import { RpcError, Transport, type TransportOptions } from './client';
 import { Realtime, type EventSourceCtor, type InvalidateEvent, type PollResult, type RealtimeMode } from './realtime';
-import { QueryRegistry, type StorageLike } from './registry';
+import { QueryRegistry, type RegistryEntry, type StorageLike } from './registry';
 import { BACKGROUND, HINT, MOUNTED, Scheduler } from './scheduler';
 import type { AnyProcedures, InputOf, MutationName, OutputOf, QueryName, QueryRef } from './types';
-import { compareEventIds, globalOf, maxEventId, procedureOf, queryKey, realClock, type Clock } from './util';
+import { compareEventIds, globalOf, jitter, maxEventId, procedureOf, queryKey, realClock, type Clock } from './util';
 
 /** What a hook shows for one query. */
 export interface QuerySnapshot<T = unknown> {
@@ -45,6 +45,14 @@ export interface ChannelLike {
 export interface ClientOptions<P> extends TransportOptions {
   /** The tenant (organization) whose data the registry holds. Default `"default"`. */
   tenant?: string;
+  /** The signed-in user: the registry, channels and locks are keyed by tenant and user. */
+  user?: string;
+  /**
+   * Cache buster: a hash of the procedures' output types. Data cached under another version is
+   * never read (after a deploy that changed a type, old-shape data is not rendered as the new
+   * type) and is the first to go when storage is full.
+   */
+  version?: string;
   /** `"local"` (default), `"session"`, `"memory"`, or a `Storage`-like object. */
   storage?: 'local' | 'session' | 'memory' | StorageLike | null;
   /** Registry size cap in bytes. Default 2 MB. */
@@ -58,10 +66,11 @@ export interface ClientOptions<P> extends TransportOptions {
    * with `getToken`, polling (EventSource cannot send an `Authorization` header).
    */
   EventSource?: EventSourceCtor | null;
-  /** Tuning of real time. */
+  /** Tuning of real time (see `RealtimeOptions`). */
   pollInterval?: number;
   sseRetryDelay?: number;
   maxFailures?: number;
+  heartbeat?: number;
   /** Clock (tests). */
   clock?: Clock;
   /** Cross-tab coordination; `null` turns it off. Default `navigator.locks`, `BroadcastChannel`. */
@@ -69,6 +78,10 @@ export interface ClientOptions<P> extends TransportOptions {
   channel?: ((name: string) => ChannelLike) | null;
   /** How long a confirmed optimistic update waits for its invalidation before revalidating. Default 2000 ms. */
   optimisticTimeout?: number;
+  /** Retries of a mounted query whose fetch failed (network or 5xx; never 4xx). Default 3. */
+  retry?: number;
+  /** First retry delay, doubled for each further retry (at most 30 s), with jitter. Default 1000 ms. */
+  retryDelay?: number;
 }
 
 /** Optimistic update context: edit cached query data for the duration of a mutation. */
@@ -96,17 +109,28 @@ interface Query {
   key: string;
   procedure: string;
   input: unknown;
-  hasData: boolean;
+  /** The server data; absent (not `in` the query) until there is some. */
   data?: unknown;
   eventId?: string;
-  /** When last revalidated from the server (0: never in this page). */
-  revalidatedAt: number;
+  /** When last revalidated from the server (absent: never in this page). */
+  revalidatedAt?: number;
+  /** May be outdated: not revalidated in this page yet, or invalidated since. */
   stale: boolean;
   error?: RpcError;
   fetching?: Promise<void>;
-  /** An invalidation newer than the in-flight request arrived. */
-  refetchAfter?: string;
+  /**
+   * Invalidations that arrived while a request was in flight: the newest event id, or `null` for
+   * one without an id (`reset`, unmount): its result can't be fresh.
+   */
+  again?: string | null;
+  /** Failed attempts in a row (retries). */
+  tries?: number;
   layers: Layer[];
+  /**
+   * While a mutation with a layer here has not answered (its event id unknown), the data and
+   * watermark the layers apply to: a result arriving meanwhile may already contain the write.
+   */
+  pin?: [unknown, string | undefined];
   /** Stream start already checked for a gap. */
   gapFrom?: string;
   listeners: Set<() => void>;
@@ -114,15 +138,16 @@ interface Query {
   snapshot: QuerySnapshot;
 }
 
+/** A result another tab fetched (BroadcastChannel message). */
 interface Msg {
-  t: 'r';
   key: string;
-  p: string;
-  i: unknown;
   d: unknown;
   e?: string;
   at: number;
 }
+
+/** An invalidation the last result may not include arrived while it was in flight. */
+const missed = (q: Query): boolean => q.again === null || compareEventIds(q.eventId, q.again) < 0;
 
 /** Real time delivers invalidations in this mode. */
 const isLive = (mode: RealtimeMode | undefined): boolean => mode === 'sse' || mode === 'poll';
@@ -135,15 +160,13 @@ const affects = (entries: string[] | undefined, key: string): boolean | undefine
 function entriesOf(keys: Iterable<string>): string[] {
   const byProc = new Map<string, string[]>();
   for (const k of keys) byProc.set(procedureOf(k), [...(byProc.get(procedureOf(k)) ?? []), k]);
-  let entries: string[] = [];
-  for (const [proc, ks] of byProc) entries.push(...(ks.length > 8 ? [proc] : ks));
-  return entries.reduce((n, e) => n + encodeURIComponent(e).length + 11, 0) > 7000 ? [...byProc.keys()] : entries;
+  const entries = [...byProc].flatMap(([proc, ks]) => (ks.length > 8 ? [proc] : ks));
+  return encodeURIComponent(entries.join('')).length + 11 * entries.length > 7000 ? [...byProc.keys()] : entries;
 }
 
-function resolveStorage(s: ClientOptions<unknown>['storage']): StorageLike | null {
-  if (s === 'memory' || !s) return s === undefined ? resolveStorage('local') : null;
+function resolveStorage(s: ClientOptions<unknown>['storage'] = 'local'): StorageLike | null {
   // The registry probes it and falls back to memory when access throws (privacy modes).
-  return typeof s === 'string' ? (globalOf<StorageLike>(s + 'Storage') ?? null) : s;
+  return s === 'memory' || !s ? null : typeof s === 'string' ? (globalOf<StorageLike>(s + 'Storage') ?? null) : s;
 }
 
 /** The reactive client. One per app (per page). */
@@ -159,9 +182,12 @@ export class ReactiveClient<P = AnyProcedures> {
   private readonly queries = new Map<string, Query>();
   private readonly hints = new Map<object, string[]>();
   private readonly locks: LockManagerLike | undefined;
-  private tenantName = '';
+  private tenantName!: string;
+  private userName: string | undefined;
+  /** Tenant and user, encoded: what the registry, channels, locks and in-flight sharing are keyed by. */
+  private scope?: string;
   private generation = 0;
-  private started = false;
+  private started?: boolean;
   private statusListeners = new Set<(mode: RealtimeMode) => void>();
   /**
    * Reopen check in flight: registry entries waiting for the `/poll` that tells which of them
@@ -174,12 +200,18 @@ export class ReactiveClient<P = AnyProcedures> {
     this.clock = opts.clock ?? realClock;
     this.transport = new Transport(opts);
     this.storage = resolveStorage(opts.storage as ClientOptions<unknown>['storage']);
-    this.scheduler = new Scheduler({ clock: this.clock, run: (k) => this.runScheduled(k) });
+    this.scheduler = new Scheduler({
+      clock: this.clock,
+      run: async (k) => {
+        const q = this.needsRevalidation(k) && this.held(k);
+        if (q) await this.revalidate(q);
+      },
+    });
     this.locks =
       opts.locks === null
         ? undefined
         : (opts.locks ?? globalOf<{ locks?: LockManagerLike }>('navigator')?.locks);
-    this.setTenant(opts.tenant ?? 'default');
+    this.setTenant(opts.tenant ?? 'default', opts.user);
   }
 
   /** The current tenant. */
@@ -204,29 +236,38 @@ export class ReactiveClient<P = AnyProcedures> {
   }
 
   /**
-   * Switches tenant: forgets the previous tenant's data in memory (it stays in its own registry),
-   * reconnects real time, and reloads every mounted query from the new tenant's registry.
+   * Switches tenant (and user, if given): forgets the previous one's data in memory (it stays in
+   * its own registry), rejects its `fetch`es still in flight, reconnects real time, and reloads
+   * every mounted query from the new registry.
    */
-  setTenant(tenant: string): void {
-    if (tenant === this.tenantName && this.registry) return;
+  setTenant(tenant: string, user = this.userName): void {
+    const v = this.opts.version;
+    const scope =
+      encodeURIComponent(tenant) +
+      (user === undefined ? '' : '/' + encodeURIComponent(user)) +
+      (v ? '@' + encodeURIComponent(v) : '');
+    if (scope === this.scope) return;
     const started = this.started;
     this.stop();
     this.generation++;
     this.tenantName = tenant;
+    this.userName = user;
+    this.scope = scope;
     this.registry = new QueryRegistry({
       storage: this.storage,
-      tenant,
+      tenant: scope,
       maxBytes: this.opts.maxBytes,
       now: () => this.clock.now(),
     });
-    const mounted = [...this.queries.values()].filter((q) => q.mounts > 0 || q.listeners.size > 0);
+    const old = [...this.queries.values()];
     this.queries.clear();
-    for (const old of mounted) {
-      const q = this.ensure(old.procedure, old.input);
-      q.listeners = old.listeners;
-      q.mounts = old.mounts;
-      this.notify(q);
-    }
+    for (const o of old)
+      if (o.mounts) {
+        const q = this.ensure(o.procedure, o.input);
+        q.listeners = o.listeners;
+        q.mounts = o.mounts;
+        this.notify(q);
+      }
     if (started) this.start();
   }
 
@@ -243,19 +284,17 @@ export class ReactiveClient<P = AnyProcedures> {
         if (gen === this.generation) fn(...a);
       };
     const last = this.registry.getSession().lastEventId;
-    this.registry.updateSession({ startTime: this.clock.now() });
-    const name = 'reactive:' + this.tenantName;
+    const name = 'reactive:' + this.scope;
     const BC = globalOf<new (n: string) => ChannelLike>('BroadcastChannel');
-    this.channel = (o.channel ? o.channel(name) : o.channel !== null && BC ? new BC(name) : undefined) ?? undefined;
+    this.channel = o.channel ? o.channel(name) : o.channel !== null && BC ? new BC(name) : undefined;
     if (this.channel) this.channel.onmessage = live((ev) => this.onMessage(ev.data as Msg));
     // EventSource can't send an Authorization header: token auth polls (protocol section 1).
-    const ES = o.EventSource ?? (o.getToken ? null : undefined);
-    if (o.realtime !== false && (ES !== undefined || globalOf('EventSource') || globalOf('fetch'))) {
+    if (o.realtime !== false) {
       this.realtime = new Realtime({
         ...o,
         transport: this.transport,
         clock: this.clock,
-        EventSource: ES,
+        EventSource: o.EventSource ?? (o.getToken ? null : undefined),
         withCredentials: o.credentials === 'include',
         onInvalidate: live((ev) => this.onInvalidate(ev)),
         onReset: live((id) => this.revalidateAll(id)),
@@ -293,15 +332,17 @@ export class ReactiveClient<P = AnyProcedures> {
     for (const q of this.queries.values()) if (q.mounts > 0) this.scheduler.schedule(q.key, MOUNTED);
   }
 
-  /** Forgets this tenant's data, in memory and in storage (call on logout). */
+  /** Forgets this tenant and user's data, in memory and in storage; answers in flight are dropped. */
   clear(): void {
     this.registry.clear();
-    for (const q of this.queries.values()) {
-      q.hasData = false;
-      q.data = q.eventId = undefined;
-      q.revalidatedAt = 0;
-      this.notify(q);
-    }
+    this.scope = undefined; // (forces `setTenant` to start over)
+    this.setTenant(this.tenantName);
+  }
+
+  /** Signs out: forgets the user's data (`clear`) and continues without a user. */
+  signOut(): void {
+    this.userName = undefined;
+    this.clear();
   }
 
   /** Stops real time and timers. */
@@ -325,9 +366,7 @@ export class ReactiveClient<P = AnyProcedures> {
       key,
       procedure,
       input,
-      hasData: false,
-      revalidatedAt: 0,
-      stale: false,
+      stale: true,
       layers: [],
       listeners: new Set(),
       mounts: 0,
@@ -335,10 +374,9 @@ export class ReactiveClient<P = AnyProcedures> {
     };
     const e = this.registry.read(key);
     if (e) {
-      q.hasData = true;
+      // Cached: shown at once (stale), revalidated next.
       q.data = e.data;
       q.eventId = e.eventId;
-      q.stale = true; // cached: shown at once, revalidated next
     }
     this.queries.set(key, q);
     this.snap(q);
@@ -351,14 +389,16 @@ export class ReactiveClient<P = AnyProcedures> {
   }
 
   private snap(q: Query): void {
-    let data = q.data;
+    if (!q.layers.some((l) => !l.until)) q.pin = undefined;
+    const [base, wm] = q.pin ?? [q.data, q.eventId];
+    // A layer ends exactly when data whose watermark reaches its mutation's event id is shown.
+    q.layers = q.layers.filter((l) => !(l.until && compareEventIds(wm, l.until) >= 0));
+    let data = base;
     for (const l of q.layers) data = l.fn(data);
-    const hasData = q.hasData || q.layers.length > 0;
-    const s = q.snapshot;
-    const isLoading = !hasData && !q.error;
-    const isStale = hasData && (q.stale || q.revalidatedAt === 0);
-    if (s.data !== data || s.error !== q.error || s.isLoading !== isLoading || s.isStale !== isStale)
-      q.snapshot = { data, error: q.error, isLoading, isStale };
+    const hasData = 'data' in q || q.layers.length > 0;
+    const next: QuerySnapshot = { data, error: q.error, isLoading: !hasData && !q.error, isStale: hasData && q.stale };
+    // A new snapshot object only when something changed (React re-renders on a new one).
+    for (const k in next) if (next[k as 'data'] !== q.snapshot[k as 'data']) q.snapshot = next;
   }
 
   private notify(q: Query): void {
@@ -391,7 +431,7 @@ export class ReactiveClient<P = AnyProcedures> {
       cur.listeners.delete(listener);
       cur.mounts--;
       // Unwatched from now on: invalidations may be missed, so a later mount revalidates.
-      if (cur.mounts === 0) {
+      if (!cur.mounts) {
         cur.stale = true;
         this.snap(cur);
       }
@@ -402,7 +442,9 @@ export class ReactiveClient<P = AnyProcedures> {
   /** Fetches a query (shared with identical requests in flight) and returns its data. */
   async fetch<K extends QueryName<P>>(name: K, input: InputOf<P, K>): Promise<OutputOf<P, K>> {
     const q = this.ensure(name, input);
+    const gen = this.generation;
     await this.revalidate(q);
+    if (gen !== this.generation) throw new RpcError('tenant_changed', 'tenant changed', 0);
     if (q.error) throw q.error;
     return q.snapshot.data as OutputOf<P, K>;
   }
@@ -417,7 +459,7 @@ export class ReactiveClient<P = AnyProcedures> {
 
   private needsRevalidation(key: string): boolean {
     const q = this.queries.get(key);
-    return !this.checking?.has(key) && (!q || q.revalidatedAt === 0 || q.stale);
+    return !this.checking?.has(key) && (!q || q.stale);
   }
 
   /** The query of a key, loaded from the registry if needed. */
@@ -426,76 +468,91 @@ export class ReactiveClient<P = AnyProcedures> {
     return e ? this.ensure(e.procedure, e.input) : this.queries.get(key);
   }
 
-  private async runScheduled(key: string): Promise<void> {
-    const q = this.needsRevalidation(key) ? this.held(key) : undefined;
-    if (q) await this.revalidate(q);
-  }
-
   /** Revalidates one query; concurrent calls share the request. */
-  private revalidate(q: Query, minEventId?: string): Promise<void> {
-    if (q.fetching) {
-      if (minEventId && compareEventIds(minEventId, q.refetchAfter) > 0) q.refetchAfter = minEventId;
-      return q.fetching;
-    }
+  private revalidate(q: Query, retry?: boolean): Promise<void> {
+    if (q.fetching) return q.fetching;
     this.scheduler.cancel(q.key);
     const gen = this.generation;
     const wantedAt = this.clock.now();
     const locks = this.storage ? this.locks : undefined;
+    const watched = q.mounts > 0;
+    q.again = undefined;
+    if (!retry) q.tries = 0;
     const run = async (): Promise<void> => {
       // Another tab may have fetched it meanwhile (we waited for its lock): use its result.
       const shared = locks && this.registry.read(q.key, false);
-      if (
-        shared &&
-        !shared.stale &&
-        shared.lastRevalidated >= wantedAt &&
-        compareEventIds(shared.eventId, minEventId) >= 0
-      ) {
-        this.applyResult(q, shared.data, shared.eventId, shared.lastRevalidated, false);
-        return;
-      }
+      if (shared && !shared.stale && shared.lastRevalidated >= wantedAt)
+        return this.applyResult(q, shared.data, shared.eventId, shared.lastRevalidated, false);
       try {
-        const r = await this.transport.query(q.procedure, q.input, this.tenantName + '#' + gen);
-        if (gen !== this.generation) return;
-        this.applyResult(q, r.data, r.eventId, this.clock.now(), true);
+        // Shared with identical requests of this generation (a new one per tenant or user).
+        const r = await this.transport.query(q.procedure, q.input, '' + gen);
+        // Unmounted meanwhile: its invalidations may no longer reach us, so the result isn't fresh.
+        if (watched && !q.mounts) q.again = null;
+        if (gen === this.generation) this.applyResult(q, r.data, r.eventId, this.clock.now(), true);
       } catch (e) {
         if (gen !== this.generation) return;
-        q.error = e instanceof RpcError ? e : new RpcError('network', String(e), 0);
-        // An entry the server no longer accepts (procedure removed or input changed by a deploy).
-        if (!q.mounts && (q.error.status === 400 || q.error.status === 404)) this.registry.delete(q.key);
+        const err = (q.error = e instanceof RpcError ? e : new RpcError('network', String(e), 0));
+        const s = err.status;
+        // 4xx: retrying won't help. An entry the server no longer accepts (procedure removed or
+        // input changed by a deploy) is dropped.
+        if (s > 399 && s < 500) {
+          if (!q.mounts && (s === 400 || s === 404)) this.registry.delete(q.key);
+        } else if (q.mounts && ++q.tries! <= (this.opts.retry ?? 3))
+          this.clock.setTimeout(
+            () => q.error && q.mounts && gen === this.generation && void this.revalidate(q, true),
+            jitter(Math.min((this.opts.retryDelay ?? 1000) * 2 ** (q.tries! - 1), 30000)),
+          );
         this.notify(q);
       }
     };
-    const locked = locks ? locks.request('rq:' + this.tenantName + ':' + q.key, run).catch(() => run()) : run();
+    const locked = locks ? locks.request('rq:' + this.scope + ':' + q.key, run).catch(() => run()) : run();
     const p = locked.finally(() => {
       q.fetching = undefined;
-      if (gen !== this.generation) return;
-      const again = q.refetchAfter;
-      q.refetchAfter = undefined;
-      if (again && compareEventIds(q.eventId, again) < 0 && q.mounts > 0) void this.revalidate(q, again);
+      // An invalidation the result may not include arrived meanwhile: one more fetch.
+      if (gen === this.generation && missed(q) && q.mounts && !q.error) void this.revalidate(q);
+      q.again = undefined;
     });
     q.fetching = p;
-    if (minEventId) q.refetchAfter = undefined;
     return p;
+  }
+
+  /**
+   * An invalidation of `q` (the event's id, or none: whatever was fetched so far may be outdated):
+   * stale at once, one more fetch if a request is in flight, and a refetch now if `fetch`.
+   */
+  private invalidate(q: Query, id?: string, fetch?: boolean): void {
+    if (id && compareEventIds(q.eventId, id) >= 0) return;
+    if (q.fetching) q.again = id && q.again !== null ? maxEventId(q.again, id) : null;
+    q.stale = true;
+    this.notify(q);
+    if (fetch) void this.revalidate(q);
   }
 
   private applyResult(q: Query, data: unknown, eventId: string | undefined, at: number, fromServer: boolean): void {
     // An older result (e.g. another tab's) never replaces a newer one.
-    if (q.revalidatedAt > 0 && compareEventIds(eventId, q.eventId) < 0) return;
+    if (q.revalidatedAt && compareEventIds(eventId, q.eventId) < 0) return;
     const prev = fromServer ? this.registry.read(q.key, false) : undefined;
-    const changed = !prev || JSON.stringify(prev.data) !== JSON.stringify(data);
-    q.hasData = true;
-    q.data = data;
+    const json = JSON.stringify(data);
+    const changed = !prev || JSON.stringify(prev.data) !== json;
+    // An identical result keeps the data object: the snapshot stays the same, nothing re-renders.
+    if (!('data' in q) || JSON.stringify(q.data) !== json) q.data = data;
     q.eventId = eventId;
     q.revalidatedAt = at;
-    q.stale = false;
+    q.stale = missed(q);
     q.error = undefined;
-    q.layers = q.layers.filter((l) => !(l.until && compareEventIds(eventId, l.until) >= 0));
     if (fromServer) {
       const lastServerChange = changed ? at : prev.lastServerChange;
-      const entry = { procedure: q.procedure, input: q.input, data, lastRevalidated: at, lastServerChange };
-      this.registry.write(q.key, eventId === undefined ? entry : { ...entry, eventId });
+      this.registry.write(q.key, {
+        procedure: q.procedure,
+        input: q.input,
+        data,
+        lastRevalidated: at,
+        lastServerChange,
+        eventId,
+        stale: q.stale,
+      });
       this.registry.updateSession({ lastSync: at });
-      const msg: Msg = { t: 'r', key: q.key, p: q.procedure, i: q.input, d: data, e: eventId, at };
+      const msg: Msg = { key: q.key, d: data, e: eventId, at };
       try {
         this.channel?.postMessage(msg);
       } catch {
@@ -519,7 +576,8 @@ export class ReactiveClient<P = AnyProcedures> {
     let since: string | undefined;
     for (const q of qs) {
       if (!q.eventId || q.mounts <= 0 || this.checking?.has(q.key)) continue;
-      const entry = rt.subscription().includes(q.key) ? q.key : q.procedure;
+      // Subscribed by key, or by procedure (`entriesOf`).
+      const entry = rt.coveredFrom(q.key) ? q.key : q.procedure;
       const from = rt.coveredFrom(entry);
       if (!from || compareEventIds(q.eventId, from) >= 0 || q.gapFrom === from) continue;
       q.gapFrom = from; // once per stream start: never loops
@@ -532,17 +590,16 @@ export class ReactiveClient<P = AnyProcedures> {
     rt.catchUp(since, [...entries]).then(
       (r) => {
         if (gen !== this.generation) return;
-        if (r.reset) for (const q of gapped) void this.revalidate(q);
+        if (r.reset) for (const q of gapped) this.invalidate(q, undefined, true);
         else for (const ev of r.events ?? []) this.onInvalidate(ev);
       },
       () => undefined,
     );
   }
 
-  private onMessage(m: Msg): void {
-    if (!m || m.t !== 'r' || typeof m.key !== 'string') return;
-    const q = this.queries.get(m.key);
-    if (q) this.applyResult(q, m.d, m.e, m.at, false);
+  private onMessage(m: Msg | undefined): void {
+    const q = this.queries.get(m?.key!);
+    if (q) this.applyResult(q, m!.d, m!.e, m!.at, false);
   }
 
   // ---- real time ----
@@ -555,9 +612,7 @@ export class ReactiveClient<P = AnyProcedures> {
   }
 
   private heldKeys(): Set<string> {
-    const s = new Set<string>(this.registry.keys());
-    for (const k of this.queries.keys()) s.add(k);
-    return s;
+    return new Set([...this.registry.keys(), ...this.queries.keys()]);
   }
 
   /**
@@ -567,13 +622,13 @@ export class ReactiveClient<P = AnyProcedures> {
    */
   onInvalidate(ev: InvalidateEvent): void {
     const now = this.clock.now();
-    const deps = new Set<string>();
-    const meta = this.opts.procedures;
-    if (meta)
-      for (const [name, m] of Object.entries(meta)) if (m.dependencies.some((t) => ev.tables.includes(t) || ev.tables.includes('*'))) deps.add(name);
+    const t = ev.tables;
+    // A procedure reading a changed table (generated dependencies), or any with `*`.
+    const reads = (key: string) =>
+      this.opts.procedures?.[procedureOf(key)]?.dependencies.some((d) => t.includes(d) || t.includes('*'));
     for (const key of this.heldKeys()) {
       const isDirect = affects(ev.queries, key);
-      if (!isDirect && !deps.has(procedureOf(key))) continue;
+      if (!isDirect && !reads(key)) continue;
       // Reopen check in flight: it decides (the poll answer holds every event up to the server's head).
       const c = this.checking;
       if (c?.has(key) && (isDirect || !this.queries.get(key)?.mounts)) {
@@ -581,17 +636,11 @@ export class ReactiveClient<P = AnyProcedures> {
         continue;
       }
       const q = this.queries.get(key);
-      if (q) {
-        if (compareEventIds(q.eventId, ev.eventId) >= 0) continue;
-        if (q.mounts > 0) {
-          if (isDirect) void this.revalidate(q, ev.eventId);
-          continue;
-        }
-        if (!q.stale) {
-          q.stale = true;
-          this.notify(q);
-        }
+      if (q?.mounts) {
+        if (isDirect) this.invalidate(q, ev.eventId, true);
+        continue;
       }
+      if (q) this.invalidate(q, ev.eventId);
       const e = this.registry.read(key, false);
       if (e && compareEventIds(e.eventId, ev.eventId) < 0) this.registry.markStale(key, now);
     }
@@ -604,20 +653,19 @@ export class ReactiveClient<P = AnyProcedures> {
     this.recheck(
       [...this.heldKeys()].filter((key) => {
         const wm = (this.queries.get(key) ?? this.registry.read(key, false))?.eventId;
-        return !eventId || !wm || compareEventIds(wm, eventId) < 0;
+        return !eventId || compareEventIds(wm, eventId) < 0;
       }),
+      eventId,
     );
   }
 
   /** Marks entries stale and revalidates them: mounted at once, page hints after 1 s, the rest after 2 s. */
-  private recheck(keys: string[]): void {
+  private recheck(keys: string[], eventId?: string): void {
     const hinted = [...this.hints.values()].flat();
     for (const key of keys) {
       const q = this.queries.get(key);
-      if (q) {
-        q.stale = true;
-        this.notify(q);
-      } else this.registry.markStale(key, this.clock.now());
+      if (q) this.invalidate(q, eventId);
+      else this.registry.markStale(key, this.clock.now());
       this.scheduler.schedule(
         key,
         q && q.mounts > 0 ? MOUNTED : hinted.includes(key) ? HINT : BACKGROUND,
@@ -640,7 +688,7 @@ export class ReactiveClient<P = AnyProcedures> {
       for (const ev of r?.events ?? [])
         if (affects(ev.queries, key)) hit = maxEventId(hit, ev.eventId);
       const q = this.held(key);
-      if (!head || !q?.hasData || compareEventIds(hit, q.eventId) > 0) redo.push(key);
+      if (!head || !(q && 'data' in q) || compareEventIds(hit, q.eventId) > 0) redo.push(key);
       else {
         q.eventId = maxEventId(q.eventId, head);
         q.stale = false;
@@ -660,21 +708,21 @@ export class ReactiveClient<P = AnyProcedures> {
     options: MutateOptions<P, K> = {},
   ): Promise<OutputOf<P, K>> {
     const layers: { q: Query; l: Layer }[] = [];
-    if (options.optimistic) {
-      const cache: OptimisticCache<P> = {
-        update: (qn, qi, fn) => {
-          const q = this.ensure(qn, qi);
-          const l: Layer = { fn: fn as (d: unknown) => unknown };
-          q.layers.push(l);
-          layers.push({ q, l });
-          this.notify(q);
-        },
-        get: (qn, qi) => this.ensure(qn, qi).snapshot.data as never,
-      };
-      options.optimistic(input, cache);
-    }
+    const cache: OptimisticCache<P> = {
+      update: (qn, qi, fn) => {
+        const q = this.ensure(qn, qi);
+        const l: Layer = { fn: fn as (d: unknown) => unknown };
+        q.pin ??= [q.data, q.eventId];
+        q.layers.push(l);
+        layers.push({ q, l });
+        this.notify(q);
+      },
+      get: (qn, qi) => this.ensure(qn, qi).snapshot.data as never,
+    };
     let r;
     try {
+      // A throwing `optimistic` callback: its layers are dropped and the mutation is not sent.
+      options.optimistic?.(input, cache);
       r = await this.transport.mutate(name, input);
     } catch (e) {
       // Roll back: drop this mutation's layers; the server data underneath never changed.
@@ -683,14 +731,11 @@ export class ReactiveClient<P = AnyProcedures> {
     }
     if (r.eventId) this.registry.updateSession({ lastSync: this.clock.now() });
     for (const { q, l } of layers) {
-      if (!r.eventId || compareEventIds(q.eventId, r.eventId) >= 0) {
-        this.dropLayer(q, l);
-        continue;
-      }
-      // Keep it until the invalidation for this mutation has been applied (data watermark >= eventId).
-      l.until = r.eventId;
+      // Kept until data whose watermark reaches the mutation's event id is shown (maybe already).
+      if (!(l.until = r.eventId)) this.dropLayer(q, l);
+      else this.notify(q);
       const check = (): void => {
-        if (q.layers.includes(l)) void this.revalidate(q, r.eventId);
+        if (q.layers.includes(l)) this.invalidate(q, r.eventId, true);
       };
       if (isLive(this.realtime?.mode)) this.clock.setTimeout(check, this.opts.optimisticTimeout ?? 2000);
       else check();

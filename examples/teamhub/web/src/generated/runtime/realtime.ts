@@ -4,12 +4,13 @@
 // with periodic attempts to return to SSE. See docs/protocol.md sections 4, 5, 7 and 8.
 
 import type { Transport } from './client';
-import { globalOf, maxEventId, parseJson, str, type Clock } from './util';
+import { globalOf, jitter, maxEventId, parseJson, str, type Clock } from './util';
 
 /** An `invalidate` event (protocol section 5). */
 export interface InvalidateEvent {
   eventId: string;
   tables: string[];
+  /** Informational, and may be absent or shrink (the server already matched): never relied on. */
   keys?: Record<string, Record<string, (string | null)[]> | null>;
   requiresAck: boolean;
   /** Subscription entries (verbatim) the event affects. */
@@ -60,7 +61,15 @@ export interface RealtimeOptions {
   pollInterval?: number;
   /** How long to poll before trying SSE again. Default 30000 ms. */
   sseRetryDelay?: number;
+  /**
+   * The server's heartbeat interval (`: ping` comments). A stream that delivers nothing for twice
+   * this long is dead and is reopened. Default 30000 ms; 0 turns detection off.
+   */
+  heartbeat?: number;
 }
+
+/** Window events after which a stream may be dead: reconnect at once. */
+const WAKE = ['online', 'pageshow', 'visibilitychange'];
 
 /** One real-time connection for the page. */
 export class Realtime {
@@ -68,11 +77,17 @@ export class Realtime {
   private entries: string[] = [];
   private es: EventSourceLike | undefined;
   private connectionId: string | undefined;
-  /** Pending timers: `d` the debounced reconnect, `r` the next SSE attempt, `p` the next poll. */
-  private readonly timers: { d?: unknown; r?: unknown; p?: unknown } = {};
+  /**
+   * Pending timers: `d` the debounced reconnect, `r` the next SSE attempt, `p` the next poll, `h`
+   * the stream's death (reset by everything it delivers).
+   */
+  private readonly timers: { d?: unknown; r?: unknown; p?: unknown; h?: unknown } = {};
   private failures = 0;
-  private polling = false;
-  private pollInFlight = false;
+  private pollFailures = 0;
+  /** When the stream last delivered something (or was opened). */
+  private aliveAt?: number;
+  private polling?: boolean;
+  private pollInFlight?: boolean;
   private stopped = true;
   /** Newest event id received (stream, replay or poll). */
   lastEventId: string | undefined;
@@ -91,11 +106,13 @@ export class Realtime {
   start(lastEventId?: string): void {
     this.advance(lastEventId);
     this.stopped = false;
+    for (const t of WAKE) globalOf<EventTarget>('window')?.addEventListener?.(t, this.wake);
     this.reconnectSoon();
   }
 
   /** Closes everything. */
   stop(): void {
+    for (const t of WAKE) globalOf<EventTarget>('window')?.removeEventListener?.(t, this.wake);
     this.stopped = true;
     this.timer('d');
     this.timer('r');
@@ -112,11 +129,6 @@ export class Realtime {
     // Polling covers new entries from the next `since`.
     if (this.polling && !this.es) this.cover();
     this.reconnectSoon();
-  }
-
-  /** The subscription entries. */
-  subscription(): string[] {
-    return this.entries;
   }
 
   /** The event id from which events for `entry` are guaranteed to reach us, if it is subscribed and live. */
@@ -136,7 +148,7 @@ export class Realtime {
   }
 
   /** Clears timer `k` and, given `fn`, sets it to run `fn` after `ms`. */
-  private timer(k: 'd' | 'r' | 'p', ms?: number, fn?: () => void): void {
+  private timer(k: 'd' | 'r' | 'p' | 'h', ms?: number, fn?: () => void): void {
     const t = this.timers;
     if (t[k] !== undefined) this.o.clock.clearTimeout(t[k]);
     t[k] = fn
@@ -178,7 +190,35 @@ export class Realtime {
     return parts.join('&');
   }
 
+  /** The stream delivered something (or opened): it is alive for another two heartbeats. */
+  private alive(): void {
+    const hb = this.o.heartbeat ?? 30000;
+    this.aliveAt = this.o.clock.now();
+    if (hb)
+      this.timer('h', 2 * hb, () => {
+        this.closeEs();
+        this.fail();
+      });
+  }
+
+  /**
+   * The page came back (visible, restored from the back/forward cache, online): a stream not
+   * known to be alive may be dead, so reconnect at once (and poll at once when polling).
+   */
+  private wake = (): void => {
+    if (
+      this.timers.d === undefined && // (a connect is coming anyway)
+      !globalOf<{ hidden?: boolean }>('document')?.hidden &&
+      !(this.es && this.o.clock.now() - this.aliveAt! < (this.o.heartbeat ?? 30000))
+    ) {
+      this.failures = 0;
+      if (this.polling) void this.pollOnce();
+      this.scheduleRetry(0);
+    }
+  };
+
   private openEs(): void {
+    this.timer('r');
     const ES = this.o.EventSource === null ? undefined : (this.o.EventSource ?? globalOf<EventSourceCtor>('EventSource'));
     if (!ES) {
       this.startPolling();
@@ -197,12 +237,18 @@ export class Realtime {
       return;
     }
     this.es = es;
+    this.alive();
     if (!this.polling) this.setMode('connecting');
     // Listens to an event of this stream only (not of one that replaced it), with its parsed data.
     const on = (type: string, fn: (d: Record<string, unknown> | undefined) => void): void =>
       es.addEventListener(type, (ev) => {
-        if (this.es === es) fn(parseJson(ev.data) as Record<string, unknown> | undefined);
+        if (this.es === es) {
+          this.alive();
+          fn(parseJson(ev.data) as Record<string, unknown> | undefined);
+        }
       });
+    // Heartbeat comments, as a fetch-based EventSource reports them (the browser's hides them).
+    on('ping', () => undefined);
     on('ready', (d) => {
       this.connectionId = str(d?.connectionId);
       const start = from ?? str(d?.eventId);
@@ -231,6 +277,7 @@ export class Realtime {
   }
 
   private closeEs(): void {
+    this.timer('h');
     if (this.es) {
       this.es.onerror = null;
       this.es.close();
@@ -253,7 +300,7 @@ export class Realtime {
   }
 
   private scheduleRetry(ms: number): void {
-    this.timer('r', ms, () => {
+    this.timer('r', jitter(ms), () => {
       if (!this.stopped && this.entries.length) this.openEs();
     });
   }
@@ -261,35 +308,25 @@ export class Realtime {
   private deliver(ev: InvalidateEvent, fromStream: boolean): void {
     const id = ev.eventId;
     if (typeof id !== 'string') return;
-    if (fromStream && ev.requiresAck) void this.ack(id);
+    // Ack (the server re-sends on failure; nothing else to do). `connectionId` is left out when unknown.
+    if (fromStream && ev.requiresAck)
+      this.o.transport
+        .request('POST', '/events/ack', { eventId: id, connectionId: this.connectionId })
+        .catch(() => undefined);
     // Re-sent events (no `id:` line) and replays already seen are deduplicated by id. Ids are
     // not checked for order: across instances events may arrive slightly out of order.
     if (this.seen.has(id)) return;
     this.seen.add(id);
     if (this.seen.size > 512) this.seen.delete(this.seen.values().next().value!);
     this.advance(id);
-    this.o.onInvalidate({
-      eventId: id,
-      tables: Array.isArray(ev.tables) ? ev.tables : [],
-      keys: ev.keys ?? {},
-      requiresAck: !!ev.requiresAck,
-      queries: Array.isArray(ev.queries) ? ev.queries : [],
-    });
+    // `keys` may be absent or bounded (the server already matched): only tables and queries count.
+    const list = (x: unknown): string[] => (Array.isArray(x) ? x : []);
+    this.o.onInvalidate({ ...ev, tables: list(ev.tables), queries: list(ev.queries) });
   }
 
   private reset(eventId: string | undefined): void {
     this.advance(eventId);
     this.o.onReset(eventId);
-  }
-
-  private async ack(eventId: string): Promise<void> {
-    try {
-      const body: Record<string, string> = { eventId };
-      if (this.connectionId) body.connectionId = this.connectionId;
-      await this.o.transport.request('POST', '/events/ack', body);
-    } catch {
-      /* the server re-sends; nothing else to do */
-    }
   }
 
   // ---- polling ----
@@ -314,6 +351,7 @@ export class Realtime {
     this.timer('p');
     try {
       const r = await this.catchUp(this.lastEventId, this.entries);
+      this.pollFailures = 0;
       if (!this.polling) return;
       const head = str(r.eventId);
       if (r.reset) this.reset(head);
@@ -325,10 +363,15 @@ export class Realtime {
         this.o.onReady?.();
       }
     } catch {
-      /* try again next interval */
+      this.pollFailures++; // try again later: the interval doubles while polls fail (up to 16x)
     } finally {
       this.pollInFlight = false;
-      if (this.polling && !this.stopped) this.timer('p', this.o.pollInterval ?? 5000, () => void this.pollOnce());
+      if (this.polling && !this.stopped)
+        this.timer(
+          'p',
+          jitter((this.o.pollInterval ?? 5000) * 2 ** Math.min(this.pollFailures, 4)),
+          () => void this.pollOnce(),
+        );
     }
   }
 

@@ -3,14 +3,15 @@
 // sessionStorage). Each entry has its own storage key so one entry can be read or written without
 // touching the others; a small per-tenant meta record holds the session and the LRU index.
 //
-// Storage keys (prefix `rq`, tenant URI-encoded):
-//   rq:<tenant>:m          {"v":1,"session":{…},"lru":{"<queryKey>":[lastAccess,size]}}
+// Storage keys (prefix `rq`, tenant URI-encoded; the client's "tenant" here is tenant + user):
+//   rq:<tenant>:m          {"session":{…},"lru":{"<queryKey>":[lastAccess,size]}}
 //   rq:<tenant>:e:<key>    a RegistryEntry as JSON
 //
 // Every storage access is guarded: missing storage (server rendering, privacy mode), a full quota
-// and corrupt JSON degrade to an in-memory registry instead of throwing.
+// and corrupt JSON degrade to an in-memory registry instead of throwing. What is read back is
+// validated in depth (valid JSON of the wrong shape included): what is malformed is dropped.
 
-import { compareEventIds, maxEventId, parseJson } from './util';
+import { compareEventIds, maxEventId, parseJson, procedureOf, str } from './util';
 
 /** A cached query result. */
 export interface RegistryEntry {
@@ -63,28 +64,51 @@ export interface RegistryOptions {
 }
 
 interface Meta {
-  v: 1;
   session: RegistrySession;
   lru: Record<string, [number, number]>;
 }
 
 const PREFIX = 'rq:';
 /** Default size cap: 2 MB. */
-export const DEFAULT_MAX_BYTES = 2 * 1024 * 1024;
+export const DEFAULT_MAX_BYTES = 2 ** 21;
 
 /** Prefix of every storage key of one tenant. */
 export function tenantPrefix(tenant: string): string {
   return PREFIX + encodeURIComponent(tenant) + ':';
 }
 
-function isMeta(x: unknown): x is Meta {
-  const m = x as Meta | undefined;
-  return !!m && m.v === 1 && typeof m.session === 'object' && !!m.session && typeof m.lru === 'object' && !!m.lru;
+const num = (x: unknown): x is number => typeof x === 'number';
+const obj = (x: unknown): x is Record<string, unknown> => !!x && typeof x === 'object';
+
+/** The meta record, validated in depth: what is malformed is dropped, the rest kept. */
+function readMeta(raw: string | null, now: number): Meta {
+  const m = parseJson(raw);
+  const s = obj(m) && obj(m.session) ? m.session : {};
+  const lru: Meta['lru'] = {};
+  if (obj(m) && obj(m.lru))
+    for (const [k, v] of Object.entries(m.lru))
+      if (Array.isArray(v) && num(v[0]) && num(v[1])) lru[k] = v as [number, number];
+  return {
+    session: {
+      startTime: now,
+      lastSync: num(s.lastSync) ? s.lastSync : 0,
+      realtimeConnected: s.realtimeConnected === true,
+      lastEventId: str(s.lastEventId),
+    },
+    lru,
+  };
 }
 
-function isEntry(x: unknown): x is RegistryEntry {
-  const e = x as RegistryEntry | undefined;
-  return !!e && typeof e.procedure === 'string' && typeof e.lastRevalidated === 'number' && 'data' in e;
+/** Whether `x` is a well-formed entry for `key`. */
+function isEntry(x: unknown, key: string): x is RegistryEntry {
+  return (
+    obj(x) &&
+    x.procedure === procedureOf(key) &&
+    num(x.lastRevalidated) &&
+    num(x.lastServerChange) &&
+    'data' in x &&
+    (x.eventId === undefined || typeof x.eventId === 'string')
+  );
 }
 
 /** The per-tenant registry. */
@@ -109,15 +133,9 @@ export class QueryRegistry {
     }
     this.now = opts.now ?? Date.now;
     this.pfx = tenantPrefix(opts.tenant);
-    const t = this.now();
-    this.session = { startTime: t, lastSync: 0, realtimeConnected: false };
-    const meta = parseJson(this.get(this.pfx + 'm'));
-    if (isMeta(meta)) {
-      this.lru = meta.lru;
-      this.session = { ...meta.session, startTime: t };
-    } else if (meta !== undefined || this.get(this.pfx + 'm') !== null) {
-      this.remove(this.pfx + 'm');
-    }
+    const meta = readMeta(this.get(this.pfx + 'm'), this.now());
+    this.lru = meta.lru;
+    this.session = meta.session;
     this.writeMeta();
   }
 
@@ -140,39 +158,59 @@ export class QueryRegistry {
     }
   }
 
-  /** Writes, making room (LRU entries, then other tenants) when the quota is full. */
+  /**
+   * Writes, making room when the quota is full: other tenants' data first (each tenant's entries,
+   * then its meta record), then this tenant's least recently used entries other than `keep`. If
+   * the value does not fit even then, everything removed is put back: a write that can never fit
+   * evicts nothing.
+   */
   private set(k: string, v: string, keep?: string): boolean {
-    if (!this.storage) return false;
-    for (let attempt = 0; attempt < 16; attempt++) {
-      try {
-        this.storage.setItem(k, v);
-        return true;
-      } catch {
-        if (!this.evictOtherTenant() && !this.evictOne(keep)) return false;
-      }
-    }
-    return false;
-  }
-
-  /** Removes the least recently used other tenant's data. Returns false if there is none. */
-  private evictOtherTenant(): boolean {
     const st = this.storage!;
+    const removed: [string, string][] = [];
+    let victims: string[] | undefined;
     try {
-      const keys: string[] = [];
-      for (let i = 0; i < st.length; i++) keys.push(st.key(i) ?? '');
-      let oldest: { p: string; t: number } | undefined;
-      for (const k of keys) {
-        if (!k.startsWith(PREFIX) || k.startsWith(this.pfx) || !k.endsWith(':m')) continue;
-        const m = parseJson(st.getItem(k));
-        const t = isMeta(m) ? m.session.lastSync : 0;
-        if (!oldest || t < oldest.t) oldest = { p: k.slice(0, -1), t };
-      }
-      const doomed = oldest ? keys.filter((k) => k.startsWith(oldest!.p)) : [];
-      for (const k of doomed) st.removeItem(k);
-      return doomed.length > 0;
+      for (;;)
+        try {
+          st.setItem(k, v);
+          break;
+        } catch {
+          const x = (victims ??= this.victims(keep)).shift();
+          if (x === undefined) throw 0; // nothing left to remove: put everything back
+          const old = st.getItem(x);
+          if (old !== null) removed.push([x, old]);
+          st.removeItem(x);
+        }
     } catch {
+      try {
+        for (const [a, b] of removed) st.setItem(a, b);
+      } catch {
+        /* storage unusable */
+      }
       return false;
     }
+    for (const [x] of removed)
+      if (x.startsWith(this.pfx)) {
+        const key = x.slice(this.pfx.length + 2);
+        delete this.lru[key];
+        this.entries.delete(key);
+      }
+    return true;
+  }
+
+  /** Storage keys that may be removed to make room, in that order. */
+  private victims(keep: string | undefined): string[] {
+    const st = this.storage!;
+    const other: string[] = [];
+    for (let i = 0; i < st.length; i++) {
+      const k = st.key(i)!;
+      if (k.startsWith(PREFIX) && !k.startsWith(this.pfx)) other.push(k);
+    }
+    return [
+      ...other.sort((a, b) => +a.endsWith(':m') - +b.endsWith(':m')),
+      ...this.keys()
+        .filter((k) => k !== keep && this.lru[k]![1]) // (size 0: in memory only)
+        .map((k) => this.pfx + 'e:' + k),
+    ];
   }
 
   // ---- meta ----
@@ -180,16 +218,14 @@ export class QueryRegistry {
   private writeMeta(keep?: string): void {
     if (!this.storage) return;
     // Merge with what other tabs wrote meanwhile.
-    const other = parseJson(this.get(this.pfx + 'm'));
-    if (isMeta(other)) {
-      for (const [k, v] of Object.entries(other.lru)) {
-        const mine = this.lru[k];
-        if (!mine ? this.get(this.pfx + 'e:' + k) !== null : mine[0] < v[0]) this.lru[k] = v;
-      }
-      this.session.lastEventId = maxEventId(this.session.lastEventId, other.session.lastEventId);
-      this.session.lastSync = Math.max(this.session.lastSync, other.session.lastSync);
+    const other = readMeta(this.get(this.pfx + 'm'), 0);
+    for (const [k, v] of Object.entries(other.lru)) {
+      const mine = this.lru[k];
+      if (!mine ? this.get(this.pfx + 'e:' + k) !== null : mine[0] < v[0]) this.lru[k] = v;
     }
-    const meta: Meta = { v: 1, session: this.session, lru: this.lru };
+    this.session.lastEventId = maxEventId(this.session.lastEventId, other.session.lastEventId);
+    this.session.lastSync = Math.max(this.session.lastSync, other.session.lastSync);
+    const meta: Meta = { session: this.session, lru: this.lru };
     this.set(this.pfx + 'm', JSON.stringify(meta), keep);
   }
 
@@ -200,9 +236,8 @@ export class QueryRegistry {
 
   /** Updates the session record. `lastEventId` only moves forward. */
   updateSession(patch: Partial<RegistrySession>): void {
-    const { lastEventId, ...rest } = patch;
-    Object.assign(this.session, rest);
-    if (lastEventId !== undefined) this.session.lastEventId = maxEventId(this.session.lastEventId, lastEventId);
+    const lastEventId = maxEventId(this.session.lastEventId, patch.lastEventId);
+    Object.assign(this.session, patch, { lastEventId });
     this.writeMeta();
   }
 
@@ -210,9 +245,7 @@ export class QueryRegistry {
 
   /** Total bytes the registry holds (entries as stored). */
   size(): number {
-    let n = 0;
-    for (const v of Object.values(this.lru)) n += v[1];
-    return n;
+    return Object.values(this.lru).reduce((n, v) => n + v[1], 0);
   }
 
   /** Query keys held, least recently used first. */
@@ -226,16 +259,14 @@ export class QueryRegistry {
     if (this.storage) {
       const raw = this.get(this.pfx + 'e:' + key);
       const parsed = parseJson(raw);
-      if (isEntry(parsed)) {
+      if (isEntry(parsed, key)) {
         const fromStore = parsed;
         if (!e || compareEventIds(fromStore.eventId, e.eventId) > 0 || fromStore.lastRevalidated > e.lastRevalidated) {
           e = fromStore;
           this.entries.set(key, e);
         }
         if (!this.lru[key]) this.lru[key] = [this.now(), raw!.length + key.length];
-      } else if (raw !== null) {
-        this.remove(this.pfx + 'e:' + key);
-      }
+      } else if (raw !== null) this.dropStored(key);
     }
     if (e && touch && this.lru[key]) this.lru[key]![0] = this.now();
     return e;
@@ -247,26 +278,21 @@ export class QueryRegistry {
     const json = JSON.stringify(entry);
     const size = json.length + key.length;
     this.lru[key] = [this.now(), size];
-    if (size > this.maxBytes) {
-      // Too big to keep at all: memory only for this page.
-      this.dropStored(key);
-      this.lru[key] = [this.now(), 0];
-      this.writeMeta(key);
-      return;
-    }
-    while (this.size() > this.maxBytes && this.evictOne(key)) {
+    const fits = size <= this.maxBytes;
+    while (fits && this.size() > this.maxBytes && this.evictOne(key)) {
       /* keep evicting */
     }
-    // Refused by storage: memory only for this page (a memory-only registry keeps counting).
-    if (!this.set(this.pfx + 'e:' + key, json, key) && this.storage) this.lru[key] = [this.now(), 0];
+    if (!fits) this.remove(this.pfx + 'e:' + key); // (an older, smaller version)
+    // Too big to keep at all, or refused by storage: memory only for this page (size 0; a
+    // memory-only registry keeps counting).
+    if (!fits || (!this.set(this.pfx + 'e:' + key, json, key) && this.storage)) this.lru[key] = [this.now(), 0];
     this.writeMeta(key);
   }
 
   /** Marks an entry stale (an invalidation arrived that its data doesn't include). */
   markStale(key: string, now: number): void {
     const e = this.read(key, false);
-    if (!e) return;
-    this.write(key, { ...e, stale: true, lastServerChange: now });
+    if (e) this.write(key, { ...e, stale: true, lastServerChange: now });
   }
 
   /** Removes an entry. */
@@ -283,15 +309,8 @@ export class QueryRegistry {
 
   /** Evicts the least recently used entry other than `keep`. */
   private evictOne(keep: string | undefined): boolean {
-    let victim: string | undefined;
-    let oldest = Infinity;
-    for (const [k, v] of Object.entries(this.lru)) {
-      if (k !== keep && v[0] < oldest) {
-        oldest = v[0];
-        victim = k;
-      }
-    }
-    if (victim === undefined) return false;
+    const victim = this.keys().find((k) => k !== keep);
+    if (!victim) return false;
     this.entries.delete(victim);
     this.dropStored(victim);
     return true;
@@ -299,10 +318,9 @@ export class QueryRegistry {
 
   /** Removes all of this tenant's data. */
   clear(): void {
-    for (const k of Object.keys(this.lru)) this.remove(this.pfx + 'e:' + k);
+    for (const k in this.lru) this.dropStored(k);
     this.entries.clear();
-    this.lru = {};
     this.remove(this.pfx + 'm');
-    this.session = { startTime: this.now(), lastSync: 0, realtimeConnected: false };
+    this.session = readMeta(null, this.now()).session;
   }
 }

@@ -2,7 +2,7 @@
 // Revalidation scheduler: queries of mounted hooks first, at once; page hints
 // (`useReactivePriorities`) after 1 s; everything else held in the registry after 2 s.
 
-import type { Clock } from './util';
+import { jitter, type Clock } from './util';
 
 // The levels as constants (inlined by bundlers), for the runtime's own use.
 export const MOUNTED = 0;
@@ -30,27 +30,28 @@ export interface SchedulerOptions {
  * a key that was revalidated by other means after it was queued is dropped with `cancel`.
  */
 export class Scheduler {
-  private readonly o: Required<SchedulerOptions>;
+  private readonly o: SchedulerOptions;
   private readonly queued = new Map<string, Priority>();
-  private readonly readyAt: [number, number, number] = [0, 0, 0];
+  /** When each level's batch may run. */
+  private readonly readyAt = [0, 0, 0];
   private timer: unknown;
-  private timerAt = Infinity;
   private running = 0;
 
   constructor(opts: SchedulerOptions) {
-    this.o = { hintDelay: 1000, backgroundDelay: 2000, concurrency: 4, ...opts };
+    this.o = opts;
   }
 
   /**
    * Queues `key` at `priority`. Mounted keys run now; hints and background keys run once their
-   * delay (counted from this call, or from an earlier pending batch) has passed.
+   * delay (counted from this call, or from an earlier pending batch, with jitter) has passed.
    */
   schedule(key: string, priority: Priority): void {
-    const prev = this.queued.get(key);
-    if (prev !== undefined && prev <= priority) return;
+    if (this.queued.get(key)! <= priority) return;
     // A level's delay counts from the first key of a batch: later keys join the waiting batch.
-    if (priority !== MOUNTED && !this.pendingAt(priority))
-      this.readyAt[priority] = this.o.clock.now() + (priority === HINT ? this.o.hintDelay : this.o.backgroundDelay);
+    if (!this.pending(priority))
+      this.readyAt[priority] =
+        this.o.clock.now() +
+        (priority && jitter(priority === HINT ? (this.o.hintDelay ?? 1000) : (this.o.backgroundDelay ?? 2000)));
     this.queued.set(key, priority);
     this.pump();
   }
@@ -63,60 +64,30 @@ export class Scheduler {
   /** Drops everything (tenant switch). */
   clear(): void {
     this.queued.clear();
-    this.clearTimer();
+    this.o.clock.clearTimeout(this.timer);
   }
 
-  private clearTimer(): void {
-    if (this.timer !== undefined) this.o.clock.clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAt = Infinity;
-  }
-
-  private pendingAt(p: Priority): boolean {
-    for (const v of this.queued.values()) if (v === p) return true;
-    return false;
+  private pending(p: Priority): boolean {
+    return [...this.queued.values()].includes(p);
   }
 
   private pump(): void {
     const now = this.o.clock.now();
-    // Mounted keys: all at once, no concurrency limit (the page is waiting for them).
-    for (const [k, p] of [...this.queued]) {
-      if (p === MOUNTED) {
-        this.queued.delete(k);
-        void this.o.run(k).catch(() => undefined);
-      }
-    }
     let next = Infinity;
-    for (const level of [HINT, BACKGROUND] as const) {
-      if (!this.pendingAt(level)) continue;
-      if (this.readyAt[level] > now) {
-        next = Math.min(next, this.readyAt[level]);
-        continue;
-      }
-      // Hints go before background work: don't start background work while hints wait.
-      if (level === BACKGROUND && this.pendingAt(HINT)) continue;
-      for (const [k, p] of [...this.queued]) {
-        if (this.running >= this.o.concurrency) break;
-        if (p !== level) continue;
+    for (const [k, p] of this.queued) {
+      if (this.readyAt[p]! > now) next = Math.min(next, this.readyAt[p]!);
+      // Mounted keys: all at once (the page is waiting for them). The others: bounded
+      // concurrency, and background work waits while hints are queued.
+      else if (!p || (this.running < (this.o.concurrency ?? 4) && (p === HINT || !this.pending(HINT)))) {
         this.queued.delete(k);
-        this.running++;
+        if (p) this.running++;
         void this.o
           .run(k)
           .catch(() => undefined)
-          .finally(() => {
-            this.running--;
-            this.pump();
-          });
+          .finally(() => p && (this.running--, this.pump()));
       }
     }
-    if (next < this.timerAt) {
-      this.clearTimer();
-      this.timerAt = next;
-      this.timer = this.o.clock.setTimeout(() => {
-        this.timer = undefined;
-        this.timerAt = Infinity;
-        this.pump();
-      }, next - now);
-    }
+    this.o.clock.clearTimeout(this.timer);
+    if (next < Infinity) this.timer = this.o.clock.setTimeout(() => this.pump(), next - now);
   }
 }

@@ -42,8 +42,7 @@ export function queryKey(procedure: string, input: unknown): string {
 
 /** The procedure part of a query key. */
 export function procedureOf(key: string): string {
-  const i = key.indexOf(':');
-  return i < 0 ? key : key.slice(0, i);
+  return key.split(':')[0]!; // (procedure names have no colon)
 }
 
 /**
@@ -55,8 +54,8 @@ export function compareEventIds(a: string | null | undefined, b: string | null |
 }
 
 /** The larger of two event ids. */
-export function maxEventId(a: string | null | undefined, b: string | null | undefined): string | undefined {
-  return (compareEventIds(a, b) >= 0 ? a : b) ?? undefined;
+export function maxEventId(a: string | undefined, b: string | undefined): string | undefined {
+  return compareEventIds(a, b) >= 0 ? a : b;
 }
 
 /** `JSON.parse`, or `undefined` for a missing or malformed value. */
@@ -82,3 +81,6 @@ export function globalOf<T>(name: string): T | undefined {
     return undefined;
   }
 }
+
+/** `ms` times a random factor in [0.5, 1.5): timers of many clients don't fire in lockstep. */
+export const jitter = (ms: number): number => ms * (0.5 + Math.random());
