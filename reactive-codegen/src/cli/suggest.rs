@@ -303,7 +303,6 @@ fn suggest_one(
             formatted.extend(tables);
         }
     }
-    let mut opaque = false;
     for call in analysis
         .calls
         .iter()
@@ -312,7 +311,6 @@ fn suggest_one(
         if !call.is_method && reactive_names.contains(&call.name) {
             continue;
         }
-        opaque = true;
         notes.push(Note {
             line: call.location.line,
             message: format!(
