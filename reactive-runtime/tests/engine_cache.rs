@@ -661,6 +661,54 @@ async fn refused_value_leaves_a_ghost(store: Arc<dyn CacheStore>) {
     );
 }
 
+/// A waiter that joined a computation the race guard then refuses must not take its
+/// value: it may predate the write (which the waiter itself did not have to observe,
+/// having started before it), and no event was routed to the key for that write.
+async fn waiters_of_a_refused_computation_compute_their_own(store: Arc<dyn CacheStore>) {
+    let engine = engine(store);
+    let k = key("b", "refused-waiter");
+    let (read_done_tx, read_done_rx) = oneshot::channel::<()>();
+    let (write_done_tx, write_done_rx) = oneshot::channel::<()>();
+    let leader = tokio::spawn({
+        let (engine, k) = (engine.clone(), k.clone());
+        async move {
+            engine
+                .get_or_compute(k, org_reads(1), || async move {
+                    read_done_tx.send(()).unwrap();
+                    write_done_rx.await.unwrap();
+                    Res::Ok((Bytes::from_static(b"old"), ReadSet::empty()))
+                })
+                .await
+                .unwrap()
+        }
+    });
+    read_done_rx.await.unwrap();
+    let waiter = tokio::spawn({
+        let (engine, k) = (engine.clone(), k.clone());
+        async move {
+            engine
+                .get_or_compute(k, org_reads(1), || async {
+                    Res::Ok((Bytes::from_static(b"new"), ReadSet::empty()))
+                })
+                .await
+                .unwrap()
+        }
+    });
+    // Pause point: the waiter has joined the leader's computation.
+    while engine.stats().coalesced_waits == 0 {
+        tokio::task::yield_now().await;
+    }
+    engine.apply(org_change(1)).await;
+    write_done_tx.send(()).unwrap();
+    assert!(leader.await.unwrap().refused);
+    let w = waiter.await.unwrap();
+    assert_eq!(
+        (w.value.as_ref(), w.source),
+        (&b"new"[..], Source::Computed),
+        "the waiter computed its own value"
+    );
+}
+
 /// A value too large to store is still handed out: its routing record must stay.
 async fn too_large_value_leaves_a_ghost(store: Arc<dyn CacheStore>) {
     let engine = engine(store);
@@ -699,6 +747,7 @@ macro_rules! engine_tests {
 
 engine_tests!(
     refused_value_leaves_a_ghost,
+    waiters_of_a_refused_computation_compute_their_own,
     too_large_value_leaves_a_ghost,
     stale_set_race,
     stale_set_race_on_discovered_reads,
