@@ -1125,6 +1125,22 @@ async fn redis_store_routing_records_are_bounded() {
         .await
         .unwrap();
     assert!(total <= 4 * 1024, "{total}");
+    // The accounting follows deletions: nothing left, nothing counted.
+    store
+        .invalidate(&ChangeSet::everything(), Origin::Local)
+        .await
+        .unwrap();
+    let total: u64 = redis::cmd("GET")
+        .arg(format!("{prefix}rbytes"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let sizes: u64 = redis::cmd("HLEN")
+        .arg(format!("{prefix}rsize"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!((total, sizes), (0, 0));
     Cleanup { url, prefix }.run().await;
 }
 
