@@ -102,6 +102,9 @@ struct State {
 impl State {
     /// Turns the indexed `id` into a ghost (its value left the cache).
     fn haunt(&mut self, id: u64) {
+        if self.ghosts.by_id.contains_key(&id) {
+            return;
+        }
         let Some((key, reads)) = self.index.get(id) else {
             return;
         };
