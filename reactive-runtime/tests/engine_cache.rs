@@ -623,6 +623,108 @@ async fn relations_in_apply(store: Arc<dyn CacheStore>) {
     assert_eq!(report.tables, ["agent", "message"]);
 }
 
+/// The race guard refuses a value computed while a conflicting write was applied: no
+/// entry is stored, so that write's event was not routed to the key. A ghost must be
+/// left, or the next write to those rows reaches nobody holding the value either.
+async fn refused_value_leaves_a_ghost(store: Arc<dyn CacheStore>) {
+    let engine = engine(store);
+    let k = key("b", "refused");
+    let (read_done_tx, read_done_rx) = oneshot::channel::<()>();
+    let (write_done_tx, write_done_rx) = oneshot::channel::<()>();
+    let reader = {
+        let (engine, k) = (engine.clone(), k.clone());
+        tokio::spawn(async move {
+            engine
+                .get_or_compute(k, org_reads(1), || async move {
+                    read_done_tx.send(()).unwrap();
+                    write_done_rx.await.unwrap();
+                    Res::Ok((Bytes::from_static(b"old"), ReadSet::empty()))
+                })
+                .await
+                .unwrap()
+        })
+    };
+    read_done_rx.await.unwrap(); // paused after its query
+    let report = engine.apply(org_change(1)).await; // a write without a tenant
+    assert!(report.entries.is_empty(), "nothing was cached yet");
+    write_done_tx.send(()).unwrap();
+    let first = reader.await.unwrap();
+    assert!(first.refused, "the caller is told the value may be stale");
+    assert_eq!(engine.stats().ghosts_left, 1);
+    // The next write to those rows finds the key.
+    let report = engine.apply(org_change(1)).await;
+    let keys: Vec<_> = report.entries.iter().map(|e| e.key.clone()).collect();
+    assert_eq!(
+        keys,
+        [k],
+        "the refused value's tenant hears of later writes"
+    );
+}
+
+/// A waiter that joined a computation the race guard then refuses must not take its
+/// value: it may predate the write (which the waiter itself did not have to observe,
+/// having started before it), and no event was routed to the key for that write.
+async fn waiters_of_a_refused_computation_compute_their_own(store: Arc<dyn CacheStore>) {
+    let engine = engine(store);
+    let k = key("b", "refused-waiter");
+    let (read_done_tx, read_done_rx) = oneshot::channel::<()>();
+    let (write_done_tx, write_done_rx) = oneshot::channel::<()>();
+    let leader = tokio::spawn({
+        let (engine, k) = (engine.clone(), k.clone());
+        async move {
+            engine
+                .get_or_compute(k, org_reads(1), || async move {
+                    read_done_tx.send(()).unwrap();
+                    write_done_rx.await.unwrap();
+                    Res::Ok((Bytes::from_static(b"old"), ReadSet::empty()))
+                })
+                .await
+                .unwrap()
+        }
+    });
+    read_done_rx.await.unwrap();
+    let waiter = tokio::spawn({
+        let (engine, k) = (engine.clone(), k.clone());
+        async move {
+            engine
+                .get_or_compute(k, org_reads(1), || async {
+                    Res::Ok((Bytes::from_static(b"new"), ReadSet::empty()))
+                })
+                .await
+                .unwrap()
+        }
+    });
+    // Pause point: the waiter has joined the leader's computation.
+    while engine.stats().coalesced_waits == 0 {
+        tokio::task::yield_now().await;
+    }
+    engine.apply(org_change(1)).await;
+    write_done_tx.send(()).unwrap();
+    assert!(leader.await.unwrap().refused);
+    let w = waiter.await.unwrap();
+    assert_eq!(
+        (w.value.as_ref(), w.source),
+        (&b"new"[..], Source::Computed),
+        "the waiter computed its own value"
+    );
+}
+
+/// A value too large to store is still handed out: its routing record must stay.
+async fn too_large_value_leaves_a_ghost(store: Arc<dyn CacheStore>) {
+    let engine = engine(store);
+    let k = key("b", "large");
+    let f = engine
+        .get_or_compute(&k, org_reads(1), || async {
+            Res::Ok((Bytes::from(vec![b'x'; 2 * 1024 * 1024]), ReadSet::empty()))
+        })
+        .await
+        .unwrap();
+    assert!(!f.refused, "too large is not stale");
+    let report = engine.apply(org_change(1)).await;
+    assert_eq!(report.entries.len(), 1);
+    assert_eq!(report.entries[0].key, k);
+}
+
 macro_rules! engine_tests {
     ($($name:ident),* $(,)?) => {
         mod memory_engine {
@@ -644,6 +746,9 @@ macro_rules! engine_tests {
 }
 
 engine_tests!(
+    refused_value_leaves_a_ghost,
+    waiters_of_a_refused_computation_compute_their_own,
+    too_large_value_leaves_a_ghost,
     stale_set_race,
     stale_set_race_on_discovered_reads,
     coalescing,
@@ -660,6 +765,7 @@ async fn memory_store_stays_under_its_byte_cap_and_its_index_follows() {
         max_bytes: 100 * 1024,
         max_entry_bytes: 50 * 1024,
         ttl: Duration::from_secs(60),
+        ..MemoryConfig::default()
     });
     for i in 0..100 {
         let ticket = store.begin().await.unwrap();
@@ -683,7 +789,12 @@ async fn memory_store_stays_under_its_byte_cap_and_its_index_follows() {
     assert_eq!(
         store.indexed_count() as u64,
         store.entry_count(),
-        "evicted entries leave the index"
+        "evicted entries leave the index of cached entries"
+    );
+    assert_eq!(
+        store.ghost_count() as u64 + store.entry_count(),
+        100,
+        "and stay as ghosts"
     );
     store.clear().await.unwrap();
     store.run_pending_tasks().await;
@@ -711,6 +822,326 @@ async fn memory_store_expires_entries() {
     assert_eq!(store.get(&key("t", "1")).await.unwrap(), None);
     store.run_pending_tasks().await;
     assert_eq!(store.indexed_count(), 0);
+    assert_eq!(store.ghost_count(), 1, "its routing record stays");
+}
+
+/// Ghosts over any store: a value that left the store on its own (expiry) keeps its
+/// routing record, which an invalidation reports like an entry, once.
+async fn ghost_suite(store: Arc<dyn CacheStore>, expire: impl AsyncFnOnce()) {
+    let ticket = store.begin().await.unwrap();
+    let put = store
+        .put(
+            &key("b", "1"),
+            Bytes::from_static(b"v"),
+            &org_reads(1),
+            ticket,
+        )
+        .await
+        .unwrap();
+    assert_eq!(put, PutOutcome::Stored);
+    let ticket = store.begin().await.unwrap();
+    store
+        .put(
+            &key("b", "2"),
+            Bytes::from_static(b"v"),
+            &org_reads(2),
+            ticket,
+        )
+        .await
+        .unwrap();
+    expire().await;
+    assert_eq!(store.get(&key("b", "1")).await.unwrap(), None, "expired");
+    let found = store
+        .invalidate(&org_change(1), Origin::Local)
+        .await
+        .unwrap();
+    let keys: Vec<_> = found.iter().map(|e| e.key.clone()).collect();
+    assert_eq!(keys, [key("b", "1")], "the ghost is reported, and only it");
+    assert_eq!(found[0].reasons[0].value, Some(v(1)));
+    assert!(
+        store
+            .invalidate(&org_change(1), Origin::Local)
+            .await
+            .unwrap()
+            .is_empty(),
+        "reported once: the invalidation removed it"
+    );
+    // A ghost never serves a value; a new value of its key is stored as usual.
+    let ticket = store.begin().await.unwrap();
+    store
+        .put(
+            &key("b", "2"),
+            Bytes::from_static(b"w"),
+            &org_reads(2),
+            ticket,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(&key("b", "2")).await.unwrap().as_deref(),
+        Some(&b"w"[..])
+    );
+    let found = store
+        .invalidate(&org_change(2), Origin::Local)
+        .await
+        .unwrap();
+    assert!(
+        found.iter().all(|e| e.key == key("b", "2")) && !found.is_empty(),
+        "{found:?}"
+    );
+    assert_eq!(store.get(&key("b", "2")).await.unwrap(), None);
+
+    // `remove` forgets a key, ghost included.
+    store
+        .put_ghost(&key("b", "4"), &org_reads(4))
+        .await
+        .unwrap();
+    store.remove(&[key("b", "4")]).await.unwrap();
+    assert!(
+        store
+            .invalidate(&org_change(4), Origin::Local)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A ghost left for a value that was never stored routes too.
+    store
+        .put_ghost(&key("b", "3"), &org_reads(3))
+        .await
+        .unwrap();
+    assert_eq!(store.get(&key("b", "3")).await.unwrap(), None);
+    let found = store
+        .invalidate(&org_change(3), Origin::Local)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].key, key("b", "3"));
+}
+
+#[tokio::test]
+async fn memory_store_keeps_ghosts_of_expired_entries() {
+    let store = Arc::new(MemoryStore::new(MemoryConfig {
+        ttl: Duration::from_millis(50),
+        ..MemoryConfig::default()
+    }));
+    let s = Arc::clone(&store);
+    ghost_suite(store, async move || {
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        s.run_pending_tasks().await;
+        assert_eq!(s.ghost_count(), 2);
+    })
+    .await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_store_keeps_ghosts_of_expired_entries() {
+    use reactive_runtime::cache::redis::{RedisConfig, RedisStore};
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("ghosts");
+    let store = Arc::new(
+        RedisStore::new(
+            RedisConfig::new(&url)
+                .prefix(&prefix)
+                .ttl(Duration::from_millis(50)),
+        )
+        .unwrap(),
+    );
+    ghost_suite(store, async || {
+        tokio::time::sleep(Duration::from_millis(120)).await;
+    })
+    .await;
+    Cleanup { url, prefix }.run().await;
+}
+
+/// A ghost routes for its retention period, not longer.
+async fn ghost_retention_suite(store: Arc<dyn CacheStore>, expire: impl AsyncFn()) {
+    for (i, org) in [(1, "1"), (2, "2")] {
+        let ticket = store.begin().await.unwrap();
+        store
+            .put(
+                &key("b", org),
+                Bytes::from_static(b"v"),
+                &org_reads(i),
+                ticket,
+            )
+            .await
+            .unwrap();
+    }
+    expire().await; // value gone, ghost kept
+    assert_eq!(
+        store
+            .invalidate(&org_change(1), Origin::Local)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "within the retention"
+    );
+    expire().await;
+    expire().await; // past the retention too
+    assert!(
+        store
+            .invalidate(&org_change(2), Origin::Local)
+            .await
+            .unwrap()
+            .is_empty(),
+        "past the retention"
+    );
+}
+
+#[tokio::test]
+async fn memory_store_ghosts_last_their_retention() {
+    let store = Arc::new(MemoryStore::new(MemoryConfig {
+        ttl: Duration::from_millis(50),
+        ghost_retention: Duration::from_millis(150),
+        ..MemoryConfig::default()
+    }));
+    let s = Arc::clone(&store);
+    ghost_retention_suite(store, async || {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s.run_pending_tasks().await;
+    })
+    .await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_store_ghosts_last_their_retention() {
+    use reactive_runtime::cache::redis::{RedisConfig, RedisStore};
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("retention");
+    let store = Arc::new(
+        RedisStore::new(
+            RedisConfig::new(&url)
+                .prefix(&prefix)
+                .ttl(Duration::from_millis(50))
+                .ghost_retention(Duration::from_millis(150)),
+        )
+        .unwrap(),
+    );
+    ghost_retention_suite(store, async || {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    })
+    .await;
+    Cleanup { url, prefix }.run().await;
+}
+
+/// Values evicted for room leave ghosts; ghosts are bounded in bytes, oldest dropped first.
+#[tokio::test]
+async fn memory_store_ghosts_of_evicted_entries_are_bounded() {
+    let store = MemoryStore::new(MemoryConfig {
+        max_bytes: 20 * 1024,
+        max_entry_bytes: 10 * 1024,
+        max_ghost_bytes: 4 * 1024,
+        ..MemoryConfig::default()
+    });
+    for i in 0..200 {
+        let ticket = store.begin().await.unwrap();
+        store
+            .put(
+                &key("t", &i.to_string()),
+                Bytes::from(vec![b'x'; 4 * 1024]),
+                &org_reads(i),
+                ticket,
+            )
+            .await
+            .unwrap();
+        store.run_pending_tasks().await;
+    }
+    assert!(store.ghost_count() > 0, "evicted entries leave ghosts");
+    assert!(
+        store.ghost_bytes() <= 4 * 1024,
+        "ghost bytes {}",
+        store.ghost_bytes()
+    );
+    assert!(store.ghost_count() < 190, "old ghosts were dropped");
+    // A dropped ghost takes its postings along: only cached entries and kept ghosts
+    // are found (moka's admission may keep old entries and evict new ones: no order
+    // is assumed).
+    let (live, ghosts) = (store.entry_count() as usize, store.ghost_count());
+    let mut found = 0;
+    for i in 0..200 {
+        found += store
+            .invalidate(&org_change(i), Origin::Local)
+            .await
+            .unwrap()
+            .len();
+    }
+    assert_eq!(found, live + ghosts);
+    assert!(found < 200);
+    assert_eq!(store.ghost_count(), 0);
+}
+
+/// Routing records in Redis are bounded in bytes: the oldest go first, with their values.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_store_routing_records_are_bounded() {
+    use reactive_runtime::cache::redis::{RedisConfig, RedisStore};
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("bound");
+    let mut config = RedisConfig::new(&url).prefix(&prefix);
+    config.max_routing_bytes = 4 * 1024;
+    let store = RedisStore::new(config).unwrap();
+    for i in 0..100 {
+        let ticket = store.begin().await.unwrap();
+        store
+            .put(
+                &key("t", &i.to_string()),
+                Bytes::from_static(b"v"),
+                &org_reads(i),
+                ticket,
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.get(&key("t", "0")).await.unwrap(),
+        None,
+        "the oldest went, value and all"
+    );
+    assert!(
+        store
+            .invalidate(&org_change(0), Origin::Local)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.get(&key("t", "99")).await.unwrap().is_some());
+    assert_eq!(
+        store
+            .invalidate(&org_change(99), Origin::Local)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let total: u64 = redis::cmd("GET")
+        .arg(format!("{prefix}rbytes"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(total <= 4 * 1024, "{total}");
+    // The accounting follows deletions: nothing left, nothing counted.
+    store
+        .invalidate(&ChangeSet::everything(), Origin::Local)
+        .await
+        .unwrap();
+    let total: u64 = redis::cmd("GET")
+        .arg(format!("{prefix}rbytes"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let sizes: u64 = redis::cmd("HLEN")
+        .arg(format!("{prefix}rsize"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!((total, sizes), (0, 0));
+    Cleanup { url, prefix }.run().await;
 }
 
 // ---------------------------------------------------------------- Redis specifics

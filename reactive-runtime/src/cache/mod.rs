@@ -180,7 +180,10 @@ pub enum Origin {
 ///   after (or atomically with) their entry;
 /// - when `invalidate` returns, no entry it found affected is readable, including
 ///   entries another, concurrent invalidation found first;
-/// - `clear` keeps both properties for puts that run concurrently with it.
+/// - `clear` keeps both properties for puts that run concurrently with it;
+/// - a value that leaves the store other than by `invalidate`/`remove`/`clear` (expiry,
+///   eviction) should leave its routing record behind for a while (a ghost), so that a
+///   tenant whose client still shows it hears of later changes (see each store).
 pub trait CacheStore: Send + Sync + 'static {
     /// A short name for logs (`memory`, `redis`).
     fn name(&self) -> &'static str;
@@ -202,7 +205,24 @@ pub trait CacheStore: Send + Sync + 'static {
         ticket: StoreTicket,
     ) -> BoxFuture<'a, Result<PutOutcome, CacheError>>;
 
-    /// Removes every entry the change can affect and returns them with reasons.
+    /// Leaves a routing record (a *ghost*: key and read set, no value) for a value the
+    /// engine computed and handed out but did not store (the race guard refused it, or it
+    /// was too large), so that later changes to what it read still reach its tenant:
+    /// [`CacheStore::invalidate`] reports a ghost like an entry and removes it. `get`
+    /// never returns anything for a ghost. Stores without routing records keep the
+    /// default, which does nothing.
+    fn put_ghost<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        reads: &'a ReadSet,
+    ) -> BoxFuture<'a, Result<(), CacheError>> {
+        let _ = (key, reads);
+        Box::pin(futures::future::ready(Ok(())))
+    }
+
+    /// Removes every entry the change can affect and returns them with reasons,
+    /// ghosts (routing records whose value expired, was evicted or was never stored)
+    /// included: their tenants may still show the value.
     /// For [`Origin::Remote`] a shared store may return nothing: the instance that
     /// applied the change first has already invalidated the shared entries.
     fn invalidate<'a>(

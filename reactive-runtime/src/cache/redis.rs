@@ -4,17 +4,32 @@
 //!
 //! | key | type | content |
 //! |---|---|---|
-//! | `P e:<cache key>` | hash | `v`: the serialized value, `r`: the read set (JSON); expires after the TTL |
+//! | `P e:<cache key>` | string | the serialized value; expires after the TTL |
+//! | `P r:<cache key>` | string | the entry's routing record: its read set (JSON); expires after the TTL plus the ghost retention |
 //! | `P seq` | string | the shared invalidation sequence (`INCR` per change set) |
 //! | `P t:<table>` | string | the `seq` of the last change to the table; `P tall`: of the last "everything" change |
-//! | `P iall`, `P ieverything` | zset | every entry; entries that read everything |
+//! | `P iall` | zset | every routing record, scored by its expiry (the age order for the byte bound) |
+//! | `P rsize`, `P rbytes` | hash, string | the size of each routing record; their sum |
+//! | `P ieverything` | zset | entries that read everything |
 //! | `P iw:<table>` | zset | entries reading the whole table |
 //! | `P ic:<table>` | set | the columns entries of that table are indexed under |
 //! | `P ia:<table,column>` | zset | entries indexed under the column (any value) |
 //! | `P iv:<table,column,value>` | zset | entries indexed under `column = value` |
 //!
-//! Index zsets score members by their expiry time; each insert first drops expired
-//! members, so an index never outgrows the live entries by more than a TTL's worth.
+//! Index members are encoded cache keys. Index zsets score members by the expiry of
+//! their routing record; each insert first drops expired members, so an index never
+//! outgrows the routing records by more than a lifetime's worth.
+//!
+//! # Ghosts
+//!
+//! The value and its routing record live apart: when the value expires (or `clear`
+//! runs), the routing record stays for [`RedisConfig::ghost_retention`] as a *ghost*, so
+//! that a later change — made by any instance, including one started after the value
+//! expired — still finds the key and its tenant hears of it (a client may still show
+//! the value). [`CacheStore::invalidate`] reports a ghost like
+//! a live entry and deletes it. Routing records are bounded in bytes
+//! ([`RedisConfig::max_routing_bytes`]): beyond it the oldest go first, each with its
+//! value if it still has one (a value is never readable without its routing record).
 //!
 //! # Why a Redis-side index
 //!
@@ -37,8 +52,11 @@
 //! valid), nor the index (another instance may be storing meanwhile).
 //!
 //! Requirements: a standalone Redis (or one primary; scripts touch keys across slots,
-//! so Redis Cluster is not supported), version ≥ 5, and a `maxmemory-policy` that
-//! never evicts keys without a TTL (`noeviction` or `volatile-*`): `t:*` must survive.
+//! so Redis Cluster is not supported), version ≥ 5, and `maxmemory-policy noeviction`:
+//! `t:*` must survive, and a `volatile-*` policy could evict a routing record or an index
+//! key (they have TTLs) before the value they route. Values stored by a version with the
+//! older layout (one hash per entry) fail to read (misses, counted as store errors) until
+//! they expire.
 //!
 //! Connection: a lazily connecting [`ConnectionManager`] with short timeouts; when Redis
 //! is down operations fail fast with [`CacheError::Unavailable`], which the engine turns
@@ -71,6 +89,12 @@ pub struct RedisConfig {
     pub response_timeout: Duration,
     /// Time limit of one connection attempt (default 1 s).
     pub connection_timeout: Duration,
+    /// How long a routing record outlives its value (default 24 h: at least as long as a
+    /// client may keep data and resume its stream from the event log); see the module docs.
+    pub ghost_retention: Duration,
+    /// Upper bound of the routing records' approximate total size (default 64 MiB); the
+    /// oldest go first, with their values.
+    pub max_routing_bytes: u64,
 }
 
 impl RedisConfig {
@@ -83,6 +107,8 @@ impl RedisConfig {
             max_entry_bytes: 8 * 1024 * 1024,
             response_timeout: Duration::from_secs(1),
             connection_timeout: Duration::from_secs(1),
+            ghost_retention: Duration::from_secs(24 * 3600),
+            max_routing_bytes: 64 * 1024 * 1024,
         }
     }
 
@@ -97,31 +123,93 @@ impl RedisConfig {
         self.ttl = ttl;
         self
     }
+
+    /// Sets how long a routing record outlives its value.
+    pub fn ghost_retention(mut self, retention: Duration) -> Self {
+        self.ghost_retention = retention;
+        self
+    }
 }
 
+/// Stores a value and its routing record, or (ARGV[11] = 1) a routing record alone.
+/// KEYS: value, routing record, `iall`, `rsize`, `rbytes`, then `nt` version keys, `nc`
+/// column sets, the other index zsets. ARGV: ticket, ttl, value, read set, nt, nc,
+/// routing lifetime, byte bound, member, prefix, ghost flag, then the `nc` columns.
 const PUT_SCRIPT: &str = r"
 local start = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local nt = tonumber(ARGV[5])
 local nc = tonumber(ARGV[6])
-for i = 2, 1 + nt do
-  local v = redis.call('GET', KEYS[i])
-  if v and tonumber(v) > start then return 0 end
+local keep = tonumber(ARGV[7])
+local maxb = tonumber(ARGV[8])
+local member = ARGV[9]
+local prefix = ARGV[10]
+local ghost = ARGV[11] == '1'
+local F = 5
+if ghost then
+  -- a live value keeps the routing record it was stored with
+  if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
+else
+  for i = F + 1, F + nt do
+    local v = redis.call('GET', KEYS[i])
+    if v and tonumber(v) > start then return 0 end
+  end
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'v', ARGV[3], 'r', ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ttl)
-for j = 1, nc do
-  local k = KEYS[1 + nt + j]
-  redis.call('SADD', k, ARGV[6 + j])
-  redis.call('PEXPIRE', k, ttl)
+local function forget(m)
+  local sz = redis.call('HGET', KEYS[4], m)
+  if sz then
+    redis.call('HDEL', KEYS[4], m)
+    redis.call('DECRBY', KEYS[5], sz)
+  end
 end
-for i = 2 + nt + nc, #KEYS do
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1000)) do
+  forget(m)
+  redis.call('ZREM', KEYS[3], m)
+end
+local size = string.len(ARGV[4]) + string.len(member) + 64
+forget(member)
+redis.call('HSET', KEYS[4], member, size)
+redis.call('INCRBY', KEYS[5], size)
+if not ghost then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ttl)
+end
+redis.call('SET', KEYS[2], ARGV[4], 'PX', keep)
+redis.call('ZADD', KEYS[3], now + keep, member)
+for j = 1, nc do
+  local k = KEYS[F + nt + j]
+  redis.call('SADD', k, ARGV[11 + j])
+  redis.call('PEXPIRE', k, keep)
+end
+for i = F + nt + nc + 1, #KEYS do
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
-  redis.call('ZADD', KEYS[i], now + ttl, KEYS[1])
-  redis.call('PEXPIRE', KEYS[i], ttl)
+  redis.call('ZADD', KEYS[i], now + keep, member)
+  redis.call('PEXPIRE', KEYS[i], keep)
+end
+local total = tonumber(redis.call('GET', KEYS[5]) or '0')
+while total > maxb do
+  local p = redis.call('ZPOPMIN', KEYS[3])
+  if #p == 0 then break end
+  forget(p[1])
+  redis.call('DEL', prefix .. 'e:' .. p[1], prefix .. 'r:' .. p[1])
+  total = tonumber(redis.call('GET', KEYS[5]) or '0')
+end
+return 1
+";
+
+/// Deletes values with their routing records. KEYS: `iall`, `rsize`, `rbytes`.
+/// ARGV: prefix, then members.
+const DROP_SCRIPT: &str = r"
+for i = 2, #ARGV do
+  local m = ARGV[i]
+  local sz = redis.call('HGET', KEYS[2], m)
+  if sz then
+    redis.call('HDEL', KEYS[2], m)
+    redis.call('DECRBY', KEYS[3], sz)
+  end
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('DEL', ARGV[1] .. 'e:' .. m, ARGV[1] .. 'r:' .. m)
 end
 return 1
 ";
@@ -139,6 +227,7 @@ pub struct RedisStore {
     config: RedisConfig,
     put_script: Script,
     bump_script: Script,
+    drop_script: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -179,6 +268,7 @@ impl RedisStore {
             config,
             put_script: Script::new(PUT_SCRIPT),
             bump_script: Script::new(BUMP_SCRIPT),
+            drop_script: Script::new(DROP_SCRIPT),
         })
     }
 
@@ -187,6 +277,9 @@ impl RedisStore {
     }
     fn entry_key(&self, key: &CacheKey) -> String {
         self.k(&format!("e:{}", key.encode()))
+    }
+    fn routing_key(&self, member: &str) -> String {
+        self.k(&format!("r:{member}"))
     }
     fn version_key(&self, table: &str) -> String {
         self.k(&format!("t:{table}"))
@@ -204,9 +297,10 @@ impl RedisStore {
         self.k(&format!("iv:{}", json(&(table, column, value))))
     }
 
-    /// The index keys an entry with `reads` is added to, and `(columns key, column)` pairs.
+    /// The index keys an entry with `reads` is added to (besides `iall`), and
+    /// `(columns key, column)` pairs.
     fn index_keys(&self, reads: &ReadSet) -> (Vec<String>, Vec<(String, String)>) {
-        let mut zsets = vec![self.k("iall")];
+        let mut zsets = Vec::new();
         let mut columns = Vec::new();
         if reads.everything {
             zsets.push(self.k("ieverything"));
@@ -296,6 +390,75 @@ impl RedisStore {
         }
         Ok(out)
     }
+    /// Writes a routing record, with a value unless `value` is `None` (a ghost); `false`
+    /// when the ticket is older than a change to a table the entry read.
+    async fn write_record(
+        &self,
+        key: &CacheKey,
+        value: Option<&Bytes>,
+        reads: &ReadSet,
+        reads_json: &str,
+        ticket: StoreTicket,
+    ) -> Result<bool, CacheError> {
+        let member = key.encode();
+        let mut versions = vec![self.k("tall")];
+        if reads.everything {
+            versions.push(self.k("seq"));
+        }
+        versions.extend(reads.tables.keys().map(|t| self.version_key(t)));
+        let (zsets, columns) = self.index_keys(reads);
+        let mut inv = self.put_script.prepare_invoke();
+        inv.key(self.entry_key(key))
+            .key(self.routing_key(&member))
+            .key(self.k("iall"))
+            .key(self.k("rsize"))
+            .key(self.k("rbytes"));
+        for v in &versions {
+            inv.key(v);
+        }
+        for (k, _) in &columns {
+            inv.key(k);
+        }
+        for z in &zsets {
+            inv.key(z);
+        }
+        let ttl_ms = self.config.ttl.as_millis().max(1) as u64;
+        let keep_ms = ttl_ms + self.config.ghost_retention.as_millis() as u64;
+        inv.arg(ticket.0)
+            .arg(ttl_ms)
+            .arg(value.map_or(&[][..], |v| v.as_ref()))
+            .arg(reads_json)
+            .arg(versions.len())
+            .arg(columns.len())
+            .arg(keep_ms)
+            .arg(self.config.max_routing_bytes)
+            .arg(&member)
+            .arg(&self.config.prefix)
+            .arg(if value.is_some() { "0" } else { "1" });
+        for (_, c) in &columns {
+            inv.arg(c);
+        }
+        let mut conn = self.conn.clone();
+        let stored: i64 = inv.invoke_async(&mut conn).await.map_err(map_err)?;
+        Ok(stored == 1)
+    }
+
+    /// Deletes these members' values and routing records.
+    async fn drop_members(&self, members: &[String]) -> Result<(), CacheError> {
+        let mut conn = self.conn.clone();
+        for chunk in members.chunks(512) {
+            let mut inv = self.drop_script.prepare_invoke();
+            inv.key(self.k("iall"))
+                .key(self.k("rsize"))
+                .key(self.k("rbytes"))
+                .arg(&self.config.prefix);
+            for m in chunk {
+                inv.arg(m);
+            }
+            let _: i64 = inv.invoke_async(&mut conn).await.map_err(map_err)?;
+        }
+        Ok(())
+    }
 }
 
 impl CacheStore for RedisStore {
@@ -319,9 +482,8 @@ impl CacheStore for RedisStore {
     fn get<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<Option<Bytes>, CacheError>> {
         async move {
             let mut conn = self.conn.clone();
-            let v: Option<Vec<u8>> = redis::cmd("HGET")
+            let v: Option<Vec<u8>> = redis::cmd("GET")
                 .arg(self.entry_key(key))
-                .arg("v")
                 .query_async(&mut conn)
                 .await
                 .map_err(map_err)?;
@@ -343,40 +505,28 @@ impl CacheStore for RedisStore {
             if size as u64 > self.config.max_entry_bytes {
                 return Ok(PutOutcome::TooLarge);
             }
-            let mut versions = vec![self.k("tall")];
-            if reads.everything {
-                versions.push(self.k("seq"));
-            }
-            versions.extend(reads.tables.keys().map(|t| self.version_key(t)));
-            let (zsets, columns) = self.index_keys(reads);
-            let mut inv = self.put_script.prepare_invoke();
-            inv.key(self.entry_key(key));
-            for v in &versions {
-                inv.key(v);
-            }
-            for (k, _) in &columns {
-                inv.key(k);
-            }
-            for z in &zsets {
-                inv.key(z);
-            }
-            let ttl_ms = self.config.ttl.as_millis().max(1) as u64;
-            inv.arg(ticket.0)
-                .arg(ttl_ms)
-                .arg(value.as_ref())
-                .arg(&reads_json)
-                .arg(versions.len())
-                .arg(columns.len());
-            for (_, c) in &columns {
-                inv.arg(c);
-            }
-            let mut conn = self.conn.clone();
-            let stored: i64 = inv.invoke_async(&mut conn).await.map_err(map_err)?;
-            Ok(if stored == 1 {
+            let stored = self
+                .write_record(key, Some(&value), reads, &reads_json, ticket)
+                .await?;
+            Ok(if stored {
                 PutOutcome::Stored
             } else {
                 PutOutcome::Conflict
             })
+        }
+        .boxed()
+    }
+
+    fn put_ghost<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        reads: &'a ReadSet,
+    ) -> BoxFuture<'a, Result<(), CacheError>> {
+        async move {
+            let reads_json = json(reads);
+            self.write_record(key, None, reads, &reads_json, StoreTicket(0))
+                .await?;
+            Ok(())
         }
         .boxed()
     }
@@ -401,21 +551,21 @@ impl CacheStore for RedisStore {
                 inv.key(self.version_key(t));
             }
             let _: u64 = inv.invoke_async(&mut conn).await.map_err(map_err)?;
-            // 2. Candidates from the index, confirmed with each entry's read set.
+            // 2. Candidates from the index, confirmed with each routing record's read set
+            //    (a ghost's as a live entry's).
             let candidates: Vec<String> = self.candidates(changes).await?.into_iter().collect();
             if candidates.is_empty() {
                 return Ok(Vec::new());
             }
             let mut pipe = redis::pipe();
             for c in &candidates {
-                pipe.cmd("HGET").arg(c).arg("r");
+                pipe.cmd("GET").arg(self.routing_key(c));
             }
             let read_sets: Vec<Option<String>> =
                 pipe.query_async(&mut conn).await.map_err(map_err)?;
-            let entry_prefix = self.k("e:");
             let mut doomed = Vec::new();
             let mut out = Vec::new();
-            for (name, reads) in candidates.iter().zip(read_sets) {
+            for (member, reads) in candidates.iter().zip(read_sets) {
                 let Some(reads) = reads else { continue }; // expired or already removed
                 let reasons = match serde_json::from_str::<ReadSet>(&reads) {
                     Ok(reads) => reads.reasons(changes, MAX_REASONS),
@@ -425,19 +575,13 @@ impl CacheStore for RedisStore {
                 if reasons.is_empty() {
                     continue;
                 }
-                doomed.push(name.clone());
-                if let Some(key) = name.strip_prefix(&entry_prefix).and_then(CacheKey::decode) {
+                doomed.push(member.clone());
+                if let Some(key) = CacheKey::decode(member) {
                     out.push(InvalidatedEntry { key, reasons });
                 }
             }
-            // 3. Delete.
-            for chunk in doomed.chunks(512) {
-                let _: () = redis::cmd("DEL")
-                    .arg(chunk)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(map_err)?;
-            }
+            // 3. Delete values and routing records.
+            self.drop_members(&doomed).await?;
             Ok(out)
         }
         .boxed()
@@ -445,16 +589,8 @@ impl CacheStore for RedisStore {
 
     fn remove<'a>(&'a self, keys: &'a [CacheKey]) -> BoxFuture<'a, Result<(), CacheError>> {
         async move {
-            let mut conn = self.conn.clone();
-            let names: Vec<String> = keys.iter().map(|k| self.entry_key(k)).collect();
-            for chunk in names.chunks(512) {
-                let _: () = redis::cmd("DEL")
-                    .arg(chunk)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(map_err)?;
-            }
-            Ok(())
+            let members: Vec<String> = keys.iter().map(CacheKey::encode).collect();
+            self.drop_members(&members).await
         }
         .boxed()
     }
@@ -462,9 +598,10 @@ impl CacheStore for RedisStore {
     fn clear(&self) -> BoxFuture<'_, Result<(), CacheError>> {
         async move {
             let mut conn = self.conn.clone();
-            // Entries only. `seq` and `t:*` must survive (see the module docs), and so must
+            // Values only. `seq` and `t:*` must survive (see the module docs), and so must
             // the index: deleting it while another instance stores could leave an entry that
-            // no invalidation finds. Members of deleted entries are skipped and expire.
+            // no invalidation finds. Routing records stay as ghosts: clients may still show
+            // the values.
             {
                 let pattern = format!("{}e:*", glob_escape(&self.config.prefix));
                 let mut cursor: u64 = 0;

@@ -162,7 +162,7 @@ use tracing::Instrument;
 
 pub use backend::Backend;
 
-pub use call::{CallError, CallOutput};
+pub use call::{CallError, CallOutput, REFUSED_RETRIES};
 pub use listener::InvalidationListener;
 pub use rewrite::PlaceholderError;
 pub use tx::{ReactiveTx, ReactiveTxConn, TransactionLost};

@@ -22,6 +22,9 @@ pub(crate) struct Shared {
     pub(crate) start: u64,
     /// The leader's final read set.
     pub(crate) reads: ReadSet,
+    /// The race guard refused to store the value (it may predate a write): waiters
+    /// compute their own.
+    pub(crate) refused: bool,
 }
 
 type Slot = (u64, watch::Receiver<Option<Arc<Shared>>>);

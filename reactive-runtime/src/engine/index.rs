@@ -61,6 +61,11 @@ impl<K: Clone> Index<K> {
         self.entries.insert(id, (payload, reads));
     }
 
+    /// The payload and read set indexed under `id`.
+    pub fn get(&self, id: u64) -> Option<(&K, &ReadSet)> {
+        self.entries.get(&id).map(|(k, r)| (k, r))
+    }
+
     /// Removes `id`; returns its payload.
     pub fn remove(&mut self, id: u64) -> Option<K> {
         let (payload, reads) = self.entries.remove(&id)?;

@@ -39,6 +39,15 @@
 //! Each store keeps its own index of which entry read what ([`Index`] in process for the
 //! memory store, sets in Redis for the Redis store), so that invalidation finds the
 //! affected entries that *any* instance stored, and eviction keeps index and entries in step.
+//!
+//! # Routing records outlive values
+//!
+//! The index is also how the realtime layer learns which tenants a change concerns
+//! (the tenants of the reported keys). A value that expired or was evicted may still be
+//! on a client's screen, so its index postings stay as a *ghost* for a retention period
+//! and are reported like an entry (see the stores). A computed value that is handed out
+//! without being stored leaves a ghost too ([`CacheStore::put_ghost`]): when the race
+//! guard refused it ([`Fetched::refused`]), and when it was too large.
 
 mod change;
 mod coalesce;
@@ -115,6 +124,13 @@ pub struct Fetched {
     pub value: Bytes,
     /// Where it came from.
     pub source: Source,
+    /// The race guard refused to store this computed value: a change that may affect
+    /// it was applied while it ran, so it may predate that change, whose event was not
+    /// routed to this key (nothing was stored under it yet). A routing record (ghost)
+    /// was left, so later changes to what it read reach its tenant. A caller that hands
+    /// the value to a client should compute again ([`ReactiveDb::call`](crate::ReactiveDb)
+    /// does): the new computation sees the change.
+    pub refused: bool,
 }
 
 impl Fetched {
@@ -217,9 +233,13 @@ impl Engine {
     /// set is their union. Identical concurrent calls (same key) run `compute` once.
     /// Errors of `compute` are returned as is and nothing is stored; cache store
     /// failures are never returned (see [`EngineStats::store_errors`]).
+    ///
+    /// A computed value the race guard refuses to store is returned with
+    /// [`Fetched::refused`] set (it may predate a write no event routed to `key`), after
+    /// a routing record for `key` was left; waiters of that computation compute their own.
     pub async fn get_or_compute<F, Fut, E>(
         &self,
-        key: CacheKey,
+        key: impl std::borrow::Borrow<CacheKey>,
         static_reads: ReadSet,
         compute: F,
     ) -> Result<Fetched, E>
@@ -227,35 +247,40 @@ impl Engine {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<(Bytes, ReadSet), E>>,
     {
+        let key: &CacheKey = key.borrow();
         let inner = &*self.inner;
         // Changes applied before this call began must be visible in what it returns.
         let called_at = self.sequence().await;
         loop {
-            if let Some(value) = self.cached(&key).await {
+            if let Some(value) = self.cached(key).await {
                 Counters::bump(&inner.counters.hits, 1);
                 return Ok(Fetched {
                     value,
                     source: Source::Hit,
+                    refused: false,
                 });
             }
-            match inner.inflight.join(&key) {
+            match inner.inflight.join(key) {
                 Role::Wait(rx) => {
                     Counters::bump(&inner.counters.coalesced_waits, 1);
                     let Some(shared) = coalesce::wait(rx).await else {
                         continue;
                     };
-                    if inner
-                        .ring
-                        .read()
-                        .await
-                        .conflicts(shared.start, called_at, &shared.reads)
+                    if shared.refused
+                        || inner
+                            .ring
+                            .read()
+                            .await
+                            .conflicts(shared.start, called_at, &shared.reads)
                     {
-                        // The leader started before a change this call must observe.
+                        // The leader started before a change this call must observe, or
+                        // its value may predate a change no event routes to this key.
                         continue;
                     }
                     return Ok(Fetched {
                         value: shared.value.clone(),
                         source: Source::Coalesced,
+                        refused: false,
                     });
                 }
                 Role::Lead(leader) => {
@@ -275,17 +300,20 @@ impl Engine {
                     let (value, extra) = compute().await?;
                     let mut reads = static_reads;
                     reads.union_owned(extra);
-                    if let Some(ticket) = ticket {
-                        self.store_result(&key, &value, &reads, start, ticket).await;
-                    }
+                    let refused = match ticket {
+                        Some(ticket) => self.store_result(key, &value, &reads, start, ticket).await,
+                        None => false,
+                    };
                     leader.publish(Arc::new(Shared {
                         value: value.clone(),
                         start,
                         reads,
+                        refused,
                     }));
                     return Ok(Fetched {
                         value,
                         source: Source::Computed,
+                        refused,
                     });
                 }
             }
@@ -337,6 +365,18 @@ impl Engine {
             }
         };
         entries.sort_by(|a, b| a.key.cmp(&b.key));
+        // A key can be found twice (a live entry and the ghost of an older value of it).
+        entries.dedup_by(|later, kept| {
+            if later.key != kept.key {
+                return false;
+            }
+            for reason in later.reasons.drain(..) {
+                if kept.reasons.len() < MAX_REASONS && !kept.reasons.contains(&reason) {
+                    kept.reasons.push(reason);
+                }
+            }
+            true
+        });
         Counters::bump(&inner.counters.invalidations, 1);
         Counters::bump(&inner.counters.entries_invalidated, entries.len() as u64);
         tracing::debug!(sequence, entries = entries.len(), "invalidation applied");
@@ -379,6 +419,9 @@ impl Engine {
         }
     }
 
+    /// Stores a computed value unless the race guard refuses it; returns `true` when it
+    /// was refused. A value that is handed out but not stored (refused, or too large)
+    /// leaves a routing record, so later changes to what it read reach its tenant.
     async fn store_result(
         &self,
         key: &CacheKey,
@@ -386,8 +429,10 @@ impl Engine {
         reads: &ReadSet,
         start: u64,
         ticket: crate::cache::StoreTicket,
-    ) {
+    ) -> bool {
         let inner = &*self.inner;
+        // Held until the routing record is in the store: a change not in the ring yet is
+        // appended after it, and its invalidation finds it.
         let ring = inner.ring.read().await;
         if ring.conflicts(start, ring.sequence(), reads) {
             Counters::bump(&inner.counters.stores_dropped, 1);
@@ -395,13 +440,19 @@ impl Engine {
                 ?key,
                 "result not cached: a conflicting change was applied while it was computed"
             );
-            return;
+            if !self.bypassing() {
+                self.put_ghost(key, reads).await;
+            }
+            return true;
         }
         if self.bypassing() {
-            return;
+            return false;
         }
-        match inner.store.put(key, value.clone(), reads, ticket).await {
-            Ok(PutOutcome::Stored) => self.store_ok(),
+        let refused = match inner.store.put(key, value.clone(), reads, ticket).await {
+            Ok(PutOutcome::Stored) => {
+                self.store_ok();
+                false
+            }
             Ok(PutOutcome::Conflict) => {
                 self.store_ok();
                 Counters::bump(&inner.counters.stores_dropped, 1);
@@ -409,6 +460,8 @@ impl Engine {
                     ?key,
                     "result not cached: another instance changed a table it read"
                 );
+                self.put_ghost(key, reads).await;
+                true
             }
             Ok(PutOutcome::TooLarge) => {
                 self.store_ok();
@@ -417,10 +470,23 @@ impl Engine {
                     size = value.len(),
                     "result not cached: larger than the per-entry limit"
                 );
+                self.put_ghost(key, reads).await;
+                false
             }
-            Err(e) => self.store_failed("put", &e),
-        }
+            Err(e) => {
+                self.store_failed("put", &e);
+                false
+            }
+        };
         drop(ring);
+        refused
+    }
+
+    async fn put_ghost(&self, key: &CacheKey, reads: &ReadSet) {
+        match self.inner.store.put_ghost(key, reads).await {
+            Ok(()) => Counters::bump(&self.inner.counters.ghosts_left, 1),
+            Err(e) => self.store_failed("put_ghost", &e),
+        }
     }
 
     /// `true` while the store may hold entries an invalidation failed to remove; tries

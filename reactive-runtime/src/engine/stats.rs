@@ -21,6 +21,9 @@ pub struct EngineStats {
     pub stores_dropped: u64,
     /// Cache store failures (logged once per outage, never returned to callers).
     pub store_errors: u64,
+    /// Routing records (ghosts) left for computed values that were handed out but not
+    /// stored (refused by the race guard, or too large).
+    pub ghosts_left: u64,
 }
 
 #[derive(Debug, Default)]
@@ -32,6 +35,7 @@ pub(crate) struct Counters {
     pub(crate) entries_invalidated: AtomicU64,
     pub(crate) stores_dropped: AtomicU64,
     pub(crate) store_errors: AtomicU64,
+    pub(crate) ghosts_left: AtomicU64,
 }
 
 impl Counters {
@@ -49,6 +53,7 @@ impl Counters {
             entries_invalidated: get(&self.entries_invalidated),
             stores_dropped: get(&self.stores_dropped),
             store_errors: get(&self.store_errors),
+            ghosts_left: get(&self.ghosts_left),
         }
     }
 }

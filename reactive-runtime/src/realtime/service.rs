@@ -183,9 +183,10 @@ impl Realtime {
     }
 
     /// Turns an invalidation into events: one per tenant concerned — `tenant` (the
-    /// tenant of the write's caller, if any) and every tenant whose cached entries it
-    /// removed — appended to the log and published; and publishes the change set for
-    /// other instances' caches. Remote or empty reports produce nothing (the instance
+    /// tenant of the write's caller, if any) and every tenant whose cache entries or
+    /// routing records (ghosts of expired, evicted or unstored values: see
+    /// [`CacheStore`](crate::cache::CacheStore)) it matched — appended to the log and
+    /// published; and publishes the change set for other instances' caches. Remote or empty reports produce nothing (the instance
     /// that wrote already did it).
     pub async fn on_report(
         &self,
