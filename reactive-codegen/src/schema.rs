@@ -330,12 +330,15 @@ impl Schema {
         }
     }
 
-    /// `true` when the foreign key references the `id` column (or an unknown key,
-    /// taken to be `id`): a relation entry `parent(child.column)` expresses it, since
-    /// relations key on the parent's `id`.
-    pub fn references_id(&self, fk: &ForeignKey) -> bool {
-        let referred = self.referred_columns(fk);
-        referred.is_empty() || referred == ["id"]
+    /// The one column of the referenced table a single-column foreign key holds (`id`
+    /// when the key names none and the table's primary key is unknown); `None` for a
+    /// composite key.
+    pub fn referred_key(&self, fk: &ForeignKey) -> Option<String> {
+        match self.referred_columns(fk).as_slice() {
+            [] => Some("id".to_owned()),
+            [one] => Some(one.clone()),
+            _ => None,
+        }
     }
 
     /// Every single-column foreign key, as `(referencing table, its column, the key)`,

@@ -74,16 +74,16 @@ fn a_cascading_foreign_key_left_out_of_teamhub_is_an_error() {
 const BROKEN_HUMAN: &str = "\
 tests/fixtures/relations/broken_schema.rs:6: error: unknown table `mesage` in `agent(mesage.agent_id)` (did you mean `message`?)
 tests/fixtures/relations/broken_schema.rs:6: error: table `message` has no column `from_agent_id` in `agent(message.from_agent_id)` (columns: id, agent_id, body, reply_to)
+tests/fixtures/relations/broken_schema.rs:7: error: `badge.tag_name` references `tag(name)`, but `tag(badge.tag_name)` follows `tag.id`: write `tag(badge.tag_name = name)`
 tests/fixtures/relations/broken_schema.rs:8: error: unknown table `account` in `account(organization)` (tables: agent, badge, message, organization, tag)
 tests/fixtures/relations/broken_schema.rs:14: error: `message` lists no related tables: write `message(other_table.column, ...)`
 tests/fixtures/relations/migrations/0001_init.sql:12: error: foreign key `message.agent_id` -> `agent` (ON DELETE CASCADE) is not covered by a relation: the database changes `message` rows behind reactive's back and cached queries go stale; add `agent(message.agent_id)`
-tests/fixtures/relations/migrations/0002_tags.sql:6: error: foreign key `badge.tag_name` -> `tag` (ON DELETE CASCADE) is not covered by a relation: the database changes `badge` rows behind reactive's back and cached queries go stale; add `tag(badge)`
-tests/fixtures/relations/broken_schema.rs:7: warning: `tag` has no `id` column: relations key on `tag.id`, so each `tag(...)` edge reaches every row of its table
+tests/fixtures/relations/migrations/0002_tags.sql:6: error: foreign key `badge.tag_name` -> `tag` (ON DELETE CASCADE) is not covered by a relation: the database changes `badge` rows behind reactive's back and cached queries go stale; add `tag(badge.tag_name = name)`
+tests/fixtures/relations/broken_schema.rs:7: warning: `tag` has no `id` column: `tag(agent.name)` keys on `tag.id`, so it reaches every row of its table
 tests/fixtures/relations/broken_schema.rs:7: warning: `agent.name` is not a foreign key to `tag` in the schema: make sure it holds `tag.id` values (`tag(agent.name)`)
-tests/fixtures/relations/broken_schema.rs:7: warning: `badge.tag_name` references `tag(name)`, but relations key on `tag.id`: write `tag(badge)` (the whole table) instead of `tag(badge.tag_name)`
 tests/fixtures/relations/migrations/0002_tags.sql:2: warning: foreign key `message.reply_to` -> `message` is not covered by a relation; add `message(message.reply_to)` to follow deletes and key changes of `message` rows (optional: with NO ACTION the database refuses them)
 tests/fixtures/relations/migrations/0002_tags.sql:5: warning: statement skipped (cannot be read): sql parser error: Expected: an SQL statement, found: THIS at Line: 5, Column: 1
-7 relations checked against 5 tables of tests/fixtures/relations/migrations (2 files): 6 errors, 5 warnings
+7 relations checked against 5 tables of tests/fixtures/relations/migrations (2 files): 7 errors, 4 warnings
 ";
 
 #[test]
@@ -118,7 +118,7 @@ fn broken_declaration_as_json() {
     let findings = report["findings"].as_array().expect("findings");
     assert_eq!(findings.len(), 11);
     assert_eq!(
-        findings[4],
+        findings[5],
         json!({"severity": "error", "file": "tests/fixtures/relations/migrations/0001_init.sql", "line": 12,
                "message": "foreign key `message.agent_id` -> `agent` (ON DELETE CASCADE) is not covered by a relation: the database changes `message` rows behind reactive's back and cached queries go stale; add `agent(message.agent_id)`",
                "add": "agent(message.agent_id)"})
@@ -195,7 +195,7 @@ fn suggest_prints_a_relations_block_from_the_foreign_keys() {
     assert!(
         text.ends_with(
             "// skipped tests/fixtures/relations/migrations/0002_tags.sql:5: sql parser error: Expected: an SQL statement, found: THIS at Line: 5, Column: 1\n\
-             #[derive(Relations)]\n#[relations(\n    agent(message.agent_id, tag.agent_id),\n    message(message.reply_to),\n    organization(agent.organization_id),\n    tag(badge),\n)]\npub struct Schema;\n"
+             #[derive(Relations)]\n#[relations(\n    agent(message.agent_id, tag.agent_id),\n    message(message.reply_to),\n    organization(agent.organization_id),\n    tag(badge.tag_name = name),\n)]\npub struct Schema;\n"
         ),
         "{text}"
     );

@@ -442,7 +442,7 @@ fn index_finds_exactly_what_the_matcher_finds() {
 }
 
 inventory::submit! {
-    reactive_runtime::engine::RelationsDef { edges: &[("Agent", "memory", Some("Agent_Id")), ("agent", "tool", None)] }
+    reactive_runtime::engine::RelationsDef { edges: &[("Agent", "id", "memory", Some("Agent_Id")), ("agent", "id", "tool", None)] }
 }
 
 #[test]

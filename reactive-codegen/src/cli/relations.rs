@@ -13,17 +13,20 @@
 //!   not exist; a single-column foreign key whose `ON DELETE`/`ON UPDATE` action
 //!   changes the referencing rows (`CASCADE`, `SET NULL`, `SET DEFAULT`) with no
 //!   relation covering it — the database then changes rows behind reactive's back
-//!   and cached queries go stale. The fix names the entry to add.
-//! - **warnings**: an edge `a(b.col)` whose column is not a foreign key to `a`'s
-//!   `id` (relations key on `id`); a table `a` without an `id` column; a foreign
+//!   and cached queries go stale; an edge `a(b.col)` whose foreign key references
+//!   another column of `a` than the one the edge follows (`id`, or `key` in
+//!   `a(b.col = key)`): the runtime would compute the wrong child rows. The fix names
+//!   the entry to write.
+//! - **warnings**: an edge `a(b.col)` whose column is not a foreign key; a table `a`
+//!   without the edge's key column; a foreign
 //!   key with no action (`NO ACTION`/`RESTRICT`: the database refuses the change,
 //!   nothing goes stale) that no relation covers; statements of the migrations
 //!   that could not be read.
 //!
 //! An edge to a bare table (`agent(organization)`) covers every foreign key from
 //! that table to `agent`; an edge `agent(message.agent_id)` covers the foreign key
-//! on `message.agent_id` when it references `agent.id` (relations key on `id`; a
-//! key on another column is followed as the whole table, `agent(message)`).
+//! on `message.agent_id` when it references `agent.id`; `agent(message.agent_code =
+//! code)` the one referencing `agent.code`.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -296,9 +299,10 @@ fn collect_relation_items(items: &[syn::Item], out: &mut Vec<syn::DeriveInput>) 
     }
 }
 
-fn entry(edge_from: &str, to: &str, column: Option<&str>) -> String {
+fn entry(edge_from: &str, to: &str, column: Option<&str>, key: &str) -> String {
     match column {
-        Some(column) => format!("{edge_from}({to}.{column})"),
+        Some(column) if key == "id" => format!("{edge_from}({to}.{column})"),
+        Some(column) => format!("{edge_from}({to}.{column} = {key})"),
         None => format!("{edge_from}({to})"),
     }
 }
@@ -323,7 +327,7 @@ pub fn check(args: &CheckArgs) -> Result<CheckReport, CliError> {
                     add: None,
                 });
             };
-            let shown = entry(&edge.from, &edge.to, edge.column.as_deref());
+            let shown = entry(&edge.from, &edge.to, edge.column.as_deref(), &edge.key);
             let from = schema.tables.get(&edge.from);
             let to = schema.tables.get(&edge.to);
             let unknown_table = |name: &str| {
@@ -353,37 +357,36 @@ pub fn check(args: &CheckArgs) -> Result<CheckReport, CliError> {
                 );
                 continue;
             }
-            if !from.has_column("id") && reported_no_id.insert(from.name.clone()) {
+            if !from.has_column(&edge.key) && reported_no_id.insert(from.name.clone()) {
                 finding(
                     Severity::Warning,
                     format!(
-                        "`{}` has no `id` column: relations key on `{}.id`, so each `{}(...)` edge reaches every row of its table",
-                        from.name, from.name, from.name
+                        "`{}` has no `{}` column: `{shown}` keys on `{}.{}`, so it reaches every row of its table",
+                        from.name, edge.key, from.name, edge.key
                     ),
                 );
             }
-            check_edge_key(&schema, from, to, column, &shown, &mut finding);
+            check_edge_key(&schema, from, to, column, &edge.key, &shown, &mut finding);
         }
     }
     for (table, column, fk) in schema.single_column_foreign_keys() {
-        // A column edge follows the parent's `id`: it covers a key on `id` only.
+        // A column edge follows the parent's key column it names (`id` by default): it
+        // covers a foreign key to that column only.
+        let referred = schema.referred_key(fk);
         let covered = all_edges.iter().any(|e| {
             e.from == fk.foreign_table
                 && e.to == table.name
                 && match e.column.as_deref() {
                     None => true,
-                    Some(c) => c == column && schema.references_id(fk),
+                    Some(c) => c == column && referred.as_deref() == Some(e.key.as_str()),
                 }
         });
         if covered {
             continue;
         }
-        // Relations key on the parent's `id`: a key on another column can only be
-        // followed as the whole child table.
-        let add = if schema.references_id(fk) {
-            entry(&fk.foreign_table, &table.name, Some(column))
-        } else {
-            entry(&fk.foreign_table, &table.name, None)
+        let add = match &referred {
+            Some(key) => entry(&fk.foreign_table, &table.name, Some(column), key),
+            None => entry(&fk.foreign_table, &table.name, None, "id"),
         };
         let (severity, message) = if fk.on_delete.propagates() || fk.on_update.propagates() {
             let actions: Vec<String> = [("DELETE", fk.on_delete), ("UPDATE", fk.on_update)]
@@ -477,6 +480,7 @@ fn check_edge_key(
     from: &Table,
     to: &Table,
     column: &str,
+    key: &str,
     shown: &str,
     finding: &mut dyn FnMut(Severity, String),
 ) {
@@ -489,7 +493,7 @@ fn check_edge_key(
         finding(
             Severity::Warning,
             format!(
-                "`{}.{column}` is not a foreign key to `{}` in the schema: make sure it holds `{}.id` values (`{shown}`)",
+                "`{}.{column}` is not a foreign key to `{}` in the schema: make sure it holds `{}.{key}` values (`{shown}`)",
                 to.name, from.name, from.name
             ),
         );
@@ -505,18 +509,22 @@ fn check_edge_key(
         );
         return;
     };
-    if !schema.references_id(fk) {
-        let referred = schema.referred_columns(fk);
+    let referred = schema.referred_key(fk);
+    if referred.as_deref() != Some(key) {
+        // The runtime would follow the wrong column: the child rows it computes are not
+        // the ones the database changes, and their cached queries stay stale.
+        let fix = match &referred {
+            Some(k) => entry(&from.name, &to.name, Some(column), k),
+            None => entry(&from.name, &to.name, None, "id"),
+        };
         finding(
-            Severity::Warning,
+            Severity::Error,
             format!(
-                "`{}.{column}` references `{}({})`, but relations key on `{}.id`: write `{}({})` (the whole table) instead of `{shown}`",
+                "`{}.{column}` references `{}({})`, but `{shown}` follows `{}.{key}`: write `{fix}`",
                 to.name,
                 from.name,
-                referred.join(", "),
+                schema.referred_columns(fk).join(", "),
                 from.name,
-                from.name,
-                to.name
             ),
         );
     }
@@ -596,11 +604,10 @@ pub fn suggest(schema: &Schema, description: &str, skipped: &[Skipped]) -> Strin
     }
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for (table, column, fk) in schema.single_column_foreign_keys() {
-        // A key on another column than the parent's `id`: the whole child table.
-        let target = if schema.references_id(fk) {
-            format!("{}.{column}", table.name)
-        } else {
-            table.name.clone()
+        let target = match schema.referred_key(fk).as_deref() {
+            Some("id") => format!("{}.{column}", table.name),
+            Some(key) => format!("{}.{column} = {key}", table.name),
+            None => table.name.clone(),
         };
         match groups.last_mut() {
             Some((from, targets)) if *from == fk.foreign_table => {

@@ -10,9 +10,11 @@
 //! ```
 //!
 //! `agent(message.from_agent_id)`: a change to the `agent` row with `id = X` also
-//! counts as a change to the `message` rows with `from_agent_id = X`. A bare table
-//! (`agent(organization)`) means the whole table. The derive submits one
-//! `RelationsDef` with every edge `(from table, to table, to column)`.
+//! counts as a change to the `message` rows with `from_agent_id = X`. A foreign key to
+//! another column than `id` names it: `agent(message.agent_code = code)` (rows whose
+//! `agent_code` holds the changed agent's `code`). A bare table (`agent(organization)`)
+//! means the whole table. The derive submits one `RelationsDef` with every edge
+//! `(from table, from key column, to table, to column)`.
 //! Every malformed entry and duplicate is reported, all at once.
 
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
@@ -28,8 +30,10 @@ pub struct Edge {
     pub from: String,
     /// The table it propagates to.
     pub to: String,
-    /// The column of `to` holding the `from` row's id; `None` = the whole table.
+    /// The column of `to` holding the `from` row's key; `None` = the whole table.
     pub column: Option<String>,
+    /// The key column of `from` that `column` holds (`id` unless written `= key`).
+    pub key: String,
 }
 
 /// Expand `#[derive(Relations)]`.
@@ -44,12 +48,12 @@ pub fn derive_relations(input: TokenStream) -> TokenStream {
         return errors.to_compile_errors();
     }
     let edges = edges.iter().map(|edge| {
-        let (from, to) = (&edge.from, &edge.to);
+        let (from, key, to) = (&edge.from, &edge.key, &edge.to);
         let column = match &edge.column {
             Some(column) => quote!(::core::option::Option::Some(#column)),
             None => quote!(::core::option::Option::None),
         };
-        quote! { (#from, #to, #column) }
+        quote! { (#from, #key, #to, #column) }
     });
     quote! {
         const _: () = {
@@ -144,7 +148,7 @@ fn parse_table_entry(
         return;
     }
     seen.push((from.clone(), ident.span()));
-    let mut targets: Vec<(String, Option<String>)> = Vec::new();
+    let mut targets: Vec<(String, Option<String>, String)> = Vec::new();
     let inner = split_commas(group.stream());
     if inner.is_empty() {
         errors.new_spanned(
@@ -154,7 +158,9 @@ fn parse_table_entry(
     }
     for target in inner {
         let parsed = match target.as_slice() {
-            [TokenTree::Ident(table)] => Some((normalize(&table.to_string()), None)),
+            [TokenTree::Ident(table)] => {
+                Some((normalize(&table.to_string()), None, "id".to_owned()))
+            }
             [
                 TokenTree::Ident(table),
                 TokenTree::Punct(dot),
@@ -162,17 +168,29 @@ fn parse_table_entry(
             ] if dot.as_char() == '.' => Some((
                 normalize(&table.to_string()),
                 Some(normalize(&column.to_string())),
+                "id".to_owned(),
+            )),
+            [
+                TokenTree::Ident(table),
+                TokenTree::Punct(dot),
+                TokenTree::Ident(column),
+                TokenTree::Punct(eq),
+                TokenTree::Ident(key),
+            ] if dot.as_char() == '.' && eq.as_char() == '=' => Some((
+                normalize(&table.to_string()),
+                Some(normalize(&column.to_string())),
+                normalize(&key.to_string()),
             )),
             _ => {
                 errors.push(syn::Error::new_spanned(
                     target.iter().cloned().collect::<TokenStream>(),
-                    "malformed related table: expected `table` (the whole table) or `table.column` (rows whose `column` holds the changed row's id)",
+                    "malformed related table: expected `table` (the whole table), `table.column` (rows whose `column` holds the changed row's id) or `table.column = key` (rows whose `column` holds the changed row's `key`)",
                 ));
                 None
             }
         };
         if let Some(parsed) = parsed {
-            if targets.contains(&parsed) {
+            if targets.iter().any(|t| t.0 == parsed.0 && t.1 == parsed.1) {
                 let shown = match &parsed.1 {
                     Some(column) => format!("{}.{column}", parsed.0),
                     None => parsed.0.clone(),
@@ -190,6 +208,7 @@ fn parse_table_entry(
                     from: from.clone(),
                     to: parsed.0,
                     column: parsed.1,
+                    key: parsed.2,
                 },
                 span,
             ));

@@ -237,24 +237,30 @@ fn relations_edges_and_errors() {
     let out = derive_relations(quote! {
         #[relations(
             agent(organization, message.from_agent_id, memory.agent_id),
-            organization(agent.organization_id, tool.organization_id),
+            organization(agent.organization_id, tool.organization_id, project.org_slug = slug),
         )]
         pub struct Schema;
     })
     .to_string();
     assert!(
-        out.contains(r#"("agent" , "organization" , :: core :: option :: Option :: None)"#),
+        out.contains(r#"("agent" , "id" , "organization" , :: core :: option :: Option :: None)"#),
         "{out}"
     );
     assert!(
         out.contains(
-            r#"("agent" , "message" , :: core :: option :: Option :: Some ("from_agent_id"))"#
+            r#"("agent" , "id" , "message" , :: core :: option :: Option :: Some ("from_agent_id"))"#
         ),
         "{out}"
     );
     assert!(
         out.contains(
-            r#"("organization" , "tool" , :: core :: option :: Option :: Some ("organization_id"))"#
+            r#"("organization" , "id" , "tool" , :: core :: option :: Option :: Some ("organization_id"))"#
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            r#"("organization" , "slug" , "project" , :: core :: option :: Option :: Some ("org_slug"))"#
         ),
         "{out}"
     );

@@ -39,7 +39,13 @@ use super::change::{ChangeSet, RowChange, RowOp};
 #[derive(Debug)]
 pub struct RelationsDef {
     /// The edges, as written in the attribute (the runtime lower-cases names).
-    pub edges: &'static [(&'static str, &'static str, Option<&'static str>)],
+    /// Each is `(from table, from key column, to table, to column)`.
+    pub edges: &'static [(
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+    )],
 }
 
 inventory::collect!(RelationsDef);
@@ -65,6 +71,20 @@ impl RelationEdge {
             from_column: "id".to_owned(),
             to_table: to_table.to_lowercase(),
             to_column: to_column.map(str::to_lowercase),
+        }
+    }
+
+    /// An edge from `from_table.from_column` (a foreign key to another column than
+    /// `id`) to `to_table.to_column`.
+    pub fn keyed(
+        from_table: &str,
+        from_column: &str,
+        to_table: &str,
+        to_column: Option<&str>,
+    ) -> Self {
+        Self {
+            from_column: from_column.to_lowercase(),
+            ..Self::new(from_table, to_table, to_column)
         }
     }
 }
@@ -123,7 +143,7 @@ impl Relations {
             inventory::iter::<RelationsDef>
                 .into_iter()
                 .flat_map(|def| def.edges.iter())
-                .map(|(from, to, col)| RelationEdge::new(from, to, *col)),
+                .map(|(from, key, to, col)| RelationEdge::keyed(from, key, to, *col)),
         )
     }
 
