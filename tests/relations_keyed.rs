@@ -25,7 +25,7 @@ pub struct TeamInput {
 
 /// Projects of one team: the key is `team`, not the organization's slug, so only the
 /// cascade's pre-read (which reads the deleted projects' teams) can reach it.
-#[reactive_function(name = "rk.projectsOfTeam", dialect = "sqlite")]
+#[reactive_function(name = "rk.projectsOfTeam")]
 pub async fn projects_of_team(
     db: &ReactiveDb<Sqlite>,
     input: TeamInput,

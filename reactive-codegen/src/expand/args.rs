@@ -157,11 +157,13 @@ impl FunctionArgs {
         Ok(args)
     }
 
-    /// The dialect the SQL literals are analysed with.
-    pub fn dialect(&self) -> Dialect {
+    /// The dialect the SQL literals are analysed with: the declared one, else the one
+    /// the handle implies (`ReactiveDb<MySql>`), else PostgreSQL.
+    pub fn dialect(&self, implied: Option<Dialect>) -> Dialect {
         self.dialect
             .as_ref()
             .map(|d| Dialect::from(**d))
+            .or(implied)
             .unwrap_or(Dialect::Postgres)
     }
 }

@@ -42,10 +42,24 @@ pub fn reactive_function(attr: TokenStream, item: TokenStream) -> TokenStream {
             None
         }
     };
+    let implied = sig.as_ref().and_then(|s| signature::handle_dialect(&s.db));
+    if let (Some(args), Some(implied)) = (&args, implied)
+        && let Some(declared) = &args.dialect
+        && Dialect::from(**declared) != implied
+    {
+        errors.new_spanned(
+            declared.span(),
+            format!(
+                "`dialect = \"{}\"` contradicts the handle, which runs on {}: drop `dialect` (the handle's type decides it)",
+                dialect_name(Dialect::from(**declared)),
+                dialect_name(implied)
+            ),
+        );
+    }
     let dialect = args
         .as_ref()
-        .map(FunctionArgs::dialect)
-        .unwrap_or(Dialect::Postgres);
+        .map(|a| a.dialect(implied))
+        .unwrap_or(implied.unwrap_or(Dialect::Postgres));
     // `query_file!` paths are relative to the crate being compiled, as for sqlx.
     let options = handler::AnalyzeOptions {
         dialect,

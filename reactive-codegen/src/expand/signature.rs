@@ -168,6 +168,27 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
 }
 
 /// `ReactiveDb<..>` with its backend type argument written.
+/// The dialect a native handle implies (`ReactiveDb<MySql>` → MySQL); `None` for
+/// `ReactiveDb<Any>` (the backend is chosen at run time) or a name it does not know.
+pub fn handle_dialect(handle: &Type) -> Option<crate::sql::Dialect> {
+    use crate::sql::Dialect;
+    let Type::Path(path) = handle else {
+        return None;
+    };
+    let PathArguments::AngleBracketed(args) = &path.path.segments.last()?.arguments else {
+        return None;
+    };
+    let Some(GenericArgument::Type(Type::Path(db))) = args.args.first() else {
+        return None;
+    };
+    match db.path.segments.last()?.ident.to_string().as_str() {
+        "Postgres" => Some(Dialect::Postgres),
+        "MySql" => Some(Dialect::MySql),
+        "Sqlite" => Some(Dialect::Sqlite),
+        _ => None,
+    }
+}
+
 fn handle_has_backend(ty: &Type) -> bool {
     matches!(ty, Type::Path(path) if path.path.segments.last().is_some_and(|s| {
         matches!(&s.arguments, PathArguments::AngleBracketed(args) if args.args.len() == 1)

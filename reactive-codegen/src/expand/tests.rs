@@ -75,9 +75,25 @@ fn arguments_parse_with_suggestions() {
 #[test]
 fn default_dialect_is_postgres() {
     assert_eq!(
-        FunctionArgs::parse(quote!()).unwrap().dialect(),
+        FunctionArgs::parse(quote!()).unwrap().dialect(None),
         crate::sql::Dialect::Postgres
     );
+}
+
+#[test]
+fn a_native_handle_implies_its_dialect() {
+    let item = quote! {
+        async fn f(db: &ReactiveDb<sqlx::MySql>, input: I) -> reactive::Result<Vec<Row>> {
+            Ok(sqlx::query_as("SELECT id FROM agent WHERE organization_id = ?").bind(&input.org).fetch_all(db).await?)
+        }
+    };
+    let out = expand(quote!(), item.clone());
+    assert!(errors(&out).is_empty(), "{out}");
+    assert!(out.contains(r#"\"dialect\":\"mysql\""#), "{out}");
+    let out = expand(quote!(dialect = "sqlite"), item);
+    let errs = errors(&out);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("contradicts the handle"), "{errs:?}");
 }
 
 #[test]
