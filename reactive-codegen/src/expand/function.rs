@@ -125,6 +125,8 @@ pub(crate) struct Plan {
     /// The kind is declared (`query`, `mutation`, or what implies it): a plain helper
     /// receiving the handle is then allowed, its statements being analysed when they run.
     pub kind_declared: bool,
+    /// Key predicates of a query that widen to the whole table, with where to say so.
+    pub warnings: Vec<(Span, String)>,
     pub probes: Vec<Probe>,
 }
 
@@ -328,8 +330,68 @@ pub(crate) fn plan(
         explicit: explicit.map(|l| l.tables.iter().map(|t| t.name.clone()).collect()),
         own_tables,
         kind_declared,
+        warnings: if kind == FunctionKind::Query && explicit.is_none() && !allows_deprecated(item) {
+            widened_keys(analysis)
+        } else {
+            Vec::new()
+        },
         probes,
     }
+}
+
+/// `#[allow(deprecated)]` on the function silences the warnings (they are emitted as
+/// uses of a deprecated item, the one warning a proc macro can raise on stable).
+fn allows_deprecated(item: &syn::ItemFn) -> bool {
+    item.attrs.iter().any(|a| {
+        a.path().is_ident("allow")
+            && quote::ToTokens::to_token_stream(&a.meta)
+                .to_string()
+                .contains("deprecated")
+    })
+}
+
+/// Each key predicate of a read whose value is a bind the macro cannot trace to the
+/// input: the read then depends on every row of its table (correct, but any write to
+/// the table refetches it), which is worth saying where the bind is written.
+fn widened_keys(analysis: &HandlerAnalysis) -> Vec<(Span, String)> {
+    let mut out: Vec<(Span, String)> = Vec::new();
+    for site in &analysis.statements {
+        for read in &site.analysis.reads {
+            let RowFilter::Keys(preds) = &read.filter else {
+                continue;
+            };
+            for pred in preds {
+                for value in &pred.values {
+                    let crate::sql::ValueRef::Param(param) = value else {
+                        continue;
+                    };
+                    let bind = param.index.checked_sub(1).and_then(|i| site.binds.get(i));
+                    let (span, what) = match bind {
+                        Some(b) if b.value == handler::BindValue::Other => (
+                            b.span,
+                            format!("the bind `{}` is not an input field", b.expr),
+                        ),
+                        Some(_) => continue,
+                        None => (
+                            site.span,
+                            format!(
+                                "parameter {} is not bound where the macro can see it",
+                                param.index
+                            ),
+                        ),
+                    };
+                    let message = format!(
+                        "reactive: `{}.{} = ${}` is not a key: {what}, so this query depends on every row of `{}` and any write to it refetches the query; bind an input field (`input.{}`) for key-level invalidation, or add `#[allow(deprecated)]` to the function",
+                        read.table, pred.column, param.index, read.table, pred.column
+                    );
+                    if !out.iter().any(|(_, m)| *m == message) {
+                        out.push((span, message));
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Statements calling a function the analysis cannot see through
@@ -609,6 +671,20 @@ fn companion(item: &syn::ItemFn, plan: Option<&Plan>, analysis: &HandlerAnalysis
         const __ALL: [&str; __LEN] = ::reactive::__private::lists_concat::<__LEN>(__LISTS);
         &__ALL
     }};
+    let warnings = plan
+        .map_or(&[][..], |p| p.warnings.as_slice())
+        .iter()
+        .map(|(span, message)| {
+            quote_spanned! {*span=>
+                #(#cfgs)*
+                const _: () = {
+                    #[deprecated(note = #message)]
+                    #[allow(non_upper_case_globals)]
+                    const reactive_wide_read: () = ();
+                    reactive_wide_read
+                };
+            }
+        });
     let companion_doc = format!(
         "Compile-time information about the reactive function [`{ident}`] (generated; not part of the API)."
     );
@@ -618,6 +694,8 @@ fn companion(item: &syn::ItemFn, plan: Option<&Plan>, analysis: &HandlerAnalysis
         #[doc(hidden)]
         #[allow(non_camel_case_types, dead_code)]
         #vis struct #ident {}
+
+        #(#warnings)*
 
         #(#cfgs)*
         const _: () = {

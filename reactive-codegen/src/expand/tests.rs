@@ -577,3 +577,32 @@ fn user_function_calls_must_be_declared() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn an_untraced_key_bind_of_a_query_warns_at_the_bind() {
+    let item = quote! {
+        async fn f(db: &ReactiveDb<sqlx::Postgres>, input: I) -> reactive::Result<Vec<Row>> {
+            Ok(sqlx::query_as("SELECT id FROM agent WHERE organization_id = $1").bind(input.org.trim()).fetch_all(db).await?)
+        }
+    };
+    let out = expand(quote!(), item);
+    assert!(errors(&out).is_empty(), "{out}");
+    assert!(out.contains("deprecated"), "{out}");
+    assert!(
+        out.contains("`agent.organization_id = $1` is not a key: the bind `input.org.trim()` is not an input field"),
+        "{out}"
+    );
+    let traced = quote! {
+        async fn f(db: &ReactiveDb<sqlx::Postgres>, input: I) -> reactive::Result<Vec<Row>> {
+            Ok(sqlx::query_as("SELECT id FROM agent WHERE organization_id = $1").bind(&input.org).fetch_all(db).await?)
+        }
+    };
+    assert!(!expand(quote!(), traced).contains("deprecated"));
+    let allowed = quote! {
+        #[allow(deprecated)]
+        async fn f(db: &ReactiveDb<sqlx::Postgres>, input: I) -> reactive::Result<Vec<Row>> {
+            Ok(sqlx::query_as("SELECT id FROM agent WHERE organization_id = $1").bind(input.org.trim()).fetch_all(db).await?)
+        }
+    };
+    assert!(!expand(quote!(), allowed).contains("reactive_wide_read"));
+}
