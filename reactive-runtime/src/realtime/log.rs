@@ -2,7 +2,6 @@
 //! instance, with the Redis log) replays what it missed.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -57,11 +56,15 @@ struct TenantLog {
     events: VecDeque<Arc<Event>>,
     /// Every event of this tenant with an id `<=` floor is gone (or never existed here).
     floor: EventId,
+    /// The newest id given to this tenant. One counter per tenant: with a global one, a
+    /// tenant would see in its ids the gaps left by other tenants' writes (how much the
+    /// others write).
+    last: EventId,
 }
 
-/// In-process event log: a capped ring buffer per tenant.
+/// In-process event log: a capped ring buffer per tenant, with a counter per tenant
+/// starting at the process start time in microseconds.
 pub struct MemoryLog {
-    next: AtomicU64,
     start: EventId,
     cap: usize,
     tenants: RwLock<HashMap<String, Arc<Mutex<TenantLog>>>>,
@@ -72,7 +75,6 @@ impl MemoryLog {
     pub fn new(cap_per_tenant: usize) -> Self {
         let start = now_micros();
         MemoryLog {
-            next: AtomicU64::new(start + 1),
             start: EventId(start),
             cap: cap_per_tenant.max(1),
             tenants: RwLock::new(HashMap::new()),
@@ -97,6 +99,7 @@ impl MemoryLog {
                 Arc::new(Mutex::new(TenantLog {
                     events: VecDeque::new(),
                     floor: self.start,
+                    last: self.start,
                 }))
             })
             .clone()
@@ -106,7 +109,8 @@ impl MemoryLog {
         let log = self.tenant_or_create(&draft.tenant);
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
         // Taken under the tenant's lock: the log's order is the ids' order.
-        let id = EventId(self.next.fetch_add(1, Ordering::Relaxed));
+        log.last = EventId(log.last.0 + 1);
+        let id = log.last;
         let event = Arc::new(Event::new(draft.with_id(id)));
         if log.events.len() >= self.cap
             && let Some(old) = log.events.pop_front()
@@ -191,7 +195,7 @@ mod tests {
         let a1 = log.append_sync(draft("a"));
         let b1 = log.append_sync(draft("b"));
         let a2 = log.append_sync(draft("a"));
-        assert!(h0 < a1.id() && a1.id() < b1.id() && b1.id() < a2.id());
+        assert!(h0 < a1.id() && a1.id() < a2.id() && h0 < b1.id());
         match log.since_sync("a", h0) {
             Replay::Events { events, head } => {
                 assert_eq!(events.len(), 2);
@@ -224,5 +228,28 @@ mod tests {
         // a tenant without events: its head replays as empty
         let hc = log.head_sync("c");
         assert!(matches!(log.since_sync("c", hc), Replay::Events { .. }));
+    }
+
+    /// A tenant's ids count its own events only: another tenant's writes leave no gap
+    /// (the gap would tell how much the other tenants write). Ids still start at the
+    /// process start time in µs, so a restarted process's ids are above the old ones,
+    /// and stay below 2^53 (exact in JavaScript).
+    #[test]
+    fn ids_are_counted_per_tenant() {
+        let before = now_micros();
+        let log = MemoryLog::new(16);
+        let a1 = log.append_sync(draft("a"));
+        for _ in 0..5 {
+            log.append_sync(draft("b"));
+        }
+        let a2 = log.append_sync(draft("a"));
+        let b_head = log.head_sync("b");
+        assert_eq!(a2.id().0, a1.id().0 + 1, "no gap from b's writes");
+        assert_eq!(b_head.0, log.head_sync("c").0 + 5);
+        assert!(a1.id().0 > before, "starts at the time in µs");
+        assert!(a2.id().0 < 1 << 53);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let restarted = MemoryLog::new(16);
+        assert!(restarted.append_sync(draft("a")).id() > a2.id());
     }
 }
