@@ -373,6 +373,10 @@ mod redis_down {
         assert_eq!(q["eventId"], "0");
         assert_eq!(titles(&q), vec!["1".to_owned()]);
         assert!(took < BOUND, "query took {took:?}");
+        // The next read does not wait for Redis again (a store that just failed rests).
+        let (st, q, took) = get_by_org(&s).await;
+        assert_eq!((st, &q["eventId"]), (200, &json!("0")), "{q}");
+        assert!(took < fast, "the second query waited for Redis: {took:?}");
         // A write commits and says so; the live stream of this instance is reset.
         let t = Instant::now();
         let (st, m2) = s

@@ -425,10 +425,13 @@ impl Inner {
             // A corrupt entry is about one tenant's data, not about reaching the store.
             Err(RealtimeError::Corrupt(_)) => {}
             Err(e) => {
+                // Counted from the failure, not from the call's start: a call that
+                // timed out must not let the next one wait again at once.
+                let failed_at = health.epoch.elapsed().as_millis() as u64;
                 let retry = health.timeouts.retry_after.as_millis() as u64;
                 health
                     .down_until_ms
-                    .store(now.max(1) + retry, Ordering::Relaxed);
+                    .store(failed_at.max(1) + retry, Ordering::Relaxed);
                 if !health.warned.swap(true, Ordering::Relaxed) {
                     tracing::warn!(what, error = %e, "event log or bus failed; serving with degraded watermarks until it answers");
                 }
