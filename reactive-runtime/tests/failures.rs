@@ -16,9 +16,13 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use reactive_runtime::ReactiveDb;
 use reactive_runtime::engine::ChangeSet;
-use reactive_runtime::realtime::{BusMessage, RemoteChanges};
+use reactive_runtime::realtime::{
+    BusMessage, Event, EventDraft, EventId, EventLog, HubConfig, MemoryBus, MemoryLog, Realtime,
+    RealtimeError, RemoteChanges, Replay,
+};
 use reactive_runtime::registry::{FunctionDef, InputError, Prepared, TsTypes};
 use realtime_support::*;
 use serde_json::{Value, json};
@@ -89,6 +93,59 @@ async fn unreadable_event_ids_answer_reset_not_400() {
     // a readable id still replays
     let (st, body) = poll(&s, &[("since", &head)]).await;
     assert_eq!((st, &body["reset"]), (200, &json!(false)), "{body}");
+}
+
+/// A log that answers, but whose stored events after an id cannot be decoded.
+struct CorruptLog(MemoryLog);
+
+impl EventLog for CorruptLog {
+    fn append(&self, draft: EventDraft) -> BoxFuture<'_, Result<Arc<Event>, RealtimeError>> {
+        self.0.append(draft)
+    }
+
+    fn head<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<EventId, RealtimeError>> {
+        self.0.head(tenant)
+    }
+
+    fn since<'a>(
+        &'a self,
+        _tenant: &'a str,
+        _after: EventId,
+    ) -> BoxFuture<'a, Result<Replay, RealtimeError>> {
+        Box::pin(async { Err(RealtimeError::Corrupt("undecodable entry".into())) })
+    }
+}
+
+/// A stored event that cannot be read resets the client to the head (it moves past
+/// it), instead of a `500` or a reset that keeps it asking for the same event.
+#[tokio::test]
+async fn an_unreadable_stored_event_resets_to_the_head() {
+    let realtime = Realtime::new(
+        Arc::new(CorruptLog(MemoryLog::new(8))),
+        Arc::new(MemoryBus::default()),
+        HubConfig::default(),
+    );
+    let s = serve(memory_db().await, |c| c.realtime(realtime)).await;
+    let (_, m1) = s
+        .post("A:u", "rt.items.create", json!({"org": "A", "title": "1"}))
+        .await;
+    let (_, m2) = s
+        .post("A:u", "rt.items.create", json!({"org": "A", "title": "2"}))
+        .await;
+    let (e1, e2) = (
+        m1["eventId"].as_str().unwrap(),
+        m2["eventId"].as_str().unwrap(),
+    );
+    let (st, body) = poll(&s, &[("since", e1)]).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body, json!({"eventId": e2, "reset": true, "events": []}));
+    let mut sse = s.events("A:u", &[("subscribe", A_KEY)], Some(e1)).await;
+    sse.ready().await;
+    let f = sse.next_event(LONG).await.expect("reset");
+    assert_eq!(
+        (f.event.as_deref(), f.id.as_deref()),
+        (Some("reset"), Some(e2))
+    );
 }
 
 // ------------------------------------------------------------ item 10: panics
@@ -221,7 +278,7 @@ mod redis_down {
     use super::*;
     use reactive_runtime::cache::redis::{RedisConfig, RedisStore};
     use reactive_runtime::engine::Engine;
-    use reactive_runtime::realtime::{HubConfig, Realtime, RedisBus, RedisLog, Timeouts};
+    use reactive_runtime::realtime::{RedisBus, RedisLog, Timeouts};
 
     /// A `redis-server` of this test's own, on a free port, without persistence.
     struct OwnRedis {

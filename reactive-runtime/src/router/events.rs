@@ -19,8 +19,8 @@ use super::error::ApiError;
 use super::rpc::{authorize, read_body, require_json};
 use super::{AppState, State as RouterState};
 use crate::realtime::{
-    AckMessage, CloseReason, ConnGuard, EventId, Outgoing, ParsedEntry, Replay, SubscribeError,
-    Subscription, UNKNOWN_EVENT_ID, parse_entry, reset_frame,
+    AckMessage, CloseReason, ConnGuard, EventId, Outgoing, ParsedEntry, RealtimeError, Replay,
+    SubscribeError, Subscription, UNKNOWN_EVENT_ID, parse_entry, reset_frame,
 };
 
 fn query_pairs(parts: &Parts) -> Result<Vec<(String, String)>, ApiError> {
@@ -33,6 +33,19 @@ fn query_pairs(parts: &Parts) -> Result<Vec<(String, String)>, ApiError> {
 /// `400`, because a browser's `EventSource` never reconnects after a non-200 answer.
 fn read_id(text: &str) -> EventId {
     text.parse().unwrap_or(UNKNOWN_EVENT_ID)
+}
+
+/// A replay that failed on a corrupt stored event (the log answers, but cannot give
+/// what follows the client's id): a reset to `head`, so that the client moves past it
+/// instead of asking for it again. Other failures (the log unreachable) stay errors.
+fn readable_reset(e: RealtimeError, head: EventId) -> Result<Replay, RealtimeError> {
+    match e {
+        RealtimeError::Corrupt(_) if head != UNKNOWN_EVENT_ID => {
+            tracing::error!(error = %e, "a stored event could not be read; the client is reset");
+            Ok(Replay::Reset { head })
+        }
+        e => Err(e),
+    }
 }
 
 /// `reset` without an id: revalidate everything, keep your last id.
@@ -157,7 +170,11 @@ async fn open(state: AppState, parts: Parts) -> Result<Response, ApiError> {
     )));
     let mut skip = EventId(0);
     if let Some(last) = last {
-        match realtime.since(&tenant, last).await {
+        match realtime
+            .since(&tenant, last)
+            .await
+            .or_else(|e| readable_reset(e, head))
+        {
             Ok(Replay::Events { events, head }) => {
                 let conn = guard.conn();
                 for ev in events {
@@ -405,7 +422,13 @@ pub(crate) async fn poll(State(state): State<AppState>, req: Request<Body>) -> R
                 &mut out,
                 realtime.head(tenant).await.unwrap_or(UNKNOWN_EVENT_ID),
             ),
-            Some(since) => match realtime.since(tenant, since).await {
+            Some(since) => match match realtime.since(tenant, since).await {
+                Err(e @ RealtimeError::Corrupt(_)) => {
+                    let head = realtime.head(tenant).await.unwrap_or(UNKNOWN_EVENT_ID);
+                    readable_reset(e, head)
+                }
+                replay => replay,
+            } {
                 // The log unreachable: nothing known yet; poll again from the same id
                 // (what happens meanwhile is replayed, or repaired, once it answers).
                 Err(_) => nothing_new(&mut out, since),
