@@ -11,7 +11,11 @@
 //!   `422 constraint`, too long/out of range `422 out_of_range`, malformed value
 //!   `400 invalid_value`, deadlock/serialization failure `503 retry`. Other handler
 //!   errors than `BadRequest`/`Unauthorized`/`Forbidden`/`NotFound` get a generic `500`.
-//!   Every 5xx is logged with `tracing::error!` and the procedure name.
+//!   Every 5xx is logged with `tracing::error!` and the procedure name; a handler that
+//!   panics answers `500` too (the panic's message is logged), never a dropped connection.
+//! - Failures of the event log or bus (Redis down) degrade, never fail a request: reads
+//!   answer with the unknown watermark `"0"`, a committed write answers `200` (see
+//!   [`Realtime`](crate::realtime::Realtime)'s failure docs and `docs/protocol.md` §10).
 //! - Events: [`RealtimeListener`] (installed on the `ReactiveDb` by [`router`]) turns each
 //!   invalidation into one event per tenant concerned, appended to the log and published
 //!   on the bus before the write returns.
