@@ -1252,7 +1252,9 @@ async fn redis_down_serves_without_cache() {
         report.store_failed,
         "writes still succeed; the failure is reported"
     );
-    assert!(engine.stats().store_errors >= 4);
+    // The first lookup fails and the invalidation fails; lookups and stores in between
+    // are not tried while the store rests after its failure (one timeout, not one per read).
+    assert!(engine.stats().store_errors >= 2);
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "fails fast: {:?}",

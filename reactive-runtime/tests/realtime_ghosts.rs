@@ -52,10 +52,15 @@ fn unique(name: &str) -> String {
 async fn pg(store: Arc<dyn CacheStore>) -> Option<ReactiveDb<sqlx::Any>> {
     let url = env("TEST_POSTGRES_URL")?;
     let db = ReactiveDb::connect(&url).await.expect("postgres");
-    sqlx::query("CREATE TABLE IF NOT EXISTS rt_item (id BIGSERIAL PRIMARY KEY, org TEXT NOT NULL, title TEXT NOT NULL)")
-        .execute(db.pool())
-        .await
-        .expect("create");
+    // Concurrent `CREATE TABLE IF NOT EXISTS` on PostgreSQL may fail with a unique
+    // violation (the tests of this file run in parallel): the retry then sees the table.
+    let create = "CREATE TABLE IF NOT EXISTS rt_item (id BIGSERIAL PRIMARY KEY, org TEXT NOT NULL, title TEXT NOT NULL)";
+    if sqlx::query(create).execute(db.pool()).await.is_err() {
+        sqlx::query(create)
+            .execute(db.pool())
+            .await
+            .expect("create");
+    }
     Some(db.with_engine(Engine::new(store)))
 }
 

@@ -152,13 +152,7 @@ async fn bad_subscriptions_are_refused_with_paths() {
     assert_eq!(st, 400, "mutations cannot be subscribed");
     let (st, _) = get(vec![("subscribe", "rt.items.byOrg:{".into())]).await;
     assert_eq!(st, 400);
-    let (st, body) = get(vec![
-        ("subscribe", "*".into()),
-        ("lastEventId", "abc".into()),
-    ])
-    .await;
-    assert_eq!(st, 400);
-    assert_eq!(body["error"]["path"], "lastEventId");
+    // (An unreadable `lastEventId` is not refused: it answers `reset`, tests/failures.rs.)
     let many: Vec<_> = (0..300).map(|_| ("subscribe", "*".to_string())).collect();
     let (st, _) = get(many).await;
     assert_eq!(st, 400);

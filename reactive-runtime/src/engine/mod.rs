@@ -27,7 +27,10 @@
 //!
 //! A failing store (Redis down) is never an error for callers: a failed `get` is a
 //! miss, a failed `begin`/`put` skips the store, and the first failure of an outage is
-//! logged (`tracing::warn`) and every one counted ([`EngineStats::store_errors`]). A
+//! logged (`tracing::warn`) and every one counted ([`EngineStats::store_errors`]).
+//! After any failure, lookups and stores skip the store for
+//! [`EngineConfig::clear_retry`], so a store that hangs until its timeout (Redis paused)
+//! costs one timeout per interval, not one per read. A
 //! failed *invalidation* is worse: the store may still hold entries the change affects.
 //! The engine then bypasses the store (no reads, no writes) until a `clear` succeeds,
 //! retried in the background at most every [`EngineConfig::clear_retry`].
@@ -92,7 +95,8 @@ pub struct EngineConfig {
     /// that overlaps more changes than this does not store its result.
     pub ring_capacity: usize,
     /// After a store failure during invalidation, how often to try clearing the store
-    /// (default 1 s); the cache is bypassed until a clear succeeds.
+    /// (default 1 s); the cache is bypassed until a clear succeeds. Also how long
+    /// lookups and stores skip the store after any failure of it.
     pub clear_retry: Duration,
 }
 
@@ -154,6 +158,10 @@ struct Inner {
     last_clear_ms: AtomicU64,
     clear_retry: Duration,
     epoch: Instant,
+    /// Until when (ms since `epoch`) lookups and stores skip a store that just failed:
+    /// an unreachable store (Redis paused) then costs one timeout per `clear_retry`,
+    /// not one or two per read. Skipping them is always safe (a miss, no store).
+    resting_until_ms: AtomicU64,
 }
 
 /// The invalidation engine over a cache store. Cheap to clone (an `Arc`).
@@ -190,6 +198,7 @@ impl Engine {
                 last_clear_ms: AtomicU64::new(0),
                 clear_retry: config.clear_retry,
                 epoch: Instant::now(),
+                resting_until_ms: AtomicU64::new(0),
             }),
         }
     }
@@ -286,7 +295,7 @@ impl Engine {
                 Role::Lead(leader) => {
                     Counters::bump(&inner.counters.misses, 1);
                     let start = self.sequence().await;
-                    let ticket = if self.bypassing() {
+                    let ticket = if self.bypassing() || self.resting() {
                         None
                     } else {
                         match inner.store.begin().await {
@@ -404,7 +413,7 @@ impl Engine {
 
     /// A cached value, or `None` on a miss, a store failure or while bypassing.
     async fn cached(&self, key: &CacheKey) -> Option<Bytes> {
-        if self.bypassing() {
+        if self.bypassing() || self.resting() {
             return None;
         }
         match self.inner.store.get(key).await {
@@ -445,7 +454,7 @@ impl Engine {
             }
             return true;
         }
-        if self.bypassing() {
+        if self.bypassing() || self.resting() {
             return false;
         }
         let refused = match inner.store.put(key, value.clone(), reads, ticket).await {
@@ -483,6 +492,9 @@ impl Engine {
     }
 
     async fn put_ghost(&self, key: &CacheKey, reads: &ReadSet) {
+        if self.resting() {
+            return;
+        }
         match self.inner.store.put_ghost(key, reads).await {
             Ok(()) => Counters::bump(&self.inner.counters.ghosts_left, 1),
             Err(e) => self.store_failed("put_ghost", &e),
@@ -512,6 +524,12 @@ impl Engine {
         true
     }
 
+    /// `true` while lookups and stores skip a store that failed moments ago.
+    fn resting(&self) -> bool {
+        let inner = &*self.inner;
+        (inner.epoch.elapsed().as_millis() as u64) < inner.resting_until_ms.load(Ordering::Relaxed)
+    }
+
     fn store_ok(&self) {
         if self.inner.warned.swap(false, Ordering::Relaxed) {
             tracing::info!(
@@ -523,6 +541,9 @@ impl Engine {
 
     fn store_failed(&self, op: &'static str, error: &CacheError) {
         Counters::bump(&self.inner.counters.store_errors, 1);
+        let inner = &*self.inner;
+        let until = inner.epoch.elapsed().as_millis() as u64 + inner.clear_retry.as_millis() as u64;
+        inner.resting_until_ms.store(until, Ordering::Relaxed);
         if !self.inner.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(store = self.inner.store.name(), op, %error, "cache store failed; serving without the cache until it recovers");
         }

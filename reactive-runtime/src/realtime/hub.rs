@@ -89,6 +89,9 @@ pub enum CloseReason {
     Lagged,
     /// Credentials expired or were revoked.
     Unauthorized,
+    /// Events may have been dropped on this instance (its dispatcher died): the stream
+    /// ends with a `reset` frame without id (revalidate everything, keep your last id).
+    Reset,
 }
 
 /// A principal already holds [`HubConfig::max_streams_per_principal`] streams.
@@ -358,8 +361,28 @@ struct HubInner {
     tenants: RwLock<HashMap<Arc<str>, TenantConns>>,
     subscriptions: SubscriptionCache,
     next: AtomicU64,
-    nonce: u64,
     config: Arc<HubConfig>,
+}
+
+/// A connection token: 128 random bits from the operating system, in hex. Tokens name
+/// connections in acks; a sequential one would let a client of the same principal guess
+/// its other connections' tokens (and tell how many streams the server has opened).
+fn random_token() -> String {
+    use std::fmt::Write;
+    let mut bytes = [0u8; 16];
+    if let Err(e) = getrandom::fill(&mut bytes) {
+        // Not expected on any supported platform; a token only names a connection of an
+        // already authenticated principal, so a weaker one is logged, not fatal.
+        tracing::error!(error = %e, "no OS randomness for a connection token");
+        let fallback = std::collections::hash_map::RandomState::new();
+        let n = std::hash::BuildHasher::hash_one(&fallback, super::log::now_micros());
+        bytes[..8].copy_from_slice(&n.to_le_bytes());
+    }
+    let mut token = String::with_capacity(32);
+    for b in bytes {
+        let _ = write!(token, "{b:02x}");
+    }
+    token
 }
 
 /// This instance's live connections.
@@ -390,13 +413,11 @@ impl Drop for ConnGuard {
 impl Hub {
     /// An empty hub.
     pub fn new(config: HubConfig) -> Hub {
-        let nonce = super::log::now_micros() ^ (u64::from(std::process::id()) << 40);
         Hub {
             inner: Arc::new(HubInner {
                 tenants: RwLock::new(HashMap::new()),
                 subscriptions: SubscriptionCache::default(),
                 next: AtomicU64::new(1),
-                nonce,
                 config: Arc::new(config),
             }),
         }
@@ -436,7 +457,7 @@ impl Hub {
         let tenant_conns = tenants.entry(tenant_key.clone()).or_default().clone();
         let conn = Arc::new(Conn {
             id,
-            token: format!("{:x}-{:x}", self.inner.nonce, id),
+            token: random_token(),
             tenant: tenant_key,
             subject: subject.to_owned(),
             subscription,
@@ -857,6 +878,26 @@ mod tests {
         drop(multi);
         assert_eq!(hub.connections(), 0);
         assert!(hub.tenant("t").is_none());
+    }
+
+    /// Tokens are 128 random bits: distinct, and nothing in one tells the next (the old
+    /// ones were a per-process nonce and a counter).
+    #[test]
+    fn connection_tokens_are_random() {
+        let hub = Hub::new(HubConfig::default());
+        let guards: Vec<_> = (0..64)
+            .map(|i| {
+                hub.register("t", &format!("s{i}"), Subscription::all())
+                    .expect("one stream per user")
+            })
+            .collect();
+        let tokens: Vec<&str> = guards.iter().map(|g| g.conn().token()).collect();
+        for t in &tokens {
+            assert_eq!(t.len(), 32, "{t}");
+            assert!(t.bytes().all(|b| b.is_ascii_hexdigit()), "{t}");
+        }
+        let prefixes: std::collections::HashSet<&str> = tokens.iter().map(|t| &t[..8]).collect();
+        assert_eq!(prefixes.len(), tokens.len(), "no shared prefix: {tokens:?}");
     }
 
     /// The allocation-free `ReadSet::is_affected_by` agrees with `ReadSet::reasons`.

@@ -2,7 +2,6 @@
 //! instance, with the Redis log) replays what it missed.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -59,14 +58,18 @@ struct TenantLog {
     bytes: usize,
     /// Every event of this tenant with an id `<=` floor is gone (or never existed here).
     floor: EventId,
+    /// The newest id given to this tenant. One counter per tenant: with a global one, a
+    /// tenant would see in its ids the gaps left by other tenants' writes (how much the
+    /// others write).
+    last: EventId,
 }
 
 /// Default bound of a tenant's events in bytes ([`MemoryLog::max_bytes`]).
 pub const DEFAULT_LOG_BYTES: usize = 4 << 20;
 
-/// In-process event log: a ring buffer per tenant, capped in events and in bytes.
+/// In-process event log: a ring buffer per tenant, capped in events and in bytes, with a
+/// counter per tenant starting at the process start time in microseconds.
 pub struct MemoryLog {
-    next: AtomicU64,
     start: EventId,
     cap: usize,
     max_bytes: usize,
@@ -79,7 +82,6 @@ impl MemoryLog {
     pub fn new(cap_per_tenant: usize) -> Self {
         let start = now_micros();
         MemoryLog {
-            next: AtomicU64::new(start + 1),
             start: EventId(start),
             cap: cap_per_tenant.max(1),
             max_bytes: DEFAULT_LOG_BYTES,
@@ -119,6 +121,7 @@ impl MemoryLog {
                     events: VecDeque::new(),
                     bytes: 0,
                     floor: self.start,
+                    last: self.start,
                 }))
             })
             .clone()
@@ -128,7 +131,8 @@ impl MemoryLog {
         let log = self.tenant_or_create(&draft.tenant);
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
         // Taken under the tenant's lock: the log's order is the ids' order.
-        let id = EventId(self.next.fetch_add(1, Ordering::Relaxed));
+        log.last = EventId(log.last.0 + 1);
+        let id = log.last;
         let event = Arc::new(Event::new(draft.with_id(id)));
         log.bytes += event.approx_size();
         log.events.push_back(event.clone());
@@ -217,7 +221,7 @@ mod tests {
         let a1 = log.append_sync(draft("a"));
         let b1 = log.append_sync(draft("b"));
         let a2 = log.append_sync(draft("a"));
-        assert!(h0 < a1.id() && a1.id() < b1.id() && b1.id() < a2.id());
+        assert!(h0 < a1.id() && a1.id() < a2.id() && h0 < b1.id());
         match log.since_sync("a", h0) {
             Replay::Events { events, head } => {
                 assert_eq!(events.len(), 2);
@@ -298,5 +302,28 @@ mod tests {
         let last = tiny.append_sync(big(1));
         assert_eq!(tiny.head_sync("a"), last.id());
         assert!(tiny.tenant_bytes("a") >= last.approx_size());
+    }
+
+    /// A tenant's ids count its own events only: another tenant's writes leave no gap
+    /// (the gap would tell how much the other tenants write). Ids still start at the
+    /// process start time in µs, so a restarted process's ids are above the old ones,
+    /// and stay below 2^53 (exact in JavaScript).
+    #[test]
+    fn ids_are_counted_per_tenant() {
+        let before = now_micros();
+        let log = MemoryLog::new(16);
+        let a1 = log.append_sync(draft("a"));
+        for _ in 0..5 {
+            log.append_sync(draft("b"));
+        }
+        let a2 = log.append_sync(draft("a"));
+        let b_head = log.head_sync("b");
+        assert_eq!(a2.id().0, a1.id().0 + 1, "no gap from b's writes");
+        assert_eq!(b_head.0, log.head_sync("c").0 + 5);
+        assert!(a1.id().0 > before, "starts at the time in µs");
+        assert!(a2.id().0 < 1 << 53);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let restarted = MemoryLog::new(16);
+        assert!(restarted.append_sync(draft("a")).id() > a2.id());
     }
 }

@@ -27,12 +27,13 @@ pub use keys::KeyColumns;
 pub use log::{EventLog, MemoryLog, Replay};
 #[cfg(feature = "redis")]
 pub use redis::{RedisBus, RedisLog};
-pub use service::{Realtime, RemoteApply};
+pub use service::{Published, Realtime, RemoteApply, Timeouts, UNKNOWN_EVENT_ID};
 pub use subscription::{
     Entry, ParsedEntry, SubscribeError, Subscription, SubscriptionCache, parse_entry, query_key,
 };
 
 pub(crate) use event::reset_frame;
+pub(crate) use service::panic_message;
 
 /// A failure of the event log or bus.
 #[derive(Debug, thiserror::Error)]
@@ -45,4 +46,10 @@ pub enum RealtimeError {
     /// A stored or transported event could not be decoded.
     #[error("corrupt event: {0}")]
     Corrupt(String),
+    /// A call to the log or bus did not answer in time (see [`Timeouts`]).
+    #[error("{0}: the event log or bus did not answer in time")]
+    Timeout(&'static str),
+    /// The log or bus failed moments ago and is not tried again yet (see [`Timeouts`]).
+    #[error("the event log or bus is unavailable (it failed moments ago)")]
+    Unavailable,
 }

@@ -1,8 +1,29 @@
 //! [`Realtime`]: the event log, the bus and the hub together; turns invalidation
 //! reports into events and dispatches what arrives on the bus.
+//!
+//! # Failures
+//!
+//! The log and the bus may live in Redis, which can be down or paused. Every call to
+//! them is bounded by [`Timeouts::operation`]; after a failure they are not tried again
+//! for [`Timeouts::retry_after`] (calls fail at once meanwhile), so an outage costs a
+//! request one timeout at most, not one per call. Callers degrade instead of failing:
+//! reads answer with [`UNKNOWN_EVENT_ID`] as their watermark, and a write whose event
+//! could not be recorded or published is *repaired*: this instance's streams of the
+//! tenant get `reset` at once, and once the log answers again an event that changed
+//! everything (`tables: ["*"]`) is recorded for the tenant, so every client of every
+//! instance (and every client that replays later) revalidates what it holds. Change
+//! sets other instances did not hear about are repaired the same way (one change of
+//! everything for their caches).
+//!
+//! The dispatcher task (bus → hub) is supervised: if it panics it is restarted, and
+//! every stream of this instance is closed with `reset`, since events may have been
+//! dropped while it was down.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use tokio::sync::broadcast::error::RecvError;
@@ -22,6 +43,67 @@ pub type RemoteApply = Arc<dyn Fn(ChangeSet) -> BoxFuture<'static, ()> + Send + 
 /// fixed number, so that no tenant name an attacker makes up grows a map.
 const PUBLISH_STRIPES: usize = 64;
 
+/// The watermark of data read while the event log could not be read, and what an
+/// unreadable `lastEventId`/`since` stands for. No log gives this id to an event (ids
+/// start at a time in µs), so a client that replays from it always gets `reset`, and
+/// every event is newer than it: data carrying it is revalidated once the log answers.
+pub const UNKNOWN_EVENT_ID: EventId = EventId(0);
+
+/// Most tenants whose events wait for repair (see the module docs); beyond it a lost
+/// event is only logged: the memory of an outage stays bounded.
+const MAX_LOST_TENANTS: usize = 100_000;
+
+/// Time limits of the calls to the event log and bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Longest wait for one call to the log or the bus (default 1 s): a paused Redis
+    /// costs a request this much at most.
+    pub operation: Duration,
+    /// After a failed call, how long calls fail at once without trying (default 1 s);
+    /// also the interval of repair attempts.
+    pub retry_after: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            operation: Duration::from_secs(1),
+            retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Whether the log and bus answer, and what waits for them to answer again.
+struct Health {
+    timeouts: Timeouts,
+    epoch: Instant,
+    /// Milliseconds since `epoch` until which calls are not tried (0: try).
+    down_until_ms: AtomicU64,
+    /// An outage was logged and its end was not yet.
+    warned: AtomicBool,
+    lost: Mutex<Lost>,
+    repairing: AtomicBool,
+}
+
+/// What a failed publication left to repair.
+#[derive(Default)]
+struct Lost {
+    /// Tenants whose event was not recorded or not published.
+    tenants: BTreeSet<String>,
+    /// A change set did not reach the other instances' caches.
+    changes: bool,
+}
+
+/// What [`Realtime::on_report`] published for the tenant of the write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Published {
+    /// The id of that tenant's event, if one was recorded.
+    pub event: Option<EventId>,
+    /// Some event or change set could not be recorded or published (it will be
+    /// repaired, see the module docs).
+    pub failed: bool,
+}
+
 struct Inner {
     log: Arc<dyn EventLog>,
     bus: Arc<dyn EventBus>,
@@ -35,6 +117,9 @@ struct Inner {
     instance: u64,
     remote_apply: Mutex<Option<RemoteApply>>,
     started: std::sync::Once,
+    health: Health,
+    /// Times the dispatcher was restarted after a panic.
+    restarts: AtomicU64,
 }
 
 /// The real-time side of one instance. Cheap to clone.
@@ -53,10 +138,20 @@ impl std::fmt::Debug for Realtime {
 }
 
 impl Realtime {
-    /// Combines a log and a bus.
+    /// Combines a log and a bus, with the default [`Timeouts`].
     /// Events keep the key columns of every registered function's queries
     /// (`registry::functions()`); the router adds the functions it serves.
     pub fn new(log: Arc<dyn EventLog>, bus: Arc<dyn EventBus>, hub: HubConfig) -> Realtime {
+        Realtime::with_timeouts(log, bus, hub, Timeouts::default())
+    }
+
+    /// Combines a log and a bus, with these time limits for calls to them.
+    pub fn with_timeouts(
+        log: Arc<dyn EventLog>,
+        bus: Arc<dyn EventBus>,
+        hub: HubConfig,
+        timeouts: Timeouts,
+    ) -> Realtime {
         let keys = KeyColumns::default();
         for def in crate::registry::functions() {
             keys.watch_model(def.model());
@@ -70,6 +165,15 @@ impl Realtime {
                 instance: super::log::now_micros() ^ (u64::from(std::process::id()) << 32),
                 remote_apply: Mutex::new(None),
                 started: std::sync::Once::new(),
+                health: Health {
+                    timeouts,
+                    epoch: Instant::now(),
+                    down_until_ms: AtomicU64::new(0),
+                    warned: AtomicBool::new(false),
+                    lost: Mutex::new(Lost::default()),
+                    repairing: AtomicBool::new(false),
+                },
+                restarts: AtomicU64::new(0),
                 publishing: (0..PUBLISH_STRIPES)
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
@@ -128,25 +232,44 @@ impl Realtime {
     }
 
     /// Starts the task that dispatches bus messages to the hub (once; needs a Tokio
-    /// runtime; called by the router and by [`Realtime::publish`]).
+    /// runtime; called by the router and by [`Realtime::publish`]). The task is
+    /// supervised: restarted if it panics (see the module docs).
     pub fn start(&self) {
         if tokio::runtime::Handle::try_current().is_err() {
             return;
         }
         self.inner.started.call_once(|| {
+            // Subscribed here, not in the task: nothing published after `start` returns
+            // is missed.
             let rx = self.inner.bus.subscribe();
-            tokio::spawn(dispatch(Arc::downgrade(&self.inner), rx));
+            tokio::spawn(supervise(Arc::downgrade(&self.inner), rx));
         });
     }
 
-    /// The newest event id of a tenant (the watermark of data read now).
-    pub async fn head(&self, tenant: &str) -> Result<EventId, RealtimeError> {
-        self.inner.log.head(tenant).await
+    /// How many times the dispatcher was restarted after a panic.
+    pub fn dispatcher_restarts(&self) -> u64 {
+        self.inner.restarts.load(Ordering::Relaxed)
     }
 
-    /// Events of a tenant after an id.
+    /// The newest event id of a tenant (the watermark of data read now). Fails when the
+    /// log does not answer within [`Timeouts::operation`], or failed less than
+    /// [`Timeouts::retry_after`] ago.
+    pub async fn head(&self, tenant: &str) -> Result<EventId, RealtimeError> {
+        self.inner
+            .guarded("head", self.inner.log.head(tenant))
+            .await
+    }
+
+    /// Events of a tenant after an id. [`UNKNOWN_EVENT_ID`] always gives a reset.
     pub async fn since(&self, tenant: &str, after: EventId) -> Result<Replay, RealtimeError> {
-        self.inner.log.since(tenant, after).await
+        if after == UNKNOWN_EVENT_ID {
+            return Ok(Replay::Reset {
+                head: self.head(tenant).await?,
+            });
+        }
+        self.inner
+            .guarded("since", self.inner.log.since(tenant, after))
+            .await
     }
 
     /// Appends an event to the log and publishes it. The draft's change set is first
@@ -167,19 +290,30 @@ impl Realtime {
         draft.invalidated = invalidated;
         draft.show_keys = cfg.event_keys;
         self.start();
-        let _order = self.inner.publishing[stripe(&draft.tenant)].lock().await;
-        let event = self.inner.log.append(draft).await?;
-        self.inner
-            .bus
-            .publish(BusMessage::Event(event.clone()))
-            .await?;
+        let inner = &*self.inner;
+        let _order = inner.publishing[stripe(&draft.tenant)].lock().await;
+        let event = inner.guarded("append", inner.log.append(draft)).await?;
+        if let Err(e) = inner
+            .guarded(
+                "publish",
+                inner.bus.publish(BusMessage::Event(event.clone())),
+            )
+            .await
+        {
+            // Recorded but not delivered: this instance's clients get it now; other
+            // instances' clients get the repair event (or replay it on reconnect).
+            inner.hub.deliver(&event);
+            return Err(e);
+        }
         Ok(event)
     }
 
     /// Forwards an ack to every instance (this one included, immediately).
     pub async fn ack(&self, ack: AckMessage) -> Result<(), RealtimeError> {
         self.inner.hub.ack(&ack);
-        self.inner.bus.publish(BusMessage::Ack(ack)).await
+        self.inner
+            .guarded("publish ack", self.inner.bus.publish(BusMessage::Ack(ack)))
+            .await
     }
 
     /// Turns an invalidation into events: one per tenant concerned — `tenant` (the
@@ -188,23 +322,34 @@ impl Realtime {
     /// [`CacheStore`](crate::cache::CacheStore)) it matched — appended to the log and
     /// published; and publishes the change set for other instances' caches. Remote or empty reports produce nothing (the instance
     /// that wrote already did it).
+    ///
+    /// Never fails: the write has committed, so what could not be recorded or
+    /// published is logged, this instance's streams of the tenant get `reset`, and it
+    /// is repaired once the log and bus answer again (see the module docs).
     pub async fn on_report(
         &self,
         report: &InvalidationReport,
         tenant: Option<&str>,
         requires_ack: bool,
-    ) -> Result<(), RealtimeError> {
+    ) -> Published {
+        let mut published = Published::default();
         if report.remote || report.is_empty() {
-            return Ok(());
+            return published;
         }
         self.start();
-        self.inner
-            .bus
-            .publish(BusMessage::Changes(RemoteChanges {
-                origin: self.inner.instance,
-                changes: report.changes.clone(),
-            }))
-            .await?;
+        let inner = &*self.inner;
+        let changes = BusMessage::Changes(RemoteChanges {
+            origin: inner.instance,
+            changes: report.changes.clone(),
+        });
+        if let Err(e) = inner
+            .guarded("publish changes", inner.bus.publish(changes))
+            .await
+        {
+            tracing::error!(error = %e, "could not publish a change set to the other instances; their caches are cleared once the bus answers");
+            published.failed = true;
+            self.lost(None, true);
+        }
         let mut per_tenant: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         if let Some(t) = tenant {
             per_tenant.entry(t).or_default();
@@ -235,16 +380,175 @@ impl Realtime {
             } else {
                 foreign_changes.clone()
             };
-            self.publish(EventDraft {
+            let draft = EventDraft {
                 tenant: name.to_owned(),
                 changes,
                 requires_ack,
                 invalidated,
                 show_keys: false,
-            })
-            .await?;
+            };
+            match self.publish(draft).await {
+                Ok(event) => {
+                    if Some(name) == tenant {
+                        published.event = Some(event.id());
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(tenant = name, error = %e, "could not record or publish an invalidation event; the tenant's streams are reset");
+                    published.failed = true;
+                    // Clients of this instance revalidate everything rather than miss it.
+                    inner.hub.reset_tenant(name);
+                    self.lost(Some(name), false);
+                }
+            }
         }
-        Ok(())
+        published
+    }
+
+    /// Remembers what to repair and makes sure a repair task runs.
+    fn lost(&self, tenant: Option<&str>, changes: bool) {
+        let health = &self.inner.health;
+        {
+            let mut lost = health.lost.lock().unwrap_or_else(|e| e.into_inner());
+            lost.changes |= changes;
+            if let Some(t) = tenant
+                && !lost.tenants.contains(t)
+            {
+                if lost.tenants.len() < MAX_LOST_TENANTS {
+                    lost.tenants.insert(t.to_owned());
+                } else {
+                    tracing::error!(
+                        tenant = t,
+                        "too many tenants wait for repair; this one's lost event is not repaired"
+                    );
+                }
+            }
+        }
+        if tokio::runtime::Handle::try_current().is_ok()
+            && !health.repairing.swap(true, Ordering::SeqCst)
+        {
+            tokio::spawn(repair(Arc::downgrade(&self.inner)));
+        }
+    }
+}
+
+impl Inner {
+    /// `call`, bounded by the operation timeout, and not tried at all while the log and
+    /// bus are considered down.
+    async fn guarded<T>(
+        &self,
+        what: &'static str,
+        call: impl Future<Output = Result<T, RealtimeError>>,
+    ) -> Result<T, RealtimeError> {
+        let health = &self.health;
+        let now = health.epoch.elapsed().as_millis() as u64;
+        if now < health.down_until_ms.load(Ordering::Relaxed) {
+            return Err(RealtimeError::Unavailable);
+        }
+        let result = match tokio::time::timeout(health.timeouts.operation, call).await {
+            Ok(r) => r,
+            Err(_) => Err(RealtimeError::Timeout(what)),
+        };
+        match &result {
+            Ok(_) => {
+                if health.warned.swap(false, Ordering::Relaxed) {
+                    tracing::info!("event log and bus answer again");
+                }
+            }
+            // A corrupt entry is about one tenant's data, not about reaching the store.
+            Err(RealtimeError::Corrupt(_)) => {}
+            Err(e) => {
+                // Counted from the failure, not from the call's start: a call that
+                // timed out must not let the next one wait again at once.
+                let failed_at = health.epoch.elapsed().as_millis() as u64;
+                let retry = health.timeouts.retry_after.as_millis() as u64;
+                health
+                    .down_until_ms
+                    .store(failed_at.max(1) + retry, Ordering::Relaxed);
+                if !health.warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(what, error = %e, "event log or bus failed; serving with degraded watermarks until it answers");
+                }
+            }
+        }
+        result
+    }
+}
+
+/// Records, once the log answers again, an event changing everything for each tenant
+/// whose event was lost, and publishes a change of everything for the other instances'
+/// caches if a change set was lost. Ends when nothing is left (or the `Realtime` is gone).
+async fn repair(inner: Weak<Inner>) {
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let wait = strong.health.timeouts.retry_after;
+        drop(strong);
+        tokio::time::sleep(wait).await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let realtime = Realtime {
+            inner: inner.clone(),
+        };
+        let (tenants, changes) = {
+            let lost = inner.health.lost.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                lost.tenants.iter().cloned().collect::<Vec<_>>(),
+                lost.changes,
+            )
+        };
+        if changes {
+            let msg = BusMessage::Changes(RemoteChanges {
+                origin: inner.instance,
+                changes: ChangeSet::everything(),
+            });
+            if inner
+                .guarded("repair changes", inner.bus.publish(msg))
+                .await
+                .is_ok()
+            {
+                tracing::info!(
+                    "published a change of everything for the change sets other instances missed"
+                );
+                inner
+                    .health
+                    .lost
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .changes = false;
+            }
+        }
+        for tenant in tenants {
+            let draft = EventDraft {
+                tenant: tenant.clone(),
+                changes: ChangeSet::everything(),
+                requires_ack: false,
+                invalidated: Vec::new(),
+                show_keys: false,
+            };
+            match realtime.publish(draft).await {
+                Ok(event) => {
+                    tracing::info!(tenant, event = %event.id(), "recorded a change of everything for the tenant's lost events");
+                    inner
+                        .health
+                        .lost
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .tenants
+                        .remove(&tenant);
+                }
+                // Still down: try again after `retry_after`.
+                Err(_) => break,
+            }
+        }
+        let lost = inner.health.lost.lock().unwrap_or_else(|e| e.into_inner());
+        if lost.tenants.is_empty() && !lost.changes {
+            // Cleared under the lock `lost()` takes: a loss recorded after this either
+            // sees `repairing` false and starts a task, or was already seen here.
+            inner.health.repairing.store(false, Ordering::SeqCst);
+            return;
+        }
     }
 }
 
@@ -254,6 +558,50 @@ fn stripe(tenant: &str) -> usize {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     tenant.hash(&mut h);
     (h.finish() % PUBLISH_STRIPES as u64) as usize
+}
+
+/// Runs [`dispatch`] and restarts it when it panics: a dead dispatcher would stop every
+/// delivery of this instance without a word. Streams are closed with `reset`, since
+/// messages were dropped between the panic and the new subscription.
+async fn supervise(inner: Weak<Inner>, rx: tokio::sync::broadcast::Receiver<BusMessage>) {
+    let mut rx = Some(rx);
+    loop {
+        let receiver = match rx.take() {
+            Some(r) => r,
+            None => match inner.upgrade() {
+                Some(i) => i.bus.subscribe(),
+                None => return,
+            },
+        };
+        let task = tokio::spawn(dispatch(inner.clone(), receiver));
+        match task.await {
+            Err(e) if e.is_panic() => {
+                let Some(i) = inner.upgrade() else {
+                    return;
+                };
+                let panic = panic_message(e.into_panic());
+                tracing::error!(%panic, "the realtime dispatcher panicked; restarting it and resetting every stream");
+                i.restarts.fetch_add(1, Ordering::Relaxed);
+                // Subscribe before closing, so the streams clients reopen get every
+                // message published from now on.
+                rx = Some(i.bus.subscribe());
+                i.hub.close_all(CloseReason::Reset);
+            }
+            // The `Realtime` is gone, the bus closed or the runtime is shutting down.
+            _ => return,
+        }
+    }
+}
+
+/// The text of a panic payload (a `&str` or `String` message), for logs.
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(s) => (*s).to_owned(),
+            Err(_) => "a panic without a message".to_owned(),
+        },
+    }
 }
 
 async fn dispatch(inner: Weak<Inner>, mut rx: tokio::sync::broadcast::Receiver<BusMessage>) {

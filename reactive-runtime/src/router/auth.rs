@@ -121,6 +121,18 @@ impl Authorizer for SingleTenant {
 pub(crate) struct CallContext {
     pub(crate) principal: Principal,
     pub(crate) requires_ack: bool,
+    /// What the call's writes published for the caller's tenant (the response's
+    /// watermark is taken from it).
+    pub(crate) events: std::sync::Arc<CallEvents>,
+}
+
+/// The events a call's writes recorded for the caller's tenant.
+#[derive(Debug, Default)]
+pub(crate) struct CallEvents {
+    /// The newest id recorded (0: none).
+    pub(crate) newest: std::sync::atomic::AtomicU64,
+    /// An event or change set could not be recorded or published.
+    pub(crate) failed: std::sync::atomic::AtomicBool,
 }
 
 tokio::task_local! {
@@ -140,6 +152,7 @@ pub async fn with_principal<F: Future>(principal: Principal, fut: F) -> F::Outpu
         CallContext {
             principal,
             requires_ack: false,
+            events: Default::default(),
         },
         fut,
     )

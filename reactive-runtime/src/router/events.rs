@@ -19,8 +19,8 @@ use super::error::ApiError;
 use super::rpc::{authorize, read_body, require_json};
 use super::{AppState, State as RouterState};
 use crate::realtime::{
-    AckMessage, CloseReason, ConnGuard, EventId, Outgoing, ParsedEntry, Replay, SubscribeError,
-    Subscription, parse_entry, reset_frame,
+    AckMessage, CloseReason, ConnGuard, EventId, Outgoing, ParsedEntry, RealtimeError, Replay,
+    SubscribeError, Subscription, UNKNOWN_EVENT_ID, parse_entry, reset_frame,
 };
 
 fn query_pairs(parts: &Parts) -> Result<Vec<(String, String)>, ApiError> {
@@ -28,10 +28,28 @@ fn query_pairs(parts: &Parts) -> Result<Vec<(String, String)>, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))
 }
 
-fn parse_id(text: &str, what: &str) -> Result<EventId, ApiError> {
-    text.parse()
-        .map_err(|_| ApiError::bad_input(format!("`{what}` is not an event id"), what))
+/// A client's last event id (`Last-Event-ID`, `lastEventId`, `since`). Text that is not
+/// an id is an id the log cannot place, like one too old: the answer is `reset`, not
+/// `400`, because a browser's `EventSource` never reconnects after a non-200 answer.
+fn read_id(text: &str) -> EventId {
+    text.parse().unwrap_or(UNKNOWN_EVENT_ID)
 }
+
+/// A replay that failed on a corrupt stored event (the log answers, but cannot give
+/// what follows the client's id): a reset to `head`, so that the client moves past it
+/// instead of asking for it again. Other failures (the log unreachable) stay errors.
+fn readable_reset(e: RealtimeError, head: EventId) -> Result<Replay, RealtimeError> {
+    match e {
+        RealtimeError::Corrupt(_) if head != UNKNOWN_EVENT_ID => {
+            tracing::error!(error = %e, "a stored event could not be read; the client is reset");
+            Ok(Replay::Reset { head })
+        }
+        e => Err(e),
+    }
+}
+
+/// `reset` without an id: revalidate everything, keep your last id.
+const RESET_NO_ID: &[u8] = b"event: reset\ndata: {\"eventId\":null}\n\n";
 
 /// Parses, limits, authorizes and builds a subscription from `subscribe` parameters.
 /// Every entry is authorized: query keys by [`Authorizer::check_input`], procedure
@@ -160,9 +178,9 @@ async fn open(state: AppState, parts: Parts) -> Result<Response, ApiError> {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.trim().is_empty())
     {
-        Some(v) => Some(parse_id(v, "Last-Event-ID")?),
+        Some(v) => Some(read_id(v)),
         None => match pairs.iter().find(|(k, _)| k == "lastEventId") {
-            Some((_, v)) if !v.trim().is_empty() => Some(parse_id(v, "lastEventId")?),
+            Some((_, v)) if !v.trim().is_empty() => Some(read_id(v)),
             _ => None,
         },
     };
@@ -179,10 +197,9 @@ async fn open(state: AppState, parts: Parts) -> Result<Response, ApiError> {
             code: "too_many_streams",
             ..ApiError::bad_request(format!("{e}: close another stream of this user, or poll"))
         })?;
-    let head = realtime
-        .head(&tenant)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    // The log unreachable (Redis down) is no reason to refuse the stream: live events
+    // still arrive once it is back; `ready` then carries the unknown id.
+    let head = realtime.head(&tenant).await.unwrap_or(UNKNOWN_EVENT_ID);
     let mut outbox = VecDeque::new();
     outbox.push_back(Bytes::from(format!(
         "retry: {}\n\nevent: ready\ndata: {{\"connectionId\":\"{}\",\"eventId\":\"{}\"}}\n\n",
@@ -195,9 +212,9 @@ async fn open(state: AppState, parts: Parts) -> Result<Response, ApiError> {
         match realtime
             .since(&tenant, last)
             .await
-            .map_err(|e| ApiError::internal(&e))?
+            .or_else(|e| readable_reset(e, head))
         {
-            Replay::Events { events, head } => {
+            Ok(Replay::Events { events, head }) => {
                 let conn = guard.conn();
                 let limit = realtime.hub().config().queue_bytes;
                 let mut replay = Vec::new();
@@ -226,10 +243,13 @@ async fn open(state: AppState, parts: Parts) -> Result<Response, ApiError> {
                 }
                 skip = head;
             }
-            Replay::Reset { head } => {
+            Ok(Replay::Reset { head }) => {
                 outbox.push_back(reset_frame(head));
                 skip = head;
             }
+            // What the client missed cannot be read now: it revalidates everything and
+            // keeps its id (events lost meanwhile are repaired, see `Realtime`).
+            Err(_) => outbox.push_back(Bytes::from_static(RESET_NO_ID)),
         }
     }
     let cfg = &state.config;
@@ -352,6 +372,10 @@ impl SseStream {
                         self.done = true;
                     }
                     Err(CloseReason::Lagged) => self.done = true,
+                    Err(CloseReason::Reset) => {
+                        self.outbox.push_back(Bytes::from_static(RESET_NO_ID));
+                        self.done = true;
+                    }
                 },
                 _ = sleep_until(resend_at) => {
                     self.outbox.extend(conn.due_resends(Instant::now()));
@@ -412,7 +436,7 @@ pub(crate) async fn ack(State(state): State<AppState>, req: Request<Body>) -> Re
                 ".",
             )
         })?;
-        state
+        let forwarded = state
             .realtime()
             .ack(AckMessage {
                 tenant: principal.tenant,
@@ -420,8 +444,12 @@ pub(crate) async fn ack(State(state): State<AppState>, req: Request<Body>) -> Re
                 connection: ack.connection_id,
                 event_id: ack.event_id,
             })
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
+            .await;
+        if let Err(e) = forwarded {
+            // Applied here, not forwarded (Redis down): a connection on another instance
+            // re-sends the event, and the client acknowledges it again.
+            tracing::warn!(error = %e, "an ack could not be forwarded to the other instances");
+        }
         Ok::<_, ApiError>(StatusCode::NO_CONTENT.into_response())
     }
     .await;
@@ -436,37 +464,41 @@ pub(crate) async fn poll(State(state): State<AppState>, req: Request<Body>) -> R
         let pairs = query_pairs(&parts)?;
         let subscription = subscription(&state, &principal, &pairs, true).await?;
         let since = match pairs.iter().find(|(k, _)| k == "since") {
-            Some((_, v)) if !v.trim().is_empty() => Some(parse_id(v, "since")?),
+            Some((_, v)) if !v.trim().is_empty() => Some(read_id(v)),
             _ => None,
         };
         let realtime = state.realtime();
         let tenant = &principal.tenant;
         let mut out = BytesMut::new();
-        match since {
-            None => {
-                let head = realtime
-                    .head(tenant)
-                    .await
-                    .map_err(|e| ApiError::internal(&e))?;
-                out.put_slice(
-                    format!(
-                        "{{\"eventId\":\"{head}\",\"reset\":false,\"more\":false,\"events\":[]}}"
-                    )
+        let nothing_new = |out: &mut BytesMut, id: EventId| {
+            out.put_slice(
+                format!("{{\"eventId\":\"{id}\",\"reset\":false,\"more\":false,\"events\":[]}}")
                     .as_bytes(),
-                );
-            }
-            Some(since) => match realtime
-                .since(tenant, since)
-                .await
-                .map_err(|e| ApiError::internal(&e))?
-            {
-                Replay::Reset { head } => out.put_slice(
+            )
+        };
+        match since {
+            // The log unreachable (Redis down): the unknown id, which resets once it is back.
+            None => nothing_new(
+                &mut out,
+                realtime.head(tenant).await.unwrap_or(UNKNOWN_EVENT_ID),
+            ),
+            Some(since) => match match realtime.since(tenant, since).await {
+                Err(e @ RealtimeError::Corrupt(_)) => {
+                    let head = realtime.head(tenant).await.unwrap_or(UNKNOWN_EVENT_ID);
+                    readable_reset(e, head)
+                }
+                replay => replay,
+            } {
+                // The log unreachable: nothing known yet; poll again from the same id
+                // (what happens meanwhile is replayed, or repaired, once it answers).
+                Err(_) => nothing_new(&mut out, since),
+                Ok(Replay::Reset { head }) => out.put_slice(
                     format!(
                         "{{\"eventId\":\"{head}\",\"reset\":true,\"more\":false,\"events\":[]}}"
                     )
                     .as_bytes(),
                 ),
-                Replay::Events { events, head } => {
+                Ok(Replay::Events { events, head }) => {
                     // One page: events until the body would exceed the limit (at least
                     // one). `eventId` is then the last event looked at, so the client's
                     // next poll continues right after it.

@@ -12,7 +12,11 @@
 //!   `422 constraint`, too long/out of range `422 out_of_range`, malformed value
 //!   `400 invalid_value`, deadlock/serialization failure `503 retry`. Other handler
 //!   errors than `BadRequest`/`Unauthorized`/`Forbidden`/`NotFound` get a generic `500`.
-//!   Every 5xx is logged with `tracing::error!` and the procedure name.
+//!   Every 5xx is logged with `tracing::error!` and the procedure name; a handler that
+//!   panics answers `500` too (the panic's message is logged), never a dropped connection.
+//! - Failures of the event log or bus (Redis down) degrade, never fail a request: reads
+//!   answer with the unknown watermark `"0"`, a committed write answers `200` (see
+//!   [`Realtime`](crate::realtime::Realtime)'s failure docs and `docs/protocol.md` §10).
 //! - Events: [`RealtimeListener`] (installed on the `ReactiveDb` by [`router`]) turns each
 //!   invalidation into one event per tenant concerned, appended to the log and published
 //!   on the bus before the write returns.
@@ -230,7 +234,9 @@ impl InvalidationListener for BoundListener {
     }
 }
 
-/// Publishes one report as the events of the tenants concerned.
+/// Publishes one report as the events of the tenants concerned, and tells the call
+/// (if any) what it recorded for its tenant. Failures are handled (logged, local
+/// streams reset, repaired later) by [`Realtime::on_report`]: the write committed.
 fn publish(
     realtime: Realtime,
     ctx: Option<auth::CallContext>,
@@ -239,16 +245,14 @@ fn publish(
     Box::pin(async move {
         let tenant = ctx.as_ref().map(|c| c.principal.tenant.as_str());
         let ack = ctx.as_ref().is_some_and(|c| c.requires_ack);
-        if let Err(e) = realtime.on_report(&report, tenant, ack).await {
-            tracing::error!(error = %e, "could not publish an invalidation event");
-            // Clients of this instance revalidate everything rather than miss it.
-            if let Some(t) = tenant {
-                realtime.hub().reset_tenant(t);
+        let published = realtime.on_report(&report, tenant, ack).await;
+        if let Some(ctx) = &ctx {
+            use std::sync::atomic::Ordering;
+            if let Some(id) = published.event {
+                ctx.events.newest.fetch_max(id.0, Ordering::SeqCst);
             }
-            for entry in &report.entries {
-                if let Some(t) = entry.key.tenant.as_deref() {
-                    realtime.hub().reset_tenant(t);
-                }
+            if published.failed {
+                ctx.events.failed.store(true, Ordering::SeqCst);
             }
         }
     })
@@ -307,4 +311,35 @@ pub fn router<DB: Backend>(db: ReactiveDb<DB>, config: RouterConfig) -> Router {
         .route("/ack", post(events::ack))
         .route("/poll", get(events::poll))
         .with_state(state)
+        .layer(axum::middleware::from_fn(catch_panic))
+}
+
+/// Answers a request whose handler panicked with a `500` (logged with the procedure
+/// name and the panic's message) instead of dropping the connection without an answer,
+/// which a client cannot tell from a network failure (and may retry). A panic while a
+/// stream's body is being written still ends that stream.
+async fn catch_panic(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use futures::FutureExt;
+    let path = req.uri().path().to_owned();
+    match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(res) => res,
+        Err(panic) => {
+            let cause = format!("panicked: {}", crate::realtime::panic_message(panic));
+            match path.rsplit_once("/rpc/") {
+                Some((_, procedure)) => ApiError::procedure_failed(procedure, &cause),
+                None => {
+                    tracing::error!(path, "request handler panicked");
+                    ApiError::internal(&cause)
+                }
+            }
+            .into_response()
+        }
+    }
 }

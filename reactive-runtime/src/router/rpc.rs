@@ -9,10 +9,14 @@ use bytes::{BufMut, Bytes, BytesMut};
 use reactive_codegen::model::FunctionKind;
 use serde_json::Value;
 
-use super::auth::{CALL, CallContext, Principal};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::auth::{CALL, CallContext, CallEvents, Principal};
 use super::error::ApiError;
 use super::{AppState, State as RouterState};
 use crate::db::CallError;
+use crate::realtime::{EventId, UNKNOWN_EVENT_ID};
 use crate::registry::FunctionDef;
 
 /// Authenticates a request head.
@@ -143,13 +147,14 @@ async fn call(
     let tenant = principal.tenant.clone();
     // The watermark of a read is taken before it runs: every event up to it is
     // reflected in what the read sees (a write appends its event before returning).
-    let before = realtime
-        .head(&tenant)
-        .await
-        .map_err(|e| ApiError::procedure_failed(&model.name, &e))?;
+    // An unreachable log (Redis down) does not fail the read: the database still
+    // answers, and the unknown id makes the client revalidate once the log is back.
+    let before = realtime.head(&tenant).await.unwrap_or(UNKNOWN_EVENT_ID);
+    let events = Arc::new(CallEvents::default());
     let ctx = CallContext {
         principal,
         requires_ack: model.requires_ack,
+        events: events.clone(),
     };
     let output = CALL
         .scope(ctx, state.db.call(def, &tenant, input))
@@ -159,11 +164,20 @@ async fn call(
             CallError::Handler(e) => ApiError::from_handler(Some(&model.name), e),
             e @ CallError::Backend { .. } => ApiError::internal(&e),
         })?;
+    // A mutation's watermark is the id of its own event, which its output reflects, read
+    // from what it published (not the log's head afterwards: that costs a round trip,
+    // can fail after the write committed, and may name a concurrent write the output
+    // does not reflect). The write committed, so nothing here fails: if its event
+    // could not be recorded, the unknown id (revalidate once the log is back).
     let watermark = if model.kind == FunctionKind::Mutation {
-        realtime
-            .head(&tenant)
-            .await
-            .map_err(|e| ApiError::procedure_failed(&model.name, &e))?
+        if events.failed.load(Ordering::SeqCst) {
+            UNKNOWN_EVENT_ID
+        } else {
+            match events.newest.load(Ordering::SeqCst) {
+                0 => before,
+                id => EventId(id),
+            }
+        }
     } else {
         before
     };
