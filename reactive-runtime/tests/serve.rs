@@ -253,3 +253,301 @@ async fn without_keep_alive_every_response_closes_its_connection() {
         "the server closed the connection after the response"
     );
 }
+
+// ---- Limits and hostile clients (issue 12, items 3–7), against small routers of their
+// own so that each runs without a database and in bounded time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::body::{Body, Bytes};
+use axum::routing::get;
+
+/// A running `serve` of `app` as `configure` sets it up; dropping `stop` shuts it down.
+struct Front {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn front(
+    app: axum::Router,
+    configure: impl FnOnce(reactive_runtime::serve::Serve) -> reactive_runtime::serve::Serve,
+) -> Front {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = configure(reactive_runtime::serve(listener, app)).with_graceful_shutdown(async {
+        let _ = stopped.await;
+    });
+    let done = tokio::spawn(server.into_future());
+    Front { addr, stop, done }
+}
+
+fn hello() -> axum::Router {
+    axum::Router::new().route("/", get(|| async { "hello" }))
+}
+
+/// Counts the event-stream bodies alive, so a test sees when the server dropped one.
+struct Live(Arc<AtomicUsize>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// `/events` answers an endless stream of 16 KiB frames, as fast as the socket takes
+/// them; the counter says how many such streams are alive.
+fn flood() -> (axum::Router, Arc<AtomicUsize>) {
+    let live = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&live);
+    let app = axum::Router::new().route(
+        "/events",
+        get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let guard = Live(Arc::clone(&counter));
+            let frame = Bytes::from(format!("data: {}\n\n", "x".repeat(16 * 1024)));
+            let frames = futures::stream::repeat_with(move || {
+                let _alive = &guard;
+                Ok::<_, std::io::Error>(frame.clone())
+            });
+            async move {
+                axum::response::Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(Body::from_stream(frames))
+                    .unwrap()
+            }
+        }),
+    );
+    (app, live)
+}
+
+const FLOOD_REQUEST: &str = "GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n";
+
+/// Item 4: connections above the cap are refused at once (`503` or closed), and served
+/// again once others close.
+#[tokio::test]
+async fn connections_above_the_cap_are_refused_at_once() {
+    let f = front(hello(), |s| s.max_connections(2)).await;
+    // Two idle connections, each in the middle of a head.
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(f.addr).await.unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        idle.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = TcpStream::connect(f.addr).await.unwrap();
+    let (text, closed) = read_to_close(&mut third, Duration::from_secs(2)).await;
+    assert!(closed, "refused at once, not held: {text:?}");
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{text}"
+    );
+    drop(idle.pop());
+    let served = async {
+        loop {
+            let mut c = TcpStream::connect(f.addr).await.unwrap();
+            c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let (text, _) = read_to_close(&mut c, LONG).await;
+            if text.starts_with("HTTP/1.1 200 OK") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(LONG, served)
+        .await
+        .expect("served again below the cap");
+}
+
+/// Item 6: a response of another route to a request that accepts event streams is not
+/// buffered by the lean path: hyper streams it.
+#[tokio::test]
+async fn only_the_events_route_takes_the_lean_path() {
+    let app = axum::Router::new().route(
+        "/download",
+        get(|| async {
+            // One chunk, then nothing for as long as the client waits.
+            let first = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from("first"))]);
+            Body::from_stream(futures::StreamExt::chain(first, futures::stream::pending()))
+        }),
+    );
+    let f = front(app, |s| s).await;
+    let mut c = TcpStream::connect(f.addr).await.unwrap();
+    c.write_all(b"GET /download HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        .await
+        .unwrap();
+    let text = read_until(&mut c, "first", Duration::from_secs(2)).await;
+    assert!(text.contains("first"), "streamed, not buffered: {text:?}");
+}
+
+/// Item 3: a large header after many small ones is refused on the first request, as it
+/// is on a later request of a kept-alive connection (hyper's path).
+#[tokio::test]
+async fn an_oversized_head_is_refused_on_both_paths() {
+    let f = front(hello(), |s| s).await;
+    let small: String = (0..33).map(|i| format!("X-{i}: v\r\n")).collect();
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\n{small}X-Big: {}\r\n\r\n",
+        "a".repeat(300 * 1024)
+    );
+
+    let mut first = TcpStream::connect(f.addr).await.unwrap();
+    let _ = first.write_all(big.as_bytes()).await;
+    let (text, _) = read_to_close(&mut first, LONG).await;
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 431 "),
+        "first request: {text:?}"
+    );
+
+    let mut later = TcpStream::connect(f.addr).await.unwrap();
+    later
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let ok = read_until(&mut later, "hello", LONG).await;
+    assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
+    let _ = later.write_all(big.as_bytes()).await;
+    let (text, _) = read_to_close(&mut later, LONG).await;
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 431 "),
+        "kept-alive request: {text:?}"
+    );
+
+    // Too many header fields: 431 as well.
+    let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
+    let mut c = TcpStream::connect(f.addr).await.unwrap();
+    let _ = c
+        .write_all(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes())
+        .await;
+    let (text, _) = read_to_close(&mut c, LONG).await;
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 431 "),
+        "{text:?}"
+    );
+}
+
+/// Sends `head` one line at a time every `every` until the server closes; returns what
+/// it answered and how long the connection lived.
+async fn trickle(addr: SocketAddr, prefix: &[u8], every: Duration) -> (String, Duration) {
+    let started = tokio::time::Instant::now();
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(prefix).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    for i in 0.. {
+        match tokio::time::timeout(every, c.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => {
+                if c.write_all(format!("X-T{i}: v\r\n").as_bytes())
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+    }
+    (
+        String::from_utf8_lossy(&got).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// Item 3: a head that trickles in is cut at the budget on both paths, and the budget
+/// of a connection's first head does not restart when hyper takes it over.
+#[tokio::test]
+async fn a_slow_head_is_cut_at_the_budget_on_both_paths() {
+    let budget = Duration::from_secs(1);
+    let f = front(hello(), |s| s.head_timeout(budget)).await;
+    let cut = budget + Duration::from_millis(900);
+
+    // The lean path's reader: an event-stream request.
+    let (text, lived) = trickle(
+        f.addr,
+        b"GET /events HTTP/1.1\r\nAccept: text/event-stream\r\n",
+        Duration::from_millis(100),
+    )
+    .await;
+    assert!(lived < cut, "lean path held it {lived:?}: {text:?}");
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408 "),
+        "{text:?}"
+    );
+
+    // Many header fields, trickled: one budget however many fields arrive (hyper was
+    // handed the connection at the 33rd field and started a budget of its own).
+    let many: String = (0..20).map(|i| format!("X-{i}: v\r\n")).collect();
+    let (text, lived) = trickle(
+        f.addr,
+        format!("POST / HTTP/1.1\r\nHost: x\r\n{many}").as_bytes(),
+        Duration::from_millis(60),
+    )
+    .await;
+    assert!(
+        lived < budget + Duration::from_millis(500),
+        "first head held {lived:?}: {text:?}"
+    );
+
+    // hyper's path: the second head of a kept-alive connection.
+    let mut c = TcpStream::connect(f.addr).await.unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let ok = read_until(&mut c, "hello", LONG).await;
+    assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
+    let started = tokio::time::Instant::now();
+    c.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+    let mut closed = false;
+    for i in 0..100 {
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(100), c.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(_)) => {}
+            Err(_) => {
+                if c.write_all(format!("X-T{i}: v\r\n").as_bytes())
+                    .await
+                    .is_err()
+                {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+    }
+    assert!(closed, "hyper's path cut the slow head");
+    assert!(started.elapsed() < cut, "after {:?}", started.elapsed());
+}
+
+/// Item 7: shutdown does not wait on a stream whose client stopped reading.
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_client_that_stopped_reading() {
+    let (app, live) = flood();
+    let f = front(app, |s| s).await;
+    let mut c = TcpStream::connect(f.addr).await.unwrap();
+    c.write_all(FLOOD_REQUEST.as_bytes()).await.unwrap();
+    read_until(&mut c, "data: ", LONG).await;
+    // Stop reading; let the socket buffers fill so that the server's write blocks.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(live.load(Ordering::SeqCst), 1);
+    f.stop.send(()).unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(3), f.done).await;
+    assert!(
+        matches!(done, Ok(Ok(Ok(())))),
+        "serve returned at once: {done:?}"
+    );
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+    drop(c);
+}

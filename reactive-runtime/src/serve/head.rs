@@ -7,24 +7,26 @@ use axum::http::{HeaderName, HeaderValue, Method, Request, Version};
 use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
 
-/// Headers parsed on our side; a request with more goes to hyper (which allows 100).
-const MAX_HEADERS: usize = 32;
+use super::config::{Config, EventsPaths};
 
 /// What the first bytes of a connection turned out to be.
 pub(super) enum ReadHead {
     /// The peer closed before sending a complete head.
     Closed,
-    /// The head is larger than allowed.
+    /// The head is larger, or has more header fields, than allowed.
     TooLarge,
     /// A fresh `GET` for an event stream, with no body and nothing behind it.
     EventStream(Box<Request<Body>>),
-    /// Anything else: the bytes read so far, for hyper to parse again.
+    /// Anything else: the bytes read so far (a complete head, or one that does not
+    /// parse, which hyper answers with `400`), for hyper to parse again.
     Other(Bytes),
 }
 
-/// Reads until one request head is complete (or is known not to be an event stream).
-pub(super) async fn read(stream: &TcpStream, max: usize) -> io::Result<ReadHead> {
-    let mut buf = BytesMut::with_capacity(1024);
+/// Reads until one request head is complete or malformed, within `config`'s size and
+/// header count.
+pub(super) async fn read(stream: &TcpStream, config: &Config) -> io::Result<ReadHead> {
+    let max = config.max_head_bytes;
+    let mut buf = BytesMut::with_capacity(1024.min(max.max(1)));
     loop {
         if buf.len() == buf.capacity() {
             if buf.len() >= max {
@@ -39,8 +41,9 @@ pub(super) async fn read(stream: &TcpStream, max: usize) -> io::Result<ReadHead>
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
         }
-        match parse(&buf) {
+        match parse(&buf, config.max_headers, &config.events_paths) {
             Parse::Partial => {}
+            Parse::TooLarge => return Ok(ReadHead::TooLarge),
             Parse::EventStream(req) => return Ok(ReadHead::EventStream(req)),
             Parse::Other => return Ok(ReadHead::Other(buf.freeze())),
         }
@@ -49,20 +52,28 @@ pub(super) async fn read(stream: &TcpStream, max: usize) -> io::Result<ReadHead>
 
 enum Parse {
     Partial,
+    TooLarge,
     EventStream(Box<Request<Body>>),
     Other,
 }
 
-fn parse(buf: &[u8]) -> Parse {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+fn parse(buf: &[u8], max_headers: usize, events: &EventsPaths) -> Parse {
+    // On the heap: the count is configurable, and a parse is cheap next to a read.
+    let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Parse::Partial,
-        // Malformed, or more headers than we parse: hyper answers or serves it.
+        // Refused here, with the same answer hyper gives later requests.
+        Err(httparse::Error::TooManyHeaders) => return Parse::TooLarge,
+        // Malformed: hyper answers it (400).
         Err(_) => return Parse::Other,
     };
-    if len != buf.len() || req.method != Some("GET") || !is_event_stream_request(req.headers) {
+    if len != buf.len()
+        || req.method != Some("GET")
+        || !req.path.is_some_and(|p| events.matches(p))
+        || !is_event_stream_request(req.headers)
+    {
         return Parse::Other;
     }
     match build(&req) {
@@ -121,9 +132,14 @@ fn build(parsed: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
 mod tests {
     use super::*;
 
+    fn parse(raw: &[u8]) -> Parse {
+        super::parse(raw, 100, &EventsPaths::LastSegment)
+    }
+
     fn kind(raw: &str) -> &'static str {
         match parse(raw.as_bytes()) {
             Parse::Partial => "partial",
+            Parse::TooLarge => "too large",
             Parse::EventStream(_) => "stream",
             Parse::Other => "other",
         }
@@ -135,7 +151,9 @@ mod tests {
             "GET /events?subscribe=a HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n";
         assert_eq!(kind(sse), "stream");
         assert_eq!(
-            kind("GET /e HTTP/1.1\r\naccept: Text/Event-Stream, */*\r\ncontent-length: 0\r\n\r\n"),
+            kind(
+                "GET /events HTTP/1.1\r\naccept: Text/Event-Stream, */*\r\ncontent-length: 0\r\n\r\n"
+            ),
             "stream"
         );
         assert_eq!(kind(&sse[..20]), "partial");
@@ -158,6 +176,26 @@ mod tests {
         // A second request pipelined behind the first: hyper serves both.
         assert_eq!(kind(&format!("{sse}GET / HTTP/1.1\r\n\r\n")), "other");
         assert_eq!(kind("NOT HTTP\r\n\r\n"), "other");
+    }
+
+    /// Any other route answering a stream request would be buffered whole on the lean
+    /// path: only the events route takes it.
+    #[test]
+    fn only_the_events_route_is_taken() {
+        let req = |path: &str| format!("GET {path} HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n");
+        assert_eq!(kind(&req("/events?subscribe=a")), "stream");
+        assert_eq!(kind(&req("/api/events")), "stream");
+        assert_eq!(kind(&req("/download")), "other");
+        assert_eq!(kind(&req("/events/ack")), "other");
+    }
+
+    #[test]
+    fn more_header_fields_than_allowed_are_refused() {
+        let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
+        let raw = format!("GET /events HTTP/1.1\r\n{many}\r\n");
+        assert_eq!(kind(&raw), "too large");
+        // Even before the head is complete (a large field may follow).
+        assert_eq!(kind(&raw[..raw.len() - 2]), "too large");
     }
 
     #[test]

@@ -19,16 +19,31 @@ use super::stopped;
 
 /// Most bytes gathered from ready frames into one write.
 const GATHER: usize = 64 * 1024;
-/// How long a write may make no progress before the client is dropped.
-const WRITE_STALL: Duration = Duration::from_secs(30);
+/// Time for writing a refusal (`408`, `431`) whole.
+const REFUSE_WRITE: Duration = Duration::from_secs(5);
 
 /// Calls the router; streams a `200 text/event-stream` body to the socket until either
-/// side ends it, or writes any other response whole. The connection closes after.
+/// side ends it, or writes any other response whole. The connection closes after, and
+/// at once when shutdown begins, even in the middle of a write to a client that does
+/// not read: a graceful shutdown must not wait on it.
 pub(super) async fn respond(
     stream: TcpStream,
     app: Router,
     req: Request<Body>,
     mut stop: watch::Receiver<bool>,
+    write_timeout: Duration,
+) -> io::Result<()> {
+    tokio::select! {
+        done = stream_response(&stream, app, req, write_timeout) => done,
+        () = stopped(&mut stop) => Ok(()),
+    }
+}
+
+async fn stream_response(
+    stream: &TcpStream,
+    app: Router,
+    req: Request<Body>,
+    write_timeout: Duration,
 ) -> io::Result<()> {
     // Boxed: the router's future is large and finished before the stream starts.
     let res = match Box::pin(app.oneshot(req)).await {
@@ -44,9 +59,9 @@ pub(super) async fn respond(
             .map_err(io::Error::other)?;
         let mut out = response_head(&parts, Some(bytes.len()));
         out.extend_from_slice(&bytes);
-        return write_all(&stream, &out).await;
+        return write_all(stream, &out, write_timeout).await;
     }
-    write_all(&stream, &response_head(&parts, None)).await?;
+    write_all(stream, &response_head(&parts, None), write_timeout).await?;
     drop(parts);
     loop {
         tokio::select! {
@@ -54,7 +69,7 @@ pub(super) async fn respond(
                 Some(Ok(frame)) => {
                     let Ok(first) = frame.into_data() else { continue };
                     let (bytes, ended) = gather(first, &mut body);
-                    write_all(&stream, &bytes).await?;
+                    write_all(stream, &bytes, write_timeout).await?;
                     if ended {
                         return Ok(());
                     }
@@ -77,7 +92,6 @@ pub(super) async fn respond(
                     Err(e) => return Err(e),
                 }
             }
-            () = stopped(&mut stop) => return Ok(()),
         }
     }
 }
@@ -149,7 +163,7 @@ fn response_head(parts: &Parts, content_length: Option<usize>) -> Vec<u8> {
 pub(super) async fn refuse(stream: &mut TcpStream, code: u16, reason: &str) -> io::Result<()> {
     let head =
         format!("HTTP/1.1 {code} {reason}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-    write_all(stream, head.as_bytes()).await?;
+    write_all(stream, head.as_bytes(), REFUSE_WRITE).await?;
     stream.shutdown().await?;
     // Closing with unread bytes would reset the connection and could destroy the answer
     // before the client reads it: drain what is still arriving, briefly.
@@ -169,20 +183,20 @@ pub(super) async fn refuse(stream: &mut TcpStream, code: u16, reason: &str) -> i
     Ok(())
 }
 
-/// Writes `buf` whole. A client that takes nothing for [`WRITE_STALL`] (gone without a
-/// FIN, or not reading) is dropped rather than held until TCP gives up; the timer only
-/// starts when the socket's buffer is full, so the common write costs no timer.
-async fn write_all(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
+/// Writes `buf` whole within `timeout`. A client that has not taken it all by then (gone
+/// without a FIN, not reading, or reading a trickle) is dropped rather than held until
+/// TCP gives up. The deadline is not moved by partial progress: a reader taking a byte
+/// now and then would otherwise hold its task, its queue and a shutdown indefinitely.
+/// The timer only starts when the socket's buffer is full, so the common write costs
+/// none.
+async fn write_all(stream: &TcpStream, mut buf: &[u8], timeout: Duration) -> io::Result<()> {
     let mut deadline = None;
     while !buf.is_empty() {
         match stream.try_write(buf) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                buf = &buf[n..];
-                deadline = None;
-            }
+            Ok(n) => buf = &buf[n..],
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let at = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + WRITE_STALL);
+                let at = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
                 tokio::time::timeout_at(at, stream.writable())
                     .await
                     .map_err(|_| {
