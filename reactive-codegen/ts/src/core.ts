@@ -448,6 +448,50 @@ export class ReactiveClient<P = AnyProcedures> {
     return q.snapshot.data as OutputOf<P, K>;
   }
 
+  /** Whether a request for this query is in flight (listeners are told when it starts and ends). */
+  isFetching<K extends QueryName<P>>(name: K, input: InputOf<P, K>): boolean {
+    return !!this.queries.get(queryKey(name, input))?.fetching;
+  }
+
+  /** The data a query shows (optimistic updates applied), or `undefined`. */
+  getData<K extends QueryName<P>>(name: K, input: InputOf<P, K>): OutputOf<P, K> | undefined {
+    return this.getSnapshot(name, input).data;
+  }
+
+  /**
+   * Sets a query's data as if the server had sent it (a value, or a function of the current
+   * one): shown at once, stored, shared with other tabs; replaced by the next invalidation's refetch.
+   */
+  setData<K extends QueryName<P>>(
+    name: K,
+    input: InputOf<P, K>,
+    data: OutputOf<P, K> | ((old: OutputOf<P, K> | undefined) => OutputOf<P, K>),
+  ): void {
+    const q = this.ensure(name, input);
+    this.applyResult(q, typeof data == 'function' ? (data as (o: unknown) => unknown)(q.data) : data, q.eventId, this.clock.now(), true);
+  }
+
+  /**
+   * Invalidates a query, or every query of a procedure when `input` is omitted: stale at once,
+   * mounted ones refetched now (a request in flight is followed by one more), the others later.
+   */
+  invalidate<K extends QueryName<P>>(name: K, input?: InputOf<P, K>): void {
+    this.recheck([...this.heldKeys()].filter(this.matches(name, input)));
+  }
+
+  /** Cancels the requests in flight of a query (or of a procedure): their results are ignored. */
+  cancel<K extends QueryName<P>>(name: K, input?: InputOf<P, K>): void {
+    for (const q of [...this.queries.values()].filter((q) => this.matches(name, input)(q.key))) {
+      this.scheduler.cancel(q.key);
+      q.fetching = undefined;
+      this.notify(q);
+    }
+  }
+
+  private matches(name: string, input: unknown): (key: string) => boolean {
+    return (k) => (input === undefined ? procedureOf(k) == name : k == queryKey(name, input));
+  }
+
   /** Page hints: queries the page will likely need, revalidated (or prefetched) after 1 s. */
   setPriorities(owner: object, refs: ReadonlyArray<QueryRef<P> | string>): () => void {
     const keys = refs.map((r) => (typeof r === 'string' ? r : this.ensure(r[0], r[1]).key));
@@ -487,9 +531,10 @@ export class ReactiveClient<P = AnyProcedures> {
         const r = await this.transport.query(q.procedure, q.input, '' + gen);
         // Unmounted meanwhile: its invalidations may no longer reach us, so the result isn't fresh.
         if (watched && !q.mounts) q.again = null;
-        if (gen === this.generation) this.applyResult(q, r.data, r.eventId, this.clock.now(), true);
+        // (Not after a tenant switch or a `cancel`.)
+        if (gen === this.generation && q.fetching == p) this.applyResult(q, r.data, r.eventId, this.clock.now(), true);
       } catch (e) {
-        if (gen !== this.generation) return;
+        if (gen !== this.generation || q.fetching != p) return;
         const err = (q.error = e instanceof RpcError ? e : new RpcError('network', String(e), 0));
         const s = err.status;
         // 4xx: retrying won't help. An entry the server no longer accepts (procedure removed or
@@ -505,13 +550,16 @@ export class ReactiveClient<P = AnyProcedures> {
       }
     };
     const locked = locks ? locks.request('rq:' + this.scope + ':' + q.key, run).catch(() => run()) : run();
-    const p = locked.finally(() => {
+    const p: Promise<void> = locked.finally(() => {
+      if (q.fetching != p) return; // cancelled
       q.fetching = undefined;
       // An invalidation the result may not include arrived meanwhile: one more fetch.
       if (gen === this.generation && missed(q) && q.mounts && !q.error) void this.revalidate(q);
       q.again = undefined;
+      this.notify(q);
     });
     q.fetching = p;
+    this.notify(q);
     return p;
   }
 
@@ -519,7 +567,7 @@ export class ReactiveClient<P = AnyProcedures> {
    * An invalidation of `q` (the event's id, or none: whatever was fetched so far may be outdated):
    * stale at once, one more fetch if a request is in flight, and a refetch now if `fetch`.
    */
-  private invalidate(q: Query, id?: string, fetch?: boolean): void {
+  private outdate(q: Query, id?: string, fetch?: boolean): void {
     if (id && compareEventIds(q.eventId, id) >= 0) return;
     if (q.fetching) q.again = id && q.again !== null ? maxEventId(q.again, id) : null;
     q.stale = true;
@@ -589,7 +637,7 @@ export class ReactiveClient<P = AnyProcedures> {
     rt.catchUp(since, [...entries]).then(
       (r) => {
         if (gen !== this.generation) return;
-        if (r.reset) for (const q of gapped) this.invalidate(q, undefined, true);
+        if (r.reset) for (const q of gapped) this.outdate(q, undefined, true);
         else for (const ev of r.events ?? []) this.onInvalidate(ev);
       },
       () => undefined,
@@ -636,10 +684,10 @@ export class ReactiveClient<P = AnyProcedures> {
       }
       const q = this.queries.get(key);
       if (q?.mounts) {
-        if (isDirect) this.invalidate(q, ev.eventId, true);
+        if (isDirect) this.outdate(q, ev.eventId, true);
         continue;
       }
-      if (q) this.invalidate(q, ev.eventId);
+      if (q) this.outdate(q, ev.eventId);
       const e = this.registry.read(key, false);
       if (e && compareEventIds(e.eventId, ev.eventId) < 0) this.registry.markStale(key, now);
     }
@@ -663,7 +711,7 @@ export class ReactiveClient<P = AnyProcedures> {
     const hinted = [...this.hints.values()].flat();
     for (const key of keys) {
       const q = this.queries.get(key);
-      if (q) this.invalidate(q, eventId);
+      if (q) this.outdate(q, eventId);
       else this.registry.markStale(key, this.clock.now());
       this.scheduler.schedule(
         key,
@@ -734,7 +782,7 @@ export class ReactiveClient<P = AnyProcedures> {
       if (!(l.until = r.eventId)) this.dropLayer(q, l);
       else this.notify(q);
       const check = (): void => {
-        if (q.layers.includes(l)) this.invalidate(q, r.eventId, true);
+        if (q.layers.includes(l)) this.outdate(q, r.eventId, true);
       };
       if (isLive(this.realtime?.mode)) this.clock.setTimeout(check, this.opts.optimisticTimeout ?? 2000);
       else check();
