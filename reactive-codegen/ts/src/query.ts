@@ -1,13 +1,69 @@
-// Optional entry point: hooks with the options and results of TanStack Query / SWR (`useQuery`,
-// `useMutation`), over the same client. Not imported by the runtime: an app that does not import
-// it does not ship it.
+// Optional entry point: the API of TanStack Query / SWR over the same client: an imperative
+// client (`QueryClient`: `invalidate`, `setData`, `getData`, `cancel`, `isFetching`) and hooks with
+// their options and results (`useQuery`, `useMutation`). Not imported by the runtime: an app that
+// does not import it does not ship it.
 
 import * as React from 'react';
 import type { RpcError } from './client';
-import type { MutateOptions, QuerySnapshot } from './core';
+import { ReactiveClient, type ClientOptions, type MutateOptions, type QuerySnapshot } from './core';
 import { createReactiveHooks, useReactive } from './react';
 import type { AnyProcedures, InputOf, MutationName, OutputOf, QueryName } from './types';
-import { queryKey } from './util';
+import { procedureOf, queryKey } from './util';
+
+/** The reactive client with the imperative API of TanStack Query's `QueryClient`. */
+export class QueryClient<P = AnyProcedures> extends ReactiveClient<P> {
+  /** Whether a request for this query is in flight (listeners are told when it starts and ends). */
+  isFetching<K extends QueryName<P>>(name: K, input: InputOf<P, K>): boolean {
+    return !!this.queries.get(queryKey(name, input))?.fetching;
+  }
+
+  /** The data a query shows (optimistic updates applied), or `undefined`. */
+  getData<K extends QueryName<P>>(name: K, input: InputOf<P, K>): OutputOf<P, K> | undefined {
+    return this.getSnapshot(name, input).data;
+  }
+
+  /**
+   * Sets a query's data as if the server had sent it (a value, or a function of the current
+   * one): shown at once, stored, shared with other tabs; replaced by the next invalidation's refetch.
+   */
+  setData<K extends QueryName<P>>(
+    name: K,
+    input: InputOf<P, K>,
+    data: OutputOf<P, K> | ((old: OutputOf<P, K> | undefined) => OutputOf<P, K>),
+  ): void {
+    const q = this.ensure(name, input);
+    const d = typeof data == 'function' ? (data as (o: unknown) => unknown)(q.data) : data;
+    this.applyResult(q, d, q.eventId, this.clock.now(), true);
+  }
+
+  /**
+   * Invalidates a query, or every query of a procedure when `input` is omitted: stale at once,
+   * mounted ones refetched now (a request in flight is followed by one more), the others
+   * revalidated in the background (or when next used).
+   */
+  invalidate<K extends QueryName<P>>(name: K, input?: InputOf<P, K>): void {
+    const key = input === undefined ? 0 : queryKey(name, input);
+    this.recheck([...this.heldKeys()].filter((k) => (key ? k == key : procedureOf(k) == name)));
+  }
+
+  /** Cancels the requests in flight of a query, or of a procedure: their results are ignored. */
+  cancel<K extends QueryName<P>>(name: K, input?: InputOf<P, K>): void {
+    const key = input === undefined ? 0 : queryKey(name, input);
+    for (const q of this.queries.values())
+      if (q.fetching && (key ? q.key == key : q.procedure == name)) {
+        q.fetching = undefined;
+        this.notify(q);
+      }
+  }
+}
+
+/** Creates a `QueryClient` (the generated `createClient` makes a plain `ReactiveClient`). */
+export function createQueryClient<P = AnyProcedures>(opts: ClientOptions<P> = {}): QueryClient<P> {
+  return new QueryClient<P>(opts);
+}
+
+/** The imperative API, for any client (hooks get a plain `ReactiveClient` from the provider). */
+const api = QueryClient.prototype as QueryClient<AnyProcedures>;
 
 /** `placeholderData: keepPreviousData`: while the input changes, show the previous input's data. */
 export const keepPreviousData = <T>(previous: T | undefined): T | undefined => previous;
@@ -103,7 +159,7 @@ export function useQuery<P = AnyProcedures, K extends QueryName<P> = QueryName<P
   );
   const isFetching = React.useSyncExternalStore(
     subscribe,
-    () => enabled && client.isFetching(name, input),
+    () => enabled && api.isFetching.call(client, name, input),
     () => false,
   );
   // The data this hook showed last (for `keepPreviousData`).
@@ -127,7 +183,7 @@ export function useQuery<P = AnyProcedures, K extends QueryName<P> = QueryName<P
     [data, select],
   );
   const refetch = React.useCallback(
-    () => (client.invalidate(name, input), client.fetch(name, input)) as Promise<unknown>,
+    () => (api.invalidate.call(client, name, input), client.fetch(name, input)) as Promise<unknown>,
     // eslint-disable-next-line react-hooks/exhaustive-deps
     [client, key],
   );
@@ -137,7 +193,7 @@ export function useQuery<P = AnyProcedures, K extends QueryName<P> = QueryName<P
     // one refetch.)
     const onFocus = () =>
       globalThis.document?.visibilityState != 'hidden' &&
-      !client.isFetching(name, input) &&
+      !api.isFetching.call(client, name, input) &&
       void refetch().catch(() => undefined);
     for (const t of FOCUS) window.addEventListener(t, onFocus);
     return () => {

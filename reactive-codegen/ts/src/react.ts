@@ -44,7 +44,7 @@ export function ReactiveProvider(props: { client: AnyReactiveClient; children?: 
 
 function useClient<P>(): ReactiveClient<P> {
   const c = React.useContext(ClientContext) ?? defaultClient;
-  if (!c) throw new Error('reactive: no client (ReactiveProvider)');
+  if (!c) throw new Error('reactive: no ReactiveProvider');
   return c as unknown as ReactiveClient<P>;
 }
 

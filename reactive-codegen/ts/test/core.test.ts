@@ -5,6 +5,7 @@ import type { RpcError } from '../src/client';
 import type { InputOf, QueryName } from '../src/types';
 import { createClient, procedures, version, type Procedures, type Agent } from './fixtures/procedures';
 import { queryKey } from '../src/util';
+import { QueryClient } from '../src/query';
 import { FakeChannels, FakeClock, FakeEventSource, FakeLocks, FakeServer, MemoryStorage, flush, installWindow, ok } from './helpers';
 
 installWindow();
@@ -31,10 +32,10 @@ function backend() {
   return { server, state };
 }
 
-function client(server: FakeServer, extra: Partial<ClientOptions<Procedures>> = {}) {
+function client(server: FakeServer, extra: Partial<ClientOptions<Procedures>> = {}, Client = ReactiveClient) {
   const clock = (extra.clock as FakeClock | undefined) ?? new FakeClock();
   const storage = (extra.storage as MemoryStorage | undefined) ?? new MemoryStorage();
-  const c = new ReactiveClient<Procedures>({
+  const c = new Client<Procedures>({
     fetch: server.fetch,
     clock,
     storage,
@@ -1010,7 +1011,7 @@ test('the generated createClient passes the output-types version by default: dat
 
 test('imperative API: invalidate(name, input) refetches a mounted query; invalidate(name) marks the whole procedure stale', async () => {
   const { server, state } = backend();
-  const { c } = client(server, { realtime: false });
+  const c = client(server, { realtime: false }, QueryClient).c as QueryClient<Procedures>;
   const list = mount(c, 'agents.findMany', ORG);
   await flush();
   await c.fetch('agents.get', { id: 'a1' }); // held, not mounted
@@ -1039,7 +1040,7 @@ test('imperative API: invalidate(name, input) refetches a mounted query; invalid
 
 test('imperative API: setData / getData, and cancel ignores the result in flight; isFetching tells listeners', async () => {
   const { server } = backend();
-  const { c } = client(server, { realtime: false });
+  const c = client(server, { realtime: false }, QueryClient).c as QueryClient<Procedures>;
   const list = mount(c, 'agents.findMany', ORG);
   assert.equal(c.isFetching('agents.findMany', ORG), true);
   await flush();
