@@ -201,6 +201,13 @@ export function useQuery<P = AnyProcedures, K extends QueryName<P> = QueryName<P
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [refetchOnWindowFocus, enabled, refetch]);
+  const selectedRefetch = React.useCallback(
+    async () => {
+      const d = (await refetch()) as T;
+      return select ? select(d) : (d as unknown as S);
+    },
+    [refetch, select],
+  );
   const status = snap.error ? 'error' : data === undefined ? 'pending' : 'success';
   return {
     data: selected,
@@ -213,10 +220,7 @@ export function useQuery<P = AnyProcedures, K extends QueryName<P> = QueryName<P
     isError: status == 'error',
     isFetching,
     isPlaceholderData,
-    refetch: async () => {
-      const d = (await refetch()) as T;
-      return select ? select(d) : (d as unknown as S);
-    },
+    refetch: selectedRefetch,
   };
 }
 
