@@ -8,7 +8,9 @@
 //!   `ts/src` (tested there), so an app installs no extra package;
 //! - `types.ts`: the ts-rs declarations of every input and output type;
 //! - `procedures.ts`: the procedure map (`name → {kind, input, output, dependencies}`),
-//!   its run-time metadata and the typed hooks;
+//!   its run-time metadata, the typed hooks, `version` (a hash of the procedures' output
+//!   types: the client's cache buster) and `createClient`, which passes `procedures` and
+//!   `version` to the client by default;
 //! - `index.ts`: re-exports.
 //!
 //! Output is deterministic (sorted; same Rust code → byte-identical files) and every
@@ -122,7 +124,9 @@ fn render_procedures(procedures: &[&ProcedureTs]) -> String {
 
     let mut out = String::from(HEADER);
     out.push_str("import type { ProcedureMeta } from './runtime/types';\n");
-    out.push_str("import { createReactiveHooks } from './runtime/react';\n");
+    out.push_str(
+        "import { createReactiveClient, createReactiveHooks, type ClientOptions } from './runtime/react';\n",
+    );
     if !type_names.is_empty() {
         out.push_str(&format!(
             "import type {{ {} }} from './types';\n",
@@ -153,10 +157,62 @@ fn render_procedures(procedures: &[&ProcedureTs]) -> String {
         ));
     }
     out.push_str("} as const satisfies ProcedureMeta<Procedures>;\n\n");
+    out.push_str(
+        "/**\n * Hash of the procedures' output types: the client's cache buster. Data a browser cached under\n \
+         * another version (before a deploy that changed an output type) is never read.\n */\n",
+    );
+    out.push_str(&format!(
+        "export const version = '{}';\n\n",
+        output_types_hash(procedures)
+    ));
+    out.push_str("/** A client of these procedures: `procedures` and `version` are passed by default. */\n");
+    out.push_str("export const createClient = (options: ClientOptions<Procedures> = {}) =>\n");
+    out.push_str("  createReactiveClient<Procedures>({ procedures, version, ...options });\n\n");
     out.push_str("/** Typed hooks. */\n");
     out.push_str("export const { useReactive, useReactiveMutation, useReactivePriorities, useReactiveClient } =\n");
     out.push_str("  createReactiveHooks<Procedures>();\n");
     out
+}
+
+/// The identifiers in a TypeScript type expression or declaration (type names among them).
+fn identifiers(ts: &str) -> impl Iterator<Item = &str> {
+    ts.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+        .filter(|w| !w.is_empty())
+}
+
+/// A hash of what the client caches: each query's name and output type, with the
+/// declarations that type needs (transitively). Input-only declarations and mutations are
+/// left out: changing them does not change the shape of cached data. FNV-1a (64 bits): a
+/// cache buster, not a security measure; stable across Rust versions and platforms.
+fn output_types_hash(procedures: &[&ProcedureTs]) -> String {
+    let declarations: BTreeMap<&str, &str> = procedures
+        .iter()
+        .flat_map(|p| p.declarations.iter())
+        .map(|(n, d)| (n.as_str(), d.trim()))
+        .collect();
+    let mut outputs: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut needed: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut todo: Vec<&str> = Vec::new();
+    for p in procedures.iter().filter(|p| p.kind == FunctionKind::Query) {
+        outputs.insert(&p.name, &p.output);
+        todo.extend(identifiers(&p.output));
+    }
+    while let Some(word) = todo.pop() {
+        if let Some((name, decl)) = declarations.get_key_value(word) {
+            if needed.insert(name, decl).is_none() {
+                todo.extend(identifiers(decl));
+            }
+        }
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let parts = outputs.iter().chain(needed.iter());
+    for (name, ts) in parts {
+        for byte in name.bytes().chain([0]).chain(ts.bytes()).chain([0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
 }
 
 fn render_index() -> String {

@@ -110,3 +110,47 @@ fn write_if_changed_leaves_identical_files_alone() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+fn version_of(procedures: &[ProcedureTs]) -> String {
+    let files = render(procedures);
+    let text = file(&files, "procedures.ts");
+    let start = text.find("export const version = '").expect("version") + 24;
+    text[start..start + 16].to_string()
+}
+
+#[test]
+fn version_hashes_the_output_types_and_is_passed_to_the_client() {
+    let files = render(&sample());
+    let procedures = file(&files, "procedures.ts");
+    assert!(
+        procedures.contains("createReactiveClient<Procedures>({ procedures, version, ...options })"),
+        "{procedures}"
+    );
+    let base = version_of(&sample());
+    assert!(base.chars().all(|c| c.is_ascii_hexdigit()), "{base}");
+    // Deterministic, whatever the registration order.
+    let mut reversed = sample();
+    reversed.reverse();
+    assert_eq!(version_of(&reversed), base);
+
+    // An output declaration changes: another version (old cached data is dropped).
+    let mut changed = sample();
+    for p in &mut changed {
+        for (name, decl) in &mut p.declarations {
+            if name == "Agent" {
+                *decl = "type Agent = { id: string, name: string, active: boolean, };".into();
+            }
+        }
+    }
+    assert_ne!(version_of(&changed), base);
+
+    // A query's output type expression changes: another version.
+    let mut changed = sample();
+    changed[1].output = "Agent | null".into();
+    assert_ne!(version_of(&changed), base);
+
+    // Only an input type changes: the cached data keeps its shape, the version stays.
+    let mut changed = sample();
+    changed[1].declarations[0].1 = "type OrgInput = { organizationId: string, page: number, };".into();
+    assert_eq!(version_of(&changed), base);
+}

@@ -29,6 +29,10 @@ const [, withSse] = await gzipped(
   "export * from './src/index'; export * from './src/react'; export * from './src/fetch-sse';",
 );
 console.log(`optional fetch-based EventSource (token auth): +${withSse - gz} bytes gzipped`);
+const [, withQuery] = await gzipped(
+  "export * from './src/index'; export * from './src/react'; export * from './src/query';",
+);
+console.log(`optional TanStack-style API (query.ts: QueryClient, useQuery, useMutation): +${withQuery - gz} bytes gzipped`);
 if (gz > limit) {
   console.error(`size ${gz} exceeds the limit of ${limit} bytes`);
   process.exit(1);

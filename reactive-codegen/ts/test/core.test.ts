@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { ReactiveClient, type ClientOptions } from '../src/core';
 import type { RpcError } from '../src/client';
 import type { InputOf, QueryName } from '../src/types';
-import { procedures, type Procedures, type Agent } from './fixtures/procedures';
+import { createClient, procedures, version, type Procedures, type Agent } from './fixtures/procedures';
 import { queryKey } from '../src/util';
+import { QueryClient } from '../src/query';
 import { FakeChannels, FakeClock, FakeEventSource, FakeLocks, FakeServer, MemoryStorage, flush, installWindow, ok } from './helpers';
 
 installWindow();
@@ -31,10 +32,10 @@ function backend() {
   return { server, state };
 }
 
-function client(server: FakeServer, extra: Partial<ClientOptions<Procedures>> = {}) {
+function client(server: FakeServer, extra: Partial<ClientOptions<Procedures>> = {}, Client = ReactiveClient) {
   const clock = (extra.clock as FakeClock | undefined) ?? new FakeClock();
   const storage = (extra.storage as MemoryStorage | undefined) ?? new MemoryStorage();
-  const c = new ReactiveClient<Procedures>({
+  const c = new Client<Procedures>({
     fetch: server.fetch,
     clock,
     storage,
@@ -952,7 +953,8 @@ test('an identical result keeps the same data object and snapshot: no re-render'
   const renders = m.renders();
   await c.fetch('agents.findMany', ORG);
   assert.equal(m.snap(), before, 'same snapshot object (useSyncExternalStore does not re-render)');
-  assert.equal(m.renders(), renders + 1, 'listeners are told; the snapshot they read is unchanged');
+  // (Told when the request starts, when its result arrives and when it ends.)
+  assert.equal(m.renders(), renders + 3, 'listeners are told; the snapshot they read is unchanged');
   state.agents.push(agent('a2'));
   await c.fetch('agents.findMany', ORG);
   assert.notEqual(m.snap().data, before.data);
@@ -990,4 +992,75 @@ test('cache buster: entries cached under another output-types version are never 
   await c.fetch('agents.findMany', ORG);
   assert.ok(![...storage.map.keys()].some((k) => k.includes('h1') && k.includes(':e:')), 'old version evicted');
   assert.ok(c.cache.read(FIND));
+});
+
+test('the generated createClient passes the output-types version by default: data cached under another is dropped', async () => {
+  const { server } = backend();
+  const storage = new MemoryStorage();
+  const base = { fetch: server.fetch, storage, realtime: false, locks: null, channel: null, clock: new FakeClock(), tenant: 'o1' };
+  const before = client(server, { storage, version: 'before-the-deploy', realtime: false });
+  await before.c.fetch('agents.findMany', ORG);
+  const same = client(server, { storage, version, realtime: false });
+  await same.c.fetch('agents.findMany', ORG);
+  const c = createClient(base);
+  assert.equal(c.getSnapshot('agents.findMany', ORG).isLoading, false, 'same version: cached data is read');
+  assert.equal(c.cache.read(FIND)?.data !== undefined, true);
+  const other = createClient({ ...base, tenant: 'o1', version: 'another' });
+  assert.equal(other.getSnapshot('agents.findMany', ORG).isLoading, true, 'another version: nothing cached is read');
+});
+
+test('imperative API: invalidate(name, input) refetches a mounted query; invalidate(name) marks the whole procedure stale', async () => {
+  const { server, state } = backend();
+  const c = client(server, { realtime: false }, QueryClient).c as QueryClient<Procedures>;
+  const list = mount(c, 'agents.findMany', ORG);
+  await flush();
+  await c.fetch('agents.get', { id: 'a1' }); // held, not mounted
+  assert.equal(server.count('/rpc/agents.findMany'), 1);
+  state.agents.push(agent('a2'));
+  c.invalidate('agents.findMany', ORG);
+  assert.equal(list.snap().isStale, true, 'stale at once');
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 2, 'mounted: refetched now');
+  assert.equal(list.snap().data?.length, 2);
+  assert.equal(list.snap().isStale, false);
+  c.invalidate('agents.get');
+  assert.equal(c.getSnapshot('agents.get', { id: 'a1' }).isStale, true, 'every key of the procedure');
+  assert.equal(list.snap().isStale, false, 'other procedures untouched');
+  // An invalidation while a request is in flight: one more fetch after it.
+  server.hold();
+  const p = c.fetch('agents.findMany', ORG);
+  c.invalidate('agents.findMany', ORG);
+  server.release();
+  await p;
+  server.release();
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), 4);
+  list.un();
+});
+
+test('imperative API: setData / getData, and cancel ignores the result in flight; isFetching tells listeners', async () => {
+  const { server } = backend();
+  const c = client(server, { realtime: false }, QueryClient).c as QueryClient<Procedures>;
+  const list = mount(c, 'agents.findMany', ORG);
+  assert.equal(c.isFetching('agents.findMany', ORG), true);
+  await flush();
+  assert.equal(c.isFetching('agents.findMany', ORG), false);
+  c.setData('agents.findMany', ORG, (old) => [...(old ?? []), agent('local')]);
+  assert.deepEqual(c.getData('agents.findMany', ORG)?.map((a) => a.id), ['a1', 'local']);
+  assert.deepEqual((c.cache.read(FIND)?.data as Agent[]).map((a) => a.id), ['a1', 'local'], 'stored');
+  c.setData('agents.get', { id: 'x' }, agent('x'));
+  assert.equal(c.getSnapshot('agents.get', { id: 'x' }).data?.id, 'x');
+  // cancel: the answer of the request in flight is ignored.
+  server.hold();
+  const told = list.renders();
+  c.invalidate('agents.findMany', ORG);
+  await flush();
+  assert.equal(c.isFetching('agents.findMany', ORG), true);
+  assert.ok(list.renders() > told, 'listeners told when the fetch starts');
+  c.cancel('agents.findMany');
+  assert.equal(c.isFetching('agents.findMany', ORG), false);
+  server.release();
+  await flush();
+  assert.deepEqual(c.getData('agents.findMany', ORG)?.map((a) => a.id), ['a1', 'local'], 'cancelled result ignored');
+  list.un();
 });
