@@ -23,12 +23,12 @@ export interface QuerySnapshot<T = unknown> {
 }
 
 /** The snapshot every query has during server rendering and before it has data. */
-export const LOADING: QuerySnapshot<never> = Object.freeze({
+export const LOADING: QuerySnapshot<never> = {
   data: undefined,
   error: undefined,
   isLoading: true,
   isStale: false,
-}) as QuerySnapshot<never>;
+};
 
 /** `navigator.locks` subset used to fetch a change once per browser. */
 export interface LockManagerLike {
@@ -105,7 +105,8 @@ interface Layer {
   until?: string;
 }
 
-interface Query {
+/** One query's state (for subclasses: `QueryClient`). */
+export interface Query {
   key: string;
   procedure: string;
   input: unknown;
@@ -150,11 +151,11 @@ interface Msg {
 const missed = (q: Query): boolean => q.again === null || compareEventIds(q.eventId, q.again) < 0;
 
 /** Real time delivers invalidations in this mode. */
-const isLive = (mode: RealtimeMode | undefined): boolean => mode === 'sse' || mode === 'poll';
+const isLive = (mode: RealtimeMode | undefined): boolean => mode == 'sse' || mode == 'poll';
 
 /** Whether an event for these subscription entries affects query `key`. */
 const affects = (entries: string[] | undefined, key: string): boolean | undefined =>
-  entries?.some((x) => x === key || x === '*' || x === procedureOf(key));
+  entries?.some((x) => x == key || x == '*' || x == procedureOf(key));
 
 /** Subscription entries for query keys: the keys, or the procedure when it has many or the URL gets long. */
 function entriesOf(keys: Iterable<string>): string[] {
@@ -176,10 +177,10 @@ export class ReactiveClient<P = AnyProcedures> {
   private readonly opts: ClientOptions<P>;
   private readonly storage: StorageLike | null;
   private registry!: QueryRegistry;
-  private readonly scheduler: Scheduler;
+  protected readonly scheduler: Scheduler;
   private realtime: Realtime | undefined;
   private channel: ChannelLike | undefined;
-  private readonly queries = new Map<string, Query>();
+  protected readonly queries = new Map<string, Query>();
   private readonly hints = new Map<object, string[]>();
   private readonly locks: LockManagerLike | undefined;
   private tenantName!: string;
@@ -246,7 +247,7 @@ export class ReactiveClient<P = AnyProcedures> {
       encodeURIComponent(tenant) +
       (user === undefined ? '' : '/' + encodeURIComponent(user)) +
       (v ? '@' + encodeURIComponent(v) : '');
-    if (scope === this.scope) return;
+    if (scope == this.scope) return;
     const started = this.started;
     this.stop();
     this.generation++;
@@ -281,7 +282,7 @@ export class ReactiveClient<P = AnyProcedures> {
     const live =
       <A extends unknown[]>(fn: (...a: A) => void) =>
       (...a: A): void => {
-        if (gen === this.generation) fn(...a);
+        if (gen == this.generation) fn(...a);
       };
     const last = this.registry.getSession().lastEventId;
     const name = 'reactive:' + this.scope;
@@ -358,7 +359,7 @@ export class ReactiveClient<P = AnyProcedures> {
 
   // ---- queries ----
 
-  private ensure(procedure: string, input: unknown): Query {
+  protected ensure(procedure: string, input: unknown): Query {
     const key = queryKey(procedure, input);
     let q = this.queries.get(key);
     if (q) return q;
@@ -401,7 +402,7 @@ export class ReactiveClient<P = AnyProcedures> {
     for (const k in next) if (next[k as 'data'] !== q.snapshot[k as 'data']) q.snapshot = next;
   }
 
-  private notify(q: Query): void {
+  protected notify(q: Query): void {
     this.snap(q);
     for (const l of [...q.listeners]) l();
   }
@@ -444,7 +445,7 @@ export class ReactiveClient<P = AnyProcedures> {
     const q = this.ensure(name, input);
     const gen = this.generation;
     await this.revalidate(q);
-    if (gen !== this.generation) throw new RpcError('tenant_changed', 'tenant changed', 0);
+    if (gen != this.generation) throw new RpcError('tenant_changed', 'tenant changed', 0);
     if (q.error) throw q.error;
     return q.snapshot.data as OutputOf<P, K>;
   }
@@ -488,31 +489,35 @@ export class ReactiveClient<P = AnyProcedures> {
         const r = await this.transport.query(q.procedure, q.input, '' + gen);
         // Unmounted meanwhile: its invalidations may no longer reach us, so the result isn't fresh.
         if (watched && !q.mounts) q.again = null;
-        if (gen === this.generation) this.applyResult(q, r.data, r.eventId, this.clock.now(), true);
+        // (Not after a tenant switch or a `cancel`.)
+        if (gen == this.generation && q.fetching == p) this.applyResult(q, r.data, r.eventId, this.clock.now(), true);
       } catch (e) {
-        if (gen !== this.generation) return;
+        if (gen != this.generation || q.fetching != p) return;
         const err = (q.error = e instanceof RpcError ? e : new RpcError('network', String(e), 0));
         const s = err.status;
         // 4xx: retrying won't help. An entry the server no longer accepts (procedure removed or
         // input changed by a deploy) is dropped.
         if (s > 399 && s < 500) {
-          if (!q.mounts && (s === 400 || s === 404)) this.registry.delete(q.key);
+          if (!q.mounts && (s == 400 || s == 404)) this.registry.delete(q.key);
         } else if (q.mounts && ++q.tries! <= (this.opts.retry ?? 3))
           this.clock.setTimeout(
-            () => q.error && q.mounts && gen === this.generation && void this.revalidate(q, true),
+            () => q.error && q.mounts && gen == this.generation && void this.revalidate(q, true),
             jitter(Math.min((this.opts.retryDelay ?? 1000) * 2 ** (q.tries! - 1), 30000)),
           );
         this.notify(q);
       }
     };
     const locked = locks ? locks.request('rq:' + this.scope + ':' + q.key, run).catch(() => run()) : run();
-    const p = locked.finally(() => {
+    const p: Promise<void> = locked.finally(() => {
+      if (q.fetching != p) return; // cancelled
       q.fetching = undefined;
       // An invalidation the result may not include arrived meanwhile: one more fetch.
-      if (gen === this.generation && missed(q) && q.mounts && !q.error) void this.revalidate(q);
+      if (gen == this.generation && missed(q) && q.mounts && !q.error) void this.revalidate(q);
       q.again = undefined;
+      this.notify(q);
     });
     q.fetching = p;
+    this.notify(q);
     return p;
   }
 
@@ -520,7 +525,7 @@ export class ReactiveClient<P = AnyProcedures> {
    * An invalidation of `q` (the event's id, or none: whatever was fetched so far may be outdated):
    * stale at once, one more fetch if a request is in flight, and a refetch now if `fetch`.
    */
-  private invalidate(q: Query, id?: string, fetch?: boolean): void {
+  private outdate(q: Query, id?: string, fetch?: boolean): void {
     if (id && compareEventIds(q.eventId, id) >= 0) return;
     if (q.fetching) q.again = id && q.again !== null ? maxEventId(q.again, id) : null;
     q.stale = true;
@@ -528,14 +533,14 @@ export class ReactiveClient<P = AnyProcedures> {
     if (fetch) void this.revalidate(q);
   }
 
-  private applyResult(q: Query, data: unknown, eventId: string | undefined, at: number, fromServer: boolean): void {
+  protected applyResult(q: Query, data: unknown, eventId: string | undefined, at: number, fromServer: boolean): void {
     // An older result (e.g. another tab's) never replaces a newer one.
     if (q.revalidatedAt && compareEventIds(eventId, q.eventId) < 0) return;
     const prev = fromServer ? this.registry.read(q.key, false) : undefined;
     const json = JSON.stringify(data);
-    const changed = !prev || JSON.stringify(prev.data) !== json;
+    const changed = !prev || JSON.stringify(prev.data) != json;
     // An identical result keeps the data object: the snapshot stays the same, nothing re-renders.
-    if (!('data' in q) || JSON.stringify(q.data) !== json) q.data = data;
+    if (!('data' in q) || JSON.stringify(q.data) != json) q.data = data;
     q.eventId = eventId;
     q.revalidatedAt = at;
     q.stale = missed(q);
@@ -589,8 +594,8 @@ export class ReactiveClient<P = AnyProcedures> {
     const gen = this.generation;
     rt.catchUp(since, [...entries]).then(
       (r) => {
-        if (gen !== this.generation) return;
-        if (r.reset) for (const q of gapped) this.invalidate(q, undefined, true);
+        if (gen != this.generation) return;
+        if (r.reset) for (const q of gapped) this.outdate(q, undefined, true);
         else for (const ev of r.events ?? []) this.onInvalidate(ev);
       },
       () => undefined,
@@ -611,7 +616,7 @@ export class ReactiveClient<P = AnyProcedures> {
     rt.setSubscription(entriesOf([...this.queries.values()].filter((q) => q.mounts > 0).map((q) => q.key)));
   }
 
-  private heldKeys(): Set<string> {
+  protected heldKeys(): Set<string> {
     return new Set([...this.registry.keys(), ...this.queries.keys()]);
   }
 
@@ -637,10 +642,10 @@ export class ReactiveClient<P = AnyProcedures> {
       }
       const q = this.queries.get(key);
       if (q?.mounts) {
-        if (isDirect) this.invalidate(q, ev.eventId, true);
+        if (isDirect) this.outdate(q, ev.eventId, true);
         continue;
       }
-      if (q) this.invalidate(q, ev.eventId);
+      if (q) this.outdate(q, ev.eventId);
       const e = this.registry.read(key, false);
       if (e && compareEventIds(e.eventId, ev.eventId) < 0) this.registry.markStale(key, now);
     }
@@ -660,11 +665,11 @@ export class ReactiveClient<P = AnyProcedures> {
   }
 
   /** Marks entries stale and revalidates them: mounted at once, page hints after 1 s, the rest after 2 s. */
-  private recheck(keys: string[], eventId?: string): void {
+  protected recheck(keys: string[], eventId?: string): void {
     const hinted = [...this.hints.values()].flat();
     for (const key of keys) {
       const q = this.queries.get(key);
-      if (q) this.invalidate(q, eventId);
+      if (q) this.outdate(q, eventId);
       else this.registry.markStale(key, this.clock.now());
       this.scheduler.schedule(
         key,
@@ -735,7 +740,7 @@ export class ReactiveClient<P = AnyProcedures> {
       if (!(l.until = r.eventId)) this.dropLayer(q, l);
       else this.notify(q);
       const check = (): void => {
-        if (q.layers.includes(l)) this.invalidate(q, r.eventId, true);
+        if (q.layers.includes(l)) this.outdate(q, r.eventId, true);
       };
       if (isLive(this.realtime?.mode)) this.clock.setTimeout(check, this.opts.optimisticTimeout ?? 2000);
       else check();

@@ -45,15 +45,20 @@ export function ReactiveProvider(props: { client: AnyReactiveClient; children?: 
 
 function useClient<P>(): ReactiveClient<P> {
   const c = React.useContext(ClientContext) ?? defaultClient;
-  if (!c) throw new Error('reactive: no client (ReactiveProvider)');
+  if (!c) throw new Error('reactive: no ReactiveProvider');
   return c as unknown as ReactiveClient<P>;
 }
 
 const getServerSnapshot = (): QuerySnapshot<never> => LOADING;
+/** A disabled query: not loading, nothing fetched. */
+const IDLE: QuerySnapshot<never> = { ...LOADING, isLoading: false };
 
 /** The hooks, typed by a procedure map. Generated code exports `createReactiveHooks<Procedures>()`. */
 export interface ReactiveHooks<P> {
-  /** Live data of a query: cached data at once (stale), then revalidated and kept fresh in real time. */
+  /**
+   * Live data of a query: cached data at once (stale), then revalidated and kept fresh in real
+   * time. `enabled: false`: nothing is fetched or subscribed, and the query is not loading.
+   */
   useReactive<K extends QueryName<P>>(
     name: K,
     input: InputOf<P, K>,
@@ -86,7 +91,7 @@ export function useReactive<P = AnyProcedures, K extends QueryName<P> = QueryNam
     [client, key, enabled],
   );
   const getSnapshot = React.useCallback(
-    () => (enabled ? client.getSnapshot(name, input) : LOADING),
+    () => (enabled ? client.getSnapshot(name, input) : IDLE),
     // eslint-disable-next-line react-hooks/exhaustive-deps
     [client, key, enabled],
   );
