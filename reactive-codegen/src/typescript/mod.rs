@@ -165,7 +165,9 @@ fn render_procedures(procedures: &[&ProcedureTs]) -> String {
         "export const version = '{}';\n\n",
         output_types_hash(procedures)
     ));
-    out.push_str("/** A client of these procedures: `procedures` and `version` are passed by default. */\n");
+    out.push_str(
+        "/** A client of these procedures: `procedures` and `version` are passed by default. */\n",
+    );
     out.push_str("export const createClient = (options: ClientOptions<Procedures> = {}) =>\n");
     out.push_str("  createReactiveClient<Procedures>({ procedures, version, ...options });\n\n");
     out.push_str("/** Typed hooks. */\n");
@@ -198,10 +200,10 @@ fn output_types_hash(procedures: &[&ProcedureTs]) -> String {
         todo.extend(identifiers(&p.output));
     }
     while let Some(word) = todo.pop() {
-        if let Some((name, decl)) = declarations.get_key_value(word) {
-            if needed.insert(name, decl).is_none() {
-                todo.extend(identifiers(decl));
-            }
+        if let Some((name, decl)) = declarations.get_key_value(word)
+            && needed.insert(name, decl).is_none()
+        {
+            todo.extend(identifiers(decl));
         }
     }
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

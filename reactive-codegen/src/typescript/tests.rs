@@ -123,7 +123,8 @@ fn version_hashes_the_output_types_and_is_passed_to_the_client() {
     let files = render(&sample());
     let procedures = file(&files, "procedures.ts");
     assert!(
-        procedures.contains("createReactiveClient<Procedures>({ procedures, version, ...options })"),
+        procedures
+            .contains("createReactiveClient<Procedures>({ procedures, version, ...options })"),
         "{procedures}"
     );
     let base = version_of(&sample());
@@ -151,6 +152,7 @@ fn version_hashes_the_output_types_and_is_passed_to_the_client() {
 
     // Only an input type changes: the cached data keeps its shape, the version stays.
     let mut changed = sample();
-    changed[1].declarations[0].1 = "type OrgInput = { organizationId: string, page: number, };".into();
+    changed[1].declarations[0].1 =
+        "type OrgInput = { organizationId: string, page: number, };".into();
     assert_eq!(version_of(&changed), base);
 }
