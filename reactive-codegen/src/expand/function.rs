@@ -355,40 +355,25 @@ fn allows_deprecated(item: &syn::ItemFn) -> bool {
 /// the table refetches it), which is worth saying where the bind is written.
 fn widened_keys(analysis: &HandlerAnalysis) -> Vec<(Span, String)> {
     let mut out: Vec<(Span, String)> = Vec::new();
-    for site in &analysis.statements {
-        for read in &site.analysis.reads {
-            let RowFilter::Keys(preds) = &read.filter else {
-                continue;
-            };
-            for pred in preds {
-                for value in &pred.values {
-                    let crate::sql::ValueRef::Param(param) = value else {
-                        continue;
-                    };
-                    let bind = param.index.checked_sub(1).and_then(|i| site.binds.get(i));
-                    let (span, what) = match bind {
-                        Some(b) if b.value == handler::BindValue::Other => (
-                            b.span,
-                            format!("the bind `{}` is not an input field", b.expr),
-                        ),
-                        Some(_) => continue,
-                        None => (
-                            site.span,
-                            format!(
-                                "parameter {} is not bound where the macro can see it",
-                                param.index
-                            ),
-                        ),
-                    };
-                    let message = format!(
-                        "reactive: `{}.{} = ${}` is not a key: {what}, so this query depends on every row of `{}` and any write to it refetches the query; bind an input field (`input.{}`) for key-level invalidation, or add `#[allow(deprecated)]` to the function",
-                        read.table, pred.column, param.index, read.table, pred.column
-                    );
-                    if !out.iter().any(|(_, m)| *m == message) {
-                        out.push((span, message));
-                    }
-                }
+    for key in handler::read_key_params(analysis) {
+        let what = match (&key.value, &key.expr) {
+            (handler::BindValue::Other, Some(expr)) => {
+                format!("the bind `{expr}` is not an input field")
             }
+            (handler::BindValue::Other, None) => format!(
+                "parameter {} is not bound where the macro can see it",
+                key.param
+            ),
+            _ => continue,
+        };
+        let message = format!(
+            "reactive: `{table}.{column} = ${param}` is not a key: {what}, so this query depends on every row of `{table}` and any write to it refetches the query; bind an input field (`input.{column}`) for key-level invalidation, or add `#[allow(deprecated)]` to the function",
+            table = key.table,
+            column = key.column,
+            param = key.param,
+        );
+        if !out.iter().any(|(_, m)| *m == message) {
+            out.push((key.span, message));
         }
     }
     out

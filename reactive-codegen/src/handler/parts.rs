@@ -124,7 +124,7 @@ pub fn resolved_reads(analysis: &HandlerAnalysis) -> Vec<ResolvedTable> {
 
 /// A parameter compared with a key column in a read, and what its bind traced to
 /// (see [`read_key_params`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct KeyParam {
     /// The table read.
     pub table: String,
@@ -139,6 +139,8 @@ pub struct KeyParam {
     pub value: BindValue,
     /// The bind expression's location, or the SQL literal's when not bound.
     pub location: super::Location,
+    /// The span of that same expression or literal (where the macro warns).
+    pub span: proc_macro2::Span,
 }
 
 /// Every parameter compared with a key column of a read, in source order: those
@@ -164,6 +166,7 @@ pub fn read_key_params(analysis: &HandlerAnalysis) -> Vec<KeyParam> {
                         expr: bind.map(|b| b.expr.clone()),
                         value: bind.map_or(BindValue::Other, |b| b.value.clone()),
                         location: bind.map_or(site.location, |b| b.location),
+                        span: bind.map_or(site.span, |b| b.span),
                     });
                 }
             }
