@@ -67,9 +67,15 @@ pub fn reactive_function(attr: TokenStream, item: TokenStream) -> TokenStream {
         ..handler::AnalyzeOptions::default()
     };
     let analysis = handler::analyze_fn_with(&item_fn, &options);
-    let plan = args
+    let mut plan = args
         .as_ref()
         .map(|args| plan(args, &item_fn, &analysis, &mut errors));
+    // Next to an error, a warning about precision is noise (the fix may change it).
+    if !errors.is_empty()
+        && let Some(plan) = plan.as_mut()
+    {
+        plan.warnings.clear();
+    }
 
     let companion = companion(&item_fn, plan.as_ref(), &analysis);
     // `#[cfg(...)]` on the function applies to everything generated for it.
