@@ -569,6 +569,7 @@ async function reopen(poll: (call: { path: string }) => { status?: number; body:
   await first.clock.advance(50);
   FakeEventSource.last.ready('100');
   first.c.stop();
+  await flush(); // (the page's task ends: the registry's meta record is written)
   assert.equal(first.c.cache.getSession().lastEventId, '100');
   // While closed: agent a2 joins the list (event 103 affects A only).
   state.agents.push(agent('a2'));
