@@ -226,11 +226,12 @@ export class Realtime {
   /**
    * The page came back (visible, restored from the back/forward cache, online): a stream not
    * known to be alive may be dead, so reconnect at once (and poll at once when polling).
+   * `shown` (`true`): another tab's page came back, this one may be hidden (a shared stream).
    */
-  private wake = (): void => {
+  wake = (shown?: unknown): void => {
     if (
       this.timers.d === undefined && // (a connect is coming anyway)
-      !globalOf<{ hidden?: boolean }>('document')?.hidden &&
+      (shown === true || !globalOf<{ hidden?: boolean }>('document')?.hidden) &&
       !(this.es && this.o.clock.now() - this.aliveAt! < (this.o.heartbeat ?? 30000))
     ) {
       this.failures = 0;

@@ -11,12 +11,13 @@
 
 import type { ChannelLike, LockManagerLike, SharedResult } from './core';
 import { Realtime, type InvalidateEvent, type RealtimeMode, type StreamOptions } from './realtime';
-import { entriesOf, globalOf, maxEventId } from './util';
+import { entriesOf, globalOf, maxEventId, procedureOf } from './util';
 
 /**
  * Channel messages. Leader → followers: `e` an invalidation, `r` a reset, `s` the stream's mode,
  * last id and coverage (per entry, the id from which its events are delivered), `h` hello (a new
- * leader: announce your subscriptions). Followers → leader: `u` a tab's subscription (`[]`: gone).
+ * leader: announce your subscriptions). Followers → leader: `u` a tab's subscription (`[]`: gone),
+ * `w` a page came back (the leader, maybe hidden with its timers throttled, checks its stream).
  * Any tab → all: `q` a result it fetched (shown by tabs that hold the query).
  */
 type Msg =
@@ -25,10 +26,14 @@ type Msg =
   | { t: 'r'; id?: string }
   | { t: 's'; m: RealtimeMode; id?: string; c: Record<string, string> }
   | { t: 'h' }
+  | { t: 'w' }
   | { t: 'u'; id: string; e: string[] };
 
-/** Page events after which a follower leaves the union (`pagehide`) or rejoins it (`pageshow`). */
-const PRESENCE = ['pagehide', 'pageshow'];
+/**
+ * Page events after which a follower leaves the union (`pagehide`) or rejoins it (`pageshow`), and
+ * after which (page shown) the leader checks its stream, as it does for its own page.
+ */
+const PRESENCE = ['pagehide', 'pageshow', 'visibilitychange'];
 let seq = 0;
 
 /** Real time shared by the tabs of a browser: a `Realtime` in the leader, a relay in the others. */
@@ -132,8 +137,9 @@ export class SharedStream {
   }
 
   private presence = (ev: Event): void => {
+    if (ev.type == 'pagehide') return this.post({ t: 'u', id: this.id, e: [] });
     if (ev.type == 'pageshow') this.announce();
-    else this.post({ t: 'u', id: this.id, e: [] });
+    if (!this.rt && !globalOf<{ hidden?: boolean }>('document')?.hidden) this.post({ t: 'w' });
   };
 
   /** This tab got the lock: open the stream for everyone, from the last id seen. */
@@ -186,8 +192,14 @@ export class SharedStream {
     this.post({ t: 's', m: rt.mode, id: rt.lastEventId, c });
   }
 
+  /**
+   * The union: every tab's entries, without the keys of a procedure some tab subscribes to whole
+   * (its entry already receives their events; mixed, a tab could not tell which of its keys an
+   * event names), compacted as one tab's are.
+   */
   private entries(): string[] {
-    return entriesOf(new Set([...this.subs.values()].flat()));
+    const all = new Set([...this.subs.values()].flat());
+    return entriesOf([...all].filter((e) => procedureOf(e) == e || !all.has(procedureOf(e))));
   }
 
   private receive(m: Msg): void {
@@ -195,7 +207,9 @@ export class SharedStream {
     if (m.t == 'q') return o.onShared?.(m.r);
     if (this.rt) {
       // The leader (holding the lock): a tab's subscription changed; it learns the stream's state in return.
-      if (m.t == 'u' && this.release) {
+      if (!this.release) return;
+      if (m.t == 'w') this.rt.wake(true);
+      if (m.t == 'u') {
         if (m.e.length) this.subs.set(m.id, m.e);
         else this.subs.delete(m.id);
         this.union();

@@ -291,3 +291,67 @@ test("a result one tab fetched is shown by the other tabs that hold the query (p
   assert.equal(views[2]!.snap().data?.name, 'Fetched once');
   assert.equal(inFirst.snap().data?.name, 'Fetched once', 'the other tab shows it too');
 });
+
+test("the union leaves out keys of a procedure another tab subscribes to whole (its entry gets their events)", async () => {
+  const { tabs, clock, server, state } = await threeTabs();
+  // The first tab shows 9 agents: its keys of agents.get become the procedure entry.
+  const many = ['b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b7', 'b8', 'b9'].map((id) => mount(tabs[0]!, 'agents.get', { id }));
+  await flush();
+  await clock.advance(100);
+  const es = FakeEventSource.open()[0]!;
+  assert.equal(FakeEventSource.open().length, 1);
+  assert.deepEqual(subscribed(es), [FIND, 'agents.get'].sort(), 'the other tabs\u2019 agents.get keys are left out');
+  // An event for the procedure entry reaches the tabs whose keys it subsumes.
+  es.ready('100', 'conn-2');
+  await flush(10);
+  const gets = () => server.calls.filter((c) => c.path.endsWith('/rpc/agents.get')).map((c) => (c.body as { id: string }).id);
+  const before = gets().length;
+  state.eventId = 101;
+  es.emit('invalidate', invalidate('101', ['agents.get']));
+  await flush(10);
+  const refetched = gets().slice(before);
+  assert.ok(refetched.includes('a2') && refetched.includes('a3'), `the other tabs' agents refetched: ${refetched}`);
+  for (const m of many) m.un();
+});
+
+test('a page coming back in a follower makes the (maybe hidden) leader check its stream', async () => {
+  const g = globalThis as Record<string, unknown>;
+  const win = new EventTarget();
+  const doc = { hidden: false };
+  const saved = g.window;
+  const b = browser();
+  g.window = win;
+  g.document = doc;
+  try {
+    const leader = b.tab();
+    const follower = b.tab();
+    mount(leader, 'agents.findMany', ORG);
+    mount(follower, 'agents.get', { id: 'a2' });
+    await flush();
+    await b.clock.advance(100);
+    const es = FakeEventSource.open()[0]!;
+    es.ready('100');
+    await flush(10);
+    // The follower's page is shown: it tells the leader.
+    b.channels.log = [];
+    win.dispatchEvent(new Event('visibilitychange'));
+    await flush();
+    assert.ok(b.channels.log.some((x) => (x.msg as { t: string }).t == 'w'), 'the follower posted "w"');
+    assert.equal(FakeEventSource.open()[0], es, 'alive a moment ago: kept');
+    // Later, with the leader's page hidden (its own wake does nothing), a follower's page comes back.
+    await b.clock.advance(40000);
+    doc.hidden = true;
+    win.dispatchEvent(new Event('visibilitychange'));
+    await flush();
+    assert.equal(FakeEventSource.open()[0], es, 'the hidden leader did not reconnect by itself');
+    b.channels.post('reactive:', { t: 'w' });
+    await flush();
+    await b.clock.advance(0);
+    assert.ok(es.closed, 'the stream not known alive is closed');
+    assert.equal(FakeEventSource.open().length, 1, 'and reopened at once');
+    assert.equal(FakeEventSource.open()[0]!.params().get('lastEventId'), '100');
+  } finally {
+    g.window = saved;
+    delete g.document;
+  }
+});
