@@ -395,7 +395,7 @@ test('a late response for the previous tenant is dropped', async () => {
   list.un();
 });
 
-test('several tabs fetch a change once per browser (locks + shared registry + BroadcastChannel)', async () => {
+test('several tabs fetch a change once per browser (locks + shared registry)', async () => {
   const { server, state } = backend();
   const storage = new MemoryStorage();
   const locks = new FakeLocks();
