@@ -129,7 +129,11 @@ export class SharedStream {
   }
 
   private post(m: Msg): void {
-    this.ch?.postMessage(m);
+    try {
+      this.ch?.postMessage(m);
+    } catch {
+      /* not cloneable (e.g. `setData` with functions): the other tabs refetch it when they need it */
+    }
   }
 
   private announce(): void {

@@ -216,7 +216,7 @@ export class FakeChannels {
       onmessage: null,
       postMessage: (msg: unknown) => {
         this.log.push({ name, msg });
-        const copy = JSON.parse(JSON.stringify(msg)) as unknown;
+        const copy = structuredClone(msg) as unknown; // (throws DataCloneError as browsers do)
         for (const other of set) if (other !== ch) queueMicrotask(() => other.onmessage?.({ data: copy }));
       },
       close: () => set.delete(ch),

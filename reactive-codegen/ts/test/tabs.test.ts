@@ -6,6 +6,7 @@ import { ReactiveClient, type ClientOptions } from '../src/core';
 import { SharedStream } from '../src/tabs';
 import { createClient, procedures, type Procedures, type Agent } from './fixtures/procedures';
 import { queryKey } from '../src/util';
+import { QueryClient } from '../src/query';
 import { FakeChannels, FakeClock, FakeEventSource, FakeLocks, FakeServer, MemoryStorage, flush, installWindow, ok } from './helpers';
 
 installWindow();
@@ -354,4 +355,17 @@ test('a page coming back in a follower makes the (maybe hidden) leader check its
     g.window = saved;
     delete g.document;
   }
+});
+
+test('a result that cannot be posted (not cloneable) is still set here; the other tabs just do not get it', async () => {
+  const b = browser();
+  const qc = new QueryClient<Procedures>({ fetch: b.server.fetch, clock: b.clock, storage: b.storage, EventSource: FakeEventSource, locks: b.locks, channel: b.channels.make, stream: SharedStream, procedures, tenant: 'o1' });
+  const other = b.tab();
+  const view = mount(qc, 'agents.get', { id: 'a1' });
+  mount(other, 'agents.get', { id: 'a1' });
+  await flush();
+  await b.clock.advance(100);
+  const odd = { ...agent('a1', 'odd'), format: () => 'not cloneable' };
+  assert.doesNotThrow(() => qc.setData('agents.get', { id: 'a1' }, odd));
+  assert.equal(view.snap().data?.name, 'odd');
 });

@@ -73,7 +73,10 @@ export interface ClientOptions<P> extends TransportOptions {
   heartbeat?: number;
   /** Clock (tests). */
   clock?: Clock;
-  /** Cross-tab coordination; `null` turns it off. Default `navigator.locks`, `BroadcastChannel`. */
+  /**
+   * Cross-tab coordination; `null` turns it off. Default `navigator.locks` (a refetch once per
+   * browser; `SharedStream`'s leader), `BroadcastChannel` (used by `SharedStream`).
+   */
   locks?: LockManagerLike | null;
   channel?: ((name: string) => ChannelLike) | null;
   /**
@@ -268,13 +271,13 @@ export class ReactiveClient<P = AnyProcedures> {
     if (started) this.start();
   }
 
-  /** Starts background work (first mount): real time, cross-tab channel, registry revalidation. */
+  /** Starts background work (first mount): real time (shared with other tabs by `SharedStream`), registry revalidation. */
   start(): void {
     if (this.started || !globalOf('window')) return;
     this.started = true;
     const o = this.opts;
     const gen = this.generation;
-    // Callbacks of this tenant's channel and stream: ignored once the tenant changed.
+    // Callbacks of this tenant's stream: ignored once the tenant changed.
     const live =
       <A extends unknown[]>(fn: (...a: A) => void) =>
       (...a: A): void => {
