@@ -202,3 +202,23 @@ export function queryKey(name, input) {
         : v;
   return `${name}:${JSON.stringify(sort(input ?? null))}`;
 }
+
+/**
+ * Records the event streams (`/api/events`) a page holds open, from the DevTools protocol: a
+ * stream is open from its request until its load finishes or fails. `open()` counts them.
+ */
+export async function recordStreams(page) {
+  const cdp = await page.context().newCDPSession(page);
+  const open = new Map();
+  const rec = { urls: [], open: () => (page.isClosed() ? 0 : open.size), openUrls: () => [...open.values()] };
+  cdp.on('Network.requestWillBeSent', (e) => {
+    if (e.type === 'EventSource' || e.request.url.includes('/api/events?')) {
+      open.set(e.requestId, e.request.url);
+      rec.urls.push(e.request.url);
+    }
+  });
+  cdp.on('Network.loadingFinished', (e) => open.delete(e.requestId));
+  cdp.on('Network.loadingFailed', (e) => open.delete(e.requestId));
+  await cdp.send('Network.enable');
+  return rec;
+}

@@ -1,7 +1,8 @@
 // TeamHub in a real browser (Debian's Chromium through playwright-core) against the real server,
 // which `run.sh` starts on a fresh SQLite file. Two smoke tests of the page (sign-in, screenshot
 // for the README, organization switch; create / message / remember / delete), then the six
-// scenarios of issue 7, numbered as there. Each test makes its own agents through the API.
+// scenarios of issue 7, numbered as there, and 7: three tabs of one browser share one event stream
+// (issue 13 item 8). Each test makes its own agents through the API.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +21,7 @@ import {
   readTexts,
   recordRpc,
   recordSse,
+  recordStreams,
   recordTexts,
   signInCookie,
   sleep,
@@ -386,6 +388,73 @@ test('6. optimistic rename: at once, no flicker; a rejected rename rolls back wi
     assert.equal(await page.locator('[data-testid="detail-name"]').textContent(), renamed);
     const stored = await call('org-1', 'agents.getWithStats', { organizationId: 'org-1', agentId: agent.id });
     assert.equal(stored.agent.name, renamed, 'the server kept the accepted name');
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('7. three tabs share one event stream: one /events connection, every tab updated; closing the leader hands it over', { timeout: 90000 }, async () => {
+  const a1 = await freshAgent('org-1', 'TabB');
+  const a2 = await freshAgent('org-1', 'TabC');
+  const ctx = await newContext(browser); // one browser profile: its tabs share locks, channels, storage
+  try {
+    await signInCookie(ctx, 'org-1');
+    const tabs = [];
+    for (const hash of ['', `#agent=${a1.id}`, `#agent=${a2.id}`]) {
+      const page = await ctx.newPage();
+      const streams = await recordStreams(page);
+      await page.goto(`/${hash}`);
+      await page.locator('[data-testid="agent-item"]').first().waitFor({ timeout: 15000 });
+      tabs.push({ page, streams });
+    }
+    const open = (ts) => ts.reduce((n, t) => n + t.streams.open(), 0);
+    await Promise.all(tabs.map((t) => waitForConnection(t.page, 'live')));
+    await waitUntil(() => open(tabs) === 1, { timeout: 10000, message: 'one open event stream for three tabs' });
+    for (let i = 0; i < 10; i++) {
+      await sleep(100);
+      assert.equal(open(tabs), 1, 'still one open event stream');
+    }
+    const leader = tabs.find((t) => t.streams.open() === 1);
+    assert.ok(
+      tabs.every((t) => t === leader || t.streams.urls.length === 0),
+      'the followers never opened a stream of their own',
+    );
+    // The stream carries the union of the tabs' subscriptions: the followers' agent details too.
+    const subs = new URL(leader.streams.openUrls()[0]).searchParams.getAll('subscribe');
+    for (const a of [a1, a2]) assert.ok(subs.some((s) => s.includes(a.id)), `subscribed for ${a.id}: ${subs}`);
+    await Promise.all(tabs.map((t) => waitFresh(t.page)));
+
+    // One invalidation, three tabs updated (list everywhere, detail in the third tab).
+    const renamed = unique('Shared');
+    await call('org-1', 'agents.update', { organizationId: 'org-1', id: a2.id, data: { name: renamed } });
+    for (const t of tabs)
+      await waitUntil(async () => (await agentNameText(t.page, a2.id)) === renamed, {
+        timeout: 3000,
+        message: `the rename in tab ${tabs.indexOf(t) + 1}`,
+      });
+    await waitUntil(async () => (await tabs[2].page.locator('[data-testid="detail-name"]').textContent()) === renamed, {
+      timeout: 3000,
+      message: "the rename in the third tab's detail",
+    });
+    assert.equal(open(tabs), 1);
+
+    // The leader closes: a remaining tab takes the lock and opens the stream, resuming from the last id.
+    await leader.page.close();
+    const rest = tabs.filter((t) => t !== leader);
+    await waitUntil(() => open(rest) === 1, { timeout: 10000, message: 'a remaining tab opened the stream' });
+    const next = rest.find((t) => t.streams.open() === 1);
+    const resumed = new URL(next.streams.openUrls()[0]);
+    assert.ok(resumed.searchParams.get('lastEventId'), `resumes from the last id seen: ${resumed}`);
+    await Promise.all(rest.map((t) => waitForConnection(t.page, 'live')));
+    const again = unique('Handover');
+    await call('org-1', 'agents.update', { organizationId: 'org-1', id: a1.id, data: { name: again } });
+    for (const t of rest)
+      await waitUntil(async () => (await agentNameText(t.page, a1.id)) === again, {
+        timeout: 3000,
+        message: 'the rename after the handover in every remaining tab',
+      });
+    assert.equal(open(rest), 1, 'still one stream after the handover');
+    console.log(`    leader was tab ${tabs.indexOf(leader) + 1}, tab ${tabs.indexOf(next) + 1} took over`);
   } finally {
     await ctx.close();
   }

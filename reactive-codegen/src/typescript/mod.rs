@@ -9,8 +9,8 @@
 //! - `types.ts`: the ts-rs declarations of every input and output type;
 //! - `procedures.ts`: the procedure map (`name → {kind, input, output, dependencies}`),
 //!   its run-time metadata, the typed hooks, `version` (a hash of the procedures' output
-//!   types: the client's cache buster) and `createClient`, which passes `procedures` and
-//!   `version` to the client by default;
+//!   types: the client's cache buster) and `createClient`, which passes `procedures`,
+//!   `version` and `SharedStream` (one event stream per browser) to the client by default;
 //! - `index.ts`: re-exports.
 //!
 //! Output is deterministic (sorted; same Rust code → byte-identical files) and every
@@ -127,6 +127,7 @@ fn render_procedures(procedures: &[&ProcedureTs]) -> String {
     out.push_str(
         "import { createReactiveClient, createReactiveHooks, type ClientOptions } from './runtime/react';\n",
     );
+    out.push_str("import { SharedStream } from './runtime/tabs';\n");
     if !type_names.is_empty() {
         out.push_str(&format!(
             "import type {{ {} }} from './types';\n",
@@ -166,10 +167,13 @@ fn render_procedures(procedures: &[&ProcedureTs]) -> String {
         output_types_hash(procedures)
     ));
     out.push_str(
-        "/** A client of these procedures: `procedures` and `version` are passed by default. */\n",
+        "/**\n * A client of these procedures: `procedures` and `version` are passed by default, and\n \
+         * `SharedStream`: one event stream per browser, shared by its tabs (`stream: undefined`: one per tab).\n */\n",
     );
     out.push_str("export const createClient = (options: ClientOptions<Procedures> = {}) =>\n");
-    out.push_str("  createReactiveClient<Procedures>({ procedures, version, ...options });\n\n");
+    out.push_str(
+        "  createReactiveClient<Procedures>({ procedures, version, stream: SharedStream, ...options });\n\n",
+    );
     out.push_str("/** Typed hooks. */\n");
     out.push_str("export const { useReactive, useReactiveMutation, useReactivePriorities, useReactiveClient } =\n");
     out.push_str("  createReactiveHooks<Procedures>();\n");

@@ -124,7 +124,8 @@ fn version_hashes_the_output_types_and_is_passed_to_the_client() {
     let procedures = file(&files, "procedures.ts");
     assert!(
         procedures
-            .contains("createReactiveClient<Procedures>({ procedures, version, ...options })"),
+            .contains("createReactiveClient<Procedures>({ procedures, version, stream: SharedStream, ...options })")
+            && procedures.contains("import { SharedStream } from './runtime/tabs';"),
         "{procedures}"
     );
     let base = version_of(&sample());

@@ -33,6 +33,12 @@ const [, withQuery] = await gzipped(
   "export * from './src/index'; export * from './src/react'; export * from './src/query';",
 );
 console.log(`optional TanStack-style API (query.ts: QueryClient, useQuery, useMutation): +${withQuery - gz} bytes gzipped`);
+const [, withTabs] = await gzipped(
+  "export * from './src/index'; export * from './src/react'; export * from './src/tabs';",
+);
+console.log(
+  `one stream per browser (tabs.ts: SharedStream, passed by the generated createClient): +${withTabs - gz} bytes gzipped (${withTabs} with core + React)`,
+);
 if (gz > limit) {
   console.error(`size ${gz} exceeds the limit of ${limit} bytes`);
   process.exit(1);

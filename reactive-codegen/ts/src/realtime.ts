@@ -3,6 +3,7 @@
 // with periodic attempts to return to SSE. See docs/protocol.md sections 4, 5, 7 and 8.
 
 import type { Transport } from './client';
+import type { ChannelLike, LockManagerLike, SharedResult } from './core';
 import { globalOf, jitter, maxEventId, parseJson, str, type Clock } from './util';
 
 /** An `invalidate` event (protocol section 5). */
@@ -66,6 +67,28 @@ export interface RealtimeOptions {
    */
   heartbeat?: number;
 }
+
+/** What the client uses of real time (`Realtime`, or `SharedStream` of `./tabs`). */
+export type RealtimeLike = Pick<Realtime, 'mode' | 'start' | 'stop' | 'setSubscription' | 'coveredFrom' | 'catchUp'> & {
+  /** Posts a result to the other tabs (`SharedStream`). */
+  share?(m: SharedResult): void;
+};
+
+/**
+ * What the client gives the class that holds real time: the options, the client's `locks` and
+ * `channel` options (`null`: no cross-tab coordination), and the scope's name.
+ */
+export interface StreamOptions extends RealtimeOptions {
+  /** `reactive:` + tenant, user and version: streams are shared within it. */
+  name: string;
+  locks?: LockManagerLike | null;
+  channel?: ((name: string) => ChannelLike) | null;
+  /** A result another tab posted. */
+  onShared?: (m: SharedResult) => void;
+}
+
+/** A class that holds real time. */
+export type StreamCtor = new (o: StreamOptions) => RealtimeLike;
 
 /** Window events after which a stream may be dead: reconnect at once. */
 const WAKE = ['online', 'pageshow', 'visibilitychange'];
@@ -203,11 +226,12 @@ export class Realtime {
   /**
    * The page came back (visible, restored from the back/forward cache, online): a stream not
    * known to be alive may be dead, so reconnect at once (and poll at once when polling).
+   * `shown` (`true`): another tab's page came back, this one may be hidden (a shared stream).
    */
-  private wake = (): void => {
+  wake = (shown?: unknown): void => {
     if (
       this.timers.d === undefined && // (a connect is coming anyway)
-      !globalOf<{ hidden?: boolean }>('document')?.hidden &&
+      (shown === true || !globalOf<{ hidden?: boolean }>('document')?.hidden) &&
       !(this.es && this.o.clock.now() - this.aliveAt! < (this.o.heartbeat ?? 30000))
     ) {
       this.failures = 0;

@@ -120,6 +120,8 @@ export class QueryRegistry {
   private lru: Record<string, [number, number]> = {};
   private session: RegistrySession;
   private readonly pfx: string;
+  /** A meta write is scheduled. */
+  private dirty?: boolean;
 
   constructor(opts: RegistryOptions) {
     this.tenant = opts.tenant;
@@ -135,7 +137,6 @@ export class QueryRegistry {
     const meta = readMeta(this.get(this.pfx + 'm'), this.now());
     this.lru = meta.lru;
     this.session = meta.session;
-    this.writeMeta();
   }
 
   // ---- guarded storage access ----
@@ -214,18 +215,27 @@ export class QueryRegistry {
 
   // ---- meta ----
 
-  private writeMeta(keep?: string): void {
-    if (!this.storage) return;
-    // Merge with what other tabs wrote meanwhile.
-    const other = readMeta(this.get(this.pfx + 'm'), 0);
-    for (const [k, v] of Object.entries(other.lru)) {
-      const mine = this.lru[k];
-      if (!mine ? this.get(this.pfx + 'e:' + k) !== null : mine[0] < v[0]) this.lru[k] = v;
+  /**
+   * Writes the meta record, merged with what other tabs wrote meanwhile: once per task (in a
+   * microtask), however many writes and events changed it, not once per change. (Its eviction
+   * spares the newest entries longest: they are last in LRU order.)
+   */
+  private writeMeta(): void {
+    if (this.storage && !this.dirty) {
+      this.dirty = true;
+      queueMicrotask(() => {
+        this.dirty = false;
+        const other = readMeta(this.get(this.pfx + 'm'), 0);
+        for (const [k, v] of Object.entries(other.lru)) {
+          const mine = this.lru[k];
+          if (!mine ? this.get(this.pfx + 'e:' + k) !== null : mine[0] < v[0]) this.lru[k] = v;
+        }
+        this.session.lastEventId = maxEventId(this.session.lastEventId, other.session.lastEventId);
+        this.session.lastSync = Math.max(this.session.lastSync, other.session.lastSync);
+        const meta: Meta = { session: this.session, lru: this.lru };
+        this.set(this.pfx + 'm', JSON.stringify(meta));
+      });
     }
-    this.session.lastEventId = maxEventId(this.session.lastEventId, other.session.lastEventId);
-    this.session.lastSync = Math.max(this.session.lastSync, other.session.lastSync);
-    const meta: Meta = { session: this.session, lru: this.lru };
-    this.set(this.pfx + 'm', JSON.stringify(meta), keep);
   }
 
   /** The session record. */
@@ -285,7 +295,7 @@ export class QueryRegistry {
     // Too big to keep at all, or refused by storage: memory only for this page (size 0; a
     // memory-only registry keeps counting).
     if (!fits || (!this.set(this.pfx + 'e:' + key, json, key) && this.storage)) this.lru[key] = [this.now(), 0];
-    this.writeMeta(key);
+    this.writeMeta();
   }
 
   /** Marks an entry stale (an invalidation arrived that its data doesn't include). */

@@ -83,3 +83,15 @@ export function globalOf<T>(name: string): T | undefined {
 
 /** `ms` times a random factor in [0.5, 1.5): timers of many clients don't fire in lockstep. */
 export const jitter = (ms: number): number => ms * (0.5 + Math.random());
+
+/**
+ * Subscription entries for query keys (procedure names among them pass through): the keys, or
+ * the procedure when it has more than 8, or every procedure when the URL would get long
+ * (protocol section 4: keep URLs under about 8 KiB).
+ */
+export function entriesOf(keys: Iterable<string>): string[] {
+  const byProc = new Map<string, string[]>();
+  for (const k of keys) byProc.set(procedureOf(k), [...(byProc.get(procedureOf(k)) ?? []), k]);
+  const entries = [...byProc].flatMap(([proc, ks]) => (ks.length > 8 ? [proc] : ks));
+  return encodeURIComponent(entries.join('')).length + 11 * entries.length > 7000 ? [...byProc.keys()] : entries;
+}

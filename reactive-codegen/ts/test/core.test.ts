@@ -395,7 +395,7 @@ test('a late response for the previous tenant is dropped', async () => {
   list.un();
 });
 
-test('several tabs fetch a change once per browser (locks + shared registry + BroadcastChannel)', async () => {
+test('several tabs fetch a change once per browser (locks + shared registry)', async () => {
   const { server, state } = backend();
   const storage = new MemoryStorage();
   const locks = new FakeLocks();
@@ -569,6 +569,7 @@ async function reopen(poll: (call: { path: string }) => { status?: number; body:
   await first.clock.advance(50);
   FakeEventSource.last.ready('100');
   first.c.stop();
+  await flush(); // (the page's task ends: the registry's meta record is written)
   assert.equal(first.c.cache.getSession().lastEventId, '100');
   // While closed: agent a2 joins the list (event 103 affects A only).
   state.agents.push(agent('a2'));

@@ -202,13 +202,21 @@ export class FakeLocks implements LockManagerLike {
 /** BroadcastChannels of one browser. */
 export class FakeChannels {
   private members = new Map<string, Set<ChannelLike>>();
+  /** Every message posted, with its channel's name. */
+  log: { name: string; msg: unknown }[] = [];
+  /** Posts `msg` from outside (another tab) to every channel whose name starts with `prefix`. */
+  post(prefix: string, msg: unknown): void {
+    for (const [name, set] of this.members)
+      if (name.startsWith(prefix)) for (const ch of set) queueMicrotask(() => ch.onmessage?.({ data: msg }));
+  }
   make = (name: string): ChannelLike => {
     const set = this.members.get(name) ?? new Set<ChannelLike>();
     this.members.set(name, set);
     const ch: ChannelLike = {
       onmessage: null,
       postMessage: (msg: unknown) => {
-        const copy = JSON.parse(JSON.stringify(msg)) as unknown;
+        this.log.push({ name, msg });
+        const copy = structuredClone(msg) as unknown; // (throws DataCloneError as browsers do)
         for (const other of set) if (other !== ch) queueMicrotask(() => other.onmessage?.({ data: copy }));
       },
       close: () => set.delete(ch),

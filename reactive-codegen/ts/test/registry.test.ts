@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { QueryRegistry, tenantPrefix, type RegistryEntry } from '../src/registry';
-import { MemoryStorage } from './helpers';
+import { MemoryStorage, flush } from './helpers';
 
 const entry = (data: unknown, eventId = '1', at = 1): RegistryEntry => ({
   procedure: 'p',
@@ -12,13 +12,14 @@ const entry = (data: unknown, eventId = '1', at = 1): RegistryEntry => ({
   eventId,
 });
 
-test('entries and session survive a reload (a new registry on the same storage)', () => {
+test('entries and session survive a reload (a new registry on the same storage)', async () => {
   const st = new MemoryStorage();
   let t = 100;
   const a = new QueryRegistry({ storage: st, tenant: 'org1', now: () => t });
   a.write('p:1', entry({ x: 1 }, '7', 50));
   a.updateSession({ lastEventId: '9', realtimeConnected: true, lastSync: 60 });
   a.updateSession({ lastEventId: '8' }); // never moves backwards
+  await flush(); // (the meta record is written once per task)
   t = 200;
   const b = new QueryRegistry({ storage: st, tenant: 'org1', now: () => t });
   assert.deepEqual(b.read('p:1'), entry({ x: 1 }, '7', 50));
@@ -70,19 +71,23 @@ test('size cap evicts least recently used entries', () => {
   assert.ok(r.read('p:4', false), 'a too-big entry does not wipe the others');
 });
 
-test('a full storage quota evicts other tenants first, then LRU entries, and never throws', () => {
+test('a full storage quota evicts other tenants first, then LRU entries, and never throws', async () => {
   const st = new MemoryStorage();
   const other = new QueryRegistry({ storage: st, tenant: 'old', now: () => 1 });
   other.write('p:1', entry('z'.repeat(300)));
+  await flush(); // (each write in a task of its own: its meta record is written before the next)
   st.quota = st.used() + 250;
   let t = 10;
   const r = new QueryRegistry({ storage: st, tenant: 'new', now: () => ++t });
   r.write('p:a', entry('a'.repeat(120)));
+  await flush();
   assert.ok(r.read('p:a', false));
   assert.equal(st.getItem(tenantPrefix('old') + 'e:p:1'), null, 'other tenant evicted to make room');
   st.quota = st.used() + 230;
   r.write('p:b', entry('b'.repeat(120)));
+  await flush();
   r.write('p:c', entry('c'.repeat(120)));
+  await flush();
   assert.ok(st.used() <= st.quota);
   assert.ok(st.getItem(tenantPrefix('new') + 'e:p:c') !== null, 'newest write stored');
   assert.equal(st.getItem(tenantPrefix('new') + 'e:p:a'), null, 'oldest evicted');
@@ -121,7 +126,7 @@ test('corrupt or missing storage degrades to memory without throwing', () => {
   assert.equal(mem.getSession().lastEventId, '5');
 });
 
-test('a newer entry written by another tab is seen on read', () => {
+test('a newer entry written by another tab is seen on read', async () => {
   const st = new MemoryStorage();
   const tab1 = new QueryRegistry({ storage: st, tenant: 't', now: () => 1 });
   const tab2 = new QueryRegistry({ storage: st, tenant: 't', now: () => 1 });
@@ -130,7 +135,9 @@ test('a newer entry written by another tab is seen on read', () => {
   tab2.write('p:1', entry('new', '2', 2));
   assert.equal(tab1.read('p:1')?.data, 'new');
   tab1.write('p:2', entry('x'));
+  await flush(); // (tabs run in separate tasks)
   tab2.updateSession({ lastSync: 5 });
+  await flush();
   // tab2's meta write merges tab1's LRU index instead of dropping it.
   const tab3 = new QueryRegistry({ storage: st, tenant: 't', now: () => 1 });
   assert.deepEqual(tab3.keys().sort(), ['p:1', 'p:2']);
@@ -189,4 +196,28 @@ test('a write that can never fit the quota evicts nothing', () => {
   // One that fits once the least recently used entry is gone still evicts it.
   r.write('p:d', entry('d'.repeat(150)));
   assert.ok(st.getItem(tenantPrefix('new') + 'e:p:d'));
+});
+
+test('the meta record (session and LRU index) is read and written once per task, not on every write and event', async () => {
+  const st = new MemoryStorage();
+  const meta = tenantPrefix('t') + 'm';
+  const counts = { get: 0, set: 0 };
+  const getItem = st.getItem.bind(st);
+  const setItem = st.setItem.bind(st);
+  st.getItem = (k) => (k === meta && counts.get++, getItem(k));
+  st.setItem = (k, v) => (k === meta && counts.set++, setItem(k, v));
+  const r = new QueryRegistry({ storage: st, tenant: 't', now: () => 1 });
+  counts.get = 0;
+  // One event's worth of work: results written, entries marked stale, the session updated.
+  for (let i = 0; i < 20; i++) {
+    r.write('p:' + i, entry(i, String(i)));
+    r.markStale('p:' + i, 2);
+    r.updateSession({ lastEventId: String(i), lastSync: i });
+  }
+  assert.deepEqual(counts, { get: 0, set: 0 }, 'nothing yet');
+  await flush();
+  assert.deepEqual(counts, { get: 1, set: 1 }, 'one merge and one write');
+  const again = new QueryRegistry({ storage: st, tenant: 't', now: () => 1 });
+  assert.equal(again.keys().length, 20);
+  assert.equal(again.getSession().lastEventId, '19');
 });

@@ -4,11 +4,11 @@
 // over `subscribe` / `getSnapshot` / `mutate`.
 
 import { RpcError, Transport, type TransportOptions } from './client';
-import { Realtime, type EventSourceCtor, type InvalidateEvent, type PollResult, type RealtimeMode } from './realtime';
+import { Realtime, type EventSourceCtor, type InvalidateEvent, type PollResult, type RealtimeLike, type RealtimeMode, type StreamCtor } from './realtime';
 import { QueryRegistry, type RegistryEntry, type StorageLike } from './registry';
 import { BACKGROUND, HINT, MOUNTED, Scheduler } from './scheduler';
 import type { AnyProcedures, InputOf, MutationName, OutputOf, QueryName, QueryRef } from './types';
-import { compareEventIds, globalOf, jitter, maxEventId, procedureOf, queryKey, realClock, type Clock } from './util';
+import { compareEventIds, entriesOf, globalOf, jitter, maxEventId, procedureOf, queryKey, realClock, type Clock } from './util';
 
 /** What a hook shows for one query. */
 export interface QuerySnapshot<T = unknown> {
@@ -73,9 +73,17 @@ export interface ClientOptions<P> extends TransportOptions {
   heartbeat?: number;
   /** Clock (tests). */
   clock?: Clock;
-  /** Cross-tab coordination; `null` turns it off. Default `navigator.locks`, `BroadcastChannel`. */
+  /**
+   * Cross-tab coordination; `null` turns it off. Default `navigator.locks` (a refetch once per
+   * browser; `SharedStream`'s leader), `BroadcastChannel` (used by `SharedStream`).
+   */
   locks?: LockManagerLike | null;
   channel?: ((name: string) => ChannelLike) | null;
+  /**
+   * The class that holds real time: default `Realtime`, a stream per tab; `SharedStream` (optional
+   * entry `./tabs`, passed by the generated `createClient`): one stream per browser.
+   */
+  stream?: StreamCtor;
   /** How long a confirmed optimistic update waits for its invalidation before revalidating. Default 2000 ms. */
   optimisticTimeout?: number;
   /** Retries of a mounted query whose fetch failed (network or 5xx; never 4xx). Default 3. */
@@ -139,8 +147,8 @@ export interface Query {
   snapshot: QuerySnapshot;
 }
 
-/** A result another tab fetched (BroadcastChannel message). */
-interface Msg {
+/** A result another tab fetched (posted by the shared stream of `./tabs`). */
+export interface SharedResult {
   key: string;
   d: unknown;
   e?: string;
@@ -157,14 +165,6 @@ const isLive = (mode: RealtimeMode | undefined): boolean => mode == 'sse' || mod
 const affects = (entries: string[] | undefined, key: string): boolean | undefined =>
   entries?.some((x) => x == key || x == '*' || x == procedureOf(key));
 
-/** Subscription entries for query keys: the keys, or the procedure when it has many or the URL gets long. */
-function entriesOf(keys: Iterable<string>): string[] {
-  const byProc = new Map<string, string[]>();
-  for (const k of keys) byProc.set(procedureOf(k), [...(byProc.get(procedureOf(k)) ?? []), k]);
-  const entries = [...byProc].flatMap(([proc, ks]) => (ks.length > 8 ? [proc] : ks));
-  return encodeURIComponent(entries.join('')).length + 11 * entries.length > 7000 ? [...byProc.keys()] : entries;
-}
-
 function resolveStorage(s: ClientOptions<unknown>['storage'] = 'local'): StorageLike | null {
   // The registry probes it and falls back to memory when access throws (privacy modes).
   return s === 'memory' || !s ? null : typeof s === 'string' ? (globalOf<StorageLike>(s + 'Storage') ?? null) : s;
@@ -178,8 +178,7 @@ export class ReactiveClient<P = AnyProcedures> {
   private readonly storage: StorageLike | null;
   private registry!: QueryRegistry;
   protected readonly scheduler: Scheduler;
-  private realtime: Realtime | undefined;
-  private channel: ChannelLike | undefined;
+  private realtime: RealtimeLike | undefined;
   protected readonly queries = new Map<string, Query>();
   private readonly hints = new Map<object, string[]>();
   private readonly locks: LockManagerLike | undefined;
@@ -272,13 +271,13 @@ export class ReactiveClient<P = AnyProcedures> {
     if (started) this.start();
   }
 
-  /** Starts background work (first mount): real time, cross-tab channel, registry revalidation. */
+  /** Starts background work (first mount): real time (shared with other tabs by `SharedStream`), registry revalidation. */
   start(): void {
     if (this.started || !globalOf('window')) return;
     this.started = true;
     const o = this.opts;
     const gen = this.generation;
-    // Callbacks of this tenant's channel and stream: ignored once the tenant changed.
+    // Callbacks of this tenant's stream: ignored once the tenant changed.
     const live =
       <A extends unknown[]>(fn: (...a: A) => void) =>
       (...a: A): void => {
@@ -286,13 +285,11 @@ export class ReactiveClient<P = AnyProcedures> {
       };
     const last = this.registry.getSession().lastEventId;
     const name = 'reactive:' + this.scope;
-    const BC = globalOf<new (n: string) => ChannelLike>('BroadcastChannel');
-    this.channel = o.channel ? o.channel(name) : o.channel !== null && BC ? new BC(name) : undefined;
-    if (this.channel) this.channel.onmessage = live((ev) => this.onMessage(ev.data as Msg));
     // EventSource can't send an Authorization header: token auth polls (protocol section 1).
     if (o.realtime !== false) {
-      this.realtime = new Realtime({
+      this.realtime = new (o.stream ?? Realtime)({
         ...o,
+        name,
         transport: this.transport,
         clock: this.clock,
         EventSource: o.EventSource ?? (o.getToken ? null : undefined),
@@ -300,6 +297,7 @@ export class ReactiveClient<P = AnyProcedures> {
         onInvalidate: live((ev) => this.onInvalidate(ev)),
         onReset: live((id) => this.revalidateAll(id)),
         onReady: live(() => this.closeGaps(this.queries.values())),
+        onShared: live((m) => this.onShared(m)),
         onStatus: live((mode, last) => {
           this.registry.updateSession({ realtimeConnected: isLive(mode), lastEventId: last });
           for (const fn of this.statusListeners) fn(mode);
@@ -352,8 +350,6 @@ export class ReactiveClient<P = AnyProcedures> {
     this.checking = undefined;
     this.realtime?.stop();
     this.realtime = undefined;
-    this.channel?.close();
-    this.channel = undefined;
     this.scheduler.clear();
   }
 
@@ -557,12 +553,8 @@ export class ReactiveClient<P = AnyProcedures> {
         stale: q.stale,
       });
       this.registry.updateSession({ lastSync: at });
-      const msg: Msg = { key: q.key, d: data, e: eventId, at };
-      try {
-        this.channel?.postMessage(msg);
-      } catch {
-        /* closed channel */
-      }
+      // Other tabs show it too (the shared stream of `./tabs` posts it).
+      this.realtime?.share?.({ key: q.key, d: data, e: eventId, at });
       this.closeGaps([q]);
     }
     this.notify(q);
@@ -602,7 +594,7 @@ export class ReactiveClient<P = AnyProcedures> {
     );
   }
 
-  private onMessage(m: Msg | undefined): void {
+  private onShared(m: SharedResult | undefined): void {
     const q = this.queries.get(m?.key!);
     if (q) this.applyResult(q, m!.d, m!.e, m!.at, false);
   }
