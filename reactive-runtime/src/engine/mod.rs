@@ -23,6 +23,12 @@
 //! before the change's invalidation runs, and that invalidation removes it. A waiter
 //! that joined a computation started before a change it must observe recomputes.
 //!
+//! A waiter's check sees only this engine's ring, and another instance's change
+//! reaches the ring when the bus delivers it, which can be after that instance's
+//! event is in the shared log. So a waiter answers with the *leader's* watermark
+//! (taken before the leader ran; see [`Engine::get_or_compute_at`]), never its own: a
+//! value never claims an event it may predate, and its client applies that event.
+//!
 //! # Store failures
 //!
 //! A failing store (Redis down) is never an error for callers: a failed `get` is a
@@ -135,6 +141,10 @@ pub struct Fetched {
     /// the value to a client should compute again ([`ReactiveDb::call`](crate::ReactiveDb)
     /// does): the new computation sees the change.
     pub refused: bool,
+    /// The watermark the value reflects (see [`Engine::get_or_compute_at`]): the
+    /// caller's own for a hit or a computation of its own, the leader's for a
+    /// coalesced value.
+    pub watermark: u64,
 }
 
 impl Fetched {
@@ -233,6 +243,21 @@ impl Engine {
         self.inner.inflight.len()
     }
 
+    /// [`Engine::get_or_compute_at`] without a watermark (`0`: the value claims to
+    /// reflect nothing in particular).
+    pub async fn get_or_compute<F, Fut, E>(
+        &self,
+        key: impl std::borrow::Borrow<CacheKey>,
+        static_reads: ReadSet,
+        compute: F,
+    ) -> Result<Fetched, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(Bytes, ReadSet), E>>,
+    {
+        self.get_or_compute_at(key, 0, static_reads, compute).await
+    }
+
     /// The cached value for `key`, or the result of `compute`, which is stored unless a
     /// conflicting change was applied while it ran.
     ///
@@ -246,9 +271,19 @@ impl Engine {
     /// A computed value the race guard refuses to store is returned with
     /// [`Fetched::refused`] set (it may predate a write no event routed to `key`), after
     /// a routing record for `key` was left; waiters of that computation compute their own.
-    pub async fn get_or_compute<F, Fut, E>(
+    ///
+    /// `watermark` is opaque to the engine: the newest event the caller knows to be
+    /// reflected by any read that starts now (the router passes the tenant's event-log
+    /// head, taken before this call). It is returned in [`Fetched::watermark`]: as is
+    /// for a hit or this call's own computation, but a coalesced value returns the
+    /// *leader's* watermark. The waiter's own may be newer than what the leader's value
+    /// reflects: a write on another instance whose change set has not reached this
+    /// engine's ring yet (the bus lags the event log) is invisible to the waiter's
+    /// check, and a watermark naming it would make the client skip its event.
+    pub async fn get_or_compute_at<F, Fut, E>(
         &self,
         key: impl std::borrow::Borrow<CacheKey>,
+        watermark: u64,
         static_reads: ReadSet,
         compute: F,
     ) -> Result<Fetched, E>
@@ -267,6 +302,7 @@ impl Engine {
                     value,
                     source: Source::Hit,
                     refused: false,
+                    watermark,
                 });
             }
             match inner.inflight.join(key) {
@@ -290,6 +326,8 @@ impl Engine {
                         value: shared.value.clone(),
                         source: Source::Coalesced,
                         refused: false,
+                        // What the leader's value reflects, not what this call knew of.
+                        watermark: shared.watermark,
                     });
                 }
                 Role::Lead(leader) => {
@@ -316,6 +354,7 @@ impl Engine {
                     leader.publish(Arc::new(Shared {
                         value: value.clone(),
                         start,
+                        watermark,
                         reads,
                         refused,
                     }));
@@ -323,6 +362,7 @@ impl Engine {
                         value,
                         source: Source::Computed,
                         refused,
+                        watermark,
                     });
                 }
             }
