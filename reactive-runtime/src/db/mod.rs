@@ -377,6 +377,8 @@ impl<DB: Backend> ReactiveDb<DB> {
                 .or_default()
                 .insert(edge.from_column.clone());
         }
+        let catalog = catalog::Catalog::default();
+        catalog.attach(engine.clone());
         let inner = Inner {
             memo: Memo::new(dialect, options.memo_capacity),
             dialect,
@@ -386,7 +388,7 @@ impl<DB: Backend> ReactiveDb<DB> {
             counters: DbCounters::default(),
             engine,
             listener: RwLock::new(None),
-            catalog: catalog::Catalog::default(),
+            catalog,
         };
         for def in crate::registry::functions() {
             inner.watch_model(def.model());

@@ -5,7 +5,8 @@
 //! - [`KeyValue`]: canonical key values (`1`, `"1"`, `true` meet; MySQL folds case).
 //! - [`ReadSet`] / [`ChangeSet`]: what a query read, what a write changed; built from
 //!   a function model and binding values, or from a statement analysis and parameter values.
-//! - [`Relations`]: edges from `#[derive(Relations)]` expanding change sets (one hop).
+//! - [`Relations`]: edges from `#[derive(Relations)]` expanding change sets (transitively);
+//!   [`ReferencingValues`]: the new values `SET NULL`/`SET DEFAULT` foreign keys give.
 //! - [`ReadSet::is_affected_by`]: the matcher; [`Index`]: finds affected read sets without
 //!   visiting unrelated ones.
 //! - [`Engine::get_or_compute`]: cache lookup, coalesced computation, guarded store.
@@ -83,7 +84,7 @@ pub use index::{Index, MAX_REASONS};
 pub use key::KeyValue;
 pub(crate) use postings::Postings;
 pub use read::{Conjunction, ReadSet};
-pub use relations::{RelationEdge, Relations, RelationsDef};
+pub use relations::{ReferencingValues, RelationEdge, Relations, RelationsDef};
 pub use report::{InvalidatedEntry, InvalidationReport, Reason};
 pub use stats::EngineStats;
 
@@ -157,6 +158,9 @@ impl Fetched {
 struct Inner {
     store: Arc<dyn CacheStore>,
     relations: Relations,
+    /// What `SET NULL`/`SET DEFAULT` foreign keys give the rows they reach (the
+    /// database's catalog, installed by `ReactiveDb`).
+    referencing: std::sync::RwLock<Arc<ReferencingValues>>,
     ring: RwLock<Ring>,
     inflight: InFlight,
     counters: Counters,
@@ -200,6 +204,7 @@ impl Engine {
             inner: Arc::new(Inner {
                 store,
                 relations: config.relations,
+                referencing: std::sync::RwLock::new(Arc::new(ReferencingValues::none())),
                 ring: RwLock::new(Ring::new(config.ring_capacity)),
                 inflight: InFlight::default(),
                 counters: Counters::default(),
@@ -225,7 +230,28 @@ impl Engine {
 
     /// A change set expanded along the relation edges (what [`Engine::apply`] matches).
     pub fn expand(&self, changes: &ChangeSet) -> ChangeSet {
-        self.inner.relations.expand(changes)
+        self.inner
+            .relations
+            .expand_with(changes, &self.referencing_values())
+    }
+
+    /// The new values foreign-key actions give referencing columns (see [`ReferencingValues`]).
+    pub fn referencing_values(&self) -> Arc<ReferencingValues> {
+        self.inner
+            .referencing
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sets what `SET NULL`/`SET DEFAULT` foreign keys give the rows relation edges
+    /// reach (`ReactiveDb` does, from the database's catalog).
+    pub fn set_referencing_values(&self, values: ReferencingValues) {
+        *self
+            .inner
+            .referencing
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(values);
     }
 
     /// The sequence number of the last applied change.
@@ -382,7 +408,7 @@ impl Engine {
     }
 
     async fn apply_from(&self, changes: ChangeSet, origin: Origin) -> InvalidationReport {
-        let expanded = self.inner.relations.expand(&changes);
+        let expanded = self.expand(&changes);
         if expanded.is_empty() {
             return InvalidationReport {
                 remote: origin == Origin::Remote,
