@@ -83,3 +83,27 @@ async fn writable_ctes_are_not_no_ops() {
     writable_cte_is_not_a_no_op(&f).await;
     f.drop_table().await;
 }
+
+/// `EXPLAIN (ANALYZE) DELETE` runs the delete: its invalidation must run too (issue 11
+/// item 11; it was read as a plain `EXPLAIN`, a no-op).
+#[tokio::test]
+async fn explain_analyze_with_options_invalidates() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "pg_explain").await;
+    warm(&f).await;
+    let sql = format!(
+        "EXPLAIN (ANALYZE, COSTS false) DELETE FROM {} WHERE id = $1",
+        f.t
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(1_i64)
+        .fetch_all(&f.db)
+        .await
+        .unwrap();
+    f.expect(1, false, "after EXPLAIN (ANALYZE) DELETE").await;
+    // Organization 2 is invalidated too (wider): EXPLAIN reports no affected row, so
+    // the pre-read's count check fails and the old values are not used.
+    f.drop_table().await;
+}
