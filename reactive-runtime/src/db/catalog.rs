@@ -21,6 +21,10 @@
 //! such columns of inserted and updated rows are unknown (a pre-read's old value alone
 //! would be a wrong "known"); deleted rows keep their old values.
 //!
+//! A SQLite table with an `ON CONFLICT REPLACE` constraint lets a plain `INSERT` or
+//! `UPDATE` delete the rows its new values conflict with, rows the statement does not
+//! name: such a write changes the whole table (as an upsert does).
+//!
 //! Foreign keys whose action is `SET NULL` or `SET DEFAULT` are read too, with the
 //! referencing column's default: a parent's delete (or key update) gives the child rows
 //! a new value there, which the relation edges must carry
@@ -41,7 +45,9 @@ use reactive_codegen::sql::Dialect;
 use sqlx::{AssertSqlSafe, Either, SqlSafeStr};
 
 use super::backend::{Backend, Exec};
-use crate::engine::{ChangeSet, Conjunction, Engine, KeyValue, ReadSet, ReferencingValues, RowOp};
+use crate::engine::{
+    ChangeSet, Conjunction, Engine, KeyValue, ReadSet, ReferencingValues, RowChange, RowOp,
+};
 
 /// How often a table the catalog does not know makes it read the catalog again.
 const RECHECK: Duration = Duration::from_secs(1);
@@ -176,6 +182,8 @@ pub struct Catalog {
     computed: RwLock<Arc<HashSet<String>>>,
     /// Tables with triggers that may set their rows' columns (see the module docs).
     triggered: RwLock<Arc<HashSet<String>>>,
+    /// SQLite tables with an `ON CONFLICT REPLACE` constraint (see the module docs).
+    replacing: RwLock<Arc<HashSet<String>>>,
     /// What `SET NULL`/`SET DEFAULT` foreign keys give referencing columns.
     referencing: RwLock<Arc<ReferencingValues>>,
     /// The engine that expands change sets with `referencing` (set once by the handle).
@@ -222,6 +230,7 @@ impl Catalog {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = other.views();
         write_set(&self.computed, read_set(&other.computed));
         write_set(&self.triggered, read_set(&other.triggered));
+        write_set(&self.replacing, read_set(&other.replacing));
         self.set_referencing(
             other
                 .referencing
@@ -303,6 +312,7 @@ impl Catalog {
         let results: Vec<_> = DB::pool_run(pool, exec).collect().await;
         let mut tables = Tables::new();
         let mut computed = HashSet::new();
+        let mut replacing = HashSet::new();
         for result in results {
             match result {
                 Ok(Either::Right(row)) => {
@@ -314,6 +324,9 @@ impl Catalog {
                         continue;
                     };
                     let flags = text(3).unwrap_or_default();
+                    if dialect == Dialect::Sqlite && replaces_on_conflict(&flags) {
+                        replacing.insert(table.to_lowercase());
+                    }
                     let class = classify(dialect, &ty, &flags);
                     let column = column.to_lowercase();
                     if text(4).as_deref() == Some("y") {
@@ -336,6 +349,7 @@ impl Catalog {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(tables);
         write_set(&self.computed, Arc::new(computed));
+        write_set(&self.replacing, Arc::new(replacing));
         let referencing = match read_referencing(pool, dialect, &self.snapshot()).await {
             Ok(values) => values,
             Err(e) => {
@@ -447,7 +461,12 @@ impl Catalog {
         let known = self.snapshot();
         let computed = read_set(&self.computed);
         let triggered = read_set(&self.triggered);
+        let replacing = read_set(&self.replacing);
+        let mut replaced = Vec::new();
         for (table, rows) in &mut changes.tables {
+            if replacing.contains(table) && rows.iter().any(|r| !matches!(r.op, RowOp::Delete)) {
+                replaced.push(table.clone());
+            }
             let rewritten = triggered.contains(table) || triggered.contains("*");
             for row in rows {
                 let written = !matches!(row.op, RowOp::Delete);
@@ -461,6 +480,11 @@ impl Catalog {
                     )
                 });
             }
+        }
+        // A write that may delete rows it does not name (the ones its new values conflict
+        // with): the whole table, as for an upsert, deletes included (their relations).
+        for table in replaced {
+            changes.push_row(&table, RowChange::whole());
         }
     }
 }
@@ -558,6 +582,21 @@ fn query(dialect: Dialect) -> String {
              WHERE m.type IN ('table', 'view')"
             .to_owned(),
     }
+}
+
+/// `true` when a SQLite table's `CREATE` text has a constraint whose conflict
+/// resolution is `REPLACE` (`UNIQUE ... ON CONFLICT REPLACE`, also on the primary key):
+/// a plain `INSERT` or `UPDATE` then deletes the rows it conflicts with. A false
+/// positive (the words in a comment or a default) only widens.
+fn replaces_on_conflict(create: &str) -> bool {
+    let words: Vec<String> = create
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    words
+        .windows(3)
+        .any(|w| w[0] == "on" && w[1] == "conflict" && w[2] == "replace")
 }
 
 /// The query listing, for every column of a foreign key whose `ON DELETE` or `ON
@@ -955,6 +994,22 @@ mod tests {
                 assert_eq!(fast, reference, "{dialect:?}: {changes:?}");
             }
         }
+    }
+
+    #[test]
+    fn replace_constraints_are_found_in_the_create_text() {
+        assert!(replaces_on_conflict(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT UNIQUE ON CONFLICT REPLACE)"
+        ));
+        assert!(replaces_on_conflict(
+            "create table t (a, b, unique (a, b) on\n conflict\treplace)"
+        ));
+        assert!(replaces_on_conflict(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY ON CONFLICT REPLACE)"
+        ));
+        assert!(!replaces_on_conflict(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY ON CONFLICT ABORT, replace TEXT)"
+        ));
     }
 
     #[test]
