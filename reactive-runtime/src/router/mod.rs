@@ -274,9 +274,7 @@ pub fn router<DB: Backend>(db: ReactiveDb<DB>, config: RouterConfig) -> Router {
     let remote_db = db.clone();
     realtime.set_remote_apply(Arc::new(move |changes| {
         let db = remote_db.clone();
-        Box::pin(async move {
-            db.engine().apply_remote(changes).await;
-        })
+        Box::pin(async move { db.engine().apply_remote(changes).await })
     }));
     realtime.start();
     let functions = config
