@@ -184,8 +184,9 @@ pub struct Catalog {
     triggered: RwLock<Arc<HashSet<String>>>,
     /// SQLite tables with an `ON CONFLICT REPLACE` constraint (see the module docs).
     replacing: RwLock<Arc<HashSet<String>>>,
-    /// What `SET NULL`/`SET DEFAULT` foreign keys give referencing columns.
-    referencing: RwLock<Arc<ReferencingValues>>,
+    /// What `SET NULL`/`SET DEFAULT` foreign keys give referencing columns; `None`
+    /// until the catalog was read (unknown meanwhile: wider).
+    referencing: RwLock<Option<Arc<ReferencingValues>>>,
     /// The engine that expands change sets with `referencing` (set once by the handle).
     engine: std::sync::OnceLock<Engine>,
 }
@@ -231,23 +232,27 @@ impl Catalog {
         write_set(&self.computed, read_set(&other.computed));
         write_set(&self.triggered, read_set(&other.triggered));
         write_set(&self.replacing, read_set(&other.replacing));
-        self.set_referencing(
-            other
-                .referencing
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone(),
-        );
+        if let Some(values) = other
+            .referencing
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+        {
+            self.set_referencing(values);
+        }
     }
 
     /// The engine whose relation expansion follows this catalog's foreign-key actions.
     pub fn attach(&self, engine: Engine) {
-        engine.set_referencing_values(ReferencingValues::clone(
-            &self
-                .referencing
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        ));
+        let known = self
+            .referencing
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        // Not read yet: the actions are unknown, so are the columns they may set.
+        engine.set_referencing_values(
+            known.map_or_else(ReferencingValues::unknown, |v| ReferencingValues::clone(&v)),
+        );
         let _ = self.engine.set(engine);
     }
 
@@ -258,7 +263,7 @@ impl Catalog {
         *self
             .referencing
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = values;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(values);
     }
 
     /// Marks the catalog out of date (a DDL statement ran).
