@@ -97,9 +97,9 @@
 //! on a mismatch, a failed pre-read, a value that has no key form (blobs), or a
 //! statement shape where the condition alone does not select the affected rows
 //! (`UPDATE ... FROM`, `DELETE ... USING`, joins, `ORDER BY`/`LIMIT`, `WITH`, named
-//! parameters; on PostgreSQL and MySQL also a subquery in the condition, whose rows the
-//! pre-read does not lock: under READ COMMITTED the write could select as many *other*
-//! rows, and the count check would pass) those columns stay unknown. A `SET` column whose new value is an
+//! parameters; on PostgreSQL and MySQL also a subquery with a limit in the condition,
+//! whose rows the pre-read does not lock: under READ COMMITTED the write could select as
+//! many *other* rows, and the count check would pass) those columns stay unknown. A `SET` column whose new value is an
 //! expression is unknown. Upserts change their whole table. The rows of an
 //! `INSERT ... RETURNING` (PostgreSQL, SQLite ≥ 3.35, MariaDB ≥ 10.5) give the watched
 //! columns the statement leaves unknown, such as generated ids (each inserted row
