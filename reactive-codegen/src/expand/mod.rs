@@ -93,12 +93,11 @@ impl Errors {
         self.errors.push(syn::Error::new(span, message));
     }
 
-    /// Each error's span and message, in order.
-    pub(crate) fn messages(&self) -> Vec<(proc_macro2::Span, String)> {
+    /// Every error, one per message, in order.
+    pub(crate) fn into_errors(self) -> Vec<syn::Error> {
         self.errors
-            .iter()
-            .flat_map(|e| e.clone().into_iter())
-            .map(|e| (e.span(), e.to_string()))
+            .into_iter()
+            .flat_map(syn::Error::into_iter)
             .collect()
     }
 
