@@ -104,7 +104,7 @@ pub use analyze::{
     about = "Check and write reactive functions: what they read and write, their attributes, relations.",
     subcommand_required = true,
     arg_required_else_help = true,
-    // As the hand-written parser did: an option given twice keeps its last value.
+    // An option given twice keeps its last value: a script can append an override.
     args_override_self = true
 )]
 pub struct Cli {
