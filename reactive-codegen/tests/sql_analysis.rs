@@ -1669,6 +1669,35 @@ fn explain_analyze_runs_the_statement() {
     assert_eq!(write(&a).filter, RowFilter::Keys(vec![key("id", &[p(1)])]));
 }
 
+/// PostgreSQL's parenthesized options run the statement just the same (issue 11
+/// item 11: these were read as a plain `EXPLAIN`, a no-op, while the delete ran).
+#[test]
+fn explain_with_an_analyze_option_runs_the_statement() {
+    for sql in [
+        "EXPLAIN (ANALYZE) DELETE FROM agent WHERE id = $1",
+        "EXPLAIN (ANALYZE true, BUFFERS) DELETE FROM agent WHERE id = $1",
+        "EXPLAIN (FORMAT JSON, analyze on) DELETE FROM agent WHERE id = $1",
+        "EXPLAIN (ANALYZE 1) DELETE FROM agent WHERE id = $1",
+    ] {
+        let a = ok(sql, PG);
+        assert_eq!(a.operation, Operation::Delete, "{sql}");
+        assert_eq!(
+            write(&a).filter,
+            RowFilter::Keys(vec![key("id", &[p(1)])]),
+            "{sql}"
+        );
+    }
+    for sql in [
+        "EXPLAIN (ANALYZE false) DELETE FROM agent WHERE id = $1",
+        "EXPLAIN (ANALYZE off, COSTS) DELETE FROM agent WHERE id = $1",
+        "EXPLAIN (COSTS) DELETE FROM agent WHERE id = $1",
+        "EXPLAIN DELETE FROM agent WHERE id = $1",
+    ] {
+        let a = analyze(sql, PG);
+        assert!(!a.may_write(), "{sql}: only planned, not run: {a:?}");
+    }
+}
+
 #[test]
 fn empty_input_does_nothing() {
     for sql in ["", "   \n\t", "-- just a comment", "/* c */ ;", ";;"] {

@@ -83,3 +83,155 @@ async fn writable_ctes_are_not_no_ops() {
     writable_cte_is_not_a_no_op(&f).await;
     f.drop_table().await;
 }
+
+/// `EXPLAIN (ANALYZE) DELETE` runs the delete: its invalidation must run too (issue 11
+/// item 11; it was read as a plain `EXPLAIN`, a no-op).
+#[tokio::test]
+async fn explain_analyze_with_options_invalidates() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "pg_explain").await;
+    warm(&f).await;
+    let sql = format!(
+        "EXPLAIN (ANALYZE, COSTS false) DELETE FROM {} WHERE id = $1",
+        f.t
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(1_i64)
+        .fetch_all(&f.db)
+        .await
+        .unwrap();
+    f.expect(1, false, "after EXPLAIN (ANALYZE) DELETE").await;
+    // Organization 2 is invalidated too (wider): EXPLAIN reports no affected row, so
+    // the pre-read's count check fails and the old values are not used.
+    f.drop_table().await;
+}
+
+/// Waits until a backend other than ours waits on a lock of `kind` (`Lock` or
+/// `advisory`) while running a statement naming `table`: a pause point, not a sleep.
+async fn wait_for_lock_wait(pool: &sqlx::AnyPool, table: &str, advisory: bool) {
+    let sql = format!(
+        "SELECT CAST(count(*) AS BIGINT) FROM pg_stat_activity WHERE pid <> pg_backend_pid() \
+         AND wait_event_type = 'Lock' AND {} AND query LIKE '%{table}%'",
+        if advisory {
+            "wait_event = 'advisory'"
+        } else {
+            "wait_event <> 'advisory'"
+        }
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if n > 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no lock wait on {table}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// The pre-read's row-count check under READ COMMITTED (issue 11 item 11): with a
+/// subquery in the condition (here `ORDER BY ... LIMIT`), the write's own statement
+/// snapshot can select *other* rows than the pre-read locked, in the same number, so
+/// the pre-read's old values describe rows that were not the ones deleted.
+///
+/// Forced interleaving: another transaction locks agent 1 and inserts agent 0
+/// (organization 2); the delete's pre-read waits on the lock, so it does not see agent
+/// 0; that transaction commits; the delete's statement then sees agent 0, picks it
+/// (lowest id), and a `BEFORE DELETE` trigger holds it on an advisory lock while
+/// organization 2 is read and cached with agent 0; then it deletes agent 0.
+#[tokio::test]
+async fn a_subquery_condition_does_not_trust_the_pre_read() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "pg_limit_sub").await;
+    let t = f.t.clone();
+    let key: i64 = 0x5eed_0011;
+    for sql in [
+        format!(
+            "CREATE OR REPLACE FUNCTION {t}_hold() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN PERFORM pg_advisory_xact_lock({key}); RETURN OLD; END $$"
+        ),
+        format!(
+            "CREATE TRIGGER {t}_hold BEFORE DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION {t}_hold()"
+        ),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(f.db.pool())
+            .await
+            .unwrap();
+    }
+    f.db.refresh_schema().await;
+    warm(&f).await;
+
+    let mut holder = f.db.pool().acquire().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_advisory_lock({key})"
+    )))
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    let mut other = f.db.begin().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM {t} WHERE id = 1 FOR UPDATE"
+    )))
+    .fetch_all(&mut other)
+    .await
+    .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {t} (id, name, organization_id) VALUES (0, 'zed', 2)"
+    )))
+    .execute(&mut other)
+    .await
+    .unwrap();
+
+    let delete = tokio::spawn({
+        let db = f.db.clone();
+        let sql = format!("DELETE FROM {t} WHERE id IN (SELECT id FROM {t} ORDER BY id LIMIT 1)");
+        async move {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&db)
+                .await
+                .unwrap()
+                .rows_affected()
+        }
+    });
+    // Pause point 1: the delete waits on agent 1's lock (its pre-read, or itself).
+    wait_for_lock_wait(f.db.pool(), &t, false).await;
+    other.commit().await.unwrap();
+    // Pause point 2: the delete holds its victim in the trigger; organization 2 is read
+    // now, with agent 0 still there, and cached.
+    wait_for_lock_wait(f.db.pool(), &t, true).await;
+    let (org2, _) = f.agents(2).await;
+    assert_eq!(org2, f.direct(2).await);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_advisory_unlock({key})"
+    )))
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    assert_eq!(delete.await.unwrap(), 1);
+
+    for org in [1, 2] {
+        assert_eq!(
+            f.agents(org).await.0,
+            f.direct(org).await,
+            "organization {org} after the delete"
+        );
+    }
+    drop(holder);
+    f.drop_table().await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP FUNCTION IF EXISTS {t}_hold()"
+    )))
+    .execute(f.db.pool())
+    .await;
+}

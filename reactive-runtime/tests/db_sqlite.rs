@@ -130,3 +130,42 @@ async fn views_read_their_base_tables() {
     let f = Fixture::new(db, "sqlite_view").await;
     view_reads_its_base_tables(&f).await;
 }
+
+/// A table constraint `ON CONFLICT REPLACE` makes a plain `INSERT` (or `UPDATE`) delete
+/// the rows it conflicts with, which the statement does not name (issue 11 item 11):
+/// the write must count as changing the whole table.
+#[tokio::test]
+async fn on_conflict_replace_constraints_widen_plain_writes() {
+    let db = sqlite("replace_constraint", DbOptions::default()).await;
+    let f = Fixture::new(db, "lite_replace").await;
+    for sql in [
+        format!("DROP TABLE {}", f.t),
+        format!(
+            "CREATE TABLE {} (id BIGINT PRIMARY KEY, \
+             name VARCHAR(100) NOT NULL UNIQUE ON CONFLICT REPLACE, organization_id BIGINT NOT NULL)",
+            f.t
+        ),
+        format!(
+            "INSERT INTO {} (id, name, organization_id) VALUES (1, 'ada', 1), (2, 'bob', 1), (3, 'cy', 2)",
+            f.t
+        ),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(f.db.pool())
+            .await
+            .unwrap();
+    }
+    f.db.refresh_schema().await;
+    warm(&f).await;
+    // Agent 4 of organization 2 takes the name `ada`: SQLite deletes agent 1 (organization 1).
+    let sql = format!(
+        "INSERT INTO {} (id, name, organization_id) VALUES (4, 'ada', 2)",
+        f.t
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&f.db)
+        .await
+        .unwrap();
+    f.expect(1, false, "agent 1 was replaced").await;
+    f.expect(2, false, "agent 4 was inserted").await;
+}

@@ -709,6 +709,56 @@ async fn waiters_of_a_refused_computation_compute_their_own(store: Arc<dyn Cache
     );
 }
 
+/// A waiter answers with the watermark of the computation it joined, not its own: a
+/// change another instance made after the leader ran may be newer than the leader's
+/// watermark while this engine's ring has not received it yet (issue 11 item 8).
+async fn waiters_carry_the_leaders_watermark(store: Arc<dyn CacheStore>) {
+    let engine = engine(store);
+    let k = key("b", "watermark");
+    let (read_done_tx, read_done_rx) = oneshot::channel::<()>();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let leader = tokio::spawn({
+        let (engine, k) = (engine.clone(), k.clone());
+        async move {
+            engine
+                .get_or_compute_at(k, 10, org_reads(1), || async move {
+                    read_done_tx.send(()).unwrap();
+                    release_rx.await.unwrap();
+                    Res::Ok((Bytes::from_static(b"v"), ReadSet::empty()))
+                })
+                .await
+                .unwrap()
+        }
+    });
+    read_done_rx.await.unwrap();
+    let waiter = tokio::spawn({
+        let (engine, k) = (engine.clone(), k.clone());
+        async move {
+            engine
+                .get_or_compute_at(k, 11, org_reads(1), || async {
+                    Res::Ok((Bytes::from_static(b"w"), ReadSet::empty()))
+                })
+                .await
+                .unwrap()
+        }
+    });
+    // Pause point: the waiter has joined the leader's computation.
+    while engine.stats().coalesced_waits == 0 {
+        tokio::task::yield_now().await;
+    }
+    release_tx.send(()).unwrap();
+    let (l, w) = (leader.await.unwrap(), waiter.await.unwrap());
+    assert_eq!((l.source, l.watermark), (Source::Computed, 10));
+    assert_eq!((w.source, w.watermark), (Source::Coalesced, 10));
+    let hit = engine
+        .get_or_compute_at(&k, 12, org_reads(1), || async {
+            Res::Ok((Bytes::from_static(b"x"), ReadSet::empty()))
+        })
+        .await
+        .unwrap();
+    assert_eq!((hit.source, hit.watermark), (Source::Hit, 12));
+}
+
 /// A value too large to store is still handed out: its routing record must stay.
 async fn too_large_value_leaves_a_ghost(store: Arc<dyn CacheStore>) {
     let engine = engine(store);
@@ -747,6 +797,7 @@ macro_rules! engine_tests {
 
 engine_tests!(
     refused_value_leaves_a_ghost,
+    waiters_carry_the_leaders_watermark,
     waiters_of_a_refused_computation_compute_their_own,
     too_large_value_leaves_a_ghost,
     stale_set_race,

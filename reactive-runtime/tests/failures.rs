@@ -254,6 +254,8 @@ async fn a_panicking_dispatcher_is_restarted_and_streams_reset() {
         .publish(BusMessage::Changes(RemoteChanges {
             origin: 42,
             changes: ChangeSet::tables(["rt_item"]),
+            tenants: Vec::new(),
+            requires_ack: false,
         }))
         .await
         .unwrap();

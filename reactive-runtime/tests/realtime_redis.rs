@@ -106,6 +106,98 @@ async fn a_write_on_a_reaches_b_and_b_drops_its_cache() {
     assert_eq!(fresh["data"][0]["title"], "x", "{fresh}");
 }
 
+const B_KEY: &str = r#"rt.items.byOrg:{"org":"B"}"#;
+
+async fn get_as(s: &Server, org: &str) -> Value {
+    s.http
+        .get(s.url("/rpc/rt.items.byOrg"))
+        .bearer_auth(format!("{org}:u"))
+        .query(&[("input", json!({"org": org}).to_string())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Memory stores, one per instance: only instance B routes tenant B's value (it cached
+/// it). A write on A without a tenant (a background job) that changes B's rows finds
+/// nothing in A's cache; B finds its entry when it applies the change set, and must
+/// publish tenant B's event itself.
+#[tokio::test]
+async fn the_instance_that_routes_a_foreign_tenant_publishes_its_event() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique("foreign");
+    let (db_a, db_b) = shared_dbs("foreign").await;
+    let rt_a = redis_realtime(&url, &prefix, 100).await;
+    let rt_b = redis_realtime(&url, &prefix, 100).await;
+    let a = serve(db_a, |c| c.realtime(rt_a)).await;
+    let b = serve(db_b, |c| c.realtime(rt_b)).await;
+    let (st, _) = b
+        .post("B:u", "rt.items.create", json!({"org": "B", "title": "x"}))
+        .await;
+    assert_eq!(st, 200);
+    let read = get_as(&b, "B").await;
+    assert_eq!(read["data"][0]["title"], "x");
+    let mut sse = b
+        .events(
+            "B:u",
+            &[("subscribe", B_KEY)],
+            Some(read["eventId"].as_str().unwrap()),
+        )
+        .await;
+    sse.ready().await;
+
+    sqlx::query("UPDATE rt_item SET title = $1 WHERE org = $2")
+        .bind("y")
+        .bind("B")
+        .execute(&a.db)
+        .await
+        .unwrap();
+    let f = sse
+        .next_event(LONG)
+        .await
+        .expect("tenant B hears of the write to its rows");
+    assert_eq!(f.event.as_deref(), Some("invalidate"));
+    assert_eq!(f.json()["queries"], json!([B_KEY]));
+    assert_eq!(get_as(&b, "B").await["data"][0]["title"], "y");
+    assert!(sse.next_event(SHORT).await.is_none(), "one event");
+}
+
+/// The writer's instance already published for the tenants it knows (the writer's and
+/// those of its own entries): the other instance does not publish them again.
+#[tokio::test]
+async fn a_remote_instance_does_not_repeat_the_writers_events() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique("norepeat");
+    let (db_a, db_b) = shared_dbs("norepeat").await;
+    let rt_a = redis_realtime(&url, &prefix, 100).await;
+    let rt_b = redis_realtime(&url, &prefix, 100).await;
+    let a = serve(db_a, |c| c.realtime(rt_a)).await;
+    let b = serve(db_b, |c| c.realtime(rt_b)).await;
+    // Tenant A's value is cached on both instances.
+    get_as(&a, "A").await;
+    let read = get_as(&b, "A").await;
+    let mut sse = b
+        .events(
+            "A:u",
+            &[("subscribe", A_KEY)],
+            Some(read["eventId"].as_str().unwrap()),
+        )
+        .await;
+    sse.ready().await;
+    let (_, m) = a
+        .post("A:u", "rt.items.create", json!({"org": "A", "title": "x"}))
+        .await;
+    let f = sse.next_event(LONG).await.expect("the writer's event");
+    assert_eq!(f.json()["eventId"], m["eventId"]);
+    assert!(
+        sse.next_event(SHORT).await.is_none(),
+        "B found tenant A's entry too, but A already published for tenant A"
+    );
+}
+
 #[tokio::test]
 async fn a_client_moving_from_a_to_b_misses_nothing() {
     let Some(url) = redis_url() else { return };

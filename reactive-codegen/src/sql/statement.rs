@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `SELECT`, `WITH`, `VALUES`, set operations | [`Operation::Select`] (or the write's operation for `WITH x AS (DELETE ...) ...`) |
 //! | `INSERT` / `REPLACE` / `UPDATE` / `DELETE` | the write, see `writes.rs` |
-//! | `EXPLAIN ANALYZE <stmt>` | the analysis of `<stmt>` (it runs it) |
+//! | `EXPLAIN ANALYZE <stmt>`, `EXPLAIN (ANALYZE, ...) <stmt>` | the analysis of `<stmt>` (it runs it) |
 //! | `CREATE`, `ALTER`, `DROP`, `TRUNCATE`, `RENAME`, `COMMENT`, `GRANT`, `REVOKE`, `ATTACH`, ... | [`Operation::Ddl`], unknown [`Unknown::Ddl`] |
 //! | `BEGIN`/`START TRANSACTION`, `COMMIT`, `ROLLBACK`, `SAVEPOINT`, `RELEASE`, `SET`, `SHOW`, `EXPLAIN`, `PRAGMA`, `USE`, `LISTEN`, `NOTIFY`, `LOCK`, `ANALYZE`, `VACUUM`, `PREPARE`, `DEALLOCATE`, `DISCARD`, `RESET` | [`Operation::Other`], nothing read or written |
 //! | anything else (`CALL`, `MERGE`, `COPY`, `EXECUTE`, `DECLARE`, `LOAD DATA`, ...) | [`Operation::Other`], unknown [`Unknown::Unsupported`] |
@@ -15,6 +15,21 @@ use super::collect::Analyzer;
 use super::model::{Operation, StatementAnalysis, Unknown};
 use super::params::Params;
 use super::scope::Env;
+
+/// `true` when PostgreSQL's parenthesized `EXPLAIN` options run the statement: an
+/// `ANALYZE` option whose argument is not plainly false (`ANALYZE`, `ANALYZE true`,
+/// `analyze on`, `ANALYZE 1`; an argument we cannot read counts as true: wider).
+fn runs_statement(options: &[sqlparser::ast::UtilityOption]) -> bool {
+    options.iter().any(|o| {
+        o.name.value.eq_ignore_ascii_case("analyze")
+            && o.arg.as_ref().is_none_or(|arg| {
+                let text = arg.to_string();
+                !["false", "off", "0", "'false'", "'off'", "'0'"]
+                    .iter()
+                    .any(|f| text.eq_ignore_ascii_case(f))
+            })
+    })
+}
 
 /// First words of DDL statements the explicit match below does not list.
 const DDL_WORDS: &[&str] = &[
@@ -50,10 +65,13 @@ pub(crate) fn analyze_statement(
             an.finish(statement, operation, returning)
         }
         Statement::Explain {
-            analyze: true,
+            analyze,
+            options,
             statement,
             ..
-        } => analyze_statement(statement, params, fold, first_word),
+        } if *analyze || options.as_deref().is_some_and(runs_statement) => {
+            analyze_statement(statement, params, fold, first_word)
+        }
         Statement::StartTransaction { .. }
         | Statement::Commit { .. }
         | Statement::Rollback { .. }

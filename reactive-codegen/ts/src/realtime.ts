@@ -21,6 +21,8 @@ export interface InvalidateEvent {
 export interface PollResult {
   eventId?: string;
   reset?: boolean;
+  /** Events after this page exist: ask again from `eventId`. */
+  more?: boolean;
   events?: InvalidateEvent[];
 }
 
@@ -208,7 +210,7 @@ export class Realtime {
 
   private query(name: string, value: string | undefined, entries = this.entries): string {
     const parts = entries.map((e) => 'subscribe=' + encodeURIComponent(e));
-    if (value !== undefined) parts.push(name + '=' + encodeURIComponent(value));
+    if (value) parts.push(name + '=' + encodeURIComponent(value));
     return parts.join('&');
   }
 
@@ -403,7 +405,11 @@ export class Realtime {
    * result's watermark and the point from which the live stream covers it, or checks what changed
    * while the page was closed. Returns the poll answer (`eventId` is the server's head).
    */
-  catchUp(since: string | undefined, entries: string[]): Promise<PollResult> {
-    return this.o.transport.request('GET', '/poll?' + this.query('since', since, entries)) as Promise<PollResult>;
+  async catchUp(since: string | undefined, entries: string[], events: InvalidateEvent[] = []): Promise<PollResult> {
+    const r = (await this.o.transport.request('GET', '/poll?' + this.query('since', since, entries))) as PollResult;
+    events.push(...(r.events ?? []));
+    // Every page of the gap: a later one may hold the event that matters (the log is bounded).
+    return r.more && !r.reset ? this.catchUp(r.eventId, entries, events) : { ...r, events };
   }
+
 }

@@ -274,6 +274,27 @@ test('gap between a result watermark and the stream start is fetched from /poll 
   assert.equal(c.getSnapshot('agents.findMany', ORG).isStale, false);
 });
 
+test('gap: a paged /poll answer (more: true) is followed to its end, so an event on a later page is not missed', async () => {
+  const { server, state } = backend();
+  const { c, clock } = client(server);
+  const seen: string[] = [];
+  const ev = (id: string, queries: string[]) => ({ eventId: id, tables: ['agent'], keys: {}, requiresAck: false, queries });
+  server.on('/poll', (call) => {
+    seen.push(new URLSearchParams(call.path.split('?')[1]).get('since')!);
+    return call.path.includes('since=100')
+      ? { body: { eventId: '110', reset: false, more: true, events: [ev('110', ['other'])] } }
+      : { body: { eventId: '130', reset: false, more: false, events: [ev('125', [FIND])] } };
+  });
+  mount(c, 'agents.findMany', ORG);
+  await flush(); // the result reflects up to 100
+  state.eventId = 130;
+  await clock.advance(50);
+  FakeEventSource.last.ready('130');
+  await flush();
+  assert.deepEqual(seen, ['100', '110'], 'the second page is asked from where the first ended');
+  assert.equal(server.count('/rpc/agents.findMany'), 2, 'the event on the second page refetched the query');
+});
+
 test('gap: a result that arrived before the stream was ready is checked when it becomes ready', async () => {
   const { server, state } = backend();
   const { c, clock } = client(server);

@@ -34,6 +34,8 @@ pub struct CallOutput {
     pub hit: bool,
     /// Where the value came from (hit, computed, or a coalesced wait).
     pub source: Source,
+    /// The watermark the output reflects (see [`ReactiveDb::call_at`]).
+    pub watermark: u64,
 }
 
 /// Why a call failed.
@@ -95,6 +97,21 @@ impl<DB: Backend> ReactiveDb<DB> {
         tenant: &str,
         input: serde_json::Value,
     ) -> Result<CallOutput, CallError> {
+        self.call_at(def, tenant, input, 0).await
+    }
+
+    /// [`ReactiveDb::call`] with a watermark: the newest event of `tenant` known to be
+    /// reflected by a read that starts now (the event log's head, read before the
+    /// call). [`CallOutput::watermark`] is what the output really reflects: this one,
+    /// unless the query joined a computation another caller started, whose watermark
+    /// it then carries (see [`Engine::get_or_compute_at`](crate::engine::Engine::get_or_compute_at)).
+    pub async fn call_at(
+        &self,
+        def: &FunctionDef,
+        tenant: &str,
+        input: serde_json::Value,
+        watermark: u64,
+    ) -> Result<CallOutput, CallError> {
         let model = def.model();
         let span = tracing::debug_span!("reactive.call", name = model.name, tenant);
         let key = (model.kind == FunctionKind::Query).then(|| {
@@ -144,7 +161,7 @@ impl<DB: Backend> ReactiveDb<DB> {
                     let fetched = self
                         .inner
                         .engine
-                        .get_or_compute(&key, static_reads, compute)
+                        .get_or_compute_at(&key, watermark, static_reads, compute)
                         .instrument(span.clone())
                         .await?;
                     if fetched.refused && retries < REFUSED_RETRIES {
@@ -170,6 +187,7 @@ impl<DB: Backend> ReactiveDb<DB> {
                         hit: fetched.is_hit(),
                         source: fetched.source,
                         bytes: fetched.value,
+                        watermark: fetched.watermark,
                     });
                 }
             }
@@ -185,6 +203,7 @@ impl<DB: Backend> ReactiveDb<DB> {
                     bytes: Bytes::from(bytes),
                     hit: false,
                     source: Source::Computed,
+                    watermark,
                 })
             }
         }

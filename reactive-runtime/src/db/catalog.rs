@@ -21,6 +21,17 @@
 //! such columns of inserted and updated rows are unknown (a pre-read's old value alone
 //! would be a wrong "known"); deleted rows keep their old values.
 //!
+//! A SQLite table with an `ON CONFLICT REPLACE` constraint lets a plain `INSERT` or
+//! `UPDATE` delete the rows its new values conflict with, rows the statement does not
+//! name: such a write changes the whole table (as an upsert does).
+//!
+//! Foreign keys whose action is `SET NULL` or `SET DEFAULT` are read too, with the
+//! referencing column's default: a parent's delete (or key update) gives the child rows
+//! a new value there, which the relation edges must carry
+//! ([`ReferencingValues`](crate::engine::ReferencingValues), handed to the engine).
+//! A default that is not a plain literal is unknown; when the actions cannot be read,
+//! every referencing column reached through an edge is unknown until they can.
+//!
 //! Materialized views are tables for this purpose: their rows change only on `REFRESH
 //! MATERIALIZED VIEW`, which the analyser treats as DDL (it changes everything).
 
@@ -34,7 +45,9 @@ use reactive_codegen::sql::Dialect;
 use sqlx::{AssertSqlSafe, Either, SqlSafeStr};
 
 use super::backend::{Backend, Exec};
-use crate::engine::{ChangeSet, Conjunction, KeyValue, ReadSet, RowOp};
+use crate::engine::{
+    ChangeSet, Conjunction, Engine, KeyValue, ReadSet, ReferencingValues, RowChange, RowOp,
+};
 
 /// How often a table the catalog does not know makes it read the catalog again.
 const RECHECK: Duration = Duration::from_secs(1);
@@ -169,6 +182,13 @@ pub struct Catalog {
     computed: RwLock<Arc<HashSet<String>>>,
     /// Tables with triggers that may set their rows' columns (see the module docs).
     triggered: RwLock<Arc<HashSet<String>>>,
+    /// SQLite tables with an `ON CONFLICT REPLACE` constraint (see the module docs).
+    replacing: RwLock<Arc<HashSet<String>>>,
+    /// What `SET NULL`/`SET DEFAULT` foreign keys give referencing columns; `None`
+    /// until the catalog was read (unknown meanwhile: wider).
+    referencing: RwLock<Option<Arc<ReferencingValues>>>,
+    /// The engine that expands change sets with `referencing` (set once by the handle).
+    engine: std::sync::OnceLock<Engine>,
 }
 
 /// A snapshot of a set behind a lock.
@@ -211,6 +231,39 @@ impl Catalog {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = other.views();
         write_set(&self.computed, read_set(&other.computed));
         write_set(&self.triggered, read_set(&other.triggered));
+        write_set(&self.replacing, read_set(&other.replacing));
+        if let Some(values) = other
+            .referencing
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+        {
+            self.set_referencing(values);
+        }
+    }
+
+    /// The engine whose relation expansion follows this catalog's foreign-key actions.
+    pub fn attach(&self, engine: Engine) {
+        let known = self
+            .referencing
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        // Not read yet: the actions are unknown, so are the columns they may set.
+        engine.set_referencing_values(
+            known.map_or_else(ReferencingValues::unknown, |v| ReferencingValues::clone(&v)),
+        );
+        let _ = self.engine.set(engine);
+    }
+
+    fn set_referencing(&self, values: Arc<ReferencingValues>) {
+        if let Some(engine) = self.engine.get() {
+            engine.set_referencing_values(ReferencingValues::clone(&values));
+        }
+        *self
+            .referencing
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(values);
     }
 
     /// Marks the catalog out of date (a DDL statement ran).
@@ -264,6 +317,7 @@ impl Catalog {
         let results: Vec<_> = DB::pool_run(pool, exec).collect().await;
         let mut tables = Tables::new();
         let mut computed = HashSet::new();
+        let mut replacing = HashSet::new();
         for result in results {
             match result {
                 Ok(Either::Right(row)) => {
@@ -275,6 +329,9 @@ impl Catalog {
                         continue;
                     };
                     let flags = text(3).unwrap_or_default();
+                    if dialect == Dialect::Sqlite && replaces_on_conflict(&flags) {
+                        replacing.insert(table.to_lowercase());
+                    }
                     let class = classify(dialect, &ty, &flags);
                     let column = column.to_lowercase();
                     if text(4).as_deref() == Some("y") {
@@ -297,6 +354,16 @@ impl Catalog {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(tables);
         write_set(&self.computed, Arc::new(computed));
+        write_set(&self.replacing, Arc::new(replacing));
+        let referencing = match read_referencing(pool, dialect, &self.snapshot()).await {
+            Ok(values) => values,
+            Err(e) => {
+                // Widest: the rows edges reach have an unknown referencing column.
+                tracing::warn!(target: "reactive::db", error = %e, "could not read the foreign keys' SET NULL/SET DEFAULT actions; the referencing columns of rows reached through relations are unknown");
+                ReferencingValues::unknown()
+            }
+        };
+        self.set_referencing(Arc::new(referencing));
         self.refresh_views(pool, dialect).await;
         match read_names(pool, triggers_query(dialect)).await {
             Ok(triggered) => write_set(&self.triggered, Arc::new(triggered)),
@@ -399,7 +466,12 @@ impl Catalog {
         let known = self.snapshot();
         let computed = read_set(&self.computed);
         let triggered = read_set(&self.triggered);
+        let replacing = read_set(&self.replacing);
+        let mut replaced = Vec::new();
         for (table, rows) in &mut changes.tables {
+            if replacing.contains(table) && rows.iter().any(|r| !matches!(r.op, RowOp::Delete)) {
+                replaced.push(table.clone());
+            }
             let rewritten = triggered.contains(table) || triggered.contains("*");
             for row in rows {
                 let written = !matches!(row.op, RowOp::Delete);
@@ -413,6 +485,11 @@ impl Catalog {
                     )
                 });
             }
+        }
+        // A write that may delete rows it does not name (the ones its new values conflict
+        // with): the whole table, as for an upsert, deletes included (their relations).
+        for table in replaced {
+            changes.push_row(&table, RowChange::whole());
         }
     }
 }
@@ -510,6 +587,177 @@ fn query(dialect: Dialect) -> String {
              WHERE m.type IN ('table', 'view')"
             .to_owned(),
     }
+}
+
+/// `true` when a SQLite table's `CREATE` text has a constraint whose conflict
+/// resolution is `REPLACE` (`UNIQUE ... ON CONFLICT REPLACE`, also on the primary key):
+/// a plain `INSERT` or `UPDATE` then deletes the rows it conflicts with. A false
+/// positive (the words in a comment or a default) only widens.
+fn replaces_on_conflict(create: &str) -> bool {
+    let words: Vec<String> = create
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    words
+        .windows(3)
+        .any(|w| w[0] == "on" && w[1] == "conflict" && w[2] == "replace")
+}
+
+/// The query listing, for every column of a foreign key whose `ON DELETE` or `ON
+/// UPDATE` action is `SET NULL` or `SET DEFAULT`: table, column, delete action, update
+/// action (PostgreSQL's one-letter codes or the SQL words), the column's default as SQL
+/// text (`''`: none). MySQL's defaults are not read: InnoDB refuses `SET DEFAULT`, and a
+/// string default is not quoted there (unknown, if one ever shows up).
+fn referencing_query(dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Postgres => "SELECT cl.relname::text, a.attname::text, c.confdeltype::text, \
+             c.confupdtype::text, COALESCE(pg_catalog.pg_get_expr(d.adbin, d.adrelid), '') \
+             FROM pg_catalog.pg_constraint c \
+             JOIN pg_catalog.pg_class cl ON cl.oid = c.conrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey) \
+             LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+             WHERE c.contype = 'f' AND (c.confdeltype IN ('n', 'd') OR c.confupdtype IN ('n', 'd')) \
+             AND n.nspname = ANY (current_schemas(false))"
+            .to_owned(),
+        Dialect::MySql => "SELECT CAST(k.TABLE_NAME AS CHAR), CAST(k.COLUMN_NAME AS CHAR), \
+             CAST(r.DELETE_RULE AS CHAR), CAST(r.UPDATE_RULE AS CHAR), CAST('' AS CHAR) \
+             FROM information_schema.KEY_COLUMN_USAGE k \
+             JOIN information_schema.REFERENTIAL_CONSTRAINTS r \
+             ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA \
+             AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME \
+             WHERE k.TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_NAME IS NOT NULL \
+             AND (r.DELETE_RULE IN ('SET NULL', 'SET DEFAULT') \
+             OR r.UPDATE_RULE IN ('SET NULL', 'SET DEFAULT'))"
+            .to_owned(),
+        Dialect::Sqlite => "SELECT m.name, p.\"from\", p.on_delete, p.on_update, \
+             COALESCE(t.dflt_value, '') \
+             FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) p \
+             LEFT JOIN pragma_table_info(m.name) t ON t.name = p.\"from\" \
+             WHERE m.type = 'table' AND (p.on_delete IN ('SET NULL', 'SET DEFAULT') \
+             OR p.on_update IN ('SET NULL', 'SET DEFAULT'))"
+            .to_owned(),
+    }
+}
+
+/// Reads [`referencing_query`] into the new values each referencing column may take,
+/// in canonical form for the column's class (`tables`).
+async fn read_referencing<DB: Backend>(
+    pool: &sqlx::Pool<DB>,
+    dialect: Dialect,
+    tables: &Tables,
+) -> Result<ReferencingValues, sqlx::Error> {
+    let exec = Exec::<DB> {
+        sql: AssertSqlSafe(referencing_query(dialect)).into_sql_str(),
+        args: None,
+        persistent: false,
+    };
+    let results: Vec<_> = DB::pool_run(pool, exec).collect().await;
+    let mut out = ReferencingValues::none();
+    for result in results {
+        let Either::Right(row) = result? else {
+            continue;
+        };
+        let text = |i| match DB::row_value(&row, i) {
+            Some(serde_json::Value::String(s)) => Some(s),
+            _ => None,
+        };
+        let (Some(table), Some(column)) = (text(0), text(1)) else {
+            continue;
+        };
+        let (table, column) = (table.to_lowercase(), column.to_lowercase());
+        let actions = [text(2).unwrap_or_default(), text(3).unwrap_or_default()];
+        let class = class_in(tables, &table, &column);
+        for action in actions {
+            let value = match action.to_ascii_uppercase().as_str() {
+                "N" | "SET NULL" => Some(KeyValue::null()),
+                "D" | "SET DEFAULT" => match dialect {
+                    Dialect::MySql => None,
+                    Dialect::Postgres | Dialect::Sqlite => {
+                        default_value(&text(4).unwrap_or_default(), dialect)
+                    }
+                },
+                _ => continue,
+            };
+            out.add(
+                &table,
+                &column,
+                value.and_then(|v| class.canonical(&v, dialect)),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The value of a column default given as SQL text (`''`: no default, which is NULL);
+/// `None` (unknown) unless it is a plain literal: a number, a quoted string or a
+/// boolean, possibly in parentheses and with a PostgreSQL cast (`'x'::text`, `(-1)`).
+fn default_value(sql: &str, dialect: Dialect) -> Option<KeyValue> {
+    let mut text = sql.trim();
+    while let Some(inner) = text.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
+        text = inner.trim();
+    }
+    if text.is_empty() || text.eq_ignore_ascii_case("null") {
+        return Some(KeyValue::null());
+    }
+    if let Some(rest) = text.strip_prefix('\'') {
+        // A quoted string ('' escapes a quote), then nothing or a cast.
+        let mut value = String::new();
+        let mut chars = rest.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c != '\'' {
+                value.push(c);
+                continue;
+            }
+            if chars.peek().is_some_and(|(_, n)| *n == '\'') {
+                value.push('\'');
+                chars.next();
+                continue;
+            }
+            let tail = rest[i + 1..].trim();
+            return (tail.is_empty() || is_cast(tail)).then(|| KeyValue::from_str(&value, dialect));
+        }
+        return None;
+    }
+    let (literal, tail) = text.split_once("::").unwrap_or((text, ""));
+    if !tail.is_empty() && !is_cast(&format!("::{tail}")) {
+        return None;
+    }
+    let literal = literal.trim();
+    let literal = literal
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .unwrap_or(literal)
+        .trim();
+    if literal.eq_ignore_ascii_case("null") {
+        return Some(KeyValue::null());
+    }
+    let numeric = literal.strip_prefix('-').unwrap_or(literal);
+    if !numeric.is_empty()
+        && numeric.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && numeric.bytes().any(|b| b.is_ascii_digit())
+    {
+        return Some(KeyValue::from_str(literal, dialect));
+    }
+    if literal.eq_ignore_ascii_case("true") || literal.eq_ignore_ascii_case("false") {
+        return Some(KeyValue::from_bool(literal.eq_ignore_ascii_case("true")));
+    }
+    None
+}
+
+/// `true` for a PostgreSQL cast to a plain type name (`::text`, `::character varying`,
+/// `::numeric(10,2)`), as `pg_get_expr` writes after a literal.
+fn is_cast(tail: &str) -> bool {
+    let Some(ty) = tail.strip_prefix("::") else {
+        return false;
+    };
+    !ty.is_empty()
+        && ty.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b' ' | b'_' | b'(' | b')' | b',' | b'"' | b'[' | b']')
+        })
+        && !ty.contains("::")
 }
 
 /// The query listing the names of the views of a dialect (not materialized views:
@@ -751,6 +999,43 @@ mod tests {
                 assert_eq!(fast, reference, "{dialect:?}: {changes:?}");
             }
         }
+    }
+
+    #[test]
+    fn replace_constraints_are_found_in_the_create_text() {
+        assert!(replaces_on_conflict(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT UNIQUE ON CONFLICT REPLACE)"
+        ));
+        assert!(replaces_on_conflict(
+            "create table t (a, b, unique (a, b) on\n conflict\treplace)"
+        ));
+        assert!(replaces_on_conflict(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY ON CONFLICT REPLACE)"
+        ));
+        assert!(!replaces_on_conflict(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY ON CONFLICT ABORT, replace TEXT)"
+        ));
+    }
+
+    #[test]
+    fn column_defaults_are_read_when_they_are_literals() {
+        let pg = Dialect::Postgres;
+        let v = |s: &str| default_value(s, pg);
+        assert_eq!(v(""), Some(KeyValue::null()));
+        assert_eq!(v("NULL::bigint"), Some(KeyValue::null()));
+        assert_eq!(v("0"), Some(KeyValue::from_i64(0)));
+        assert_eq!(v("(-1)"), Some(KeyValue::from_i64(-1)));
+        assert_eq!(v("'-1'::integer"), Some(KeyValue::from_i64(-1)));
+        assert_eq!(v("'none'::text"), Some(KeyValue::from_str("none", pg)));
+        assert_eq!(
+            v("'it''s'::character varying"),
+            Some(KeyValue::from_str("it's", pg))
+        );
+        assert_eq!(v("true"), Some(KeyValue::from_bool(true)));
+        assert_eq!(v("nextval('t_id_seq'::regclass)"), None);
+        assert_eq!(v("gen_random_uuid()"), None);
+        assert_eq!(v("'a'::text || 'b'::text"), None);
+        assert_eq!(v("CURRENT_TIMESTAMP"), None);
     }
 
     #[test]

@@ -97,7 +97,9 @@
 //! on a mismatch, a failed pre-read, a value that has no key form (blobs), or a
 //! statement shape where the condition alone does not select the affected rows
 //! (`UPDATE ... FROM`, `DELETE ... USING`, joins, `ORDER BY`/`LIMIT`, `WITH`, named
-//! parameters) those columns stay unknown. A `SET` column whose new value is an
+//! parameters; on PostgreSQL and MySQL also a subquery in the condition, whose rows the
+//! pre-read does not lock: under READ COMMITTED the write could select as many *other*
+//! rows, and the count check would pass) those columns stay unknown. A `SET` column whose new value is an
 //! expression is unknown. Upserts change their whole table. The rows of an
 //! `INSERT ... RETURNING` (PostgreSQL, SQLite ≥ 3.35, MariaDB ≥ 10.5) give the watched
 //! columns the statement leaves unknown, such as generated ids (each inserted row
@@ -377,6 +379,8 @@ impl<DB: Backend> ReactiveDb<DB> {
                 .or_default()
                 .insert(edge.from_column.clone());
         }
+        let catalog = catalog::Catalog::default();
+        catalog.attach(engine.clone());
         let inner = Inner {
             memo: Memo::new(dialect, options.memo_capacity),
             dialect,
@@ -386,7 +390,7 @@ impl<DB: Backend> ReactiveDb<DB> {
             counters: DbCounters::default(),
             engine,
             listener: RwLock::new(None),
-            catalog: catalog::Catalog::default(),
+            catalog,
         };
         for def in crate::registry::functions() {
             inner.watch_model(def.model());

@@ -191,7 +191,8 @@ fn token_offsets(sql: &str, tokens: &[TokenWithSpan]) -> Option<Vec<usize>> {
 /// or `DELETE FROM ... WHERE`. `None` whenever the statement has a shape where the
 /// condition alone would not select exactly the affected rows (`WITH`, `FROM`/`USING`/
 /// `JOIN` in an update or delete, `ORDER BY`/`LIMIT`, `OR REPLACE`, several statements,
-/// named parameters): the caller then treats the values as unknown.
+/// named parameters, and on PostgreSQL and MySQL a subquery in the condition): the
+/// caller then treats the values as unknown.
 ///
 /// `target` is the backend the pre-read will run on (placeholder syntax); `sql` is
 /// the text as sent to that backend (after the MySQL rewrite).
@@ -306,6 +307,18 @@ pub fn where_template(sql: &str, target: Dialect) -> Option<WhereTemplate> {
             params: Vec::new(),
         });
     };
+    // A subquery in the condition (`id IN (SELECT ... LIMIT 1)`, `EXISTS (...)`) reads
+    // rows the pre-read does not lock. Under READ COMMITTED the write's own statement
+    // snapshot can then select other rows than the pre-read locked, as many of them, so
+    // the count check passes with the wrong rows' values. SQLite holds the write lock
+    // from `BEGIN IMMEDIATE`: nothing can commit in between.
+    if target != Dialect::Sqlite
+        && sig[where_at..cond_end]
+            .iter()
+            .any(|(_, t)| is_kw(t, Keyword::SELECT))
+    {
+        return None;
+    }
     let first_tok = sig.get(where_at + 1)?.0;
     let last_tok = sig.get(cond_end.checked_sub(1)?)?.0;
     if last_tok < first_tok {
@@ -430,5 +443,10 @@ mod tests {
         );
         let all = where_template("DELETE FROM agent", Dialect::Postgres).unwrap();
         assert_eq!(all.condition, None);
+        // A subquery reads rows the pre-read does not lock (READ COMMITTED).
+        let sub = "DELETE FROM agent WHERE id IN (SELECT id FROM agent ORDER BY id LIMIT 1)";
+        assert_eq!(where_template(sub, Dialect::Postgres), None);
+        assert_eq!(where_template(sub, Dialect::MySql), None);
+        assert!(where_template(sub, Dialect::Sqlite).is_some());
     }
 }

@@ -20,6 +20,10 @@ pub(crate) struct Shared {
     pub(crate) value: Bytes,
     /// The engine sequence when the leader started.
     pub(crate) start: u64,
+    /// The watermark the leader's caller took before it joined (see
+    /// [`Engine::get_or_compute_at`](super::Engine::get_or_compute_at)): what the
+    /// value reflects, which waiters return instead of their own.
+    pub(crate) watermark: u64,
     /// The leader's final read set.
     pub(crate) reads: ReadSet,
     /// The race guard refused to store the value (it may predate a write): waiters

@@ -5,7 +5,8 @@
 //! - [`KeyValue`]: canonical key values (`1`, `"1"`, `true` meet; MySQL folds case).
 //! - [`ReadSet`] / [`ChangeSet`]: what a query read, what a write changed; built from
 //!   a function model and binding values, or from a statement analysis and parameter values.
-//! - [`Relations`]: edges from `#[derive(Relations)]` expanding change sets (one hop).
+//! - [`Relations`]: edges from `#[derive(Relations)]` expanding change sets (transitively);
+//!   [`ReferencingValues`]: the new values `SET NULL`/`SET DEFAULT` foreign keys give.
 //! - [`ReadSet::is_affected_by`]: the matcher; [`Index`]: finds affected read sets without
 //!   visiting unrelated ones.
 //! - [`Engine::get_or_compute`]: cache lookup, coalesced computation, guarded store.
@@ -22,6 +23,12 @@
 //! the ticket (checked atomically by the store). Otherwise the entry is in the store
 //! before the change's invalidation runs, and that invalidation removes it. A waiter
 //! that joined a computation started before a change it must observe recomputes.
+//!
+//! A waiter's check sees only this engine's ring, and another instance's change
+//! reaches the ring when the bus delivers it, which can be after that instance's
+//! event is in the shared log. So a waiter answers with the *leader's* watermark
+//! (taken before the leader ran; see [`Engine::get_or_compute_at`]), never its own: a
+//! value never claims an event it may predate, and its client applies that event.
 //!
 //! # Store failures
 //!
@@ -77,7 +84,7 @@ pub use index::{Index, MAX_REASONS};
 pub use key::KeyValue;
 pub(crate) use postings::Postings;
 pub use read::{Conjunction, ReadSet};
-pub use relations::{RelationEdge, Relations, RelationsDef};
+pub use relations::{ReferencingValues, RelationEdge, Relations, RelationsDef};
 pub use report::{InvalidatedEntry, InvalidationReport, Reason};
 pub use stats::EngineStats;
 
@@ -135,6 +142,10 @@ pub struct Fetched {
     /// the value to a client should compute again ([`ReactiveDb::call`](crate::ReactiveDb)
     /// does): the new computation sees the change.
     pub refused: bool,
+    /// The watermark the value reflects (see [`Engine::get_or_compute_at`]): the
+    /// caller's own for a hit or a computation of its own, the leader's for a
+    /// coalesced value.
+    pub watermark: u64,
 }
 
 impl Fetched {
@@ -147,6 +158,9 @@ impl Fetched {
 struct Inner {
     store: Arc<dyn CacheStore>,
     relations: Relations,
+    /// What `SET NULL`/`SET DEFAULT` foreign keys give the rows they reach (the
+    /// database's catalog, installed by `ReactiveDb`).
+    referencing: std::sync::RwLock<Arc<ReferencingValues>>,
     ring: RwLock<Ring>,
     inflight: InFlight,
     counters: Counters,
@@ -190,6 +204,7 @@ impl Engine {
             inner: Arc::new(Inner {
                 store,
                 relations: config.relations,
+                referencing: std::sync::RwLock::new(Arc::new(ReferencingValues::none())),
                 ring: RwLock::new(Ring::new(config.ring_capacity)),
                 inflight: InFlight::default(),
                 counters: Counters::default(),
@@ -215,7 +230,28 @@ impl Engine {
 
     /// A change set expanded along the relation edges (what [`Engine::apply`] matches).
     pub fn expand(&self, changes: &ChangeSet) -> ChangeSet {
-        self.inner.relations.expand(changes)
+        self.inner
+            .relations
+            .expand_with(changes, &self.referencing_values())
+    }
+
+    /// The new values foreign-key actions give referencing columns (see [`ReferencingValues`]).
+    pub fn referencing_values(&self) -> Arc<ReferencingValues> {
+        self.inner
+            .referencing
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sets what `SET NULL`/`SET DEFAULT` foreign keys give the rows relation edges
+    /// reach (`ReactiveDb` does, from the database's catalog).
+    pub fn set_referencing_values(&self, values: ReferencingValues) {
+        *self
+            .inner
+            .referencing
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(values);
     }
 
     /// The sequence number of the last applied change.
@@ -233,6 +269,21 @@ impl Engine {
         self.inner.inflight.len()
     }
 
+    /// [`Engine::get_or_compute_at`] without a watermark (`0`: the value claims to
+    /// reflect nothing in particular).
+    pub async fn get_or_compute<F, Fut, E>(
+        &self,
+        key: impl std::borrow::Borrow<CacheKey>,
+        static_reads: ReadSet,
+        compute: F,
+    ) -> Result<Fetched, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(Bytes, ReadSet), E>>,
+    {
+        self.get_or_compute_at(key, 0, static_reads, compute).await
+    }
+
     /// The cached value for `key`, or the result of `compute`, which is stored unless a
     /// conflicting change was applied while it ran.
     ///
@@ -246,9 +297,19 @@ impl Engine {
     /// A computed value the race guard refuses to store is returned with
     /// [`Fetched::refused`] set (it may predate a write no event routed to `key`), after
     /// a routing record for `key` was left; waiters of that computation compute their own.
-    pub async fn get_or_compute<F, Fut, E>(
+    ///
+    /// `watermark` is opaque to the engine: the newest event the caller knows to be
+    /// reflected by any read that starts now (the router passes the tenant's event-log
+    /// head, taken before this call). It is returned in [`Fetched::watermark`]: as is
+    /// for a hit or this call's own computation, but a coalesced value returns the
+    /// *leader's* watermark. The waiter's own may be newer than what the leader's value
+    /// reflects: a write on another instance whose change set has not reached this
+    /// engine's ring yet (the bus lags the event log) is invisible to the waiter's
+    /// check, and a watermark naming it would make the client skip its event.
+    pub async fn get_or_compute_at<F, Fut, E>(
         &self,
         key: impl std::borrow::Borrow<CacheKey>,
+        watermark: u64,
         static_reads: ReadSet,
         compute: F,
     ) -> Result<Fetched, E>
@@ -267,6 +328,7 @@ impl Engine {
                     value,
                     source: Source::Hit,
                     refused: false,
+                    watermark,
                 });
             }
             match inner.inflight.join(key) {
@@ -290,6 +352,8 @@ impl Engine {
                         value: shared.value.clone(),
                         source: Source::Coalesced,
                         refused: false,
+                        // What the leader's value reflects, not what this call knew of.
+                        watermark: shared.watermark,
                     });
                 }
                 Role::Lead(leader) => {
@@ -316,6 +380,7 @@ impl Engine {
                     leader.publish(Arc::new(Shared {
                         value: value.clone(),
                         start,
+                        watermark,
                         reads,
                         refused,
                     }));
@@ -323,6 +388,7 @@ impl Engine {
                         value,
                         source: Source::Computed,
                         refused,
+                        watermark,
                     });
                 }
             }
@@ -342,7 +408,7 @@ impl Engine {
     }
 
     async fn apply_from(&self, changes: ChangeSet, origin: Origin) -> InvalidationReport {
-        let expanded = self.inner.relations.expand(&changes);
+        let expanded = self.expand(&changes);
         if expanded.is_empty() {
             return InvalidationReport {
                 remote: origin == Origin::Remote,

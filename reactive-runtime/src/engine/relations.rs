@@ -26,13 +26,22 @@
 //! the referencing column alone, unless the writer already listed them with their real
 //! key values and marked the edge [`RowChange::resolved`] (the interceptor reads them
 //! before a delete or key change).
+//!
+//! A foreign key whose action is `SET NULL` or `SET DEFAULT` gives the rows it reaches a
+//! *new* value in the referencing column, so those rows must also match the queries
+//! keyed on that value (`WHERE project_id = 0`, 0 being the default). The edges do not
+//! know the database's actions: [`ReferencingValues`] (read from the catalog by
+//! `ReactiveDb`) lists the new values per referencing column, and every row a relation
+//! adds or a writer listed through an edge gets them (an expression default makes the
+//! column unknown).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use super::change::{ChangeSet, RowChange, RowOp};
+use super::key::KeyValue;
 
 /// The static data `#[derive(Relations)]` submits with `inventory`:
 /// `(from table, to table, to column)` triples; `None` = the whole target table.
@@ -117,6 +126,77 @@ impl fmt::Display for RelationEdge {
     }
 }
 
+/// The values a foreign key's `SET NULL` / `SET DEFAULT` action gives the referencing
+/// columns of the rows it reaches, per `(table, column)`: `NULL`, the column's default,
+/// or unknown (an expression default, a database that does not say). A column not
+/// listed keeps its values (`CASCADE`, `RESTRICT`, `NO ACTION`, or no foreign key).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReferencingValues {
+    columns: HashMap<(String, String), Option<BTreeSet<KeyValue>>>,
+    /// The actions could not be read: every referencing column reached through an edge
+    /// is unknown (wider) until they can.
+    unknown: bool,
+}
+
+impl ReferencingValues {
+    /// Nothing listed: every edge keeps the referencing column's values.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// The actions are not known: every referencing column reached through an edge is
+    /// unknown.
+    pub fn unknown() -> Self {
+        Self {
+            unknown: true,
+            ..Self::default()
+        }
+    }
+
+    /// Adds a new value `table.column` may take (`None`: unknown).
+    pub fn add(&mut self, table: &str, column: &str, value: Option<KeyValue>) {
+        let entry = self
+            .columns
+            .entry((table.to_lowercase(), column.to_lowercase()))
+            .or_insert_with(|| Some(BTreeSet::new()));
+        match (entry.as_mut(), value) {
+            (Some(values), Some(v)) => {
+                values.insert(v);
+            }
+            (_, None) => *entry = None,
+            (None, Some(_)) => {}
+        }
+    }
+
+    /// `true` when nothing is listed and nothing is unknown.
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty() && !self.unknown
+    }
+
+    /// Gives a row reached through `edge` the new values its referencing column may take.
+    fn assign(&self, edge: &RelationEdge, row: &mut RowChange) {
+        let Some(column) = &edge.to_column else {
+            return;
+        };
+        if self.unknown {
+            row.columns.remove(column);
+            return;
+        }
+        match self.columns.get(&(edge.to_table.clone(), column.clone())) {
+            None => {}
+            Some(None) => {
+                row.columns.remove(column);
+            }
+            Some(Some(values)) => {
+                // An absent column is unknown already: adding values would narrow it.
+                if let Some(known) = row.columns.get_mut(column) {
+                    known.extend(values.iter().cloned());
+                }
+            }
+        }
+    }
+}
+
 /// A set of relation edges.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Relations {
@@ -156,14 +236,28 @@ impl Relations {
     /// target rows it counts as changing, transitively (see the module docs). The
     /// added rows record their edge.
     pub fn expand(&self, changes: &ChangeSet) -> ChangeSet {
+        self.expand_with(changes, &ReferencingValues::none())
+    }
+
+    /// [`Relations::expand`], giving the rows reached through an edge (and those a
+    /// writer listed through one) the new values `referencing` lists for their
+    /// referencing column.
+    pub fn expand_with(&self, changes: &ChangeSet, referencing: &ReferencingValues) -> ChangeSet {
         let mut out = changes.clone();
         if changes.is_everything() || self.edges.is_empty() {
             return out;
         }
+        if !referencing.is_empty() {
+            for row in out.tables.values_mut().flatten() {
+                if let Some(edge) = row.via.clone() {
+                    referencing.assign(&edge, row);
+                }
+            }
+        }
         // Rows whose relations are still to follow: the change's own, and the rows a
         // writer already listed through an edge (a cascade it read) — their own
         // relations are the next hop.
-        let mut frontier: Vec<(String, RowChange)> = changes
+        let mut frontier: Vec<(String, RowChange)> = out
             .tables
             .iter()
             .flat_map(|(table, rows)| rows.iter().map(move |r| (table.clone(), r.clone())))
@@ -183,6 +277,7 @@ impl Relations {
                     {
                         target = target.with_values(col, values.iter().cloned());
                     }
+                    referencing.assign(edge, &mut target);
                     // A cycle, or two paths to the same rows: nothing new to follow.
                     if out
                         .rows(&edge.to_table)
@@ -290,6 +385,47 @@ mod propagation_tests {
             expanded.rows("organization").is_some(),
             "other edges still expand"
         );
+    }
+
+    #[test]
+    fn set_null_and_set_default_add_the_childs_new_value() {
+        let sqlite = reactive_codegen::sql::Dialect::Sqlite;
+        let relations = relations();
+        let mut referencing = ReferencingValues::none();
+        referencing.add("message", "from_agent_id", Some(KeyValue::null()));
+        referencing.add(
+            "message",
+            "from_agent_id",
+            Some(KeyValue::from_str("nobody", sqlite)),
+        );
+        let expanded = relations.expand_with(&agent_change(RowOp::Delete), &referencing);
+        let message = &expanded.rows("message").expect("message rows")[0];
+        let values = message.values("from_agent_id").expect("known");
+        assert!(values.contains(&KeyValue::from_str("agent-1", sqlite)));
+        assert!(values.contains(&KeyValue::null()));
+        assert!(values.contains(&KeyValue::from_str("nobody", sqlite)));
+
+        // A default that is an expression: the column is unknown.
+        referencing.add("message", "from_agent_id", None);
+        let expanded = relations.expand_with(&agent_change(RowOp::Delete), &referencing);
+        let message = &expanded.rows("message").expect("message rows")[0];
+        assert_eq!(message.values("from_agent_id"), None);
+
+        // Actions that could not be read: unknown too, also for rows a writer listed.
+        let edge = RelationEdge::new("agent", "message", Some("from_agent_id"));
+        let mut change = agent_change(RowOp::Delete);
+        change.tables.get_mut("agent").expect("agent")[0]
+            .resolved
+            .insert(edge.clone());
+        change.push_row(
+            "message",
+            RowChange::whole()
+                .with("from_agent_id", KeyValue::from_str("agent-1", sqlite))
+                .via(edge),
+        );
+        let expanded = relations.expand_with(&change, &ReferencingValues::unknown());
+        let message = &expanded.rows("message").expect("message rows")[0];
+        assert_eq!(message.values("from_agent_id"), None);
     }
 
     #[test]

@@ -30,6 +30,15 @@ pub struct RemoteChanges {
     pub origin: u64,
     /// The change set (after relation expansion).
     pub changes: crate::engine::ChangeSet,
+    /// The tenants the origin instance published an event for (the writer's and those
+    /// of the entries its own cache held): an instance that finds other tenants' entries
+    /// or routing records in its cache publishes theirs, not these again. Empty from an
+    /// older instance: then every tenant found is published (an extra event at worst).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<String>,
+    /// Whether the write's events require an acknowledgement.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub requires_ack: bool,
 }
 
 /// What travels on the bus.

@@ -36,8 +36,11 @@ use super::keys::{KeyColumns, TrimLimits};
 use super::log::{EventLog, MemoryLog, Replay};
 use crate::engine::{ChangeSet, InvalidationReport};
 
-/// Applies change sets that other instances published to this instance's cache.
-pub type RemoteApply = Arc<dyn Fn(ChangeSet) -> BoxFuture<'static, ()> + Send + Sync>;
+/// Applies change sets that other instances published to this instance's cache, and
+/// reports what it invalidated there (the tenants of the entries and routing records it
+/// found hear of the change from this instance: see [`Realtime::on_remote_report`]).
+pub type RemoteApply =
+    Arc<dyn Fn(ChangeSet) -> BoxFuture<'static, InvalidationReport> + Send + Sync>;
 
 /// How many locks order the publishing of events (tenants share them by hash): a
 /// fixed number, so that no tenant name an attacker makes up grows a map.
@@ -320,8 +323,9 @@ impl Realtime {
     /// tenant of the write's caller, if any) and every tenant whose cache entries or
     /// routing records (ghosts of expired, evicted or unstored values: see
     /// [`CacheStore`](crate::cache::CacheStore)) it matched — appended to the log and
-    /// published; and publishes the change set for other instances' caches. Remote or empty reports produce nothing (the instance
-    /// that wrote already did it).
+    /// published; and publishes the change set for other instances' caches, with the
+    /// tenants published here. Empty and remote reports produce nothing here (for a
+    /// remote one, see [`Realtime::on_remote_report`]).
     ///
     /// Never fails: the write has committed, so what could not be recorded or
     /// published is logged, this instance's streams of the tenant get `reset`, and it
@@ -332,41 +336,75 @@ impl Realtime {
         tenant: Option<&str>,
         requires_ack: bool,
     ) -> Published {
-        let mut published = Published::default();
         if report.remote || report.is_empty() {
-            return published;
+            return Published::default();
         }
         self.start();
         let inner = &*self.inner;
+        let per_tenant = tenants_of(report, tenant, &[]);
         let changes = BusMessage::Changes(RemoteChanges {
             origin: inner.instance,
             changes: report.changes.clone(),
+            tenants: per_tenant.keys().map(|t| (*t).to_owned()).collect(),
+            requires_ack,
         });
+        let mut failed = false;
         if let Err(e) = inner
             .guarded("publish changes", inner.bus.publish(changes))
             .await
         {
             tracing::error!(error = %e, "could not publish a change set to the other instances; their caches are cleared once the bus answers");
-            published.failed = true;
+            failed = true;
             self.lost(None, true);
-        }
-        let mut per_tenant: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        if let Some(t) = tenant {
-            per_tenant.entry(t).or_default();
-        }
-        for entry in &report.entries {
-            if let Some(t) = entry.key.tenant.as_deref() {
-                per_tenant
-                    .entry(t)
-                    .or_default()
-                    .push(format!("{}:{}", entry.key.procedure, entry.key.input));
-            }
         }
         if per_tenant.is_empty() {
             tracing::debug!(
                 "a write outside any tenant invalidated no tenant's cache entry: no event"
             );
         }
+        let mut published = self
+            .publish_tenants(report, tenant, per_tenant, requires_ack)
+            .await;
+        published.failed |= failed;
+        published
+    }
+
+    /// Publishes, for a change set another instance made, the events of the tenants
+    /// whose entries or routing records *this* instance's cache held (`report`, from
+    /// applying it here) and the writer's instance did not publish (`covered`: the
+    /// writer's tenant and those of its own cache). With a shared store (Redis) the
+    /// writer's instance found them all and this publishes nothing; with a cache per
+    /// instance (memory stores) this instance may be the only one that routes a tenant.
+    /// Never fails, like [`Realtime::on_report`].
+    pub async fn on_remote_report(
+        &self,
+        report: &InvalidationReport,
+        covered: &[String],
+        requires_ack: bool,
+    ) -> Published {
+        let per_tenant = tenants_of(report, None, covered);
+        if per_tenant.is_empty() {
+            return Published::default();
+        }
+        tracing::debug!(
+            tenants = per_tenant.len(),
+            "publishing the events of tenants only this instance routes"
+        );
+        self.publish_tenants(report, None, per_tenant, requires_ack)
+            .await
+    }
+
+    /// Appends and publishes one event per tenant of `per_tenant` (with the keys it
+    /// invalidated): the writer's `tenant` gets the change set, another tenant the
+    /// tables only.
+    async fn publish_tenants(
+        &self,
+        report: &InvalidationReport,
+        tenant: Option<&str>,
+        per_tenant: BTreeMap<&str, Vec<String>>,
+        requires_ack: bool,
+    ) -> Published {
+        let mut published = Published::default();
         // Another tenant hears which tables changed, never the writer's key values
         // (they are the writer's data); its subscriptions on those tables match.
         let foreign_changes = if report.changes.is_everything() {
@@ -397,7 +435,7 @@ impl Realtime {
                     tracing::error!(tenant = name, error = %e, "could not record or publish an invalidation event; the tenant's streams are reset");
                     published.failed = true;
                     // Clients of this instance revalidate everything rather than miss it.
-                    inner.hub.reset_tenant(name);
+                    self.inner.hub.reset_tenant(name);
                     self.lost(Some(name), false);
                 }
             }
@@ -502,6 +540,8 @@ async fn repair(inner: Weak<Inner>) {
             let msg = BusMessage::Changes(RemoteChanges {
                 origin: inner.instance,
                 changes: ChangeSet::everything(),
+                tenants: Vec::new(),
+                requires_ack: false,
             });
             if inner
                 .guarded("repair changes", inner.bus.publish(msg))
@@ -550,6 +590,31 @@ async fn repair(inner: Weak<Inner>) {
             return;
         }
     }
+}
+
+/// The tenants a report concerns, each with the query keys it invalidated for it: the
+/// writer's `tenant` (if any) and the tenants of the entries and routing records found,
+/// less those in `except`.
+fn tenants_of<'a>(
+    report: &'a InvalidationReport,
+    tenant: Option<&'a str>,
+    except: &[String],
+) -> BTreeMap<&'a str, Vec<String>> {
+    let mut per_tenant: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    if let Some(t) = tenant {
+        per_tenant.entry(t).or_default();
+    }
+    for entry in &report.entries {
+        if let Some(t) = entry.key.tenant.as_deref()
+            && !except.iter().any(|e| e == t)
+        {
+            per_tenant
+                .entry(t)
+                .or_default()
+                .push(format!("{}:{}", entry.key.procedure, entry.key.input));
+        }
+    }
+    per_tenant
 }
 
 /// The publishing lock of a tenant.
@@ -621,7 +686,19 @@ async fn dispatch(inner: Weak<Inner>, mut rx: tokio::sync::broadcast::Receiver<B
                         .unwrap_or_else(|e| e.into_inner())
                         .clone();
                     if let Some(apply) = apply {
-                        apply(remote.changes).await;
+                        let report = apply(remote.changes).await;
+                        if !report.entries.is_empty() {
+                            // In a task of its own: the log and bus round trips must not
+                            // hold up the delivery of the next messages.
+                            let realtime = Realtime {
+                                inner: inner.clone(),
+                            };
+                            tokio::spawn(async move {
+                                realtime
+                                    .on_remote_report(&report, &remote.tenants, remote.requires_ack)
+                                    .await;
+                            });
+                        }
                     }
                 }
             }

@@ -137,12 +137,13 @@ impl Default for RouterConfig {
 
 /// What the router needs of a `ReactiveDb<DB>`, whatever `DB` is.
 pub(crate) trait ServedDb: Send + Sync {
-    /// [`ReactiveDb::call`].
+    /// [`ReactiveDb::call_at`].
     fn call<'a>(
         &'a self,
         def: &'a FunctionDef,
         tenant: &'a str,
         input: serde_json::Value,
+        watermark: u64,
     ) -> futures::future::BoxFuture<'a, Result<CallOutput, CallError>>;
 
     /// [`ReactiveDb::read_set`] with the column types known now (see `ensure_schema`).
@@ -158,8 +159,9 @@ impl<DB: Backend> ServedDb for ReactiveDb<DB> {
         def: &'a FunctionDef,
         tenant: &'a str,
         input: serde_json::Value,
+        watermark: u64,
     ) -> futures::future::BoxFuture<'a, Result<CallOutput, CallError>> {
-        Box::pin(ReactiveDb::call(self, def, tenant, input))
+        Box::pin(ReactiveDb::call_at(self, def, tenant, input, watermark))
     }
 
     fn read_set(&self, def: &FunctionDef, bindings: &[serde_json::Value]) -> ReadSet {
@@ -272,9 +274,7 @@ pub fn router<DB: Backend>(db: ReactiveDb<DB>, config: RouterConfig) -> Router {
     let remote_db = db.clone();
     realtime.set_remote_apply(Arc::new(move |changes| {
         let db = remote_db.clone();
-        Box::pin(async move {
-            db.engine().apply_remote(changes).await;
-        })
+        Box::pin(async move { db.engine().apply_remote(changes).await })
     }));
     realtime.start();
     let functions = config

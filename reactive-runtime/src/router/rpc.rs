@@ -157,7 +157,7 @@ async fn call(
         events: events.clone(),
     };
     let output = CALL
-        .scope(ctx, state.db.call(def, &tenant, input))
+        .scope(ctx, state.db.call(def, &tenant, input, before.0))
         .await
         .map_err(|e| match e {
             CallError::Input(e) => ApiError::bad_input(e.to_string(), e.path),
@@ -179,7 +179,9 @@ async fn call(
             }
         }
     } else {
-        before
+        // Not `before`: a query that joined another request's computation answers with
+        // that request's watermark, which is what its value reflects (issue 11 item 8).
+        EventId(output.watermark)
     };
     let id = watermark.to_string();
     let mut body = BytesMut::with_capacity(output.bytes.len() + id.len() + 24);

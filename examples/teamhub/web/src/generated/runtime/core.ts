@@ -299,7 +299,7 @@ export class ReactiveClient<P = AnyProcedures> {
         onReady: live(() => this.closeGaps(this.queries.values())),
         onShared: live((m) => this.onShared(m)),
         onStatus: live((mode, last) => {
-          this.registry.updateSession({ realtimeConnected: isLive(mode), lastEventId: last });
+          this.registry.updateSession({ lastEventId: last });
           for (const fn of this.statusListeners) fn(mode);
         }),
       });

@@ -33,12 +33,8 @@ export interface RegistryEntry {
 
 /** What the registry remembers about the browser's session with the server. */
 export interface RegistrySession {
-  /** When the first page of this registry's session loaded. */
-  startTime: number;
   /** When data or events were last received from the server. */
   lastSync: number;
-  /** Whether real time was connected at `lastSync`. */
-  realtimeConnected: boolean;
   /** The newest event id seen; sent as `lastEventId` on the first connect so missed events replay. */
   lastEventId?: string;
 }
@@ -81,7 +77,7 @@ const num = (x: unknown): x is number => typeof x === 'number';
 const obj = (x: unknown): x is Record<string, unknown> => !!x && typeof x === 'object';
 
 /** The meta record, validated in depth: what is malformed is dropped, the rest kept. */
-function readMeta(raw: string | null, now: number): Meta {
+function readMeta(raw: string | null): Meta {
   const m = parseJson(raw);
   const s = obj(m) && obj(m.session) ? m.session : {};
   const lru: Meta['lru'] = {};
@@ -90,9 +86,7 @@ function readMeta(raw: string | null, now: number): Meta {
       if (Array.isArray(v) && num(v[0]) && num(v[1])) lru[k] = v as [number, number];
   return {
     session: {
-      startTime: now,
       lastSync: num(s.lastSync) ? s.lastSync : 0,
-      realtimeConnected: s.realtimeConnected === true,
       lastEventId: str(s.lastEventId),
     },
     lru,
@@ -135,7 +129,7 @@ export class QueryRegistry {
     }
     this.now = opts.now ?? Date.now;
     this.pfx = tenantPrefix(opts.tenant);
-    const meta = readMeta(this.get(this.pfx + 'm'), this.now());
+    const meta = readMeta(this.get(this.pfx + 'm'));
     this.lru = meta.lru;
     this.session = meta.session;
   }
@@ -226,7 +220,7 @@ export class QueryRegistry {
       this.dirty = true;
       queueMicrotask(() => {
         this.dirty = false;
-        const other = readMeta(this.get(this.pfx + 'm'), 0);
+        const other = readMeta(this.get(this.pfx + 'm'));
         for (const [k, v] of Object.entries(other.lru)) {
           const mine = this.lru[k];
           if (!mine ? this.get(this.pfx + 'e:' + k) !== null : mine[0] < v[0]) this.lru[k] = v;
@@ -331,6 +325,6 @@ export class QueryRegistry {
     for (const k in this.lru) this.dropStored(k);
     this.entries.clear();
     this.remove(this.pfx + 'm');
-    this.session = readMeta(null, this.now()).session;
+    this.session = readMeta(null).session;
   }
 }
