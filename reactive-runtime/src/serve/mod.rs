@@ -60,6 +60,8 @@
 //! ```
 
 mod config;
+#[doc(hidden)]
+pub mod conformance;
 mod head;
 mod rewind;
 mod sse;
