@@ -56,7 +56,7 @@ pub(super) struct HeadBuf<'c> {
     pub(super) buf: BytesMut,
     /// Length of `buf` when it was last looked at.
     scanned: usize,
-    /// Line feeds in `buf[..scanned]`.
+    /// Line feeds in `buf[start..scanned]`.
     lines: usize,
     /// Where the request line starts (the first byte that is not CR or LF), once seen.
     start: Option<usize>,
@@ -104,14 +104,19 @@ impl<'c> HeadBuf<'c> {
 
     fn worth_parsing(&mut self) -> bool {
         let prev = self.scanned;
-        let new = &self.buf[prev..];
-        let lines_before = self.lines;
-        self.lines += new.iter().filter(|&&b| b == b'\n').count();
         if self.start.is_none() {
-            self.start = new
+            self.start = self.buf[prev..]
                 .iter()
                 .position(|b| !matches!(b, b'\r' | b'\n'))
                 .map(|i| prev + i);
+        }
+        let lines_before = self.lines;
+        // Counted from the request line: the empty lines before it, which httparse
+        // skips, would make the early refusal fire before the headers are there (found
+        // by the fuzz target).
+        if let Some(start) = self.start {
+            let new = &self.buf[start.max(prev)..];
+            self.lines += new.iter().filter(|&&b| b == b'\n').count();
         }
         self.scanned = self.buf.len();
         let too_many_lines =

@@ -156,6 +156,25 @@ fn the_corpus_of_hostile_heads_decides_as_pinned_and_as_hyper_reads() {
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
+/// Found by the fuzz target: empty lines before the request line were counted as
+/// header lines, so the early refusal of too many headers fired (and was spent) before
+/// the headers were there, and the head was then refused only at the size limit.
+#[test]
+fn empty_lines_before_the_request_line_do_not_spend_the_early_refusal() {
+    let limits = Limits {
+        max_head_bytes: 300,
+        max_headers: 4,
+    };
+    let head = b"\r\n\r\nGET /events HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6";
+    assert_eq!(kind(&check(head, limits)), Expect::TooLarge);
+    let cuts: Vec<usize> = (1..head.len()).collect();
+    check_reads(head, &cuts, limits);
+    let fuzzed = b"\r\n\r\nGET /eevents HTTP/1.1\r\nA'ceps: t.1\r\nA'ceps: tttttn:docingevfttttn:dA'ceps: t.1\r\nA'ceps: tttttn:docingevfttttn:d\nA'ceps: t.1\r\nA'ceps&A'ceps: t.1\r\nA'ceps: tocingevPOSTET /ev";
+    let step = 1 + usize::from(fuzzed[0] % 16);
+    let cuts: Vec<usize> = (step..fuzzed.len()).step_by(step).collect();
+    check_reads(fuzzed, &cuts, limits);
+}
+
 /// A URI longer than hyper and `http` accept (65,534 bytes) is not taken even when the
 /// head limit allows it.
 #[test]
