@@ -49,8 +49,9 @@ pub(super) async fn read(stream: &TcpStream, config: &Config) -> io::Result<Read
 /// Parsing from the start after every read is quadratic in the number of reads (a head
 /// sent a byte at a time costs 64 Ki parses of up to 64 KiB): as hyper does, the head
 /// is parsed only when its end may have arrived. The exceptions are the first read (a
-/// peer that does not speak HTTP is handed to hyper at once) and the read that brings
-/// more lines than [`Config::max_headers`] allows (refused before the head ends).
+/// peer that does not speak HTTP is handed to hyper at once), the read that brings
+/// more lines than [`Config::max_headers`] allows (refused before the head ends) and
+/// the read that reaches [`Config::max_head_bytes`].
 pub(super) struct HeadBuf<'c> {
     config: &'c Config,
     pub(super) buf: BytesMut,
@@ -86,11 +87,11 @@ impl<'c> HeadBuf<'c> {
 
     /// What the bytes read so far amount to, or `None` to read more.
     pub(super) fn decide(&mut self) -> Option<ReadHead> {
-        let parse = if self.worth_parsing() {
+        // At the limit too: a malformed head is hyper's to answer (`400`), as when it
+        // arrives whole, rather than a `431` (found by the fuzz target).
+        let parse = if self.worth_parsing() || self.buf.len() >= self.config.max_head_bytes {
             self.parses += 1;
             parse(&self.buf, self.config)
-        } else if self.buf.len() >= self.config.max_head_bytes {
-            Parse::TooLarge
         } else {
             Parse::Partial
         };

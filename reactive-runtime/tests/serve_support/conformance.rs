@@ -175,6 +175,22 @@ fn empty_lines_before_the_request_line_do_not_spend_the_early_refusal() {
     check_reads(fuzzed, &cuts, limits);
 }
 
+/// Found by the fuzz target: a malformed head reaching the size limit in pieces was
+/// refused with `431` without a parse, where the same bytes in one piece go to hyper
+/// (`400`).
+#[test]
+fn a_malformed_head_reaching_the_limit_in_pieces_goes_to_hyper() {
+    let limits = Limits {
+        max_head_bytes: 300,
+        max_headers: 4,
+    };
+    let head = format!("GET /events HTTP/1.0\nAcc{}", "[".repeat(400));
+    let head = &head.as_bytes()[..300];
+    assert_eq!(kind(&check(head, limits)), Expect::Hyper);
+    let cuts: Vec<usize> = (1..head.len()).collect();
+    check_reads(head, &cuts, limits);
+}
+
 /// A URI longer than hyper and `http` accept (65,534 bytes) is not taken even when the
 /// head limit allows it.
 #[test]

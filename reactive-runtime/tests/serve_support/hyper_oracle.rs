@@ -146,7 +146,7 @@ pub fn check_reads(bytes: &[u8], cuts: &[usize], limits: Limits) {
             show()
         );
     }
-    // The first read, an end of head and a line too many: never more.
+    // The first read, a line too many, and an end of head or the size limit: never more.
     assert!(parses <= 3, "{parses} parses of {:?}", show());
 }
 
