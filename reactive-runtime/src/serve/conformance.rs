@@ -37,6 +37,7 @@ impl Limits {
 
 /// What the lean path does with the bytes a connection sent first.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one value per check, never stored in bulk
 pub enum Decision {
     /// Reads more.
     Partial,

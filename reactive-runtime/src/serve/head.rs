@@ -32,6 +32,11 @@ pub(super) async fn read(stream: &TcpStream, config: &Config) -> io::Result<Read
         // Never past the limit: a head that completes beyond it is refused here as hyper
         // refuses it (`431`), not taken because the buffer happened to grow larger.
         let room = config.max_head_bytes - head.buf.len();
+        if room == 0 {
+            // Only with a limit of 0 (a full buffer is always decided): a read into no
+            // room would look like the peer closing.
+            return Ok(ReadHead::TooLarge);
+        }
         match stream.try_read_buf(&mut (&mut head.buf).limit(room)) {
             Ok(0) => return Ok(ReadHead::Closed),
             Ok(_) => {}
