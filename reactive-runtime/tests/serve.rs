@@ -2,6 +2,7 @@
 //! hyper, over real TCP connections.
 
 mod realtime_support;
+mod serve_support;
 
 use std::future::IntoFuture;
 use std::time::Duration;
@@ -461,6 +462,28 @@ async fn trickle(addr: SocketAddr, prefix: &[u8], every: Duration) -> (String, D
         String::from_utf8_lossy(&got).into_owned(),
         started.elapsed(),
     )
+}
+
+/// Item 8 (found in review of the reader): with a limit that is not a power of two the
+/// reader's buffer grew past it, and a stream head larger than the limit, arriving in
+/// one piece, was taken where hyper answers `431`.
+#[tokio::test]
+async fn a_stream_head_over_an_odd_limit_is_refused_in_one_read() {
+    let (app, live) = flood();
+    let f = front(app, |s| s.max_head_bytes(10_000)).await;
+    let head = format!(
+        "GET /events HTTP/1.1\r\nAccept: text/event-stream\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(11_000)
+    );
+    let mut c = TcpStream::connect(f.addr).await.unwrap();
+    let _ = c.write_all(head.as_bytes()).await;
+    let text = read_until(&mut c, "\r\n\r\n", LONG).await;
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 431 "),
+        "{}",
+        &text[..text.len().min(200)]
+    );
+    assert_eq!(live.load(Ordering::SeqCst), 0, "no stream was started");
 }
 
 /// Item 3: a head that trickles in is cut at the budget on both paths, and the budget

@@ -1,8 +1,8 @@
 //! Code the `reactive` CLI generates compiles and registers. Between the markers:
 //! the exact output of `reactive new function agents_by_org --table agent --key
 //! organization_id`, and of `reactive convert --write` on
-//! `reactive-codegen/tests/fixtures/convert/complete.rs` and `native.rs`
-//! (`reactive-codegen/tests/cli_tools.rs` checks that they are current). The
+//! `reactive-cli/tests/fixtures/convert/complete.rs` and `native.rs`
+//! (`reactive-cli/tests/cli_tools.rs` checks that they are current). The
 //! `query_as!` of `native.rs` is checked against `ui-tests/.sqlx` (offline data).
 
 mod new_function {

@@ -6,8 +6,8 @@
 //!
 //! # Pipeline (ast → validate → expand)
 //!
-//! 1. The attribute's arguments are parsed with darling ([`args`]), the signature is
-//!    checked ([`signature`]) and the body is analysed by [`crate::handler`] (SQL
+//! 1. The attribute's arguments are parsed with darling (`args`), the signature is
+//!    checked (`signature`) and the body is analysed by [`crate::handler`] (SQL
 //!    literals with spans, bind expressions traced to input fields, calls).
 //! 2. Validation collects every error (spanned on the attribute argument, the
 //!    signature part or the SQL literal) and combines them: a user sees all missing
@@ -65,9 +65,13 @@
 //! (not `impl` methods); the companion type is named like the function, so a type
 //! with the same name in the same module would clash.
 
+// `args` and `signature` are the macro's internals; public only so that `reactive-cli`
+// reads attributes and signatures exactly as the macro does.
+#[doc(hidden)]
 pub mod args;
 mod function;
 pub mod relations;
+#[doc(hidden)]
 pub mod signature;
 
 #[cfg(test)]
@@ -93,12 +97,11 @@ impl Errors {
         self.errors.push(syn::Error::new(span, message));
     }
 
-    /// Each error's span and message, in order.
-    pub(crate) fn messages(&self) -> Vec<(proc_macro2::Span, String)> {
+    /// Every error, one per message, in order.
+    pub(crate) fn into_errors(self) -> Vec<syn::Error> {
         self.errors
-            .iter()
-            .flat_map(|e| e.clone().into_iter())
-            .map(|e| (e.span(), e.to_string()))
+            .into_iter()
+            .flat_map(syn::Error::into_iter)
             .collect()
     }
 

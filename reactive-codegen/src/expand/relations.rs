@@ -72,11 +72,18 @@ pub(crate) fn parse_edges(input: &syn::DeriveInput, errors: &mut Errors) -> Vec<
         .collect()
 }
 
+/// The edges of a `#[derive(Relations)]` input, each with the span of its target
+/// (`message.from_agent_id`), and every error, one per message: the derive's own
+/// reading, for tools that check a declaration against a schema (`reactive relations
+/// check`).
+pub fn relation_edges(input: &syn::DeriveInput) -> (Vec<(Edge, Span)>, Vec<syn::Error>) {
+    let mut errors = Errors::default();
+    let edges = parse_edges_spanned(input, &mut errors);
+    (edges, errors.into_errors())
+}
+
 /// [`parse_edges`], with the span of each edge's target (`message.from_agent_id`).
-pub(crate) fn parse_edges_spanned(
-    input: &syn::DeriveInput,
-    errors: &mut Errors,
-) -> Vec<(Edge, Span)> {
+fn parse_edges_spanned(input: &syn::DeriveInput, errors: &mut Errors) -> Vec<(Edge, Span)> {
     let mut edges = Vec::new();
     let mut seen: Vec<(String, Span)> = Vec::new();
     let mut found = false;

@@ -4,10 +4,10 @@ use std::io;
 
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Version};
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::net::TcpStream;
 
-use super::config::{Config, EventsPaths};
+use super::config::Config;
 
 /// What the first bytes of a connection turned out to be.
 pub(super) enum ReadHead {
@@ -25,73 +25,193 @@ pub(super) enum ReadHead {
 /// Reads until one request head is complete or malformed, within `config`'s size and
 /// header count.
 pub(super) async fn read(stream: &TcpStream, config: &Config) -> io::Result<ReadHead> {
-    let max = config.max_head_bytes;
-    let mut buf = BytesMut::with_capacity(1024.min(max.max(1)));
+    let mut head = HeadBuf::new(config);
     loop {
-        if buf.len() == buf.capacity() {
-            if buf.len() >= max {
-                return Ok(ReadHead::TooLarge);
-            }
-            buf.reserve(buf.len().min(max - buf.len()));
-        }
+        head.make_room();
         stream.readable().await?;
-        match stream.try_read_buf(&mut buf) {
+        // Never past the limit: a head that completes beyond it is refused here as hyper
+        // refuses it (`431`), not taken because the buffer happened to grow larger.
+        let room = config.max_head_bytes - head.buf.len();
+        if room == 0 {
+            // Only with a limit of 0 (a full buffer is always decided): a read into no
+            // room would look like the peer closing.
+            return Ok(ReadHead::TooLarge);
+        }
+        match stream.try_read_buf(&mut (&mut head.buf).limit(room)) {
             Ok(0) => return Ok(ReadHead::Closed),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
         }
-        match parse(&buf, config.max_headers, &config.events_paths) {
-            Parse::Partial => {}
-            Parse::TooLarge => return Ok(ReadHead::TooLarge),
-            Parse::EventStream(req) => return Ok(ReadHead::EventStream(req)),
-            Parse::Other => return Ok(ReadHead::Other(buf.freeze())),
+        if let Some(done) = head.decide() {
+            return Ok(done);
         }
     }
 }
 
-enum Parse {
+/// The bytes of a connection's first head so far, and where parsing them is worth it.
+///
+/// Parsing from the start after every read is quadratic in the number of reads (a head
+/// sent a byte at a time costs 64 Ki parses of up to 64 KiB): as hyper does, the head
+/// is parsed only when its end may have arrived. The exceptions are the first read (a
+/// peer that does not speak HTTP is handed to hyper at once), the read that brings
+/// more lines than [`Config::max_headers`] allows (refused before the head ends) and
+/// the read that reaches [`Config::max_head_bytes`].
+pub(super) struct HeadBuf<'c> {
+    config: &'c Config,
+    pub(super) buf: BytesMut,
+    /// Length of `buf` when it was last looked at.
+    scanned: usize,
+    /// Line feeds in `buf[start..scanned]`.
+    lines: usize,
+    /// Where the request line starts (the first byte that is not CR or LF), once seen.
+    start: Option<usize>,
+    /// Full parses so far (the cost item 13 of issue 12 bounds).
+    pub(super) parses: usize,
+}
+
+impl<'c> HeadBuf<'c> {
+    pub(super) fn new(config: &'c Config) -> Self {
+        HeadBuf {
+            config,
+            buf: BytesMut::with_capacity(1024.min(config.max_head_bytes.max(1))),
+            scanned: 0,
+            lines: 0,
+            start: None,
+            parses: 0,
+        }
+    }
+
+    /// Grows a full buffer towards the head limit (doubling, so growth is linear).
+    fn make_room(&mut self) {
+        let (len, max) = (self.buf.len(), self.config.max_head_bytes);
+        if len == self.buf.capacity() && len < max {
+            self.buf.reserve(len.max(1).min(max - len));
+        }
+    }
+
+    /// What the bytes read so far amount to, or `None` to read more.
+    pub(super) fn decide(&mut self) -> Option<ReadHead> {
+        // At the limit too: a malformed head is hyper's to answer (`400`), as when it
+        // arrives whole, rather than a `431` (found by the fuzz target).
+        let parse = if self.worth_parsing() || self.buf.len() >= self.config.max_head_bytes {
+            self.parses += 1;
+            parse(&self.buf, self.config)
+        } else {
+            Parse::Partial
+        };
+        match parse {
+            Parse::Partial => None,
+            Parse::TooLarge => Some(ReadHead::TooLarge),
+            Parse::EventStream(req) => Some(ReadHead::EventStream(req)),
+            Parse::Other => Some(ReadHead::Other(std::mem::take(&mut self.buf).freeze())),
+        }
+    }
+
+    fn worth_parsing(&mut self) -> bool {
+        let prev = self.scanned;
+        if self.start.is_none() {
+            self.start = self.buf[prev..]
+                .iter()
+                .position(|b| !matches!(b, b'\r' | b'\n'))
+                .map(|i| prev + i);
+        }
+        let lines_before = self.lines;
+        // Counted from the request line: the empty lines before it, which httparse
+        // skips, would make the early refusal fire before the headers are there (found
+        // by the fuzz target).
+        if let Some(start) = self.start {
+            let new = &self.buf[start.max(prev)..];
+            self.lines += new.iter().filter(|&&b| b == b'\n').count();
+        }
+        self.scanned = self.buf.len();
+        let too_many_lines =
+            lines_before <= self.config.max_headers + 1 && self.lines > self.config.max_headers + 1;
+        let may_end = self
+            .start
+            .is_some_and(|start| may_end_head(&self.buf, start.max(prev.saturating_sub(3))));
+        prev == 0 || too_many_lines || may_end
+    }
+}
+
+/// Whether a head end (`\n\n` or `\n\r\n`: httparse accepts bare line feeds) starts in
+/// `buf` at or after `from`. Callers pass the previous length minus 3, the first place
+/// an end that was not there before can start, and never a place before the request
+/// line: httparse skips empty lines there, and a peer sending only those must not
+/// cause a parse per read.
+fn may_end_head(buf: &[u8], from: usize) -> bool {
+    let tail = &buf[from..];
+    tail.iter().enumerate().any(|(i, &b)| {
+        b == b'\n'
+            && match tail.get(i + 1) {
+                Some(b'\n') => true,
+                Some(b'\r') => tail.get(i + 2) == Some(&b'\n'),
+                _ => false,
+            }
+    })
+}
+
+/// The lean path's decision on the bytes a connection sent so far.
+pub(super) enum Parse {
+    /// No complete head yet (and within the limits): read more.
     Partial,
+    /// Over [`Config::max_head_bytes`] or [`Config::max_headers`]: `431`.
     TooLarge,
+    /// Exactly one bodiless `GET` head for the events route: the lean path serves it.
     EventStream(Box<Request<Body>>),
+    /// Anything else, malformed included: hyper serves (or refuses) it.
     Other,
 }
 
-fn parse(buf: &[u8], max_headers: usize, events: &EventsPaths) -> Parse {
+/// The lean path's decision on `buf`, a pure function of the bytes and the limits (the
+/// conformance tests and the fuzz target compare it with hyper's reading).
+pub(super) fn parse(buf: &[u8], config: &Config) -> Parse {
     // On the heap: the count is configurable, and a parse is cheap next to a read.
-    let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
+    let mut headers = vec![httparse::EMPTY_HEADER; config.max_headers];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
+        // The limit hyper applies to the same head (`431`).
+        Ok(httparse::Status::Complete(len)) if len > config.max_head_bytes => {
+            return Parse::TooLarge;
+        }
         Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() >= config.max_head_bytes => {
+            return Parse::TooLarge;
+        }
         Ok(httparse::Status::Partial) => return Parse::Partial,
         // Refused here, with the same answer hyper gives later requests.
         Err(httparse::Error::TooManyHeaders) => return Parse::TooLarge,
         // Malformed: hyper answers it (400).
         Err(_) => return Parse::Other,
     };
-    if len != buf.len()
-        || req.method != Some("GET")
-        || !req.path.is_some_and(|p| events.matches(p))
-        || !is_event_stream_request(req.headers)
-    {
+    if len != buf.len() || req.method != Some("GET") || !is_event_stream_request(req.headers) {
         return Parse::Other;
     }
     match build(&req) {
-        Some(req) => Parse::EventStream(Box::new(req)),
-        None => Parse::Other,
+        // The route is matched on the path the router will see (a fragment or an
+        // absolute-form target read raw would name another route).
+        Some(req) if config.events_paths.matches(req.uri().path()) => {
+            Parse::EventStream(Box::new(req))
+        }
+        _ => Parse::Other,
     }
 }
 
 /// Accepts `text/event-stream`, and has no body and no upgrade.
 fn is_event_stream_request(headers: &[httparse::Header<'_>]) -> bool {
     let mut accepts = false;
+    let mut content_length = false;
     for h in headers {
         if h.name.eq_ignore_ascii_case("accept") {
             accepts |= contains_ignore_case(h.value, b"text/event-stream");
         } else if h.name.eq_ignore_ascii_case("content-length") {
-            if h.value.trim_ascii() != b"0" {
+            // A repeated one goes to hyper, even when equal: hyper keeps only the first,
+            // and the router must see the headers hyper would give it (found by the
+            // differential test).
+            if content_length || h.value.trim_ascii() != b"0" {
                 return false;
             }
+            content_length = true;
         } else if h.name.eq_ignore_ascii_case("transfer-encoding")
             || h.name.eq_ignore_ascii_case("upgrade")
         {
@@ -118,22 +238,34 @@ fn build(parsed: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
         .body(Body::empty())
         .ok()?;
     let map = req.headers_mut();
-    map.reserve(parsed.headers.len());
+    // `try_`: a `max_headers` above what a `HeaderMap` holds must not panic.
+    map.try_reserve(parsed.headers.len()).ok()?;
     for h in parsed.headers.iter() {
-        map.append(
+        map.try_append(
             HeaderName::from_bytes(h.name.as_bytes()).ok()?,
             HeaderValue::from_bytes(h.value).ok()?,
-        );
+        )
+        .ok()?;
     }
     Some(req)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::config::EventsPaths;
     use super::*;
 
+    fn config() -> Config {
+        Config {
+            max_headers: 100,
+            max_head_bytes: 64 * 1024,
+            events_paths: EventsPaths::LastSegment,
+            ..Config::default()
+        }
+    }
+
     fn parse(raw: &[u8]) -> Parse {
-        super::parse(raw, 100, &EventsPaths::LastSegment)
+        super::parse(raw, &config())
     }
 
     fn kind(raw: &str) -> &'static str {
@@ -209,5 +341,35 @@ mod tests {
         assert_eq!(req.version(), Version::HTTP_10);
         let cookies: Vec<_> = req.headers().get_all("cookie").iter().collect();
         assert_eq!(cookies, ["a=1", "b=2"]);
+    }
+
+    /// Issue 12 item 13: reads that cannot end the head cost no parse, so a head sent
+    /// a byte at a time is parsed on the first read and at its end, not once per byte.
+    #[test]
+    fn the_head_is_parsed_only_when_it_may_have_ended() {
+        let config = config();
+        let filler: String = (0..40)
+            .map(|i| format!("X-{i}: {}\r\n", "v".repeat(100)))
+            .collect();
+        let raw = format!("GET /events HTTP/1.1\r\nAccept: text/event-stream\r\n{filler}\r\n");
+        let mut head = HeadBuf::new(&config);
+        for (i, b) in raw.bytes().enumerate() {
+            head.buf.extend_from_slice(&[b]);
+            match head.decide() {
+                None => assert!(i + 1 < raw.len(), "the end was missed"),
+                Some(ReadHead::EventStream(_)) => assert_eq!(i + 1, raw.len()),
+                Some(_) => panic!("not taken"),
+            }
+        }
+        assert_eq!(head.parses, 2, "the first read and the end");
+    }
+
+    #[test]
+    fn a_head_end_is_seen_across_reads_and_with_bare_line_feeds() {
+        assert!(may_end_head(b"GET / HTTP/1.1\r\n\r\n", 14));
+        assert!(may_end_head(b"GET / HTTP/1.1\n\n", 14));
+        assert!(may_end_head(b"GET / HTTP/1.1\r\nA: b\n\r\n", 20));
+        assert!(!may_end_head(b"GET / HTTP/1.1\r\nA: b\r\n", 10));
+        assert!(!may_end_head(b"GET / HTTP/1.1\r\n\r", 10));
     }
 }

@@ -21,8 +21,16 @@
 //!    served by hyper: correct, only heavier.)
 //!
 //! Only requests for the events route (a path ending in `/events` by default,
-//! [`Serve::events_paths`] otherwise) take the lean path: any other response would have
-//! to be buffered whole there.
+//! [`Serve::events_paths`] otherwise, matched on the path the router will see) take the
+//! lean path: any other response would have to be buffered whole there.
+//!
+//! The lean path takes a head only where hyper would read the same request (same
+//! method, target, version and headers, no body, nothing behind it); every doubtful head
+//! (smuggling shapes, obs-fold, NUL bytes, upgrades, pipelining, a repeated
+//! `Content-Length`) goes to hyper. [`conformance`] exposes the decision as a pure
+//! function for the differential test against hyper (`tests/serve_support/`) and the
+//! fuzz target (`fuzz/`). The head is parsed only when its end may have arrived, so a
+//! head arriving a byte at a time is not parsed once per byte.
 //!
 //! Each request carries [`ConnectInfo`](axum::extract::ConnectInfo) with the peer address.
 //!
@@ -60,6 +68,8 @@
 //! ```
 
 mod config;
+#[doc(hidden)]
+pub mod conformance;
 mod head;
 mod rewind;
 mod sse;

@@ -18,7 +18,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{CliError, Command, Options, Outcome};
+use crate::{CliError, Outcome};
 
 /// The rules text.
 pub const TEMPLATE: &str = include_str!("rules.md");
@@ -58,39 +58,43 @@ impl Target {
     }
 }
 
-/// Parsed arguments of `reactive rules`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Arguments of `reactive rules`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct RulesArgs {
-    /// The targets.
-    pub targets: Vec<Target>,
-    /// The directory the paths are relative to.
+    /// The assistant to write rules for
+    #[arg(long, value_enum, default_value_t = TargetChoice::All)]
+    pub target: TargetChoice,
+    /// The directory the files' paths are relative to
+    #[arg(long, value_name = "DIR", default_value = ".")]
     pub out: PathBuf,
 }
 
-pub(crate) fn parse(args: impl Iterator<Item = String>) -> Result<Command, CliError> {
-    let options = Options::parse(args, &[], &["--target", "--out"])?;
-    if options.help {
-        return Ok(Command::Help);
-    }
-    if let Some(extra) = options.operands.first() {
-        return Err(CliError::Usage(format!("unexpected argument `{extra}`")));
-    }
-    let targets = match options.value("--target").unwrap_or("all") {
-        "all" => Target::ALL.to_vec(),
-        "claude" => vec![Target::Claude],
-        "cursor" => vec![Target::Cursor],
-        "copilot" => vec![Target::Copilot],
-        "agents" => vec![Target::Agents],
-        other => {
-            return Err(CliError::Usage(format!(
-                "unknown target `{other}` (expected claude, cursor, copilot, agents or all)"
-            )));
+/// The `--target` values: one [`Target`] or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetChoice {
+    /// CLAUDE.md
+    Claude,
+    /// .cursor/rules/reactive.mdc
+    Cursor,
+    /// .github/copilot-instructions.md
+    Copilot,
+    /// AGENTS.md
+    Agents,
+    /// Every file above
+    All,
+}
+
+impl TargetChoice {
+    /// The targets, in the order they are written.
+    pub fn targets(self) -> Vec<Target> {
+        match self {
+            Self::Claude => vec![Target::Claude],
+            Self::Cursor => vec![Target::Cursor],
+            Self::Copilot => vec![Target::Copilot],
+            Self::Agents => vec![Target::Agents],
+            Self::All => Target::ALL.to_vec(),
         }
-    };
-    Ok(Command::Rules(RulesArgs {
-        targets,
-        out: PathBuf::from(options.value("--out").unwrap_or(".")),
-    }))
+    }
 }
 
 /// The section, markers included, ending with a newline.
@@ -135,7 +139,7 @@ pub fn updated(target: Target, current: Option<&str>) -> Result<String, String> 
 
 pub(crate) fn run(args: &RulesArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
     let mut outcome = Outcome::Clean;
-    for target in &args.targets {
+    for target in args.target.targets() {
         let path = args.out.join(target.path());
         let shown = path.display().to_string();
         let current = match std::fs::read_to_string(&path) {
@@ -148,7 +152,7 @@ pub(crate) fn run(args: &RulesArgs, out: &mut dyn Write) -> Result<Outcome, CliE
                 });
             }
         };
-        let new = match updated(*target, current.as_deref()) {
+        let new = match updated(target, current.as_deref()) {
             Ok(new) => new,
             Err(message) => {
                 writeln!(out, "{shown}: error: {message}")?;

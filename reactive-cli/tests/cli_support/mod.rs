@@ -54,13 +54,19 @@ pub fn env_url(var: &str) -> Option<String> {
     }
 }
 
-/// `reactive ARGS` is a usage error: exit 2, `reactive: MESSAGE` and the usage text.
+/// `reactive ARGS` is a usage error, reported by clap: exit 2, `error: ...` holding
+/// `message` on standard error, and the hint at `--help`.
 pub fn assert_usage_error(args: &[&str], message: &str) {
     let output = reactive(args);
     assert_eq!(output.status.code(), Some(2), "{args:?}");
+    assert!(output.stdout.is_empty(), "{args:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.starts_with(&format!("reactive: {message}\n\nusage: reactive analyze")),
+        stderr.starts_with("error: ") && stderr.contains(message),
+        "{args:?}: {stderr}"
+    );
+    assert!(
+        stderr.ends_with("For more information, try '--help'.\n"),
         "{args:?}: {stderr}"
     );
 }

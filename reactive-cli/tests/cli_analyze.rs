@@ -1,7 +1,5 @@
 //! `reactive analyze`: runs the built binary on fixture files.
 
-#![cfg(feature = "rust")]
-
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -272,21 +270,27 @@ fn syntax_error_fails_with_file_line_and_column() {
 
 #[test]
 fn usage_errors_exit_with_2_and_print_usage() {
-    for args in [
-        &["analyze"][..],
-        &["analyze", "--dialect", "oracle", "x.rs"],
-        &["nope"],
-        &[],
+    for (args, usage) in [
+        (&["analyze"][..], "Usage: reactive analyze <FILE.rs>..."),
+        (&["nope"], "Usage: reactive <COMMAND>"),
+        (&[], "Usage: reactive <COMMAND>"),
     ] {
         let output = reactive(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            stderr.contains("usage: reactive analyze"),
-            "{args:?}: {stderr}"
-        );
+        assert!(stderr.contains(usage), "{args:?}: {stderr}");
     }
+    let output = reactive(&["analyze", "--dialect", "oracle", "x.rs"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).starts_with(
+            "error: invalid value 'oracle' for '--dialect <D>'\n  [possible values: postgres, sqlite, mysql]"
+        )
+    );
     let help = reactive(&["analyze", "--help"]);
     assert!(help.status.success());
-    assert!(String::from_utf8_lossy(&help.stdout).contains("usage: reactive analyze"));
+    assert!(
+        String::from_utf8_lossy(&help.stdout)
+            .contains("Usage: reactive analyze [OPTIONS] <FILE.rs>...")
+    );
 }

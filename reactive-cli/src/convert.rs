@@ -7,7 +7,7 @@
 //!
 //! - `#[reactive_function(name = "...")]` above the function (with
 //!   `dialect = "sqlite"`/`"mysql"` for those pools), name from
-//!   [`super::procedure_name`];
+//!   [`crate::procedure_name`];
 //! - the pool type becomes the handle of its database: `&PgPool` →
 //!   `&ReactiveDb<Postgres>`, `&MySqlPool` → `&ReactiveDb<MySql>`, `&SqlitePool` →
 //!   `&ReactiveDb<Sqlite>`, `&AnyPool` → `&ReactiveDb<Any>`; `&Pool<DB>` keeps `DB`
@@ -43,35 +43,22 @@ use std::io::Write;
 
 use syn::spanned::Spanned;
 
-use super::{
-    CliError, Command, Options, Outcome, dialect_name, pascal_case, procedure_name, read_rust_file,
+use crate::{
+    CliError, Outcome, dialect_name, pascal_case, procedure_name, read_rust_file,
     suggest::reactive_attr, suggest::source_of,
 };
-use crate::handler::{self, AnalyzeOptions, DiagnosticKind};
-use crate::sql::Dialect;
+use reactive_codegen::handler::{self, AnalyzeOptions, DiagnosticKind};
+use reactive_codegen::sql::Dialect;
 
-/// Parsed arguments of `reactive convert`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Arguments of `reactive convert`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct ConvertArgs {
-    /// The file.
+    /// The Rust file
+    #[arg(value_name = "FILE.rs")]
     pub file: String,
-    /// Rewrite the file instead of printing a diff.
+    /// Rewrite the file instead of printing a diff
+    #[arg(long)]
     pub write: bool,
-}
-
-pub(crate) fn parse(args: impl Iterator<Item = String>) -> Result<Command, CliError> {
-    let options = Options::parse(args, &["--write"], &[])?;
-    if options.help {
-        return Ok(Command::Help);
-    }
-    match options.operands.as_slice() {
-        [file] => Ok(Command::Convert(ConvertArgs {
-            file: file.clone(),
-            write: options.flag("--write"),
-        })),
-        [] => Err(CliError::Usage("no input file".into())),
-        _ => Err(CliError::Usage("convert takes one file".into())),
-    }
 }
 
 /// A textual edit: replace `range` (bytes of the original) with `text`.

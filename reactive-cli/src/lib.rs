@@ -8,14 +8,23 @@
 //! reactive convert [--write] FILE.rs
 //! reactive rules [--target claude|cursor|copilot|agents|all] [--out DIR]
 //! reactive new function NAME --table T [--key COLUMN] [--dialect D]
+//! reactive completions SHELL
 //! ```
 //!
-//! One module per command: [`analyze`](crate::cli::analyze) (what each function reads and writes),
-//! [`suggest`](crate::cli::suggest) (the `#[reactive_function(...)]` each function should carry),
-//! [`relations`](crate::cli::relations) (a `#[derive(Relations)]` declaration against the schema of
-//! [`crate::schema`]), [`convert`](crate::cli::convert) (plain sqlx functions into reactive ones),
-//! [`rules`](crate::cli::rules) (rules files for AI assistants), [`new`](crate::cli::new) (a handler skeleton). All of
-//! them reuse the handler and SQL analysis the macro uses.
+//! The arguments are parsed by clap ([`Cli`]); the binary is a few lines around
+//! [`run`]. One module per command: [`analyze`] (what each function reads and writes),
+//! [`suggest`] (the `#[reactive_function(...)]` each function should carry),
+//! [`relations`] (a `#[derive(Relations)]` declaration against the schema of
+//! [`schema`]), [`convert`] (plain sqlx functions into reactive ones),
+//! [`rules`] (rules files for AI assistants), [`new`] (a handler skeleton). All of
+//! them reuse the handler and SQL analysis of `reactive-codegen`, the one the macro uses;
+//! this crate is not a dependency of the macros, so their builds never compile it.
+//!
+//! # Features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `live` | `reactive relations ... --database-url`: live schema introspection (sqlx, tokio) |
 //!
 //! # `reactive analyze`
 //!
@@ -62,7 +71,8 @@
 //! 0 on success; 1 when an input cannot be read or parsed (nothing is printed on
 //! standard output then) or a command found problems ([`Outcome::Findings`]:
 //! `relations check` errors, `convert` notes, `rules` markers it cannot update);
-//! 2 on a usage error. `suggest` only advises: 0.
+//! 2 on a usage error (clap's message and usage on standard error). `suggest` only
+//! advises: 0.
 
 pub mod analyze;
 pub mod convert;
@@ -71,48 +81,95 @@ pub mod live;
 pub mod new;
 pub mod relations;
 pub mod rules;
+pub mod schema;
 pub mod suggest;
 
 use std::io::Write;
+
+use clap::builder::{EnumValueParser, TypedValueParser};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap_complete::Generator as _;
+use reactive_codegen::sql::Dialect;
 
 pub use analyze::{
     AnalyzeArgs, DiagnosticReport, FunctionReport, KeyReport, Report, TableReport, analyze_files,
     render_human,
 };
 
-use crate::sql::Dialect;
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "reactive",
+    version,
+    about = "Check and write reactive functions: what they read and write, their attributes, relations.",
+    subcommand_required = true,
+    arg_required_else_help = true,
+    // An option given twice keeps its last value: a script can append an override.
+    args_override_self = true
+)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
 
-/// The usage text.
-pub const USAGE: &str = "\
-usage: reactive analyze [--dialect postgres|sqlite|mysql] [--json] FILE.rs...
-       reactive suggest [--dialect D] [--json] FILE.rs...
-       reactive relations check (--migrations DIR | --database-url URL) [--dialect D] [--json] FILE.rs...
-       reactive relations suggest (--migrations DIR | --database-url URL) [--dialect D]
-       reactive convert [--write] FILE.rs
-       reactive rules [--target claude|cursor|copilot|agents|all] [--out DIR]
-       reactive new function NAME --table TABLE [--key COLUMN] [--dialect D]
+/// A command.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// For every async fn sending SQL: query or mutation, tables and keys read and written
+    Analyze(AnalyzeArgs),
+    /// The #[reactive_function(...)] attribute each function should carry
+    ///
+    /// A function's own `dialect = "..."` wins over --dialect.
+    Suggest(suggest::SuggestArgs),
+    /// A #[derive(Relations)] declaration against the schema
+    #[command(subcommand)]
+    Relations(relations::RelationsCommand),
+    /// Turn plain sqlx functions into reactive functions (preview; --write applies)
+    Convert(convert::ConvertArgs),
+    /// Write rules files for AI assistants (between marker comments)
+    Rules(rules::RulesArgs),
+    /// Print a skeleton to start from (`new function`)
+    #[command(subcommand)]
+    New(new::NewCommand),
+    /// Print a shell completion script (e.g. `reactive completions bash > /etc/bash_completion.d/reactive`)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+}
 
-commands:
-  analyze            for every async fn sending SQL: query or mutation, tables and keys read and written
-  suggest            the #[reactive_function(...)] attribute each function should carry
-  relations check    check a #[derive(Relations)] declaration against the schema
-  relations suggest  print a #[relations(...)] block from the schema's foreign keys
-  convert            turn plain sqlx functions into reactive functions (preview; --write applies)
-  rules              write rules files for AI assistants (between marker comments)
-  new function       print a reactive function skeleton
+/// The `--dialect` values; the aliases are the other names the dialects go by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DialectArg {
+    #[value(alias = "postgresql", alias = "pg")]
+    Postgres,
+    Sqlite,
+    #[value(alias = "mariadb")]
+    Mysql,
+}
 
-options:
-  --dialect D         SQL dialect: postgres (default), sqlite or mysql
-  --json              machine-readable output
-  --migrations DIR    the schema from the .sql files of DIR (CREATE/ALTER/DROP TABLE, in file-name order)
-  --database-url URL  the schema of a live database (needs the `live` feature)
-  -h, --help          this help";
+impl From<DialectArg> for Dialect {
+    fn from(dialect: DialectArg) -> Self {
+        match dialect {
+            DialectArg::Postgres => Dialect::Postgres,
+            DialectArg::Sqlite => Dialect::Sqlite,
+            DialectArg::Mysql => Dialect::MySql,
+        }
+    }
+}
 
-/// Errors of the command line tool.
+/// The parser of `--dialect` (`Dialect` is `reactive-codegen`'s: no `ValueEnum` of its own).
+pub(crate) fn dialect_parser() -> impl TypedValueParser<Value = Dialect> {
+    EnumValueParser::<DialectArg>::new().map(Dialect::from)
+}
+
+/// Errors of the command line tool (usage errors are clap's, before a command runs).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// Bad arguments.
-    #[error("{0}\n\n{USAGE}")]
+    /// An argument that only turns out wrong when the command runs (a database URL
+    /// of an unsupported kind); reported like clap's usage errors.
+    #[error("{0}")]
     Usage(String),
     /// A file could not be read.
     #[error("{path}: cannot read file: {source}")]
@@ -179,150 +236,6 @@ impl Outcome {
     }
 }
 
-/// A parsed command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    /// `reactive analyze ...`.
-    Analyze(AnalyzeArgs),
-    /// `reactive suggest ...`.
-    Suggest(suggest::SuggestArgs),
-    /// `reactive relations check ...`.
-    RelationsCheck(relations::CheckArgs),
-    /// `reactive relations suggest ...`.
-    RelationsSuggest(relations::SchemaArgs),
-    /// `reactive convert ...`.
-    Convert(convert::ConvertArgs),
-    /// `reactive rules ...`.
-    Rules(rules::RulesArgs),
-    /// `reactive new function ...`.
-    NewFunction(new::NewFunctionArgs),
-    /// `reactive --help` / `reactive <command> --help`.
-    Help,
-}
-
-/// Options of one command line, split into flags, options with values and operands.
-#[derive(Debug, Default)]
-pub(crate) struct Options {
-    flags: Vec<&'static str>,
-    values: Vec<(&'static str, String)>,
-    /// Operands, in order.
-    pub(crate) operands: Vec<String>,
-    help: bool,
-}
-
-impl Options {
-    /// Split `args`: `flags` take no value, `valued` take one (`--x v` or `--x=v`);
-    /// `--` ends options; `-h`/`--help` asks for help.
-    pub(crate) fn parse(
-        args: impl Iterator<Item = String>,
-        flags: &[&'static str],
-        valued: &[&'static str],
-    ) -> Result<Self, CliError> {
-        let mut parsed = Self::default();
-        let mut args = args;
-        let mut only_operands = false;
-        while let Some(arg) = args.next() {
-            if only_operands {
-                parsed.operands.push(arg);
-                continue;
-            }
-            if arg == "--" {
-                only_operands = true;
-            } else if arg == "-h" || arg == "--help" {
-                parsed.help = true;
-            } else if let Some(flag) = flags.iter().find(|f| **f == arg) {
-                parsed.flags.push(flag);
-            } else if let Some(name) = valued.iter().find(|v| **v == arg) {
-                let value = args
-                    .next()
-                    .ok_or_else(|| CliError::Usage(format!("{name} needs a value")))?;
-                parsed.values.push((name, value));
-            } else if let Some((name, value)) = valued.iter().find_map(|v| {
-                arg.strip_prefix(v)
-                    .and_then(|rest| rest.strip_prefix('='))
-                    .map(|value| (*v, value))
-            }) {
-                parsed.values.push((name, value.to_owned()));
-            } else if arg.starts_with('-') && arg.len() > 1 {
-                return Err(CliError::Usage(format!("unknown option `{arg}`")));
-            } else {
-                parsed.operands.push(arg);
-            }
-        }
-        Ok(parsed)
-    }
-
-    /// `true` if the flag was given.
-    pub(crate) fn flag(&self, name: &str) -> bool {
-        self.flags.contains(&name)
-    }
-
-    /// The last value given for an option.
-    pub(crate) fn value(&self, name: &str) -> Option<&str> {
-        self.values
-            .iter()
-            .rev()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The `--dialect` value, `postgres` by default.
-    pub(crate) fn dialect(&self) -> Result<Dialect, CliError> {
-        self.value("--dialect")
-            .map(parse_dialect)
-            .transpose()
-            .map(|d| d.unwrap_or(Dialect::Postgres))
-    }
-}
-
-/// Parse the arguments (without the program name).
-pub fn parse_args<I, S>(args: I) -> Result<Command, CliError>
-where
-    I: IntoIterator<Item = S>,
-    S: Into<String>,
-{
-    let mut args = args.into_iter().map(Into::into);
-    let command = match args.next() {
-        Some(command) => command,
-        None => return Err(CliError::Usage("missing command".into())),
-    };
-    let command = match command.as_str() {
-        "-h" | "--help" | "help" => return Ok(Command::Help),
-        "analyze" => {
-            let options = Options::parse(args, &["--json"], &["--dialect"])?;
-            if options.help {
-                return Ok(Command::Help);
-            }
-            if options.operands.is_empty() {
-                return Err(CliError::Usage("no input files".into()));
-            }
-            Command::Analyze(AnalyzeArgs {
-                dialect: options.dialect()?,
-                json: options.flag("--json"),
-                files: options.operands,
-            })
-        }
-        "suggest" => suggest::parse(args)?,
-        "relations" => relations::parse(args)?,
-        "convert" => convert::parse(args)?,
-        "rules" => rules::parse(args)?,
-        "new" => new::parse(args)?,
-        other => return Err(CliError::Usage(format!("unknown command `{other}`"))),
-    };
-    Ok(command)
-}
-
-fn parse_dialect(value: &str) -> Result<Dialect, CliError> {
-    match value.to_ascii_lowercase().as_str() {
-        "postgres" | "postgresql" | "pg" => Ok(Dialect::Postgres),
-        "sqlite" => Ok(Dialect::Sqlite),
-        "mysql" | "mariadb" => Ok(Dialect::MySql),
-        _ => Err(CliError::Usage(format!(
-            "unknown dialect `{value}` (expected postgres, sqlite or mysql)"
-        ))),
-    }
-}
-
 /// The name of a dialect as the `--dialect` option and `dialect = "..."` spell it.
 pub fn dialect_name(dialect: Dialect) -> &'static str {
     match dialect {
@@ -342,19 +255,11 @@ pub fn database_type(dialect: Dialect) -> &'static str {
     }
 }
 
-/// Run the tool: parse `args` (without the program name), write the result to `out`.
-pub fn run<I, S>(args: I, out: &mut dyn Write) -> Result<Outcome, CliError>
-where
-    I: IntoIterator<Item = S>,
-    S: Into<String>,
-{
-    let outcome = match parse_args(args)? {
-        Command::Help => {
-            writeln!(out, "{USAGE}")?;
-            Outcome::Clean
-        }
+/// Run a parsed command, writing its result to `out`.
+pub fn run(command: &Command, out: &mut dyn Write) -> Result<Outcome, CliError> {
+    let outcome = match command {
         Command::Analyze(args) => {
-            let report = analyze_files(&args)?;
+            let report = analyze_files(args)?;
             if args.json {
                 write_json(out, &report)?;
             } else {
@@ -362,12 +267,24 @@ where
             }
             Outcome::Clean
         }
-        Command::Suggest(args) => suggest::run(&args, out)?,
-        Command::RelationsCheck(args) => relations::run_check(&args, out)?,
-        Command::RelationsSuggest(args) => relations::run_suggest(&args, out)?,
-        Command::Convert(args) => convert::run(&args, out)?,
-        Command::Rules(args) => rules::run(&args, out)?,
-        Command::NewFunction(args) => new::run(&args, out)?,
+        Command::Suggest(args) => suggest::run(args, out)?,
+        Command::Relations(relations::RelationsCommand::Check(args)) => {
+            relations::run_check(args, out)?
+        }
+        Command::Relations(relations::RelationsCommand::Suggest(args)) => {
+            relations::run_suggest(args, out)?
+        }
+        Command::Convert(args) => convert::run(args, out)?,
+        Command::Rules(args) => rules::run(args, out)?,
+        Command::New(new::NewCommand::Function(args)) => new::run(args, out)?,
+        Command::Completions { shell } => {
+            // `clap_complete::generate` panics when the output is closed (`| head`).
+            let mut command = Cli::command();
+            command.set_bin_name("reactive");
+            command.build();
+            shell.try_generate(&command, out)?;
+            Outcome::Clean
+        }
     };
     Ok(outcome)
 }
@@ -459,12 +376,22 @@ pub fn procedure_name(rust_name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::FunctionKind;
+    use reactive_codegen::model::FunctionKind;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("reactive").chain(args.iter().copied()))
+            .map(|cli| cli.command)
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 
     #[test]
     fn parses_options_in_any_order() {
-        let parsed = parse_args(["analyze", "a.rs", "--json", "--dialect", "sqlite", "b.rs"])
-            .expect("valid");
+        let parsed =
+            parse(&["analyze", "a.rs", "--json", "--dialect", "sqlite", "b.rs"]).expect("valid");
         assert_eq!(
             parsed,
             Command::Analyze(AnalyzeArgs {
@@ -473,12 +400,21 @@ mod tests {
                 files: vec!["a.rs".into(), "b.rs".into()]
             })
         );
-        let parsed = parse_args(["analyze", "--dialect=mysql", "a.rs"]).expect("valid");
+        let parsed = parse(&["analyze", "--dialect=MariaDB", "a.rs"]).expect("valid");
         assert!(matches!(
             parsed,
             Command::Analyze(AnalyzeArgs {
                 dialect: Dialect::MySql,
                 json: false,
+                ..
+            })
+        ));
+        let parsed = parse(&["analyze", "--dialect", "pg", "--dialect", "sqlite", "a.rs"])
+            .expect("the last value wins");
+        assert!(matches!(
+            parsed,
+            Command::Analyze(AnalyzeArgs {
+                dialect: Dialect::Sqlite,
                 ..
             })
         ));
@@ -494,7 +430,7 @@ mod tests {
 
     #[test]
     fn default_dialect_is_postgres() {
-        let Command::Analyze(args) = parse_args(["analyze", "a.rs"]).expect("valid") else {
+        let Command::Analyze(args) = parse(&["analyze", "a.rs"]).expect("valid") else {
             panic!("analyze")
         };
         assert_eq!(args.dialect, Dialect::Postgres);
@@ -503,22 +439,21 @@ mod tests {
     #[test]
     fn usage_errors() {
         for bad in [
-            vec!["analyze"],
-            vec!["analyze", "--dialect"],
-            vec!["analyze", "--dialect", "oracle", "a.rs"],
-            vec!["analyze", "--jsn", "a.rs"],
-            vec!["frobnicate"],
-            vec![],
+            &["analyze"][..],
+            &["analyze", "--dialect"],
+            &["analyze", "--dialect", "oracle", "a.rs"],
+            &["analyze", "--jsn", "a.rs"],
+            &["frobnicate"],
+            &[],
         ] {
-            let err = parse_args(bad.clone()).expect_err("usage error");
-            assert!(matches!(err, CliError::Usage(_)), "{bad:?}: {err}");
-            assert_eq!(err.exit_code(), 2);
+            let err = parse(bad).expect_err("usage error");
+            assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
         }
     }
 
     #[test]
     fn double_dash_ends_options() {
-        let Command::Analyze(args) = parse_args(["analyze", "--", "--json"]).expect("valid") else {
+        let Command::Analyze(args) = parse(&["analyze", "--", "--json"]).expect("valid") else {
             panic!()
         };
         assert_eq!(args.files, vec!["--json".to_owned()]);

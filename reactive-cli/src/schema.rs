@@ -17,7 +17,7 @@ use sqlparser::dialect::{self as sp, Dialect as SpDialect};
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
-use crate::sql::Dialect;
+use reactive_codegen::sql::Dialect;
 
 /// Where something was declared: a file and a 1-based line (line 0 = unknown, e.g.
 /// from a live database).

@@ -5,19 +5,22 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{CliError, read_rust_file};
-use crate::handler::{self, AnalyzeOptions, HandlerAnalysis, ResolvedTable};
-use crate::model::FunctionKind;
-use crate::sql::Dialect;
+use crate::{CliError, read_rust_file};
+use reactive_codegen::handler::{self, AnalyzeOptions, HandlerAnalysis, ResolvedTable};
+use reactive_codegen::model::FunctionKind;
+use reactive_codegen::sql::Dialect;
 
-/// Parsed arguments of `reactive analyze`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Arguments of `reactive analyze`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct AnalyzeArgs {
-    /// The SQL dialect.
+    /// SQL dialect of the literals
+    #[arg(long, value_name = "D", default_value = "postgres", ignore_case = true, value_parser = crate::dialect_parser())]
     pub dialect: Dialect,
-    /// Print JSON.
+    /// Machine-readable output
+    #[arg(long)]
     pub json: bool,
-    /// The files, as given.
+    /// The Rust files, as given (paths in the output are spelled the same)
+    #[arg(value_name = "FILE.rs", required = true)]
     pub files: Vec<String>,
 }
 
@@ -88,7 +91,7 @@ pub fn analyze_files(args: &AnalyzeArgs) -> Result<Report, CliError> {
     for path in &args.files {
         let (_, file) = read_rust_file(path)?;
         let options = AnalyzeOptions {
-            manifest_dir: super::manifest_dir_of(path),
+            manifest_dir: crate::manifest_dir_of(path),
             ..options.clone()
         };
         for analysis in handler::analyze_file(&file, &options) {

@@ -1,8 +1,6 @@
 //! `reactive relations check` / `relations suggest`: TeamHub's real migrations and
 //! declaration, broken fixtures, and (feature `live`) live databases.
 
-#![cfg(feature = "rust")]
-
 mod cli_support;
 
 use cli_support::{assert_usage_error, reactive, stdout_of, temp_dir};
@@ -259,7 +257,7 @@ fn input_and_usage_errors() {
     for (args, message) in [
         (
             &["relations", "check", TEAMHUB_SCHEMA][..],
-            "the schema is needed: --migrations DIR or --database-url URL",
+            "the following required arguments were not provided:\n  <--migrations <DIR>|--database-url <URL>>",
         ),
         (
             &[
@@ -271,27 +269,37 @@ fn input_and_usage_errors() {
                 "sqlite::memory:",
                 "x.rs",
             ],
-            "give either --migrations or --database-url, not both",
+            "the argument '--migrations <DIR>' cannot be used with '--database-url <URL>'",
         ),
         (
             &["relations", "check", "--migrations", "m"],
-            "no input files (the Rust files with `#[derive(Relations)]`)",
+            "the following required arguments were not provided:\n  <FILE.rs>...",
         ),
         (
             &["relations", "frobnicate"],
-            "unknown command `relations frobnicate` (expected `relations check` or `relations suggest`)",
+            "unrecognized subcommand 'frobnicate'",
         ),
         (
-            &["relations"],
-            "missing command: `relations check` or `relations suggest`",
+            &["relations", "suggest", "--migrations", "m", "extra"],
+            "unexpected argument 'extra' found",
         ),
         (
             &["relations", "suggest", "--migrations"],
-            "--migrations needs a value",
+            "a value is required for '--migrations <DIR>' but none was supplied",
         ),
     ] {
         assert_usage_error(args, message);
     }
+    // No subcommand: the help of `relations`, as a usage error.
+    let output = reactive(&["relations"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("Usage: reactive relations <COMMAND>")
+            && stderr.contains("  check ")
+            && stderr.contains("  suggest "),
+        "{stderr}"
+    );
 }
 
 #[cfg(not(feature = "live"))]
@@ -423,6 +431,6 @@ mod live {
     }
 
     fn cli_support_redact(url: &str) -> String {
-        reactive_codegen::cli::live::redact(url)
+        reactive_cli::live::redact(url)
     }
 }

@@ -8,76 +8,45 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use super::{
-    CliError, Command, Options, Outcome, database_type, dialect_name, pascal_case, procedure_name,
-};
-use crate::sql::Dialect;
+use crate::{CliError, Outcome, database_type, dialect_name, pascal_case, procedure_name};
+use reactive_codegen::sql::Dialect;
 
-/// Parsed arguments of `reactive new function`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The templates of `reactive new`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum NewCommand {
+    /// Print a reactive function skeleton
+    Function(NewFunctionArgs),
+}
+
+/// Arguments of `reactive new function`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct NewFunctionArgs {
-    /// The Rust function's name.
+    /// The Rust function's name
+    #[arg(value_parser = identifier)]
     pub name: String,
-    /// The table read.
+    /// The table read
+    #[arg(long, value_parser = identifier)]
     pub table: String,
-    /// The key column, bound to the input field of the same name.
+    /// The key column, bound to the input field of the same name
+    #[arg(long, value_name = "COLUMN", value_parser = identifier)]
     pub key: Option<String>,
-    /// The dialect of the SQL literal.
+    /// SQL dialect of the literal
+    #[arg(long, value_name = "D", default_value = "postgres", ignore_case = true, value_parser = crate::dialect_parser())]
     pub dialect: Dialect,
 }
 
-fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars
+/// A name the skeleton can use as a Rust and SQL identifier, lower-cased.
+fn identifier(value: &str) -> Result<String, String> {
+    let mut chars = value.chars();
+    let valid = chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, CliError> {
-    match args.next().as_deref() {
-        Some("function") => {}
-        Some("-h" | "--help") => return Ok(Command::Help),
-        Some(other) => {
-            return Err(CliError::Usage(format!(
-                "unknown template `{other}` (expected `new function`)"
-            )));
-        }
-        None => return Err(CliError::Usage("missing template: `new function`".into())),
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(value.to_lowercase())
+    } else {
+        Err("not an identifier (letters, digits, `_`)".into())
     }
-    let options = Options::parse(args, &[], &["--table", "--key", "--dialect"])?;
-    if options.help {
-        return Ok(Command::Help);
-    }
-    let name = match options.operands.as_slice() {
-        [name] => name.clone(),
-        [] => return Err(CliError::Usage("missing function name".into())),
-        _ => return Err(CliError::Usage("one function name expected".into())),
-    };
-    let table = options
-        .value("--table")
-        .ok_or_else(|| CliError::Usage("--table is required".into()))?
-        .to_owned();
-    let key = options.value("--key").map(str::to_owned);
-    for (what, value) in [
-        ("function name", Some(&name)),
-        ("table", Some(&table)),
-        ("key", key.as_ref()),
-    ] {
-        if let Some(value) = value
-            && !is_identifier(value)
-        {
-            return Err(CliError::Usage(format!(
-                "the {what} `{value}` is not an identifier (letters, digits, `_`)"
-            )));
-        }
-    }
-    Ok(Command::NewFunction(NewFunctionArgs {
-        name: name.to_lowercase(),
-        table: table.to_lowercase(),
-        key: key.map(|k| k.to_lowercase()),
-        dialect: options.dialect()?,
-    }))
 }
 
 /// The skeleton's source text.

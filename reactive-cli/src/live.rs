@@ -5,7 +5,7 @@
 
 use sqlx::Connection;
 
-use super::CliError;
+use crate::CliError;
 use crate::schema::{Action, ForeignKey, Origin, Schema, Table};
 
 /// The URL without its password (for messages and reports).

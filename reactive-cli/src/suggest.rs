@@ -1,7 +1,7 @@
 //! `reactive suggest`: the `#[reactive_function(...)]` attribute each async fn that
 //! sends SQL should carry.
 //!
-//! - `name`: the one already declared, else [`super::procedure_name`] of the fn.
+//! - `name`: the one already declared, else [`crate::procedure_name`] of the fn.
 //! - `query` / `mutation`: what the body does (a declared `mutation` is kept).
 //! - `dialect = "..."` when the analysis dialect is not the default `postgres`.
 //! - `dependencies(...)` only when the macro cannot infer them (SQL built at run
@@ -27,42 +27,20 @@ use std::io::Write;
 use quote::ToTokens;
 use serde::Serialize;
 
-use super::analyze::{TableReport, render_tables, table_reports};
-use super::{CliError, Command, Options, Outcome, dialect_name, procedure_name, read_rust_file};
-use crate::expand::args::FunctionArgs;
-use crate::expand::signature;
-use crate::handler::{self, AnalyzeOptions, DiagnosticKind, FnItem, HandlerAnalysis};
-use crate::model::FunctionKind;
-use crate::sql::Dialect;
+use crate::analyze::{TableReport, render_tables, table_reports};
+use crate::{CliError, Outcome, dialect_name, procedure_name, read_rust_file};
+use reactive_codegen::expand::args::FunctionArgs;
+use reactive_codegen::expand::signature;
+use reactive_codegen::handler::{self, AnalyzeOptions, DiagnosticKind, FnItem, HandlerAnalysis};
+use reactive_codegen::model::FunctionKind;
+use reactive_codegen::sql::Dialect;
 
 /// Methods of `ReactiveDb` that send no SQL of their own (as the macro treats them).
 const DB_METHODS: &[&str] = &["begin", "clone", "stats", "dialect", "engine"];
 
-/// Parsed arguments of `reactive suggest`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SuggestArgs {
-    /// The SQL dialect (a function's own `dialect = "..."` wins).
-    pub dialect: Dialect,
-    /// Print JSON.
-    pub json: bool,
-    /// The files.
-    pub files: Vec<String>,
-}
-
-pub(crate) fn parse(args: impl Iterator<Item = String>) -> Result<Command, CliError> {
-    let options = Options::parse(args, &["--json"], &["--dialect"])?;
-    if options.help {
-        return Ok(Command::Help);
-    }
-    if options.operands.is_empty() {
-        return Err(CliError::Usage("no input files".into()));
-    }
-    Ok(Command::Suggest(SuggestArgs {
-        dialect: options.dialect()?,
-        json: options.flag("--json"),
-        files: options.operands,
-    }))
-}
+/// Arguments of `reactive suggest`: those of `reactive analyze` (a function's own
+/// `dialect = "..."` wins over `--dialect`).
+pub type SuggestArgs = crate::analyze::AnalyzeArgs;
 
 /// The suggestions for all files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -110,7 +88,7 @@ pub struct Note {
 pub(crate) fn run(args: &SuggestArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
     let report = suggest_files(args)?;
     if args.json {
-        super::write_json(out, &report)?;
+        crate::write_json(out, &report)?;
     } else {
         out.write_all(render_human(&report).as_bytes())?;
     }
@@ -167,7 +145,7 @@ pub fn suggest_files(args: &SuggestArgs) -> Result<SuggestReport, CliError> {
             file,
             &AnalyzeOptions {
                 dialect: args.dialect,
-                manifest_dir: super::manifest_dir_of(path),
+                manifest_dir: crate::manifest_dir_of(path),
                 ..AnalyzeOptions::default()
             },
         );
@@ -552,7 +530,7 @@ fn format_string_tables(block: &syn::Block, dialect: Dialect) -> Vec<(usize, Vec
                 })) = args.first()
             {
                 let sql = fill_holes(&lit.value(), HOLE);
-                let analysis = crate::sql::analyze(&sql, self.dialect);
+                let analysis = reactive_codegen::sql::analyze(&sql, self.dialect);
                 let mut tables: Vec<String> = analysis
                     .reads
                     .iter()

@@ -2,8 +2,6 @@
 //! fixtures, with exact outputs; what they generate goes through the macro's own
 //! expansion without errors.
 
-#![cfg(feature = "rust")]
-
 mod cli_support;
 
 use cli_support::{assert_usage_error, crate_dir, reactive, stdout_of, temp_dir};
@@ -323,7 +321,7 @@ fn rules_files_are_created_updated_between_markers_and_left_unchanged() {
             )
         )
     );
-    let section = reactive_codegen::cli::rules::section();
+    let section = reactive_cli::rules::section();
     let read = |p: &str| std::fs::read_to_string(dir.join(p)).expect("rules file");
     assert_eq!(read("CLAUDE.md"), section);
     assert_eq!(read(".github/copilot-instructions.md"), section);
@@ -362,7 +360,7 @@ fn rules_files_are_created_updated_between_markers_and_left_unchanged() {
     );
 
     // A begin marker without its end: refused, file untouched, exit 1.
-    let broken = format!("{}\nhalf a section\n", reactive_codegen::cli::rules::BEGIN);
+    let broken = format!("{}\nhalf a section\n", reactive_cli::rules::BEGIN);
     std::fs::write(dir.join("AGENTS.md"), &broken).expect("write");
     let output = reactive(&["rules", "--target", "agents", "--out", &out]);
     let (code, text) = stdout_of(&output);
@@ -448,51 +446,103 @@ fn new_function_prints_a_skeleton_the_macro_accepts() {
 #[test]
 fn usage_errors_of_the_new_commands() {
     for (args, message) in [
-        (&["suggest"][..], "no input files"),
-        (&["convert"], "no input file"),
-        (&["convert", "a.rs", "b.rs"], "convert takes one file"),
+        (
+            &["suggest"][..],
+            "the following required arguments were not provided:\n  <FILE.rs>...",
+        ),
+        (
+            &["convert"],
+            "the following required arguments were not provided:\n  <FILE.rs>",
+        ),
+        (
+            &["convert", "a.rs", "b.rs"],
+            "unexpected argument 'b.rs' found",
+        ),
         (
             &["rules", "--target", "vim"],
-            "unknown target `vim` (expected claude, cursor, copilot, agents or all)",
+            "invalid value 'vim' for '--target <TARGET>'\n  [possible values: claude, cursor, copilot, agents, all]",
         ),
-        (&["rules", "extra"], "unexpected argument `extra`"),
-        (&["new", "function", "f"], "--table is required"),
+        (&["rules", "extra"], "unexpected argument 'extra' found"),
+        (
+            &["new", "function", "f"],
+            "the following required arguments were not provided:\n  --table <TABLE>",
+        ),
         (
             &["new", "function", "--table", "t"],
-            "missing function name",
+            "the following required arguments were not provided:\n  <NAME>",
         ),
         (
             &["new", "function", "f-g", "--table", "t"],
-            "the function name `f-g` is not an identifier (letters, digits, `_`)",
+            "invalid value 'f-g' for '<NAME>': not an identifier (letters, digits, `_`)",
         ),
         (
-            &["new", "handler"],
-            "unknown template `handler` (expected `new function`)",
+            &["new", "function", "f", "--table", "t", "--key", "1d"],
+            "invalid value '1d' for '--key <COLUMN>': not an identifier",
+        ),
+        (&["new", "handler"], "unrecognized subcommand 'handler'"),
+        (
+            &["completions", "tcsh"],
+            "invalid value 'tcsh' for '<SHELL>'",
         ),
     ] {
         assert_usage_error(args, message);
     }
-    let help = reactive(&["--help"]);
-    let (code, text) = stdout_of(&help);
+    // The help lists every command, and each command's own help its usage.
+    let (code, text) = stdout_of(&reactive(&["--help"]));
     assert_eq!(code, Some(0));
     for command in [
+        "analyze",
         "suggest",
-        "relations check",
-        "relations suggest",
+        "relations",
         "convert",
         "rules",
-        "new function",
+        "new",
+        "completions",
     ] {
         assert!(
-            text.contains(&format!("reactive {command}")),
+            text.contains(&format!("\n  {command} ")),
             "{command} in {text}"
         );
+    }
+    for (args, usage) in [
+        (
+            &["relations", "check", "--help"][..],
+            "Usage: reactive relations check [OPTIONS] <--migrations <DIR>|--database-url <URL>> <FILE.rs>...",
+        ),
+        (
+            &["relations", "suggest", "--help"],
+            "Usage: reactive relations suggest [OPTIONS] <--migrations <DIR>|--database-url <URL>>",
+        ),
+        (
+            &["new", "function", "--help"],
+            "Usage: reactive new function [OPTIONS] --table <TABLE> <NAME>",
+        ),
+        (
+            &["help", "convert"],
+            "Usage: reactive convert [OPTIONS] <FILE.rs>",
+        ),
+    ] {
+        let (code, text) = stdout_of(&reactive(args));
+        assert_eq!(code, Some(0), "{args:?}");
+        assert!(text.contains(usage), "{args:?}: {text}");
+    }
+}
+
+/// `reactive completions SHELL` prints a script that completes the commands.
+#[test]
+fn completions_for_each_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let (code, text) = stdout_of(&reactive(&["completions", shell]));
+        assert_eq!(code, Some(0), "{shell}");
+        for word in ["analyze", "relations", "dialect", "database-url"] {
+            assert!(text.contains(word), "{shell}: {word} in {text}");
+        }
     }
 }
 
 #[test]
 fn teamhub_agents_md_is_up_to_date() {
-    use reactive_codegen::cli::rules::{Target, updated};
+    use reactive_cli::rules::{Target, updated};
     let path = crate_dir().join("../examples/teamhub/AGENTS.md");
     let current = std::fs::read_to_string(&path).expect("examples/teamhub/AGENTS.md");
     assert!(
@@ -502,7 +552,7 @@ fn teamhub_agents_md_is_up_to_date() {
     assert_eq!(
         updated(Target::Agents, Some(&current)).expect("markers"),
         current,
-        "regenerate: cargo run -p reactive-codegen --bin reactive -- rules --target agents --out examples/teamhub"
+        "regenerate: cargo run -p reactive-cli -- rules --target agents --out examples/teamhub"
     );
 }
 

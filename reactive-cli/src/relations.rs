@@ -36,11 +36,19 @@ use std::path::Path;
 use proc_macro2::Span;
 use serde::Serialize;
 
-use super::{CliError, Command, Options, Outcome, read_rust_file, read_text};
-use crate::expand::Errors;
-use crate::expand::relations::{Edge, parse_edges_spanned};
 use crate::schema::{Schema, Skipped, Table};
-use crate::sql::Dialect;
+use crate::{CliError, Outcome, read_rust_file, read_text};
+use reactive_codegen::expand::relations::{Edge, relation_edges};
+use reactive_codegen::sql::Dialect;
+
+/// `reactive relations check` and `reactive relations suggest`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum RelationsCommand {
+    /// Check a #[derive(Relations)] declaration against the schema
+    Check(CheckArgs),
+    /// Print a #[relations(...)] block from the schema's foreign keys
+    Suggest(SchemaArgs),
+}
 
 /// Where the schema comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,94 +60,73 @@ pub enum SchemaSource {
 }
 
 /// The schema options shared by `check` and `suggest`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct SchemaArgs {
-    /// Where the schema comes from.
-    pub source: SchemaSource,
-    /// The dialect the migrations are parsed with.
+    #[command(flatten)]
+    source: SourceArgs,
+    /// SQL dialect of the migrations
+    #[arg(long, value_name = "D", default_value = "postgres", ignore_case = true, value_parser = crate::dialect_parser())]
     pub dialect: Dialect,
 }
 
-/// Parsed arguments of `reactive relations check`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckArgs {
-    /// The schema.
-    pub schema: SchemaArgs,
-    /// Print JSON.
-    pub json: bool,
-    /// Rust files holding `#[derive(Relations)]`.
-    pub files: Vec<String>,
+/// `--migrations` or `--database-url`: exactly one of them.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[group(required = true, multiple = false)]
+struct SourceArgs {
+    /// The schema from the .sql files of DIR (CREATE/ALTER/DROP TABLE, in file-name order)
+    #[arg(long, value_name = "DIR")]
+    migrations: Option<String>,
+    /// The schema of a live database (needs the `live` feature)
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
 }
 
-pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, CliError> {
-    let sub = args.next();
-    let options = Options::parse(
-        args,
-        &["--json"],
-        &["--dialect", "--migrations", "--database-url"],
-    )?;
-    if options.help {
-        return Ok(Command::Help);
-    }
-    let schema = || -> Result<SchemaArgs, CliError> {
-        let source = match (
-            options.value("--migrations"),
-            options.value("--database-url"),
-        ) {
-            (Some(dir), None) => SchemaSource::Migrations(dir.to_owned()),
-            (None, Some(url)) => SchemaSource::DatabaseUrl(url.to_owned()),
-            (Some(_), Some(_)) => {
-                return Err(CliError::Usage(
-                    "give either --migrations or --database-url, not both".into(),
-                ));
-            }
-            (None, None) => {
-                return Err(CliError::Usage(
-                    "the schema is needed: --migrations DIR or --database-url URL".into(),
-                ));
-            }
+impl SchemaArgs {
+    /// Read the schema from `source`, parsing migrations in `dialect`.
+    pub fn new(source: SchemaSource, dialect: Dialect) -> Self {
+        let (migrations, database_url) = match source {
+            SchemaSource::Migrations(dir) => (Some(dir), None),
+            SchemaSource::DatabaseUrl(url) => (None, Some(url)),
         };
-        Ok(SchemaArgs {
-            source,
-            dialect: options.dialect()?,
-        })
-    };
-    match sub.as_deref() {
-        Some("check") => {
-            let schema = schema()?;
-            if options.operands.is_empty() {
-                return Err(CliError::Usage(
-                    "no input files (the Rust files with `#[derive(Relations)]`)".into(),
-                ));
-            }
-            Ok(Command::RelationsCheck(CheckArgs {
-                schema,
-                json: options.flag("--json"),
-                files: options.operands.clone(),
-            }))
+        Self {
+            source: SourceArgs {
+                migrations,
+                database_url,
+            },
+            dialect,
         }
-        Some("suggest") => {
-            if let Some(extra) = options.operands.first() {
-                return Err(CliError::Usage(format!("unexpected argument `{extra}`")));
-            }
-            Ok(Command::RelationsSuggest(schema()?))
-        }
-        Some("-h" | "--help") => Ok(Command::Help),
-        Some(other) => Err(CliError::Usage(format!(
-            "unknown command `relations {other}` (expected `relations check` or `relations suggest`)"
-        ))),
-        None => Err(CliError::Usage(
-            "missing command: `relations check` or `relations suggest`".into(),
-        )),
     }
+
+    /// Where the schema comes from.
+    pub fn source(&self) -> SchemaSource {
+        match (&self.source.migrations, &self.source.database_url) {
+            (Some(dir), _) => SchemaSource::Migrations(dir.clone()),
+            // clap's group requires one of the two.
+            (None, url) => SchemaSource::DatabaseUrl(url.clone().unwrap_or_default()),
+        }
+    }
+}
+
+/// Arguments of `reactive relations check`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct CheckArgs {
+    /// The schema.
+    #[command(flatten)]
+    pub schema: SchemaArgs,
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+    /// The Rust files with `#[derive(Relations)]`
+    #[arg(value_name = "FILE.rs", required = true)]
+    pub files: Vec<String>,
 }
 
 /// Load the schema; returns it with the statements that were skipped and a short
 /// description of the source.
 pub fn load_schema(args: &SchemaArgs) -> Result<(Schema, Vec<Skipped>, String), CliError> {
-    match &args.source {
+    match args.source() {
         SchemaSource::Migrations(dir) => {
-            let entries = std::fs::read_dir(dir).map_err(|source| CliError::Read {
+            let entries = std::fs::read_dir(&dir).map_err(|source| CliError::Read {
                 path: dir.clone(),
                 source,
             })?;
@@ -155,7 +142,7 @@ pub fn load_schema(args: &SchemaArgs) -> Result<(Schema, Vec<Skipped>, String), 
             let mut schema = Schema::default();
             let mut skipped = Vec::new();
             for name in &files {
-                let path = Path::new(dir).join(name).display().to_string();
+                let path = Path::new(&dir).join(name).display().to_string();
                 let sql = read_text(&path)?;
                 skipped.extend(schema.apply_sql(&sql, args.dialect, &path));
             }
@@ -163,14 +150,14 @@ pub fn load_schema(args: &SchemaArgs) -> Result<(Schema, Vec<Skipped>, String), 
             let description = format!("{dir} ({} {word})", files.len());
             Ok((schema, skipped, description))
         }
-        SchemaSource::DatabaseUrl(url) => live_schema(url),
+        SchemaSource::DatabaseUrl(url) => live_schema(&url),
     }
 }
 
 #[cfg(feature = "live")]
 fn live_schema(url: &str) -> Result<(Schema, Vec<Skipped>, String), CliError> {
-    let schema = super::live::introspect(url)?;
-    Ok((schema, Vec::new(), super::live::redact(url)))
+    let schema = crate::live::introspect(url)?;
+    Ok((schema, Vec::new(), crate::live::redact(url)))
 }
 
 #[cfg(not(feature = "live"))]
@@ -246,16 +233,16 @@ fn read_declarations(files: &[String]) -> Result<(Vec<Declared>, Vec<Finding>), 
         let mut edges = Vec::new();
         for input in structs {
             found = true;
-            let mut errors = Errors::default();
-            for (edge, span) in parse_edges_spanned(&input, &mut errors) {
+            let (parsed, errors) = relation_edges(&input);
+            for (edge, span) in parsed {
                 edges.push((edge, line_of(span)));
             }
-            for (span, message) in errors.messages() {
+            for error in errors {
                 findings.push(Finding {
                     severity: Severity::Error,
                     file: path.clone(),
-                    line: line_of(span),
-                    message,
+                    line: line_of(error.span()),
+                    message: error.to_string(),
                     add: None,
                 });
             }
@@ -568,7 +555,7 @@ pub fn render_check(report: &CheckReport) -> String {
 pub(crate) fn run_check(args: &CheckArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
     let report = check(args)?;
     if args.json {
-        super::write_json(out, &report)?;
+        crate::write_json(out, &report)?;
     } else {
         out.write_all(render_check(&report).as_bytes())?;
     }
