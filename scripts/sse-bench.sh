@@ -65,7 +65,12 @@ trap cleanup EXIT INT TERM
 # Fresh server for every run, so RSS per connection is measured from a clean baseline.
 start_reactive() { # [axum]
   stop_reactive
-  SSE_BENCH_SERVER="${1:-}" SSE_BENCH_ADDR="127.0.0.1:$port" "$bench" >"$out/reactive-server.log" 2>&1 &
+  # A database file, fresh per run: with `sqlite::memory:` every pooled connection has a
+  # database of its own, so the catalog cannot see the bench table's columns and every
+  # write changes the whole table (each event then reaches every subscriber).
+  rm -f "$out"/bench.db*
+  SSE_BENCH_DB="${SSE_BENCH_DB:-sqlite://$out/bench.db?mode=rwc}" \
+    SSE_BENCH_SERVER="${1:-}" SSE_BENCH_ADDR="127.0.0.1:$port" "$bench" >"$out/reactive-server.log" 2>&1 &
   reactive_pid=$!
   for _ in $(seq 100); do
     curl -fsS "http://127.0.0.1:$port/stats" >/dev/null 2>&1 && return 0

@@ -26,7 +26,8 @@
 //!   Tokio on this machine, to compare `/events` against.
 //!
 //! Environment: `SSE_BENCH_ADDR` (default `127.0.0.1:8091`), `SSE_BENCH_THREADS` (Tokio
-//! worker threads, default: one per core), `SSE_BENCH_DB` (default `sqlite::memory:`),
+//! worker threads, default: one per core), `SSE_BENCH_DB` (default `sqlite::memory:`, whose pooled connections each have a
+//! database of their own: `scripts/sse-bench.sh` passes a file),
 //! `SSE_BENCH_SERVER` (`axum` to serve with `axum::serve` instead of `reactive_runtime::serve`),
 //! `SSE_BENCH_REAUTH` (seconds between re-authorizations of open streams, `off` to disable;
 //! default: the router's default, 300).
@@ -265,6 +266,9 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     )
     .execute(db.pool())
     .await?;
+    // Created behind the handle: read its columns now, not at the first writes (which
+    // would change the whole table, reaching every subscriber, until the catalog sees it).
+    db.refresh_schema().await;
 
     // Every subscriber is one principal here: no per-principal stream cap. Events show
     // their keys, where the marker rides (see the module docs).

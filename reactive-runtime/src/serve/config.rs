@@ -11,8 +11,10 @@ use std::time::Duration;
 use socket2::{SockRef, TcpKeepalive};
 use tokio::net::TcpStream;
 
-/// Connections served at once when the file descriptor limit allows it.
-pub(super) const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Connections served at once when the file descriptor limit allows it: well above the
+/// 10,000 event streams one instance is designed for, so that their users' ordinary
+/// requests (and the writes that feed them) are not refused when streams reach that.
+pub(super) const DEFAULT_MAX_CONNECTIONS: usize = 65_536;
 /// File descriptors kept free for everything else a process opens (database and Redis
 /// pools, files, logs) when the connection cap is derived from the descriptor limit.
 const FD_RESERVE: u64 = 256;
