@@ -559,6 +559,13 @@ async fn cancelled_writes<DB: reactive::Backend>(
             .await
             .expect("the dropped write was invalidated");
     };
+    // `settled` returns only once the dropped write's invalidation is over.
+    let settled = || async {
+        db.settled().await;
+        tokio::time::timeout(std::time::Duration::ZERO, applied.0.notified())
+            .await
+            .expect("settled before the dropped write was invalidated");
+    };
     for polls in 1..24 {
         for shape in ["autocommit", "commit", "in transaction"] {
             let title = format!("{shape} {polls}");
@@ -572,13 +579,13 @@ async fn cancelled_writes<DB: reactive::Backend>(
             match shape {
                 "autocommit" => {
                     poll_then_drop(statement().execute(db), polls).await;
-                    wait_applied().await;
+                    settled().await;
                 }
                 "commit" => {
                     let mut tx = db.begin().await.unwrap();
                     statement().execute(&mut tx).await.unwrap();
                     poll_then_drop(tx.commit(), polls).await;
-                    wait_applied().await;
+                    settled().await;
                 }
                 _ => {
                     let mut tx = db.begin().await.unwrap();

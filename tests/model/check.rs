@@ -1,10 +1,11 @@
 //! The checks every model runs: each reactive read against the database, sweeps with
 //! the writers stopped, and the unnecessary-invalidation measure.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use reactive::Dialect;
 use reactive::cache::CacheKey;
@@ -14,7 +15,7 @@ use reactive::registry::BoxFuture;
 use serde_json::Value;
 use sqlx::AnyPool;
 
-use crate::common::{Db, def};
+use crate::common::{Db, Rng, def, env_u64};
 
 /// A serialized result as kept by the test.
 type Bytes = Vec<u8>;
@@ -48,11 +49,20 @@ pub struct Recorder {
     pub necessary: AtomicU64,
     /// Of `unnecessary`, those whose every reason was a relation edge.
     pub unnecessary_via_relation: AtomicU64,
+    /// Procedure → (unnecessary, resolved).
+    by_procedure: Mutex<BTreeMap<String, (u64, u64)>>,
     /// Reports captured while `capture` is on (precision test).
     pub captured: Mutex<Option<Vec<Arc<InvalidationReport>>>>,
 }
 
 pub struct Listener(pub Arc<Recorder>, pub Option<Arc<dyn InvalidationListener>>);
+
+impl Listener {
+    /// Records, then hands the report to `next` (e.g. the router's realtime listener).
+    pub fn then(rec: Arc<Recorder>, next: Arc<dyn InvalidationListener>) -> Self {
+        Self(rec, Some(next))
+    }
+}
 
 impl InvalidationListener for Listener {
     fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<()> {
@@ -105,7 +115,11 @@ impl Recorder {
                 // Only a computation that began after the invalidation tells whether it
                 // was needed.
                 if started >= *seq {
+                    let mut split = self.by_procedure.lock().unwrap();
+                    let split = split.entry(key.procedure.clone()).or_default();
+                    split.1 += 1;
                     if old.as_slice() == bytes {
+                        split.0 += 1;
                         self.unnecessary.fetch_add(1, SeqCst);
                         if *via_relation {
                             self.unnecessary_via_relation.fetch_add(1, SeqCst);
@@ -133,8 +147,16 @@ impl Recorder {
         } else {
             100.0 * unnecessary as f64 / resolved as f64
         };
+        let split: Vec<String> = self
+            .by_procedure
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(procedure, (u, r))| format!("{procedure} {u}/{r}"))
+            .collect();
         format!(
-            "unnecessary {unnecessary} of {resolved} resolved ({share:.1}%; {via_relation} of them only via relation edges)"
+            "unnecessary {unnecessary} of {resolved} resolved ({share:.1}%; {via_relation} of them only via relation edges; per procedure, unnecessary/resolved: {})",
+            split.join(", ")
         )
     }
 }
@@ -350,4 +372,70 @@ impl Checker {
         );
         assert_eq!(db.stats().engine.store_errors, 0, "cache store errors");
     }
+}
+
+// ---------------------------------------------------------------------------------
+// The tasks of a run.
+
+/// What a model's reader and writer tasks do.
+pub(crate) trait Model: Send + Sync + 'static {
+    fn checker(&self) -> &Checker;
+    /// Reader `t`'s next checked read.
+    fn read(&self, t: usize, rng: &mut Rng) -> impl Future<Output = ()> + Send;
+    /// One random write of writer `t` (its `n`th operation); whether it succeeded.
+    fn random_write(&self, rng: &mut Rng, t: usize, n: u64) -> impl Future<Output = bool> + Send;
+    /// Stops the writers and checks every query key.
+    fn sweep(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// Runs `readers` reader and `writers` writer tasks for `secs` (at most `MODEL_MAX_OPS`
+/// operations each, default 50 000) with a sweep every second, then sweeps twice.
+/// Task `t`'s operations follow from `seed` and `t + salt`.
+pub async fn drive<M: Model>(
+    model: Arc<M>,
+    seed: u64,
+    salt: u64,
+    secs: u64,
+    readers: usize,
+    writers: usize,
+) {
+    let max_ops = env_u64("MODEL_MAX_OPS", 50_000);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for t in 0..readers + writers {
+        let model = model.clone();
+        let mut rng = Rng(seed ^ (t as u64 + salt).wrapping_mul(0xA24B_AED4_963E_E407));
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline && n < max_ops {
+                n += 1;
+                if t < readers {
+                    model.read(t, &mut rng).await;
+                } else {
+                    model
+                        .checker()
+                        .write(model.random_write(&mut rng, t, n))
+                        .await;
+                    // Leave quiet moments in which reads are strictly checkable.
+                    let pause = rng.below(3) as u64;
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+            }
+        }));
+    }
+    {
+        let model = model.clone();
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() + Duration::from_millis(1000) < deadline {
+                tokio::time::sleep(Duration::from_millis(1000)).await;
+                model.sweep().await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("model task panicked");
+    }
+    model.sweep().await;
+    // A second sweep reads what the first one stored: hits must still be fresh.
+    model.sweep().await;
 }

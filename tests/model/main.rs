@@ -20,9 +20,12 @@
 //! invalidated while holding value `v` whose next computation (started after the
 //! invalidation) gives `v` again was invalidated for nothing.
 //!
-//! The models share these checks ([`check`]): [`teamhub`], TeamHub's handlers and
-//! schema, plus a test-only mutation that *moves* an agent to another organization;
-//! and the precision test.
+//! Two models share these checks ([`check`]):
+//!
+//! - [`teamhub`]: TeamHub's handlers and schema, plus a test-only mutation that
+//!   *moves* an agent to another organization; and the precision test;
+//! - [`shapes`]: a schema of its own with the shapes the analyser and the runtime find
+//!   hardest (see its docs).
 //!
 //! Each task's operation sequence is reproducible from the printed seed (`MODEL_SEED`
 //! replays it); the interleaving of tasks is up to the scheduler. `MODEL_SECS`
@@ -36,4 +39,8 @@
 
 mod check;
 mod common;
+// The realtime tests' harness: token authorizer, server on port 0, SSE frame reader.
+#[path = "../../reactive-runtime/tests/realtime_support/mod.rs"]
+mod realtime_support;
+mod shapes;
 mod teamhub;

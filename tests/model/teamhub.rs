@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use reactive::cache::CacheKey;
 use reactive::cache::CacheStore;
@@ -15,7 +14,7 @@ use serde_json::{Value, json};
 use sqlx::{AnyPool, AssertSqlSafe};
 use teamhub::model::{Agent, AgentStats, Memory, Message, Tool};
 
-use crate::check::{Checker, Listener, ModelQuery, Recorder};
+use crate::check::{Checker, Listener, Model, ModelQuery, Recorder, drive};
 use crate::common::*;
 
 // ---------------------------------------------------------------------------------
@@ -550,6 +549,25 @@ impl Shared {
     }
 }
 
+impl Model for Shared {
+    fn checker(&self) -> &Checker {
+        &self.check
+    }
+
+    async fn read(&self, _t: usize, rng: &mut Rng) {
+        let q = self.random_query(rng);
+        self.check.checked_read(&self.db, &q, true).await;
+    }
+
+    async fn random_write(&self, rng: &mut Rng, t: usize, n: u64) -> bool {
+        Shared::random_write(self, rng, t, n).await
+    }
+
+    async fn sweep(&self) {
+        Shared::sweep(self).await;
+    }
+}
+
 async fn model_run(backend: Backend, store: Store) {
     let relations = true;
     let Some(redis_url) = redis_url_for(store) else {
@@ -560,9 +578,8 @@ async fn model_run(backend: Backend, store: Store) {
     };
     let seed = master_seed();
     let secs = env_u64("MODEL_SECS", 5);
-    let max_ops = env_u64("MODEL_MAX_OPS", 50_000);
     println!(
-        "model test {backend:?}/{store:?}: seed {seed} (replay with MODEL_SEED={seed}), {secs} s, at most {max_ops} ops per task"
+        "model test {backend:?}/{store:?}: seed {seed} (replay with MODEL_SEED={seed}), {secs} s"
     );
     let rec = Arc::new(Recorder::default());
     fixture
@@ -584,47 +601,7 @@ async fn model_run(backend: Backend, store: Store) {
         ),
         clock: AtomicI64::new(1_764_100_000_000),
     });
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let readers = 4;
-    let writers = 2;
-    let mut tasks = Vec::new();
-    for t in 0..readers + writers {
-        let shared = shared.clone();
-        let mut rng = Rng(seed ^ (t as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407));
-        tasks.push(tokio::spawn(async move {
-            let mut n = 0u64;
-            while Instant::now() < deadline && n < max_ops {
-                n += 1;
-                if t < readers {
-                    let q = shared.random_query(&mut rng);
-                    shared.check.checked_read(&shared.db, &q, true).await;
-                } else {
-                    shared
-                        .check
-                        .write(shared.random_write(&mut rng, t, n))
-                        .await;
-                    // Leave quiet moments in which reads are strictly checkable.
-                    let pause = rng.below(3) as u64;
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
-                }
-            }
-        }));
-    }
-    {
-        let shared = shared.clone();
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() + Duration::from_millis(1000) < deadline {
-                tokio::time::sleep(Duration::from_millis(1000)).await;
-                shared.sweep().await;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("model task panicked");
-    }
-    shared.sweep().await;
-    // A second sweep reads what the first one stored: hits must still be fresh.
-    shared.sweep().await;
+    drive(shared.clone(), seed, 1, secs, 4, 2).await;
 
     println!(
         "model test {backend:?}/{store:?} seed {seed}: {}",

@@ -11,9 +11,11 @@
 //! inside a transaction does not commit by itself: its change set is held before it
 //! is sent, see `ReactiveTx`.)
 
-use std::sync::Arc;
-
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::Notify;
 
 use super::{Inner, InvalidationListener};
 use crate::engine::{ChangeSet, InvalidationReport};
@@ -29,7 +31,14 @@ where
     F: Future<Output = T> + Send + 'static,
 {
     let listener = inner.listener().map(InvalidationListener::bind);
-    match tokio::spawn(work(listener)).await {
+    let running = inner.detached.enter();
+    let task = work(listener);
+    match tokio::spawn(async move {
+        let _running = running;
+        task.await
+    })
+    .await
+    {
         Ok(out) => out,
         // A panic in the task: resume it in the caller, as if it had run there.
         Err(e) => std::panic::resume_unwind(e.into_panic()),
@@ -49,5 +58,44 @@ impl Inner {
             inner.apply_with(changes, listener).await
         })
         .await
+    }
+}
+
+/// How many detached tasks are running, and a wake-up when none is.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    running: Arc<(AtomicUsize, Notify)>,
+}
+
+/// One running detached task; dropping it (at the task's end, or if it panics) counts
+/// it out.
+pub(crate) struct Running(Arc<(AtomicUsize, Notify)>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.0.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.1.notify_waiters();
+        }
+    }
+}
+
+impl InFlight {
+    pub(crate) fn enter(&self) -> Running {
+        self.running.0.fetch_add(1, Ordering::SeqCst);
+        Running(self.running.clone())
+    }
+
+    pub(crate) async fn settled(&self) {
+        let (count, idle) = &*self.running;
+        loop {
+            let woken = idle.notified();
+            tokio::pin!(woken);
+            // Registered before the count is read, so a task ending in between wakes it.
+            woken.as_mut().enable();
+            if count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            woken.await;
+        }
     }
 }

@@ -258,6 +258,8 @@ pub(crate) struct Inner {
     engine: Engine,
     listener: RwLock<Option<Arc<dyn InvalidationListener>>>,
     catalog: catalog::Catalog,
+    /// Writes finishing in tasks of their own (see [`ReactiveDb::settled`]).
+    detached: finish::InFlight,
 }
 
 /// The database handle: a sqlx executor (`fetch_all(&db)`, `query_as!(..).fetch_all(db)`)
@@ -391,6 +393,7 @@ impl<DB: Backend> ReactiveDb<DB> {
             engine,
             listener: RwLock::new(None),
             catalog,
+            detached: finish::InFlight::default(),
         };
         for def in crate::registry::functions() {
             inner.watch_model(def.model());
@@ -399,6 +402,14 @@ impl<DB: Backend> ReactiveDb<DB> {
             inner: Arc::new(inner),
             pool,
         }
+    }
+
+    /// Waits until every write that may have committed through this handle has finished
+    /// its invalidation, also those whose callers were dropped (their invalidation runs
+    /// on in a task of its own). For a graceful shutdown (stop taking requests, then
+    /// wait for this) and for tests that must know no invalidation is still in flight.
+    pub async fn settled(&self) {
+        self.inner.detached.settled().await;
     }
 
     /// The underlying native pool. Statements sent through it **bypass interception**:
