@@ -235,3 +235,103 @@ async fn a_subquery_condition_does_not_trust_the_pre_read() {
     .execute(f.db.pool())
     .await;
 }
+
+/// The pre-read's row-count check with a subquery *without* a limit (the tenant-check
+/// shape): concurrent writes that move one row out of the subquery's result and another
+/// in leave the count equal while the write deletes another row than the pre-read
+/// locked. The written rows' identity is compared with the pre-read's.
+///
+/// Forced interleaving: another transaction locks agent 1 (organization 1) and swaps
+/// the selection from agent 1 to agent 3 (organization 2); the delete's pre-read,
+/// whose snapshot selects agent 1, waits on that lock (pause point); the transaction
+/// commits; the pre-read returns agent 1 and the delete's own snapshot deletes agent 3.
+#[tokio::test]
+async fn a_subquery_condition_checks_the_rows_written() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "pg_swap_sub").await;
+    let t = f.t.clone();
+    let sel = format!("{t}_sel");
+    for sql in [
+        format!("DROP TABLE IF EXISTS {sel}"),
+        format!("CREATE TABLE {sel} (id BIGINT PRIMARY KEY)"),
+        format!("INSERT INTO {sel} VALUES (1)"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(f.db.pool())
+            .await
+            .unwrap();
+    }
+    f.db.refresh_schema().await;
+    warm(&f).await;
+
+    let mut other = f.db.pool().begin().await.unwrap();
+    for sql in [
+        format!("SELECT id FROM {t} WHERE id = 1 FOR UPDATE"),
+        format!("DELETE FROM {sel} WHERE id = 1"),
+        format!("INSERT INTO {sel} VALUES (3)"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *other)
+            .await
+            .unwrap();
+    }
+    let delete = tokio::spawn({
+        let db = f.db.clone();
+        let sql = format!("DELETE FROM {t} WHERE id IN (SELECT id FROM {sel})");
+        async move {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&db)
+                .await
+                .unwrap()
+                .rows_affected()
+        }
+    });
+    // Pause point: the delete's pre-read waits on agent 1's lock.
+    wait_for_lock_wait(f.db.pool(), &t, false).await;
+    other.commit().await.unwrap();
+    assert_eq!(delete.await.unwrap(), 1);
+    let remaining: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM {t} ORDER BY id"
+    )))
+    .fetch_all(f.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(remaining, [1, 2], "the delete took agent 3, not agent 1");
+
+    for org in [1, 2] {
+        assert_eq!(
+            f.agents(org).await.0,
+            f.direct(org).await,
+            "organization {org} after the delete"
+        );
+    }
+
+    // Without a race the check passes and the old values keep their precision: deleting
+    // agent 2 (organization 1) leaves organization 2's entry cached.
+    for sql in [
+        format!("DELETE FROM {sel}"),
+        format!("INSERT INTO {sel} VALUES (2)"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(f.db.pool())
+            .await
+            .unwrap();
+    }
+    warm(&f).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {t} WHERE id IN (SELECT id FROM {sel})"
+    )))
+    .execute(&f.db)
+    .await
+    .unwrap();
+    f.expect(1, false, "organization 1 after deleting agent 2")
+        .await;
+    f.expect(2, true, "organization 2 after deleting agent 2")
+        .await;
+    f.drop_table().await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {sel}")))
+        .execute(f.db.pool())
+        .await;
+}

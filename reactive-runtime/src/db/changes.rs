@@ -67,6 +67,13 @@ pub struct PreRead {
     /// `SELECT <columns> FROM <table> WHERE <condition> [FOR UPDATE]`, bound with all of
     /// the write's own arguments (see [`condition`]).
     pub sql: String,
+    /// PostgreSQL, a subquery in the condition: the table reference to check the written
+    /// rows against. The subquery reads rows the pre-read does not lock, so under READ
+    /// COMMITTED the write's own snapshot may select as many *other* rows; the pre-read
+    /// also reads each row's `ctid` (after `columns`), and after the write, inside its
+    /// transaction, none of those row versions may still be visible (an updated or
+    /// deleted row version is not), or the pre-read is not used.
+    pub verify_from: Option<String>,
 }
 
 /// Which columns of the written table a pre-read should fetch: the `watched` ones
@@ -116,7 +123,11 @@ pub fn pre_read_plan(
     let template = template?;
     let lock = lock_clause(dialect);
     let condition = condition(template, dialect, binding)?;
-    let columns_sql: Vec<String> = columns.iter().map(|c| key_column(c, dialect)).collect();
+    let mut columns_sql: Vec<String> = columns.iter().map(|c| key_column(c, dialect)).collect();
+    let verify_from = (dialect == Dialect::Postgres && template.subquery).then(|| {
+        columns_sql.push("ctid::text".to_owned());
+        template.table.clone()
+    });
     let sql = format!(
         "SELECT {} FROM {}{condition}{lock}",
         columns_sql.join(", "),
@@ -126,6 +137,7 @@ pub fn pre_read_plan(
         table: write.table.clone(),
         columns,
         sql,
+        verify_from,
     })
 }
 

@@ -463,6 +463,45 @@ impl Inner {
         }
     }
 
+    /// Whether the write just run on `conn` (inside its transaction) wrote the rows
+    /// `rows` of `pre` locked: see [`PreRead::verify_from`]. `true` when there is
+    /// nothing to check. A failed check counts as a mismatch.
+    async fn wrote_pre_read_rows<DB: Backend>(
+        &self,
+        conn: &mut DB::Connection,
+        pre: &PreRead,
+        rows: &[DB::Row],
+    ) -> bool {
+        let Some(from) = &pre.verify_from else {
+            return true;
+        };
+        let mut ctids = Vec::with_capacity(rows.len());
+        for row in json_rows::<DB>(rows) {
+            match row.get(pre.columns.len()) {
+                // `(block,offset)`: nothing to quote.
+                Some(Some(Json::String(c)))
+                    if c.chars()
+                        .all(|ch| ch.is_ascii_digit() || "(),".contains(ch)) =>
+                {
+                    ctids.push(format!("'{c}'::tid"));
+                }
+                _ => return false,
+            }
+        }
+        if ctids.is_empty() {
+            return true;
+        }
+        let sql = format!("SELECT 1 FROM {from} WHERE ctid IN ({})", ctids.join(", "));
+        let visible = self
+            .fenced_read::<DB>(conn, &sql, Default::default(), Some("reactive_verify"))
+            .await;
+        let matches = visible.is_ok_and(|still| still.is_empty());
+        if !matches {
+            tracing::debug!(target: "reactive::db", "the write selected other rows than its pre-read locked: old values unknown");
+        }
+        matches
+    }
+
     /// Runs one pre-read on `conn`, inside the savepoint `fence` when given (on
     /// PostgreSQL a failed statement would abort the whole transaction). Counts the
     /// pre-read, and a failure as a fallback. `Err(None)`: the savepoint could not be set.
@@ -554,55 +593,64 @@ impl Inner {
         let exec = stmt.into_exec();
         let mut pre_rows = None;
         let mut cascade_rows = None;
-        let results: Vec<Result<Step<DB>, sqlx::Error>> =
-            match plan.pre.clone().zip(plan.pre_args.take()) {
-                None => DB::pool_run(&pool, exec).collect().await,
-                Some((pre, pre_args)) => {
-                    let begin = match self.dialect {
-                        // Take the write lock first, so the pre-read and the write see one state.
-                        Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
-                        Dialect::Postgres | Dialect::MySql => pool.begin().await,
-                    };
-                    match begin {
-                        Err(e) => vec![Err(e)],
-                        Ok(mut tx) => {
-                            let mut lost = None;
-                            pre_rows = self
-                                .pre_read::<DB>(
-                                    &mut tx, &pre, pre_args, false, &plan.info, &mut lost,
-                                )
-                                .await;
-                            if pre_rows.is_some() && !plan.cascades.is_empty() {
-                                let cascades = std::mem::take(&mut plan.cascades);
-                                cascade_rows =
-                                    self.cascade_reads::<DB>(&mut tx, cascades, &mut lost).await;
-                            }
-                            if lost.is_some() {
-                                // A deadlock rolled our transaction back: its locks are gone, so
-                                // what the pre-reads saw may be out of date.
+        let results: Vec<Result<Step<DB>, sqlx::Error>> = match plan
+            .pre
+            .clone()
+            .zip(plan.pre_args.take())
+        {
+            None => DB::pool_run(&pool, exec).collect().await,
+            Some((pre, pre_args)) => {
+                let begin = match self.dialect {
+                    // Take the write lock first, so the pre-read and the write see one state.
+                    Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+                    Dialect::Postgres | Dialect::MySql => pool.begin().await,
+                };
+                match begin {
+                    Err(e) => vec![Err(e)],
+                    Ok(mut tx) => {
+                        let mut lost = None;
+                        pre_rows = self
+                            .pre_read::<DB>(&mut tx, &pre, pre_args, false, &plan.info, &mut lost)
+                            .await;
+                        if pre_rows.is_some() && !plan.cascades.is_empty() {
+                            let cascades = std::mem::take(&mut plan.cascades);
+                            cascade_rows =
+                                self.cascade_reads::<DB>(&mut tx, cascades, &mut lost).await;
+                        }
+                        if lost.is_some() {
+                            // A deadlock rolled our transaction back: its locks are gone, so
+                            // what the pre-reads saw may be out of date.
+                            pre_rows = None;
+                            cascade_rows = None;
+                        }
+                        if pre_rows.is_none() {
+                            // The transaction may be aborted (PostgreSQL) or rolled back
+                            // (MySQL deadlock): run the write on its own.
+                            drop(tx);
+                            DB::pool_run(&pool, exec).collect().await
+                        } else {
+                            let mut results: Vec<_> = DB::run(&mut tx, exec).collect().await;
+                            if results.iter().any(Result::is_err) {
+                                drop(tx);
                                 pre_rows = None;
                                 cascade_rows = None;
-                            }
-                            if pre_rows.is_none() {
-                                // The transaction may be aborted (PostgreSQL) or rolled back
-                                // (MySQL deadlock): run the write on its own.
-                                drop(tx);
-                                DB::pool_run(&pool, exec).collect().await
                             } else {
-                                let mut results: Vec<_> = DB::run(&mut tx, exec).collect().await;
-                                if results.iter().any(Result::is_err) {
-                                    drop(tx);
+                                if let Some(rows) = &pre_rows
+                                    && !self.wrote_pre_read_rows::<DB>(&mut tx, &pre, rows).await
+                                {
                                     pre_rows = None;
                                     cascade_rows = None;
-                                } else if let Err(e) = tx.commit().await {
+                                }
+                                if let Err(e) = tx.commit().await {
                                     results.push(Err(e));
                                 }
-                                results
                             }
+                            results
                         }
                     }
                 }
-            };
+            }
+        };
         if let Some(change) = self.finish_write(plan, &results, pre_rows, cascade_rows) {
             self.apply_with(change, listener).await;
         }
@@ -743,6 +791,13 @@ impl<DB: Backend> ReactiveTx<DB> {
         pending.push(plan.change.clone());
         let results: Vec<_> = DB::run(conn, exec).collect().await;
         pending.pop();
+        if let (Some(pre), Some(rows)) = (&plan.pre, &pre_rows)
+            && results.iter().all(Result::is_ok)
+            && !inner.wrote_pre_read_rows::<DB>(conn, pre, rows).await
+        {
+            pre_rows = None;
+            cascade_rows = None;
+        }
         if inner.dialect == Dialect::MySql
             && results
                 .iter()
