@@ -388,17 +388,29 @@ pub(crate) trait Model: Send + Sync + 'static {
     fn sweep(&self) -> impl Future<Output = ()> + Send;
 }
 
-/// Runs `readers` reader and `writers` writer tasks for `secs` (at most `MODEL_MAX_OPS`
-/// operations each, default 50 000) with a sweep every second, then sweeps twice.
-/// Task `t`'s operations follow from `seed` and `t + salt`.
-pub async fn drive<M: Model>(
-    model: Arc<M>,
-    seed: u64,
-    salt: u64,
-    secs: u64,
-    readers: usize,
-    writers: usize,
-) {
+/// How a run's tasks are driven.
+pub struct Drive {
+    pub seed: u64,
+    /// Task `t`'s operations follow from `seed` and `t + salt`.
+    pub salt: u64,
+    pub secs: u64,
+    pub readers: usize,
+    pub writers: usize,
+    /// Time between sweeps (each stops the writers while it reads every key).
+    pub sweep_every: Duration,
+}
+
+/// Runs the reader and writer tasks for `secs` (at most `MODEL_MAX_OPS` operations
+/// each, default 50 000) with a sweep every `sweep_every`, then sweeps twice.
+pub async fn drive<M: Model>(model: Arc<M>, how: Drive) {
+    let Drive {
+        seed,
+        salt,
+        secs,
+        readers,
+        writers,
+        sweep_every,
+    } = how;
     let max_ops = env_u64("MODEL_MAX_OPS", 50_000);
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
@@ -426,8 +438,8 @@ pub async fn drive<M: Model>(
     {
         let model = model.clone();
         tasks.push(tokio::spawn(async move {
-            while Instant::now() + Duration::from_millis(1000) < deadline {
-                tokio::time::sleep(Duration::from_millis(1000)).await;
+            while Instant::now() + sweep_every < deadline {
+                tokio::time::sleep(sweep_every).await;
                 model.sweep().await;
             }
         }));

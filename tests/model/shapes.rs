@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::{AnyPool, AssertSqlSafe};
 
-use crate::check::{Checker, Listener, Model, ModelQuery, Recorder, drive};
+use crate::check::{Checker, Drive, Listener, Model, ModelQuery, Recorder, drive};
 use crate::common::*;
 use crate::realtime_support::{self, Server, Sse};
 
@@ -956,7 +956,16 @@ async fn shapes_run(backend: Backend, store: Store) {
         )));
     }
 
-    drive(shared.clone(), seed_value, 11, secs, 4, 2).await;
+    // Sweeps read every key of both instances: every 2 s leaves the writers more time.
+    let how = Drive {
+        seed: seed_value,
+        salt: 11,
+        secs,
+        readers: 4,
+        writers: 2,
+        sweep_every: Duration::from_secs(2),
+    };
+    drive(shared.clone(), how).await;
 
     // The writers are done: let the events drain (no client busy for a while), then
     // compare what each client holds with the database.

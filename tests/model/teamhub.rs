@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use reactive::cache::CacheKey;
 use reactive::cache::CacheStore;
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 use sqlx::{AnyPool, AssertSqlSafe};
 use teamhub::model::{Agent, AgentStats, Memory, Message, Tool};
 
-use crate::check::{Checker, Listener, Model, ModelQuery, Recorder, drive};
+use crate::check::{Checker, Drive, Listener, Model, ModelQuery, Recorder, drive};
 use crate::common::*;
 
 // ---------------------------------------------------------------------------------
@@ -601,7 +602,15 @@ async fn model_run(backend: Backend, store: Store) {
         ),
         clock: AtomicI64::new(1_764_100_000_000),
     });
-    drive(shared.clone(), seed, 1, secs, 4, 2).await;
+    let how = Drive {
+        seed,
+        salt: 1,
+        secs,
+        readers: 4,
+        writers: 2,
+        sweep_every: Duration::from_secs(1),
+    };
+    drive(shared.clone(), how).await;
 
     println!(
         "model test {backend:?}/{store:?} seed {seed}: {}",
