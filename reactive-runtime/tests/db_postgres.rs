@@ -137,6 +137,21 @@ async fn wait_for_lock_wait(pool: &sqlx::AnyPool, table: &str, advisory: bool) {
     }
 }
 
+/// Runs `sql` through `db` in a task of its own; its rows affected.
+fn spawn_write(
+    db: &reactive_runtime::ReactiveDb<sqlx::Any>,
+    sql: String,
+) -> tokio::task::JoinHandle<u64> {
+    let db = db.clone();
+    tokio::spawn(async move {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&db)
+            .await
+            .unwrap()
+            .rows_affected()
+    })
+}
+
 /// The pre-read's row-count check under READ COMMITTED (issue 11 item 11): with a
 /// subquery in the condition (here `ORDER BY ... LIMIT`), the write's own statement
 /// snapshot can select *other* rows than the pre-read locked, in the same number, so
@@ -193,17 +208,10 @@ async fn a_subquery_condition_does_not_trust_the_pre_read() {
     .await
     .unwrap();
 
-    let delete = tokio::spawn({
-        let db = f.db.clone();
-        let sql = format!("DELETE FROM {t} WHERE id IN (SELECT id FROM {t} ORDER BY id LIMIT 1)");
-        async move {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&db)
-                .await
-                .unwrap()
-                .rows_affected()
-        }
-    });
+    let delete = spawn_write(
+        &f.db,
+        format!("DELETE FROM {t} WHERE id IN (SELECT id FROM {t} ORDER BY id LIMIT 1)"),
+    );
     // Pause point 1: the delete waits on agent 1's lock (its pre-read, or itself).
     wait_for_lock_wait(f.db.pool(), &t, false).await;
     other.commit().await.unwrap();
@@ -277,17 +285,10 @@ async fn a_subquery_condition_checks_the_rows_written() {
             .await
             .unwrap();
     }
-    let delete = tokio::spawn({
-        let db = f.db.clone();
-        let sql = format!("DELETE FROM {t} WHERE id IN (SELECT id FROM {sel})");
-        async move {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&db)
-                .await
-                .unwrap()
-                .rows_affected()
-        }
-    });
+    let delete = spawn_write(
+        &f.db,
+        format!("DELETE FROM {t} WHERE id IN (SELECT id FROM {sel})"),
+    );
     // Pause point: the delete's pre-read waits on agent 1's lock.
     wait_for_lock_wait(f.db.pool(), &t, false).await;
     other.commit().await.unwrap();
