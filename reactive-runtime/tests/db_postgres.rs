@@ -272,41 +272,67 @@ async fn a_subquery_condition_checks_the_rows_written() {
             .unwrap();
     }
     f.db.refresh_schema().await;
-    warm(&f).await;
+    // The write on its own, then inside a transaction (the pre-read runs in the user's
+    // transaction, between savepoints).
+    for in_tx in [false, true] {
+        warm(&f).await;
+        let mut other = f.db.pool().begin().await.unwrap();
+        for sql in [
+            format!("SELECT id FROM {t} WHERE id = 1 FOR UPDATE"),
+            format!("DELETE FROM {sel} WHERE id = 1"),
+            format!("INSERT INTO {sel} VALUES (3)"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *other)
+                .await
+                .unwrap();
+        }
+        let sql = format!("DELETE FROM {t} WHERE id IN (SELECT id FROM {sel})");
+        let delete = if in_tx {
+            let db = f.db.clone();
+            tokio::spawn(async move {
+                let mut tx = db.begin().await.unwrap();
+                let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut tx)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                done.rows_affected()
+            })
+        } else {
+            spawn_write(&f.db, sql)
+        };
+        // Pause point: the delete's pre-read waits on agent 1's lock.
+        wait_for_lock_wait(f.db.pool(), &t, false).await;
+        other.commit().await.unwrap();
+        assert_eq!(delete.await.unwrap(), 1);
+        let remaining: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM {t} ORDER BY id"
+        )))
+        .fetch_all(f.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(remaining, [1, 2], "the delete took agent 3, not agent 1");
 
-    let mut other = f.db.pool().begin().await.unwrap();
-    for sql in [
-        format!("SELECT id FROM {t} WHERE id = 1 FOR UPDATE"),
-        format!("DELETE FROM {sel} WHERE id = 1"),
-        format!("INSERT INTO {sel} VALUES (3)"),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut *other)
-            .await
-            .unwrap();
-    }
-    let delete = spawn_write(
-        &f.db,
-        format!("DELETE FROM {t} WHERE id IN (SELECT id FROM {sel})"),
-    );
-    // Pause point: the delete's pre-read waits on agent 1's lock.
-    wait_for_lock_wait(f.db.pool(), &t, false).await;
-    other.commit().await.unwrap();
-    assert_eq!(delete.await.unwrap(), 1);
-    let remaining: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT id FROM {t} ORDER BY id"
-    )))
-    .fetch_all(f.db.pool())
-    .await
-    .unwrap();
-    assert_eq!(remaining, [1, 2], "the delete took agent 3, not agent 1");
-
-    for org in [1, 2] {
-        assert_eq!(
-            f.agents(org).await.0,
-            f.direct(org).await,
-            "organization {org} after the delete"
-        );
+        for org in [1, 2] {
+            assert_eq!(
+                f.agents(org).await.0,
+                f.direct(org).await,
+                "organization {org} after the delete (in a transaction: {in_tx})"
+            );
+        }
+        // Back to the start (through the handle: it invalidates): agent 3 in organization
+        // 2, agent 1 selected.
+        for sql in [
+            format!("INSERT INTO {t} (id, name, organization_id) VALUES (3, 'cy', 2)"),
+            format!("DELETE FROM {sel}"),
+            format!("INSERT INTO {sel} VALUES (1)"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&f.db)
+                .await
+                .unwrap();
+        }
     }
 
     // Without a race the check passes and the old values keep their precision: deleting
