@@ -26,6 +26,7 @@ use super::event::{Event, EventId, reset_frame};
 use super::subscription::{Subscription, SubscriptionCache};
 
 use super::fanout::FanoutIndex;
+use super::order::{Order, Place};
 
 /// Limits and timings of connections, and what events carry.
 #[derive(Debug, Clone)]
@@ -353,9 +354,22 @@ struct Tenant {
     index: FanoutIndex,
     /// Open streams per subject (for [`HubConfig::max_streams_per_principal`]).
     streams: HashMap<String, usize>,
+    /// The order its events are handed out in (see the `order` module).
+    order: Mutex<Order>,
 }
 
 type TenantConns = Arc<RwLock<Tenant>>;
+
+fn close_conns(conns: &TenantConns, reason: CloseReason) {
+    for conn in conns
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .conns
+        .values()
+    {
+        conn.close(reason);
+    }
+}
 
 struct HubInner {
     tenants: RwLock<HashMap<Arc<str>, TenantConns>>,
@@ -524,15 +538,36 @@ impl Hub {
     /// connections the tenant's index names as candidates are visited (each is then
     /// confirmed by its subscription's matcher).
     pub fn deliver(&self, event: &Arc<Event>) {
-        self.deliver_counting(event);
+        self.deliver_counting(event, false);
+    }
+
+    /// Where a bus event stands in its tenant's delivery order here (see the `order`
+    /// module); a [`Place::Filled`] event is then forgotten.
+    pub(crate) fn place(&self, event: &Event) -> Place {
+        let Some(conns) = self.tenant(event.tenant()) else {
+            return Place::Nobody;
+        };
+        let t = conns.read().unwrap_or_else(|e| e.into_inner());
+        let mut order = t.order.lock().unwrap_or_else(|e| e.into_inner());
+        order.place(event.id())
+    }
+
+    /// [`Hub::deliver`] for an event read from the log ahead of its bus message, which
+    /// [`Hub::place`] then reports as [`Place::Filled`].
+    pub(crate) fn deliver_from_log(&self, event: &Arc<Event>) {
+        self.deliver_counting(event, true);
     }
 
     /// [`Hub::deliver`], returning how many connections were visited.
-    fn deliver_counting(&self, event: &Arc<Event>) -> usize {
+    fn deliver_counting(&self, event: &Arc<Event>, from_log: bool) -> usize {
         let Some(conns) = self.tenant(event.tenant()) else {
             return 0;
         };
         let t = conns.read().unwrap_or_else(|e| e.into_inner());
+        t.order
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .delivered(event.id(), from_log);
         let mut candidates = Vec::new();
         t.index.candidates(event.record(), &mut candidates);
         let mut visited = 0;
@@ -578,19 +613,19 @@ impl Hub {
         }
     }
 
+    /// Closes the connections of `tenant` with `reason`.
+    pub(crate) fn close_tenant(&self, tenant: &str, reason: CloseReason) {
+        if let Some(conns) = self.tenant(tenant) {
+            close_conns(&conns, reason);
+        }
+    }
+
     /// Closes every connection (after the bus lagged: they may have missed events and
     /// will replay on reconnect).
     pub fn close_all(&self, reason: CloseReason) {
         let tenants = self.inner.tenants.read().unwrap_or_else(|e| e.into_inner());
         for conns in tenants.values() {
-            for conn in conns
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .conns
-                .values()
-            {
-                conn.close(reason);
-            }
+            close_conns(conns, reason);
         }
     }
 
@@ -781,7 +816,7 @@ mod tests {
         }
         let changes =
             ChangeSet::empty().with_row("message", RowChange::whole().with("channel_id", k("c7")));
-        let visited = hub.deliver_counting(&event(1, changes, vec![]));
+        let visited = hub.deliver_counting(&event(1, changes, vec![]), false);
         assert_eq!(visited, 3, "only channel 7's connections are visited");
         for (c, g) in &guards {
             let q = queued(g.conn());
@@ -806,7 +841,7 @@ mod tests {
             invalidated: vec![],
             show_keys: false,
         }));
-        assert_eq!(hub.deliver_counting(&other), 0);
+        assert_eq!(hub.deliver_counting(&other, false), 0);
     }
 
     /// A change that does not say which channel (whole table, or a row without
@@ -830,13 +865,13 @@ mod tests {
             Subscription::from_parts(vec![("agents.list", None, ReadSet::tables(["agent"]))]),
         );
         assert_eq!(
-            hub.deliver_counting(&event(1, ChangeSet::tables(["message"]), vec![])),
+            hub.deliver_counting(&event(1, ChangeSet::tables(["message"]), vec![]), false),
             52
         );
         let row_without_channel =
             ChangeSet::empty().with_row("message", RowChange::whole().with("id", k("m1")));
         assert_eq!(
-            hub.deliver_counting(&event(2, row_without_channel, vec![])),
+            hub.deliver_counting(&event(2, row_without_channel, vec![]), false),
             52
         );
         for g in chans.iter().chain([&all, &proc_]) {
@@ -868,7 +903,7 @@ mod tests {
         let changes =
             ChangeSet::empty().with_row("message", RowChange::whole().with("channel_id", k("c2")));
         assert_eq!(
-            hub.deliver_counting(&event(1, changes, vec!["q2:{}".into()])),
+            hub.deliver_counting(&event(1, changes, vec!["q2:{}".into()]), false),
             1
         );
         assert!(queued(a.conn()).is_empty());

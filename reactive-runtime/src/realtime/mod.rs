@@ -15,6 +15,7 @@ mod fanout;
 mod hub;
 mod keys;
 mod log;
+mod order;
 #[cfg(feature = "redis")]
 mod redis;
 mod service;

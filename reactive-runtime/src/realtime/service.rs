@@ -34,6 +34,7 @@ use super::event::{Event, EventDraft, EventId};
 use super::hub::{CloseReason, Hub, HubConfig};
 use super::keys::{KeyColumns, TrimLimits};
 use super::log::{EventLog, MemoryLog, Replay};
+use super::order::Place;
 use crate::engine::{ChangeSet, InvalidationReport};
 
 /// Applies change sets that other instances published to this instance's cache, and
@@ -669,6 +670,38 @@ pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+/// Hands a bus event to this instance's connections after the events of its tenant that
+/// precede it and have not arrived yet, read from the log (see the `order` module). When
+/// the log cannot give them (unreachable, or trimmed), the tenant's streams are reset:
+/// their clients revalidate everything.
+async fn deliver_in_order(inner: &Inner, event: &Arc<Event>) {
+    match inner.hub.place(event) {
+        Place::Nobody | Place::Filled => {}
+        Place::Next => inner.hub.deliver(event),
+        Place::After(after) => {
+            match inner
+                .guarded("since", inner.log.since(event.tenant(), after))
+                .await
+            {
+                Ok(Replay::Events { events, .. }) => {
+                    for missing in events.iter().filter(|e| e.id() < event.id()) {
+                        inner.hub.deliver_from_log(missing);
+                    }
+                }
+                Ok(Replay::Reset { .. }) | Err(_) => {
+                    tracing::warn!(
+                        tenant = event.tenant(),
+                        event = %event.id(),
+                        "events before this one are missing and the log cannot give them; resetting the tenant's streams"
+                    );
+                    inner.hub.close_tenant(event.tenant(), CloseReason::Reset);
+                }
+            }
+            inner.hub.deliver(event);
+        }
+    }
+}
+
 async fn dispatch(inner: Weak<Inner>, mut rx: tokio::sync::broadcast::Receiver<BusMessage>) {
     loop {
         let msg = rx.recv().await;
@@ -676,7 +709,7 @@ async fn dispatch(inner: Weak<Inner>, mut rx: tokio::sync::broadcast::Receiver<B
             return;
         };
         match msg {
-            Ok(BusMessage::Event(event)) => inner.hub.deliver(&event),
+            Ok(BusMessage::Event(event)) => deliver_in_order(&inner, &event).await,
             Ok(BusMessage::Ack(ack)) => inner.hub.ack(&ack),
             Ok(BusMessage::Changes(remote)) => {
                 if remote.origin != inner.instance {
