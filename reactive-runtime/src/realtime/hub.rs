@@ -26,6 +26,7 @@ use super::event::{Event, EventId, reset_frame};
 use super::subscription::{Subscription, SubscriptionCache};
 
 use super::fanout::FanoutIndex;
+use crate::observe::metrics;
 
 /// Limits and timings of connections, and what events carry.
 #[derive(Debug, Clone)]
@@ -214,6 +215,7 @@ impl Conn {
             || st.queued_bytes + size > self.config.queue_bytes
         {
             tracing::debug!(conn = %self.token, "SSE client too slow; its queue is replaced by a reset");
+            metrics::count(metrics::QUEUE_OVERFLOWS, 1);
             let newest = st
                 .queue
                 .iter()
@@ -259,6 +261,7 @@ impl Conn {
     pub fn offer_with(&self, event: &Arc<Event>, memo: &mut FrameMemo) {
         if let Some(tail) = self.subscription.match_tail(event) {
             let frame = memo.frame(event, &tail);
+            metrics::count(metrics::EVENTS_SENT, 1);
             self.push(Outgoing::Event {
                 event: event.clone(),
                 tail,
@@ -322,6 +325,7 @@ impl Conn {
             out.push(p.event.resend_head());
             out.push(p.tail.clone());
             p.resends += 1;
+            metrics::count(metrics::ACK_RETRIES, 1);
             match delays.get(p.resends) {
                 Some(d) => {
                     p.due = now + *d;
@@ -481,6 +485,7 @@ impl Hub {
             t.conns.insert(id, conn.clone());
         }
         drop(tenants);
+        metrics::gauge_add(metrics::STREAMS_OPEN, 1.0);
         Ok(ConnGuard {
             hub: self.clone(),
             conn,
@@ -495,9 +500,11 @@ impl Hub {
             .unwrap_or_else(|e| e.into_inner());
         if let Some(conns) = tenants.get(&conn.tenant) {
             let mut c = conns.write().unwrap_or_else(|e| e.into_inner());
-            if c.conns.remove(&conn.id).is_some()
-                && let Some(n) = c.streams.get_mut(&conn.subject)
-            {
+            let removed = c.conns.remove(&conn.id).is_some();
+            if removed {
+                metrics::gauge_add(metrics::STREAMS_OPEN, -1.0);
+            }
+            if removed && let Some(n) = c.streams.get_mut(&conn.subject) {
                 *n -= 1;
                 if *n == 0 {
                     c.streams.remove(&conn.subject);
@@ -568,6 +575,7 @@ impl Hub {
             return;
         };
         let frame = Bytes::from_static(RESET_WITHOUT_ID);
+        metrics::count(metrics::STREAM_RESETS, 1);
         for conn in conns
             .read()
             .unwrap_or_else(|e| e.into_inner())
