@@ -15,6 +15,8 @@ use std::sync::Arc;
 
 use std::future::Future;
 
+use tracing::Instrument;
+
 use super::{Inner, InvalidationListener};
 use crate::engine::{ChangeSet, InvalidationReport};
 
@@ -29,7 +31,10 @@ where
     F: Future<Output = T> + Send + 'static,
 {
     let listener = inner.listener().map(InvalidationListener::bind);
-    match tokio::spawn(work(listener)).await {
+    // The caller's span goes along, so the invalidation and its events trace under the
+    // call and the write that caused them.
+    let work = work(listener).instrument(tracing::Span::current());
+    match tokio::spawn(work).await {
         Ok(out) => out,
         // A panic in the task: resume it in the caller, as if it had run there.
         Err(e) => std::panic::resume_unwind(e.into_panic()),
