@@ -389,6 +389,25 @@ fn random_token() -> String {
     token
 }
 
+/// One live connection as the dev tools page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StreamInfo {
+    /// The connection's number on this instance.
+    pub id: u64,
+    /// Its tenant.
+    pub tenant: String,
+    /// Its principal's subject.
+    pub subject: String,
+    /// Entries of its subscription.
+    pub entries: usize,
+    /// Frames queued, not yet written.
+    pub queued: usize,
+    /// Bytes of those frames.
+    pub queued_bytes: usize,
+    /// Events sent that await an ack.
+    pub pending_acks: usize,
+}
+
 /// This instance's live connections.
 #[derive(Clone)]
 pub struct Hub {
@@ -609,6 +628,33 @@ impl Hub {
             .values()
             .map(|c| c.read().unwrap_or_else(|e| e.into_inner()).conns.len())
             .sum()
+    }
+
+    /// Every live connection, by tenant then id (for the dev tools page).
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        let tenants = self.inner.tenants.read().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for conns in tenants.values() {
+            for conn in conns
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .conns
+                .values()
+            {
+                let st = conn.lock();
+                out.push(StreamInfo {
+                    id: conn.id,
+                    tenant: conn.tenant.to_string(),
+                    subject: conn.subject.clone(),
+                    entries: conn.subscription.len(),
+                    queued: st.queue.len(),
+                    queued_bytes: st.queued_bytes,
+                    pending_acks: st.pending.len(),
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.tenant, a.id).cmp(&(&b.tenant, b.id)));
+        out
     }
 
     /// Pending acks of a connection, by token (for tests).
