@@ -608,6 +608,14 @@ impl Hub {
     /// Closes every connection (after the bus lagged: they may have missed events and
     /// will replay on reconnect).
     pub fn close_all(&self, reason: CloseReason) {
+        self.each_conn(|conn| {
+            conn.close(reason);
+            None::<()>
+        });
+    }
+
+    /// Calls `f` on every live connection until it returns `Some`.
+    fn each_conn<T>(&self, mut f: impl FnMut(&Arc<Conn>) -> Option<T>) -> Option<T> {
         let tenants = self.inner.tenants.read().unwrap_or_else(|e| e.into_inner());
         for conns in tenants.values() {
             for conn in conns
@@ -616,9 +624,12 @@ impl Hub {
                 .conns
                 .values()
             {
-                conn.close(reason);
+                if let Some(found) = f(conn) {
+                    return Some(found);
+                }
             }
         }
+        None
     }
 
     /// Number of live connections.
@@ -632,47 +643,27 @@ impl Hub {
 
     /// Every live connection, by tenant then id (for the dev tools page).
     pub fn streams(&self) -> Vec<StreamInfo> {
-        let tenants = self.inner.tenants.read().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
-        for conns in tenants.values() {
-            for conn in conns
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .conns
-                .values()
-            {
-                let st = conn.lock();
-                out.push(StreamInfo {
-                    id: conn.id,
-                    tenant: conn.tenant.to_string(),
-                    subject: conn.subject.clone(),
-                    entries: conn.subscription.len(),
-                    queued: st.queue.len(),
-                    queued_bytes: st.queued_bytes,
-                    pending_acks: st.pending.len(),
-                });
-            }
-        }
+        self.each_conn(|conn| {
+            let st = conn.lock();
+            out.push(StreamInfo {
+                id: conn.id,
+                tenant: conn.tenant.to_string(),
+                subject: conn.subject.clone(),
+                entries: conn.subscription.len(),
+                queued: st.queue.len(),
+                queued_bytes: st.queued_bytes,
+                pending_acks: st.pending.len(),
+            });
+            None::<()>
+        });
         out.sort_by(|a, b| (&a.tenant, a.id).cmp(&(&b.tenant, b.id)));
         out
     }
 
     /// Pending acks of a connection, by token (for tests).
     pub fn pending_acks(&self, token: &str) -> Option<Vec<EventId>> {
-        let tenants = self.inner.tenants.read().unwrap_or_else(|e| e.into_inner());
-        for conns in tenants.values() {
-            for conn in conns
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .conns
-                .values()
-            {
-                if conn.token == token {
-                    return Some(conn.pending_acks());
-                }
-            }
-        }
-        None
+        self.each_conn(|conn| (conn.token == token).then(|| conn.pending_acks()))
     }
 }
 

@@ -200,12 +200,5 @@ pub(crate) async fn stream(State(state): State<AppState>, req: Request<Body>) ->
             .await
             .map(|b| (Ok::<Bytes, Infallible>(b), feed))
     }));
-    let mut res = Response::new(body);
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    res
+    super::events::event_stream(body)
 }
