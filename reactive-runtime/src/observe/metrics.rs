@@ -76,9 +76,26 @@ mod imp {
         metrics::counter!(name).increment(by);
     }
 
-    #[inline]
-    pub(crate) fn count_labelled(name: &'static str, label: &'static str, value: &'static str) {
-        metrics::counter!(name, label => value).increment(1);
+    /// Labelled keys are spelled out so that the macro makes them statics: a label
+    /// given as an expression would cost a `Vec` per call.
+    pub(crate) fn invalidation(remote: bool) {
+        if remote {
+            metrics::counter!("reactive_invalidations_total", "origin" => "remote").increment(1);
+        } else {
+            metrics::counter!("reactive_invalidations_total", "origin" => "local").increment(1);
+        }
+    }
+
+    pub(crate) fn invalidated(reason: &'static str) {
+        match reason {
+            "key" => metrics::counter!("reactive_cache_invalidated_total", "reason" => "key"),
+            "relation" => {
+                metrics::counter!("reactive_cache_invalidated_total", "reason" => "relation")
+            }
+            "table" => metrics::counter!("reactive_cache_invalidated_total", "reason" => "table"),
+            _ => metrics::counter!("reactive_cache_invalidated_total", "reason" => "unknown"),
+        }
+        .increment(1);
     }
 
     #[inline]
@@ -97,7 +114,9 @@ mod imp {
     #[inline]
     pub(crate) fn count(_: &'static str, _: u64) {}
     #[inline]
-    pub(crate) fn count_labelled(_: &'static str, _: &'static str, _: &'static str) {}
+    pub(crate) fn invalidation(_: bool) {}
+    #[inline]
+    pub(crate) fn invalidated(_: &'static str) {}
     #[inline]
     pub(crate) fn gauge_add(_: &'static str, _: f64) {}
     #[inline]
@@ -108,12 +127,8 @@ pub(crate) use imp::{count, gauge_add, observe};
 
 /// Counts a non-empty invalidation and the entries it removed, by reason.
 pub(crate) fn invalidation(remote: bool, entries: &[InvalidatedEntry]) {
-    imp::count_labelled(
-        INVALIDATIONS,
-        "origin",
-        if remote { "remote" } else { "local" },
-    );
+    imp::invalidation(remote);
     for entry in entries {
-        imp::count_labelled(CACHE_INVALIDATED, "reason", reason_label(&entry.reasons));
+        imp::invalidated(reason_label(&entry.reasons));
     }
 }
