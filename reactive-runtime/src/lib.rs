@@ -6,6 +6,7 @@ pub mod db;
 pub mod engine;
 mod error;
 pub mod feed;
+pub mod observe;
 pub mod realtime;
 pub mod registry;
 pub mod router;

@@ -32,6 +32,7 @@ import {
 } from './helpers.mjs';
 
 const SCREENSHOT = fileURLToPath(new URL('../web/screenshot.png', import.meta.url));
+const DEVTOOLS_SCREENSHOT = fileURLToPath(new URL('../web/devtools.png', import.meta.url));
 const ORG1_SEEDED = ['Ada', 'Babbage', 'Curie'];
 
 let browser;
@@ -457,5 +458,31 @@ test('7. three tabs share one event stream: one /events connection, every tab up
     console.log(`    leader was tab ${tabs.indexOf(leader) + 1}, tab ${tabs.indexOf(next) + 1} took over`);
   } finally {
     await ctx.close();
+  }
+});
+
+test('8. the dev tools page: a rename shows in the live trace with the cached key it invalidated; org-2 is refused', { timeout: 60000 }, async () => {
+  const context = await newContext(browser);
+  const other = await newContext(browser);
+  try {
+    await signInCookie(context, 'org-1');
+    const page = await context.newPage();
+    const agent = await freshAgent('org-1', 'Traced');
+    await call('org-1', 'agents.findMany', { organizationId: 'org-1' });
+    await page.goto('/api/devtools');
+    await waitUntil(async () => (await page.locator('#status').textContent()) === 'live', { message: 'the page is live' });
+    await call('org-1', 'agents.update', { organizationId: 'org-1', id: agent.id, data: { name: unique('Renamed') } });
+    const row = page.locator('[data-testid="trace-row"]', { hasText: 'org-1 agents.findMany {"organizationId":"org-1"}' }).first();
+    await row.waitFor({ timeout: 5000 });
+    assert.match(await row.textContent(), /agent\.organization_id = "org-1"/);
+    await waitUntil(async () => (await page.locator('#timings tr').count()) > 0, { message: 'per-procedure timings' });
+    await page.screenshot({ path: DEVTOOLS_SCREENSHOT });
+
+    await signInCookie(other, 'org-2');
+    const refused = await (await other.newPage()).goto('/api/devtools');
+    assert.equal(refused.status(), 403, 'org-2 is no administrator of the demo');
+  } finally {
+    await context.close();
+    await other.close();
   }
 });

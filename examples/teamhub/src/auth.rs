@@ -66,3 +66,9 @@ impl Authorizer for DemoAuth {
         Box::pin(async move { result })
     }
 }
+
+/// Who may open the dev tools page: in the demo, the first organization's user (a real
+/// app checks a role or a staff flag of its own).
+pub fn is_devtools_admin(principal: &Principal) -> bool {
+    principal.tenant == DEMO_TENANTS[0].0
+}

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use axum::Router;
 use reactive::ReactiveDb;
-use reactive::router::RouterConfig;
+use reactive::router::{DevToolsConfig, RouterConfig};
 
 /// Where the app keeps its data and how it is reached.
 #[derive(Debug, Clone)]
@@ -64,10 +64,12 @@ pub async fn open_db(config: &Config) -> anyhow::Result<(ReactiveDb<sqlx::Any>, 
     Ok((db, seeded))
 }
 
-/// The router settings: demo authentication; with `REDIS_URL`, the event log and bus
+/// The router settings: demo authentication, the dev tools page; with `REDIS_URL`, the event log and bus
 /// live in Redis so that every instance replays and delivers every event.
 pub async fn router_config(config: &Config) -> anyhow::Result<RouterConfig> {
-    let router_config = RouterConfig::new(auth::DemoAuth);
+    // The dev tools page at /api/devtools, in debug builds (DevToolsConfig's default).
+    let router_config = RouterConfig::new(auth::DemoAuth)
+        .devtools(DevToolsConfig::new("/devtools", auth::is_devtools_admin));
     let Some(url) = &config.redis_url else {
         return Ok(router_config);
     };

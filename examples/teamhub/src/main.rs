@@ -104,7 +104,13 @@ async fn main() -> anyhow::Result<()> {
         println!("teamhub: seeded demo data");
     }
     let router_config = teamhub::router_config(&config).await?;
-    let app = teamhub::app(db, router_config, &config.web_dist);
+    // The runtime's metrics in Prometheus's text format (open, as a demo: a real app keeps
+    // /metrics off the public listener or behind its own check).
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    let app = teamhub::app(db, router_config, &config.web_dist).route(
+        "/metrics",
+        axum::routing::get(move || std::future::ready(prometheus.render())),
+    );
 
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -34,6 +34,7 @@ use moka::sync::Cache;
 
 use super::{CacheError, CacheKey, CacheStore, Origin, PutOutcome, StoreTicket};
 use crate::engine::{ChangeSet, Index, InvalidatedEntry, ReadSet};
+use crate::observe::metrics;
 
 /// Settings of a [`MemoryStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,6 +215,8 @@ impl MemoryStore {
             .weigher(|_key: &CacheKey, entry: &Arc<Entry>| entry.weight)
             .time_to_live(config.ttl)
             .eviction_listener(move |_key, entry: Arc<Entry>, cause| {
+                metrics::gauge_add(metrics::CACHE_ENTRIES, -1.0);
+                metrics::gauge_add(metrics::CACHE_BYTES, -f64::from(entry.weight));
                 let mut state = lock(&listener_state);
                 match cause {
                     // The value left on its own: its client may still show it.
@@ -271,6 +274,9 @@ impl MemoryStore {
         let Some(entry) = self.index_entry(key, value, reads) else {
             return PutOutcome::TooLarge;
         };
+        // Every insert leaves through the listener (`Replaced` included), which subtracts.
+        metrics::gauge_add(metrics::CACHE_ENTRIES, 1.0);
+        metrics::gauge_add(metrics::CACHE_BYTES, f64::from(entry.weight));
         self.cache.insert(key.clone(), entry);
         PutOutcome::Stored
     }

@@ -113,7 +113,12 @@ impl<DB: Backend> ReactiveDb<DB> {
         watermark: u64,
     ) -> Result<CallOutput, CallError> {
         let model = def.model();
-        let span = tracing::debug_span!("reactive.call", name = model.name, tenant);
+        let span = tracing::debug_span!(
+            "reactive.call",
+            procedure = model.name.as_str(),
+            tenant,
+            cache = tracing::field::Empty,
+        );
         let key = (model.kind == FunctionKind::Query).then(|| {
             CacheKey::from_json((!tenant.is_empty()).then_some(tenant), &model.name, &input)
         });
@@ -164,6 +169,7 @@ impl<DB: Backend> ReactiveDb<DB> {
                         .get_or_compute_at(&key, watermark, static_reads, compute)
                         .instrument(span.clone())
                         .await?;
+                    span.record("cache", crate::observe::trace::outcome(fetched.source));
                     if fetched.refused && retries < REFUSED_RETRIES {
                         // The value may predate a write whose event was not routed to this
                         // key; a new run sees that write (see `REFUSED_RETRIES`).
@@ -192,6 +198,7 @@ impl<DB: Backend> ReactiveDb<DB> {
                 }
             }
             None => {
+                span.record("cache", "none");
                 let bytes = SCOPE.scope(scope, run(db)).instrument(span.clone()).await?;
                 if !model.invalidates.is_empty() {
                     self.inner

@@ -517,6 +517,7 @@ impl Inner {
             self.counters
                 .pre_read_fallbacks
                 .fetch_add(1, Ordering::Relaxed);
+            crate::observe::metrics::count(crate::observe::metrics::PRE_READ_FAILURES, 1);
         };
         if let Some(name) = fence
             && execute_plain::<DB>(conn, format!("SAVEPOINT {name}"))

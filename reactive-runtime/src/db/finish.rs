@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use super::{Inner, InvalidationListener};
 use crate::engine::{ChangeSet, InvalidationReport};
@@ -32,7 +33,9 @@ where
 {
     let listener = inner.listener().map(InvalidationListener::bind);
     let running = inner.detached.enter();
-    let task = work(listener);
+    // The caller's span goes along, so the invalidation and its events trace under the
+    // call and the write that caused them.
+    let task = work(listener).instrument(tracing::Span::current());
     match tokio::spawn(async move {
         let _running = running;
         task.await

@@ -535,11 +535,22 @@ impl Inner {
     ) -> Arc<InvalidationReport> {
         self.catalog.refine_changes(&mut changes, self.dialect);
         bound_values(&mut changes, MAX_CHANGE_VALUE_LEN);
-        let span = tracing::debug_span!("reactive.invalidate", everything = changes.is_everything(), tables = ?changes.tables.keys().collect::<Vec<_>>());
+        let span = tracing::debug_span!(
+            "reactive.invalidate",
+            everything = changes.is_everything(),
+            tables = ?changes.tables.keys().collect::<Vec<_>>(),
+            entries = tracing::field::Empty,
+            reasons = tracing::field::Empty,
+        );
         self.counters
             .changes_applied
             .fetch_add(1, Ordering::Relaxed);
         let report = Arc::new(self.engine.apply(changes).instrument(span.clone()).await);
+        span.record("entries", report.entries.len());
+        // Naming each entry allocates: only for a subscriber that records the span.
+        if !span.is_disabled() && !report.entries.is_empty() {
+            span.record("reasons", crate::observe::trace::reasons(&report).as_str());
+        }
         if let Some(listener) = listener {
             listener
                 .on_invalidation(report.clone())

@@ -89,6 +89,7 @@ pub use report::{InvalidatedEntry, InvalidationReport, Reason};
 pub use stats::EngineStats;
 
 use crate::cache::{CacheError, CacheKey, CacheStore, Origin, PutOutcome};
+use crate::observe::metrics;
 use coalesce::{InFlight, Role, Shared};
 use guard::Ring;
 use stats::Counters;
@@ -324,6 +325,7 @@ impl Engine {
         loop {
             if let Some(value) = self.cached(key).await {
                 Counters::bump(&inner.counters.hits, 1);
+                metrics::count(metrics::CACHE_HITS, 1);
                 return Ok(Fetched {
                     value,
                     source: Source::Hit,
@@ -334,6 +336,7 @@ impl Engine {
             match inner.inflight.join(key) {
                 Role::Wait(rx) => {
                     Counters::bump(&inner.counters.coalesced_waits, 1);
+                    metrics::count(metrics::CACHE_COALESCED_WAITS, 1);
                     let Some(shared) = coalesce::wait(rx).await else {
                         continue;
                     };
@@ -358,6 +361,7 @@ impl Engine {
                 }
                 Role::Lead(leader) => {
                     Counters::bump(&inner.counters.misses, 1);
+                    metrics::count(metrics::CACHE_MISSES, 1);
                     let start = self.sequence().await;
                     let ticket = if self.bypassing() || self.resting() {
                         None
@@ -454,6 +458,7 @@ impl Engine {
         });
         Counters::bump(&inner.counters.invalidations, 1);
         Counters::bump(&inner.counters.entries_invalidated, entries.len() as u64);
+        metrics::invalidation(origin == Origin::Remote, &entries);
         tracing::debug!(sequence, entries = entries.len(), "invalidation applied");
         let changes = Arc::unwrap_or_clone(expanded);
         InvalidationReport {
@@ -607,6 +612,7 @@ impl Engine {
 
     fn store_failed(&self, op: &'static str, error: &CacheError) {
         Counters::bump(&self.inner.counters.store_errors, 1);
+        metrics::count(metrics::CACHE_STORE_ERRORS, 1);
         let inner = &*self.inner;
         let until = inner.epoch.elapsed().as_millis() as u64 + inner.clear_retry.as_millis() as u64;
         inner.resting_until_ms.store(until, Ordering::Relaxed);

@@ -52,6 +52,7 @@ use tokio::task::JoinHandle;
 use crate::ReactiveDb;
 use crate::db::Backend;
 use crate::engine::ChangeSet;
+use crate::observe::metrics;
 
 /// At most this many ready change sets are merged into one application.
 const MAX_BATCH: usize = 256;
@@ -214,6 +215,7 @@ async fn drive<DB: Backend>(
 ) {
     let mut batches = stream.ready_chunks(MAX_BATCH);
     while let Some(batch) = batches.next().await {
+        let arrived = std::time::Instant::now();
         let mut merged = ChangeSet::empty();
         for changes in &batch {
             merged.merge(changes);
@@ -228,6 +230,8 @@ async fn drive<DB: Backend>(
             "change feed applied"
         );
         stats.record(|s| s.applied += 1);
+        metrics::count(metrics::FEED_BATCHES, 1);
+        metrics::observe(metrics::FEED_APPLY_SECONDS, arrived.elapsed().as_secs_f64());
     }
     tracing::debug!("change feed stream ended");
 }

@@ -27,6 +27,7 @@ use super::subscription::{Subscription, SubscriptionCache};
 
 use super::fanout::FanoutIndex;
 use super::order::{Order, Place};
+use crate::observe::metrics;
 
 /// Limits and timings of connections, and what events carry.
 #[derive(Debug, Clone)]
@@ -215,6 +216,7 @@ impl Conn {
             || st.queued_bytes + size > self.config.queue_bytes
         {
             tracing::debug!(conn = %self.token, "SSE client too slow; its queue is replaced by a reset");
+            metrics::count(metrics::QUEUE_OVERFLOWS, 1);
             let newest = st
                 .queue
                 .iter()
@@ -260,6 +262,7 @@ impl Conn {
     pub fn offer_with(&self, event: &Arc<Event>, memo: &mut FrameMemo) {
         if let Some(tail) = self.subscription.match_tail(event) {
             let frame = memo.frame(event, &tail);
+            metrics::count(metrics::EVENTS_SENT, 1);
             self.push(Outgoing::Event {
                 event: event.clone(),
                 tail,
@@ -323,6 +326,7 @@ impl Conn {
             out.push(p.event.resend_head());
             out.push(p.tail.clone());
             p.resends += 1;
+            metrics::count(metrics::ACK_RETRIES, 1);
             match delays.get(p.resends) {
                 Some(d) => {
                     p.due = now + *d;
@@ -397,6 +401,25 @@ fn random_token() -> String {
         let _ = write!(token, "{b:02x}");
     }
     token
+}
+
+/// One live connection as the dev tools page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StreamInfo {
+    /// The connection's number on this instance.
+    pub id: u64,
+    /// Its tenant.
+    pub tenant: String,
+    /// Its principal's subject.
+    pub subject: String,
+    /// Entries of its subscription.
+    pub entries: usize,
+    /// Frames queued, not yet written.
+    pub queued: usize,
+    /// Bytes of those frames.
+    pub queued_bytes: usize,
+    /// Events sent that await an ack.
+    pub pending_acks: usize,
 }
 
 /// This instance's live connections.
@@ -495,6 +518,7 @@ impl Hub {
             t.conns.insert(id, conn.clone());
         }
         drop(tenants);
+        metrics::gauge_add(metrics::STREAMS_OPEN, 1.0);
         Ok(ConnGuard {
             hub: self.clone(),
             conn,
@@ -509,9 +533,11 @@ impl Hub {
             .unwrap_or_else(|e| e.into_inner());
         if let Some(conns) = tenants.get(&conn.tenant) {
             let mut c = conns.write().unwrap_or_else(|e| e.into_inner());
-            if c.conns.remove(&conn.id).is_some()
-                && let Some(n) = c.streams.get_mut(&conn.subject)
-            {
+            let removed = c.conns.remove(&conn.id).is_some();
+            if removed {
+                metrics::gauge_add(metrics::STREAMS_OPEN, -1.0);
+            }
+            if removed && let Some(n) = c.streams.get_mut(&conn.subject) {
                 *n -= 1;
                 if *n == 0 {
                     c.streams.remove(&conn.subject);
@@ -603,6 +629,7 @@ impl Hub {
             return;
         };
         let frame = Bytes::from_static(RESET_WITHOUT_ID);
+        metrics::count(metrics::STREAM_RESETS, 1);
         for conn in conns
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -623,10 +650,28 @@ impl Hub {
     /// Closes every connection (after the bus lagged: they may have missed events and
     /// will replay on reconnect).
     pub fn close_all(&self, reason: CloseReason) {
+        self.each_conn(|conn| {
+            conn.close(reason);
+            None::<()>
+        });
+    }
+
+    /// Calls `f` on every live connection until it returns `Some`.
+    fn each_conn<T>(&self, mut f: impl FnMut(&Arc<Conn>) -> Option<T>) -> Option<T> {
         let tenants = self.inner.tenants.read().unwrap_or_else(|e| e.into_inner());
         for conns in tenants.values() {
-            close_conns(conns, reason);
+            for conn in conns
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .conns
+                .values()
+            {
+                if let Some(found) = f(conn) {
+                    return Some(found);
+                }
+            }
         }
+        None
     }
 
     /// Number of live connections.
@@ -638,22 +683,29 @@ impl Hub {
             .sum()
     }
 
+    /// Every live connection, by tenant then id (for the dev tools page).
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        let mut out = Vec::new();
+        self.each_conn(|conn| {
+            let st = conn.lock();
+            out.push(StreamInfo {
+                id: conn.id,
+                tenant: conn.tenant.to_string(),
+                subject: conn.subject.clone(),
+                entries: conn.subscription.len(),
+                queued: st.queue.len(),
+                queued_bytes: st.queued_bytes,
+                pending_acks: st.pending.len(),
+            });
+            None::<()>
+        });
+        out.sort_by(|a, b| (&a.tenant, a.id).cmp(&(&b.tenant, b.id)));
+        out
+    }
+
     /// Pending acks of a connection, by token (for tests).
     pub fn pending_acks(&self, token: &str) -> Option<Vec<EventId>> {
-        let tenants = self.inner.tenants.read().unwrap_or_else(|e| e.into_inner());
-        for conns in tenants.values() {
-            for conn in conns
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .conns
-                .values()
-            {
-                if conn.token == token {
-                    return Some(conn.pending_acks());
-                }
-            }
-        }
-        None
+        self.each_conn(|conn| (conn.token == token).then(|| conn.pending_acks()))
     }
 }
 

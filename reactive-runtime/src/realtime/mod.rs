@@ -23,7 +23,7 @@ mod subscription;
 
 pub use bus::{AckMessage, BusMessage, EventBus, MemoryBus, RemoteChanges};
 pub use event::{Event, EventDraft, EventId, EventRecord};
-pub use hub::{CloseReason, Conn, ConnGuard, FrameMemo, Hub, HubConfig, Outgoing};
+pub use hub::{CloseReason, Conn, ConnGuard, FrameMemo, Hub, HubConfig, Outgoing, StreamInfo};
 pub use keys::KeyColumns;
 pub use log::{EventLog, MemoryLog, Replay};
 #[cfg(feature = "redis")]

@@ -414,6 +414,7 @@ impl Realtime {
             ChangeSet::tables(report.changes.table_names())
         };
         for (name, invalidated) in per_tenant {
+            let keys = invalidated.len();
             let changes = if Some(name) == tenant {
                 report.changes.clone()
             } else {
@@ -428,6 +429,7 @@ impl Realtime {
             };
             match self.publish(draft).await {
                 Ok(event) => {
+                    tracing::debug!(tenant = name, event_id = %event.id(), keys, "event published");
                     if Some(name) == tenant {
                         published.event = Some(event.id());
                     }

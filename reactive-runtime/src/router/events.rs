@@ -272,6 +272,11 @@ async fn open(state: AppState, parts: Parts) -> Result<Response, ApiError> {
     let body = Body::from_stream(futures::stream::unfold(stream, |mut st| async move {
         st.next().await.map(|b| (Ok::<Bytes, Infallible>(b), st))
     }));
+    Ok(event_stream(body))
+}
+
+/// A `text/event-stream` response, unbuffered by proxies.
+pub(crate) fn event_stream(body: Body) -> Response {
     let mut res = Response::new(body);
     let h = res.headers_mut();
     h.insert(
@@ -280,7 +285,7 @@ async fn open(state: AppState, parts: Parts) -> Result<Response, ApiError> {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(res)
+    res
 }
 
 fn to_instant(t: SystemTime) -> Instant {

@@ -26,6 +26,7 @@
 //! ```
 
 mod auth;
+mod devtools;
 mod error;
 mod events;
 mod rpc;
@@ -38,13 +39,15 @@ use axum::Router;
 use axum::routing::{get, post};
 
 pub use auth::{AuthError, Authorizer, Principal, SingleTenant, current_principal, with_principal};
+pub use devtools::DevToolsConfig;
 pub use error::ApiError;
 
 use crate::ReactiveDb;
 use crate::db::InvalidationListener;
 use crate::db::{Backend, CallError, CallOutput};
-use crate::engine::InvalidationReport;
 use crate::engine::ReadSet;
+use crate::engine::{EngineStats, InvalidationReport};
+use crate::observe::devtools::DevTools;
 use crate::realtime::Realtime;
 use crate::registry::{self, BoxFuture, FunctionDef};
 
@@ -78,6 +81,8 @@ pub struct RouterConfig {
     pub max_poll_bytes: usize,
     /// The functions to serve (default: every registered one, `registry::functions()`).
     pub functions: Option<Vec<&'static FunctionDef>>,
+    /// The dev tools page (default none; see [`DevToolsConfig`]).
+    pub devtools: Option<DevToolsConfig>,
 }
 
 impl RouterConfig {
@@ -94,6 +99,7 @@ impl RouterConfig {
             max_entry_len: 2048,
             max_poll_bytes: 256 << 10,
             functions: None,
+            devtools: None,
         }
     }
 
@@ -106,6 +112,12 @@ impl RouterConfig {
     /// Serves these functions instead of every registered one.
     pub fn functions(mut self, functions: Vec<&'static FunctionDef>) -> Self {
         self.functions = Some(functions);
+        self
+    }
+
+    /// Serves the dev tools page (when `config.enabled`).
+    pub fn devtools(mut self, config: DevToolsConfig) -> Self {
+        self.devtools = Some(config);
         self
     }
 
@@ -151,6 +163,9 @@ pub(crate) trait ServedDb: Send + Sync {
 
     /// Makes sure the column types of the tables `def` uses are known.
     fn ensure_schema<'a>(&'a self, def: &'a FunctionDef) -> futures::future::BoxFuture<'a, ()>;
+
+    /// The engine's counters.
+    fn engine_stats(&self) -> EngineStats;
 }
 
 impl<DB: Backend> ServedDb for ReactiveDb<DB> {
@@ -171,12 +186,18 @@ impl<DB: Backend> ServedDb for ReactiveDb<DB> {
     fn ensure_schema<'a>(&'a self, def: &'a FunctionDef) -> futures::future::BoxFuture<'a, ()> {
         Box::pin(ReactiveDb::ensure_schema(self, def.model()))
     }
+
+    fn engine_stats(&self) -> EngineStats {
+        self.engine().stats()
+    }
 }
 
 pub(crate) struct State {
     pub(crate) db: Box<dyn ServedDb>,
     pub(crate) config: RouterConfig,
     pub(crate) functions: HashMap<String, &'static FunctionDef>,
+    /// The dev tools' recorder, when the page is enabled.
+    pub(crate) devtools: Option<DevTools>,
 }
 
 impl State {
@@ -196,24 +217,35 @@ pub(crate) type AppState = Arc<State>;
 /// request (or [`with_principal`]) the write runs in.
 pub struct RealtimeListener {
     realtime: Realtime,
+    devtools: Option<DevTools>,
 }
 
 impl RealtimeListener {
     /// A listener publishing through `realtime`.
     pub fn new(realtime: Realtime) -> Self {
-        RealtimeListener { realtime }
+        RealtimeListener {
+            realtime,
+            devtools: None,
+        }
+    }
+
+    /// Also records each invalidation and its event in the dev tools' trace.
+    pub fn with_devtools(mut self, devtools: DevTools) -> Self {
+        self.devtools = Some(devtools);
+        self
     }
 }
 
 impl InvalidationListener for RealtimeListener {
     fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<()> {
         let ctx = auth::CALL.try_with(Clone::clone).ok();
-        publish(self.realtime.clone(), ctx, report)
+        publish(self.realtime.clone(), self.devtools.clone(), ctx, report)
     }
 
     fn bind(self: Arc<Self>) -> Arc<dyn InvalidationListener> {
         Arc::new(BoundListener {
             realtime: self.realtime.clone(),
+            devtools: self.devtools.clone(),
             ctx: auth::CALL.try_with(Clone::clone).ok(),
         })
     }
@@ -223,12 +255,18 @@ impl InvalidationListener for RealtimeListener {
 /// invalidation, for an invalidation finishing in a task of its own.
 struct BoundListener {
     realtime: Realtime,
+    devtools: Option<DevTools>,
     ctx: Option<auth::CallContext>,
 }
 
 impl InvalidationListener for BoundListener {
     fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<()> {
-        publish(self.realtime.clone(), self.ctx.clone(), report)
+        publish(
+            self.realtime.clone(),
+            self.devtools.clone(),
+            self.ctx.clone(),
+            report,
+        )
     }
 
     fn bind(self: Arc<Self>) -> Arc<dyn InvalidationListener> {
@@ -241,6 +279,7 @@ impl InvalidationListener for BoundListener {
 /// streams reset, repaired later) by [`Realtime::on_report`]: the write committed.
 fn publish(
     realtime: Realtime,
+    devtools: Option<DevTools>,
     ctx: Option<auth::CallContext>,
     report: Arc<InvalidationReport>,
 ) -> BoxFuture<()> {
@@ -248,6 +287,9 @@ fn publish(
         let tenant = ctx.as_ref().map(|c| c.principal.tenant.as_str());
         let ack = ctx.as_ref().is_some_and(|c| c.requires_ack);
         let published = realtime.on_report(&report, tenant, ack).await;
+        if let Some(devtools) = &devtools {
+            devtools.record_invalidation(&report, tenant, published.event.map(|e| e.0));
+        }
         if let Some(ctx) = &ctx {
             use std::sync::atomic::Ordering;
             if let Some(id) = published.event {
@@ -270,7 +312,17 @@ fn publish(
 /// written for another handle type are left out (logged at debug level).
 pub fn router<DB: Backend>(db: ReactiveDb<DB>, config: RouterConfig) -> Router {
     let realtime = config.realtime.clone();
-    db.set_listener(Arc::new(RealtimeListener::new(realtime.clone())));
+    let devtools = config.devtools.as_ref().filter(|d| d.enabled).map(|d| {
+        (
+            d.path.trim_end_matches('/').to_owned(),
+            DevTools::new(d.trace_bytes),
+        )
+    });
+    let mut listener = RealtimeListener::new(realtime.clone());
+    if let Some((_, tools)) = &devtools {
+        listener = listener.with_devtools(tools.clone());
+    }
+    db.set_listener(Arc::new(listener));
     let remote_db = db.clone();
     realtime.set_remote_apply(Arc::new(move |changes| {
         let db = remote_db.clone();
@@ -303,13 +355,21 @@ pub fn router<DB: Backend>(db: ReactiveDb<DB>, config: RouterConfig) -> Router {
         db: Box::new(db),
         config,
         functions,
+        devtools: devtools.as_ref().map(|(_, tools)| tools.clone()),
     });
-    Router::new()
+    let mut routes = Router::new()
         .route("/rpc/{name}", post(rpc::post_rpc).get(rpc::get_rpc))
         .route("/events", get(events::sse))
         .route("/events/ack", post(events::ack))
         .route("/ack", post(events::ack))
-        .route("/poll", get(events::poll))
+        .route("/poll", get(events::poll));
+    if let Some((path, _)) = &devtools {
+        routes = routes
+            .route(path, get(devtools::page))
+            .route(&format!("{path}/state"), get(devtools::snapshot))
+            .route(&format!("{path}/stream"), get(devtools::stream));
+    }
+    routes
         .with_state(state)
         .layer(axum::middleware::from_fn(catch_panic))
 }

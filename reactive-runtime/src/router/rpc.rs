@@ -151,6 +151,7 @@ async fn call(
     // answers, and the unknown id makes the client revalidate once the log is back.
     let before = realtime.head(&tenant).await.unwrap_or(UNKNOWN_EVENT_ID);
     let events = Arc::new(CallEvents::default());
+    let started = state.devtools.as_ref().map(|_| std::time::Instant::now());
     let ctx = CallContext {
         principal,
         requires_ack: model.requires_ack,
@@ -164,6 +165,9 @@ async fn call(
             CallError::Handler(e) => ApiError::from_handler(Some(&model.name), e),
             e @ CallError::Backend { .. } => ApiError::internal(&e),
         })?;
+    if let (Some(tools), Some(started)) = (&state.devtools, started) {
+        tools.record_call(&model.name, output.source, started.elapsed());
+    }
     // A mutation's watermark is the id of its own event, which its output reflects, read
     // from what it published (not the log's head afterwards: that costs a round trip,
     // can fail after the write committed, and may name a concurrent write the output

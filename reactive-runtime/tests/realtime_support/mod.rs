@@ -444,6 +444,14 @@ pub struct Sse {
 }
 
 impl Sse {
+    /// Reads any `text/event-stream` response (the dev tools' feed, say).
+    pub fn from_response(res: reqwest::Response) -> Sse {
+        Sse {
+            stream: Box::pin(res.bytes_stream()),
+            buf: String::new(),
+        }
+    }
+
     /// The next frame (comments included), or `None` at the end of the stream or timeout.
     pub async fn next_within(&mut self, wait: Duration) -> Option<Frame> {
         let deadline = tokio::time::Instant::now() + wait;

@@ -1,0 +1,112 @@
+//! The dev tools page over HTTP: the access check (authorizer, then the app's admin
+//! check), off unless enabled, and the live trace naming the invalidated key and why.
+
+mod realtime_support;
+
+use reactive_runtime::router::DevToolsConfig;
+use realtime_support::*;
+use serde_json::{Value, json};
+
+fn tools() -> DevToolsConfig {
+    DevToolsConfig::new("/devtools", |p| p.subject == "admin").enabled(true)
+}
+
+async fn get(s: &Server, path: &str, token: Option<&str>) -> reqwest::Response {
+    let mut req = s.http.get(s.url(path));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    req.send().await.expect("request")
+}
+
+#[tokio::test]
+async fn only_an_admin_the_authorizer_accepts_gets_in() {
+    let s = serve(memory_db().await, |c| c.devtools(tools())).await;
+    for path in ["/devtools", "/devtools/state", "/devtools/stream"] {
+        assert_eq!(get(&s, path, None).await.status(), 401, "{path}");
+        assert_eq!(get(&s, path, Some("A:u")).await.status(), 403, "{path}");
+    }
+    let page = get(&s, "/devtools", Some("A:admin")).await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Invalidation trace"));
+    assert_eq!(
+        get(&s, "/devtools/state", Some("A:admin")).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn off_unless_enabled() {
+    let s = serve(memory_db().await, |c| c.devtools(tools().enabled(false))).await;
+    assert_eq!(get(&s, "/devtools", Some("A:admin")).await.status(), 404);
+    assert_eq!(
+        get(&s, "/devtools/state", Some("A:admin")).await.status(),
+        404
+    );
+    let s = start().await;
+    assert_eq!(get(&s, "/devtools", Some("A:admin")).await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_write_shows_in_the_live_trace_with_the_key_it_invalidated_and_why() {
+    let s = serve(memory_db().await, |c| c.devtools(tools())).await;
+    let res = get(&s, "/devtools/stream", Some("A:admin")).await;
+    assert_eq!(res.status(), 200);
+    let mut feed = Sse::from_response(res);
+
+    let input = json!({"org": "A"});
+    for _ in 0..2 {
+        assert_eq!(s.post("A:u", "rt.items.byOrg", input.clone()).await.0, 200);
+    }
+    let (st, body) = s
+        .post("A:u", "rt.items.create", json!({"org": "A", "title": "x"}))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let event_id: u64 = body["eventId"].as_str().unwrap().parse().unwrap();
+
+    let trace = loop {
+        let f = feed.next_within(LONG).await.expect("a trace record");
+        if f.event.as_deref() == Some("trace") {
+            break f.json();
+        }
+    };
+    assert_eq!(trace["tenant"], "A");
+    assert_eq!(trace["tables"], json!(["rt_item"]));
+    assert_eq!(trace["event_id"], event_id, "{trace}");
+    let entries = trace["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{trace}");
+    assert_eq!(
+        entries[0]["key"],
+        json!({"tenant": "A", "procedure": "rt.items.byOrg", "input": "{\"org\":\"A\"}"})
+    );
+    let reason = &entries[0]["reasons"][0];
+    assert_eq!(reason["table"], "rt_item");
+    assert_eq!(reason["column"], "org", "{trace}");
+    assert_eq!(reason["value"], "A", "{trace}");
+
+    // The state: per-procedure timings, and the trace kept for a page opened later.
+    let state: Value = get(&s, "/devtools/state", Some("A:admin"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let timings = state["state"]["timings"].as_array().unwrap();
+    let by_org = timings
+        .iter()
+        .find(|t| t["procedure"] == "rt.items.byOrg")
+        .expect("timings of rt.items.byOrg");
+    assert_eq!(
+        (by_org["hits"].as_u64(), by_org["misses"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(by_org["miss_p50_us"].as_u64().unwrap() > 0);
+    assert_eq!(
+        state["trace"][0]["entries"][0]["key"]["procedure"],
+        "rt.items.byOrg"
+    );
+    let streams = state["state"]["streams"].as_array().unwrap();
+    assert!(
+        streams.is_empty(),
+        "the feed is no event stream: {streams:?}"
+    );
+}
