@@ -204,3 +204,73 @@ async fn views_read_their_base_tables() {
     view_reads_its_base_tables(&f).await;
     f.drop_table().await;
 }
+
+/// Waits until a connection other than ours runs a statement naming `table` (in the
+/// tests below, one waiting on a row lock another transaction holds): a pause point.
+async fn wait_for_lock_wait(pool: &sqlx::AnyPool, table: &str) {
+    let sql = format!(
+        "SELECT CAST(COUNT(*) AS SIGNED) FROM information_schema.PROCESSLIST \
+         WHERE COMMAND IN ('Query', 'Execute') AND INFO LIKE '%{table}%' AND ID <> CONNECTION_ID()"
+    );
+    wait_until_positive(pool, &sql, &format!("no statement on {table} waiting")).await;
+}
+
+/// The pre-read under a subquery condition without a limit (the tenant-check shape):
+/// concurrent writes that move one row out of the subquery's result and another in must
+/// not leave the pre-read describing other rows than the write changed.
+///
+/// Forced interleaving: another transaction locks agent 1 (organization 1) and swaps the
+/// selection from agent 1 to agent 3 (organization 2); the delete's pre-read waits on a
+/// lock (pause point); the transaction commits; the delete takes agent 3, and both
+/// organizations' cached lists must match the database.
+#[tokio::test]
+async fn a_subquery_condition_reads_the_rows_the_write_changes() {
+    let Some(db) = connect_env("TEST_MYSQL_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "my_swap_sub").await;
+    let t = f.t.clone();
+    let sel = format!("{t}_sel");
+    run_raw(
+        &f,
+        [
+            format!("DROP TABLE IF EXISTS {sel}"),
+            format!("CREATE TABLE {sel} (id BIGINT PRIMARY KEY)"),
+            format!("INSERT INTO {sel} VALUES (1)"),
+        ],
+    )
+    .await;
+    f.db.refresh_schema().await;
+    warm(&f).await;
+    let other = swap_selection(&f, &sel).await;
+    let db = f.db.clone();
+    let sql = format!("DELETE FROM {t} WHERE id IN (SELECT id FROM {sel})");
+    let delete = tokio::spawn(async move {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&db)
+            .await
+            .unwrap()
+            .rows_affected()
+    });
+    wait_for_lock_wait(f.db.pool(), &t).await;
+    other.commit().await.unwrap();
+    assert_eq!(delete.await.unwrap(), 1);
+    let remaining: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM {t} ORDER BY id"
+    )))
+    .fetch_all(f.db.pool())
+    .await
+    .unwrap();
+    for org in [1, 2] {
+        assert_eq!(
+            f.agents(org).await.0,
+            f.direct(org).await,
+            "organization {org} after the delete (rows left: {remaining:?})"
+        );
+    }
+    subquery_delete_keeps_precision(&f, &sel).await;
+    f.drop_table().await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {sel}")))
+        .execute(f.db.pool())
+        .await;
+}

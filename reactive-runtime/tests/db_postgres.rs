@@ -120,21 +120,7 @@ async fn wait_for_lock_wait(pool: &sqlx::AnyPool, table: &str, advisory: bool) {
             "wait_event <> 'advisory'"
         }
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
-            .fetch_one(pool)
-            .await
-            .unwrap();
-        if n > 0 {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no lock wait on {table}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    wait_until_positive(pool, &sql, &format!("no lock wait on {table}")).await;
 }
 
 /// Runs `sql` through `db` in a task of its own; its rows affected.
@@ -276,17 +262,7 @@ async fn a_subquery_condition_checks_the_rows_written() {
     // transaction, between savepoints).
     for in_tx in [false, true] {
         warm(&f).await;
-        let mut other = f.db.pool().begin().await.unwrap();
-        for sql in [
-            format!("SELECT id FROM {t} WHERE id = 1 FOR UPDATE"),
-            format!("DELETE FROM {sel} WHERE id = 1"),
-            format!("INSERT INTO {sel} VALUES (3)"),
-        ] {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut *other)
-                .await
-                .unwrap();
-        }
+        let other = swap_selection(&f, &sel).await;
         let sql = format!("DELETE FROM {t} WHERE id IN (SELECT id FROM {sel})");
         let delete = if in_tx {
             let db = f.db.clone();
@@ -335,28 +311,7 @@ async fn a_subquery_condition_checks_the_rows_written() {
         }
     }
 
-    // Without a race the check passes and the old values keep their precision: deleting
-    // agent 2 (organization 1) leaves organization 2's entry cached.
-    for sql in [
-        format!("DELETE FROM {sel}"),
-        format!("INSERT INTO {sel} VALUES (2)"),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(f.db.pool())
-            .await
-            .unwrap();
-    }
-    warm(&f).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM {t} WHERE id IN (SELECT id FROM {sel})"
-    )))
-    .execute(&f.db)
-    .await
-    .unwrap();
-    f.expect(1, false, "organization 1 after deleting agent 2")
-        .await;
-    f.expect(2, true, "organization 2 after deleting agent 2")
-        .await;
+    subquery_delete_keeps_precision(&f, &sel).await;
     f.drop_table().await;
     let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {sel}")))
         .execute(f.db.pool())

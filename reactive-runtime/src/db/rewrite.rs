@@ -342,10 +342,28 @@ pub fn where_template(sql: &str, target: Dialect) -> Option<WhereTemplate> {
         return None;
     }
     let mut condition = String::new();
+    // On MySQL/MariaDB the pre-read's `FOR UPDATE` does not lock the rows a subquery
+    // reads, which it reads from its snapshot, while the write reads them as they are
+    // now: rows moved in and out of the subquery's result meanwhile make the write
+    // change other rows than those pre-read, in the same number. Shared locks on the
+    // subquery's rows make the pre-read read them as they are now and keep them so
+    // until the write's commit.
+    let lock_before = if target == Dialect::MySql && subquery {
+        subquery_ends(cond)
+    } else {
+        Vec::new()
+    };
     let mut compact = String::new();
     let mut params = Vec::new();
     let mut copied = offsets[first_tok];
     for i in first_tok..=last_tok {
+        if lock_before.contains(&i) {
+            condition.push_str(&sql[copied..offsets[i]]);
+            compact.push_str(&sql[copied..offsets[i]]);
+            condition.push_str(" LOCK IN SHARE MODE");
+            compact.push_str(" LOCK IN SHARE MODE");
+            copied = offsets[i];
+        }
         if let Some(&index) = param_of.get(&i) {
             condition.push_str(&sql[copied..offsets[i]]);
             compact.push_str(&sql[copied..offsets[i]]);
@@ -380,6 +398,24 @@ pub fn where_template(sql: &str, target: Dialect) -> Option<WhereTemplate> {
     })
 }
 
+/// The token indices of the closing parentheses of the subqueries in `cond` (a
+/// parenthesis whose first token inside is `SELECT`).
+fn subquery_ends(cond: &[(usize, &Token)]) -> Vec<usize> {
+    let mut open: Vec<bool> = Vec::new();
+    let mut ends = Vec::new();
+    for (k, (i, t)) in cond.iter().enumerate() {
+        match t {
+            Token::LParen => open.push(
+                cond.get(k + 1)
+                    .is_some_and(|(_, next)| is_kw(next, Keyword::SELECT)),
+            ),
+            Token::RParen if open.pop() == Some(true) => ends.push(*i),
+            _ => {}
+        }
+    }
+    ends
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,6 +437,20 @@ mod tests {
         assert!(mysql_placeholders("SELECT * FROM t WHERE a = $2 AND b = $1").is_err());
         let e = mysql_placeholders("SELECT $3").unwrap_err();
         assert!(e.to_string().contains("$3"), "{e}");
+    }
+
+    #[test]
+    fn where_template_locks_subquery_rows_on_mysql() {
+        let sql = "DELETE FROM agent WHERE id IN (SELECT id FROM sel WHERE x IN (SELECT y FROM z)) AND (a = ?)";
+        let t = where_template(sql, Dialect::MySql).unwrap();
+        assert_eq!(
+            t.condition.as_deref(),
+            Some(
+                "id IN (SELECT id FROM sel WHERE x IN (SELECT y FROM z LOCK IN SHARE MODE) LOCK IN SHARE MODE) AND (a = ?)"
+            )
+        );
+        let pg = where_template(&sql.replace('?', "$1"), Dialect::Postgres).unwrap();
+        assert!(!pg.condition.unwrap().contains("LOCK"));
     }
 
     #[test]

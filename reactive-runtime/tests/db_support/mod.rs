@@ -633,6 +633,77 @@ impl Fixture {
 }
 
 /// Warms both organizations' cache entries and checks the next call hits.
+/// Polls `count_sql` (one integer) until it is positive: a pause point on another
+/// connection's state (a lock wait), not a sleep. Panics after 10 s naming `what`.
+pub async fn wait_until_positive(pool: &sqlx::AnyPool, count_sql: &str, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql.to_owned()))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if n > 0 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Runs each statement on the raw pool (no interception, no invalidation).
+pub async fn run_raw(f: &Fixture, statements: impl IntoIterator<Item = String>) {
+    for sql in statements {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(f.db.pool())
+            .await
+            .unwrap();
+    }
+}
+
+/// A transaction, left open, that locks agent 1 (organization 1) and moves the selection
+/// in `sel` from agent 1 to agent 3 (organization 2): a delete through `sel` started
+/// now pre-reads agent 1 (waiting on its lock) and, once this commits, deletes agent 3.
+pub async fn swap_selection(f: &Fixture, sel: &str) -> sqlx::Transaction<'static, sqlx::Any> {
+    let mut other = f.db.pool().begin().await.unwrap();
+    for sql in [
+        format!("SELECT id FROM {} WHERE id = 1 FOR UPDATE", f.t),
+        format!("DELETE FROM {sel} WHERE id = 1"),
+        format!("INSERT INTO {sel} VALUES (3)"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *other)
+            .await
+            .unwrap();
+    }
+    other
+}
+
+/// Without a race, a delete through a subquery condition (`sel` lists the ids to delete)
+/// keeps the pre-read's precision: deleting agent 2 (organization 1) leaves organization
+/// 2's entry cached.
+pub async fn subquery_delete_keeps_precision(f: &Fixture, sel: &str) {
+    run_raw(
+        f,
+        [
+            format!("DELETE FROM {sel}"),
+            format!("INSERT INTO {sel} VALUES (2)"),
+        ],
+    )
+    .await;
+    warm(f).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {} WHERE id IN (SELECT id FROM {sel})",
+        f.t
+    )))
+    .execute(&f.db)
+    .await
+    .unwrap();
+    f.expect(1, false, "organization 1 after deleting agent 2")
+        .await;
+    f.expect(2, true, "organization 2 after deleting agent 2")
+        .await;
+}
+
 pub async fn warm(f: &Fixture) {
     for org in [1, 2] {
         f.agents(org).await;
