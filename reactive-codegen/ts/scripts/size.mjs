@@ -39,6 +39,14 @@ const [, withTabs] = await gzipped(
 console.log(
   `one stream per browser (tabs.ts: SharedStream, passed by the generated createClient): +${withTabs - gz} bytes gzipped (${withTabs} with core + React)`,
 );
+const [, withSuspense] = await gzipped(
+  "export * from './src/index'; export * from './src/react'; export * from './src/suspense';",
+);
+console.log(`optional Suspense hook (suspense.ts: useReactiveSuspense): +${withSuspense - gz} bytes gzipped`);
+const [, withSsr] = await gzipped(
+  "export * from './src/index'; export * from './src/react'; export * from './src/ssr';",
+);
+console.log(`optional server rendering (ssr.ts: dehydrate, hydrate, prefetch): +${withSsr - gz} bytes gzipped`);
 if (gz > limit) {
   console.error(`size ${gz} exceeds the limit of ${limit} bytes`);
   process.exit(1);

@@ -134,6 +134,8 @@ export interface Query {
   again?: string | null;
   /** Failed attempts in a row (retries). */
   tries?: number;
+  /** Retry options of this query's hooks (`useQuery`), over the client's. */
+  retry?: { retry?: number; retryDelay?: number };
   layers: Layer[];
   /**
    * While a mutation with a layer here has not answered (its event id unknown), the data and
@@ -385,7 +387,7 @@ export class ReactiveClient<P = AnyProcedures> {
     return q;
   }
 
-  private snap(q: Query): void {
+  protected snap(q: Query): void {
     if (!q.layers.some((l) => !l.until)) q.pin = undefined;
     const [base, wm] = q.pin ?? [q.data, q.eventId];
     // A layer ends exactly when data whose watermark reaches its mutation's event id is shown.
@@ -403,9 +405,13 @@ export class ReactiveClient<P = AnyProcedures> {
     for (const l of [...q.listeners]) l();
   }
 
-  /** The current snapshot of a query (stable object until it changes). */
-  getSnapshot<K extends QueryName<P>>(name: K, input: InputOf<P, K>): QuerySnapshot<OutputOf<P, K>> {
-    return this.ensure(name, input).snapshot as QuerySnapshot<OutputOf<P, K>>;
+  /**
+   * The current snapshot of a query (stable object until it changes). `server`: the snapshot of
+   * server rendering and hydration: data fetched or hydrated in this page, never the registry's.
+   */
+  getSnapshot<K extends QueryName<P>>(name: K, input: InputOf<P, K>, server?: unknown): QuerySnapshot<OutputOf<P, K>> {
+    const q = this.ensure(name, input);
+    return (server && !q.revalidatedAt ? LOADING : q.snapshot) as QuerySnapshot<OutputOf<P, K>>;
   }
 
   /**
@@ -489,16 +495,17 @@ export class ReactiveClient<P = AnyProcedures> {
         if (gen == this.generation && q.fetching == p) this.applyResult(q, r.data, r.eventId, this.clock.now(), true);
       } catch (e) {
         if (gen != this.generation || q.fetching != p) return;
+        let r;
         const err = (q.error = e instanceof RpcError ? e : new RpcError('network', String(e), 0));
         const s = err.status;
         // 4xx: retrying won't help. An entry the server no longer accepts (procedure removed or
         // input changed by a deploy) is dropped.
         if (s > 399 && s < 500) {
           if (!q.mounts && (s == 400 || s == 404)) this.registry.delete(q.key);
-        } else if (q.mounts && ++q.tries! <= (this.opts.retry ?? 3))
+        } else if (q.mounts && ++q.tries! <= ((r = q.retry ?? this.opts).retry ?? 3))
           this.clock.setTimeout(
             () => q.error && q.mounts && gen == this.generation && void this.revalidate(q, true),
-            jitter(Math.min((this.opts.retryDelay ?? 1000) * 2 ** (q.tries! - 1), 30000)),
+            jitter(Math.min((r.retryDelay ?? 1000) * 2 ** (q.tries! - 1), 30000)),
           );
         this.notify(q);
       }

@@ -49,7 +49,6 @@ function useClient<P>(): ReactiveClient<P> {
   return c as unknown as ReactiveClient<P>;
 }
 
-const getServerSnapshot = (): QuerySnapshot<never> => LOADING;
 /** A disabled query: not loading, nothing fetched. */
 const IDLE: QuerySnapshot<never> = { ...LOADING, isLoading: false };
 
@@ -90,12 +89,14 @@ export function useReactive<P = AnyProcedures, K extends QueryName<P> = QueryNam
     // eslint-disable-next-line react-hooks/exhaustive-deps
     [client, key, enabled],
   );
+  // Server rendering and hydration (`server` set) show only data fetched or hydrated in this page
+  // (`./ssr`), so both render the same: never the browser's registry.
   const getSnapshot = React.useCallback(
-    () => (enabled ? client.getSnapshot(name, input) : IDLE),
+    (server?: unknown) => (enabled ? client.getSnapshot(name, input, server) : IDLE),
     // eslint-disable-next-line react-hooks/exhaustive-deps
     [client, key, enabled],
   );
-  return React.useSyncExternalStore(subscribe, getSnapshot, getServerSnapshot);
+  return React.useSyncExternalStore(subscribe, getSnapshot, () => getSnapshot(1));
 }
 
 /** A mutation (untyped form; prefer the typed hooks of `createReactiveHooks`). */
