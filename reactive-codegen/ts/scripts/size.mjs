@@ -47,6 +47,8 @@ const [, withSsr] = await gzipped(
   "export * from './src/index'; export * from './src/react'; export * from './src/ssr';",
 );
 console.log(`optional server rendering (ssr.ts: dehydrate, hydrate, prefetch): +${withSsr - gz} bytes gzipped`);
+const [, fetchOnly] = await gzipped("export * from './src/fetch';");
+console.log(`plain fetch client alone (fetch.ts: createFetchClient): ${fetchOnly} bytes gzipped`);
 if (gz > limit) {
   console.error(`size ${gz} exceeds the limit of ${limit} bytes`);
   process.exit(1);

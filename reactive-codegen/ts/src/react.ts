@@ -2,14 +2,14 @@
 // Safe to import and render on the server: hooks render `isLoading` there and nothing starts.
 
 import * as React from 'react';
-import type { RpcError } from './client';
-import { LOADING, ReactiveClient, type MutateOptions, type QuerySnapshot } from './core';
-import type { AnyProcedures, InputOf, MutationName, OutputOf, QueryName, QueryRef } from './types';
-import { canonicalJson, queryKey } from './util';
+import type { RpcError } from './client.js';
+import { LOADING, ReactiveClient, type MutateOptions, type QuerySnapshot } from './core.js';
+import type { AnyProcedures, InputOf, MutationName, OutputOf, QueryName, QueryRef } from './types.js';
+import { canonicalJson, queryKey } from './util.js';
 
-export { createReactiveClient, ReactiveClient } from './core';
-export type { ClientOptions, QuerySnapshot, OptimisticCache, MutateOptions } from './core';
-export { RpcError } from './client';
+export { createReactiveClient, ReactiveClient } from './core.js';
+export type { ClientOptions, QuerySnapshot, OptimisticCache, MutateOptions } from './core.js';
+export { RpcError } from './client.js';
 
 /** What `useReactive` returns. */
 export type UseReactiveResult<T> = QuerySnapshot<T>;
@@ -106,7 +106,7 @@ export function useReactiveMutation<P = AnyProcedures, K extends MutationName<P>
   const client = useClient<P>();
   const opts = React.useRef(options);
   opts.current = options;
-  const [state, setState] = React.useState<{ data?: OutputOf<P, K>; error?: RpcError; pending: number }>({
+  const [state, setState] = React.useState<{ data?: OutputOf<P, K> | undefined; error?: RpcError | undefined; pending: number }>({
     pending: 0,
   });
   const mutateAsync = React.useCallback(

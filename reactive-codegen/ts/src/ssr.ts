@@ -6,9 +6,9 @@
 // changed between the render and the event stream's start is found from each result's watermark
 // (one `/poll`, the gap recovery every fresh result gets).
 
-import { ReactiveClient } from './core';
-import type { AnyProcedures, InputOf, QueryName, QueryRef } from './types';
-import { compareEventIds } from './util';
+import { ReactiveClient } from './core.js';
+import type { AnyProcedures, InputOf, QueryName, QueryRef } from './types.js';
+import { compareEventIds } from './util.js';
 
 /** Query results rendered on the server: JSON-safe, sent with the HTML. */
 export interface DehydratedState {

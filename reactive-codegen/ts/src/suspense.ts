@@ -3,9 +3,9 @@
 // goes to the nearest error boundary. Under a streaming server renderer it fetches on the server
 // (pair it with `dehydrate`/`hydrate` of `./ssr`).
 
-import type { RpcError } from './client';
-import { createReactiveHooks, useReactive } from './react';
-import type { AnyProcedures, InputOf, OutputOf, QueryName } from './types';
+import type { RpcError } from './client.js';
+import { createReactiveHooks, useReactive } from './react.js';
+import type { AnyProcedures, InputOf, OutputOf, QueryName } from './types.js';
 
 /** What `useReactiveSuspense` returns: the data is there. */
 export interface UseReactiveSuspenseResult<T> {
