@@ -49,6 +49,9 @@ const [, withSsr] = await gzipped(
 console.log(`optional server rendering (ssr.ts: dehydrate, hydrate, prefetch): +${withSsr - gz} bytes gzipped`);
 const [, fetchOnly] = await gzipped("export * from './src/fetch';");
 console.log(`plain fetch client alone (fetch.ts: createFetchClient): ${fetchOnly} bytes gzipped`);
+const [, withBridge] = await gzipped("export * from './src/index'; export * from './src/tanstack';");
+const [core] = await gzipped("export * from './src/index';").then((r) => [r[1]]);
+console.log(`TanStack Query bridge (tanstack.ts: createTanstackBridge): +${withBridge - core} bytes gzipped over the core alone (${core})`);
 if (gz > limit) {
   console.error(`size ${gz} exceeds the limit of ${limit} bytes`);
   process.exit(1);

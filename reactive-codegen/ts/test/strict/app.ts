@@ -6,6 +6,7 @@ import { createFetchClient } from '@reactive/client/fetch';
 import { createQueryHooks, keepPreviousData } from '@reactive/client/query';
 import { dehydrate, hydrate } from '@reactive/client/ssr';
 import { createSuspenseHooks } from '@reactive/client/suspense';
+import { createTanstackBridge } from '@reactive/client/tanstack';
 import { ReactiveProvider, createClient, useReactive, useReactiveMutation, type Procedures } from './generated/index.js';
 
 const client = createClient({ baseUrl: '/api', tenant: 'org-1' });
@@ -32,3 +33,6 @@ export async function script(): Promise<number> {
   const agents = await api.query('agents.findMany', { organizationId: 'org-1' });
   return agents.length;
 }
+
+export const bridge = createTanstackBridge(client);
+export const listOptions = bridge.options('agents.findMany', { organizationId: 'org-1' });
