@@ -41,7 +41,7 @@ for (const [resolution, module] of [
   mkdirSync(join(app, 'node_modules/@reactive'), { recursive: true });
   mkdirSync(join(app, 'node_modules/@types'), { recursive: true });
   symlinkSync(root, join(app, 'node_modules/@reactive/client'));
-  for (const dep of ['react', '@types/react']) symlinkSync(join(root, 'node_modules', dep), join(app, 'node_modules', dep));
+  for (const dep of ['react', '@types/react', 'vue', '@vue', 'csstype']) symlinkSync(join(root, 'node_modules', dep), join(app, 'node_modules', dep));
   cpSync(generated, join(app, 'generated'), { recursive: true, filter: (f) => !f.includes('/runtime') });
   cpSync(join(root, 'test/strict/app.ts'), join(app, 'app.ts'));
   writeFileSync(join(app, 'package.json'), JSON.stringify({ type: 'module', private: true }));

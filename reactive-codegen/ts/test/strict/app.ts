@@ -7,6 +7,7 @@ import { createQueryHooks, keepPreviousData } from '@reactive/client/query';
 import { dehydrate, hydrate } from '@reactive/client/ssr';
 import { createSuspenseHooks } from '@reactive/client/suspense';
 import { createTanstackBridge } from '@reactive/client/tanstack';
+import { createVueHooks } from '@reactive/client/vue';
 import { ReactiveProvider, createClient, useReactive, useReactiveMutation, type Procedures } from './generated/index.js';
 
 const client = createClient({ baseUrl: '/api', tenant: 'org-1' });
@@ -36,3 +37,10 @@ export async function script(): Promise<number> {
 
 export const bridge = createTanstackBridge(client);
 export const listOptions = bridge.options('agents.findMany', { organizationId: 'org-1' });
+
+// Vue: the composables typed by the same map.
+const vue = createVueHooks<Procedures>();
+export function useAgentNames(org: () => string) {
+  const { data } = vue.useReactive('agents.findMany', () => ({ organizationId: org() }));
+  return () => data.value?.map((a) => a.name) ?? [];
+}
