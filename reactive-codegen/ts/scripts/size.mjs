@@ -54,6 +54,8 @@ const [core] = await gzipped("export * from './src/index';").then((r) => [r[1]])
 console.log(`TanStack Query bridge (tanstack.ts: createTanstackBridge): +${withBridge - core} bytes gzipped over the core alone (${core})`);
 const [, withVue] = await gzipped("export * from './src/index'; export * from './src/vue';");
 console.log(`Vue 3 binding (vue.ts): +${withVue - core} bytes gzipped over the core alone (vue external)`);
+const [, withSvelte] = await gzipped("export * from './src/index'; export * from './src/svelte';");
+console.log(`Svelte stores (svelte.ts): +${withSvelte - core} bytes gzipped over the core alone`);
 if (gz > limit) {
   console.error(`size ${gz} exceeds the limit of ${limit} bytes`);
   process.exit(1);

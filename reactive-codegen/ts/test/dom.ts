@@ -10,7 +10,8 @@ export interface HappyWindow {
 }
 
 export const win = new Window({ url: 'http://localhost/' });
-for (const k of ['window', 'document', 'navigator', 'Element', 'SVGElement', 'Node'])
+const names = ['window', 'document', 'navigator', 'Node', 'Element', 'HTMLElement', 'SVGElement', 'Text', 'Comment'];
+for (const k of [...names, 'HTMLTemplateElement', 'DocumentFragment', 'Event', 'MouseEvent'])
   Object.defineProperty(globalThis, k, {
     value: k == 'window' ? win : (win as unknown as Record<string, unknown>)[k],
     configurable: true,

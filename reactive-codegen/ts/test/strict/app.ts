@@ -8,6 +8,7 @@ import { dehydrate, hydrate } from '@reactive/client/ssr';
 import { createSuspenseHooks } from '@reactive/client/suspense';
 import { createTanstackBridge } from '@reactive/client/tanstack';
 import { createVueHooks } from '@reactive/client/vue';
+import { createSvelteStores } from '@reactive/client/svelte';
 import { ReactiveProvider, createClient, useReactive, useReactiveMutation, type Procedures } from './generated/index.js';
 
 const client = createClient({ baseUrl: '/api', tenant: 'org-1' });
@@ -44,3 +45,8 @@ export function useAgentNames(org: () => string) {
   const { data } = vue.useReactive('agents.findMany', () => ({ organizationId: org() }));
   return () => data.value?.map((a) => a.name) ?? [];
 }
+
+// Svelte: stores typed by the same map.
+const stores = createSvelteStores(client);
+export const tools = stores.query('tools.available', { organizationId: 'org-1' });
+export const createAgent = stores.mutation('agents.create');
