@@ -1,15 +1,13 @@
 // The Svelte stores (`src/svelte.ts`) in a Svelte 5 component (compiled here, mounted in happy-dom).
-import { win } from './dom';
+import { agent, domPage, renameOverTheStream, win } from './dom';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createSvelteStores } from '../src/svelte';
-import type { Agent } from './fixtures/procedures';
-import { FakeClock, FakeEventSource, FakeServer, flush, ok, pageClient } from './helpers';
+import { FakeEventSource, flush } from './helpers';
 
-const agent = (id: string, name = id): Agent => ({ id, organizationId: 'o1', name, active: true });
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 test('svelte: $store in a component: loading, data, live update, optimistic mutation; unsubscribed when unmounted', async (t) => {
@@ -29,20 +27,8 @@ test('svelte: $store in a component: loading, data, live update, optimistic muta
   writeFileSync(out, compile(readFileSync(join(root, 'test/fixtures/Agents.svelte'), 'utf8'), { generate: 'client', filename: 'Agents.svelte' }).js.code);
   const Agents = ((await import(pathToFileURL(out).href)) as { default: unknown }).default;
 
-  const server = new FakeServer();
-  const state = { agents: [agent('a1')], eventId: 100 };
-  server.on('/rpc/agents.findMany', () => ok(state.agents, String(state.eventId)));
-  server.on('/rpc/agents.create', (c) => {
-    state.agents = [...state.agents, agent('a2', (c.body as { name: string }).name)];
-    return ok(state.agents[1], String(++state.eventId));
-  });
-  const clock = new FakeClock();
-  const client = pageClient(server, clock);
-  t.after(async () => {
-    client.stop();
-    await win.happyDOM.abort();
-    await win.happyDOM.close();
-  });
+  const page = domPage(t);
+  const { server, clock, client } = page;
   const stores = createSvelteStores(client);
   const agents = stores.query('agents.findMany', { organizationId: 'o1' });
   const create = stores.mutation('agents.create', {
@@ -57,12 +43,7 @@ test('svelte: $store in a component: loading, data, live update, optimistic muta
   await clock.advance(50);
   flushSync();
   assert.equal(text(), 'a1');
-  const es = FakeEventSource.last;
-  es.ready('100');
-  state.agents = [agent('a1', 'Ada')];
-  state.eventId = 101;
-  es.emit('invalidate', { eventId: '101', tables: ['agent'], keys: {}, requiresAck: false, queries: ['agents.findMany:{"organizationId":"o1"}'] });
-  await clock.advance(10);
+  const es = await renameOverTheStream(page);
   flushSync();
   assert.equal(text(), 'Ada');
   server.hold();

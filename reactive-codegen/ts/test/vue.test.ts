@@ -1,32 +1,17 @@
 // The Vue 3 binding (`src/vue.ts`): components mounted in happy-dom with a fake server and stream.
-import { win } from './dom';
+import { agent, domPage, renameOverTheStream, win } from './dom';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createApp, defineComponent, h, nextTick, ref } from 'vue';
 import { createVueHooks, reactivePlugin } from '../src/vue';
-import type { Agent, Procedures } from './fixtures/procedures';
-import { FakeClock, FakeEventSource, FakeServer, flush, ok, pageClient } from './helpers';
+import type { Procedures } from './fixtures/procedures';
+import { FakeEventSource, flush } from './helpers';
 
 const { useReactive, useReactiveMutation } = createVueHooks<Procedures>();
-const agent = (id: string, name = id): Agent => ({ id, organizationId: 'o1', name, active: true });
 
 test('vue: useReactive refs: loading, data, live update, input change; useReactiveMutation optimistic', async (t) => {
-  const server = new FakeServer();
-  const state = { agents: [agent('a1')], eventId: 100 };
-  server.on('/rpc/agents.findMany', (c) =>
-    ok((c.body as { organizationId: string }).organizationId == 'o1' ? state.agents : [], String(state.eventId)),
-  );
-  server.on('/rpc/agents.create', (c) => {
-    state.agents = [...state.agents, agent('a2', (c.body as { name: string }).name)];
-    return ok(state.agents[1], String(++state.eventId));
-  });
-  const clock = new FakeClock();
-  const client = pageClient(server, clock);
-  t.after(async () => {
-    client.stop();
-    await win.happyDOM.abort();
-    await win.happyDOM.close();
-  });
+  const page = domPage(t);
+  const { server, clock, client } = page;
   const org = ref('o1');
   let create!: ReturnType<typeof useReactiveMutation<'agents.create'>>;
   const Agents = defineComponent({
@@ -47,12 +32,7 @@ test('vue: useReactive refs: loading, data, live update, input change; useReacti
   await nextTick();
   assert.equal(el.textContent, 'a1');
   // A live update from the stream.
-  const es = FakeEventSource.last;
-  es.ready('100');
-  state.agents = [agent('a1', 'Ada')];
-  state.eventId = 101;
-  es.emit('invalidate', { eventId: '101', tables: ['agent'], keys: {}, requiresAck: false, queries: ['agents.findMany:{"organizationId":"o1"}'] });
-  await clock.advance(10);
+  const es = await renameOverTheStream(page);
   await nextTick();
   assert.equal(el.textContent, 'Ada');
   // Optimistic create: shown at once, then the server's.
