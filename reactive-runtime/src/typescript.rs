@@ -40,9 +40,9 @@ fn procedure(def: &FunctionDef) -> ProcedureTs {
     }
 }
 
-/// Writes the generated client (types, procedure map, typed hooks, runtime) of every
-/// registered function into `dir`, touching only files that changed. Returns the
-/// files written.
+/// Writes the generated client (types, procedure map, typed hooks; they import the runtime
+/// package `@reactive/client`) of every registered function into `dir`, touching only files
+/// that changed. Returns the files written.
 ///
 /// ```no_run
 /// // e.g. in the server's start-up, or a `gen-ts` binary:

@@ -222,3 +222,45 @@ export async function recordStreams(page) {
   await cdp.send('Network.enable');
   return rec;
 }
+
+/**
+ * A TCP proxy in front of the server, to cut a page's connections as a network would: `drop()`
+ * destroys every connection open through it (the page's event stream among them); new
+ * connections pass. `url` serves the same page and API as `BASE`.
+ */
+export async function startProxy() {
+  const { createServer, connect } = await import('node:net');
+  const target = new URL(BASE);
+  const open = new Set();
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    const pair = [client, upstream];
+    open.add(pair);
+    const end = () => {
+      open.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    /** How many connections are open through the proxy. */
+    count: () => open.size,
+    drop() {
+      for (const [client, upstream] of [...open]) {
+        client.resetAndDestroy?.() ?? client.destroy();
+        upstream.destroy();
+      }
+    },
+    close: () =>
+      new Promise((r) => {
+        for (const [c, u] of open) c.destroy(), u.destroy();
+        server.close(r);
+      }),
+  };
+}

@@ -2,7 +2,8 @@
 // which `run.sh` starts on a fresh SQLite file. Two smoke tests of the page (sign-in, screenshot
 // for the README, organization switch; create / message / remember / delete), then the six
 // scenarios of issue 7, numbered as there, and 7: three tabs of one browser share one event stream
-// (issue 13 item 8). Each test makes its own agents through the API.
+// (issue 13 item 8); 8–10 (issue 13's proof): a dropped connection, a hidden tab that comes back,
+// an optimistic update racing its own event. Each test makes its own agents through the API.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +26,7 @@ import {
   recordTexts,
   signInCookie,
   sleep,
+  startProxy,
   unique,
   waitForConnection,
   waitFresh,
@@ -461,7 +463,7 @@ test('7. three tabs share one event stream: one /events connection, every tab up
   }
 });
 
-test('8. the dev tools page: a rename shows in the live trace with the cached key it invalidated; org-2 is refused', { timeout: 60000 }, async () => {
+test('11. the dev tools page: a rename shows in the live trace with the cached key it invalidated; org-2 is refused', { timeout: 60000 }, async () => {
   const context = await newContext(browser);
   const other = await newContext(browser);
   try {
@@ -484,5 +486,145 @@ test('8. the dev tools page: a rename shows in the live trace with the cached ke
   } finally {
     await context.close();
     await other.close();
+  }
+});
+
+// The server's heartbeat: an `event: ping` every 15 s. Recovering a dropped connection must not
+// wait for it (nor for the client's dead-stream detection, which needs two missed heartbeats).
+const HEARTBEAT_MS = 15000;
+
+/** A page loaded through a TCP proxy that can cut its connections, live and fresh. */
+async function proxiedPage(org) {
+  const proxy = await startProxy();
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, baseURL: proxy.url });
+  const page = await openPage(ctx, org);
+  const streams = await recordStreams(page);
+  await waitForConnection(page, 'live');
+  await waitFresh(page);
+  return { proxy, ctx, page, streams };
+}
+
+test('8. a dropped connection is recovered within the heartbeat interval, with the event missed meanwhile', { timeout: 60000 }, async () => {
+  const agent = await freshAgent('org-1', 'Drop');
+  const { proxy, ctx, page, streams } = await proxiedPage('org-1');
+  try {
+    // Every connection cut (a network change, a proxy restart); a write lands while it is down.
+    const renamed = unique('Dropped');
+    const before = streams.urls.length;
+    const dropped = Date.now();
+    proxy.drop();
+    await call('org-1', 'agents.update', { organizationId: 'org-1', id: agent.id, data: { name: renamed } });
+    await waitUntil(async () => (await agentNameText(page, agent.id)) === renamed, {
+      timeout: HEARTBEAT_MS,
+      message: 'the write made while the connection was down',
+    });
+    const took = Date.now() - dropped;
+    await waitForConnection(page, 'live');
+    // (The browser's EventSource reconnects to the same URL and sends Last-Event-ID as a header.)
+    await waitUntil(() => streams.open() === 1, { message: 'an event stream open again' });
+    assert.ok(streams.urls.length > before, 'the stream was reopened');
+    assert.ok(took < HEARTBEAT_MS, `recovered in ${took} ms`);
+    console.log(`    recovered in ${took} ms`);
+  } finally {
+    await ctx.close();
+    await proxy.close();
+  }
+});
+
+test('9. a hidden tab whose connection dropped meanwhile comes back: reconnected and updated at once', { timeout: 60000 }, async () => {
+  const agent = await freshAgent('org-1', 'Hidden');
+  const { proxy, ctx, page, streams } = await proxiedPage('org-1');
+  try {
+    // Hidden and frozen, as a browser does with a background tab: no script runs.
+    const cdp = await ctx.newCDPSession(page);
+    await page.evaluate(() => {
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await cdp.send('Page.setWebLifecycleState', { state: 'frozen' });
+    const before = streams.urls.length;
+    proxy.drop();
+    const renamed = unique('Back');
+    await call('org-1', 'agents.update', { organizationId: 'org-1', id: agent.id, data: { name: renamed } });
+    await sleep(1000);
+    // Back: active and visible.
+    const back = Date.now();
+    await cdp.send('Page.setWebLifecycleState', { state: 'active' });
+    await page.evaluate(() => {
+      delete document.visibilityState;
+      delete document.hidden;
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await waitUntil(async () => (await agentNameText(page, agent.id)) === renamed, {
+      timeout: 5000,
+      message: 'the write made while the tab was hidden',
+    });
+    console.log(`    updated ${Date.now() - back} ms after coming back`);
+    await waitForConnection(page, 'live');
+    assert.ok(streams.urls.length > before, 'a new event stream');
+  } finally {
+    await ctx.close();
+    await proxy.close();
+  }
+});
+
+test('10. an optimistic create whose own event and refetch beat its response: never shown twice, no flicker', { timeout: 60000 }, async () => {
+  const ctx = await newContext(browser);
+  try {
+    const page = await openPage(ctx, 'org-1');
+    await waitForConnection(page, 'live');
+    await waitFresh(page);
+    const sse = await recordSse(page);
+    const rpc = recordRpc(page);
+    const name = unique('Racer');
+    // The create reaches the server at once; its response is held until the event and the
+    // refetched list (which already holds the new agent) have arrived.
+    let release;
+    const gate = new Promise((r) => (release = r));
+    let fulfilled;
+    const done = new Promise((r) => (fulfilled = r));
+    let sent = 0;
+    await page.route('**/api/rpc/agents.create', async (route) => {
+      const response = await route.fetch();
+      sent++;
+      await gate;
+      await route.fulfill({ response });
+      fulfilled();
+    });
+    await page.evaluate((n) => {
+      const w = window;
+      w.__counts = [];
+      const count = () =>
+        [...document.querySelectorAll('[data-testid="agent-name"]')].filter((e) => e.textContent === n).length;
+      const push = () => {
+        const c = count();
+        if (w.__counts[w.__counts.length - 1] !== c) w.__counts.push(c);
+      };
+      push();
+      new MutationObserver(push).observe(document.body, { subtree: true, childList: true, characterData: true });
+    }, name);
+    await page.locator('[data-testid="new-agent-name"]').fill(name);
+    await page.locator('[data-testid="create-agent"]').click();
+    await waitUntil(() => sent === 1, { message: 'the create answered by the server (response held)' });
+    await waitUntil(() => sse.invalidations().some((e) => JSON.stringify(e.queries).includes('agents.findMany')), {
+      message: "the create's own invalidation",
+    });
+    const since = sse.invalidations().at(-1).at;
+    await waitUntil(() => rpc.some((c) => c.name === 'agents.findMany' && c.at >= since), {
+      message: 'the list refetched after the event',
+    });
+    await sleep(500); // the refetch answered and rendered
+    release();
+    await done;
+    await page.unroute('**/api/rpc/agents.create');
+    await waitFresh(page);
+    await sleep(2500); // past the optimistic timeout
+    const counts = await page.evaluate(() => window.__counts);
+    assert.deepEqual(counts, [0, 1], `the new agent shown once, at once, and never twice: ${JSON.stringify(counts)}`);
+    const listed = await call('org-1', 'agents.findMany', { organizationId: 'org-1' });
+    assert.equal(listed.filter((a) => a.name === name).length, 1, 'created once on the server');
+  } finally {
+    await ctx.close();
   }
 });

@@ -38,7 +38,10 @@ fn build_web_if_needed() {
         return;
     }
     let web = teamhub::web_dir();
-    let newest_source = newest_mtime(&web.join("src")).max(newest_mtime(&web.join("index.html")));
+    // The page and the client runtime package it imports (`@reactive/client`, linked by path).
+    let newest_source = newest_mtime(&web.join("src"))
+        .max(newest_mtime(&web.join("index.html")))
+        .max(newest_mtime(&web.join("../../../reactive-codegen/ts/src")));
     let built = std::fs::metadata(web.join("dist/index.html"))
         .and_then(|m| m.modified())
         .ok();

@@ -7,6 +7,8 @@ const api = process.env.TEAMHUB_URL ?? 'http://127.0.0.1:3000';
 
 export default defineConfig({
   plugins: [react()],
+  // `@reactive/client` is linked from the repository (`file:`): one React for the page and it.
+  resolve: { dedupe: ['react', 'react-dom'] },
   build: { outDir: 'dist', emptyOutDir: true, sourcemap: false },
   server: { proxy: { '/api': { target: api, changeOrigin: false } } },
 });

@@ -76,7 +76,7 @@ fn procedure_map_is_sorted_and_typed() {
         .find("'agents.update': { kind: 'mutation'")
         .expect("update");
     assert!(find_many < update);
-    assert!(procedures.contains("import type { Agent, OrgInput, UpdateAgent } from './types';"));
+    assert!(procedures.contains("import type { Agent, OrgInput, UpdateAgent } from './types.js';"));
     assert!(procedures.contains("satisfies ProcedureMeta<Procedures>"));
 }
 
@@ -89,12 +89,26 @@ fn declarations_are_deduplicated_and_exported() {
 }
 
 #[test]
-fn runtime_sources_are_copied() {
+fn the_runtime_is_imported_from_the_package_not_copied() {
     let files = render(&sample());
-    assert!(!CLIENT_SOURCES.is_empty());
-    for (name, source) in CLIENT_SOURCES {
-        assert!(file(&files, &format!("runtime/{name}")).ends_with(source));
-    }
+    let names: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+    assert_eq!(names, ["types.ts", "procedures.ts", "index.ts"]);
+    let procedures = file(&files, "procedures.ts");
+    assert!(
+        procedures.contains("from '@reactive/client/react';"),
+        "{procedures}"
+    );
+    assert!(procedures.contains("from './types.js';"), "{procedures}");
+    let index = file(&files, "index.ts");
+    assert!(
+        index.contains("export * from '@reactive/client';"),
+        "{index}"
+    );
+    assert!(
+        index.contains("export * from './procedures.js';"),
+        "{index}"
+    );
+    assert!(!index.contains("runtime"), "{index}");
 }
 
 #[test]
@@ -125,7 +139,7 @@ fn version_hashes_the_output_types_and_is_passed_to_the_client() {
     assert!(
         procedures
             .contains("createReactiveClient<Procedures>({ procedures, version, stream: SharedStream, ...options })")
-            && procedures.contains("import { SharedStream } from './runtime/tabs';"),
+            && procedures.contains("import { SharedStream } from '@reactive/client/tabs';"),
         "{procedures}"
     );
     let base = version_of(&sample());
@@ -156,4 +170,32 @@ fn version_hashes_the_output_types_and_is_passed_to_the_client() {
     changed[1].declarations[0].1 =
         "type OrgInput = { organizationId: string, page: number, };".into();
     assert_eq!(version_of(&changed), base);
+}
+
+#[test]
+fn a_type_only_nested_in_another_is_declared_but_not_imported() {
+    let files = render(&[ProcedureTs {
+        name: "agents.update".into(),
+        kind: FunctionKind::Mutation,
+        input: "UpdateAgent".into(),
+        output: "null".into(),
+        dependencies: vec!["agent".into()],
+        declarations: vec![
+            (
+                "UpdateAgent".into(),
+                "type UpdateAgent = { id: string, data: AgentChanges, };".into(),
+            ),
+            (
+                "AgentChanges".into(),
+                "type AgentChanges = { name?: string, };".into(),
+            ),
+        ],
+    }]);
+    assert!(file(&files, "types.ts").contains("export type AgentChanges ="));
+    // An unused import fails apps compiled with `noUnusedLocals`.
+    assert!(
+        file(&files, "procedures.ts").contains("import type { UpdateAgent } from './types.js';"),
+        "{}",
+        file(&files, "procedures.ts")
+    );
 }

@@ -1,5 +1,5 @@
 // Prints the size of the client runtime + React binding, bundled, minified and gzipped
-// (react external), as shipped to a browser. Target: under 8 KB gzipped, read as 8,000 bytes.
+// (react and vue external), as shipped to a browser. Target: under 8 KB gzipped, read as 8,000 bytes.
 import { build } from 'esbuild';
 import { gzipSync } from 'node:zlib';
 import { dirname, join } from 'node:path';
@@ -15,7 +15,7 @@ async function gzipped(contents) {
     format: 'esm',
     target: 'es2020',
     platform: 'browser',
-    external: ['react'],
+    external: ['react', 'vue'],
     write: false,
     logLevel: 'warning',
   });
@@ -39,6 +39,23 @@ const [, withTabs] = await gzipped(
 console.log(
   `one stream per browser (tabs.ts: SharedStream, passed by the generated createClient): +${withTabs - gz} bytes gzipped (${withTabs} with core + React)`,
 );
+const [, withSuspense] = await gzipped(
+  "export * from './src/index'; export * from './src/react'; export * from './src/suspense';",
+);
+console.log(`optional Suspense hook (suspense.ts: useReactiveSuspense): +${withSuspense - gz} bytes gzipped`);
+const [, withSsr] = await gzipped(
+  "export * from './src/index'; export * from './src/react'; export * from './src/ssr';",
+);
+console.log(`optional server rendering (ssr.ts: dehydrate, hydrate, prefetch): +${withSsr - gz} bytes gzipped`);
+const [, fetchOnly] = await gzipped("export * from './src/fetch';");
+console.log(`plain fetch client alone (fetch.ts: createFetchClient): ${fetchOnly} bytes gzipped`);
+const [, withBridge] = await gzipped("export * from './src/index'; export * from './src/tanstack';");
+const [core] = await gzipped("export * from './src/index';").then((r) => [r[1]]);
+console.log(`TanStack Query bridge (tanstack.ts: createTanstackBridge): +${withBridge - core} bytes gzipped over the core alone (${core})`);
+const [, withVue] = await gzipped("export * from './src/index'; export * from './src/vue';");
+console.log(`Vue 3 binding (vue.ts): +${withVue - core} bytes gzipped over the core alone (vue external)`);
+const [, withSvelte] = await gzipped("export * from './src/index'; export * from './src/svelte';");
+console.log(`Svelte stores (svelte.ts): +${withSvelte - core} bytes gzipped over the core alone`);
 if (gz > limit) {
   console.error(`size ${gz} exceeds the limit of ${limit} bytes`);
   process.exit(1);

@@ -1,28 +1,28 @@
 // Framework-free RPC transport: calls `/rpc/{name}`, parses `{data, eventId}` / `{error}`, and
 // shares identical in-flight requests. See docs/protocol.md for the wire format.
 
-import { canonicalJson, globalOf, queryKey, str } from './util';
+import { canonicalJson, globalOf, queryKey, str } from './util.js';
 
 /** How the client authenticates and reaches the server. */
 export interface TransportOptions {
   /** Where the reactive router is mounted, e.g. `""` (same origin) or `"https://api.example.com/api"`. */
-  baseUrl?: string;
+  baseUrl?: string | undefined;
   /** Returns a bearer token (sent as `Authorization: Bearer …`), or nothing for cookie auth. */
   getToken?: () => string | null | undefined | Promise<string | null | undefined>;
   /** Extra headers for every request. */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
   /** `fetch` credentials mode; `"include"` sends cookies cross-origin. Default `"same-origin"`. */
-  credentials?: 'omit' | 'same-origin' | 'include';
+  credentials?: 'omit' | 'same-origin' | 'include' | undefined;
   /** `fetch` to use (tests, server rendering). Default: the global one. */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
   /** Send queries as `GET /rpc/{name}?input=…` instead of `POST`. Default `false`. */
-  getQueries?: boolean;
+  getQueries?: boolean | undefined;
 }
 
 /** A server result: the value and the newest event id it reflects (its watermark). */
 export interface RpcResult<T = unknown> {
   data: T;
-  eventId?: string;
+  eventId?: string | undefined;
 }
 
 /** An error the server returned (`{"error": {code, message, path}}`) or a network failure. */
@@ -32,7 +32,7 @@ export class RpcError extends Error {
   /** HTTP status, or 0 when the request never got an answer. */
   readonly status: number;
   /** JSON path of the bad input field, for 400 errors. */
-  readonly path?: string;
+  readonly path?: string | undefined;
   constructor(code: string, message: string, status: number, path?: string) {
     super(message);
     this.name = 'RpcError';
@@ -68,12 +68,12 @@ export class Transport {
       const headers: Record<string, string> = { accept: 'application/json', ...this.opts.headers };
       if (body !== undefined) headers['content-type'] = 'application/json';
       const token = await this.opts.getToken?.();
-      if (token) headers.authorization = 'Bearer ' + token;
+      if (token) headers['authorization'] = 'Bearer ' + token;
       res = await (this.opts.fetch ?? globalOf<typeof fetch>('fetch'))!(this.url(path), {
         method,
         headers,
         credentials: this.opts.credentials ?? 'same-origin',
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: body === undefined ? null : JSON.stringify(body),
       });
     } catch (e) {
       throw new RpcError('network', e instanceof Error ? e.message : String(e), 0);

@@ -2,12 +2,12 @@
 // time together, and keeps one observable state per query key. The React binding is a thin layer
 // over `subscribe` / `getSnapshot` / `mutate`.
 
-import { RpcError, Transport, type TransportOptions } from './client';
-import { Realtime, type EventSourceCtor, type InvalidateEvent, type PollResult, type RealtimeLike, type RealtimeMode, type StreamCtor } from './realtime';
-import { QueryRegistry, type RegistryEntry, type StorageLike } from './registry';
-import { BACKGROUND, HINT, MOUNTED, Scheduler } from './scheduler';
-import type { AnyProcedures, InputOf, MutationName, OutputOf, QueryName, QueryRef } from './types';
-import { compareEventIds, entriesOf, globalOf, jitter, maxEventId, procedureOf, queryKey, realClock, type Clock } from './util';
+import { RpcError, Transport, type TransportOptions } from './client.js';
+import { Realtime, type EventSourceCtor, type InvalidateEvent, type PollResult, type RealtimeLike, type RealtimeMode, type StreamCtor } from './realtime.js';
+import { QueryRegistry, type StorageLike } from './registry.js';
+import { BACKGROUND, HINT, MOUNTED, Scheduler } from './scheduler.js';
+import type { AnyProcedures, InputOf, MutationName, OutputOf, QueryName, QueryRef } from './types.js';
+import { compareEventIds, entriesOf, globalOf, jitter, maxEventId, procedureOf, queryKey, realClock, type Clock } from './util.js';
 
 /** What a hook shows for one query. */
 export interface QuerySnapshot<T = unknown> {
@@ -43,52 +43,52 @@ export interface ChannelLike {
 
 export interface ClientOptions<P> extends TransportOptions {
   /** The tenant (organization) whose data the registry holds. Default `"default"`. */
-  tenant?: string;
+  tenant?: string | undefined;
   /** The signed-in user: the registry, channels and locks are keyed by tenant and user. */
-  user?: string;
+  user?: string | undefined;
   /**
    * Cache buster: a hash of the procedures' output types. Data cached under another version is
    * never read (after a deploy that changed a type, old-shape data is not rendered as the new
    * type) and is the first to go when storage is full.
    */
-  version?: string;
+  version?: string | undefined;
   /** `"local"` (default), `"session"`, `"memory"`, or a `Storage`-like object. */
-  storage?: 'local' | 'session' | 'memory' | StorageLike | null;
+  storage?: 'local' | 'session' | 'memory' | StorageLike | null | undefined;
   /** Registry size cap in bytes. Default 2 MB. */
-  maxBytes?: number;
+  maxBytes?: number | undefined;
   /** Generated runtime metadata (`procedures`): dependencies let invalidations mark more entries stale. */
-  procedures?: { readonly [name: string]: { readonly dependencies: readonly string[] } };
+  procedures?: { readonly [K in keyof P]?: { readonly dependencies: readonly string[] } } | undefined;
   /** Real time: `false` turns it off. Default on where `EventSource` or `fetch` exists. */
-  realtime?: boolean;
+  realtime?: boolean | undefined;
   /**
    * `EventSource` implementation; `null` polls only. Default: the global one with cookie auth;
    * with `getToken`, polling (EventSource cannot send an `Authorization` header).
    */
-  EventSource?: EventSourceCtor | null;
+  EventSource?: EventSourceCtor | null | undefined;
   /** Tuning of real time (see `RealtimeOptions`). */
-  pollInterval?: number;
-  sseRetryDelay?: number;
-  maxFailures?: number;
-  heartbeat?: number;
+  pollInterval?: number | undefined;
+  sseRetryDelay?: number | undefined;
+  maxFailures?: number | undefined;
+  heartbeat?: number | undefined;
   /** Clock (tests). */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /**
    * Cross-tab coordination; `null` turns it off. Default `navigator.locks` (a refetch once per
    * browser; `SharedStream`'s leader), `BroadcastChannel` (used by `SharedStream`).
    */
-  locks?: LockManagerLike | null;
-  channel?: ((name: string) => ChannelLike) | null;
+  locks?: LockManagerLike | null | undefined;
+  channel?: (((name: string) => ChannelLike) | null) | undefined;
   /**
    * The class that holds real time: default `Realtime`, a stream per tab; `SharedStream` (optional
    * entry `./tabs`, passed by the generated `createClient`): one stream per browser.
    */
-  stream?: StreamCtor;
+  stream?: StreamCtor | undefined;
   /** How long a confirmed optimistic update waits for its invalidation before revalidating. Default 2000 ms. */
-  optimisticTimeout?: number;
+  optimisticTimeout?: number | undefined;
   /** Retries of a mounted query whose fetch failed (network or 5xx; never 4xx). Default 3. */
-  retry?: number;
+  retry?: number | undefined;
   /** First retry delay, doubled for each further retry (at most 30 s), with jitter. Default 1000 ms. */
-  retryDelay?: number;
+  retryDelay?: number | undefined;
 }
 
 /** Optimistic update context: edit cached query data for the duration of a mutation. */
@@ -103,13 +103,13 @@ export interface OptimisticCache<P> {
 
 export interface MutateOptions<P, K extends MutationName<P>> {
   /** Applies optimistic changes; they show at once and are undone on error. */
-  optimistic?: (input: InputOf<P, K>, cache: OptimisticCache<P>) => void;
+  optimistic?: ((input: InputOf<P, K>, cache: OptimisticCache<P>) => void) | undefined;
 }
 
 interface Layer {
   fn: (d: unknown) => unknown;
   /** The mutation's event id once it succeeded: dropped when the data reflects it. */
-  until?: string;
+  until?: string | undefined;
 }
 
 /** One query's state (for subclasses: `QueryClient`). */
@@ -118,29 +118,31 @@ export interface Query {
   procedure: string;
   input: unknown;
   /** The server data; absent (not `in` the query) until there is some. */
-  data?: unknown;
-  eventId?: string;
+  data?: unknown | undefined;
+  eventId?: string | undefined;
   /** When last revalidated from the server (absent: never in this page). */
-  revalidatedAt?: number;
+  revalidatedAt?: number | undefined;
   /** May be outdated: not revalidated in this page yet, or invalidated since. */
   stale: boolean;
-  error?: RpcError;
-  fetching?: Promise<void>;
+  error?: RpcError | undefined;
+  fetching?: Promise<void> | undefined;
   /**
    * Invalidations that arrived while a request was in flight: the newest event id, or `null` for
    * one without an id (`reset`, unmount): its result can't be fresh.
    */
-  again?: string | null;
+  again?: string | null | undefined;
   /** Failed attempts in a row (retries). */
-  tries?: number;
+  tries?: number | undefined;
+  /** Retry options of this query's hooks (`useQuery`), over the client's. */
+  retry?: { retry?: number | undefined; retryDelay?: number | undefined } | undefined;
   layers: Layer[];
   /**
    * While a mutation with a layer here has not answered (its event id unknown), the data and
    * watermark the layers apply to: a result arriving meanwhile may already contain the write.
    */
-  pin?: [unknown, string | undefined];
+  pin?: [unknown, string | undefined] | undefined;
   /** Stream start already checked for a gap. */
-  gapFrom?: string;
+  gapFrom?: string | undefined;
   listeners: Set<() => void>;
   mounts: number;
   snapshot: QuerySnapshot;
@@ -150,7 +152,7 @@ export interface Query {
 export interface SharedResult {
   key: string;
   d: unknown;
-  e?: string;
+  e?: string | undefined;
   at: number;
 }
 
@@ -184,9 +186,9 @@ export class ReactiveClient<P = AnyProcedures> {
   private tenantName!: string;
   private userName: string | undefined;
   /** Tenant and user, encoded: what the registry, channels, locks and in-flight sharing are keyed by. */
-  private scope?: string;
+  private scope?: string | undefined;
   private generation = 0;
-  private started?: boolean;
+  private started?: boolean | undefined;
   private statusListeners = new Set<(mode: RealtimeMode) => void>();
   /**
    * Reopen check in flight: registry entries waiting for the `/poll` that tells which of them
@@ -384,7 +386,7 @@ export class ReactiveClient<P = AnyProcedures> {
     return q;
   }
 
-  private snap(q: Query): void {
+  protected snap(q: Query): void {
     if (!q.layers.some((l) => !l.until)) q.pin = undefined;
     const [base, wm] = q.pin ?? [q.data, q.eventId];
     // A layer ends exactly when data whose watermark reaches its mutation's event id is shown.
@@ -402,9 +404,13 @@ export class ReactiveClient<P = AnyProcedures> {
     for (const l of [...q.listeners]) l();
   }
 
-  /** The current snapshot of a query (stable object until it changes). */
-  getSnapshot<K extends QueryName<P>>(name: K, input: InputOf<P, K>): QuerySnapshot<OutputOf<P, K>> {
-    return this.ensure(name, input).snapshot as QuerySnapshot<OutputOf<P, K>>;
+  /**
+   * The current snapshot of a query (stable object until it changes). `server`: the snapshot of
+   * server rendering and hydration: data fetched or hydrated in this page, never the registry's.
+   */
+  getSnapshot<K extends QueryName<P>>(name: K, input: InputOf<P, K>, server?: unknown): QuerySnapshot<OutputOf<P, K>> {
+    const q = this.ensure(name, input);
+    return (server && !q.revalidatedAt ? LOADING : q.snapshot) as QuerySnapshot<OutputOf<P, K>>;
   }
 
   /**
@@ -488,16 +494,17 @@ export class ReactiveClient<P = AnyProcedures> {
         if (gen == this.generation && q.fetching == p) this.applyResult(q, r.data, r.eventId, this.clock.now(), true);
       } catch (e) {
         if (gen != this.generation || q.fetching != p) return;
+        let r;
         const err = (q.error = e instanceof RpcError ? e : new RpcError('network', String(e), 0));
         const s = err.status;
         // 4xx: retrying won't help. An entry the server no longer accepts (procedure removed or
         // input changed by a deploy) is dropped.
         if (s > 399 && s < 500) {
           if (!q.mounts && (s == 400 || s == 404)) this.registry.delete(q.key);
-        } else if (q.mounts && ++q.tries! <= (this.opts.retry ?? 3))
+        } else if (q.mounts && ++q.tries! <= ((r = q.retry ?? this.opts).retry ?? 3))
           this.clock.setTimeout(
             () => q.error && q.mounts && gen == this.generation && void this.revalidate(q, true),
-            jitter(Math.min((this.opts.retryDelay ?? 1000) * 2 ** (q.tries! - 1), 30000)),
+            jitter(Math.min((r.retryDelay ?? 1000) * 2 ** (q.tries! - 1), 30000)),
           );
         this.notify(q);
       }
@@ -621,7 +628,9 @@ export class ReactiveClient<P = AnyProcedures> {
     const t = ev.tables;
     // A procedure reading a changed table (generated dependencies), or any with `*`.
     const reads = (key: string) =>
-      this.opts.procedures?.[procedureOf(key)]?.dependencies.some((d) => t.includes(d) || t.includes('*'));
+      (this.opts.procedures as Record<string, { dependencies: readonly string[] } | undefined> | undefined)?.[
+        procedureOf(key)
+      ]?.dependencies.some((d) => t.includes(d) || t.includes('*'));
     for (const key of this.heldKeys()) {
       const isDirect = affects(ev.queries, key);
       if (!isDirect && !reads(key)) continue;

@@ -4,18 +4,18 @@
 //
 //   createReactiveClient({ getToken, EventSource: createFetchEventSource({ getToken }) })
 
-import type { EventSourceCtor, EventSourceLike } from './realtime';
-import { globalOf, jitter } from './util';
+import type { EventSourceCtor, EventSourceLike } from './realtime.js';
+import { globalOf, jitter } from './util.js';
 
 export interface FetchEventSourceOptions {
   /** Bearer token for each (re)connect. */
   getToken?: () => string | null | undefined | Promise<string | null | undefined>;
   /** Extra headers. */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
   /** `fetch` to use. Default: the global one. */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
   /** Reconnect delay until the server's `retry:` says otherwise. Default 3000 ms. */
-  retry?: number;
+  retry?: number | undefined;
 }
 
 type Listener = (ev: { data: string; lastEventId?: string }) => void;
@@ -53,7 +53,7 @@ export function createFetchEventSource(opts: FetchEventSourceOptions = {}): Even
       try {
         const headers: Record<string, string> = { accept: 'text/event-stream', ...opts.headers };
         const token = opts.getToken ? await opts.getToken() : undefined;
-        if (token) headers.authorization = 'Bearer ' + token;
+        if (token) headers['authorization'] = 'Bearer ' + token;
         if (this.lastId) headers['last-event-id'] = this.lastId;
         res = await f!(this.url, { headers, credentials: this.credentials, signal: this.abort.signal });
       } catch {

@@ -4,11 +4,11 @@
 // does not import it does not ship it.
 
 import * as React from 'react';
-import type { RpcError } from './client';
-import { ReactiveClient, type ClientOptions, type MutateOptions, type QuerySnapshot } from './core';
-import { createReactiveHooks, useReactive } from './react';
-import type { AnyProcedures, InputOf, MutationName, OutputOf, QueryName } from './types';
-import { procedureOf, queryKey } from './util';
+import type { RpcError } from './client.js';
+import { ReactiveClient, type ClientOptions, type MutateOptions, type QuerySnapshot } from './core.js';
+import { createReactiveHooks, useReactive } from './react.js';
+import type { AnyProcedures, InputOf, MutationName, OutputOf, QueryName } from './types.js';
+import { procedureOf, queryKey } from './util.js';
 
 /** The reactive client with the imperative API of TanStack Query's `QueryClient`. */
 export class QueryClient<P = AnyProcedures> extends ReactiveClient<P> {
@@ -46,6 +46,26 @@ export class QueryClient<P = AnyProcedures> extends ReactiveClient<P> {
     this.recheck([...this.heldKeys()].filter((k) => (key ? k == key : procedureOf(k) == name)));
   }
 
+  /**
+   * `initialData`: a query that has no data (none fetched, none in the registry) shows this, as
+   * stale data, until its first fetch replaces it. Not stored. Listeners are not told (it runs
+   * during a render); hooks of the same query rendered next show it.
+   */
+  seed<K extends QueryName<P>>(name: K, input: InputOf<P, K>, data: OutputOf<P, K> | (() => OutputOf<P, K>)): void {
+    const q = this.ensure(name, input);
+    if ('data' in q || (data = call(data)) === undefined) return;
+    q.data = data;
+    q.stale = true;
+    this.snap(q);
+  }
+
+  /** Retry options of one query (over the client's `retry`/`retryDelay`); `undefined` resets them. */
+  setRetry<K extends QueryName<P>>(name: K, input: InputOf<P, K>, retry: RetryOptions | undefined): void {
+    const q = this.ensure(name, input);
+    const r = retry?.retry;
+    q.retry = retry && { retry: r === false ? 0 : r === true ? Infinity : r, retryDelay: retry.retryDelay };
+  }
+
   /** Cancels the requests in flight of a query, or of a procedure: their results are ignored. */
   cancel<K extends QueryName<P>>(name: K, input?: InputOf<P, K>): void {
     const key = input === undefined ? 0 : queryKey(name, input);
@@ -68,21 +88,32 @@ const api = QueryClient.prototype as QueryClient<AnyProcedures>;
 /** `placeholderData: keepPreviousData`: while the input changes, show the previous input's data. */
 export const keepPreviousData = <T>(previous: T | undefined): T | undefined => previous;
 
+/** How a failed fetch of a mounted query is retried (network errors and 5xx; never 4xx). */
+export interface RetryOptions {
+  /** Retries after a failure: a number, `false` (none) or `true` (no limit). Default: the client's (3). */
+  retry?: number | boolean | undefined;
+  /** First delay in ms, doubled for each further retry (at most 30 s), with jitter. Default: the client's (1000). */
+  retryDelay?: number | undefined;
+}
+
 /** Options of `useQuery` (TanStack Query names). */
-export interface QueryOptions<T, S = T> {
+export interface QueryOptions<T, S = T> extends RetryOptions {
   /** `false`: nothing is fetched or subscribed; the query is not loading (`status: 'pending'`). */
-  enabled?: boolean;
+  enabled?: boolean | undefined;
   /** Derives what the hook returns from the data (re-run when the data or the function changes). */
-  select?: (data: T) => S;
+  select?: ((data: T) => S) | undefined;
   /**
    * Shown while the query has no data (`isPlaceholderData: true`), not stored: a value, or a
    * function of the data this hook showed before (for another input); `keepPreviousData`.
    */
   placeholderData?: T | ((previous: T | undefined) => T | undefined);
-  /** Shown as (stale) data while the query has none yet, also during server rendering; not stored. */
-  initialData?: T | (() => T);
+  /**
+   * Seeds the client's cache when the query has no data: shown (stale) by every hook of the query,
+   * also during server rendering, until the first fetch replaces it; not stored in the registry.
+   */
+  initialData?: (T | (() => T)) | undefined;
   /** Refetch when the window regains focus. Default `false`: the data is live already. */
-  refetchOnWindowFocus?: boolean;
+  refetchOnWindowFocus?: boolean | undefined;
 }
 
 /** What `useQuery` returns. */
@@ -105,9 +136,9 @@ export interface QueryResult<S> extends QuerySnapshot<S> {
 
 /** Callbacks of a mutation (TanStack Query names); `C` is what `onMutate` returns. */
 export interface MutationCallbacks<I, O, C = unknown> {
-  onSuccess?: (data: O, variables: I, context: C | undefined) => unknown;
-  onError?: (error: RpcError, variables: I, context: C | undefined) => unknown;
-  onSettled?: (data: O | undefined, error: RpcError | undefined, variables: I, context: C | undefined) => unknown;
+  onSuccess?: ((data: O, variables: I, context: C | undefined) => unknown) | undefined;
+  onError?: ((error: RpcError, variables: I, context: C | undefined) => unknown) | undefined;
+  onSettled?: ((data: O | undefined, error: RpcError | undefined, variables: I, context: C | undefined) => unknown) | undefined;
 }
 
 /** Options of `useMutation`: `optimistic` updates and the callbacks. */
@@ -115,7 +146,7 @@ export interface MutationOptions<P, K extends MutationName<P>, C = unknown>
   extends MutateOptions<P, K>,
     MutationCallbacks<InputOf<P, K>, OutputOf<P, K>, C> {
   /** Runs before the mutation is sent; what it returns (or resolves to) is the callbacks' `context`. */
-  onMutate?: (variables: InputOf<P, K>) => C | Promise<C>;
+  onMutate?: ((variables: InputOf<P, K>) => C | Promise<C>) | undefined;
 }
 
 /** What `useMutation` returns (the state of the latest call). */
@@ -149,8 +180,16 @@ export function useQuery<P = AnyProcedures, K extends QueryName<P> = QueryName<P
 ): QueryResult<S> {
   type T = OutputOf<P, K>;
   const client = useClient();
-  const { enabled = true, select, placeholderData, initialData, refetchOnWindowFocus } = options;
+  const { enabled = true, select, placeholderData, initialData, refetchOnWindowFocus, retry, retryDelay } = options;
   const key = queryKey(name, input);
+  // Before the snapshot is read: the hook shows the seeded data in this very render.
+  if (initialData !== undefined && enabled) api.seed.call(client, name, input, initialData);
+  React.useEffect(() => {
+    if (retry === undefined && retryDelay === undefined) return;
+    api.setRetry.call(client, name, input, { retry, retryDelay });
+    return () => api.setRetry.call(client, name, input, undefined);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [client, key, retry, retryDelay]);
   const snap = useReactive<P, K>(name, input, { enabled });
   const subscribe = React.useCallback(
     (cb: () => void) => (enabled ? client.subscribe(name, input, cb) : () => undefined),
@@ -226,9 +265,9 @@ export function useQuery<P = AnyProcedures, K extends QueryName<P> = QueryName<P
 
 interface MutationState {
   status: 'idle' | 'pending' | 'success' | 'error';
-  data?: unknown;
-  error?: RpcError;
-  variables?: unknown;
+  data?: unknown | undefined;
+  error?: RpcError | undefined;
+  variables?: unknown | undefined;
 }
 
 /** A mutation with TanStack Query callbacks and state (untyped form; prefer `createQueryHooks`). */

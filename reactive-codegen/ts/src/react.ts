@@ -2,14 +2,14 @@
 // Safe to import and render on the server: hooks render `isLoading` there and nothing starts.
 
 import * as React from 'react';
-import type { RpcError } from './client';
-import { LOADING, ReactiveClient, type MutateOptions, type QuerySnapshot } from './core';
-import type { AnyProcedures, InputOf, MutationName, OutputOf, QueryName, QueryRef } from './types';
-import { canonicalJson, queryKey } from './util';
+import type { RpcError } from './client.js';
+import { LOADING, ReactiveClient, type MutateOptions, type QuerySnapshot } from './core.js';
+import type { AnyProcedures, InputOf, MutationName, OutputOf, QueryName, QueryRef } from './types.js';
+import { canonicalJson, queryKey } from './util.js';
 
-export { createReactiveClient, ReactiveClient } from './core';
-export type { ClientOptions, QuerySnapshot, OptimisticCache, MutateOptions } from './core';
-export { RpcError } from './client';
+export { createReactiveClient, ReactiveClient } from './core.js';
+export type { ClientOptions, QuerySnapshot, OptimisticCache, MutateOptions } from './core.js';
+export { RpcError } from './client.js';
 
 /** What `useReactive` returns. */
 export type UseReactiveResult<T> = QuerySnapshot<T>;
@@ -48,7 +48,6 @@ function useClient<P>(): ReactiveClient<P> {
   return c as unknown as ReactiveClient<P>;
 }
 
-const getServerSnapshot = (): QuerySnapshot<never> => LOADING;
 /** A disabled query: not loading, nothing fetched. */
 const IDLE: QuerySnapshot<never> = { ...LOADING, isLoading: false };
 
@@ -89,12 +88,14 @@ export function useReactive<P = AnyProcedures, K extends QueryName<P> = QueryNam
     // eslint-disable-next-line react-hooks/exhaustive-deps
     [client, key, enabled],
   );
+  // Server rendering and hydration (`server` set) show only data fetched or hydrated in this page
+  // (`./ssr`), so both render the same: never the browser's registry.
   const getSnapshot = React.useCallback(
-    () => (enabled ? client.getSnapshot(name, input) : IDLE),
+    (server?: unknown) => (enabled ? client.getSnapshot(name, input, server) : IDLE),
     // eslint-disable-next-line react-hooks/exhaustive-deps
     [client, key, enabled],
   );
-  return React.useSyncExternalStore(subscribe, getSnapshot, getServerSnapshot);
+  return React.useSyncExternalStore(subscribe, getSnapshot, () => getSnapshot(1));
 }
 
 /** A mutation (untyped form; prefer the typed hooks of `createReactiveHooks`). */
@@ -105,7 +106,7 @@ export function useReactiveMutation<P = AnyProcedures, K extends MutationName<P>
   const client = useClient<P>();
   const opts = React.useRef(options);
   opts.current = options;
-  const [state, setState] = React.useState<{ data?: OutputOf<P, K>; error?: RpcError; pending: number }>({
+  const [state, setState] = React.useState<{ data?: OutputOf<P, K> | undefined; error?: RpcError | undefined; pending: number }>({
     pending: 0,
   });
   const mutateAsync = React.useCallback(

@@ -2,16 +2,16 @@
 // replay from `lastEventId`, acks, and a polling fallback (`/poll`) after repeated failures,
 // with periodic attempts to return to SSE. See docs/protocol.md sections 4, 5, 7 and 8.
 
-import type { Transport } from './client';
-import type { ChannelLike, LockManagerLike, SharedResult } from './core';
-import { globalOf, jitter, maxEventId, parseJson, str, type Clock } from './util';
+import type { Transport } from './client.js';
+import type { ChannelLike, LockManagerLike, SharedResult } from './core.js';
+import { globalOf, jitter, maxEventId, parseJson, str, type Clock } from './util.js';
 
 /** An `invalidate` event (protocol section 5). */
 export interface InvalidateEvent {
   eventId: string;
   tables: string[];
   /** Informational, and may be absent or shrink (the server already matched): never relied on. */
-  keys?: Record<string, Record<string, (string | null)[]> | null>;
+  keys?: Record<string, Record<string, (string | null)[]> | null> | undefined;
   requiresAck: boolean;
   /** Subscription entries (verbatim) the event affects. */
   queries: string[];
@@ -19,11 +19,11 @@ export interface InvalidateEvent {
 
 /** A `/poll` answer (protocol section 8). */
 export interface PollResult {
-  eventId?: string;
-  reset?: boolean;
+  eventId?: string | undefined;
+  reset?: boolean | undefined;
   /** Events after this page exist: ask again from `eventId`. */
-  more?: boolean;
-  events?: InvalidateEvent[];
+  more?: boolean | undefined;
+  events?: InvalidateEvent[] | undefined;
 }
 
 /** The part of `EventSource` the runtime uses. */
@@ -44,30 +44,30 @@ export interface RealtimeOptions {
   transport: Transport;
   clock: Clock;
   /** `EventSource` implementation; default the global one; `null` polls only. */
-  EventSource?: EventSourceCtor | null;
+  EventSource?: EventSourceCtor | null | undefined;
   /** Send cookies cross-origin on the stream. */
-  withCredentials?: boolean;
+  withCredentials?: boolean | undefined;
   /** An invalidation to apply (already deduplicated and acked). */
   onInvalidate: (ev: InvalidateEvent) => void;
   /** The server can't replay the gap: revalidate everything held with a watermark below `eventId`. */
   onReset: (eventId: string | undefined) => void;
   /** A stream is ready: `coveredFrom` is known for its entries. */
-  onReady?: () => void;
+  onReady?: (() => void) | undefined;
   /** Connection state changes. */
-  onStatus?: (mode: RealtimeMode, lastEventId: string | undefined) => void;
+  onStatus?: ((mode: RealtimeMode, lastEventId: string | undefined) => void) | undefined;
   /** Delay before a changed subscription reconnects, to batch mounts. Default 50 ms. */
-  debounce?: number;
+  debounce?: number | undefined;
   /** Consecutive SSE failures before polling. Default 3. */
-  maxFailures?: number;
+  maxFailures?: number | undefined;
   /** Poll interval. Default 5000 ms. */
-  pollInterval?: number;
+  pollInterval?: number | undefined;
   /** How long to poll before trying SSE again. Default 30000 ms. */
-  sseRetryDelay?: number;
+  sseRetryDelay?: number | undefined;
   /**
    * The server's heartbeat interval (`: ping` comments). A stream that delivers nothing for twice
    * this long is dead and is reopened. Default 30000 ms; 0 turns detection off.
    */
-  heartbeat?: number;
+  heartbeat?: number | undefined;
 }
 
 /** What the client uses of real time (`Realtime`, or `SharedStream` of `./tabs`). */
@@ -83,10 +83,10 @@ export type RealtimeLike = Pick<Realtime, 'mode' | 'start' | 'stop' | 'setSubscr
 export interface StreamOptions extends RealtimeOptions {
   /** `reactive:` + tenant, user and version: streams are shared within it. */
   name: string;
-  locks?: LockManagerLike | null;
-  channel?: ((name: string) => ChannelLike) | null;
+  locks?: LockManagerLike | null | undefined;
+  channel?: (((name: string) => ChannelLike) | null) | undefined;
   /** A result another tab posted. */
-  onShared?: (m: SharedResult) => void;
+  onShared?: ((m: SharedResult) => void) | undefined;
 }
 
 /** A class that holds real time. */
@@ -109,9 +109,9 @@ export class Realtime {
   private failures = 0;
   private pollFailures = 0;
   /** When the stream last delivered something (or was opened). */
-  private aliveAt?: number;
-  private polling?: boolean;
-  private pollInFlight?: boolean;
+  private aliveAt?: number | undefined;
+  private polling?: boolean | undefined;
+  private pollInFlight?: boolean | undefined;
   private stopped = true;
   /** Newest event id received (stream, replay or poll). */
   lastEventId: string | undefined;
@@ -275,8 +275,8 @@ export class Realtime {
     // Heartbeat comments, as a fetch-based EventSource reports them (the browser's hides them).
     on('ping', () => undefined);
     on('ready', (d) => {
-      this.connectionId = str(d?.connectionId);
-      const start = from ?? str(d?.eventId);
+      this.connectionId = str(d?.['connectionId']);
+      const start = from ?? str(d?.['eventId']);
       if (!this.lastEventId && start) this.lastEventId = start;
       this.coverage.clear();
       if (start) for (const e of entries) this.coverage.set(e, start);
@@ -287,7 +287,7 @@ export class Realtime {
     });
     on('invalidate', (d) => d && this.deliver(d as unknown as InvalidateEvent, true));
     // `eventId: null` (the server could not log an event): revalidate all, keep the last id.
-    on('reset', (d) => this.reset(str(d?.eventId)));
+    on('reset', (d) => this.reset(str(d?.['eventId'])));
     on('close', () => {
       this.closeEs();
       this.fail();

@@ -10,7 +10,7 @@
 // and corrupt JSON degrade to an in-memory registry instead of throwing. What is read back is
 // validated in depth (valid JSON of the wrong shape included): what is malformed is dropped.
 
-import { compareEventIds, maxEventId, parseJson, procedureOf, str } from './util';
+import { compareEventIds, maxEventId, parseJson, procedureOf, str } from './util.js';
 
 /** A cached query result. */
 export interface RegistryEntry {
@@ -25,9 +25,9 @@ export interface RegistryEntry {
   /** When the server last reported a change to it (fetch that changed the data, or an invalidation). */
   lastServerChange: number;
   /** The newest event id the data reflects: older invalidations are already included. */
-  eventId?: string;
+  eventId?: string | undefined;
   /** An invalidation arrived after `data` was fetched. */
-  stale?: boolean;
+  stale?: boolean | undefined;
 }
 
 /** What the registry remembers about the browser's session with the server. */
@@ -35,7 +35,7 @@ export interface RegistrySession {
   /** When data or events were last received from the server. */
   lastSync: number;
   /** The newest event id seen; sent as `lastEventId` on the first connect so missed events replay. */
-  lastEventId?: string;
+  lastEventId?: string | undefined;
 }
 
 /** Minimal `Storage` surface (localStorage, sessionStorage, or a test double). */
@@ -53,9 +53,9 @@ export interface RegistryOptions {
   /** Tenant (organization) the data belongs to. Different tenants never share entries. */
   tenant: string;
   /** Size cap in bytes of stored JSON (UTF-16 code units, as browsers count quota). Default 2 MB. */
-  maxBytes?: number;
+  maxBytes?: number | undefined;
   /** Clock for `now`. */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }
 
 interface Meta {
@@ -78,15 +78,15 @@ const obj = (x: unknown): x is Record<string, unknown> => !!x && typeof x === 'o
 /** The meta record, validated in depth: what is malformed is dropped, the rest kept. */
 function readMeta(raw: string | null): Meta {
   const m = parseJson(raw);
-  const s = obj(m) && obj(m.session) ? m.session : {};
+  const s = obj(m) && obj(m['session']) ? m['session'] : {};
   const lru: Meta['lru'] = {};
-  if (obj(m) && obj(m.lru))
-    for (const [k, v] of Object.entries(m.lru))
+  if (obj(m) && obj(m['lru']))
+    for (const [k, v] of Object.entries(m['lru']))
       if (Array.isArray(v) && num(v[0]) && num(v[1])) lru[k] = v as [number, number];
   return {
     session: {
-      lastSync: num(s.lastSync) ? s.lastSync : 0,
-      lastEventId: str(s.lastEventId),
+      lastSync: num(s['lastSync']) ? s['lastSync'] : 0,
+      lastEventId: str(s['lastEventId']),
     },
     lru,
   };
@@ -96,11 +96,11 @@ function readMeta(raw: string | null): Meta {
 function isEntry(x: unknown, key: string): x is RegistryEntry {
   return (
     obj(x) &&
-    x.procedure === procedureOf(key) &&
-    num(x.lastRevalidated) &&
-    num(x.lastServerChange) &&
+    x['procedure'] === procedureOf(key) &&
+    num(x['lastRevalidated']) &&
+    num(x['lastServerChange']) &&
     'data' in x &&
-    (x.eventId === undefined || typeof x.eventId === 'string')
+    (x['eventId'] === undefined || typeof x['eventId'] === 'string')
   );
 }
 
@@ -115,7 +115,7 @@ export class QueryRegistry {
   private session: RegistrySession;
   private readonly pfx: string;
   /** A meta write is scheduled. */
-  private dirty?: boolean;
+  private dirty?: boolean | undefined;
 
   constructor(opts: RegistryOptions) {
     this.tenant = opts.tenant;

@@ -1,7 +1,7 @@
 // Revalidation scheduler: queries of mounted hooks first, at once; page hints
 // (`useReactivePriorities`) after 1 s; everything else held in the registry after 2 s.
 
-import { jitter, type Clock } from './util';
+import { jitter, type Clock } from './util.js';
 
 // The levels as constants (inlined by bundlers), for the runtime's own use.
 export const MOUNTED = 0;
@@ -17,11 +17,11 @@ export interface SchedulerOptions {
   /** Runs one revalidation; the scheduler waits for it before counting the slot free. */
   run: (key: string) => Promise<unknown>;
   /** Delay before page hints run. Default 1000 ms. */
-  hintDelay?: number;
+  hintDelay?: number | undefined;
   /** Delay before background revalidation runs. Default 2000 ms. */
-  backgroundDelay?: number;
+  backgroundDelay?: number | undefined;
   /** How many hint/background revalidations run at once. Default 4. */
-  concurrency?: number;
+  concurrency?: number | undefined;
 }
 
 /**

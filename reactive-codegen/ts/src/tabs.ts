@@ -9,9 +9,9 @@
 // Optional entry (not in the core bundle): `createReactiveClient({ stream: SharedStream })`; the
 // generated `createClient` passes it.
 
-import type { ChannelLike, LockManagerLike, SharedResult } from './core';
-import { Realtime, type InvalidateEvent, type RealtimeMode, type StreamOptions } from './realtime';
-import { entriesOf, globalOf, maxEventId, procedureOf } from './util';
+import type { ChannelLike, LockManagerLike, SharedResult } from './core.js';
+import { Realtime, type InvalidateEvent, type RealtimeMode, type StreamOptions } from './realtime.js';
+import { entriesOf, globalOf, maxEventId, procedureOf } from './util.js';
 
 /**
  * Channel messages. Leader → followers: `e` an invalidation, `r` a reset, `s` the stream's mode,
@@ -23,8 +23,8 @@ import { entriesOf, globalOf, maxEventId, procedureOf } from './util';
 type Msg =
   | { t: 'q'; r: SharedResult }
   | { t: 'e'; ev: InvalidateEvent }
-  | { t: 'r'; id?: string }
-  | { t: 's'; m: RealtimeMode; id?: string; c: Record<string, string> }
+  | { t: 'r'; id?: string | undefined }
+  | { t: 's'; m: RealtimeMode; id?: string | undefined; c: Record<string, string> }
   | { t: 'h' }
   | { t: 'w' }
   | { t: 'u'; id: string; e: string[] };
@@ -40,20 +40,20 @@ let seq = 0;
 export class SharedStream {
   private readonly o: StreamOptions;
   /** The stream, while this tab leads. */
-  private rt?: Realtime;
-  private ch?: ChannelLike;
+  private rt?: Realtime | undefined;
+  private ch?: ChannelLike | undefined;
   /** This tab's id (random: tabs don't share module state; `seq`: clients of one page). */
   private readonly id = Math.random() + '/' + ++seq;
   /** Subscriptions by tab: this tab's and, while it leads, the others'. */
   private subs = new Map<string, string[]>();
   /** Releases the lock (hands the stream over). */
-  private release?: () => void;
-  private stopped?: boolean;
+  private release?: (() => void) | undefined;
+  private stopped?: boolean | undefined;
   /** A follower's view of the leader's stream. */
   private m: RealtimeMode = 'off';
   private cov: Record<string, string> = {};
   /** Newest event id seen (own stream or relayed): where a new leader resumes. */
-  private last?: string;
+  private last?: string | undefined;
 
   constructor(o: StreamOptions) {
     this.o = o;

@@ -3,7 +3,8 @@
 import type { Clock } from '../src/util';
 import type { StorageLike } from '../src/registry';
 import type { EventSourceLike } from '../src/realtime';
-import type { ChannelLike, LockManagerLike } from '../src/core';
+import { createReactiveClient, type ChannelLike, type LockManagerLike, type ReactiveClient } from '../src/core';
+import { procedures, type Procedures } from './fixtures/procedures';
 
 /** Lets pending promise callbacks run. */
 export async function flush(rounds = 5): Promise<void> {
@@ -238,3 +239,16 @@ export function ok(data: unknown, eventId: string): { body: unknown } {
 // Jitter multiplies delays by 0.5 + Math.random(): 0.5 makes every delay exact in tests that
 // don't test jitter itself.
 Math.random = () => 0.5;
+
+/** A page's client of the fixture procedures: fake server, clock and EventSource, memory storage, no tabs. */
+export function pageClient(server: FakeServer, clock: FakeClock): ReactiveClient<Procedures> {
+  return createReactiveClient<Procedures>({
+    fetch: server.fetch,
+    clock,
+    storage: new MemoryStorage(),
+    EventSource: FakeEventSource,
+    locks: null,
+    channel: null,
+    procedures,
+  });
+}

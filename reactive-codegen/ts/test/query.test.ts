@@ -3,10 +3,10 @@ import { test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import * as React from 'react';
 import TestRenderer, { act } from 'react-test-renderer';
-import { createReactiveClient, ReactiveProvider, type RpcError } from '../src/react';
+import { ReactiveProvider, type RpcError } from '../src/react';
 import { createQueryHooks, keepPreviousData, type QueryResult } from '../src/query';
-import { procedures, useReactive, type Agent, type Procedures } from './fixtures/procedures';
-import { FakeClock, FakeEventSource, FakeServer, MemoryStorage, flush, installWindow, ok } from './helpers';
+import { useReactive, type Agent, type Procedures } from './fixtures/procedures';
+import { FakeClock, FakeEventSource, FakeServer, flush, installWindow, ok, pageClient } from './helpers';
 
 installWindow();
 const consoleError = console.error;
@@ -32,15 +32,7 @@ function setup() {
     return ok(a, String(++state.eventId));
   });
   const clock = new FakeClock();
-  const client = createReactiveClient<Procedures>({
-    fetch: server.fetch,
-    clock,
-    storage: new MemoryStorage(),
-    EventSource: FakeEventSource,
-    locks: null,
-    channel: null,
-    procedures,
-  });
+  const client = pageClient(server, clock);
   return { server, state, clock, client };
 }
 
@@ -232,5 +224,62 @@ test('useMutation: onMutate context, onSuccess/onError/onSettled (hook and call)
   assert.equal(m.status, 'idle');
   assert.equal(m.error, undefined);
   assert.equal(m.variables, undefined);
+  await act(async () => r.unmount());
+});
+
+test('useQuery: initialData seeds the cache: other hooks and getData see it, stale, and the first fetch replaces it', async () => {
+  const { server, client } = setup();
+  const { QueryClient } = await import('../src/query');
+  let seeded!: QueryResult<Agent | null>;
+  let plain!: ReturnType<typeof useReactive<'agents.get'>>;
+  function App() {
+    seeded = useQuery('agents.get', { id: 'a2' }, { initialData: () => agent('a2', 'initial') });
+    plain = useReactive('agents.get', { id: 'a2' });
+    return null;
+  }
+  server.hold();
+  const r = render(client, React.createElement(App));
+  await settle();
+  assert.equal(plain.data?.name, 'initial', 'a hook without initialData shows the seeded data');
+  assert.equal(plain.isStale, true);
+  assert.equal(plain.isLoading, false);
+  assert.equal((QueryClient.prototype.getData.call(client, 'agents.get', { id: 'a2' }) as Agent).name, 'initial');
+  assert.equal(server.count('/rpc/agents.get'), 1, 'seeded data is stale: fetched on mount');
+  server.release();
+  await settle();
+  assert.equal(plain.data?.name, 'a2');
+  assert.equal(seeded.data?.name, 'a2');
+  assert.equal(seeded.isStale, false);
+  assert.equal(client.cache.read('agents.get:{"id":"a2"}')?.data && true, true);
+  await act(async () => r.unmount());
+  // Data from the registry wins over initialData.
+  function Again() {
+    seeded = useQuery('agents.get', { id: 'a2' }, { initialData: agent('a2', 'initial') });
+    return null;
+  }
+  const r2 = render(client, React.createElement(Again));
+  await settle();
+  assert.equal(seeded.data?.name, 'a2');
+  await act(async () => r2.unmount());
+});
+
+test('useQuery: per-hook retry and retryDelay over the client default', async () => {
+  const { server, clock, client } = setup();
+  server.on('/rpc/agents.get', () => ({ status: 503, body: { error: { code: 'retry', message: 'busy', path: null } } }));
+  function App() {
+    useQuery('agents.get', { id: 'none' }, { retry: false });
+    useQuery('agents.get', { id: 'five' }, { retry: 5, retryDelay: 10 });
+    useQuery('agents.get', { id: 'default' });
+    return null;
+  }
+  const r = render(client, React.createElement(App));
+  await settle();
+  await act(async () => {
+    await clock.advance(10 * 60_000);
+  });
+  const calls = (id: string) => server.calls.filter((c) => (c.body as { id?: string })?.id === id).length;
+  assert.equal(calls('none'), 1, 'retry: false: no retry');
+  assert.equal(calls('five'), 6, 'retry: 5: five retries');
+  assert.equal(calls('default'), 4, 'the client default: three retries');
   await act(async () => r.unmount());
 });

@@ -3,9 +3,9 @@ import { test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import * as React from 'react';
 import TestRenderer, { act } from 'react-test-renderer';
-import { createReactiveClient, ReactiveProvider, setDefaultClient } from '../src/react';
-import { procedures, useReactive, useReactiveMutation, useReactivePriorities, type Agent, type Procedures } from './fixtures/procedures';
-import { FakeClock, FakeEventSource, FakeServer, MemoryStorage, flush, installWindow, ok } from './helpers';
+import { ReactiveProvider, setDefaultClient } from '../src/react';
+import { useReactive, useReactiveMutation, useReactivePriorities, type Agent, type Procedures } from './fixtures/procedures';
+import { FakeClock, FakeEventSource, FakeServer, flush, installWindow, ok, pageClient } from './helpers';
 
 installWindow();
 // react-test-renderer still works with React 19 but warns once per render root; keep output readable.
@@ -31,15 +31,7 @@ function setup() {
     return ok(state.agents[state.agents.length - 1], String(state.eventId));
   });
   const clock = new FakeClock();
-  const client = createReactiveClient<Procedures>({
-    fetch: server.fetch,
-    clock,
-    storage: new MemoryStorage(),
-    EventSource: FakeEventSource,
-    locks: null,
-    channel: null,
-    procedures,
-  });
+  const client = pageClient(server, clock);
   return { server, state, clock, client };
 }
 
