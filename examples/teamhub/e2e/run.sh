@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # TeamHub browser tests: builds the server and the page, starts the server on a free port with a
-# fresh SQLite file, runs the scenarios of issue 7 in Debian's Chromium (playwright-core, no
+# fresh SQLite file, runs the scenarios of issue 7 (teamhub.test.mjs) and those of the Vue and TanStack
+# pages (bindings.test.mjs) in Debian's Chromium (playwright-core, no
 # browser download), saves examples/teamhub/web/screenshot.png, stops the server.
 #
 #   examples/teamhub/e2e/run.sh              # from anywhere
@@ -98,4 +99,4 @@ curl -sf "$url/" | grep -q 'id="root"' || { echo "teamhub e2e: $url/ does not se
 
 # 4. The scenarios.
 cd "$here"
-TEAMHUB_URL="$url" node --test --test-concurrency=1 --test-reporter=spec teamhub.test.mjs
+TEAMHUB_URL="$url" node --test --test-concurrency=1 --test-reporter=spec teamhub.test.mjs bindings.test.mjs
