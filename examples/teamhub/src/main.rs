@@ -39,9 +39,19 @@ fn build_web_if_needed() {
     }
     let web = teamhub::web_dir();
     // The page and the client runtime package it imports (`@reactive/client`, linked by path).
-    let newest_source = newest_mtime(&web.join("src"))
-        .max(newest_mtime(&web.join("index.html")))
-        .max(newest_mtime(&web.join("../../../reactive-codegen/ts/src")));
+    let newest_source = [
+        "src",
+        "index.html",
+        "vue.html",
+        "tanstack.html",
+        "vite.config.ts",
+        "vite.pages.config.ts",
+        "../../../reactive-codegen/ts/src",
+    ]
+    .iter()
+    .map(|f| newest_mtime(&web.join(f)))
+    .max()
+    .flatten();
     let built = std::fs::metadata(web.join("dist/index.html"))
         .and_then(|m| m.modified())
         .ok();
