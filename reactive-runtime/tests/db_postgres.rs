@@ -13,13 +13,7 @@ async fn sqlx_apis_are_intercepted() {
     executor_apis(&db, "pg").await;
 }
 
-#[tokio::test]
-async fn scenarios() {
-    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
-        return;
-    };
-    all_scenarios(db, "pg").await;
-}
+scenario_tests!("pg", |_scenario| connect_env("TEST_POSTGRES_URL").await);
 
 #[tokio::test]
 async fn unlisted_statements() {

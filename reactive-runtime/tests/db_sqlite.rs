@@ -14,11 +14,9 @@ async fn sqlx_apis_are_intercepted() {
     executor_apis(&db, "sqlite").await;
 }
 
-#[tokio::test]
-async fn scenarios() {
-    let db = sqlite("scenarios", DbOptions::default()).await;
-    all_scenarios(db, "sqlite").await;
-}
+scenario_tests!("sqlite", |scenario| Some(
+    sqlite(&format!("scenario_{scenario}"), DbOptions::default()).await
+));
 
 #[tokio::test]
 async fn unlisted_statements() {

@@ -711,14 +711,44 @@ pub async fn warm(f: &Fixture) {
     }
 }
 
-/// Every scenario, in order, on one backend.
-pub async fn all_scenarios(db: ReactiveDb<sqlx::Any>, backend: &str) {
-    let f = Fixture::new(db, &format!("{backend}_all")).await;
-    precise_update_and_move(&f).await;
-    transactions(&f).await;
-    unknown_statements(&f).await;
-    f.drop_table().await;
+/// Expands to a module `scenarios` with one `#[tokio::test]` per shared scenario, each
+/// on a fixture table of its own (`{backend}_{scenario}`), so that they run in parallel
+/// and a failure names its scenario. `connect` gives the database for a scenario
+/// (`None`: the backend is not configured, the test is skipped):
+/// `scenario_tests!("pg", |_scenario| connect_env("TEST_POSTGRES_URL").await);`
+#[allow(unused_macros)]
+macro_rules! scenario_tests {
+    ($backend:literal, |$scenario:ident| $connect:expr) => {
+        $crate::db_support::scenario_tests!(
+            @each $backend, |$scenario| $connect,
+            precise_update_and_move, transactions, unknown_statements
+        );
+    };
+    (@each $backend:literal, |$scenario:ident| $connect:expr, $($name:ident),*) => {
+        mod scenarios {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let $scenario: &str = stringify!($name);
+                    let Some(db) = $connect else {
+                        return;
+                    };
+                    let f = $crate::db_support::Fixture::new(
+                        db,
+                        &format!("{}_{}", $backend, stringify!($name)),
+                    )
+                    .await;
+                    $crate::db_support::$name(&f).await;
+                    f.drop_table().await;
+                }
+            )*
+        }
+    };
 }
+#[allow(unused_imports)]
+pub(crate) use scenario_tests;
 
 /// A rename of an org-1 agent invalidates org 1 only (the pre-read learns its
 /// organization); moving an agent invalidates both organizations; insert/delete hit
