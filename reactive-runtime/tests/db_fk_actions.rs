@@ -1,4 +1,4 @@
-//! `ON DELETE SET DEFAULT` / `SET NULL` relation edges (issue 11 item 4): deleting a
+//! `ON DELETE SET DEFAULT` / `SET NULL` relation edges: deleting a
 //! parent gives the children's referencing column a *new* value (the default, NULL), so
 //! the queries keyed on that value must be invalidated too, not only those keyed on the
 //! parent's id. Real databases: PostgreSQL (TEST_POSTGRES_URL) and SQLite.

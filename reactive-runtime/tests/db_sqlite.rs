@@ -130,7 +130,7 @@ async fn views_read_their_base_tables() {
 }
 
 /// A table constraint `ON CONFLICT REPLACE` makes a plain `INSERT` (or `UPDATE`) delete
-/// the rows it conflicts with, which the statement does not name (issue 11 item 11):
+/// the rows it conflicts with, which the statement does not name:
 /// the write must count as changing the whole table.
 #[tokio::test]
 async fn on_conflict_replace_constraints_widen_plain_writes() {

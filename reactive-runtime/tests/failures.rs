@@ -1,4 +1,4 @@
-//! Failing parts and hostile input (issue 12, items 9–11), over HTTP:
+//! Failing parts and hostile input, over HTTP:
 //!
 //! - an unreadable `Last-Event-ID` / `lastEventId` / `since` is an unknown id: `200` and
 //!   `reset`, never `400` (a browser's `EventSource` does not reconnect after a non-200);

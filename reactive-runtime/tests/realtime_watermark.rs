@@ -1,5 +1,5 @@
 //! The watermark (`eventId`) a read answers with never claims more than its value
-//! reflects, across instances (issue 11 item 8). Forced interleavings: the leader of a
+//! reflects, across instances. Forced interleavings: the leader of a
 //! computation is held at a pause point inside its handler, not timed with sleeps.
 //! Needs TEST_REDIS_URL.
 #![cfg(feature = "redis")]
