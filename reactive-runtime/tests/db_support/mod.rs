@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use reactive_codegen::sql::{
     ColumnValue, Dialect, KeyPredicate, Operation, Param, RowFilter, StatementAnalysis, TableRead,
@@ -15,7 +15,7 @@ use reactive_runtime::engine::InvalidationReport;
 use reactive_runtime::model::{
     Binding, FunctionKind, FunctionModel, KeyDependency, KeySource, StatementModel, TableDependency,
 };
-use reactive_runtime::registry::{BoxFuture, FunctionDef, InputError, Prepared, TsTypes};
+use reactive_runtime::registry::{BoxFuture, FunctionDef, InputError, Prepared};
 use reactive_runtime::{ReactiveDb, ReactiveTx};
 use serde_json::{Value, json};
 use sqlx::AssertSqlSafe;
@@ -329,14 +329,6 @@ fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
     })
 }
 
-fn no_ts() -> TsTypes {
-    TsTypes {
-        input: "unknown".into(),
-        output: "unknown".into(),
-        declarations: vec![],
-    }
-}
-
 /// One step of the generic mutation: `(statement, arguments)`.
 pub type Step = (&'static str, Vec<Value>);
 
@@ -494,13 +486,7 @@ fn leak(
 ) -> &'static FunctionDef {
     let model_json: &'static str =
         Box::leak(serde_json::to_string(&model).unwrap().into_boxed_str());
-    Box::leak(Box::new(FunctionDef {
-        model_json,
-        prepare,
-        typescript: no_ts,
-        backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
-        model_cell: OnceLock::new(),
-    }))
+    Box::leak(Box::new(FunctionDef::by_hand(model_json, prepare)))
 }
 
 /// Records every invalidation report.
