@@ -1,5 +1,5 @@
 //! `ReactiveDb<Postgres>` over a native `PgPool`, measured against the same query on
-//! that pool (issue "Native sqlx", section Speed):
+//! that pool, against its performance targets:
 //!
 //! - `direct`: `sqlx::query_as::<_, Task>` on the raw `PgPool` — the baseline;
 //! - `hit`: `db.call` served from the cache — target: at least 50× faster than `direct`;

@@ -1,5 +1,5 @@
-//! Facade-level benchmarks of `ReactiveDb` over the TeamHub schema, measuring the
-//! design targets of issue 4:
+//! Facade-level benchmarks of `ReactiveDb` over the TeamHub schema, measuring it
+//! against its performance targets:
 //!
 //! - `hit`: a cached read through `db.call` (`agents.findMany`), versus
 //! - `direct`: the same query as a database round trip on the raw sqlx pool

@@ -1,5 +1,5 @@
-//! Differential fuzzing of the lean path's head decision against hyper's server (issue
-//! 12 item 8): whenever the lean path takes a request, hyper reads the same method,
+//! Differential fuzzing of the lean path's head decision against hyper's server:
+//! whenever the lean path takes a request, hyper reads the same method,
 //! target, version and headers, with no body and nothing behind it; and the socket
 //! reader, skipping parses until a head may have ended, decides as a parse of what it
 //! read would. The oracle is the one `cargo test --test serve` uses.

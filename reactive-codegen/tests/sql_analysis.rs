@@ -1669,8 +1669,8 @@ fn explain_analyze_runs_the_statement() {
     assert_eq!(write(&a).filter, RowFilter::Keys(vec![key("id", &[p(1)])]));
 }
 
-/// PostgreSQL's parenthesized options run the statement just the same (issue 11
-/// item 11: these were read as a plain `EXPLAIN`, a no-op, while the delete ran).
+/// PostgreSQL's parenthesized options run the statement just the same: with `ANALYZE`
+/// the delete runs, so the statement is not a no-op like a plain `EXPLAIN`.
 #[test]
 fn explain_with_an_analyze_option_runs_the_statement() {
     for sql in [

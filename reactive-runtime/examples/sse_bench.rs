@@ -36,7 +36,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -47,7 +47,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use reactive_runtime::ReactiveDb;
 use reactive_runtime::realtime::{HubConfig, MemoryBus, MemoryLog, Realtime};
-use reactive_runtime::registry::{FunctionDef, InputError, Prepared, TsTypes};
+use reactive_runtime::registry::{FunctionDef, InputError, Prepared};
 use reactive_runtime::router::{Principal, RouterConfig, SingleTenant, router, with_principal};
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -66,14 +66,6 @@ fn marker_of(body: &str) -> String {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(rest.len());
     format!("lgts={}", &rest[..end])
-}
-
-fn ts() -> TsTypes {
-    TsTypes {
-        input: "unknown".into(),
-        output: "unknown".into(),
-        declarations: vec![],
-    }
 }
 
 fn string_field(input: &Value, name: &str) -> Result<String, InputError> {
@@ -143,8 +135,8 @@ fn prepare_publish(input: Value) -> Result<Prepared, InputError> {
 
 /// The query every subscriber subscribes to, by key: `bench.channel:{"channel":"<ch>"}`.
 /// Hand-written model (what `#[reactive_function]` would emit for this function).
-static CHANNEL_DEF: FunctionDef = FunctionDef {
-    model_json: concat!(
+static CHANNEL_DEF: FunctionDef = FunctionDef::by_hand(
+    concat!(
         r#"{"name":"bench.channel","rust_name":"channel","kind":"query","requires_ack":false,"dialect":"sqlite","#,
         r#""bindings":[{"source":"input.channel","path":["channel"]}],"#,
         r#""dependencies":[{"table":"bench_msg","keys":[{"column":"channel","values":[{"binding":0}]}]}],"#,
@@ -152,26 +144,20 @@ static CHANNEL_DEF: FunctionDef = FunctionDef {
         r#"{"operation":"select","reads":[{"table":"bench_msg","filter":{"rows":"keys","keys":[{"column":"channel","values":[{"param":{"index":1}}]}]}}],"writes":[],"returning":false,"unknown":null}"#,
         r#","params":[0]}],"calls":[]}"#
     ),
-    prepare: prepare_channel,
-    typescript: ts,
-    backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
-    model_cell: OnceLock::new(),
-};
+    prepare_channel,
+);
 
 /// Makes `bench_msg.marker` a key column (a query filters on it), so that events keep
 /// the marker (see the module docs). Nobody needs to call it.
-static BY_MARKER_DEF: FunctionDef = FunctionDef {
-    model_json: concat!(
+static BY_MARKER_DEF: FunctionDef = FunctionDef::by_hand(
+    concat!(
         r#"{"name":"bench.byMarker","rust_name":"by_marker","kind":"query","requires_ack":false,"dialect":"sqlite","#,
         r#""bindings":[{"source":"input.marker","path":["marker"]}],"#,
         r#""dependencies":[{"table":"bench_msg","keys":[{"column":"marker","values":[{"binding":0}]}]}],"#,
         r#""invalidates":[],"statements":[],"calls":[]}"#
     ),
-    prepare: prepare_by_marker,
-    typescript: ts,
-    backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
-    model_cell: OnceLock::new(),
-};
+    prepare_by_marker,
+);
 
 fn prepare_by_marker(input: Value) -> Result<Prepared, InputError> {
     string_field(&input, "marker")?;
@@ -182,19 +168,16 @@ fn prepare_by_marker(input: Value) -> Result<Prepared, InputError> {
 }
 
 /// The same write as `POST /pub`, as a mutation callable through `POST /rpc/bench.publish`.
-static PUBLISH_DEF: FunctionDef = FunctionDef {
-    model_json: concat!(
+static PUBLISH_DEF: FunctionDef = FunctionDef::by_hand(
+    concat!(
         r#"{"name":"bench.publish","rust_name":"publish","kind":"mutation","requires_ack":false,"dialect":"sqlite","#,
         r#""bindings":[{"source":"input.channel","path":["channel"]},{"source":"input.body","path":["body"]},{"source":"marker","path":[]}],"#,
         r#""dependencies":[],"invalidates":[],"statements":[{"sql":"INSERT INTO bench_msg (channel, body, marker) VALUES ($1, $2, $3)","analysis":"#,
         r#"{"operation":"insert","reads":[],"writes":[{"table":"bench_msg","operation":"insert","filter":{"rows":"all"},"set":[],"inserted":[[{"column":"channel","value":{"param":{"index":1}}},{"column":"body","value":{"param":{"index":2}}},{"column":"marker","value":{"param":{"index":3}}}]]}],"returning":false,"unknown":null}"#,
         r#","params":[0,1,2]}],"calls":[]}"#
     ),
-    prepare: prepare_publish,
-    typescript: ts,
-    backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
-    model_cell: OnceLock::new(),
-};
+    prepare_publish,
+);
 
 #[derive(Clone)]
 struct Bench {

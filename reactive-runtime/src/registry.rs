@@ -64,12 +64,39 @@ pub struct FunctionDef {
 }
 
 impl FunctionDef {
+    /// A definition written by hand instead of by the macro, for tests and benchmarks of
+    /// the runtime on its own: the model as JSON, the input decoder, TypeScript types
+    /// `unknown`, and the `ReactiveDb<sqlx::Any>` handle. A `const fn`, so that it can
+    /// initialize a `static` to submit as a [`Registration`].
+    #[doc(hidden)]
+    pub const fn by_hand(
+        model_json: &'static str,
+        prepare: fn(serde_json::Value) -> Result<Prepared, InputError>,
+    ) -> Self {
+        Self {
+            model_json,
+            prepare,
+            typescript: unknown_types,
+            backend: std::any::TypeId::of::<crate::ReactiveDb<sqlx::Any>>,
+            model_cell: OnceLock::new(),
+        }
+    }
+
     /// The function's compile-time model (parsed from JSON once).
     pub fn model(&self) -> &FunctionModel {
         self.model_cell.get_or_init(|| {
             serde_json::from_str(self.model_json)
                 .expect("the macro always emits a valid model; this is a bug in reactive-macros")
         })
+    }
+}
+
+/// TypeScript types of a function defined by hand: `unknown` in and out.
+fn unknown_types() -> TsTypes {
+    TsTypes {
+        input: "unknown".into(),
+        output: "unknown".into(),
+        declarations: vec![],
     }
 }
 

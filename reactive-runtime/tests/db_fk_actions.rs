@@ -1,4 +1,4 @@
-//! `ON DELETE SET DEFAULT` / `SET NULL` relation edges (issue 11 item 4): deleting a
+//! `ON DELETE SET DEFAULT` / `SET NULL` relation edges: deleting a
 //! parent gives the children's referencing column a *new* value (the default, NULL), so
 //! the queries keyed on that value must be invalidated too, not only those keyed on the
 //! parent's id. Real databases: PostgreSQL (TEST_POSTGRES_URL) and SQLite.
@@ -14,7 +14,7 @@ use reactive_runtime::engine::{
     ChangeSet, Engine, EngineConfig, InvalidationReport, KeyValue, RelationEdge, Relations,
     RowChange, RowOp,
 };
-use reactive_runtime::registry::{FunctionDef, InputError, Prepared, TsTypes};
+use reactive_runtime::registry::{FunctionDef, InputError, Prepared};
 use serde_json::{Value, json};
 use sqlx::Row;
 
@@ -47,16 +47,8 @@ fn prepare_tasks(input: Value) -> Result<Prepared, InputError> {
     })
 }
 
-fn ts() -> TsTypes {
-    TsTypes {
-        input: "unknown".into(),
-        output: "unknown".into(),
-        declarations: vec![],
-    }
-}
-
-static TASKS_DEF: FunctionDef = FunctionDef {
-    model_json: concat!(
+static TASKS_DEF: FunctionDef = FunctionDef::by_hand(
+    concat!(
         r#"{"name":"fkset.tasks","rust_name":"tasks","kind":"query","requires_ack":false,"dialect":"postgres","#,
         r#""bindings":[{"source":"input.project","path":["project"]},{"source":"input.team","path":["team"]}],"#,
         r#""dependencies":[{"table":"fkset_task","keys":[{"column":"project_id","values":[{"binding":0}]},{"column":"team","values":[{"binding":1}]}]}],"#,
@@ -64,11 +56,8 @@ static TASKS_DEF: FunctionDef = FunctionDef {
         r#"{"operation":"select","reads":[{"table":"fkset_task","filter":{"rows":"keys","keys":[{"column":"project_id","values":[{"param":{"index":1}}]},{"column":"team","values":[{"param":{"index":2}}]}]}}],"writes":[],"returning":false,"unknown":null}"#,
         r#","params":[0,1]}],"calls":[]}"#
     ),
-    prepare: prepare_tasks,
-    typescript: ts,
-    backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
-    model_cell: std::sync::OnceLock::new(),
-};
+    prepare_tasks,
+);
 
 /// Keeps every report.
 #[derive(Default)]

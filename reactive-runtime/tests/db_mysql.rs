@@ -16,13 +16,7 @@ async fn sqlx_apis_are_intercepted() {
     executor_apis(&db, "my").await;
 }
 
-#[tokio::test]
-async fn scenarios() {
-    let Some(db) = connect_env("TEST_MYSQL_URL").await else {
-        return;
-    };
-    all_scenarios(db, "my").await;
-}
+scenario_tests!("my", |_scenario| connect_env("TEST_MYSQL_URL").await);
 
 #[tokio::test]
 async fn unlisted_statements() {

@@ -13,13 +13,7 @@ async fn sqlx_apis_are_intercepted() {
     executor_apis(&db, "pg").await;
 }
 
-#[tokio::test]
-async fn scenarios() {
-    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
-        return;
-    };
-    all_scenarios(db, "pg").await;
-}
+scenario_tests!("pg", |_scenario| connect_env("TEST_POSTGRES_URL").await);
 
 #[tokio::test]
 async fn unlisted_statements() {
@@ -84,8 +78,8 @@ async fn writable_ctes_are_not_no_ops() {
     f.drop_table().await;
 }
 
-/// `EXPLAIN (ANALYZE) DELETE` runs the delete: its invalidation must run too (issue 11
-/// item 11; it was read as a plain `EXPLAIN`, a no-op).
+/// `EXPLAIN (ANALYZE) DELETE` runs the delete: its invalidation must run too (a plain
+/// `EXPLAIN` is a no-op, this one is not).
 #[tokio::test]
 async fn explain_analyze_with_options_invalidates() {
     let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
@@ -138,7 +132,7 @@ fn spawn_write(
     })
 }
 
-/// The pre-read's row-count check under READ COMMITTED (issue 11 item 11): with a
+/// The pre-read's row-count check under READ COMMITTED is not enough: with a
 /// subquery in the condition (here `ORDER BY ... LIMIT`), the write's own statement
 /// snapshot can select *other* rows than the pre-read locked, in the same number, so
 /// the pre-read's old values describe rows that were not the ones deleted.

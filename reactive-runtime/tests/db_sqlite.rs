@@ -14,11 +14,9 @@ async fn sqlx_apis_are_intercepted() {
     executor_apis(&db, "sqlite").await;
 }
 
-#[tokio::test]
-async fn scenarios() {
-    let db = sqlite("scenarios", DbOptions::default()).await;
-    all_scenarios(db, "sqlite").await;
-}
+scenario_tests!("sqlite", |scenario| Some(
+    sqlite(&format!("scenario_{scenario}"), DbOptions::default()).await
+));
 
 #[tokio::test]
 async fn unlisted_statements() {
@@ -132,7 +130,7 @@ async fn views_read_their_base_tables() {
 }
 
 /// A table constraint `ON CONFLICT REPLACE` makes a plain `INSERT` (or `UPDATE`) delete
-/// the rows it conflicts with, which the statement does not name (issue 11 item 11):
+/// the rows it conflicts with, which the statement does not name:
 /// the write must count as changing the whole table.
 #[tokio::test]
 async fn on_conflict_replace_constraints_widen_plain_writes() {

@@ -711,7 +711,7 @@ async fn waiters_of_a_refused_computation_compute_their_own(store: Arc<dyn Cache
 
 /// A waiter answers with the watermark of the computation it joined, not its own: a
 /// change another instance made after the leader ran may be newer than the leader's
-/// watermark while this engine's ring has not received it yet (issue 11 item 8).
+/// watermark while this engine's ring has not received it yet.
 async fn waiters_carry_the_leaders_watermark(store: Arc<dyn CacheStore>) {
     let engine = engine(store);
     let k = key("b", "watermark");

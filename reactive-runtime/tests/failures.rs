@@ -1,4 +1,4 @@
-//! Failing parts and hostile input (issue 12, items 9–11), over HTTP:
+//! Failing parts and hostile input, over HTTP:
 //!
 //! - an unreadable `Last-Event-ID` / `lastEventId` / `since` is an unknown id: `200` and
 //!   `reset`, never `400` (a browser's `EventSource` does not reconnect after a non-200);
@@ -17,13 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use reactive_runtime::ReactiveDb;
 use reactive_runtime::engine::ChangeSet;
 use reactive_runtime::realtime::{
     BusMessage, Event, EventDraft, EventId, EventLog, HubConfig, MemoryBus, MemoryLog, Realtime,
     RealtimeError, RemoteChanges, Replay,
 };
-use reactive_runtime::registry::{FunctionDef, InputError, Prepared, TsTypes};
+use reactive_runtime::registry::{FunctionDef, InputError, Prepared};
 use realtime_support::*;
 use serde_json::{Value, json};
 
@@ -153,14 +152,6 @@ async fn an_unreadable_stored_event_resets_to_the_head() {
 
 // ------------------------------------------------------------ item 10: panics
 
-fn ts() -> TsTypes {
-    TsTypes {
-        input: "unknown".into(),
-        output: "unknown".into(),
-        declarations: vec![],
-    }
-}
-
 fn prepare_panic(_input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![],
@@ -174,13 +165,10 @@ fn prepare_panic(_input: Value) -> Result<Prepared, InputError> {
     })
 }
 
-static PANIC_DEF: FunctionDef = FunctionDef {
-    model_json: r#"{"name":"rt.panics","rust_name":"f","kind":"query","requires_ack":false,"dialect":"sqlite","bindings":[],"dependencies":[{"table":"rt_other","keys":[]}],"invalidates":[],"statements":[],"calls":[]}"#,
-    prepare: prepare_panic,
-    typescript: ts,
-    backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
-    model_cell: std::sync::OnceLock::new(),
-};
+static PANIC_DEF: FunctionDef = FunctionDef::by_hand(
+    r#"{"name":"rt.panics","rust_name":"f","kind":"query","requires_ack":false,"dialect":"sqlite","bindings":[],"dependencies":[{"table":"rt_other","keys":[]}],"invalidates":[],"statements":[],"calls":[]}"#,
+    prepare_panic,
+);
 
 /// Log lines, captured for this test's thread.
 #[derive(Clone, Default)]

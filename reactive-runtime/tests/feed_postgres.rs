@@ -3,16 +3,14 @@
 //! Needs TEST_POSTGRES_URL (skipped otherwise, unless CI is set).
 #![cfg(feature = "postgres")]
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reactive_runtime::ReactiveDb;
 use reactive_runtime::db::InvalidationListener;
 use reactive_runtime::engine::InvalidationReport;
 use reactive_runtime::feed::{FeedConfig, FeedError, FeedHandle, FeedStats, PgChangeFeed};
-use reactive_runtime::registry::{
-    BoxFuture, FunctionDef, InputError, Prepared, Registration, TsTypes,
-};
+use reactive_runtime::registry::{BoxFuture, FunctionDef, InputError, Prepared, Registration};
 use serde_json::{Value, json};
 use sqlx::AssertSqlSafe;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -22,13 +20,10 @@ const WAIT: Duration = Duration::from_secs(10);
 /// The query `feedtest.byOrg`: agents of an organization in the table named by the
 /// input. Its model lists no statement: the SELECT is parsed at run time and its read
 /// (keyed on `organization_id` with the bound value) recorded.
-static BY_ORG: FunctionDef = FunctionDef {
-    model_json: r#"{"name":"feedtest.byOrg","rust_name":"feedtest_by_org","kind":"query","requires_ack":false,"dialect":"postgres","bindings":[],"dependencies":[],"invalidates":[],"statements":[],"calls":[]}"#,
-    prepare: prepare_by_org,
-    typescript: no_ts,
-    backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
-    model_cell: OnceLock::new(),
-};
+static BY_ORG: FunctionDef = FunctionDef::by_hand(
+    r#"{"name":"feedtest.byOrg","rust_name":"feedtest_by_org","kind":"query","requires_ack":false,"dialect":"postgres","bindings":[],"dependencies":[],"invalidates":[],"statements":[],"calls":[]}"#,
+    prepare_by_org,
+);
 
 inventory::submit! { Registration(&BY_ORG) }
 
@@ -37,14 +32,6 @@ struct Agent {
     id: i64,
     name: String,
     organization_id: i64,
-}
-
-fn no_ts() -> TsTypes {
-    TsTypes {
-        input: "unknown".into(),
-        output: "unknown".into(),
-        declarations: vec![],
-    }
 }
 
 fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {

@@ -381,8 +381,8 @@ fn prepare_paused(input: Value) -> Result<Prepared, InputError> {
     })
 }
 
-static PAUSED_DEF: FunctionDef = FunctionDef {
-    model_json: concat!(
+static PAUSED_DEF: FunctionDef = FunctionDef::by_hand(
+    concat!(
         r#"{"name":"rt.items.byOrgPaused","rust_name":"by_org_paused","kind":"query","requires_ack":false,"dialect":"postgres","#,
         r#""bindings":[{"source":"input.org","path":["org"]}],"#,
         r#""dependencies":[{"table":"rt_item","keys":[{"column":"org","values":[{"binding":0}]}]}],"#,
@@ -390,15 +390,8 @@ static PAUSED_DEF: FunctionDef = FunctionDef {
         r#"{"operation":"select","reads":[{"table":"rt_item","filter":{"rows":"keys","keys":[{"column":"org","values":[{"param":{"index":1}}]}]}}],"writes":[],"returning":false,"unknown":null}"#,
         r#","params":[0]}],"calls":[]}"#
     ),
-    prepare: prepare_paused,
-    typescript: || reactive_runtime::registry::TsTypes {
-        input: "unknown".into(),
-        output: "unknown".into(),
-        declarations: vec![],
-    },
-    backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
-    model_cell: std::sync::OnceLock::new(),
-};
+    prepare_paused,
+);
 
 /// Tests of this file that use `PAUSE` never run at the same time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

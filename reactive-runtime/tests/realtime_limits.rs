@@ -1,4 +1,4 @@
-//! Bounds and privacy of the real-time side (issue 12, items 1 and 2), through a real
+//! Bounds and privacy of the real-time side, through a real
 //! HTTP client on loopback: what an event carries, `/poll` pages, canonical and
 //! deduplicated subscription entries, subscription bytes and streams per principal.
 

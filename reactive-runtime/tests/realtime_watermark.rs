@@ -1,5 +1,5 @@
 //! The watermark (`eventId`) a read answers with never claims more than its value
-//! reflects, across instances (issue 11 item 8). Forced interleavings: the leader of a
+//! reflects, across instances. Forced interleavings: the leader of a
 //! computation is held at a pause point inside its handler, not timed with sleeps.
 //! Needs TEST_REDIS_URL.
 #![cfg(feature = "redis")]
@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use reactive_runtime::cache::redis::{RedisConfig, RedisStore};
 use reactive_runtime::engine::Engine;
 use reactive_runtime::realtime::{HubConfig, Realtime, RedisBus, RedisLog};
-use reactive_runtime::registry::{FunctionDef, InputError, Prepared, TsTypes};
+use reactive_runtime::registry::{FunctionDef, InputError, Prepared};
 use reactive_runtime::{Error, ReactiveDb};
 use realtime_support::*;
 use serde_json::{Value, json};
@@ -93,16 +93,8 @@ fn prepare_paused(input: Value) -> Result<Prepared, InputError> {
     })
 }
 
-fn ts() -> TsTypes {
-    TsTypes {
-        input: "unknown".into(),
-        output: "unknown".into(),
-        declarations: vec![],
-    }
-}
-
-static PAUSED_DEF: FunctionDef = FunctionDef {
-    model_json: concat!(
+static PAUSED_DEF: FunctionDef = FunctionDef::by_hand(
+    concat!(
         r#"{"name":"rt.items.byOrgPaused","rust_name":"by_org_paused","kind":"query","requires_ack":false,"dialect":"sqlite","#,
         r#""bindings":[{"source":"input.org","path":["org"]}],"#,
         r#""dependencies":[{"table":"rt_item","keys":[{"column":"org","values":[{"binding":0}]}]}],"#,
@@ -110,11 +102,8 @@ static PAUSED_DEF: FunctionDef = FunctionDef {
         r#"{"operation":"select","reads":[{"table":"rt_item","filter":{"rows":"keys","keys":[{"column":"org","values":[{"param":{"index":1}}]}]}}],"writes":[],"returning":false,"unknown":null}"#,
         r#","params":[0]}],"calls":[]}"#
     ),
-    prepare: prepare_paused,
-    typescript: ts,
-    backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
-    model_cell: std::sync::OnceLock::new(),
-};
+    prepare_paused,
+);
 
 fn all_functions() -> Vec<&'static FunctionDef> {
     let mut f = functions();

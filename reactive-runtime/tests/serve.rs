@@ -255,7 +255,7 @@ async fn without_keep_alive_every_response_closes_its_connection() {
     );
 }
 
-// ---- Limits and hostile clients (issue 12, items 3–7), against small routers of their
+// ---- Limits and hostile clients, against small routers of their
 // own so that each runs without a database and in bounded time.
 
 use std::net::SocketAddr;

@@ -223,8 +223,8 @@ test('malformed stream data is ignored', async () => {
   es.emit('ready', 'x'); // no connectionId, no eventId: covered from the id it resumed from
   assert.equal(rt.mode, 'sse');
   assert.equal(rt.coveredFrom('a'), '5');
-  // Missing tables and queries are normalized; `keys` (informational: absent or bounded since
-  // issue 12) is never relied on.
+  // Missing tables and queries are normalized; `keys` (informational: the server may bound
+  // or omit it) is never relied on.
   es.emit('invalidate', { eventId: '6', queries: ['a'] });
   assert.deepEqual(events, [{ eventId: '6', tables: [], queries: ['a'] }]);
 });
@@ -244,7 +244,7 @@ test('while polling, entries added to the subscription are covered from the last
   assert.equal(server.calls[server.calls.length - 1]!.path, '/api/poll?subscribe=b&since=3');
 });
 
-// ---- issue 13: never stuck ----
+// ---- never stuck: a dead stream is noticed and replaced ----
 
 test('a silent stream (no event or heartbeat for 2x the heartbeat interval) is dead: reconnect', async () => {
   const { clock, rt } = setup({ heartbeat: 1000 });

@@ -184,7 +184,8 @@ async fn call(
         }
     } else {
         // Not `before`: a query that joined another request's computation answers with
-        // that request's watermark, which is what its value reflects (issue 11 item 8).
+        // that request's watermark, which is what its value reflects: its own would claim
+        // changes the shared value may not include.
         EventId(output.watermark)
     };
     let id = watermark.to_string();

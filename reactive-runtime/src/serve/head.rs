@@ -66,7 +66,8 @@ pub(super) struct HeadBuf<'c> {
     lines: usize,
     /// Where the request line starts (the first byte that is not CR or LF), once seen.
     start: Option<usize>,
-    /// Full parses so far (the cost item 13 of issue 12 bounds).
+    /// Full parses so far: bounded per head, so that a head sent a byte at a time costs
+    /// no more than a few parses (a slow client must not buy quadratic work).
     pub(super) parses: usize,
 }
 
@@ -343,7 +344,7 @@ mod tests {
         assert_eq!(cookies, ["a=1", "b=2"]);
     }
 
-    /// Issue 12 item 13: reads that cannot end the head cost no parse, so a head sent
+    /// Reads that cannot end the head cost no parse, so a head sent
     /// a byte at a time is parsed on the first read and at its end, not once per byte.
     #[test]
     fn the_head_is_parsed_only_when_it_may_have_ended() {

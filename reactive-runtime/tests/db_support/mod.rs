@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use reactive_codegen::sql::{
     ColumnValue, Dialect, KeyPredicate, Operation, Param, RowFilter, StatementAnalysis, TableRead,
@@ -15,7 +15,7 @@ use reactive_runtime::engine::InvalidationReport;
 use reactive_runtime::model::{
     Binding, FunctionKind, FunctionModel, KeyDependency, KeySource, StatementModel, TableDependency,
 };
-use reactive_runtime::registry::{BoxFuture, FunctionDef, InputError, Prepared, TsTypes};
+use reactive_runtime::registry::{BoxFuture, FunctionDef, InputError, Prepared};
 use reactive_runtime::{ReactiveDb, ReactiveTx};
 use serde_json::{Value, json};
 use sqlx::AssertSqlSafe;
@@ -329,14 +329,6 @@ fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
     })
 }
 
-fn no_ts() -> TsTypes {
-    TsTypes {
-        input: "unknown".into(),
-        output: "unknown".into(),
-        declarations: vec![],
-    }
-}
-
 /// One step of the generic mutation: `(statement, arguments)`.
 pub type Step = (&'static str, Vec<Value>);
 
@@ -494,13 +486,7 @@ fn leak(
 ) -> &'static FunctionDef {
     let model_json: &'static str =
         Box::leak(serde_json::to_string(&model).unwrap().into_boxed_str());
-    Box::leak(Box::new(FunctionDef {
-        model_json,
-        prepare,
-        typescript: no_ts,
-        backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
-        model_cell: OnceLock::new(),
-    }))
+    Box::leak(Box::new(FunctionDef::by_hand(model_json, prepare)))
 }
 
 /// Records every invalidation report.
@@ -711,14 +697,44 @@ pub async fn warm(f: &Fixture) {
     }
 }
 
-/// Every scenario, in order, on one backend.
-pub async fn all_scenarios(db: ReactiveDb<sqlx::Any>, backend: &str) {
-    let f = Fixture::new(db, &format!("{backend}_all")).await;
-    precise_update_and_move(&f).await;
-    transactions(&f).await;
-    unknown_statements(&f).await;
-    f.drop_table().await;
+/// Expands to a module `scenarios` with one `#[tokio::test]` per shared scenario, each
+/// on a fixture table of its own (`{backend}_{scenario}`), so that they run in parallel
+/// and a failure names its scenario. `connect` gives the database for a scenario
+/// (`None`: the backend is not configured, the test is skipped):
+/// `scenario_tests!("pg", |_scenario| connect_env("TEST_POSTGRES_URL").await);`
+#[allow(unused_macros)]
+macro_rules! scenario_tests {
+    ($backend:literal, |$scenario:ident| $connect:expr) => {
+        $crate::db_support::scenario_tests!(
+            @each $backend, |$scenario| $connect,
+            precise_update_and_move, transactions, unknown_statements
+        );
+    };
+    (@each $backend:literal, |$scenario:ident| $connect:expr, $($name:ident),*) => {
+        mod scenarios {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let $scenario: &str = stringify!($name);
+                    let Some(db) = $connect else {
+                        return;
+                    };
+                    let f = $crate::db_support::Fixture::new(
+                        db,
+                        &format!("{}_{}", $backend, stringify!($name)),
+                    )
+                    .await;
+                    $crate::db_support::$name(&f).await;
+                    f.drop_table().await;
+                }
+            )*
+        }
+    };
 }
+#[allow(unused_imports)]
+pub(crate) use scenario_tests;
 
 /// A rename of an org-1 agent invalidates org 1 only (the pre-read learns its
 /// organization); moving an agent invalidates both organizations; insert/delete hit

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
-use reactive_runtime::registry::{FunctionDef, InputError, Prepared, TsTypes};
+use reactive_runtime::registry::{FunctionDef, InputError, Prepared};
 use reactive_runtime::router::{AuthError, Authorizer, Principal, RouterConfig, router};
 use reactive_runtime::{Error, ReactiveDb};
 use serde_json::{Value, json};
@@ -20,14 +20,6 @@ const BY_TITLE: &str = "SELECT id, org, title FROM rt_item WHERE org = $1 AND ti
 const INSERT: &str = "INSERT INTO rt_item (org, title) VALUES ($1, $2)";
 
 const SELECT_BY_ORG: &str = r#"{"operation":"select","reads":[{"table":"rt_item","filter":{"rows":"keys","keys":[{"column":"org","values":[{"param":{"index":1}}]}]}}],"writes":[],"returning":false,"unknown":null}"#;
-
-fn ts() -> TsTypes {
-    TsTypes {
-        input: "unknown".into(),
-        output: "unknown".into(),
-        declarations: vec![],
-    }
-}
 
 fn field(input: &Value, name: &str) -> Result<String, InputError> {
     match input.get(name) {
@@ -145,8 +137,8 @@ fn prepare_whoami(_input: Value) -> Result<Prepared, InputError> {
     })
 }
 
-pub static BY_ORG_DEF: FunctionDef = FunctionDef {
-    model_json: concat!(
+pub static BY_ORG_DEF: FunctionDef = FunctionDef::by_hand(
+    concat!(
         r#"{"name":"rt.items.byOrg","rust_name":"by_org","kind":"query","requires_ack":false,"dialect":"sqlite","#,
         r#""bindings":[{"source":"input.org","path":["org"]}],"#,
         r#""dependencies":[{"table":"rt_item","keys":[{"column":"org","values":[{"binding":0}]}]}],"#,
@@ -154,14 +146,11 @@ pub static BY_ORG_DEF: FunctionDef = FunctionDef {
         r#"{"operation":"select","reads":[{"table":"rt_item","filter":{"rows":"keys","keys":[{"column":"org","values":[{"param":{"index":1}}]}]}}],"writes":[],"returning":false,"unknown":null}"#,
         r#","params":[0]}],"calls":[]}"#
     ),
-    prepare: prepare_by_org,
-    typescript: ts,
-    backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
-    model_cell: std::sync::OnceLock::new(),
-};
+    prepare_by_org,
+);
 
-pub static BY_TITLE_DEF: FunctionDef = FunctionDef {
-    model_json: concat!(
+pub static BY_TITLE_DEF: FunctionDef = FunctionDef::by_hand(
+    concat!(
         r#"{"name":"rt.items.byTitle","rust_name":"by_title","kind":"query","requires_ack":false,"dialect":"sqlite","#,
         r#""bindings":[{"source":"input.org","path":["org"]},{"source":"input.title","path":["title"]}],"#,
         r#""dependencies":[{"table":"rt_item","keys":[{"column":"org","values":[{"binding":0}]},{"column":"title","values":[{"binding":1}]}]}],"#,
@@ -169,27 +158,21 @@ pub static BY_TITLE_DEF: FunctionDef = FunctionDef {
         r#"{"operation":"select","reads":[{"table":"rt_item","filter":{"rows":"keys","keys":[{"column":"org","values":[{"param":{"index":1}}]},{"column":"title","values":[{"param":{"index":2}}]}]}}],"writes":[],"returning":false,"unknown":null}"#,
         r#","params":[0,1]}],"calls":[]}"#
     ),
-    prepare: prepare_by_title,
-    typescript: ts,
-    backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
-    model_cell: std::sync::OnceLock::new(),
-};
+    prepare_by_title,
+);
 
 macro_rules! create_fn {
     ($def:ident, $name:literal, $ack:literal) => {
-        pub static $def: FunctionDef = FunctionDef {
-                model_json: concat!(
-                    r#"{"name":""#, $name, r#"","rust_name":"create","kind":"mutation","requires_ack":"#, $ack, r#","dialect":"sqlite","#,
-                    r#""bindings":[{"source":"input.org","path":["org"]},{"source":"input.title","path":["title"]}],"#,
-                    r#""dependencies":[],"invalidates":[],"statements":[{"sql":"INSERT INTO rt_item (org, title) VALUES ($1, $2)","analysis":"#,
-                    r#"{"operation":"insert","reads":[],"writes":[{"table":"rt_item","operation":"insert","filter":{"rows":"all"},"set":[],"inserted":[[{"column":"org","value":{"param":{"index":1}}},{"column":"title","value":{"param":{"index":2}}}]]}],"returning":false,"unknown":null}"#,
-                    r#","params":[0,1]}],"calls":[]}"#
-                ),
-                prepare: prepare_create,
-                typescript: ts,
-                backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
-                model_cell: std::sync::OnceLock::new(),
-        };
+        pub static $def: FunctionDef = FunctionDef::by_hand(
+            concat!(
+                r#"{"name":""#, $name, r#"","rust_name":"create","kind":"mutation","requires_ack":"#, $ack, r#","dialect":"sqlite","#,
+                r#""bindings":[{"source":"input.org","path":["org"]},{"source":"input.title","path":["title"]}],"#,
+                r#""dependencies":[],"invalidates":[],"statements":[{"sql":"INSERT INTO rt_item (org, title) VALUES ($1, $2)","analysis":"#,
+                r#"{"operation":"insert","reads":[],"writes":[{"table":"rt_item","operation":"insert","filter":{"rows":"all"},"set":[],"inserted":[[{"column":"org","value":{"param":{"index":1}}},{"column":"title","value":{"param":{"index":2}}}]]}],"returning":false,"unknown":null}"#,
+                r#","params":[0,1]}],"calls":[]}"#
+            ),
+            prepare_create,
+        );
     };
 }
 create_fn!(CREATE_DEF, "rt.items.create", "false");
@@ -197,16 +180,13 @@ create_fn!(CREATE_ACKED_DEF, "rt.items.createAcked", "true");
 
 macro_rules! simple_query {
     ($def:ident, $name:literal, $prepare:ident) => {
-        pub static $def: FunctionDef = FunctionDef {
-                model_json: concat!(
-                    r#"{"name":""#, $name, r#"","rust_name":"f","kind":"query","requires_ack":false,"dialect":"sqlite","#,
-                    r#""bindings":[],"dependencies":[{"table":"rt_other","keys":[]}],"invalidates":[],"statements":[],"calls":[]}"#
-                ),
-                prepare: $prepare,
-                typescript: ts,
-                backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,
-                model_cell: std::sync::OnceLock::new(),
-        };
+        pub static $def: FunctionDef = FunctionDef::by_hand(
+            concat!(
+                r#"{"name":""#, $name, r#"","rust_name":"f","kind":"query","requires_ack":false,"dialect":"sqlite","#,
+                r#""bindings":[],"dependencies":[{"table":"rt_other","keys":[]}],"invalidates":[],"statements":[],"calls":[]}"#
+            ),
+            $prepare,
+        );
     };
 }
 simple_query!(FAIL_DEF, "rt.fail", prepare_fail);

@@ -1,4 +1,5 @@
-//! Issue 12 item 8: the lean path takes a request only where hyper reads the same one.
+//! The lean path takes a request only where hyper reads the same one: it must never
+//! serve a request that hyper (the ordinary path) would read differently.
 //!
 //! Every case goes through [`check`]: whenever the lean path takes a head, hyper must
 //! read the same method, target, version and headers, with no body and nothing behind
@@ -218,7 +219,7 @@ fn a_complete_head_over_an_odd_limit_is_refused() {
     assert!(hyper_reads(&head, limits).is_empty());
 }
 
-/// Issue 12 item 13: a head arriving a byte at a time is parsed a bounded number of
+/// A head arriving a byte at a time (a slow or hostile client) is parsed a bounded number of
 /// times, not once per byte.
 #[test]
 fn a_head_sent_a_byte_at_a_time_is_parsed_at_most_three_times() {
