@@ -56,6 +56,8 @@ const [, withVue] = await gzipped("export * from './src/index'; export * from '.
 console.log(`Vue 3 binding (vue.ts): +${withVue - core} bytes gzipped over the core alone (vue external)`);
 const [, withSvelte] = await gzipped("export * from './src/index'; export * from './src/svelte';");
 console.log(`Svelte stores (svelte.ts): +${withSvelte - core} bytes gzipped over the core alone`);
+const [, withDevtools] = await gzipped("export * from './src/index'; export * from './src/devtools';");
+console.log(`devtools entry (devtools.ts: inspect, renderPanel; development only): +${withDevtools - core} bytes gzipped over the core alone`);
 if (gz > limit) {
   console.error(`size ${gz} exceeds the limit of ${limit} bytes`);
   process.exit(1);
