@@ -128,45 +128,41 @@ impl<DB: Backend> ReactiveDb<DB> {
                 name: model.name.clone(),
             });
         }
-        self.ensure_schema(model).await;
-        let index = self.inner.model_index(model);
+        // A scope for one run of the handler, with the statements of its model.
         let new_scope = |bindings| {
             Arc::new(CallScope {
                 name: model.name.clone(),
-                index: index.clone(),
+                index: self.inner.model_index(model),
                 bindings,
                 reads: Mutex::new(Vec::new()),
             })
         };
-        let scope = new_scope(prepared.bindings);
-        let run = prepared.run;
-        let db: crate::registry::DbHandle = Box::new(self.clone());
-        let inner = self.inner.clone();
+        let handle = || -> crate::registry::DbHandle { Box::new(self.clone()) };
         match key {
             Some(key) => {
-                let (mut scope, mut run, mut db) = (scope, run, db);
+                let mut prepared = prepared;
                 let mut retries = 0;
                 loop {
-                    let mut static_reads = ReadSet::from_model(&scope.index.model, &scope.bindings);
                     let dialect = self.inner.dialect;
-                    self.inner.catalog.refine_reads(&mut static_reads, dialect);
-                    let compute = || {
-                        let scope = scope.clone();
-                        let inner = inner.clone();
-                        async move {
-                            let bytes = SCOPE.scope(scope.clone(), run(db)).await?;
-                            let mut reads = ReadSet::empty();
-                            for r in scope.take_reads() {
-                                reads.union_owned(r);
-                            }
-                            inner.catalog.refine_reads(&mut reads, dialect);
-                            Ok::<_, crate::Error>((Bytes::from(bytes), reads))
+                    // Everything a run needs beyond the input is built only on a miss (a
+                    // hit never needs it): the column types, the scope, and the read set
+                    // (what the model promises for these bindings plus what the handler's
+                    // statements recorded, refined once).
+                    let compute = || async move {
+                        self.ensure_schema(model).await;
+                        let scope = new_scope(prepared.bindings);
+                        let bytes = SCOPE.scope(scope.clone(), (prepared.run)(handle())).await?;
+                        let mut reads = ReadSet::from_model(&scope.index.model, &scope.bindings);
+                        for r in scope.take_reads() {
+                            reads.union_owned(r);
                         }
+                        self.inner.catalog.refine_reads(&mut reads, dialect);
+                        Ok::<_, crate::Error>((Bytes::from(bytes), reads))
                     };
                     let fetched = self
                         .inner
                         .engine
-                        .get_or_compute_at(&key, watermark, static_reads, compute)
+                        .get_or_compute_at(&key, watermark, ReadSet::empty(), compute)
                         .instrument(span.clone())
                         .await?;
                     span.record("cache", crate::observe::trace::outcome(fetched.source));
@@ -183,10 +179,7 @@ impl<DB: Backend> ReactiveDb<DB> {
                             path: ".".into(),
                             message: e.to_string(),
                         })?;
-                        let prepared = (def.prepare)(input)?;
-                        scope = new_scope(prepared.bindings);
-                        run = prepared.run;
-                        db = Box::new(self.clone());
+                        prepared = (def.prepare)(input)?;
                         continue;
                     }
                     return Ok(CallOutput {
@@ -199,7 +192,12 @@ impl<DB: Backend> ReactiveDb<DB> {
             }
             None => {
                 span.record("cache", "none");
-                let bytes = SCOPE.scope(scope, run(db)).instrument(span.clone()).await?;
+                self.ensure_schema(model).await;
+                let scope = new_scope(prepared.bindings);
+                let bytes = SCOPE
+                    .scope(scope, (prepared.run)(handle()))
+                    .instrument(span.clone())
+                    .await?;
                 if !model.invalidates.is_empty() {
                     self.inner
                         .apply_detached(whole_tables(&model.invalidates))
