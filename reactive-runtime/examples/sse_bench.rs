@@ -221,7 +221,7 @@ async fn publish(
 }
 
 async fn stats(State(bench): State<Bench>) -> impl IntoResponse {
-    axum::Json(json!({"connections": bench.realtime.hub().connections()}))
+    axum::Json(json!({"connections": bench.realtime.connections()}))
 }
 
 /// `GET /idle-sse`: an SSE response whose body never yields (diagnostic floor).

@@ -10,7 +10,11 @@ pub mod observe;
 pub mod realtime;
 pub mod registry;
 pub mod router;
+pub mod seams;
 pub mod serve;
+#[doc(hidden)]
+pub mod testing;
+pub mod types;
 pub mod typescript;
 
 pub use error::{DbErrorClass, Error, Result};

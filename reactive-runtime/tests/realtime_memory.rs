@@ -75,16 +75,12 @@ async fn framework_state_per_idle_stream_is_under_8kb() {
         bodies.push(open().await);
     }
     let after = rss_bytes().unwrap();
-    assert_eq!(realtime.hub().connections(), N);
+    assert_eq!(realtime.connections(), N);
     let per = after.saturating_sub(before) / N;
     eprintln!("framework state per idle SSE stream: {per} bytes");
     assert!(per <= 8 * 1024, "{per} bytes per stream");
     drop(bodies);
-    assert_eq!(
-        realtime.hub().connections(),
-        0,
-        "dropping a body unregisters it"
-    );
+    assert_eq!(realtime.connections(), 0, "dropping a body unregisters it");
 }
 
 /// Opens a stream as user `u<user>` (a principal holds at most 32 streams).
@@ -132,6 +128,6 @@ async fn whole_cost_per_idle_tcp_stream_is_bounded() {
     let after = rss_bytes().unwrap();
     let per = after.saturating_sub(before) / N;
     eprintln!("resident memory per idle SSE connection over TCP (both ends): {per} bytes");
-    assert!(s.realtime.hub().connections() >= N);
+    assert!(s.realtime.connections() >= N);
     assert!(per <= 8 * 1024, "{per} bytes per connection");
 }

@@ -94,14 +94,14 @@ async fn a_client_that_closes_its_stream_is_dropped_at_once() {
         .await
         .unwrap();
     read_until(&mut conn, "event: ready", LONG).await;
-    assert_eq!(s.realtime.hub().connections(), 1);
+    assert_eq!(s.realtime.connections(), 1);
     drop(conn);
     // No event is written after the close: the server must notice by reading.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    while s.realtime.hub().connections() > 0 && tokio::time::Instant::now() < deadline {
+    while s.realtime.connections() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(s.realtime.hub().connections(), 0);
+    assert_eq!(s.realtime.connections(), 0);
 }
 
 #[tokio::test]

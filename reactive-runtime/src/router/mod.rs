@@ -45,11 +45,12 @@ pub use error::ApiError;
 use crate::ReactiveDb;
 use crate::db::InvalidationListener;
 use crate::db::{Backend, CallError, CallOutput};
-use crate::engine::ReadSet;
-use crate::engine::{EngineStats, InvalidationReport};
+use crate::engine::EngineStats;
 use crate::observe::devtools::DevTools;
 use crate::realtime::Realtime;
 use crate::registry::{self, BoxFuture, FunctionDef};
+use crate::types::InvalidationReport;
+use crate::types::ReadSet;
 
 /// Settings of [`router`]. `RouterConfig::new(authorizer)` gives the defaults.
 #[derive(Clone)]
@@ -237,7 +238,7 @@ impl RealtimeListener {
 }
 
 impl InvalidationListener for RealtimeListener {
-    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<()> {
+    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<'static, ()> {
         let ctx = auth::CALL.try_with(Clone::clone).ok();
         publish(self.realtime.clone(), self.devtools.clone(), ctx, report)
     }
@@ -260,7 +261,7 @@ struct BoundListener {
 }
 
 impl InvalidationListener for BoundListener {
-    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<()> {
+    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<'static, ()> {
         publish(
             self.realtime.clone(),
             self.devtools.clone(),
@@ -282,7 +283,7 @@ fn publish(
     devtools: Option<DevTools>,
     ctx: Option<auth::CallContext>,
     report: Arc<InvalidationReport>,
-) -> BoxFuture<()> {
+) -> BoxFuture<'static, ()> {
     Box::pin(async move {
         let tenant = ctx.as_ref().map(|c| c.principal.tenant.as_str());
         let ack = ctx.as_ref().is_some_and(|c| c.requires_ack);
