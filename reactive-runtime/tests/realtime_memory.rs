@@ -42,7 +42,13 @@ async fn framework_state_per_idle_stream_is_under_8kb() {
     let db = memory_db().await;
     let config = reactive_runtime::RouterConfig::new(TokenAuth::default()).functions(functions());
     let realtime = config.realtime.clone();
-    let app = reactive_runtime::router(db, config);
+    let app = reactive_runtime::Reactive::builder()
+        .database(db)
+        .http(config)
+        .build()
+        .await
+        .expect("wire the router")
+        .router();
     // One user per stream: a principal holds at most 32 streams.
     let next = std::sync::atomic::AtomicUsize::new(0);
     let open = || {

@@ -185,7 +185,13 @@ async fn an_oversized_head_is_refused_with_431() {
 async fn graceful_shutdown_ends_streams_and_stops_accepting() {
     let db = memory_db().await;
     let config = reactive_runtime::RouterConfig::new(TokenAuth::default()).functions(functions());
-    let app = reactive_runtime::router(db, config);
+    let app = reactive_runtime::Reactive::builder()
+        .database(db)
+        .http(config)
+        .build()
+        .await
+        .expect("wire the router")
+        .router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -227,7 +233,13 @@ async fn the_router_still_works_under_axum_serve() {
 async fn without_keep_alive_every_response_closes_its_connection() {
     let db = memory_db().await;
     let config = reactive_runtime::RouterConfig::new(TokenAuth::default()).functions(functions());
-    let app = reactive_runtime::router(db, config);
+    let app = reactive_runtime::Reactive::builder()
+        .database(db)
+        .http(config)
+        .build()
+        .await
+        .expect("wire the router")
+        .router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(
