@@ -4,7 +4,7 @@
 //!
 //! Flow: a write's [`InvalidationReport`](crate::types::InvalidationReport) reaches the
 //! [`Realtime`] listener → one [`EventDraft`] per affected tenant, cut down to the key
-//! columns queries filter on ([`KeyColumns`]), is appended to the
+//! columns queries filter on (`KeyColumns`), is appended to the
 //! [`EventLog`] (which gives it a per-tenant id) → published on the [`EventBus`] → every
 //! instance's hub hands it to the connections of that tenant whose subscription it
 //! affects.

@@ -41,7 +41,7 @@ use crate::types::{Event, EventDraft, EventId};
 
 /// Applies change sets that other instances published to this instance's cache, and
 /// reports what it invalidated there (the tenants of the entries and routing records it
-/// found hear of the change from this instance: see [`Realtime::on_remote_report`]).
+/// found hear of the change from this instance: see `Realtime::on_remote_report`).
 pub type RemoteApply =
     Arc<dyn Fn(ChangeSet) -> BoxFuture<'static, InvalidationReport> + Send + Sync>;
 
@@ -271,7 +271,7 @@ impl Realtime {
             .await
     }
 
-    /// Events of a tenant after an id. [`UNKNOWN_EVENT_ID`] always gives a reset.
+    /// Events of a tenant after an id. the unknown id `0` always gives a reset.
     pub async fn since(&self, tenant: &str, after: EventId) -> Result<Replay, RealtimeError> {
         if after == UNKNOWN_EVENT_ID {
             return Ok(Replay::Reset {
@@ -284,7 +284,7 @@ impl Realtime {
     }
 
     /// Appends an event to the log and publishes it. The draft's change set is first
-    /// cut down to what matching needs (see [`KeyColumns`]): key columns some query
+    /// cut down to what matching needs (see `KeyColumns`): key columns some query
     /// filters on, values of bounded length, a bounded total; whether clients see the
     /// keys is [`HubConfig::event_keys`].
     pub async fn publish(&self, mut draft: EventDraft) -> Result<Arc<Event>, RealtimeError> {

@@ -95,7 +95,7 @@ pub struct EventRecord {
     pub id: EventId,
     /// What changed: as [`Realtime::publish`](crate::realtime::Realtime::publish) records it, only
     /// the key columns some query filters on, values and total bounded (see
-    /// [`KeyColumns`](crate::realtime::KeyColumns)).
+    /// `KeyColumns`).
     pub changes: ChangeSet,
     /// Clients must acknowledge it.
     #[serde(default)]
