@@ -223,7 +223,7 @@ pub mod __private {
     #[allow(clippy::type_complexity)]
     pub fn boxed_run<D, F, Fut>(
         run: F,
-    ) -> Box<dyn FnOnce(DbHandle) -> BoxFuture<Result<Vec<u8>>> + Send>
+    ) -> Box<dyn FnOnce(DbHandle) -> BoxFuture<'static, Result<Vec<u8>>> + Send>
     where
         D: 'static,
         F: FnOnce(D) -> Fut + Send + 'static,

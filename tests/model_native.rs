@@ -1073,7 +1073,7 @@ struct Recorder {
 struct Listener(Arc<Recorder>);
 
 impl InvalidationListener for Listener {
-    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<()> {
+    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<'static, ()> {
         let rec = self.0.clone();
         Box::pin(async move {
             rec.entries.fetch_add(report.entries.len() as u64, SeqCst);

@@ -501,7 +501,7 @@ impl reactive::db::InvalidationListener for Applied {
     fn on_invalidation(
         &self,
         _: std::sync::Arc<reactive::engine::InvalidationReport>,
-    ) -> reactive::registry::BoxFuture<()> {
+    ) -> reactive::registry::BoxFuture<'static, ()> {
         self.0.notify_one();
         Box::pin(async {})
     }

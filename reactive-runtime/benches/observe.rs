@@ -16,7 +16,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
-use reactive_runtime::router::{DevToolsConfig, RouterConfig, router};
+use reactive_runtime::router::{DevToolsConfig, RouterConfig};
 use realtime_support::{TokenAuth, functions, memory_db};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
@@ -27,7 +27,13 @@ fn app(rt: &Runtime, devtools: Option<bool>) -> Router {
         if let Some(on) = devtools {
             config = config.devtools(DevToolsConfig::new("/devtools", |_| true).enabled(on));
         }
-        router(memory_db().await, config)
+        reactive_runtime::Reactive::builder()
+            .database(memory_db().await)
+            .http(config)
+            .build()
+            .await
+            .expect("wire the router")
+            .router()
     })
 }
 

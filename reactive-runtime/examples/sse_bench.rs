@@ -1,4 +1,4 @@
-//! SSE fan-out bench server, built on the real router (`reactive_runtime::router::router`).
+//! SSE fan-out bench server, built on the real router (`reactive_runtime::Reactive::router`).
 //!
 //! Used by `scripts/sse-bench.sh` with the shared `sseload` tool (see `docs/benchmarks.md`).
 //!
@@ -48,7 +48,7 @@ use axum::routing::{get, post};
 use reactive_runtime::ReactiveDb;
 use reactive_runtime::realtime::{HubConfig, MemoryBus, MemoryLog, Realtime};
 use reactive_runtime::registry::{FunctionDef, InputError, Prepared};
-use reactive_runtime::router::{Principal, RouterConfig, SingleTenant, router, with_principal};
+use reactive_runtime::router::{Principal, RouterConfig, SingleTenant, with_principal};
 use serde_json::{Value, json};
 use sqlx::Row;
 
@@ -221,7 +221,7 @@ async fn publish(
 }
 
 async fn stats(State(bench): State<Bench>) -> impl IntoResponse {
-    axum::Json(json!({"connections": bench.realtime.hub().connections()}))
+    axum::Json(json!({"connections": bench.realtime.connections()}))
 }
 
 /// `GET /idle-sse`: an SSE response whose body never yields (diagnostic floor).
@@ -278,7 +278,12 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         db: db.clone(),
         realtime: config.realtime.clone(),
     };
-    let app = Router::new().merge(router(db, config)).merge(
+    let reactive = reactive_runtime::Reactive::builder()
+        .database(db)
+        .http(config)
+        .build()
+        .await?;
+    let app = Router::new().merge(reactive.router()).merge(
         Router::new()
             .route("/pub", post(publish))
             .route("/stats", get(stats))

@@ -1,9 +1,11 @@
 //! The error type handlers return and the router maps to HTTP statuses.
 
 mod database;
+mod lost;
 
 pub use database::DbErrorClass;
 pub(crate) use database::{constraint_name, find_sqlx};
+pub use lost::TransactionLost;
 
 /// The result type of reactive functions: `reactive::Result<T>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -2,14 +2,11 @@
 //! [`FunctionDef`] per function with `inventory`; the router and the TypeScript
 //! generator read them with [`functions`]. No hand-written list anywhere.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::OnceLock;
 
 use reactive_codegen::model::FunctionModel;
 
-/// A boxed, sendable future.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub use futures::future::BoxFuture;
 
 /// Failure to decode a function's JSON input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,7 +30,7 @@ pub struct Prepared {
     pub bindings: Vec<serde_json::Value>,
     /// Runs the user's function and serializes its output to JSON bytes (once: the
     /// bytes are what the cache stores and the router sends).
-    pub run: Box<dyn FnOnce(DbHandle) -> BoxFuture<crate::Result<Vec<u8>>> + Send>,
+    pub run: Box<dyn FnOnce(DbHandle) -> BoxFuture<'static, crate::Result<Vec<u8>>> + Send>,
 }
 
 /// TypeScript declarations of a function's input and output types (ts-rs).
@@ -64,39 +61,12 @@ pub struct FunctionDef {
 }
 
 impl FunctionDef {
-    /// A definition written by hand instead of by the macro, for tests and benchmarks of
-    /// the runtime on its own: the model as JSON, the input decoder, TypeScript types
-    /// `unknown`, and the `ReactiveDb<sqlx::Any>` handle. A `const fn`, so that it can
-    /// initialize a `static` to submit as a [`Registration`].
-    #[doc(hidden)]
-    pub const fn by_hand(
-        model_json: &'static str,
-        prepare: fn(serde_json::Value) -> Result<Prepared, InputError>,
-    ) -> Self {
-        Self {
-            model_json,
-            prepare,
-            typescript: unknown_types,
-            backend: std::any::TypeId::of::<crate::ReactiveDb<sqlx::Any>>,
-            model_cell: OnceLock::new(),
-        }
-    }
-
     /// The function's compile-time model (parsed from JSON once).
     pub fn model(&self) -> &FunctionModel {
         self.model_cell.get_or_init(|| {
             serde_json::from_str(self.model_json)
                 .expect("the macro always emits a valid model; this is a bug in reactive-macros")
         })
-    }
-}
-
-/// TypeScript types of a function defined by hand: `unknown` in and out.
-fn unknown_types() -> TsTypes {
-    TsTypes {
-        input: "unknown".into(),
-        output: "unknown".into(),
-        declarations: vec![],
     }
 }
 

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reactive_runtime::cache::memory::{MemoryConfig, MemoryStore};
-use reactive_runtime::cache::{CacheKey, CacheStore, Origin, PutOutcome};
+use reactive_runtime::cache::{CacheKey, CacheStore, PutOutcome};
 use reactive_runtime::engine::{
     ChangeSet, Conjunction, Engine, EngineConfig, KeyValue, ReadSet, Relations, RowChange, Source,
 };
+use reactive_runtime::types::ChangeOrigin;
 use tokio::sync::{Barrier, oneshot};
 
 type Res<T> = Result<T, std::convert::Infallible>;
@@ -162,7 +163,7 @@ async fn store_suite(store: Arc<dyn CacheStore>) {
     );
 
     let mut removed = store
-        .invalidate(&org_change(1), Origin::Local)
+        .invalidate(&org_change(1), ChangeOrigin::Local)
         .await
         .unwrap();
     removed.sort_by(|a, b| a.key.cmp(&b.key));
@@ -191,7 +192,7 @@ async fn store_suite(store: Arc<dyn CacheStore>) {
     let removed = store
         .invalidate(
             &ChangeSet::empty().with_row("agent", RowChange::whole().with("id", v(3))),
-            Origin::Local,
+            ChangeOrigin::Local,
         )
         .await
         .unwrap();
@@ -201,7 +202,7 @@ async fn store_suite(store: Arc<dyn CacheStore>) {
     // Everything: every entry that reads something.
     put(k("1"), org_reads(1), "one").await;
     let removed = store
-        .invalidate(&ChangeSet::everything(), Origin::Local)
+        .invalidate(&ChangeSet::everything(), ChangeOrigin::Local)
         .await
         .unwrap();
     let mut keys: Vec<&str> = removed.iter().map(|e| e.key.input.as_str()).collect();
@@ -226,7 +227,7 @@ async fn store_suite(store: Arc<dyn CacheStore>) {
     assert!(store.get(&k("1")).await.unwrap().is_some());
     assert_eq!(
         store
-            .invalidate(&org_change(1), Origin::Local)
+            .invalidate(&org_change(1), ChangeOrigin::Local)
             .await
             .unwrap()
             .len(),
@@ -434,7 +435,7 @@ async fn coalescing(store: Arc<dyn CacheStore>) {
         N - 1
     );
     assert_eq!(engine.stats().misses, 1);
-    assert_eq!(engine.in_flight(), 0);
+    assert_eq!(reactive_runtime::testing::in_flight(&engine), 0);
 }
 
 /// A caller that arrives after a change must not receive the result of a computation
@@ -517,7 +518,7 @@ async fn coalescing_respects_changes_and_failures(store: Arc<dyn CacheStore>) {
     release_tx.send(()).unwrap();
     assert_eq!(failing.await.unwrap().unwrap_err(), "boom");
     assert_eq!(waiter.await.unwrap().value.as_ref(), b"ok");
-    assert_eq!(engine.in_flight(), 0);
+    assert_eq!(reactive_runtime::testing::in_flight(&engine), 0);
 }
 
 /// A change for organization A invalidates no entry whose key names organization B,
@@ -903,7 +904,7 @@ async fn ghost_suite(store: Arc<dyn CacheStore>, expire: impl AsyncFnOnce()) {
     expire().await;
     assert_eq!(store.get(&key("b", "1")).await.unwrap(), None, "expired");
     let found = store
-        .invalidate(&org_change(1), Origin::Local)
+        .invalidate(&org_change(1), ChangeOrigin::Local)
         .await
         .unwrap();
     let keys: Vec<_> = found.iter().map(|e| e.key.clone()).collect();
@@ -911,7 +912,7 @@ async fn ghost_suite(store: Arc<dyn CacheStore>, expire: impl AsyncFnOnce()) {
     assert_eq!(found[0].reasons[0].value, Some(v(1)));
     assert!(
         store
-            .invalidate(&org_change(1), Origin::Local)
+            .invalidate(&org_change(1), ChangeOrigin::Local)
             .await
             .unwrap()
             .is_empty(),
@@ -933,7 +934,7 @@ async fn ghost_suite(store: Arc<dyn CacheStore>, expire: impl AsyncFnOnce()) {
         Some(&b"w"[..])
     );
     let found = store
-        .invalidate(&org_change(2), Origin::Local)
+        .invalidate(&org_change(2), ChangeOrigin::Local)
         .await
         .unwrap();
     assert!(
@@ -950,7 +951,7 @@ async fn ghost_suite(store: Arc<dyn CacheStore>, expire: impl AsyncFnOnce()) {
     store.remove(&[key("b", "4")]).await.unwrap();
     assert!(
         store
-            .invalidate(&org_change(4), Origin::Local)
+            .invalidate(&org_change(4), ChangeOrigin::Local)
             .await
             .unwrap()
             .is_empty()
@@ -963,7 +964,7 @@ async fn ghost_suite(store: Arc<dyn CacheStore>, expire: impl AsyncFnOnce()) {
         .unwrap();
     assert_eq!(store.get(&key("b", "3")).await.unwrap(), None);
     let found = store
-        .invalidate(&org_change(3), Origin::Local)
+        .invalidate(&org_change(3), ChangeOrigin::Local)
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
@@ -1023,7 +1024,7 @@ async fn ghost_retention_suite(store: Arc<dyn CacheStore>, expire: impl AsyncFn(
     expire().await; // value gone, ghost kept
     assert_eq!(
         store
-            .invalidate(&org_change(1), Origin::Local)
+            .invalidate(&org_change(1), ChangeOrigin::Local)
             .await
             .unwrap()
             .len(),
@@ -1034,7 +1035,7 @@ async fn ghost_retention_suite(store: Arc<dyn CacheStore>, expire: impl AsyncFn(
     expire().await; // past the retention too
     assert!(
         store
-            .invalidate(&org_change(2), Origin::Local)
+            .invalidate(&org_change(2), ChangeOrigin::Local)
             .await
             .unwrap()
             .is_empty(),
@@ -1115,7 +1116,7 @@ async fn memory_store_ghosts_of_evicted_entries_are_bounded() {
     let mut found = 0;
     for i in 0..200 {
         found += store
-            .invalidate(&org_change(i), Origin::Local)
+            .invalidate(&org_change(i), ChangeOrigin::Local)
             .await
             .unwrap()
             .len();
@@ -1154,7 +1155,7 @@ async fn redis_store_routing_records_are_bounded() {
     );
     assert!(
         store
-            .invalidate(&org_change(0), Origin::Local)
+            .invalidate(&org_change(0), ChangeOrigin::Local)
             .await
             .unwrap()
             .is_empty()
@@ -1162,7 +1163,7 @@ async fn redis_store_routing_records_are_bounded() {
     assert!(store.get(&key("t", "99")).await.unwrap().is_some());
     assert_eq!(
         store
-            .invalidate(&org_change(99), Origin::Local)
+            .invalidate(&org_change(99), ChangeOrigin::Local)
             .await
             .unwrap()
             .len(),
@@ -1178,7 +1179,7 @@ async fn redis_store_routing_records_are_bounded() {
     assert!(total <= 4 * 1024, "{total}");
     // The accounting follows deletions: nothing left, nothing counted.
     store
-        .invalidate(&ChangeSet::everything(), Origin::Local)
+        .invalidate(&ChangeSet::everything(), ChangeOrigin::Local)
         .await
         .unwrap();
     let total: u64 = redis::cmd("GET")

@@ -1,9 +1,8 @@
 //! Soundness of the read-set / change-set matcher, relation expansion and the index.
 
 use reactive_codegen::sql::{Dialect, Param, analyze};
-use reactive_runtime::cache::CacheKey;
-use reactive_runtime::engine::{
-    ChangeSet, Conjunction, Index, KeyValue, ReadSet, RelationEdge, Relations, RowChange,
+use reactive_runtime::types::{
+    CacheKey, ChangeSet, Conjunction, Index, KeyValue, ReadSet, RelationEdge, Relations, RowChange,
 };
 use serde_json::json;
 

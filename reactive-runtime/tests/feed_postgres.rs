@@ -51,7 +51,7 @@ fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![],
         run: Box::new(
-            move |db: reactive_runtime::registry::DbHandle| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
+            move |db: reactive_runtime::registry::DbHandle| -> BoxFuture<'static, reactive_runtime::Result<Vec<u8>>> {
                 let db = *db.downcast::<ReactiveDb<sqlx::Any>>().expect("an Any handle");
                 Box::pin(async move {
                     let agents: Vec<Agent> = sqlx::query_as(AssertSqlSafe(format!(
@@ -72,7 +72,7 @@ fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
 struct Recorder(Mutex<Vec<Arc<InvalidationReport>>>);
 
 impl InvalidationListener for Recorder {
-    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<()> {
+    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<'static, ()> {
         self.0.lock().unwrap().push(report);
         Box::pin(async {})
     }

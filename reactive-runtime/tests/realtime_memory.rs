@@ -42,7 +42,13 @@ async fn framework_state_per_idle_stream_is_under_8kb() {
     let db = memory_db().await;
     let config = reactive_runtime::RouterConfig::new(TokenAuth::default()).functions(functions());
     let realtime = config.realtime.clone();
-    let app = reactive_runtime::router(db, config);
+    let app = reactive_runtime::Reactive::builder()
+        .database(db)
+        .http(config)
+        .build()
+        .await
+        .expect("wire the router")
+        .router();
     // One user per stream: a principal holds at most 32 streams.
     let next = std::sync::atomic::AtomicUsize::new(0);
     let open = || {
@@ -75,16 +81,12 @@ async fn framework_state_per_idle_stream_is_under_8kb() {
         bodies.push(open().await);
     }
     let after = rss_bytes().unwrap();
-    assert_eq!(realtime.hub().connections(), N);
+    assert_eq!(realtime.connections(), N);
     let per = after.saturating_sub(before) / N;
     eprintln!("framework state per idle SSE stream: {per} bytes");
     assert!(per <= 8 * 1024, "{per} bytes per stream");
     drop(bodies);
-    assert_eq!(
-        realtime.hub().connections(),
-        0,
-        "dropping a body unregisters it"
-    );
+    assert_eq!(realtime.connections(), 0, "dropping a body unregisters it");
 }
 
 /// Opens a stream as user `u<user>` (a principal holds at most 32 streams).
@@ -132,6 +134,6 @@ async fn whole_cost_per_idle_tcp_stream_is_bounded() {
     let after = rss_bytes().unwrap();
     let per = after.saturating_sub(before) / N;
     eprintln!("resident memory per idle SSE connection over TCP (both ends): {per} bytes");
-    assert!(s.realtime.hub().connections() >= N);
+    assert!(s.realtime.connections() >= N);
     assert!(per <= 8 * 1024, "{per} bytes per connection");
 }

@@ -271,7 +271,12 @@ async fn an_ack_sent_to_a_stops_resends_on_b() {
     .await;
     let f = sse_b.next_event(LONG).await.expect("event on B");
     let token = ready["connectionId"].as_str().unwrap();
-    assert_eq!(b.realtime.hub().pending_acks(token).unwrap().len(), 1);
+    assert_eq!(
+        reactive_runtime::testing::pending_acks(&b.realtime, token)
+            .unwrap()
+            .len(),
+        1
+    );
     let res = a
         .http
         .post(a.url("/events/ack"))
@@ -282,13 +287,17 @@ async fn an_ack_sent_to_a_stops_resends_on_b() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 204);
     let deadline = tokio::time::Instant::now() + LONG;
-    while !b.realtime.hub().pending_acks(token).unwrap().is_empty()
+    while !reactive_runtime::testing::pending_acks(&b.realtime, token)
+        .unwrap()
+        .is_empty()
         && tokio::time::Instant::now() < deadline
     {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(
-        b.realtime.hub().pending_acks(token).unwrap().is_empty(),
+        reactive_runtime::testing::pending_acks(&b.realtime, token)
+            .unwrap()
+            .is_empty(),
         "ack forwarded to B"
     );
 }

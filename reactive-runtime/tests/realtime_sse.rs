@@ -335,7 +335,12 @@ async fn an_ack_stops_the_resends() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 204);
     let token = ready["connectionId"].as_str().unwrap();
-    assert_eq!(s.realtime.hub().pending_acks(token).unwrap().len(), 1);
+    assert_eq!(
+        reactive_runtime::testing::pending_acks(&s.realtime, token)
+            .unwrap()
+            .len(),
+        1
+    );
     let res = s
         .http
         .post(s.url("/events/ack"))
@@ -345,7 +350,11 @@ async fn an_ack_stops_the_resends() {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 204);
-    assert!(s.realtime.hub().pending_acks(token).unwrap().is_empty());
+    assert!(
+        reactive_runtime::testing::pending_acks(&s.realtime, token)
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         sse.next_event(Duration::from_millis(700)).await.is_none(),
         "no resend after ack"
@@ -375,15 +384,15 @@ async fn a_disconnect_stops_retries_and_frees_the_connection() {
     .await;
     sse.next_event(LONG).await.expect("event");
     let token = ready["connectionId"].as_str().unwrap().to_owned();
-    assert_eq!(s.realtime.hub().connections(), 1);
+    assert_eq!(s.realtime.connections(), 1);
     drop(sse);
     let deadline = tokio::time::Instant::now() + LONG;
-    while s.realtime.hub().connections() > 0 && tokio::time::Instant::now() < deadline {
+    while s.realtime.connections() > 0 && tokio::time::Instant::now() < deadline {
         // the server notices the disconnect when it next writes (a resend is due soon)
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(s.realtime.hub().connections(), 0);
-    assert!(s.realtime.hub().pending_acks(&token).is_none());
+    assert_eq!(s.realtime.connections(), 0);
+    assert!(reactive_runtime::testing::pending_acks(&s.realtime, &token).is_none());
 }
 
 #[tokio::test]

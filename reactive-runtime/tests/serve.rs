@@ -94,14 +94,14 @@ async fn a_client_that_closes_its_stream_is_dropped_at_once() {
         .await
         .unwrap();
     read_until(&mut conn, "event: ready", LONG).await;
-    assert_eq!(s.realtime.hub().connections(), 1);
+    assert_eq!(s.realtime.connections(), 1);
     drop(conn);
     // No event is written after the close: the server must notice by reading.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    while s.realtime.hub().connections() > 0 && tokio::time::Instant::now() < deadline {
+    while s.realtime.connections() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(s.realtime.hub().connections(), 0);
+    assert_eq!(s.realtime.connections(), 0);
 }
 
 #[tokio::test]
@@ -185,7 +185,13 @@ async fn an_oversized_head_is_refused_with_431() {
 async fn graceful_shutdown_ends_streams_and_stops_accepting() {
     let db = memory_db().await;
     let config = reactive_runtime::RouterConfig::new(TokenAuth::default()).functions(functions());
-    let app = reactive_runtime::router(db, config);
+    let app = reactive_runtime::Reactive::builder()
+        .database(db)
+        .http(config)
+        .build()
+        .await
+        .expect("wire the router")
+        .router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -227,7 +233,13 @@ async fn the_router_still_works_under_axum_serve() {
 async fn without_keep_alive_every_response_closes_its_connection() {
     let db = memory_db().await;
     let config = reactive_runtime::RouterConfig::new(TokenAuth::default()).functions(functions());
-    let app = reactive_runtime::router(db, config);
+    let app = reactive_runtime::Reactive::builder()
+        .database(db)
+        .http(config)
+        .build()
+        .await
+        .expect("wire the router")
+        .router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(

@@ -65,7 +65,7 @@ impl Listener {
 }
 
 impl InvalidationListener for Listener {
-    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<()> {
+    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<'static, ()> {
         let rec = self.0.clone();
         let next = self
             .1

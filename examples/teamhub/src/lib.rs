@@ -13,8 +13,8 @@ pub mod seed;
 use std::path::{Path, PathBuf};
 
 use axum::Router;
-use reactive::ReactiveDb;
 use reactive::router::{DevToolsConfig, RouterConfig};
+use reactive::{Reactive, ReactiveDb};
 
 /// Where the app keeps its data and how it is reached.
 #[derive(Debug, Clone)]
@@ -44,55 +44,42 @@ pub fn web_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
 }
 
-/// Connects, migrates and seeds the database. With `REDIS_URL`, the cache is the shared
-/// Redis store (so several instances never serve what another one invalidated).
-pub async fn open_db(config: &Config) -> anyhow::Result<(ReactiveDb<sqlx::Any>, bool)> {
-    let mut db = ReactiveDb::connect(&config.database_url).await?;
-    if let Some(url) = &config.redis_url {
-        #[cfg(feature = "redis")]
-        {
-            let store = reactive::cache::redis::RedisStore::new(
-                reactive::cache::redis::RedisConfig::new(url.clone()).prefix("teamhub:cache"),
-            )?;
-            db = db.with_engine(reactive::engine::Engine::new(std::sync::Arc::new(store)));
-        }
-        #[cfg(not(feature = "redis"))]
-        anyhow::bail!("REDIS_URL is set ({url}) but teamhub was built without the `redis` feature");
-    }
+/// Connects, migrates and seeds the database, then wires it for serving (demo
+/// authentication, the dev tools page; with `REDIS_URL`, the cache, the event log and the
+/// bus in Redis, so that several instances never serve what another one invalidated and
+/// every instance replays and delivers every event). `true` when it seeded.
+pub async fn open(config: &Config) -> anyhow::Result<(Reactive<sqlx::Any>, bool)> {
+    let db = ReactiveDb::connect(&config.database_url).await?;
     seed::migrate(&db).await?;
     let seeded = seed::seed_if_empty(&db).await?;
-    Ok((db, seeded))
-}
-
-/// The router settings: demo authentication, the dev tools page; with `REDIS_URL`, the event log and bus
-/// live in Redis so that every instance replays and delivers every event.
-pub async fn router_config(config: &Config) -> anyhow::Result<RouterConfig> {
     // The dev tools page at /api/devtools, in debug builds (DevToolsConfig's default).
-    let router_config = RouterConfig::new(auth::DemoAuth)
+    let http = RouterConfig::new(auth::DemoAuth)
         .devtools(DevToolsConfig::new("/devtools", auth::is_devtools_admin));
-    let Some(url) = &config.redis_url else {
-        return Ok(router_config);
+    let builder = Reactive::builder().database(db).http(http);
+    let builder = match &config.redis_url {
+        None => builder,
+        #[cfg(feature = "redis")]
+        Some(url) => builder.redis(
+            reactive::Redis::new(url.clone())
+                .prefix("teamhub")
+                .events_per_tenant(10_000),
+        ),
+        #[cfg(not(feature = "redis"))]
+        Some(url) => anyhow::bail!(
+            "REDIS_URL is set ({url}) but teamhub was built without the `redis` feature"
+        ),
     };
-    #[cfg(feature = "redis")]
-    {
-        use reactive::realtime::{HubConfig, Realtime, RedisBus, RedisLog};
-        use std::sync::Arc;
-        let log = RedisLog::connect(url, "teamhub:events", 10_000).await?;
-        let bus = RedisBus::connect(url, "teamhub:events").await?;
-        Ok(router_config.realtime(Realtime::new(
-            Arc::new(log),
-            Arc::new(bus),
-            HubConfig::default(),
-        )))
+    let reactive = builder.build().await?;
+    if seeded {
+        // A shared cache may still hold results of an earlier database at this URL.
+        reactive.db().engine().store().clear().await?;
     }
-    #[cfg(not(feature = "redis"))]
-    anyhow::bail!("REDIS_URL is set ({url}) but teamhub was built without the `redis` feature")
+    Ok((reactive, seeded))
 }
 
-/// The whole HTTP app: the reactive router under `/api`, the page at `/`.
-pub fn app(db: ReactiveDb<sqlx::Any>, router_config: RouterConfig, web_dist: &Path) -> Router {
-    let api = reactive::router::router(db, router_config);
-    let app = Router::new().nest("/api", api);
+/// The whole HTTP app: the reactive routes under `/api`, the page at `/`.
+pub fn app(reactive: &Reactive<sqlx::Any>, web_dist: &Path) -> Router {
+    let app = Router::new().nest("/api", reactive.router());
     if web_dist.join("index.html").exists() {
         app.fallback_service(tower_http::services::ServeDir::new(web_dist))
     } else {

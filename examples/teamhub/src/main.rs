@@ -112,15 +112,14 @@ async fn main() -> anyhow::Result<()> {
     }
     build_web_if_needed();
 
-    let (db, seeded) = teamhub::open_db(&config).await?;
+    let (reactive, seeded) = teamhub::open(&config).await?;
     if seeded {
         println!("teamhub: seeded demo data");
     }
-    let router_config = teamhub::router_config(&config).await?;
     // The runtime's metrics in Prometheus's text format (open, as a demo: a real app keeps
     // /metrics off the public listener or behind its own check).
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
-    let app = teamhub::app(db, router_config, &config.web_dist).route(
+    let app = teamhub::app(&reactive, &config.web_dist).route(
         "/metrics",
         axum::routing::get(move || std::future::ready(prometheus.render())),
     );

@@ -13,9 +13,8 @@ async fn start() -> (String, tempdir::Dir) {
         redis_url: None,
         web_dist: dir.path("no-web").into(),
     };
-    let (db, _) = teamhub::open_db(&config).await.expect("database");
-    let router_config = teamhub::router_config(&config).await.expect("router");
-    let app = teamhub::app(db, router_config, &config.web_dist);
+    let (reactive, _) = teamhub::open(&config).await.expect("database");
+    let app = teamhub::app(&reactive, &config.web_dist);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -12,24 +12,25 @@ pub mod model;
 pub mod schema;
 
 use axum::Router;
-use reactive::ReactiveDb;
 use reactive::router::RouterConfig;
+use reactive::{Reactive, ReactiveDb};
 use sqlx::Postgres;
 
-/// Connects, applies `migrations/` and wraps the pool.
-pub async fn open_db(url: &str) -> anyhow::Result<ReactiveDb<Postgres>> {
+/// Connects, applies `migrations/`, wraps the pool and wires it for serving (demo
+/// bearer-token authentication).
+pub async fn open(url: &str) -> anyhow::Result<Reactive<Postgres>> {
     let pool = sqlx::PgPool::connect(url).await?;
     // Migrations run on the plain pool, before the handle reads the catalog.
     sqlx::migrate!().run(&pool).await?;
-    Ok(ReactiveDb::new(pool).await?)
+    let db = ReactiveDb::new(pool).await?;
+    Ok(Reactive::builder()
+        .database(db)
+        .http(RouterConfig::new(auth::DemoAuth))
+        .build()
+        .await?)
 }
 
-/// The router settings: demo bearer-token authentication.
-pub fn router_config() -> RouterConfig {
-    RouterConfig::new(auth::DemoAuth)
-}
-
-/// The whole HTTP app: the reactive router under `/api`.
-pub fn app(db: ReactiveDb<Postgres>) -> Router {
-    Router::new().nest("/api", reactive::router::router(db, router_config()))
+/// The whole HTTP app: the reactive routes under `/api`.
+pub fn app(reactive: &Reactive<Postgres>) -> Router {
+    Router::new().nest("/api", reactive.router())
 }

@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|p| p.parse())
         .transpose()?
         .unwrap_or(3001);
-    let db = tracker::open_db(&url).await?;
+    let reactive = tracker::open(&url).await?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("tracker: http://{addr}/api  (database {url})");
@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
     for (org, token) in tracker::auth::DEMO_TOKENS {
         println!("  {token:<14} → {org}");
     }
-    reactive::serve(listener, tracker::app(db))
+    reactive::serve(listener, tracker::app(&reactive))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

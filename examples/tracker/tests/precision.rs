@@ -46,12 +46,13 @@ async fn start(name: &str) -> Option<Server> {
     admin.close().await;
     let mut db_url = Url::parse(&url).expect("TEST_POSTGRES_URL is a URL");
     db_url.set_path(&format!("/{database}"));
-    let db = tracker::open_db(db_url.as_str())
+    let reactive = tracker::open(db_url.as_str())
         .await
         .expect("open tracker db");
+    let db = reactive.db().clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api", listener.local_addr().unwrap());
-    let app = tracker::app(db.clone());
+    let app = tracker::app(&reactive);
     tokio::spawn(async move { reactive::serve(listener, app).await });
     Some(Server {
         base,

@@ -32,9 +32,10 @@ use futures::future::BoxFuture;
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
-use super::{CacheError, CacheKey, CacheStore, Origin, PutOutcome, StoreTicket};
-use crate::engine::{ChangeSet, Index, InvalidatedEntry, ReadSet};
 use crate::observe::metrics;
+use crate::seams::{CacheError, CacheStore, PutOutcome, StoreTicket};
+use crate::types::{CacheKey, ChangeOrigin};
+use crate::types::{ChangeSet, Index, InvalidatedEntry, ReadSet};
 
 /// Settings of a [`MemoryStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -376,7 +377,7 @@ impl CacheStore for MemoryStore {
     fn invalidate<'a>(
         &'a self,
         changes: &'a ChangeSet,
-        _origin: Origin,
+        _origin: ChangeOrigin,
     ) -> BoxFuture<'a, Result<Vec<InvalidatedEntry>, CacheError>> {
         futures::future::ready(Ok(self.invalidate_now(changes))).boxed()
     }
@@ -412,7 +413,7 @@ impl CacheStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Conjunction, KeyValue, RowChange};
+    use crate::types::{Conjunction, KeyValue, RowChange};
 
     fn org_reads(org: i64) -> ReadSet {
         ReadSet::empty().with(
@@ -428,7 +429,7 @@ mod tests {
     }
     fn invalidate(store: &MemoryStore, changes: &ChangeSet) -> Vec<InvalidatedEntry> {
         store
-            .invalidate(changes, Origin::Local)
+            .invalidate(changes, ChangeOrigin::Local)
             .now_or_never()
             .expect("the memory store is synchronous")
             .unwrap()

@@ -38,7 +38,7 @@
 //! next to the entries: [`CacheStore::invalidate`] (run by A for its own changes)
 //! finds candidates through it, confirms each with the entry's stored read set, and
 //! deletes them. B, which receives A's change set on the event bus, only updates its
-//! in-process state ([`Origin::Remote`] invalidations are no-ops here).
+//! in-process state ([`ChangeOrigin::Remote`] invalidations are no-ops here).
 //!
 //! # Cross-instance race guard
 //!
@@ -71,8 +71,9 @@ use futures::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 
-use super::{CacheError, CacheKey, CacheStore, Origin, PutOutcome, StoreTicket};
-use crate::engine::{ChangeSet, InvalidatedEntry, MAX_REASONS, ReadSet};
+use crate::seams::{CacheError, CacheStore, PutOutcome, StoreTicket};
+use crate::types::{CacheKey, ChangeOrigin};
+use crate::types::{ChangeSet, InvalidatedEntry, MAX_REASONS, ReadSet};
 
 /// Settings of a [`RedisStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -534,10 +535,10 @@ impl CacheStore for RedisStore {
     fn invalidate<'a>(
         &'a self,
         changes: &'a ChangeSet,
-        origin: Origin,
+        origin: ChangeOrigin,
     ) -> BoxFuture<'a, Result<Vec<InvalidatedEntry>, CacheError>> {
         async move {
-            if origin == Origin::Remote || changes.is_empty() {
+            if origin == ChangeOrigin::Remote || changes.is_empty() {
                 return Ok(Vec::new());
             }
             let mut conn = self.conn.clone();
@@ -570,7 +571,7 @@ impl CacheStore for RedisStore {
                 let reasons = match serde_json::from_str::<ReadSet>(&reads) {
                     Ok(reads) => reads.reasons(changes, MAX_REASONS),
                     // Undecodable: remove it to be safe.
-                    Err(_) => vec![crate::engine::Reason::everything(None)],
+                    Err(_) => vec![crate::types::Reason::everything(None)],
                 };
                 if reasons.is_empty() {
                     continue;

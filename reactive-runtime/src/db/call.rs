@@ -9,9 +9,9 @@ use tracing::Instrument;
 use super::changes::whole_tables;
 use super::scope::{CallScope, SCOPE};
 use super::{Backend, ReactiveDb};
-use crate::cache::CacheKey;
-use crate::engine::{ReadSet, Source};
 use crate::registry::{FunctionDef, InputError};
+use crate::types::CacheKey;
+use crate::types::{ReadSet, Source};
 
 /// How many times [`ReactiveDb::call`] computes a query again when the race guard
 /// refused to store its result (a write that may affect it was applied while it ran).

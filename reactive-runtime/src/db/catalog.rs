@@ -28,7 +28,7 @@
 //! Foreign keys whose action is `SET NULL` or `SET DEFAULT` are read too, with the
 //! referencing column's default: a parent's delete (or key update) gives the child rows
 //! a new value there, which the relation edges must carry
-//! ([`ReferencingValues`](crate::engine::ReferencingValues), handed to the engine).
+//! ([`ReferencingValues`](crate::types::ReferencingValues), handed to the engine).
 //! A default that is not a plain literal is unknown; when the actions cannot be read,
 //! every referencing column reached through an edge is unknown until they can.
 //!
@@ -45,8 +45,9 @@ use reactive_codegen::sql::Dialect;
 use sqlx::{AssertSqlSafe, Either, SqlSafeStr};
 
 use super::backend::{Backend, Exec};
-use crate::engine::{
-    ChangeSet, Conjunction, Engine, KeyValue, ReadSet, ReferencingValues, RowChange, RowOp,
+use crate::engine::Engine;
+use crate::types::{
+    ChangeSet, Conjunction, KeyValue, ReadSet, ReferencingValues, RowChange, RowOp,
 };
 
 /// How often a table the catalog does not know makes it read the catalog again.
@@ -869,7 +870,7 @@ fn classify(dialect: Dialect, ty: &str, flags: &str) -> ColumnClass {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::RowChange;
+    use crate::types::RowChange;
 
     /// `refine_reads` as it was before the in-place fast path: rebuild everything.
     fn refine_reads_by_rebuilding(catalog: &Catalog, reads: &mut ReadSet, dialect: Dialect) {

@@ -8,9 +8,9 @@ use reactive_codegen::sql::{Dialect, Operation, StatementAnalysis, ValueRef};
 use serde_json::Value as Json;
 
 use super::rewrite::WhereTemplate;
-use crate::engine::KeyValue;
-use crate::engine::ReadSet;
-use crate::engine::{ChangeSet, RelationEdge, RowChange};
+use crate::types::KeyValue;
+use crate::types::ReadSet;
+use crate::types::{ChangeSet, RelationEdge, RowChange};
 
 /// How a pre-read binds the write's arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,11 +17,12 @@ use super::changes::{
     pre_read_plan, reads_of,
 };
 use super::finish::detached;
-use super::listener::InvalidationListener;
 use super::scope::CallScope;
-use super::statement::{Origin, StatementInfo};
-use super::{Inner, ReactiveDb, ReactiveTx, ReactiveTxConn, TransactionLost, scope};
-use crate::engine::ChangeSet;
+use super::statement::{AnalysisSource, StatementInfo};
+use super::{DbShared, ReactiveDb, ReactiveTx, ReactiveTxConn, scope};
+use crate::error::TransactionLost;
+use crate::seams::InvalidationListener;
+use crate::types::ChangeSet;
 
 /// An intercepted statement: its analysis and everything needed to run it.
 pub(crate) struct Intercepted<DB: Backend> {
@@ -130,7 +131,7 @@ fn rolls_back_transaction(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("40001"))
 }
 
-impl Inner {
+impl DbShared {
     /// Intercepts one statement: analysis (model, memo or parse), MySQL rewrite check,
     /// and recording of its reads in the active call scope.
     pub(crate) fn intercept<'q, DB: Backend, E: Execute<'q, DB>>(
@@ -142,11 +143,11 @@ impl Inner {
         let sql = query.sql();
         let scope = scope::current();
         let (info, origin) = match scope.as_ref().and_then(|s| s.index.get(sql.as_str())) {
-            Some(info) => (info.clone(), Origin::Model),
+            Some(info) => (info.clone(), AnalysisSource::Model),
             None => self.memo.get(sql.as_str()),
         };
         self.counters.statements.fetch_add(1, Ordering::Relaxed);
-        if origin == Origin::Model {
+        if origin == AnalysisSource::Model {
             self.counters.model_hits.fetch_add(1, Ordering::Relaxed);
         }
         tracing::trace!(target: "reactive::db", sql = sql.as_str(), ?origin, function = scope.as_ref().map(|s| s.name.as_str()), write = info.analysis.may_write(), "intercepted");
@@ -413,22 +414,22 @@ impl Inner {
             if !watched.contains(&name)
                 || !inserted
                     .iter()
-                    .any(|r| r.op == crate::engine::RowOp::Insert && r.values(&name).is_none())
+                    .any(|r| r.op == crate::types::RowOp::Insert && r.values(&name).is_none())
             {
                 continue;
             }
-            let values: Option<std::collections::BTreeSet<crate::engine::KeyValue>> = rows
+            let values: Option<std::collections::BTreeSet<crate::types::KeyValue>> = rows
                 .iter()
                 .map(|r| {
                     DB::row_value(r, i)
-                        .and_then(|v| crate::engine::KeyValue::from_json(&v, self.dialect))
+                        .and_then(|v| crate::types::KeyValue::from_json(&v, self.dialect))
                 })
                 .collect();
             let Some(values) = values else {
                 continue;
             };
             for row in inserted.iter_mut() {
-                if row.op == crate::engine::RowOp::Insert && row.values(&name).is_none() {
+                if row.op == crate::types::RowOp::Insert && row.values(&name).is_none() {
                     row.columns.insert(name.clone(), values.clone());
                 }
             }
@@ -756,7 +757,7 @@ impl<'c, DB: Backend> Executor<'c> for &'c ReactiveDb<DB> {
 
 impl<DB: Backend> ReactiveTx<DB> {
     async fn write_in_tx(
-        inner: Arc<Inner>,
+        inner: Arc<DbShared>,
         conn: &mut DB::Connection,
         pending: &mut Vec<ChangeSet>,
         lost_tx: &mut bool,

@@ -18,13 +18,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Notify;
 use tracing::Instrument;
 
-use super::{Inner, InvalidationListener};
-use crate::engine::{ChangeSet, InvalidationReport};
+use super::{DbShared, InvalidationListener};
+use crate::types::{ChangeSet, InvalidationReport};
 
 /// Runs `work` in a task of its own and waits for it (see the module docs). `work`
 /// gets the listener bound in the caller's task.
 pub(crate) async fn detached<T, F>(
-    inner: &Arc<Inner>,
+    inner: &Arc<DbShared>,
     work: impl FnOnce(Option<Arc<dyn InvalidationListener>>) -> F,
 ) -> T
 where
@@ -48,7 +48,7 @@ where
     }
 }
 
-impl Inner {
+impl DbShared {
     /// Applies `changes` in a task of its own and waits for it: dropping the returned
     /// future does not stop the invalidation. The listener is bound here, in the
     /// writer's task (it may read the request's principal from it).

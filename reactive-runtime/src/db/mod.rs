@@ -85,7 +85,7 @@
 //! (`FOR UPDATE` on PostgreSQL and MySQL, inside a savepoint on PostgreSQL). The
 //! relation-derived change then lists those rows with their real values (deleting an
 //! agent of organization 1 leaves organization 2's `message` queries cached) and marks
-//! the edge [`RowChange::resolved`](crate::engine::RowChange::resolved). When a cascade
+//! the edge [`RowChange::resolved`](crate::types::RowChange::resolved). When a cascade
 //! pre-read fails, returns more than 10 000 rows, or the write's own pre-read is not
 //! used (see below), the edge expands as before: target rows known by the referencing
 //! column alone (wider, never stale). Under `REPEATABLE READ`/`SERIALIZABLE`
@@ -144,7 +144,6 @@ mod changes;
 mod exec;
 pub use exec::WriteInQuery;
 mod finish;
-mod listener;
 mod rewrite;
 mod scope;
 mod statement;
@@ -164,13 +163,15 @@ use tracing::Instrument;
 
 pub use backend::Backend;
 
+pub use crate::error::TransactionLost;
+pub use crate::seams::InvalidationListener;
 pub use call::{CallError, CallOutput, REFUSED_RETRIES};
-pub use listener::InvalidationListener;
 pub use rewrite::PlaceholderError;
-pub use tx::{ReactiveTx, ReactiveTxConn, TransactionLost};
+pub use tx::{ReactiveTx, ReactiveTxConn};
 
 use crate::cache::memory::MemoryStore;
-use crate::engine::{ChangeSet, Engine, EngineStats, InvalidationReport, ReadSet};
+use crate::engine::{Engine, EngineStats};
+use crate::types::{ChangeSet, InvalidationReport, ReadSet};
 use statement::{Memo, ModelIndex};
 
 /// Longest key value a change set keeps on its way into the engine (bytes); a longer
@@ -247,7 +248,7 @@ struct DbCounters {
 
 /// Everything a handle holds but its pool: shared by the clones of one handle, and
 /// the same whatever the driver.
-pub(crate) struct Inner {
+pub(crate) struct DbShared {
     dialect: Dialect,
     memo: Memo,
     models: Mutex<HashMap<String, Arc<ModelIndex>>>,
@@ -265,7 +266,7 @@ pub(crate) struct Inner {
 /// The database handle: a sqlx executor (`fetch_all(&db)`, `query_as!(..).fetch_all(db)`)
 /// that intercepts every statement, plus the cache engine. Cheap to clone.
 pub struct ReactiveDb<DB: Backend> {
-    inner: Arc<Inner>,
+    inner: Arc<DbShared>,
     pool: Pool<DB>,
 }
 
@@ -383,7 +384,7 @@ impl<DB: Backend> ReactiveDb<DB> {
         }
         let catalog = catalog::Catalog::default();
         catalog.attach(engine.clone());
-        let inner = Inner {
+        let inner = DbShared {
             memo: Memo::new(dialect, options.memo_capacity),
             dialect,
             models: Mutex::new(HashMap::new()),
@@ -513,7 +514,7 @@ impl<DB: Backend> ReactiveDb<DB> {
     }
 }
 
-impl Inner {
+impl DbShared {
     /// The installed listener, if any.
     fn listener(&self) -> Option<Arc<dyn InvalidationListener>> {
         self.listener
@@ -527,7 +528,7 @@ impl Inner {
         self.apply_with(changes, self.listener()).await
     }
 
-    /// [`Inner::apply`] with this listener.
+    /// [`DbShared::apply`] with this listener.
     pub(crate) async fn apply_with(
         &self,
         mut changes: ChangeSet,

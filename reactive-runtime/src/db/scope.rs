@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::statement::ModelIndex;
-use crate::engine::ReadSet;
+use crate::types::ReadSet;
 
 /// State of one running call.
 #[derive(Debug)]

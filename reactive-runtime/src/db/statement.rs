@@ -12,7 +12,7 @@ use super::rewrite::{PlaceholderError, WhereTemplate, mysql_placeholders, where_
 
 /// Where a statement's analysis came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
+pub enum AnalysisSource {
     /// The function model of the active call (compile-time analysis).
     Model,
     /// The run-time memo (parsed earlier).
@@ -150,15 +150,15 @@ impl Memo {
     }
 
     /// The analysis of `sql`, parsed on first sight.
-    pub fn get(&self, sql: &str) -> (Arc<StatementInfo>, Origin) {
+    pub fn get(&self, sql: &str) -> (Arc<StatementInfo>, AnalysisSource) {
         if let Some(info) = self.cache.get(sql) {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return (info, Origin::Memo);
+            return (info, AnalysisSource::Memo);
         }
         let _span = tracing::debug_span!("reactive.parse", sql).entered();
         let info = Arc::new(StatementInfo::build(sql, self.backend, None));
         self.parsed.fetch_add(1, Ordering::Relaxed);
         self.cache.insert(Arc::from(sql), info.clone());
-        (info, Origin::Parsed)
+        (info, AnalysisSource::Parsed)
     }
 }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use sqlx::{Pool, Transaction};
 
 use super::finish::detached;
-use super::{Backend, Inner};
-use crate::engine::ChangeSet;
+use super::{Backend, DbShared};
+use crate::error::TransactionLost;
+use crate::types::ChangeSet;
 
 /// A database transaction that is also an executor: `sqlx::query(..).execute(&mut tx)`,
 /// or `.execute(&mut *tx)` as with sqlx's own `Transaction` (which derefs to its
@@ -30,7 +31,7 @@ pub struct ReactiveTx<DB: Backend> {
 /// statements run inside the transaction, intercepted like the transaction's own
 /// (see [`ReactiveTx`]). It cannot commit; the [`ReactiveTx`] does.
 pub struct ReactiveTxConn<DB: Backend> {
-    pub(super) inner: Arc<Inner>,
+    pub(super) inner: Arc<DbShared>,
     /// The pool the transaction came from (the catalog is read on it after commit).
     pub(super) pool: Pool<DB>,
     pub(super) tx: Option<Transaction<'static, DB>>,
@@ -38,23 +39,6 @@ pub struct ReactiveTxConn<DB: Backend> {
     /// The database rolled the transaction back on its own (MySQL/MariaDB after a
     /// deadlock): every later statement and the commit fail with [`TransactionLost`].
     pub(super) lost: bool,
-}
-
-/// The database rolled a [`ReactiveTx`] back by itself (a deadlock or serialization
-/// failure on MySQL/MariaDB, which then runs further statements on the connection in
-/// autocommit mode). Its statements and its commit are refused, so that nothing is
-/// committed piecemeal outside the transaction with no invalidation: roll back (or drop
-/// it) and retry. Returned as `sqlx::Error::Configuration`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "the database rolled this transaction back (deadlock or serialization failure); roll back and retry it"
-)]
-pub struct TransactionLost;
-
-impl TransactionLost {
-    pub(super) fn error() -> sqlx::Error {
-        sqlx::Error::Configuration(Box::new(TransactionLost))
-    }
 }
 
 impl<DB: Backend> std::fmt::Debug for ReactiveTx<DB> {

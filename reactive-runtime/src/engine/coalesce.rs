@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::read::ReadSet;
-use crate::cache::CacheKey;
+use crate::types::CacheKey;
+use crate::types::ReadSet;
 
 /// What a leader shares with its waiters.
 #[derive(Debug)]

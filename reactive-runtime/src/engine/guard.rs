@@ -13,8 +13,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::change::ChangeSet;
-use super::read::ReadSet;
+use crate::types::ChangeSet;
+use crate::types::ReadSet;
 
 /// Recent changes with their sequence numbers.
 #[derive(Debug)]
@@ -68,7 +68,7 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Conjunction, KeyValue, RowChange};
+    use crate::types::{Conjunction, KeyValue, RowChange};
 
     fn org(n: i64) -> ReadSet {
         ReadSet::empty().with(

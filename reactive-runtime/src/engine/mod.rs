@@ -1,14 +1,7 @@
-//! The invalidation engine: concrete read sets and change sets, the matcher, the
-//! race guard, coalescing of identical misses, and [`Engine`], which ties them to a
-//! [`CacheStore`].
+//! The invalidation engine: the race guard, coalescing of identical misses, and
+//! [`Engine`], which ties the data of [`crate::types`] (read sets, change sets,
+//! relations, the matcher) to a [`CacheStore`].
 //!
-//! - [`KeyValue`]: canonical key values (`1`, `"1"`, `true` meet; MySQL folds case).
-//! - [`ReadSet`] / [`ChangeSet`]: what a query read, what a write changed; built from
-//!   a function model and binding values, or from a statement analysis and parameter values.
-//! - [`Relations`]: edges from `#[derive(Relations)]` expanding change sets (transitively);
-//!   [`ReferencingValues`]: the new values `SET NULL`/`SET DEFAULT` foreign keys give.
-//! - [`ReadSet::is_affected_by`]: the matcher; [`Index`]: finds affected read sets without
-//!   visiting unrelated ones.
 //! - [`Engine::get_or_compute`]: cache lookup, coalesced computation, guarded store.
 //! - [`Engine::apply`]: expands a change set, records it for the race guard, invalidates,
 //!   and returns an [`InvalidationReport`].
@@ -46,7 +39,7 @@
 //!
 //! # Where the index lives
 //!
-//! Each store keeps its own index of which entry read what ([`Index`] in process for the
+//! Each store keeps its own index of which entry read what ([`Index`](crate::types::Index) in process for the
 //! memory store, sets in Redis for the Redis store), so that invalidation finds the
 //! affected entries that *any* instance stored, and eviction keeps index and entries in step.
 //!
@@ -59,15 +52,8 @@
 //! without being stored leaves a ghost too ([`CacheStore::put_ghost`]): when the race
 //! guard refused it ([`Fetched::refused`]), and when it was too large.
 
-mod change;
 mod coalesce;
 mod guard;
-mod index;
-mod key;
-mod postings;
-mod read;
-mod relations;
-mod report;
 mod stats;
 
 use std::future::Future;
@@ -79,17 +65,16 @@ use bytes::Bytes;
 use tokio::sync::RwLock;
 use tracing::Instrument;
 
-pub use change::{ChangeSet, RowChange, RowOp};
-pub use index::{Index, MAX_REASONS};
-pub use key::KeyValue;
-pub(crate) use postings::Postings;
-pub use read::{Conjunction, ReadSet};
-pub use relations::{ReferencingValues, RelationEdge, Relations, RelationsDef};
-pub use report::{InvalidatedEntry, InvalidationReport, Reason};
 pub use stats::EngineStats;
+// The data types the engine works on, at the paths applications have used.
+pub use crate::types::{
+    ChangeSet, Conjunction, InvalidatedEntry, InvalidationReport, KeyValue, ReadSet, Reason,
+    ReferencingValues, RelationEdge, Relations, RelationsDef, RowChange, RowOp, Source,
+};
 
-use crate::cache::{CacheError, CacheKey, CacheStore, Origin, PutOutcome};
 use crate::observe::metrics;
+use crate::seams::{CacheError, CacheStore, PutOutcome, StoreTicket};
+use crate::types::{CacheKey, ChangeOrigin, MAX_REASONS};
 use coalesce::{InFlight, Role, Shared};
 use guard::Ring;
 use stats::Counters;
@@ -116,17 +101,6 @@ impl Default for EngineConfig {
             clear_retry: Duration::from_secs(1),
         }
     }
-}
-
-/// Where a [`Fetched`] value came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// The cache.
-    Hit,
-    /// This call ran the computation.
-    Computed,
-    /// An identical concurrent call ran it; this one waited.
-    Coalesced,
 }
 
 /// The result of [`Engine::get_or_compute`].
@@ -156,7 +130,7 @@ impl Fetched {
     }
 }
 
-struct Inner {
+struct EngineShared {
     store: Arc<dyn CacheStore>,
     relations: Relations,
     /// What `SET NULL`/`SET DEFAULT` foreign keys give the rows they reach (the
@@ -182,7 +156,7 @@ struct Inner {
 /// The invalidation engine over a cache store. Cheap to clone (an `Arc`).
 #[derive(Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
+    inner: Arc<EngineShared>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -202,7 +176,7 @@ impl Engine {
     /// An engine with explicit settings.
     pub fn with_config(store: Arc<dyn CacheStore>, config: EngineConfig) -> Self {
         Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new(EngineShared {
                 store,
                 relations: config.relations,
                 referencing: std::sync::RwLock::new(Arc::new(ReferencingValues::none())),
@@ -265,8 +239,8 @@ impl Engine {
         self.inner.counters.snapshot()
     }
 
-    /// Number of computations in flight (for tests).
-    pub fn in_flight(&self) -> usize {
+    /// Number of computations in flight.
+    pub(crate) fn in_flight(&self) -> usize {
         self.inner.inflight.len()
     }
 
@@ -403,19 +377,19 @@ impl Engine {
     /// records it for the race guard, removes the affected cache entries and reports
     /// what it did. Never fails: a store failure is logged, counted and flagged in the report.
     pub async fn apply(&self, changes: ChangeSet) -> InvalidationReport {
-        self.apply_from(changes, Origin::Local).await
+        self.apply_from(changes, ChangeOrigin::Local).await
     }
 
     /// Applies a change set made by another instance (received from the event bus).
     pub async fn apply_remote(&self, changes: ChangeSet) -> InvalidationReport {
-        self.apply_from(changes, Origin::Remote).await
+        self.apply_from(changes, ChangeOrigin::Remote).await
     }
 
-    async fn apply_from(&self, changes: ChangeSet, origin: Origin) -> InvalidationReport {
+    async fn apply_from(&self, changes: ChangeSet, origin: ChangeOrigin) -> InvalidationReport {
         let expanded = self.expand(&changes);
         if expanded.is_empty() {
             return InvalidationReport {
-                remote: origin == Origin::Remote,
+                remote: origin == ChangeOrigin::Remote,
                 ..InvalidationReport::default()
             };
         }
@@ -423,12 +397,12 @@ impl Engine {
             "invalidate",
             tables = ?expanded.tables.keys().collect::<Vec<_>>(),
             everything = expanded.everything,
-            remote = origin == Origin::Remote,
+            remote = origin == ChangeOrigin::Remote,
         );
         self.invalidate(expanded, origin).instrument(span).await
     }
 
-    async fn invalidate(&self, expanded: ChangeSet, origin: Origin) -> InvalidationReport {
+    async fn invalidate(&self, expanded: ChangeSet, origin: ChangeOrigin) -> InvalidationReport {
         let inner = &*self.inner;
         let expanded = Arc::new(expanded);
         let sequence = inner.ring.write().await.push(Arc::clone(&expanded));
@@ -458,7 +432,7 @@ impl Engine {
         });
         Counters::bump(&inner.counters.invalidations, 1);
         Counters::bump(&inner.counters.entries_invalidated, entries.len() as u64);
-        metrics::invalidation(origin == Origin::Remote, &entries);
+        metrics::invalidation(origin == ChangeOrigin::Remote, &entries);
         tracing::debug!(sequence, entries = entries.len(), "invalidation applied");
         let changes = Arc::unwrap_or_clone(expanded);
         InvalidationReport {
@@ -466,7 +440,7 @@ impl Engine {
             tables: changes.table_names().map(str::to_owned).collect(),
             changes,
             entries,
-            remote: origin == Origin::Remote,
+            remote: origin == ChangeOrigin::Remote,
             store_failed,
         }
     }
@@ -508,7 +482,7 @@ impl Engine {
         value: &Bytes,
         reads: &ReadSet,
         start: u64,
-        ticket: crate::cache::StoreTicket,
+        ticket: StoreTicket,
     ) -> bool {
         let inner = &*self.inner;
         // Held until the routing record is in the store: a change not in the ring yet is

@@ -39,7 +39,7 @@ pub enum DbErrorClass {
     OutOfRange,
     /// A transient failure that a retry can resolve: serialization failure or deadlock
     /// (`40001`, `40P01`), lock timeout (`55P03`, MySQL `1205`), SQLite busy/locked, no
-    /// free pool connection in time, or a [`TransactionLost`](crate::db::TransactionLost).
+    /// free pool connection in time, or a [`TransactionLost`](crate::error::TransactionLost).
     Transient,
 }
 
@@ -53,7 +53,7 @@ impl DbErrorClass {
             sqlx::Error::PoolTimedOut => Some(Self::Transient),
             // The database rolled the transaction back by itself (MySQL/MariaDB after a
             // deadlock); `ReactiveTx` then refuses the rest of it: retry it all.
-            sqlx::Error::Configuration(e) if e.is::<crate::db::TransactionLost>() => {
+            sqlx::Error::Configuration(e) if e.is::<crate::error::TransactionLost>() => {
                 Some(Self::Transient)
             }
             _ => None,
@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn wrapped_errors_keep_their_class() {
-        let lost = sqlx::Error::Configuration(Box::new(crate::db::TransactionLost));
+        let lost = sqlx::Error::Configuration(Box::new(crate::error::TransactionLost));
         assert_eq!(DbErrorClass::of(&lost), Some(DbErrorClass::Transient));
         let wrapped = crate::Error::Database(sqlx::Error::PoolTimedOut);
         assert_eq!(DbErrorClass::find(&wrapped), Some(DbErrorClass::Transient));

@@ -97,7 +97,7 @@ use sqlx::{AssertSqlSafe, Connection, Row};
 use super::{ChangeSource, FeedError, StatsSink};
 use crate::ReactiveDb;
 use crate::db::Backend;
-use crate::engine::{ChangeSet, KeyValue, RelationEdge, RowChange};
+use crate::types::{ChangeSet, KeyValue, RelationEdge, RowChange};
 
 /// The channel notifications are sent on unless configured.
 pub const DEFAULT_CHANNEL: &str = "reactive_changes";
@@ -699,7 +699,7 @@ fn trigger_sql(relation: &str, name: &str, channel: &str, key_columns: &[String]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Conjunction, ReadSet};
+    use crate::types::{Conjunction, ReadSet};
 
     fn kv(s: &str) -> KeyValue {
         KeyValue::from_str(s, Dialect::Postgres)

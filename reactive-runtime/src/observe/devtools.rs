@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::engine::{InvalidatedEntry, InvalidationReport, Source};
+use crate::types::{InvalidatedEntry, InvalidationReport, Source};
 
 /// Miss latencies kept per procedure for the percentiles.
 const LATENCY_SAMPLES: usize = 256;
@@ -72,7 +72,7 @@ struct Ring {
     seq: u64,
 }
 
-struct Inner {
+struct DevToolsShared {
     timings: Mutex<HashMap<String, Timing>>,
     ring: Mutex<Ring>,
     live: broadcast::Sender<Bytes>,
@@ -81,7 +81,7 @@ struct Inner {
 /// The dev tools' recorder. Cheap to clone (an `Arc`).
 #[derive(Clone)]
 pub struct DevTools {
-    inner: Arc<Inner>,
+    inner: Arc<DevToolsShared>,
 }
 
 impl std::fmt::Debug for DevTools {
@@ -106,7 +106,7 @@ impl DevTools {
     pub fn new(trace_bytes: usize) -> Self {
         let (live, _) = broadcast::channel(256);
         DevTools {
-            inner: Arc::new(Inner {
+            inner: Arc::new(DevToolsShared {
                 timings: Mutex::new(HashMap::new()),
                 ring: Mutex::new(Ring {
                     records: VecDeque::new(),
@@ -228,8 +228,8 @@ impl DevTools {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::CacheKey;
-    use crate::engine::{ChangeSet, Reason};
+    use crate::types::CacheKey;
+    use crate::types::{ChangeSet, Reason};
 
     fn report(n: usize) -> InvalidationReport {
         InvalidationReport {

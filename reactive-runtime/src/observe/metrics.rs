@@ -24,7 +24,7 @@
 //! | `reactive_feed_batches_total` | counter | change-feed batches applied |
 //! | `reactive_feed_apply_seconds` | histogram | from a feed batch's arrival to its invalidation applied |
 
-use crate::engine::{InvalidatedEntry, Reason};
+use crate::types::{InvalidatedEntry, Reason};
 
 /// Lookups served from the cache.
 pub const CACHE_HITS: &str = "reactive_cache_hits_total";

@@ -17,7 +17,7 @@
 
 use std::fmt::Write;
 
-use crate::engine::{InvalidationReport, Source};
+use crate::types::{InvalidationReport, Source};
 
 /// Entries named in a `reasons` field (the rest are counted, not listed).
 pub const MAX_TRACED_ENTRIES: usize = 16;

@@ -15,8 +15,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::subscription::Subscription;
-use crate::engine::Postings;
 use crate::realtime::EventRecord;
+use crate::types::Postings;
 
 /// Connections of one tenant, indexed by what their subscriptions can match.
 #[derive(Debug, Default)]

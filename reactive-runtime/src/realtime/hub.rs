@@ -21,9 +21,9 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::bus::AckMessage;
-use super::event::{Event, EventId, reset_frame};
 use super::subscription::{Subscription, SubscriptionCache};
+use crate::seams::AckMessage;
+use crate::types::{Event, EventId, reset_frame};
 
 use super::fanout::FanoutIndex;
 use super::order::{Order, Place};
@@ -84,13 +84,11 @@ impl Default for HubConfig {
 
 /// Why the server ends a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
+pub(crate) enum CloseReason {
     /// The instance may have missed events (the bus lagged or resynchronised): the
     /// client reconnects and replays. (A client that reads too slowly gets a `reset`
     /// instead, see [`Conn::push`].)
     Lagged,
-    /// Credentials expired or were revoked.
-    Unauthorized,
     /// Events may have been dropped on this instance (its dispatcher died): the stream
     /// ends with a `reset` frame without id (revalidate everything, keep your last id).
     Reset,
@@ -99,14 +97,14 @@ pub enum CloseReason {
 /// A principal already holds [`HubConfig::max_streams_per_principal`] streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("too many open streams for this user (at most {limit})")]
-pub struct TooManyStreams {
+pub(crate) struct TooManyStreams {
     /// The limit.
     pub limit: usize,
 }
 
 /// One frame (or event) waiting to be written.
 #[derive(Debug, Clone)]
-pub enum Outgoing {
+pub(crate) enum Outgoing {
     /// An event for this connection.
     Event {
         /// The event.
@@ -125,7 +123,7 @@ pub enum Outgoing {
 /// entries are the same get one frame built once (a reference-counted `Bytes` each),
 /// not one copy each: 10,000 clients of one query cost one join per event.
 #[derive(Debug, Default)]
-pub struct FrameMemo {
+pub(crate) struct FrameMemo {
     joined: Vec<(Bytes, Bytes)>,
 }
 
@@ -177,7 +175,7 @@ struct ConnState {
 }
 
 /// A live connection.
-pub struct Conn {
+pub(crate) struct Conn {
     id: u64,
     token: String,
     tenant: Arc<str>,
@@ -190,12 +188,12 @@ pub struct Conn {
 
 impl Conn {
     /// The id clients use in acks (`connectionId`).
-    pub fn token(&self) -> &str {
+    pub(crate) fn token(&self) -> &str {
         &self.token
     }
 
     /// The connection's subscription.
-    pub fn subscription(&self) -> &Subscription {
+    pub(crate) fn subscription(&self) -> &Subscription {
         &self.subscription
     }
 
@@ -206,7 +204,7 @@ impl Conn {
     /// Queues an item (events, control frames). When the queue would exceed its frame
     /// or byte bound, it is dropped, `item` too, and replaced by a `reset` with the
     /// newest dropped event's id (the client revalidates everything it holds).
-    pub fn push(&self, item: Outgoing) {
+    pub(crate) fn push(&self, item: Outgoing) {
         let mut st = self.lock();
         if st.closed.is_some() {
             return;
@@ -242,24 +240,21 @@ impl Conn {
         self.notify.notify_one();
     }
 
+    #[cfg(test)]
     /// Bytes queued now (for tests and stats).
-    pub fn queued_bytes(&self) -> usize {
+    pub(crate) fn queued_bytes(&self) -> usize {
         self.lock().queued_bytes
     }
 
     /// Ends the stream.
-    pub fn close(&self, reason: CloseReason) {
+    pub(crate) fn close(&self, reason: CloseReason) {
         self.lock().closed.get_or_insert(reason);
         self.notify.notify_one();
     }
 
-    /// Queues `event` if the subscription matches it (allocates nothing when it does not).
-    pub fn offer(&self, event: &Arc<Event>) {
-        self.offer_with(event, &mut FrameMemo::default());
-    }
-
-    /// [`Conn::offer`], joining the frame through `memo` (one delivery's frames).
-    pub fn offer_with(&self, event: &Arc<Event>, memo: &mut FrameMemo) {
+    /// Offers `event` (queued when the subscription matches), joining the frame through
+    /// `memo` (one delivery's frames).
+    pub(crate) fn offer_with(&self, event: &Arc<Event>, memo: &mut FrameMemo) {
         if let Some(tail) = self.subscription.match_tail(event) {
             let frame = memo.frame(event, &tail);
             metrics::count(metrics::EVENTS_SENT, 1);
@@ -272,7 +267,7 @@ impl Conn {
     }
 
     /// Waits for the next item; `Err` when the stream must end.
-    pub async fn next(&self) -> Result<Outgoing, CloseReason> {
+    pub(crate) async fn next(&self) -> Result<Outgoing, CloseReason> {
         loop {
             {
                 let mut st = self.lock();
@@ -289,7 +284,7 @@ impl Conn {
     }
 
     /// Records that `event` was sent and needs an ack.
-    pub fn sent_needing_ack(&self, event: Arc<Event>, tail: Bytes) {
+    pub(crate) fn sent_needing_ack(&self, event: Arc<Event>, tail: Bytes) {
         let Some(first) = self.config.ack_retry_delays.first() else {
             return;
         };
@@ -310,12 +305,12 @@ impl Conn {
     }
 
     /// The earliest re-send deadline.
-    pub fn next_resend(&self) -> Option<Instant> {
+    pub(crate) fn next_resend(&self) -> Option<Instant> {
         self.lock().pending.iter().map(|p| p.due).min()
     }
 
     /// Frames to re-send now (each as `[head, tail]`); drops those out of retries.
-    pub fn due_resends(&self, now: Instant) -> Vec<Bytes> {
+    pub(crate) fn due_resends(&self, now: Instant) -> Vec<Bytes> {
         let delays = &self.config.ack_retry_delays;
         let mut out = Vec::new();
         let mut st = self.lock();
@@ -339,7 +334,7 @@ impl Conn {
     }
 
     /// Ids of events awaiting an ack (for tests and stats).
-    pub fn pending_acks(&self) -> Vec<EventId> {
+    pub(crate) fn pending_acks(&self) -> Vec<EventId> {
         self.lock().pending.iter().map(|p| p.event.id()).collect()
     }
 
@@ -405,7 +400,7 @@ fn random_token() -> String {
 
 /// One live connection as the dev tools page lists it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct StreamInfo {
+pub(crate) struct StreamInfo {
     /// The connection's number on this instance.
     pub id: u64,
     /// Its tenant.
@@ -424,19 +419,19 @@ pub struct StreamInfo {
 
 /// This instance's live connections.
 #[derive(Clone)]
-pub struct Hub {
+pub(crate) struct Hub {
     inner: Arc<HubInner>,
 }
 
 /// Removes its connection from the hub when dropped (the client went away).
-pub struct ConnGuard {
+pub(crate) struct ConnGuard {
     hub: Hub,
     conn: Arc<Conn>,
 }
 
 impl ConnGuard {
     /// The connection.
-    pub fn conn(&self) -> &Arc<Conn> {
+    pub(crate) fn conn(&self) -> &Arc<Conn> {
         &self.conn
     }
 }
@@ -449,7 +444,7 @@ impl Drop for ConnGuard {
 
 impl Hub {
     /// An empty hub.
-    pub fn new(config: HubConfig) -> Hub {
+    pub(crate) fn new(config: HubConfig) -> Hub {
         Hub {
             inner: Arc::new(HubInner {
                 tenants: RwLock::new(HashMap::new()),
@@ -461,18 +456,18 @@ impl Hub {
     }
 
     /// The subscriptions shared by this hub's connections.
-    pub fn subscriptions(&self) -> &SubscriptionCache {
+    pub(crate) fn subscriptions(&self) -> &SubscriptionCache {
         &self.inner.subscriptions
     }
 
     /// The hub's configuration.
-    pub fn config(&self) -> &HubConfig {
+    pub(crate) fn config(&self) -> &HubConfig {
         &self.inner.config
     }
 
     /// Registers a connection; it receives events until the guard is dropped. Refused
     /// when the principal already holds [`HubConfig::max_streams_per_principal`] streams.
-    pub fn register(
+    pub(crate) fn register(
         &self,
         tenant: &str,
         subject: &str,
@@ -563,7 +558,7 @@ impl Hub {
     /// Hands an event to the connections of its tenant that subscribe to it. Only the
     /// connections the tenant's index names as candidates are visited (each is then
     /// confirmed by its subscription's matcher).
-    pub fn deliver(&self, event: &Arc<Event>) {
+    pub(crate) fn deliver(&self, event: &Arc<Event>) {
         self.deliver_counting(event, false);
     }
 
@@ -608,7 +603,7 @@ impl Hub {
     }
 
     /// Applies an ack to the matching connections of this instance.
-    pub fn ack(&self, ack: &AckMessage) {
+    pub(crate) fn ack(&self, ack: &AckMessage) {
         let Some(conns) = self.tenant(&ack.tenant) else {
             return;
         };
@@ -624,7 +619,7 @@ impl Hub {
 
     /// Sends `reset` (without an id) to every connection of a tenant: used when an event
     /// could not be recorded, so no client keeps data a lost event invalidated.
-    pub fn reset_tenant(&self, tenant: &str) {
+    pub(crate) fn reset_tenant(&self, tenant: &str) {
         let Some(conns) = self.tenant(tenant) else {
             return;
         };
@@ -649,7 +644,7 @@ impl Hub {
 
     /// Closes every connection (after the bus lagged: they may have missed events and
     /// will replay on reconnect).
-    pub fn close_all(&self, reason: CloseReason) {
+    pub(crate) fn close_all(&self, reason: CloseReason) {
         self.each_conn(|conn| {
             conn.close(reason);
             None::<()>
@@ -675,7 +670,7 @@ impl Hub {
     }
 
     /// Number of live connections.
-    pub fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         let tenants = self.inner.tenants.read().unwrap_or_else(|e| e.into_inner());
         tenants
             .values()
@@ -684,7 +679,7 @@ impl Hub {
     }
 
     /// Every live connection, by tenant then id (for the dev tools page).
-    pub fn streams(&self) -> Vec<StreamInfo> {
+    pub(crate) fn streams(&self) -> Vec<StreamInfo> {
         let mut out = Vec::new();
         self.each_conn(|conn| {
             let st = conn.lock();
@@ -704,7 +699,7 @@ impl Hub {
     }
 
     /// Pending acks of a connection, by token (for tests).
-    pub fn pending_acks(&self, token: &str) -> Option<Vec<EventId>> {
+    pub(crate) fn pending_acks(&self, token: &str) -> Option<Vec<EventId>> {
         self.each_conn(|conn| (conn.token == token).then(|| conn.pending_acks()))
     }
 }
@@ -712,8 +707,8 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{ChangeSet, Conjunction, KeyValue, ReadSet, RowChange};
     use crate::realtime::EventRecord;
+    use crate::types::{ChangeSet, Conjunction, KeyValue, ReadSet, RowChange};
     use reactive_codegen::sql::Dialect;
 
     /// A hub without the per-principal cap (these tests open hundreds of streams).
@@ -736,6 +731,48 @@ mod tests {
 
     fn k(s: &str) -> KeyValue {
         KeyValue::from_str(s, Dialect::Postgres)
+    }
+
+    /// A stream whose queue overflows is counted once (and replaced by a reset); the
+    /// open-streams gauge follows registration and drop. Recorded with a recorder local
+    /// to this thread, so other tests' metrics don't mix in.
+    #[cfg(feature = "metrics")]
+    #[test]
+    fn a_queue_overflow_and_the_open_streams_are_recorded() {
+        use crate::observe::metrics as m;
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let mut totals = std::collections::HashMap::<String, f64>::new();
+        // The snapshot holds what changed since the last one: summed into totals.
+        let mut total = |name: &str| {
+            for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+                let delta = match value {
+                    DebugValue::Counter(n) => n as f64,
+                    DebugValue::Gauge(g) => g.into_inner(),
+                    DebugValue::Histogram(_) => continue,
+                };
+                *totals.entry(key.key().name().to_owned()).or_default() += delta;
+            }
+            totals.get(name).copied().unwrap_or(0.0)
+        };
+        ::metrics::with_local_recorder(&recorder, || {
+            let hub = Hub::new(HubConfig {
+                queue_capacity: 2,
+                ..HubConfig::default()
+            });
+            let guard = hub.register("T", "u", Subscription::all()).unwrap();
+            assert_eq!(total(m::STREAMS_OPEN), 1.0);
+            for _ in 0..3 {
+                guard
+                    .conn()
+                    .push(Outgoing::Raw(Bytes::from_static(b": ping\n\n")));
+            }
+            assert_eq!(total(m::QUEUE_OVERFLOWS), 1.0);
+            drop(guard);
+            assert_eq!(total(m::STREAMS_OPEN), 0.0);
+        });
     }
 
     fn channel_reads(ch: &str) -> ReadSet {
@@ -1087,7 +1124,7 @@ mod tests {
                         c.subscription.match_tail(&ev).map(|b| b.to_vec()),
                         c.subscription
                             .matches(&ev)
-                            .map(|l| super::super::event::frame_tail(&l).to_vec())
+                            .map(|l| crate::types::frame_tail(&l).to_vec())
                     );
                 }
             }

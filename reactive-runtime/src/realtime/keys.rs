@@ -17,7 +17,7 @@ use std::sync::RwLock;
 use reactive_codegen::model::FunctionModel;
 use reactive_codegen::sql::RowFilter;
 
-use crate::engine::{ChangeSet, ReadSet, RowChange};
+use crate::types::{ChangeSet, ReadSet, RowChange};
 
 /// Bytes a value or name costs in the budget beyond its text (JSON quotes and commas,
 /// rounded up), so that many tiny values still count.
@@ -34,14 +34,14 @@ pub(crate) struct TrimLimits {
 
 /// The columns, per table, that some query filters on: the only ones events keep.
 #[derive(Debug, Default)]
-pub struct KeyColumns {
+pub(crate) struct KeyColumns {
     tables: RwLock<HashMap<String, HashSet<String>>>,
 }
 
 impl KeyColumns {
     /// Adds the columns a function's queries filter on (its dependencies' key columns,
     /// and the key predicates of its statements' reads).
-    pub fn watch_model(&self, model: &FunctionModel) {
+    pub(crate) fn watch_model(&self, model: &FunctionModel) {
         let mut tables = self.write();
         for dep in &model.dependencies {
             for key in &dep.keys {
@@ -60,7 +60,7 @@ impl KeyColumns {
     }
 
     /// Adds the columns a read set (a subscription entry's) filters on.
-    pub fn watch_reads(&self, reads: &ReadSet) {
+    pub(crate) fn watch_reads(&self, reads: &ReadSet) {
         let missing = {
             let tables = self.read();
             reads.tables.iter().any(|(table, alts)| {
@@ -77,11 +77,6 @@ impl KeyColumns {
                 }
             }
         }
-    }
-
-    /// Whether `column` of `table` is kept.
-    pub fn contains(&self, table: &str, column: &str) -> bool {
-        self.read().get(table).is_some_and(|c| c.contains(column))
     }
 
     /// The part of `changes` an event keeps (see the module docs), and the invalidated
@@ -163,7 +158,7 @@ fn insert(tables: &mut HashMap<String, HashSet<String>>, table: &str, column: &s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Conjunction, KeyValue};
+    use crate::types::{Conjunction, KeyValue};
     use reactive_codegen::sql::Dialect;
 
     fn k(s: &str) -> KeyValue {

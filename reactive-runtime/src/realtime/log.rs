@@ -7,40 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
 
-use super::RealtimeError;
-use super::event::{Event, EventDraft, EventId};
-
-/// The answer to "what happened after id X".
-#[derive(Debug, Clone)]
-pub enum Replay {
-    /// Every event after X, in id order; `head` is the newest id of the tenant.
-    Events {
-        /// The events.
-        events: Vec<Arc<Event>>,
-        /// The tenant's newest id (X when nothing happened since).
-        head: EventId,
-    },
-    /// The log no longer holds everything after X (or X is unknown to it): the client
-    /// must revalidate everything; `head` is the id to continue from.
-    Reset {
-        /// The tenant's newest id.
-        head: EventId,
-    },
-}
-
-/// Stores events per tenant and gives them ids that increase per tenant.
-pub trait EventLog: Send + Sync + 'static {
-    /// Appends an event, giving it the next id of its tenant.
-    fn append(&self, draft: EventDraft) -> BoxFuture<'_, Result<Arc<Event>, RealtimeError>>;
-    /// The newest id of a tenant (a tenant without events has an id too).
-    fn head<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<EventId, RealtimeError>>;
-    /// The events of `tenant` after `after`, or a reset.
-    fn since<'a>(
-        &'a self,
-        tenant: &'a str,
-        after: EventId,
-    ) -> BoxFuture<'a, Result<Replay, RealtimeError>>;
-}
+use crate::seams::{EventLog, RealtimeError, Replay};
+use crate::types::{Event, EventDraft, EventId};
 
 /// Microseconds since the Unix epoch: the first id of a process-local log, so that ids
 /// keep increasing across restarts and an id from an earlier process is recognized as
@@ -260,7 +228,7 @@ mod tests {
     /// replay from before what it keeps is a reset.
     #[test]
     fn the_byte_bound_drops_the_oldest_events() {
-        use crate::engine::{ChangeSet, KeyValue, RowChange};
+        use crate::types::{ChangeSet, KeyValue, RowChange};
         let log = MemoryLog::new(1024).max_bytes(64 << 10);
         let big = |i: usize| EventDraft {
             tenant: "a".into(),

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 
-use super::event::EventId;
+use crate::types::EventId;
 
 /// At most this many ids delivered ahead of their bus message are remembered per
 /// tenant (a message the bus lost would otherwise stay forever); an id forgotten is

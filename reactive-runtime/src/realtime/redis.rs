@@ -25,10 +25,10 @@ use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use super::RealtimeError;
-use super::bus::{AckMessage, BusMessage, EventBus, RemoteChanges};
-use super::event::{Event, EventDraft, EventId, EventRecord};
-use super::log::{EventLog, Replay};
+use crate::seams::RealtimeError;
+use crate::seams::{AckMessage, BusMessage, EventBus, RemoteChanges};
+use crate::seams::{EventLog, Replay};
+use crate::types::{Event, EventDraft, EventId, EventRecord};
 
 /// Initializes a tenant's counter (to the server time in µs) if missing.
 const INIT: &str = r"
@@ -91,7 +91,7 @@ fn head_script() -> Script {
 #[derive(Serialize, Deserialize)]
 struct Stored {
     tenant: String,
-    changes: crate::engine::ChangeSet,
+    changes: crate::types::ChangeSet,
     #[serde(default)]
     requires_ack: bool,
     #[serde(default)]

@@ -28,18 +28,20 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::RealtimeError;
-use super::bus::{AckMessage, BusMessage, EventBus, MemoryBus, RemoteChanges};
-use super::event::{Event, EventDraft, EventId};
+use super::bus::MemoryBus;
 use super::hub::{CloseReason, Hub, HubConfig};
 use super::keys::{KeyColumns, TrimLimits};
-use super::log::{EventLog, MemoryLog, Replay};
+use super::log::MemoryLog;
 use super::order::Place;
-use crate::engine::{ChangeSet, InvalidationReport};
+use crate::seams::RealtimeError;
+use crate::seams::{AckMessage, BusMessage, EventBus, RemoteChanges};
+use crate::seams::{EventLog, Replay};
+use crate::types::{ChangeSet, InvalidationReport};
+use crate::types::{Event, EventDraft, EventId};
 
 /// Applies change sets that other instances published to this instance's cache, and
 /// reports what it invalidated there (the tenants of the entries and routing records it
-/// found hear of the change from this instance: see [`Realtime::on_remote_report`]).
+/// found hear of the change from this instance: see `Realtime::on_remote_report`).
 pub type RemoteApply =
     Arc<dyn Fn(ChangeSet) -> BoxFuture<'static, InvalidationReport> + Send + Sync>;
 
@@ -51,7 +53,7 @@ const PUBLISH_STRIPES: usize = 64;
 /// unreadable `lastEventId`/`since` stands for. No log gives this id to an event (ids
 /// start at a time in µs), so a client that replays from it always gets `reset`, and
 /// every event is newer than it: data carrying it is revalidated once the log answers.
-pub const UNKNOWN_EVENT_ID: EventId = EventId(0);
+pub(crate) const UNKNOWN_EVENT_ID: EventId = EventId(0);
 
 /// Most tenants whose events wait for repair (see the module docs); beyond it a lost
 /// event is only logged: the memory of an outage stays bounded.
@@ -100,7 +102,7 @@ struct Lost {
 
 /// What [`Realtime::on_report`] published for the tenant of the write.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Published {
+pub(crate) struct Published {
     /// The id of that tenant's event, if one was recorded.
     pub event: Option<EventId>,
     /// Some event or change set could not be recorded or published (it will be
@@ -108,7 +110,7 @@ pub struct Published {
     pub failed: bool,
 }
 
-struct Inner {
+struct RealtimeShared {
     log: Arc<dyn EventLog>,
     bus: Arc<dyn EventBus>,
     hub: Hub,
@@ -129,7 +131,7 @@ struct Inner {
 /// The real-time side of one instance. Cheap to clone.
 #[derive(Clone)]
 pub struct Realtime {
-    inner: Arc<Inner>,
+    inner: Arc<RealtimeShared>,
 }
 
 impl std::fmt::Debug for Realtime {
@@ -161,7 +163,7 @@ impl Realtime {
             keys.watch_model(def.model());
         }
         Realtime {
-            inner: Arc::new(Inner {
+            inner: Arc::new(RealtimeShared {
                 log,
                 bus,
                 hub: Hub::new(hub),
@@ -216,13 +218,18 @@ impl Realtime {
     }
 
     /// The hub of live connections.
-    pub fn hub(&self) -> &Hub {
+    pub(crate) fn hub(&self) -> &Hub {
         &self.inner.hub
+    }
+
+    /// Event streams open on this instance now.
+    pub fn connections(&self) -> usize {
+        self.inner.hub.connections()
     }
 
     /// The columns events keep: add to them the key columns of functions served that
     /// are not registered (the router does, for the functions it serves).
-    pub fn key_columns(&self) -> &KeyColumns {
+    pub(crate) fn key_columns(&self) -> &KeyColumns {
         &self.inner.keys
     }
 
@@ -264,7 +271,7 @@ impl Realtime {
             .await
     }
 
-    /// Events of a tenant after an id. [`UNKNOWN_EVENT_ID`] always gives a reset.
+    /// Events of a tenant after an id. the unknown id `0` always gives a reset.
     pub async fn since(&self, tenant: &str, after: EventId) -> Result<Replay, RealtimeError> {
         if after == UNKNOWN_EVENT_ID {
             return Ok(Replay::Reset {
@@ -277,7 +284,7 @@ impl Realtime {
     }
 
     /// Appends an event to the log and publishes it. The draft's change set is first
-    /// cut down to what matching needs (see [`KeyColumns`]): key columns some query
+    /// cut down to what matching needs (see `KeyColumns`): key columns some query
     /// filters on, values of bounded length, a bounded total; whether clients see the
     /// keys is [`HubConfig::event_keys`].
     pub async fn publish(&self, mut draft: EventDraft) -> Result<Arc<Event>, RealtimeError> {
@@ -323,7 +330,7 @@ impl Realtime {
     /// Turns an invalidation into events: one per tenant concerned — `tenant` (the
     /// tenant of the write's caller, if any) and every tenant whose cache entries or
     /// routing records (ghosts of expired, evicted or unstored values: see
-    /// [`CacheStore`](crate::cache::CacheStore)) it matched — appended to the log and
+    /// [`CacheStore`](crate::seams::CacheStore)) it matched — appended to the log and
     /// published; and publishes the change set for other instances' caches, with the
     /// tenants published here. Empty and remote reports produce nothing here (for a
     /// remote one, see [`Realtime::on_remote_report`]).
@@ -331,7 +338,7 @@ impl Realtime {
     /// Never fails: the write has committed, so what could not be recorded or
     /// published is logged, this instance's streams of the tenant get `reset`, and it
     /// is repaired once the log and bus answer again (see the module docs).
-    pub async fn on_report(
+    pub(crate) async fn on_report(
         &self,
         report: &InvalidationReport,
         tenant: Option<&str>,
@@ -377,7 +384,7 @@ impl Realtime {
     /// writer's instance found them all and this publishes nothing; with a cache per
     /// instance (memory stores) this instance may be the only one that routes a tenant.
     /// Never fails, like [`Realtime::on_report`].
-    pub async fn on_remote_report(
+    pub(crate) async fn on_remote_report(
         &self,
         report: &InvalidationReport,
         covered: &[String],
@@ -473,7 +480,7 @@ impl Realtime {
     }
 }
 
-impl Inner {
+impl RealtimeShared {
     /// `call`, bounded by the operation timeout, and not tried at all while the log and
     /// bus are considered down.
     async fn guarded<T>(
@@ -518,7 +525,7 @@ impl Inner {
 /// Records, once the log answers again, an event changing everything for each tenant
 /// whose event was lost, and publishes a change of everything for the other instances'
 /// caches if a change set was lost. Ends when nothing is left (or the `Realtime` is gone).
-async fn repair(inner: Weak<Inner>) {
+async fn repair(inner: Weak<RealtimeShared>) {
     loop {
         let Some(strong) = inner.upgrade() else {
             return;
@@ -631,7 +638,7 @@ fn stripe(tenant: &str) -> usize {
 /// Runs [`dispatch`] and restarts it when it panics: a dead dispatcher would stop every
 /// delivery of this instance without a word. Streams are closed with `reset`, since
 /// messages were dropped between the panic and the new subscription.
-async fn supervise(inner: Weak<Inner>, rx: tokio::sync::broadcast::Receiver<BusMessage>) {
+async fn supervise(inner: Weak<RealtimeShared>, rx: tokio::sync::broadcast::Receiver<BusMessage>) {
     let mut rx = Some(rx);
     loop {
         let receiver = match rx.take() {
@@ -676,7 +683,7 @@ pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 /// precede it and have not arrived yet, read from the log (see the `order` module). When
 /// the log cannot give them (unreachable, or trimmed), the tenant's streams are reset:
 /// their clients revalidate everything.
-async fn deliver_in_order(inner: &Inner, event: &Arc<Event>) {
+async fn deliver_in_order(inner: &RealtimeShared, event: &Arc<Event>) {
     match inner.hub.place(event) {
         Place::Nobody | Place::Filled => {}
         Place::Next => inner.hub.deliver(event),
@@ -704,7 +711,10 @@ async fn deliver_in_order(inner: &Inner, event: &Arc<Event>) {
     }
 }
 
-async fn dispatch(inner: Weak<Inner>, mut rx: tokio::sync::broadcast::Receiver<BusMessage>) {
+async fn dispatch(
+    inner: Weak<RealtimeShared>,
+    mut rx: tokio::sync::broadcast::Receiver<BusMessage>,
+) {
     loop {
         let msg = rx.recv().await;
         let Some(inner) = inner.upgrade() else {
@@ -750,5 +760,62 @@ async fn dispatch(inner: Weak<Inner>, mut rx: tokio::sync::broadcast::Receiver<B
             }
             Err(RecvError::Closed) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::realtime::{Outgoing, Subscription};
+    use crate::types::ChangeSet;
+
+    fn draft() -> EventDraft {
+        EventDraft {
+            tenant: "t".to_owned(),
+            changes: ChangeSet::tables(["agent"]),
+            requires_ack: false,
+            invalidated: Vec::new(),
+            show_keys: false,
+        }
+    }
+
+    /// Two instances share the log and the bus (as on Redis); event 2's id was taken by an
+    /// instance whose bus message has not arrived yet when event 3 does. A stream on the
+    /// reading instance gets 1, 2 (from the log), 3, and not 2 again when its late message
+    /// comes: a client cut off after 3 resumes after 3 and has seen 2.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_instance_delivers_a_tenants_events_in_id_order_across_writers() {
+        let log: Arc<dyn EventLog> = Arc::new(MemoryLog::new(64));
+        let bus = Arc::new(MemoryBus::new(64));
+        let writer = Realtime::new(log.clone(), bus.clone(), HubConfig::default());
+        let reader = Realtime::new(log.clone(), bus.clone(), HubConfig::default());
+        reader.start();
+        let stream = reader
+            .hub()
+            .register("t", "u", Subscription::all())
+            .expect("a stream");
+        let next = || async {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), stream.conn().next())
+                .await
+            {
+                Ok(Ok(Outgoing::Event { event, .. })) => event.id().0,
+                other => panic!("expected an event, got {:?}", other.map(|o| o.map(|_| ()))),
+            }
+        };
+        let first = writer.publish(draft()).await.expect("publish 1").id().0;
+        assert_eq!(next().await, first);
+        // Id 2 is taken by a writer whose bus message is still on its way.
+        let late = log.append(draft()).await.expect("append 2");
+        writer.publish(draft()).await.expect("publish 3");
+        assert_eq!(late.id().0, first + 1);
+        assert_eq!(
+            next().await,
+            first + 1,
+            "the missing event first, read from the log"
+        );
+        assert_eq!(next().await, first + 2);
+        bus.publish(BusMessage::Event(late)).await.expect("late 2");
+        writer.publish(draft()).await.expect("publish 4");
+        assert_eq!(next().await, first + 3, "2 is not delivered twice");
     }
 }

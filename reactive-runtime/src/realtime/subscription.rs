@@ -19,13 +19,13 @@ use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 
-use super::event::{Event, frame_tail};
-use crate::engine::ReadSet;
 use crate::registry::{FunctionDef, InputError};
+use crate::types::ReadSet;
+use crate::types::{Event, frame_tail};
 
 /// Why a subscription entry was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SubscribeError {
+pub(crate) enum SubscribeError {
     /// No such procedure.
     #[error("unknown procedure `{name}`")]
     UnknownProcedure {
@@ -48,7 +48,7 @@ pub enum SubscribeError {
 
 /// One parsed entry, before its read set is computed.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ParsedEntry<'a> {
+pub(crate) enum ParsedEntry<'a> {
     /// `*`
     All,
     /// A procedure name.
@@ -60,7 +60,7 @@ pub enum ParsedEntry<'a> {
 impl ParsedEntry<'_> {
     /// The entry's canonical text: `*`, the name, or [`query_key`] (`name:` + canonical
     /// JSON), which is what events echo.
-    pub fn canonical(&self) -> String {
+    pub(crate) fn canonical(&self) -> String {
         match self {
             ParsedEntry::All => "*".to_owned(),
             ParsedEntry::Procedure(name) => (*name).to_owned(),
@@ -70,7 +70,7 @@ impl ParsedEntry<'_> {
 }
 
 /// Splits an entry's text (`*`, `name` or `name:json`).
-pub fn parse_entry(text: &str) -> Result<ParsedEntry<'_>, String> {
+pub(crate) fn parse_entry(text: &str) -> Result<ParsedEntry<'_>, String> {
     if text == "*" {
         return Ok(ParsedEntry::All);
     }
@@ -101,8 +101,8 @@ fn truncate(s: &str) -> &str {
 }
 
 /// The text of a query key: `name:canonical-json` (the form cache reports use too).
-pub fn query_key(name: &str, input: &Value) -> String {
-    format!("{name}:{}", crate::cache::canonical_json(input))
+pub(crate) fn query_key(name: &str, input: &Value) -> String {
+    format!("{name}:{}", crate::types::canonical_json(input))
 }
 
 /// The read set a subscription entry stands for: the model's dependencies with the
@@ -133,7 +133,7 @@ enum Kind {
 
 /// One subscribed entry, with its precomputed JSON text and read set.
 #[derive(Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The entry's canonical text, as a JSON string literal (echoed in `queries`).
     json: Box<[u8]>,
     /// The frame tail when this entry is the only one matched (`json` + `]}\n\n`).
@@ -166,13 +166,13 @@ impl Entry {
 /// A connection's (or a poll's) subscription: a cheap handle, shared by every connection
 /// that subscribed with the same entries (see [`SubscriptionCache`]).
 #[derive(Debug, Clone, Default)]
-pub struct Subscription {
-    inner: Arc<Inner>,
+pub(crate) struct Subscription {
+    inner: Arc<EntrySet>,
 }
 
 /// The entries, and what the hub's fan-out index posts (computed once).
 #[derive(Debug, Default)]
-struct Inner {
+struct EntrySet {
     entries: Vec<Entry>,
     all: bool,
     keys: Vec<String>,
@@ -210,7 +210,7 @@ impl Subscription {
             reads
         });
         Subscription {
-            inner: Arc::new(Inner {
+            inner: Arc::new(EntrySet {
                 entries,
                 all,
                 keys,
@@ -220,7 +220,7 @@ impl Subscription {
     }
 
     /// Subscribes to every event of the tenant.
-    pub fn all() -> Subscription {
+    pub(crate) fn all() -> Subscription {
         Subscription::from_entries(vec![Entry::new("*", Kind::All)])
     }
 
@@ -229,7 +229,7 @@ impl Subscription {
     /// database handle's, whose key values are canonical for its column types).
     /// Runs each query key's input through the function's decoder (errors carry the path).
     /// Entries are kept in canonical form, each once (the first occurrence's place).
-    pub fn build(
+    pub(crate) fn build(
         texts: &[String],
         lookup: impl Fn(&str) -> Option<&'static FunctionDef>,
         keys: &dyn Fn(&'static FunctionDef, &[Value]) -> ReadSet,
@@ -285,16 +285,17 @@ impl Subscription {
         Ok(Subscription::from_entries(entries))
     }
 
+    #[cfg(test)]
     /// The matched entries as a comma-separated list of JSON strings, or `None` when the
     /// event does not concern this subscription.
-    pub fn matches(&self, event: &Event) -> Option<Vec<u8>> {
+    pub(crate) fn matches(&self, event: &Event) -> Option<Vec<u8>> {
         let mut out = Vec::new();
         self.write_matches(event, &mut out).then_some(out)
     }
 
     /// Appends the matched entries (comma-separated JSON strings) to `out`; `false` (and
     /// nothing appended) when the event does not concern this subscription.
-    pub fn write_matches(&self, event: &Event, out: &mut impl bytes::BufMut) -> bool {
+    pub(crate) fn write_matches(&self, event: &Event, out: &mut impl bytes::BufMut) -> bool {
         let mut any = false;
         for entry in self.inner.entries.iter().filter(|e| e.matches(event)) {
             if any {
@@ -309,7 +310,7 @@ impl Subscription {
     /// The SSE frame tail for `event` (the matched entries, then `]}\n\n`), or `None`
     /// when the event does not concern this subscription. Allocation-free when nothing
     /// matches, and when exactly one entry matches (its tail is precomputed).
-    pub fn match_tail(&self, event: &Event) -> Option<Bytes> {
+    pub(crate) fn match_tail(&self, event: &Event) -> Option<Bytes> {
         let mut matched = self.inner.entries.iter().filter(|e| e.matches(event));
         let first = matched.next()?;
         let Some(second) = matched.next() else {
@@ -358,17 +359,13 @@ impl Subscription {
     }
 
     /// Number of entries.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.inner.entries.len()
     }
 
-    /// No entries.
-    pub fn is_empty(&self) -> bool {
-        self.inner.entries.is_empty()
-    }
-
+    #[cfg(test)]
     /// Whether two handles share one subscription.
-    pub fn ptr_eq(&self, other: &Subscription) -> bool {
+    pub(crate) fn ptr_eq(&self, other: &Subscription) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 }
@@ -378,20 +375,20 @@ impl Subscription {
 /// depend only on their text and the registered functions, never on the tenant (the
 /// tenant scopes the connection, and input checks run per request before this).
 #[derive(Debug, Default)]
-pub struct SubscriptionCache {
+pub(crate) struct SubscriptionCache {
     map: Mutex<CacheMap>,
 }
 
 #[derive(Debug, Default)]
 struct CacheMap {
-    live: HashMap<Box<[String]>, Weak<Inner>>,
+    live: HashMap<Box<[String]>, Weak<EntrySet>>,
     /// Size after the last sweep of dropped subscriptions.
     swept: usize,
 }
 
 impl SubscriptionCache {
     /// The live subscription for `texts`, or the one `build` makes (then shared).
-    pub fn get_or_build<E>(
+    pub(crate) fn get_or_build<E>(
         &self,
         texts: &[String],
         build: impl FnOnce() -> Result<Subscription, E>,
@@ -411,13 +408,8 @@ impl SubscriptionCache {
     }
 
     /// Distinct subscriptions remembered (live or not yet swept).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().live.len()
-    }
-
-    /// Nothing remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheMap> {

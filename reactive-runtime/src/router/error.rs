@@ -216,11 +216,11 @@ impl From<Error> for ApiError {
 
 #[derive(Serialize)]
 struct Body<'a> {
-    error: Inner<'a>,
+    error: ErrorFields<'a>,
 }
 
 #[derive(Serialize)]
-struct Inner<'a> {
+struct ErrorFields<'a> {
     code: &'a str,
     message: &'a str,
     path: Option<&'a str>,
@@ -231,7 +231,7 @@ struct Inner<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&Body {
-            error: Inner {
+            error: ErrorFields {
                 code: self.code,
                 message: &self.message,
                 path: self.path.as_deref(),

@@ -19,9 +19,11 @@ use super::error::ApiError;
 use super::rpc::{authorize, read_body, require_json};
 use super::{AppState, State as RouterState};
 use crate::realtime::{
-    AckMessage, CloseReason, ConnGuard, EventId, Outgoing, ParsedEntry, RealtimeError, Replay,
-    SubscribeError, Subscription, UNKNOWN_EVENT_ID, parse_entry, reset_frame,
+    CloseReason, ConnGuard, Outgoing, ParsedEntry, SubscribeError, Subscription, UNKNOWN_EVENT_ID,
+    parse_entry,
 };
+use crate::seams::{AckMessage, RealtimeError, Replay};
+use crate::types::{EventId, reset_frame};
 
 fn query_pairs(parts: &Parts) -> Result<Vec<(String, String)>, ApiError> {
     serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
@@ -372,10 +374,6 @@ impl SseStream {
                         self.outbox.push_back(frame);
                     }
                     Ok(Outgoing::Raw(b)) => self.outbox.push_back(b),
-                    Err(CloseReason::Unauthorized) => {
-                        self.outbox.push_back(Bytes::from_static(CLOSE_UNAUTHORIZED));
-                        self.done = true;
-                    }
                     Err(CloseReason::Lagged) => self.done = true,
                     Err(CloseReason::Reset) => {
                         self.outbox.push_back(Bytes::from_static(RESET_NO_ID));

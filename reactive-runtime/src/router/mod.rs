@@ -1,5 +1,6 @@
-//! The HTTP side: [`router`] serves every registered reactive function, the SSE
-//! stream, acks and polling, as described in `docs/protocol.md` (the wire contract).
+//! The HTTP side: the routers [`Reactive`](crate::Reactive) hands out serve every
+//! registered reactive function, the SSE stream, acks and polling, as described in
+//! `docs/protocol.md` (the wire contract).
 //!
 //! - Authentication: the app's [`Authorizer`] turns a request head into a [`Principal`]
 //!   (tenant + subject); `401` otherwise. Per-input checks: [`Authorizer::check_input`]
@@ -17,12 +18,14 @@
 //! - Failures of the event log or bus (Redis down) degrade, never fail a request: reads
 //!   answer with the unknown watermark `"0"`, a committed write answers `200` (see
 //!   [`Realtime`](crate::realtime::Realtime)'s failure docs and `docs/protocol.md` §10).
-//! - Events: [`RealtimeListener`] (installed on the `ReactiveDb` by [`router`]) turns each
+//! - Events: [`RealtimeListener`] (installed on the `ReactiveDb` by
+//!   [`ReactiveBuilder::build`](crate::ReactiveBuilder::build)) turns each
 //!   invalidation into one event per tenant concerned, appended to the log and published
 //!   on the bus before the write returns.
 //!
 //! ```ignore
-//! let app = axum::Router::new().merge(reactive::router(db, RouterConfig::new(MyAuth)));
+//! let reactive = Reactive::builder().database(db).http(RouterConfig::new(MyAuth)).build().await?;
+//! let app = axum::Router::new().merge(reactive.router());
 //! ```
 
 mod auth;
@@ -45,13 +48,15 @@ pub use error::ApiError;
 use crate::ReactiveDb;
 use crate::db::InvalidationListener;
 use crate::db::{Backend, CallError, CallOutput};
-use crate::engine::ReadSet;
-use crate::engine::{EngineStats, InvalidationReport};
+use crate::engine::EngineStats;
 use crate::observe::devtools::DevTools;
 use crate::realtime::Realtime;
 use crate::registry::{self, BoxFuture, FunctionDef};
+use crate::types::InvalidationReport;
+use crate::types::ReadSet;
 
-/// Settings of [`router`]. `RouterConfig::new(authorizer)` gives the defaults.
+/// Settings of the HTTP side ([`ReactiveBuilder::http`](crate::ReactiveBuilder::http)).
+/// `RouterConfig::new(authorizer)` gives the defaults.
 #[derive(Clone)]
 pub struct RouterConfig {
     /// Turns requests into principals.
@@ -237,7 +242,7 @@ impl RealtimeListener {
 }
 
 impl InvalidationListener for RealtimeListener {
-    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<()> {
+    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<'static, ()> {
         let ctx = auth::CALL.try_with(Clone::clone).ok();
         publish(self.realtime.clone(), self.devtools.clone(), ctx, report)
     }
@@ -260,7 +265,7 @@ struct BoundListener {
 }
 
 impl InvalidationListener for BoundListener {
-    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<()> {
+    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<'static, ()> {
         publish(
             self.realtime.clone(),
             self.devtools.clone(),
@@ -282,7 +287,7 @@ fn publish(
     devtools: Option<DevTools>,
     ctx: Option<auth::CallContext>,
     report: Arc<InvalidationReport>,
-) -> BoxFuture<()> {
+) -> BoxFuture<'static, ()> {
     Box::pin(async move {
         let tenant = ctx.as_ref().map(|c| c.principal.tenant.as_str());
         let ack = ctx.as_ref().is_some_and(|c| c.requires_ack);
@@ -302,76 +307,110 @@ fn publish(
     })
 }
 
-/// The router: `POST /rpc/{name}`, `GET /rpc/{name}`, `GET /events`,
-/// `POST /events/ack` (and `/ack`), `GET /poll`. Installs the realtime listener on
-/// `db` and applies change sets from other instances to `db`'s cache.
-/// Must be called inside a Tokio runtime.
+/// A database handle wired to a [`Realtime`] for serving: the listener installed, change
+/// sets of other instances applied to its cache, the dispatcher started. Hands out
+/// routers, which have no side effects of their own: `POST /rpc/{name}`,
+/// `GET /rpc/{name}`, `GET /events`, `POST /events/ack` (and `/ack`), `GET /poll`.
 ///
-/// The router serves the registered functions written for `db`'s handle type
+/// Only the registered functions written for `db`'s handle type are served
 /// (`&ReactiveDb<Postgres>` functions through a `ReactiveDb<Postgres>`); functions
 /// written for another handle type are left out (logged at debug level).
-pub fn router<DB: Backend>(db: ReactiveDb<DB>, config: RouterConfig) -> Router {
-    let realtime = config.realtime.clone();
-    let devtools = config.devtools.as_ref().filter(|d| d.enabled).map(|d| {
-        (
-            d.path.trim_end_matches('/').to_owned(),
-            DevTools::new(d.trace_bytes),
+#[derive(Clone)]
+pub(crate) struct Served {
+    state: AppState,
+    /// Where the dev tools page is served, when it is enabled.
+    devtools_path: Option<String>,
+}
+
+impl Served {
+    /// Wires `db` and `config.realtime`. Must be called inside a Tokio runtime.
+    pub(crate) fn wire<DB: Backend>(db: ReactiveDb<DB>, config: RouterConfig) -> Served {
+        let realtime = config.realtime.clone();
+        let devtools = config.devtools.as_ref().filter(|d| d.enabled).map(|d| {
+            (
+                d.path.trim_end_matches('/').to_owned(),
+                DevTools::new(d.trace_bytes),
+            )
+        });
+        let mut listener = RealtimeListener::new(realtime.clone());
+        if let Some((_, tools)) = &devtools {
+            listener = listener.with_devtools(tools.clone());
+        }
+        db.set_listener(Arc::new(listener));
+        let remote_db = db.clone();
+        realtime.set_remote_apply(Arc::new(move |changes| {
+            let db = remote_db.clone();
+            Box::pin(async move { db.engine().apply_remote(changes).await })
+        }));
+        realtime.start();
+        let functions = config
+            .functions
+            .clone()
+            .unwrap_or_else(registry::functions)
+            .into_iter()
+            .filter(|f| {
+                let served = (f.backend)() == std::any::TypeId::of::<ReactiveDb<DB>>();
+                if !served {
+                    tracing::debug!(
+                        function = f.model().name,
+                        "not served: written for another database handle type"
+                    );
+                }
+                served
+            })
+            .map(|f| (f.model().name.clone(), f))
+            .collect::<HashMap<_, _>>();
+        // Events keep the key columns the served functions filter on (registered ones are
+        // known to the `Realtime` already; these may not be registered).
+        for f in functions.values() {
+            realtime.key_columns().watch_model(f.model());
+        }
+        let (devtools_path, devtools) = devtools.unzip();
+        Served {
+            state: Arc::new(State {
+                db: Box::new(db),
+                config,
+                functions,
+                devtools,
+            }),
+            devtools_path,
+        }
+    }
+
+    /// `POST /rpc/{name}` and `GET /rpc/{name}`.
+    pub(crate) fn rpc(&self) -> Router {
+        self.finish(Router::new().route("/rpc/{name}", post(rpc::post_rpc).get(rpc::get_rpc)))
+    }
+
+    /// `GET /events`, `POST /events/ack` (and `/ack`), `GET /poll`.
+    pub(crate) fn events(&self) -> Router {
+        self.finish(
+            Router::new()
+                .route("/events", get(events::sse))
+                .route("/events/ack", post(events::ack))
+                .route("/ack", post(events::ack))
+                .route("/poll", get(events::poll)),
         )
-    });
-    let mut listener = RealtimeListener::new(realtime.clone());
-    if let Some((_, tools)) = &devtools {
-        listener = listener.with_devtools(tools.clone());
     }
-    db.set_listener(Arc::new(listener));
-    let remote_db = db.clone();
-    realtime.set_remote_apply(Arc::new(move |changes| {
-        let db = remote_db.clone();
-        Box::pin(async move { db.engine().apply_remote(changes).await })
-    }));
-    realtime.start();
-    let functions = config
-        .functions
-        .clone()
-        .unwrap_or_else(registry::functions)
-        .into_iter()
-        .filter(|f| {
-            let served = (f.backend)() == std::any::TypeId::of::<ReactiveDb<DB>>();
-            if !served {
-                tracing::debug!(
-                    function = f.model().name,
-                    "not served: written for another database handle type"
-                );
-            }
-            served
-        })
-        .map(|f| (f.model().name.clone(), f))
-        .collect::<HashMap<_, _>>();
-    // Events keep the key columns the served functions filter on (registered ones are
-    // known to the `Realtime` already; these may not be registered).
-    for f in functions.values() {
-        realtime.key_columns().watch_model(f.model());
+
+    /// The dev tools page, its state and its stream (no routes when it is disabled).
+    pub(crate) fn devtools(&self) -> Router {
+        let Some(path) = &self.devtools_path else {
+            return Router::new();
+        };
+        self.finish(
+            Router::new()
+                .route(path, get(devtools::page))
+                .route(&format!("{path}/state"), get(devtools::snapshot))
+                .route(&format!("{path}/stream"), get(devtools::stream)),
+        )
     }
-    let state: AppState = Arc::new(State {
-        db: Box::new(db),
-        config,
-        functions,
-        devtools: devtools.as_ref().map(|(_, tools)| tools.clone()),
-    });
-    let mut routes = Router::new()
-        .route("/rpc/{name}", post(rpc::post_rpc).get(rpc::get_rpc))
-        .route("/events", get(events::sse))
-        .route("/events/ack", post(events::ack))
-        .route("/ack", post(events::ack))
-        .route("/poll", get(events::poll));
-    if let Some((path, _)) = &devtools {
-        routes = routes
-            .route(path, get(devtools::page))
-            .route(&format!("{path}/state"), get(devtools::snapshot))
-            .route(&format!("{path}/stream"), get(devtools::stream));
+
+    fn finish(&self, routes: Router<AppState>) -> Router {
+        routes
+            .with_state(self.state.clone())
+            .layer(axum::middleware::from_fn(catch_panic))
     }
-    routes
-        .with_state(state)
-        .layer(axum::middleware::from_fn(catch_panic))
 }
 
 /// Answers a request whose handler panicked with a `500` (logged with the procedure

@@ -16,8 +16,9 @@ use super::auth::{CALL, CallContext, CallEvents, Principal};
 use super::error::ApiError;
 use super::{AppState, State as RouterState};
 use crate::db::CallError;
-use crate::realtime::{EventId, UNKNOWN_EVENT_ID};
+use crate::realtime::UNKNOWN_EVENT_ID;
 use crate::registry::FunctionDef;
+use crate::types::EventId;
 
 /// Authenticates a request head.
 pub(crate) async fn authorize(state: &RouterState, parts: &Parts) -> Result<Principal, ApiError> {

@@ -1,7 +1,7 @@
 //! [`serve`]: an HTTP/1.1 server for an axum [`Router`] that streams Server-Sent Events
 //! without hyper's per-connection buffers.
 //!
-//! `axum::serve` works with [`router`](crate::router::router) too; this server exists for
+//! `axum::serve` works with [`Reactive::router`](crate::Reactive::router) too; this server exists for
 //! the cost of an idle SSE connection. Under hyper every connection keeps an 8 KiB read
 //! buffer and an 8 KiB write buffer for as long as it is open (hyper does not let a
 //! server go below 8 KiB), which is most of the memory of an idle event stream. Here:

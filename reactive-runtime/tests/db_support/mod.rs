@@ -229,7 +229,7 @@ fn prepare_by_name(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![json!(name)],
         run: Box::new(
-            move |db: reactive_runtime::registry::DbHandle| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
+            move |db: reactive_runtime::registry::DbHandle| -> BoxFuture<'static, reactive_runtime::Result<Vec<u8>>> {
                 let db = *db.downcast::<ReactiveDb<sqlx::Any>>().expect("an Any handle");
                 Box::pin(async move {
                     let agents: Vec<Agent> = sqlx::query_as(AssertSqlSafe(Sql::by_name(&t)))
@@ -307,7 +307,7 @@ fn prepare_by_org(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![json!(org)],
         run: Box::new(
-            move |db: reactive_runtime::registry::DbHandle| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
+            move |db: reactive_runtime::registry::DbHandle| -> BoxFuture<'static, reactive_runtime::Result<Vec<u8>>> {
                 let db = *db.downcast::<ReactiveDb<sqlx::Any>>().expect("an Any handle");
                 Box::pin(async move {
                     let agents: Vec<Agent> = sqlx::query_as(AssertSqlSafe(Sql::by_org(&t)))
@@ -448,7 +448,7 @@ fn prepare_write(input: Value) -> Result<Prepared, InputError> {
     Ok(Prepared {
         bindings: vec![],
         run: Box::new(
-            move |db: reactive_runtime::registry::DbHandle| -> BoxFuture<reactive_runtime::Result<Vec<u8>>> {
+            move |db: reactive_runtime::registry::DbHandle| -> BoxFuture<'static, reactive_runtime::Result<Vec<u8>>> {
                 let db = *db.downcast::<ReactiveDb<sqlx::Any>>().expect("an Any handle");
                 Box::pin(async move {
                     let mut seen = Vec::new();
@@ -494,7 +494,7 @@ fn leak(
 pub struct Recorder(pub Mutex<Vec<Arc<InvalidationReport>>>);
 
 impl InvalidationListener for Recorder {
-    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<()> {
+    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<'static, ()> {
         self.0.lock().unwrap().push(report);
         Box::pin(async {})
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use reactive_runtime::registry::{FunctionDef, InputError, Prepared};
-use reactive_runtime::router::{AuthError, Authorizer, Principal, RouterConfig, router};
+use reactive_runtime::router::{AuthError, Authorizer, Principal, RouterConfig};
 use reactive_runtime::{Error, ReactiveDb};
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -326,7 +326,13 @@ pub async fn serve_on(
     let auth = TokenAuth::default();
     let config = configure(RouterConfig::new(auth.clone()).functions(functions()));
     let realtime = config.realtime.clone();
-    let app = router(db.clone(), config);
+    let app = reactive_runtime::Reactive::builder()
+        .database(db.clone())
+        .http(config)
+        .build()
+        .await
+        .expect("wire the router")
+        .router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -306,7 +306,7 @@ pub const MAX_HOPS: usize = 16;
 #[cfg(test)]
 mod propagation_tests {
     use super::*;
-    use crate::engine::{KeyValue, RowOp};
+    use crate::types::{KeyValue, RowOp};
 
     fn agent_change(op: RowOp) -> ChangeSet {
         let mut row = RowChange::whole()

@@ -1,5 +1,5 @@
 //! [`Postings`]: the table → column → value lists behind both indexes of read sets (the
-//! cache's [`Index`](super::Index) and the SSE fan-out index).
+//! cache's [`Index`](super::index::Index) and the SSE fan-out index).
 //!
 //! Each alternative of a read set is posted once per table: whole-table alternatives
 //! in a per-table list; keyed ones under one of their columns (the one with fewest

@@ -1,16 +1,18 @@
-//! The hook the real-time layer installs to publish invalidations.
+//! The invalidation listener seam: the hook the real-time layer installs to publish
+//! invalidations.
 
 use std::sync::Arc;
 
-use crate::engine::InvalidationReport;
-use crate::registry::BoxFuture;
+use futures::future::BoxFuture;
 
-/// Receives every invalidation [`super::ReactiveDb`] applies, after the engine has
+use crate::types::InvalidationReport;
+
+/// Receives every invalidation [`ReactiveDb`](crate::ReactiveDb) applies, after the engine has
 /// removed the affected entries. The write that caused it waits for the returned
 /// future, so that the event exists before the mutation's response is sent.
 pub trait InvalidationListener: Send + Sync {
     /// Handles one invalidation.
-    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<()>;
+    fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<'static, ()>;
 
     /// A listener bound to what the writer's task knows now (the request's principal,
     /// say), for an invalidation that finishes in a task of its own: a write that may

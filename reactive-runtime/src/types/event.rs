@@ -52,7 +52,7 @@ impl<'de> Deserialize<'de> for EventId {
     }
 }
 
-pub use crate::engine::ChangeSet;
+use super::change::ChangeSet;
 
 /// Per table, per column, the changed values (`None` = SQL NULL); `None` = unknown rows.
 type WireKeys<'a> = BTreeMap<&'a str, Option<BTreeMap<&'a str, BTreeSet<Option<&'a str>>>>>;
@@ -93,9 +93,9 @@ pub struct EventRecord {
     pub tenant: String,
     /// Its id (per tenant).
     pub id: EventId,
-    /// What changed: as [`Realtime::publish`](super::Realtime::publish) records it, only
+    /// What changed: as [`Realtime::publish`](crate::realtime::Realtime::publish) records it, only
     /// the key columns some query filters on, values and total bounded (see
-    /// [`KeyColumns`](super::KeyColumns)).
+    /// `KeyColumns`).
     pub changes: ChangeSet,
     /// Clients must acknowledge it.
     #[serde(default)]
@@ -105,7 +105,7 @@ pub struct EventRecord {
     #[serde(default)]
     pub invalidated: Vec<String>,
     /// Clients receive `keys` (the changed key values); off by default: see
-    /// [`HubConfig::event_keys`](super::HubConfig::event_keys).
+    /// [`HubConfig::event_keys`](crate::realtime::HubConfig::event_keys).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub show_keys: bool,
 }
@@ -256,7 +256,7 @@ impl Event {
 
 /// Closes an SSE frame after the matched entries (`entries` are JSON string literals,
 /// comma-separated).
-pub fn frame_tail(entries: &[u8]) -> Bytes {
+pub(crate) fn frame_tail(entries: &[u8]) -> Bytes {
     let mut b = BytesMut::with_capacity(entries.len() + 4);
     b.put_slice(entries);
     b.put_slice(b"]}\n\n");
@@ -264,7 +264,7 @@ pub fn frame_tail(entries: &[u8]) -> Bytes {
 }
 
 /// The SSE frame of a `reset` (carries `id:` so the browser's Last-Event-ID moves on).
-pub fn reset_frame(head: EventId) -> Bytes {
+pub(crate) fn reset_frame(head: EventId) -> Bytes {
     Bytes::from(format!(
         "id: {head}\nevent: reset\ndata: {{\"eventId\":\"{head}\"}}\n\n"
     ))
@@ -273,7 +273,7 @@ pub fn reset_frame(head: EventId) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{KeyValue, RowChange};
+    use crate::types::{KeyValue, RowChange};
     use reactive_codegen::sql::Dialect;
 
     fn k(s: &str) -> KeyValue {

@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::cache_key::CacheKey;
 use super::change::ChangeSet;
 use super::key::KeyValue;
 use super::relations::RelationEdge;
-use crate::cache::CacheKey;
 
 /// Why a change affects a read set.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -45,7 +45,7 @@ pub struct InvalidatedEntry {
     pub reasons: Vec<Reason>,
 }
 
-/// What one [`Engine::apply`](super::Engine::apply) did.
+/// What one [`Engine::apply`](crate::engine::Engine::apply) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvalidationReport {
     /// The engine's invalidation sequence number assigned to this change (0 when empty).
@@ -69,4 +69,15 @@ impl InvalidationReport {
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
     }
+}
+
+/// Where a value the engine handed out came from ([`Fetched`](crate::engine::Fetched)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The cache.
+    Hit,
+    /// This call ran the computation.
+    Computed,
+    /// An identical concurrent call ran it; this one waited.
+    Coalesced,
 }

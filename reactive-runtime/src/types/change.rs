@@ -358,3 +358,12 @@ fn inserted_row(
     out.op = RowOp::Insert;
     out
 }
+
+/// Where a change set was applied first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOrigin {
+    /// By this instance.
+    Local,
+    /// By another instance; received from the event bus.
+    Remote,
+}

@@ -1,0 +1,268 @@
+//! [`Reactive`]: the one place that wires a database handle, its cache store, the real-time
+//! layer (event log, bus, dispatcher) and the HTTP side, once; it then hands out routers
+//! without side effects of their own, and the database handle handlers receive.
+//!
+//! Building is where the side effects happen (the listener installed on the handle, the
+//! remote applies, the dispatcher task); [`Reactive::router`] and its parts only build
+//! routes, as often as asked. See [`Reactive::builder`] for an example.
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::db::{Backend, ReactiveDb};
+use crate::engine::Engine;
+use crate::realtime::Realtime;
+use crate::router::{RouterConfig, Served};
+use crate::seams::{CacheError, CacheStore, RealtimeError};
+
+/// Why [`ReactiveBuilder::build`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No database was given ([`ReactiveBuilder::database`]).
+    #[error("no database: call `database` on the builder")]
+    NoDatabase,
+    /// The cache store could not be set up.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The event log or bus could not be set up.
+    #[error(transparent)]
+    Realtime(#[from] RealtimeError),
+}
+
+/// Redis for everything instances share: the cache store, the event log and the event
+/// bus, from one URL, under keys starting with `prefix` (`{prefix}:cache`,
+/// `{prefix}:events`). For [`ReactiveBuilder::redis`].
+#[cfg(feature = "redis")]
+#[derive(Debug, Clone)]
+pub struct Redis {
+    url: String,
+    prefix: String,
+    events_per_tenant: usize,
+}
+
+#[cfg(feature = "redis")]
+impl Redis {
+    /// Redis at `url`, keys under `reactive`, 1024 events kept per tenant.
+    pub fn new(url: impl Into<String>) -> Self {
+        Redis {
+            url: url.into(),
+            prefix: "reactive".to_owned(),
+            events_per_tenant: 1024,
+        }
+    }
+
+    /// Sets the key prefix (one per application sharing a Redis).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets how many events the log keeps per tenant (what a reconnecting client can
+    /// replay).
+    pub fn events_per_tenant(mut self, events: usize) -> Self {
+        self.events_per_tenant = events;
+        self
+    }
+
+    fn store(&self) -> Result<crate::cache::redis::RedisStore, CacheError> {
+        crate::cache::redis::RedisStore::new(
+            crate::cache::redis::RedisConfig::new(self.url.clone())
+                .prefix(format!("{}:cache", self.prefix)),
+        )
+    }
+
+    async fn realtime(&self) -> Result<Realtime, RealtimeError> {
+        let prefix = format!("{}:events", self.prefix);
+        let log =
+            crate::realtime::RedisLog::connect(&self.url, &prefix, self.events_per_tenant).await?;
+        let bus = crate::realtime::RedisBus::connect(&self.url, &prefix).await?;
+        Ok(Realtime::new(
+            Arc::new(log),
+            Arc::new(bus),
+            crate::realtime::HubConfig::default(),
+        ))
+    }
+}
+
+/// Collects the parts of a [`Reactive`]; [`ReactiveBuilder::build`] wires them.
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ReactiveBuilder<DB: Backend> {
+    db: Option<ReactiveDb<DB>>,
+    cache: Option<Arc<dyn CacheStore>>,
+    realtime: Option<Realtime>,
+    #[cfg(feature = "redis")]
+    redis: Option<Redis>,
+    http: RouterConfig,
+}
+
+impl<DB: Backend> ReactiveBuilder<DB> {
+    /// The database (from [`ReactiveDb::connect`] or [`ReactiveDb::new`] over a pool).
+    pub fn database(mut self, db: ReactiveDb<DB>) -> Self {
+        self.db = Some(db);
+        self
+    }
+
+    /// Where cached results live (default: the handle's own, in memory).
+    pub fn cache(mut self, store: impl CacheStore) -> Self {
+        self.cache = Some(Arc::new(store));
+        self
+    }
+
+    /// The event log, bus and live connections (default: in memory, one instance).
+    pub fn realtime(mut self, realtime: Realtime) -> Self {
+        self.realtime = Some(realtime);
+        self
+    }
+
+    /// Redis as the cache store, event log and bus: what several instances share.
+    /// Replaces [`ReactiveBuilder::cache`] and [`ReactiveBuilder::realtime`].
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, redis: Redis) -> Self {
+        self.redis = Some(redis);
+        self
+    }
+
+    /// The HTTP side: authorizer, limits, dev tools, the functions served (default:
+    /// [`RouterConfig::default`], one tenant and no authentication). Its `realtime` is
+    /// replaced by the builder's.
+    pub fn http(mut self, config: RouterConfig) -> Self {
+        self.http = config;
+        self
+    }
+
+    /// Wires everything once: the cache store under the handle's engine, the listener
+    /// that publishes invalidations as events, the application of other instances'
+    /// changes to this cache, and the event dispatcher. Must be called inside a Tokio
+    /// runtime.
+    pub async fn build(self) -> Result<Reactive<DB>, BuildError> {
+        let mut db = self.db.ok_or(BuildError::NoDatabase)?;
+        #[cfg(feature = "redis")]
+        let (cache, realtime) = match &self.redis {
+            Some(redis) => (
+                Some(Arc::new(redis.store()?) as Arc<dyn CacheStore>),
+                Some(redis.realtime().await?),
+            ),
+            None => (self.cache, self.realtime),
+        };
+        #[cfg(not(feature = "redis"))]
+        let (cache, realtime) = (self.cache, self.realtime);
+        if let Some(store) = cache {
+            db = db.with_engine(Engine::new(store));
+        }
+        let mut http = self.http;
+        if let Some(realtime) = realtime {
+            http.realtime = realtime;
+        }
+        let realtime = http.realtime.clone();
+        let served = Served::wire(db.clone(), http);
+        Ok(Reactive {
+            db,
+            realtime,
+            served,
+        })
+    }
+}
+
+/// A database wired for serving: its cache, the real-time layer and the HTTP side
+/// (see [`Reactive::builder`]). Cheap to clone.
+pub struct Reactive<DB: Backend = sqlx::Any> {
+    db: ReactiveDb<DB>,
+    realtime: Realtime,
+    served: Served,
+}
+
+// By hand: a derive would require `DB: Clone`.
+impl<DB: Backend> Clone for Reactive<DB> {
+    fn clone(&self) -> Self {
+        Reactive {
+            db: self.db.clone(),
+            realtime: self.realtime.clone(),
+            served: self.served.clone(),
+        }
+    }
+}
+
+impl<DB: Backend> std::fmt::Debug for Reactive<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactive")
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<DB: Backend> Reactive<DB> {
+    /// A builder: [`ReactiveBuilder::database`] is required, everything else has a default.
+    ///
+    /// ```
+    /// use reactive_runtime::router::SingleTenant;
+    /// use reactive_runtime::{Reactive, ReactiveDb, RouterConfig};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let db = ReactiveDb::connect("sqlite::memory:").await?;
+    /// let app = Reactive::builder()
+    ///     .database(db)
+    ///     // The cache stays in memory; `.redis(Redis::new(url))` (feature `redis`) would
+    ///     // share the cache, the event log and the bus between instances.
+    ///     .http(RouterConfig::new(SingleTenant::new("demo", "dev")))
+    ///     .build()
+    ///     .await?;
+    /// // Routers without side effects: merge them into the application's own.
+    /// let routes = axum::Router::new().nest("/api", app.router());
+    /// // Writes through `app.db()` invalidate the cache and become events.
+    /// sqlx::query("CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT)")
+    ///     .execute(app.db())
+    ///     .await?;
+    /// # let _ = routes;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # })
+    /// # }
+    /// ```
+    pub fn builder() -> ReactiveBuilder<DB> {
+        ReactiveBuilder {
+            db: None,
+            cache: None,
+            realtime: None,
+            #[cfg(feature = "redis")]
+            redis: None,
+            http: RouterConfig::default(),
+        }
+    }
+
+    /// The database handle: what handlers and the application's own writes go through
+    /// (its invalidations become events).
+    pub fn db(&self) -> &ReactiveDb<DB> {
+        &self.db
+    }
+
+    /// The event log, bus and live connections.
+    pub fn realtime(&self) -> &Realtime {
+        &self.realtime
+    }
+
+    /// Every route: [`Reactive::rpc_router`], [`Reactive::events_router`] and
+    /// [`Reactive::devtools_router`] merged.
+    pub fn router(&self) -> Router {
+        self.rpc_router()
+            .merge(self.events_router())
+            .merge(self.devtools_router())
+    }
+
+    /// `POST /rpc/{name}` and `GET /rpc/{name}`: the calls.
+    pub fn rpc_router(&self) -> Router {
+        self.served.rpc()
+    }
+
+    /// `GET /events` (the event stream), `POST /events/ack` (and `/ack`), `GET /poll`.
+    pub fn events_router(&self) -> Router {
+        self.served.events()
+    }
+
+    /// The dev tools page, when [`RouterConfig::devtools`] enabled it (no routes
+    /// otherwise).
+    pub fn devtools_router(&self) -> Router {
+        self.served.devtools()
+    }
+}

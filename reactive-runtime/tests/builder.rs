@@ -1,0 +1,72 @@
+//! `Reactive::builder()`: what it requires, and that one Redis URL gives the cache store,
+//! the event log and the bus (the Redis part needs TEST_REDIS_URL).
+
+use reactive_runtime::{BuildError, Reactive, ReactiveDb};
+
+#[tokio::test]
+async fn building_without_a_database_fails() {
+    let built = Reactive::<sqlx::Any>::builder().build().await;
+    assert!(matches!(built, Err(BuildError::NoDatabase)), "{built:?}");
+}
+
+#[tokio::test]
+async fn the_defaults_keep_everything_in_memory_and_routers_can_be_taken_again() {
+    let db = ReactiveDb::connect("sqlite::memory:")
+        .await
+        .expect("sqlite");
+    let app = Reactive::builder()
+        .database(db)
+        .build()
+        .await
+        .expect("build");
+    assert_eq!(app.db().engine().store().name(), "memory");
+    // Routers are plain values: taking them twice wires nothing twice.
+    let _ = app.router();
+    let _ = app.clone().rpc_router().merge(app.events_router());
+    assert_eq!(app.realtime().connections(), 0);
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn one_redis_url_gives_the_cache_store_the_event_log_and_the_bus() {
+    use reactive_runtime::Redis;
+    use reactive_runtime::types::{ChangeSet, EventDraft};
+
+    let url = match std::env::var("TEST_REDIS_URL") {
+        Ok(url) => url,
+        Err(_) if std::env::var("CI").is_ok() => panic!("TEST_REDIS_URL must be set in CI"),
+        Err(_) => return eprintln!("skipped: TEST_REDIS_URL not set"),
+    };
+    let prefix = format!(
+        "builder-test-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let db = ReactiveDb::connect("sqlite::memory:")
+        .await
+        .expect("sqlite");
+    let app = Reactive::builder()
+        .database(db)
+        .redis(Redis::new(url).prefix(prefix))
+        .build()
+        .await
+        .expect("build");
+    assert_eq!(app.db().engine().store().name(), "redis");
+    let event = app
+        .realtime()
+        .publish(EventDraft {
+            tenant: "t".to_owned(),
+            changes: ChangeSet::tables(["agent"]),
+            requires_ack: false,
+            invalidated: Vec::new(),
+            show_keys: false,
+        })
+        .await
+        .expect("the log appends");
+    assert_eq!(
+        app.realtime().log().head("t").await.expect("head"),
+        event.id()
+    );
+}
