@@ -10,6 +10,7 @@ pub mod observe;
 pub mod realtime;
 pub mod registry;
 pub mod router;
+#[cfg(feature = "serve")]
 pub mod serve;
 pub mod typescript;
 
@@ -20,4 +21,5 @@ pub use reactive_codegen::sql::Dialect;
 pub use db::{Backend, ReactiveDb, ReactiveTx, ReactiveTxConn, WriteInQuery};
 pub use realtime::Realtime;
 pub use router::{Authorizer, Principal, RouterConfig, current_principal, router};
+#[cfg(feature = "serve")]
 pub use serve::serve;
