@@ -39,12 +39,12 @@ pub mod __private {
     pub trait ReactiveFn {
         /// `true` for a `#[reactive_function]`.
         const IS_REACTIVE: bool;
-        /// The procedure name as a JSON string (`"\"agents.findMany\""`).
-        const NAME_JSON: &'static str;
-        /// Tables read, including those of called reactive functions (may repeat).
+        /// The procedure name (`""` for a plain function); a caller's registration
+        /// lists it, and the registry adds this function's tables to the caller's model.
+        const NAME: &'static str;
+        /// Tables read, including those of called reactive functions (may repeat):
+        /// what a caller's `dependencies(...)` is checked against.
         const DEPS: &'static [&'static str];
-        /// The same tables as comma-separated whole-table `TableDependency` JSON objects.
-        const DEPS_JSON: &'static str;
     }
 
     /// Decode a function's JSON input; the error carries the path of the bad field.
@@ -300,50 +300,31 @@ pub mod __private {
         "null".to_owned()
     }
 
-    // ---- const string assembly (model JSON, dependency lists, messages) ----
+    // ---- compile-time checks of `dependencies(...)` against called functions ----
 
-    /// Length of `items` joined with `sep`, empty items skipped.
-    pub const fn join_len(items: &[&str], sep: &str) -> usize {
+    /// Length of `parts` joined.
+    pub const fn join_len(parts: &[&str]) -> usize {
         let mut len = 0;
-        let mut count = 0;
         let mut i = 0;
-        while i < items.len() {
-            if !items[i].is_empty() {
-                if count > 0 {
-                    len += sep.len();
-                }
-                len += items[i].len();
-                count += 1;
-            }
+        while i < parts.len() {
+            len += parts[i].len();
             i += 1;
         }
         len
     }
 
-    /// `items` joined with `sep`, empty items skipped; `N` is [`join_len`].
-    pub const fn join_bytes<const N: usize>(items: &[&str], sep: &str) -> [u8; N] {
+    /// `parts` joined (a panic message naming a missing table); `N` is [`join_len`].
+    pub const fn join_bytes<const N: usize>(parts: &[&str]) -> [u8; N] {
         let mut out = [0u8; N];
         let mut at = 0;
-        let mut count = 0;
         let mut i = 0;
-        while i < items.len() {
-            let item = items[i].as_bytes();
-            if !item.is_empty() {
-                if count > 0 {
-                    let mut j = 0;
-                    while j < sep.len() {
-                        out[at] = sep.as_bytes()[j];
-                        at += 1;
-                        j += 1;
-                    }
-                }
-                let mut j = 0;
-                while j < item.len() {
-                    out[at] = item[j];
-                    at += 1;
-                    j += 1;
-                }
-                count += 1;
+        while i < parts.len() {
+            let part = parts[i].as_bytes();
+            let mut j = 0;
+            while j < part.len() {
+                out[at] = part[j];
+                at += 1;
+                j += 1;
             }
             i += 1;
         }

@@ -13,7 +13,6 @@ use sqlparser::ast::{
     AlterTableOperation, ColumnOption, ForeignKeyConstraint, ObjectName, ObjectType,
     ReferentialAction, RenameTableNameKind, Spanned, Statement, TableConstraint,
 };
-use sqlparser::dialect::{self as sp, Dialect as SpDialect};
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
@@ -170,12 +169,8 @@ impl Schema {
     /// (or that sqlparser does not know, such as triggers) are skipped and returned.
     pub fn apply_sql(&mut self, sql: &str, dialect: Dialect, file: &str) -> Vec<Skipped> {
         let mut skipped = Vec::new();
-        let sp_dialect: Box<dyn SpDialect> = match dialect {
-            Dialect::Postgres => Box::new(sp::PostgreSqlDialect {}),
-            Dialect::Sqlite => Box::new(sp::SQLiteDialect {}),
-            Dialect::MySql => Box::new(sp::MySqlDialect {}),
-        };
-        let tokens = match Tokenizer::new(&*sp_dialect, sql).tokenize_with_location() {
+        let sp_dialect = dialect.parser();
+        let tokens = match Tokenizer::new(sp_dialect, sql).tokenize_with_location() {
             Ok(tokens) => tokens,
             Err(error) => {
                 skipped.push(Skipped {
@@ -198,7 +193,7 @@ impl Schema {
                 file: file.to_owned(),
                 line,
             };
-            match Parser::new(&*sp_dialect)
+            match Parser::new(sp_dialect)
                 .with_tokens_with_locations(chunk)
                 .parse_statements()
             {

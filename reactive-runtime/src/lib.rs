@@ -12,6 +12,7 @@ pub mod realtime;
 pub mod registry;
 pub mod router;
 pub mod seams;
+#[cfg(feature = "serve")]
 pub mod serve;
 #[doc(hidden)]
 pub mod testing;
@@ -28,4 +29,5 @@ pub use app::{BuildError, Reactive, ReactiveBuilder};
 pub use db::{Backend, ReactiveDb, ReactiveTx, ReactiveTxConn, WriteInQuery};
 pub use realtime::Realtime;
 pub use router::{Authorizer, Principal, RouterConfig, current_principal};
+#[cfg(feature = "serve")]
 pub use serve::serve;

@@ -2,9 +2,10 @@
 //! [`FunctionDef`] per function with `inventory`; the router and the TypeScript
 //! generator read them with [`functions`]. No hand-written list anywhere.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::OnceLock;
 
-use reactive_codegen::model::FunctionModel;
+use reactive_codegen::model::{FunctionModel, TableDependency};
 
 pub use futures::future::BoxFuture;
 
@@ -47,8 +48,13 @@ pub struct TsTypes {
 /// One registered reactive function. Built by the macro as a `static`; not meant
 /// to be written by hand.
 pub struct FunctionDef {
-    /// JSON of the function's [`FunctionModel`].
+    /// JSON of the function's own [`FunctionModel`]: what its body reads, without the
+    /// functions it calls (see [`FunctionDef::calls`]).
     pub model_json: &'static str,
+    /// Procedure names of the reactive functions the body calls (`""` for a probed
+    /// callee that turned out not to be reactive). Their tables are added to
+    /// [`FunctionDef::model`] when the registry resolves it.
+    pub calls: &'static [&'static str],
     /// Decodes JSON input (errors carry the field path) and prepares the call.
     pub prepare: fn(serde_json::Value) -> Result<Prepared, InputError>,
     /// TypeScript types of input and output.
@@ -61,12 +67,94 @@ pub struct FunctionDef {
 }
 
 impl FunctionDef {
-    /// The function's compile-time model (parsed from JSON once).
+    /// The function's model (parsed from JSON once), with the tables of the reactive
+    /// functions it calls, transitively, as whole-table dependencies.
     pub fn model(&self) -> &FunctionModel {
         self.model_cell.get_or_init(|| {
-            serde_json::from_str(self.model_json)
-                .expect("the macro always emits a valid model; this is a bug in reactive-macros")
+            let mut model = self.own_model();
+            model.calls = self
+                .calls
+                .iter()
+                .filter(|c| !c.is_empty())
+                .map(|c| (*c).to_owned())
+                .collect();
+            let callees = callee_tables(&model.name, self.calls, |name| {
+                registered()
+                    .get(name)
+                    .map(|own| (&own.tables[..], own.calls))
+            });
+            add_whole_tables(&mut model.dependencies, callees);
+            model
         })
+    }
+
+    /// The model as the macro emitted it, without the callees' tables.
+    fn own_model(&self) -> FunctionModel {
+        serde_json::from_str(self.model_json)
+            .expect("the macro always emits a valid model; this is a bug in reactive-macros")
+    }
+}
+
+/// What the transitive resolution needs of one registered function.
+struct OwnTables {
+    tables: Vec<String>,
+    calls: &'static [&'static str],
+}
+
+/// Every registered function's own tables and calls, by procedure name (parsed once).
+fn registered() -> &'static HashMap<String, OwnTables> {
+    static REGISTERED: OnceLock<HashMap<String, OwnTables>> = OnceLock::new();
+    REGISTERED.get_or_init(|| {
+        let mut by_name = HashMap::new();
+        for registration in inventory::iter::<Registration> {
+            let own = registration.0.own_model();
+            let tables = own.dependencies.into_iter().map(|d| d.table).collect();
+            by_name.entry(own.name).or_insert(OwnTables {
+                tables,
+                calls: registration.0.calls,
+            });
+        }
+        by_name
+    })
+}
+
+/// The tables read by the functions `calls` names, and by the functions they call,
+/// transitively. A cycle (a function reaching itself) is walked once.
+fn callee_tables<'a>(
+    caller: &'a str,
+    calls: &'a [&'a str],
+    lookup: impl Fn(&str) -> Option<(&'a [String], &'a [&'a str])>,
+) -> BTreeSet<&'a str> {
+    let mut tables = BTreeSet::new();
+    let mut visited = HashSet::from([caller]);
+    let mut pending: Vec<&str> = calls.to_vec();
+    while let Some(name) = pending.pop() {
+        if name.is_empty() || !visited.insert(name) {
+            continue;
+        }
+        if let Some((own, calls)) = lookup(name) {
+            tables.extend(own.iter().map(String::as_str));
+            pending.extend(calls);
+        }
+    }
+    tables
+}
+
+/// Each table as a whole-table dependency, unless one is already there.
+fn add_whole_tables<'a>(
+    dependencies: &mut Vec<TableDependency>,
+    tables: impl IntoIterator<Item = &'a str>,
+) {
+    for table in tables {
+        if !dependencies
+            .iter()
+            .any(|d| d.table == table && d.keys.is_empty())
+        {
+            dependencies.push(TableDependency {
+                table: table.to_owned(),
+                keys: Vec::new(),
+            });
+        }
     }
 }
 
@@ -85,4 +173,55 @@ pub fn functions() -> Vec<&'static FunctionDef> {
         .collect();
     all.sort_by(|a, b| a.model().name.cmp(&b.model().name));
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph() -> HashMap<&'static str, (Vec<String>, &'static [&'static str])> {
+        HashMap::from([
+            ("a", (vec!["agent".to_owned()], &["b"][..])),
+            ("b", (vec!["message".to_owned()], &["c", "a"][..])),
+            (
+                "c",
+                (vec!["memory".to_owned(), "agent".to_owned()], &["b"][..]),
+            ),
+            ("plain", (vec![], &[][..])),
+        ])
+    }
+
+    #[test]
+    fn callee_tables_are_transitive_and_cycles_end() {
+        let graph = graph();
+        let lookup = |name: &str| graph.get(name).map(|(t, c)| (&t[..], *c));
+        let tables = callee_tables("a", &["b", ""], lookup);
+        assert_eq!(
+            tables.into_iter().collect::<Vec<_>>(),
+            ["agent", "memory", "message"]
+        );
+        let tables = callee_tables("plain", &["missing", "c"], lookup);
+        assert_eq!(
+            tables.into_iter().collect::<Vec<_>>(),
+            ["agent", "memory", "message"]
+        );
+    }
+
+    #[test]
+    fn callee_tables_are_added_once_as_whole_tables() {
+        let keyed = TableDependency {
+            table: "agent".into(),
+            keys: vec![reactive_codegen::model::KeyDependency {
+                column: "id".into(),
+                values: vec![],
+            }],
+        };
+        let mut dependencies = vec![keyed.clone()];
+        add_whole_tables(&mut dependencies, ["agent", "message", "agent"]);
+        let whole = |table: &str| TableDependency {
+            table: table.into(),
+            keys: vec![],
+        };
+        assert_eq!(dependencies, [keyed, whole("agent"), whole("message")]);
+    }
 }

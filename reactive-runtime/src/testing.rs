@@ -38,6 +38,7 @@ impl FunctionDef {
     ) -> Self {
         Self {
             model_json,
+            calls: &[],
             prepare,
             typescript: unknown_types,
             backend: std::any::TypeId::of::<ReactiveDb<sqlx::Any>>,

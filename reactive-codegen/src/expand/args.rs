@@ -158,12 +158,12 @@ impl FunctionArgs {
     }
 
     /// The dialect the SQL literals are analysed with: the declared one, else the one
-    /// the handle implies (`ReactiveDb<MySql>`), else PostgreSQL.
+    /// the handle implies (`ReactiveDb<MySql>`), else [`Dialect::default()`] (PostgreSQL).
     pub fn dialect(&self, implied: Option<Dialect>) -> Dialect {
         self.dialect
             .as_ref()
             .map(|d| Dialect::from(**d))
             .or(implied)
-            .unwrap_or(Dialect::Postgres)
+            .unwrap_or_default()
     }
 }

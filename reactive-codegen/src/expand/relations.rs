@@ -21,7 +21,7 @@ use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use quote::quote;
 use syn::spanned::Spanned;
 
-use super::Errors;
+use super::ctxt::Ctxt;
 
 /// One edge: a change to `from` also changes `to` (rows with `column = id`, or all rows).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,10 +42,10 @@ pub fn derive_relations(input: TokenStream) -> TokenStream {
         Ok(input) => input,
         Err(error) => return error.to_compile_error(),
     };
-    let mut errors = Errors::default();
-    let edges = parse_edges(&input, &mut errors);
-    if !errors.is_empty() {
-        return errors.to_compile_errors();
+    let cx = Ctxt::new();
+    let edges = parse_edges(&input, &cx);
+    if let Err(error) = cx.check() {
+        return error.to_compile_error();
     }
     let edges = edges.iter().map(|edge| {
         let (from, key, to) = (&edge.from, &edge.key, &edge.to);
@@ -65,8 +65,8 @@ pub fn derive_relations(input: TokenStream) -> TokenStream {
 }
 
 /// Read every `#[relations(...)]` attribute; errors are collected.
-pub(crate) fn parse_edges(input: &syn::DeriveInput, errors: &mut Errors) -> Vec<Edge> {
-    parse_edges_spanned(input, errors)
+pub(crate) fn parse_edges(input: &syn::DeriveInput, cx: &Ctxt) -> Vec<Edge> {
+    parse_edges_spanned(input, cx)
         .into_iter()
         .map(|(edge, _)| edge)
         .collect()
@@ -77,13 +77,13 @@ pub(crate) fn parse_edges(input: &syn::DeriveInput, errors: &mut Errors) -> Vec<
 /// reading, for tools that check a declaration against a schema (`reactive relations
 /// check`).
 pub fn relation_edges(input: &syn::DeriveInput) -> (Vec<(Edge, Span)>, Vec<syn::Error>) {
-    let mut errors = Errors::default();
-    let edges = parse_edges_spanned(input, &mut errors);
-    (edges, errors.into_errors())
+    let cx = Ctxt::new();
+    let edges = parse_edges_spanned(input, &cx);
+    (edges, cx.into_errors())
 }
 
 /// [`parse_edges`], with the span of each edge's target (`message.from_agent_id`).
-fn parse_edges_spanned(input: &syn::DeriveInput, errors: &mut Errors) -> Vec<(Edge, Span)> {
+fn parse_edges_spanned(input: &syn::DeriveInput, cx: &Ctxt) -> Vec<(Edge, Span)> {
     let mut edges = Vec::new();
     let mut seen: Vec<(String, Span)> = Vec::new();
     let mut found = false;
@@ -96,7 +96,7 @@ fn parse_edges_spanned(input: &syn::DeriveInput, errors: &mut Errors) -> Vec<(Ed
         let tokens = match &attr.meta {
             syn::Meta::List(list) => list.tokens.clone(),
             other => {
-                errors.new_spanned(
+                cx.error_spanned(
                     other.span(),
                     "expected `#[relations(table(other_table.column, ...), ...)]`",
                 );
@@ -104,11 +104,11 @@ fn parse_edges_spanned(input: &syn::DeriveInput, errors: &mut Errors) -> Vec<(Ed
             }
         };
         for chunk in split_commas(tokens) {
-            parse_table_entry(&chunk, &mut seen, &mut edges, errors);
+            parse_table_entry(&chunk, &mut seen, &mut edges, cx);
         }
     }
     if !found {
-        errors.new_spanned(
+        cx.error_spanned(
             input.ident.span(),
             "`#[derive(Relations)]` needs a `#[relations(...)]` attribute, e.g. `#[relations(agent(message.from_agent_id))]`",
         );
@@ -121,7 +121,7 @@ fn parse_table_entry(
     chunk: &[TokenTree],
     seen: &mut Vec<(String, Span)>,
     edges: &mut Vec<(Edge, Span)>,
-    errors: &mut Errors,
+    cx: &Ctxt,
 ) {
     let (ident, group) = match chunk {
         [TokenTree::Ident(ident), TokenTree::Group(group)]
@@ -130,7 +130,7 @@ fn parse_table_entry(
             (ident, group)
         }
         [TokenTree::Ident(ident)] => {
-            errors.new_spanned(
+            cx.error_spanned(
                 ident.span(),
                 format!(
                     "`{ident}` lists no related tables: write `{ident}(other_table.column, ...)`"
@@ -139,7 +139,7 @@ fn parse_table_entry(
             return;
         }
         _ => {
-            errors.push(syn::Error::new_spanned(
+            cx.syn_error(syn::Error::new_spanned(
                 chunk.iter().cloned().collect::<TokenStream>(),
                 "malformed relation: expected `table(other_table.column, ...)`, for example `agent(message.from_agent_id, organization)`",
             ));
@@ -148,7 +148,7 @@ fn parse_table_entry(
     };
     let from = normalize(&ident.to_string());
     if let Some((_, _first)) = seen.iter().find(|(t, _)| *t == from) {
-        errors.new_spanned(
+        cx.error_spanned(
             ident.span(),
             format!("duplicate relations for table `{from}`: list all of its related tables in one `{from}(...)` entry"),
         );
@@ -158,7 +158,7 @@ fn parse_table_entry(
     let mut targets: Vec<(String, Option<String>, String)> = Vec::new();
     let inner = split_commas(group.stream());
     if inner.is_empty() {
-        errors.new_spanned(
+        cx.error_spanned(
             group.span(),
             format!("`{from}()` lists no related tables: write `{from}(other_table.column, ...)`"),
         );
@@ -189,7 +189,7 @@ fn parse_table_entry(
                 normalize(&key.to_string()),
             )),
             _ => {
-                errors.push(syn::Error::new_spanned(
+                cx.syn_error(syn::Error::new_spanned(
                     target.iter().cloned().collect::<TokenStream>(),
                     "malformed related table: expected `table` (the whole table), `table.column` (rows whose `column` holds the changed row's id) or `table.column = key` (rows whose `column` holds the changed row's `key`)",
                 ));
@@ -202,7 +202,7 @@ fn parse_table_entry(
                     Some(column) => format!("{}.{column}", parsed.0),
                     None => parsed.0.clone(),
                 };
-                errors.push(syn::Error::new_spanned(
+                cx.syn_error(syn::Error::new_spanned(
                     target.iter().cloned().collect::<TokenStream>(),
                     format!("`{shown}` is listed twice for `{from}`"),
                 ));

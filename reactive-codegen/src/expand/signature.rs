@@ -5,6 +5,8 @@ use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, Ident, Pat, PathArguments, ReturnType, Type};
 
+use super::ctxt::Ctxt;
+
 /// The parts of a valid signature the expansion needs.
 #[derive(Debug, Clone)]
 pub struct Signature {
@@ -24,21 +26,21 @@ const SHAPE: &str = "expected `async fn name(db: &ReactiveDb<Postgres>, input: I
 
 /// Check the signature; every problem found is reported (combined).
 pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
-    let mut errors: Vec<syn::Error> = Vec::new();
+    let cx = Ctxt::new();
     if sig.asyncness.is_none() {
-        errors.push(syn::Error::new(
+        cx.syn_error(syn::Error::new(
             sig.fn_token.span(),
             "a reactive function must be an `async fn`: write `async fn` (its SQL runs through `ReactiveDb`, which is async)",
         ));
     }
     if let Some(constness) = &sig.constness {
-        errors.push(syn::Error::new(
+        cx.syn_error(syn::Error::new(
             constness.span(),
             "a reactive function cannot be `const`",
         ));
     }
     if let syn::Safety::Unsafe(unsafety) = &sig.safety {
-        errors.push(syn::Error::new(
+        cx.syn_error(syn::Error::new(
             unsafety.span(),
             "a reactive function cannot be `unsafe`",
         ));
@@ -49,36 +51,36 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
         } else {
             sig.generics.params.span()
         };
-        errors.push(syn::Error::new(
+        cx.syn_error(syn::Error::new(
             span,
             "a reactive function cannot be generic: it is registered once, with concrete input and output types",
         ));
     }
     if let Some(variadic) = &sig.variadic {
-        errors.push(syn::Error::new_spanned(variadic, SHAPE));
+        cx.syn_error(syn::Error::new_spanned(variadic, SHAPE));
     }
 
     let mut input = None;
     let mut db_type = None;
     let params: Vec<&FnArg> = sig.inputs.iter().collect();
     match params.first() {
-        None => errors.push(syn::Error::new(
+        None => cx.syn_error(syn::Error::new(
             sig.paren_token.span.join(),
             format!("a reactive function takes the database handle first: {SHAPE}"),
         )),
-        Some(FnArg::Receiver(receiver)) => errors.push(syn::Error::new_spanned(
+        Some(FnArg::Receiver(receiver)) => cx.syn_error(syn::Error::new_spanned(
             receiver,
             "a reactive function cannot take `self`: write a free function `async fn name(db: &ReactiveDb, input: Input)`",
         )),
         Some(FnArg::Typed(db)) => {
             let handle_second = matches!(params.get(1), Some(FnArg::Typed(second)) if is_db_handle(&second.ty));
             if handle_second {
-                errors.push(syn::Error::new_spanned(
+                cx.syn_error(syn::Error::new_spanned(
                     params[1],
                     format!("the database handle must be the first parameter of a reactive function; {SHAPE}"),
                 ));
             } else if !is_db_handle(&db.ty) {
-                errors.push(syn::Error::new_spanned(
+                cx.syn_error(syn::Error::new_spanned(
                     &db.ty,
                     format!("the first parameter of a reactive function must be the database handle `&ReactiveDb`; {SHAPE}"),
                 ));
@@ -86,7 +88,7 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
                 if handle_has_backend(&reference.elem) {
                     db_type = Some((*reference.elem).clone());
                 } else {
-                    errors.push(syn::Error::new_spanned(
+                    cx.syn_error(syn::Error::new_spanned(
                         &reference.elem,
                         "name the database the handler runs on: `&ReactiveDb<Postgres>`, `&ReactiveDb<MySql>`, `&ReactiveDb<Sqlite>` (native sqlx drivers), or `&ReactiveDb<Any>` (backend chosen by URL)",
                     ));
@@ -99,10 +101,10 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
         .filter(|p| !matches!(p, FnArg::Typed(t) if is_db_handle(&t.ty)))
     {
         match second {
-            FnArg::Receiver(receiver) => errors.push(syn::Error::new_spanned(receiver, SHAPE)),
+            FnArg::Receiver(receiver) => cx.syn_error(syn::Error::new_spanned(receiver, SHAPE)),
             FnArg::Typed(arg) => {
                 if let Type::Reference(reference) = &*arg.ty {
-                    errors.push(syn::Error::new_spanned(
+                    cx.syn_error(syn::Error::new_spanned(
                         reference,
                         "the input of a reactive function is decoded from JSON and passed by value: take it by value (`input: Input`), not by reference",
                     ));
@@ -116,13 +118,13 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
                 ) {
                     input = Some((*arg.ty).clone());
                 } else {
-                    errors.push(syn::Error::new_spanned(&arg.pat, SHAPE));
+                    cx.syn_error(syn::Error::new_spanned(&arg.pat, SHAPE));
                 }
             }
         }
     }
     for extra in params.iter().skip(2) {
-        errors.push(syn::Error::new_spanned(
+        cx.syn_error(syn::Error::new_spanned(
             extra,
             format!("a reactive function takes at most two parameters, the database handle and one input (put several values in an input struct); {SHAPE}"),
         ));
@@ -130,7 +132,7 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
 
     let (output, return_type) = match &sig.output {
         ReturnType::Default => {
-            errors.push(syn::Error::new(
+            cx.syn_error(syn::Error::new(
                 sig.paren_token.span.close(),
                 "a reactive function must return `reactive::Result<Output>`; add `-> reactive::Result<...>`",
             ));
@@ -139,7 +141,7 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
         ReturnType::Type(_, ty) => match result_ok_type(ty) {
             Some(ok) => (Some(ok), Some((**ty).clone())),
             None => {
-                errors.push(syn::Error::new_spanned(
+                cx.syn_error(syn::Error::new_spanned(
                     ty,
                     "a reactive function must return `reactive::Result<Output>` (its output is serialized to JSON; errors map to HTTP statuses)",
                 ));
@@ -148,13 +150,7 @@ pub fn validate(sig: &syn::Signature) -> Result<Signature, syn::Error> {
         },
     };
 
-    let mut iter = errors.into_iter();
-    if let Some(mut first) = iter.next() {
-        for next in iter {
-            first.combine(next);
-        }
-        return Err(first);
-    }
+    cx.check()?;
     match (output, return_type, db_type) {
         (Some(output), Some(return_type), Some(db)) => Ok(Signature {
             ident: sig.ident.clone(),

@@ -241,11 +241,18 @@ fn helper_receiving_db_is_probed_or_reported() {
     let errs = errors(&out);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(errs[0].contains("calls `Agent::count`"), "{errs:?}");
-    assert!(out.contains("mod __reactive_probe_0"), "{out}");
+    assert_eq!(out.matches("mod __reactive_probe_0").count(), 1, "{out}");
     assert!(out.contains("use super :: count_messages"), "{out}");
     let out = expand(quote!(dependencies(agent, message)), item);
     assert!(errors(&out).is_empty(), "{out}");
     assert!(out.contains("first_missing"), "{out}");
+    assert_eq!(out.matches("mod __reactive_probe_0").count(), 1, "{out}");
+    // The callee is named in the registration; its tables are added by the registry.
+    assert!(
+        out.contains("calls : & [< __reactive_probe_0 :: count_messages as :: reactive :: __private :: ReactiveFn > :: NAME]"),
+        "{out}"
+    );
+    assert!(out.contains(r#"\"calls\":[]"#), "{out}");
 }
 
 #[test]
@@ -368,14 +375,14 @@ fn inferred_model_has_keys_bindings_and_kind() {
         }
     };
     let analysis = crate::handler::analyze_fn(&item, crate::sql::Dialect::Postgres);
-    let mut errs = super::Errors::default();
-    let plan = super::function::plan(
+    let cx = super::ctxt::Ctxt::new();
+    let plan = super::valid::plan(
         &FunctionArgs::parse(quote!(name = "agents.findMany")).unwrap(),
         &item,
         &analysis,
-        &mut errs,
+        &cx,
     );
-    assert!(errs.is_empty());
+    assert!(cx.check().is_ok());
     let model = &plan.model;
     assert_eq!(model.name, "agents.findMany");
     assert_eq!(model.kind, crate::model::FunctionKind::Query);
@@ -393,13 +400,14 @@ fn inferred_model_has_keys_bindings_and_kind() {
         }
     };
     let analysis = crate::handler::analyze_fn(&item, crate::sql::Dialect::Postgres);
-    let plan = super::function::plan(
+    let cx = super::ctxt::Ctxt::new();
+    let plan = super::valid::plan(
         &FunctionArgs::parse(quote!(invalidates(tool))).unwrap(),
         &item,
         &analysis,
-        &mut errs,
+        &cx,
     );
-    assert!(errs.is_empty());
+    assert!(cx.check().is_ok());
     assert_eq!(plan.model.kind, crate::model::FunctionKind::Mutation);
     assert_eq!(plan.model.invalidates, ["tool"]);
 }
@@ -412,14 +420,14 @@ fn explicit_tables_not_seen_in_the_body_are_whole_table() {
         }
     };
     let analysis = crate::handler::analyze_fn(&item, crate::sql::Dialect::Postgres);
-    let mut errs = super::Errors::default();
-    let plan = super::function::plan(
+    let cx = super::ctxt::Ctxt::new();
+    let plan = super::valid::plan(
         &FunctionArgs::parse(quote!(dependencies(agent, tool))).unwrap(),
         &item,
         &analysis,
-        &mut errs,
+        &cx,
     );
-    assert!(errs.is_empty());
+    assert!(cx.check().is_ok());
     let deps: Vec<(String, usize)> = plan
         .model
         .dependencies
@@ -457,10 +465,11 @@ fn cfg_applies_to_generated_items() {
             }
         },
     );
-    // The fn, the companion struct, its impl block and the checked registration block.
+    // The fn, the companion struct, and the one block with the probes, the
+    // companion's impl, the type checks and the registration.
     assert_eq!(
         out.matches("# [cfg (feature = \"admin\")]").count(),
-        4,
+        3,
         "{out}"
     );
 }
@@ -525,16 +534,11 @@ fn user_function_calls_must_be_declared() {
             Ok(sqlx::query_scalar("SELECT archive_agent($1)").bind(input.id).fetch_one(db).await?)
         }
     };
+    let analysis = crate::handler::analyze_fn(&item, crate::sql::Dialect::Postgres);
     let plan_with = |attr: TokenStream| {
-        let analysis = crate::handler::analyze_fn(&item, crate::sql::Dialect::Postgres);
-        let mut errs = super::Errors::default();
-        let plan = super::function::plan(
-            &FunctionArgs::parse(attr).unwrap(),
-            &item,
-            &analysis,
-            &mut errs,
-        );
-        (plan, errs)
+        let cx = super::ctxt::Ctxt::new();
+        let plan = super::valid::plan(&FunctionArgs::parse(attr).unwrap(), &item, &analysis, &cx);
+        (plan, cx.into_errors())
     };
 
     let errs = errors(&expand(quote!(), quote!(#item)));

@@ -8,14 +8,19 @@ use syn::parse::ParseStream;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit::{self, Visit};
-use syn::{Expr, Pat, Token};
+use syn::{Expr, Token};
 
 use super::render::{expr_text, path_text};
+use super::scope::Scope;
+use super::syntax::{
+    collect_input_pattern, constructor_api, last_segment, macro_api, macro_exprs, plain_ident,
+    rust_literal, strip,
+};
 use super::{
     AnalyzeOptions, BindSite, BindValue, CallSite, Diagnostic, DiagnosticKind, HandlerAnalysis,
     InputArg, Location, QueryFamily, RUNTIME_SQL_MESSAGE, SqlApi, SqlSite,
 };
-use crate::sql::{self, Literal, Unknown};
+use crate::sql::{self, Unknown};
 
 /// Methods looked through when tracing a bind expression to an input field: the
 /// key value is then computed from the field itself (`input.x`), not from the
@@ -140,200 +145,6 @@ fn unknown_message(why: &Unknown) -> String {
         }
     };
     format!("{what}; treated as reading and writing anything")
-}
-
-/// `name` or `mut name` (the flag says `mut`), through a type ascription.
-fn plain_ident(pat: &Pat) -> Option<(String, bool)> {
-    match pat {
-        Pat::Ident(p) if p.subpat.is_none() => Some((p.ident.to_string(), p.mutability.is_some())),
-        Pat::Type(p) => plain_ident(&p.pat),
-        _ => None,
-    }
-}
-
-/// Identifiers bound by the input pattern, with their field path: `input` → `[]`,
-/// `OrgInput { organization_id, data: Data { name, .. } }` → `organization_id` →
-/// `["organization_id"]`, `name` → `["data", "name"]`; `Json(input)` → `input` → `[]`.
-/// `mut` bindings are left out (they can be reassigned).
-fn collect_input_pattern(
-    pat: &Pat,
-    path: &mut Vec<String>,
-    out: &mut HashMap<String, Vec<String>>,
-) {
-    match pat {
-        Pat::Ident(p) if p.subpat.is_none() && p.mutability.is_none() && p.by_ref.is_none() => {
-            out.insert(p.ident.to_string(), path.clone());
-        }
-        Pat::Type(p) => collect_input_pattern(&p.pat, path, out),
-        Pat::Reference(p) => collect_input_pattern(&p.pat, path, out),
-        Pat::Paren(p) => collect_input_pattern(&p.pat, path, out),
-        Pat::TupleStruct(p) if p.elems.len() == 1 => collect_input_pattern(&p.elems[0], path, out),
-        Pat::Struct(p) => {
-            for field in &p.fields {
-                let member = match &field.member {
-                    syn::Member::Named(ident) => ident.to_string(),
-                    syn::Member::Unnamed(index) => index.index.to_string(),
-                };
-                path.push(member);
-                collect_input_pattern(&field.pat, path, out);
-                path.pop();
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Try to read a macro's body as comma-separated expressions (`format!`, `try_join!`, ...).
-fn macro_exprs(mac: &syn::Macro) -> Option<Punctuated<Expr, Token![,]>> {
-    mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated)
-        .ok()
-}
-
-fn last_segment(path: &syn::Path) -> Option<String> {
-    path.segments.last().map(|s| s.ident.to_string())
-}
-
-/// Strip `&`, `&mut`, `*`, parentheses and invisible groups.
-fn strip(expr: &Expr) -> &Expr {
-    match expr {
-        Expr::Reference(r) => strip(&r.expr),
-        Expr::Paren(p) => strip(&p.expr),
-        Expr::Group(g) => strip(&g.expr),
-        Expr::Unary(u) if matches!(u.op, syn::UnOp::Deref(_)) => strip(&u.expr),
-        _ => expr,
-    }
-}
-
-/// A query constructor by the last segment of its name.
-fn constructor_api(name: &str) -> Option<SqlApi> {
-    let (base, unchecked) = match name.strip_suffix("_unchecked") {
-        Some(base) => (base, true),
-        None => (name, false),
-    };
-    let (base, with_args) = match base.strip_suffix("_with") {
-        Some(base) => (base, true),
-        None => (base, false),
-    };
-    let family = match base {
-        "query" => QueryFamily::Query,
-        "query_as" => QueryFamily::QueryAs,
-        "query_scalar" => QueryFamily::QueryScalar,
-        "raw_sql" if !with_args && !unchecked => QueryFamily::RawSql,
-        _ => return None,
-    };
-    Some(SqlApi {
-        family,
-        is_macro: false,
-        with_args,
-        unchecked,
-        from_file: false,
-    })
-}
-
-/// A query macro by name (`query`, `query_as_unchecked`, `query_file_scalar`, ...).
-fn macro_api(name: &str) -> Option<SqlApi> {
-    let (base, unchecked) = match name.strip_suffix("_unchecked") {
-        Some(base) => (base, true),
-        None => (name, false),
-    };
-    let (base, from_file) = match base.strip_prefix("query_file") {
-        Some(rest) => (format!("query{rest}"), true),
-        None => (base.to_owned(), false),
-    };
-    let family = match base.as_str() {
-        "query" => QueryFamily::Query,
-        "query_as" => QueryFamily::QueryAs,
-        "query_scalar" => QueryFamily::QueryScalar,
-        _ => return None,
-    };
-    Some(SqlApi {
-        family,
-        is_macro: true,
-        with_args: false,
-        unchecked,
-        from_file,
-    })
-}
-
-fn rust_literal(lit: &syn::Lit, negative: bool) -> Option<Literal> {
-    let sign = if negative { "-" } else { "" };
-    match lit {
-        syn::Lit::Str(s) if !negative => Some(Literal::String(s.value())),
-        syn::Lit::Int(i) => Some(Literal::Number(format!("{sign}{}", i.base10_digits()))),
-        syn::Lit::Float(f) => Some(Literal::Number(format!("{sign}{}", f.base10_digits()))),
-        syn::Lit::Bool(b) if !negative => Some(Literal::Bool(b.value)),
-        _ => None,
-    }
-}
-
-/// Bindings visible in the body: how often each name is bound, plain `let`s, and `const`s.
-#[derive(Default)]
-struct Scope {
-    /// Number of patterns binding each identifier anywhere in the body.
-    patterns: HashMap<String, usize>,
-    /// `let name = init;` (plain identifier patterns): `(mut, init)` per occurrence.
-    lets: HashMap<String, Vec<(bool, Option<Expr>)>>,
-    /// `const NAME: T = expr;` items anywhere in the body; `None` when defined twice.
-    consts: HashMap<String, Option<Expr>>,
-}
-
-impl Scope {
-    fn pattern_count(&self, name: &str) -> usize {
-        self.patterns.get(name).copied().unwrap_or(0)
-    }
-
-    /// The initializer of a local bound exactly once in the body, by a non-`mut` `let`.
-    fn single_let(&self, name: &str) -> Option<&Expr> {
-        if self.pattern_count(name) != 1 {
-            return None;
-        }
-        match self.lets.get(name).map(Vec::as_slice) {
-            Some([(false, Some(init))]) => Some(init),
-            _ => None,
-        }
-    }
-
-    fn constant(&self, name: &str) -> Option<&Expr> {
-        if self.pattern_count(name) != 0 {
-            return None;
-        }
-        self.consts.get(name).and_then(Option::as_ref)
-    }
-}
-
-impl<'ast> Visit<'ast> for Scope {
-    fn visit_local(&mut self, node: &'ast syn::Local) {
-        if let Some((name, mutable)) = plain_ident(&node.pat) {
-            let init = node
-                .init
-                .as_ref()
-                .filter(|init| init.diverge.is_none())
-                .map(|init| (*init.expr).clone());
-            self.lets.entry(name).or_default().push((mutable, init));
-        }
-        visit::visit_local(self, node);
-    }
-
-    fn visit_pat_ident(&mut self, node: &'ast syn::PatIdent) {
-        *self.patterns.entry(node.ident.to_string()).or_default() += 1;
-        visit::visit_pat_ident(self, node);
-    }
-
-    fn visit_item_const(&mut self, node: &'ast syn::ItemConst) {
-        self.consts
-            .entry(node.ident.to_string())
-            .and_modify(|seen| *seen = None)
-            .or_insert_with(|| Some((*node.expr).clone()));
-        visit::visit_item_const(self, node);
-    }
-
-    fn visit_macro(&mut self, node: &'ast syn::Macro) {
-        if let Some(exprs) = macro_exprs(node) {
-            for expr in &exprs {
-                self.visit_expr(expr);
-            }
-        }
-    }
 }
 
 /// The result of resolving the SQL argument of a call.
@@ -668,20 +479,30 @@ impl Finder<'_> {
         }
     }
 
-    fn record_call(
-        &mut self,
-        name: String,
-        path: String,
-        is_method: bool,
-        passes_db: bool,
-        span: Span,
-    ) {
+    fn record_method_call(&mut self, node: &syn::ExprMethodCall, passes_db: bool) {
+        let span = node.method.span();
         self.calls.push(CallSite {
-            name,
-            path,
-            is_method,
+            name: node.method.to_string(),
+            path: node.method.to_string(),
+            is_method: true,
             passes_db,
             span,
+            name_span: span,
+            callee: None,
+            location: Location::of(span),
+        });
+    }
+
+    fn record_path_call(&mut self, name: String, path: &syn::Path, passes_db: bool) {
+        let span = path.span();
+        self.calls.push(CallSite {
+            name,
+            path: path_text(path),
+            is_method: false,
+            passes_db,
+            span,
+            name_span: path.segments.last().map_or(span, |s| s.ident.span()),
+            callee: Some(path.clone()),
             location: Location::of(span),
         });
     }
@@ -740,7 +561,7 @@ impl<'ast> Visit<'ast> for Finder<'_> {
             }
         }
         let passes_db = self.is_db(&node.receiver) || node.args.iter().any(|a| self.is_db(a));
-        self.record_call(method.clone(), method, true, passes_db, node.method.span());
+        self.record_method_call(node, passes_db);
         visit::visit_expr_method_call(self, node);
     }
 
@@ -758,7 +579,7 @@ impl<'ast> Visit<'ast> for Finder<'_> {
                 return;
             }
             let passes_db = node.args.iter().any(|a| self.is_db(a));
-            self.record_call(name, path_text(&p.path), false, passes_db, p.span());
+            self.record_path_call(name, &p.path, passes_db);
         }
         visit::visit_expr_call(self, node);
     }

@@ -67,6 +67,8 @@ mod file;
 mod find;
 mod parts;
 mod render;
+mod scope;
+mod syntax;
 #[cfg(test)]
 mod tests;
 
@@ -302,6 +304,11 @@ pub struct CallSite {
     pub passes_db: bool,
     /// Span of the callee path / method name.
     pub span: Span,
+    /// Span of the callee's name: the path's last segment (`find_agent` in
+    /// `agents::find_agent(..)`) or the method name.
+    pub name_span: Span,
+    /// The callee's path as written, for a path call (`None` for a method call).
+    pub callee: Option<syn::Path>,
     /// Location of the callee.
     pub location: Location,
 }

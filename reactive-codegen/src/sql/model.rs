@@ -3,14 +3,18 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The SQL dialect a statement is parsed with.
+/// The SQL dialect a statement is parsed with ([`Dialect::parser`] gives sqlparser's).
+///
+/// The default is PostgreSQL, as everywhere a dialect is not said: the macro without
+/// `dialect = ...` on a `ReactiveDb<Any>` handle, and the CLI without `--dialect`.
+/// `$1` placeholders are the most common in sqlx code, and SQLite accepts them too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Dialect {
-    /// PostgreSQL (`$1` placeholders).
-    Postgres,
-    /// SQLite (`?`, `?1`, `$1`, `:name` placeholders). The default backend.
+    /// PostgreSQL (`$1` placeholders). The default.
     #[default]
+    Postgres,
+    /// SQLite (`?`, `?1`, `$1`, `:name` placeholders).
     Sqlite,
     /// MySQL / MariaDB (`?` placeholders).
     #[serde(rename = "mysql")]

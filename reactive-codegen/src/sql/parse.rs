@@ -37,16 +37,21 @@ pub(crate) struct Parsed {
     pub(crate) first_word: String,
 }
 
-/// Tokenize, check and parse `sql`.
-pub(crate) fn parse(sql: &str, dialect: Dialect) -> Result<Parsed, Unknown> {
-    match dialect {
-        Dialect::Postgres => parse_with(&sp::PostgreSqlDialect {}, dialect, sql),
-        Dialect::Sqlite => parse_with(&sp::SQLiteDialect {}, dialect, sql),
-        Dialect::MySql => parse_with(&sp::MySqlDialect {}, dialect, sql),
+impl Dialect {
+    /// sqlparser's dialect for this one: the one mapping from our dialects to
+    /// sqlparser's, used by the analysis, the runtime's rewrites and the CLI's schema.
+    pub fn parser(self) -> &'static dyn SpDialect {
+        match self {
+            Dialect::Postgres => &sp::PostgreSqlDialect {},
+            Dialect::Sqlite => &sp::SQLiteDialect {},
+            Dialect::MySql => &sp::MySqlDialect {},
+        }
     }
 }
 
-fn parse_with(parser: &dyn SpDialect, dialect: Dialect, sql: &str) -> Result<Parsed, Unknown> {
+/// Tokenize, check and parse `sql`.
+pub(crate) fn parse(sql: &str, dialect: Dialect) -> Result<Parsed, Unknown> {
+    let parser = dialect.parser();
     let tokens = Tokenizer::new(parser, sql)
         .with_unescape(true)
         .tokenize_with_location()

@@ -3,7 +3,6 @@
 //! is about to change.
 
 use reactive_codegen::sql::Dialect;
-use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
@@ -119,14 +118,6 @@ pub struct WhereTemplate {
     pub subquery: bool,
 }
 
-fn sql_dialect(dialect: Dialect) -> Box<dyn sqlparser::dialect::Dialect> {
-    match dialect {
-        Dialect::Postgres => Box::new(PostgreSqlDialect {}),
-        Dialect::Sqlite => Box::new(SQLiteDialect {}),
-        Dialect::MySql => Box::new(MySqlDialect {}),
-    }
-}
-
 fn is_kw(t: &Token, kw: Keyword) -> bool {
     matches!(t, Token::Word(w) if w.keyword == kw && w.quote_style.is_none())
 }
@@ -199,8 +190,7 @@ fn token_offsets(sql: &str, tokens: &[TokenWithSpan]) -> Option<Vec<usize>> {
 /// `target` is the backend the pre-read will run on (placeholder syntax); `sql` is
 /// the text as sent to that backend (after the MySQL rewrite).
 pub fn where_template(sql: &str, target: Dialect) -> Option<WhereTemplate> {
-    let dialect = sql_dialect(target);
-    let tokens = Tokenizer::new(dialect.as_ref(), sql)
+    let tokens = Tokenizer::new(target.parser(), sql)
         .tokenize_with_location()
         .ok()?;
     let offsets = token_offsets(sql, &tokens)?;
