@@ -28,6 +28,8 @@ pub use app::Redis;
 pub use app::{BuildError, Reactive, ReactiveBuilder};
 pub use db::{Backend, ReactiveDb, ReactiveTx, ReactiveTxConn, WriteInQuery};
 pub use realtime::Realtime;
+#[allow(deprecated)]
+pub use router::router;
 pub use router::{Authorizer, Principal, RouterConfig, current_principal};
 #[cfg(feature = "serve")]
 pub use serve::serve;

@@ -70,3 +70,30 @@ async fn one_redis_url_gives_the_cache_store_the_event_log_and_the_bus() {
         event.id()
     );
 }
+
+/// Code written before the builder still compiles and is served the same routes.
+#[tokio::test]
+#[allow(deprecated)]
+async fn the_deprecated_router_function_still_serves_every_route() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use reactive_runtime::RouterConfig;
+    use reactive_runtime::router::SingleTenant;
+    use tower::ServiceExt;
+
+    let db = ReactiveDb::connect("sqlite::memory:")
+        .await
+        .expect("sqlite");
+    let routes = reactive_runtime::router(db, RouterConfig::new(SingleTenant::new("t", "dev")));
+    let status = |uri: &str| {
+        let routes = routes.clone();
+        let request = Request::get(uri).body(Body::empty()).expect("request");
+        async move { routes.oneshot(request).await.expect("served").status() }
+    };
+    assert_eq!(
+        status("/rpc/no.such.procedure").await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(status("/poll").await, StatusCode::OK);
+    assert_eq!(status("/no/such/route").await, StatusCode::NOT_FOUND);
+}

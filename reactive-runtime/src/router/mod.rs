@@ -322,6 +322,20 @@ pub(crate) struct Served {
     devtools_path: Option<String>,
 }
 
+/// Every route for `db`, wired as [`Reactive::builder`](crate::Reactive::builder) does
+/// with `.database(db).http(config)`: kept so that code written before the builder
+/// still compiles. It installs the realtime listener on `db` and starts the dispatcher
+/// when called (a side effect the builder makes explicit). Must be called inside a
+/// Tokio runtime.
+#[deprecated(
+    since = "0.1.0",
+    note = "use `Reactive::builder().database(db).http(config).build().await?.router()`"
+)]
+pub fn router<DB: Backend>(db: ReactiveDb<DB>, config: RouterConfig) -> Router {
+    let served = Served::wire(db, config);
+    served.rpc().merge(served.events()).merge(served.devtools())
+}
+
 impl Served {
     /// Wires `db` and `config.realtime`. Must be called inside a Tokio runtime.
     pub(crate) fn wire<DB: Backend>(db: ReactiveDb<DB>, config: RouterConfig) -> Served {
