@@ -1,0 +1,177 @@
+//! Reading the catalog from the database: column classes, computed columns, views,
+//! tables with triggers, SQLite tables that replace on conflict, foreign-key actions.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures::StreamExt;
+use reactive_codegen::sql::Dialect;
+use sqlx::{AssertSqlSafe, Either, SqlSafeStr};
+
+use super::class::classify;
+use super::queries::{query, triggers_query, views_query};
+use super::referencing::read_referencing;
+use super::{Catalog, Tables, write_set};
+use crate::db::backend::{Backend, Exec};
+use crate::types::ReferencingValues;
+
+impl Catalog {
+    /// Reads the column types of every table of the database. On failure the catalog
+    /// keeps what it knew (unknown columns stay unknown: wider, never stale).
+    pub async fn refresh<DB: Backend>(&self, pool: &sqlx::Pool<DB>, dialect: Dialect) {
+        self.dirty.store(false, Ordering::Relaxed);
+        let exec = Exec::<DB> {
+            sql: AssertSqlSafe(query(dialect)).into_sql_str(),
+            args: None,
+            persistent: false,
+        };
+        let results: Vec<_> = DB::pool_run(pool, exec).collect().await;
+        let mut tables = Tables::new();
+        let mut computed = HashSet::new();
+        let mut replacing = HashSet::new();
+        for result in results {
+            match result {
+                Ok(Either::Right(row)) => {
+                    let text = |i| match DB::row_value(&row, i) {
+                        Some(serde_json::Value::String(s)) => Some(s),
+                        _ => None,
+                    };
+                    let (Some(table), Some(column), Some(ty)) = (text(0), text(1), text(2)) else {
+                        continue;
+                    };
+                    let flags = text(3).unwrap_or_default();
+                    if dialect == Dialect::Sqlite && replaces_on_conflict(&flags) {
+                        replacing.insert(table.to_lowercase());
+                    }
+                    let class = classify(dialect, &ty, &flags);
+                    let column = column.to_lowercase();
+                    if text(4).as_deref() == Some("y") {
+                        computed.insert(format!("{}.{column}", table.to_lowercase()));
+                    }
+                    let columns = tables.entry(table.to_lowercase()).or_default();
+                    let merged = columns.get(&column).map_or(class, |c| c.merge(class));
+                    columns.insert(column, merged);
+                }
+                Ok(Either::Left(_)) => {}
+                Err(e) => {
+                    tracing::warn!(target: "reactive::db", error = %e, "could not read the column types; keys on unknown columns are dropped (wider invalidation)");
+                    return;
+                }
+            }
+        }
+        tracing::debug!(target: "reactive::db", tables = tables.len(), "column types read");
+        *self
+            .tables
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(tables);
+        write_set(&self.computed, Arc::new(computed));
+        write_set(&self.replacing, Arc::new(replacing));
+        let referencing = match read_referencing(pool, dialect, &self.snapshot()).await {
+            Ok(values) => values,
+            Err(e) => {
+                // Widest: the rows edges reach have an unknown referencing column.
+                tracing::warn!(target: "reactive::db", error = %e, "could not read the foreign keys' SET NULL/SET DEFAULT actions; the referencing columns of rows reached through relations are unknown");
+                ReferencingValues::unknown()
+            }
+        };
+        self.set_referencing(Arc::new(referencing));
+        self.refresh_views(pool, dialect).await;
+        match read_names(pool, triggers_query(dialect)).await {
+            Ok(triggered) => write_set(&self.triggered, Arc::new(triggered)),
+            Err(e) => {
+                // Widest: every table's written rows are unknown until a read succeeds.
+                tracing::warn!(target: "reactive::db", error = %e, "could not read the triggers; written rows are unknown");
+                write_set(&self.triggered, Arc::new(HashSet::from(["*".to_owned()])));
+            }
+        }
+    }
+
+    /// Reads the names of the database's views. On failure the catalog keeps the views
+    /// it knew (a view created since would be read as a table: logged as a warning).
+    async fn refresh_views<DB: Backend>(&self, pool: &sqlx::Pool<DB>, dialect: Dialect) {
+        let exec = Exec::<DB> {
+            sql: AssertSqlSafe(views_query(dialect)).into_sql_str(),
+            args: None,
+            persistent: false,
+        };
+        let results: Vec<_> = DB::pool_run(pool, exec).collect().await;
+        let mut views = HashSet::new();
+        for result in results {
+            match result {
+                Ok(Either::Right(row)) => {
+                    if let Some(serde_json::Value::String(name)) = DB::row_value(&row, 0) {
+                        views.insert(name.to_lowercase());
+                    }
+                }
+                Ok(Either::Left(_)) => {}
+                Err(e) => {
+                    tracing::warn!(target: "reactive::db", error = %e, "could not read the views; a view created since is read as a table");
+                    return;
+                }
+            }
+        }
+        *self
+            .views
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(views);
+    }
+}
+
+/// `true` when a SQLite table's `CREATE` text has a constraint whose conflict
+/// resolution is `REPLACE` (`UNIQUE ... ON CONFLICT REPLACE`, also on the primary key):
+/// a plain `INSERT` or `UPDATE` then deletes the rows it conflicts with. A false
+/// positive (the words in a comment or a default) only widens.
+fn replaces_on_conflict(create: &str) -> bool {
+    let words: Vec<String> = create
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    words
+        .windows(3)
+        .any(|w| w[0] == "on" && w[1] == "conflict" && w[2] == "replace")
+}
+
+/// The lower-cased names in the first column of a query's rows.
+async fn read_names<DB: Backend>(
+    pool: &sqlx::Pool<DB>,
+    sql: String,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let exec = Exec::<DB> {
+        sql: AssertSqlSafe(sql).into_sql_str(),
+        args: None,
+        persistent: false,
+    };
+    let results: Vec<_> = DB::pool_run(pool, exec).collect().await;
+    let mut names = HashSet::new();
+    for result in results {
+        if let Either::Right(row) = result?
+            && let Some(serde_json::Value::String(name)) = DB::row_value(&row, 0)
+        {
+            names.insert(name.to_lowercase());
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_constraints_are_found_in_the_create_text() {
+        assert!(replaces_on_conflict(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT UNIQUE ON CONFLICT REPLACE)"
+        ));
+        assert!(replaces_on_conflict(
+            "create table t (a, b, unique (a, b) on\n conflict\treplace)"
+        ));
+        assert!(replaces_on_conflict(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY ON CONFLICT REPLACE)"
+        ));
+        assert!(!replaces_on_conflict(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY ON CONFLICT ABORT, replace TEXT)"
+        ));
+    }
+}
