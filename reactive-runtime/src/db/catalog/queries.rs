@@ -72,7 +72,7 @@ pub(super) fn referencing_query(dialect: Dialect) -> String {
 }
 
 /// The query listing the names of the views of a dialect (not materialized views:
-/// see the module docs).
+/// see the `catalog` module docs).
 pub(super) fn views_query(dialect: Dialect) -> String {
     match dialect {
         Dialect::Postgres => "SELECT c.relname::text FROM pg_catalog.pg_class c \
@@ -86,9 +86,9 @@ pub(super) fn views_query(dialect: Dialect) -> String {
     }
 }
 
-/// The query listing the tables whose rows triggers may set (see the module docs):
-/// `BEFORE` row triggers; on SQLite any trigger (its triggers write through statements,
-/// which may update the row itself).
+/// The query listing the tables whose rows triggers may set (see the `catalog` module
+/// docs): `BEFORE` row triggers; on SQLite any trigger (its triggers write through
+/// statements, which may update the row itself).
 pub(super) fn triggers_query(dialect: Dialect) -> String {
     match dialect {
         Dialect::Postgres => "SELECT DISTINCT c.relname::text FROM pg_catalog.pg_trigger t \

@@ -1,6 +1,6 @@
 //! Refining read and change sets with the catalog: key values in their column's
-//! canonical form or the column unknown; see the module docs for views, computed and
-//! triggered columns and tables that replace on conflict.
+//! canonical form or the column unknown; see the `catalog` module docs for views,
+//! computed and triggered columns and tables that replace on conflict.
 
 use reactive_codegen::sql::Dialect;
 
@@ -11,7 +11,7 @@ use crate::types::{ChangeSet, Conjunction, KeyValue, ReadSet, RowChange, RowOp};
 impl Catalog {
     /// Puts every key value of `reads` in its column's canonical form, dropping those
     /// that have none (the conjunction then covers more rows). A read of a view reads
-    /// everything (see the module docs).
+    /// everything (see the `catalog` module docs).
     ///
     /// Runs on every cache miss: when every value already is canonical and every name
     /// lower-case (the common case), the read set is left as it is, without a copy.
