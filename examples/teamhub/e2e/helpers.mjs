@@ -109,8 +109,21 @@ export async function recordSse(page) {
     if (e.type === 'EventSource' || e.request.url.includes('/api/events?')) rec.urls.push(e.request.url);
   });
   await cdp.send('Network.enable');
+  // `/poll` answers (the reopen check, polling mode) invalidate too: their events, and a reset as `*`.
+  rec.polled = [];
+  page.on('response', async (res) => {
+    if (!res.url().includes('/api/poll')) return;
+    try {
+      const body = await res.json();
+      for (const e of body.events ?? []) rec.polled.push({ ...e, at: Date.now() });
+      if (body.reset) rec.polled.push({ queries: ['*'], reset: true, at: Date.now() });
+    } catch {
+      /* not JSON, or the page went away */
+    }
+  });
   rec.invalidations = () =>
     rec.frames.filter((f) => f.event === 'invalidate').map((f) => ({ ...JSON.parse(f.data), at: f.at }));
+  rec.allInvalidations = () => [...rec.invalidations(), ...rec.polled];
   return rec;
 }
 

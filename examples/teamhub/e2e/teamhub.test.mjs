@@ -294,8 +294,8 @@ describe('4. close the page, change data through the API, open it again', () => 
   test('only affected queries were refetched', { timeout: 30000 }, async () => {
     await waitFresh(page);
     await sleep(2500); // past the page hints (1 s) and background revalidation (2 s)
-    // Affected = what the server's invalidations (replayed or live) name for this page.
-    const named = new Set(sse.invalidations().flatMap((e) => e.queries));
+    // Affected = what the server's invalidations (replayed, live, or answered by `/poll`) name for this page.
+    const named = new Set(sse.allInvalidations().flatMap((e) => e.queries));
     const isAffected = (c) => named.has('*') || named.has(c.name) || named.has(queryKey(c.name, c.input));
     const memoryKey = queryKey('memory.recent', { organizationId: 'org-1', agentId: agent.id });
     assert.ok(rpc.some((c) => queryKey(c.name, c.input) === memoryKey), 'memory.recent was refetched');
