@@ -81,6 +81,10 @@ pub struct FunctionModel {
     pub kind: FunctionKind,
     /// Events caused by this mutation must be acknowledged by clients.
     pub requires_ack: bool,
+    /// Clients subscribed to a query key of this query get its new result pushed
+    /// after a write invalidates it, instead of refetching (`#[reactive_function(push)]`).
+    #[serde(default)]
+    pub push: bool,
     /// The dialect the SQL was analysed with.
     pub dialect: Dialect,
     /// Values extracted from the input (see [`Binding`]).

@@ -16,6 +16,8 @@ use proc_macro::TokenStream;
 ///   required when the body builds SQL at run time or calls plain helpers with `db`;
 /// - `invalidates(agent)`: tables a mutation writes beyond what its body shows;
 /// - `requires_ack`: clients must acknowledge the events this mutation causes;
+/// - `push` (queries): a client subscribed to one of its query keys receives the new
+///   result in the event stream after a write, instead of refetching it;
 /// - `dialect = "postgres" | "sqlite" | "mysql"`: how the SQL literals are parsed
 ///   (default `postgres`, `$1` placeholders).
 ///

@@ -10,7 +10,7 @@ use proc_macro2::{Span, TokenStream};
 
 use crate::sql::Dialect;
 
-/// `#[reactive_function(name = "...", query | mutation, dependencies(...), invalidates(...), requires_ack, dialect = "...")]`.
+/// `#[reactive_function(name = "...", query | mutation, dependencies(...), invalidates(...), requires_ack, push, dialect = "...")]`.
 #[derive(Debug, Default, FromMeta)]
 pub struct FunctionArgs {
     /// Public procedure name; defaults to the Rust function's name.
@@ -31,6 +31,9 @@ pub struct FunctionArgs {
     /// Events caused by this mutation must be acknowledged by clients.
     #[darling(default)]
     pub requires_ack: Flag,
+    /// Push a subscribed query's new result to clients instead of having them refetch.
+    #[darling(default)]
+    pub push: Flag,
     /// The SQL dialect the literals are written in (default: `postgres`, `$N` placeholders).
     #[darling(default)]
     pub dialect: Option<SpannedValue<DialectArg>>,

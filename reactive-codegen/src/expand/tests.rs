@@ -610,3 +610,26 @@ fn an_untraced_key_bind_of_a_query_warns_at_the_bind() {
     };
     assert!(!expand(quote!(), allowed).contains("reactive_wide_read"));
 }
+
+#[test]
+fn push_marks_a_query_and_is_refused_on_a_mutation() {
+    let query = quote! {
+        async fn f(db: &ReactiveDb<sqlx::Postgres>, input: I) -> reactive::Result<Vec<Row>> {
+            Ok(sqlx::query_as("SELECT id FROM agent WHERE organization_id = $1").bind(&input.org).fetch_all(db).await?)
+        }
+    };
+    let out = expand(quote!(push), query.clone());
+    assert!(errors(&out).is_empty(), "{out}");
+    assert!(out.contains(r#"\"push\":true"#), "{out}");
+    let out = expand(quote!(), query);
+    assert!(out.contains(r#"\"push\":false"#), "{out}");
+    let write = quote! {
+        async fn g(db: &ReactiveDb<sqlx::Postgres>, input: I) -> reactive::Result<()> {
+            sqlx::query("DELETE FROM agent WHERE id = $1").bind(&input.id).execute(db).await?;
+            Ok(())
+        }
+    };
+    let errs = errors(&expand(quote!(push), write));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("`push` applies to queries"), "{errs:?}");
+}

@@ -136,6 +136,12 @@ pub(crate) fn plan<'a>(
     } else {
         parts.kind
     };
+    if args.push.is_present() && kind == FunctionKind::Mutation {
+        cx.error_spanned(
+            args.push.span(),
+            "`push` applies to queries (their new results are pushed), but this function is a mutation",
+        );
+    }
 
     // Calls that pass the database handle.
     let calls = probe::calls_with_db(analysis);
@@ -199,6 +205,7 @@ pub(crate) fn plan<'a>(
         rust_name: item.sig.ident.to_string(),
         kind,
         requires_ack: args.requires_ack.is_present(),
+        push: args.push.is_present(),
         dialect: analysis.dialect,
         bindings: parts.bindings,
         dependencies,

@@ -72,7 +72,7 @@ export class Transport {
       res = await (this.opts.fetch ?? globalOf<typeof fetch>('fetch'))!(this.url(path), {
         method,
         headers,
-        credentials: this.opts.credentials ?? 'same-origin',
+        credentials: this.opts.credentials!, // (`undefined`: fetch's default, `same-origin`)
         body: body === undefined ? null : JSON.stringify(body),
       });
     } catch (e) {

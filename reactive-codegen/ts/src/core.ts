@@ -619,13 +619,14 @@ export class ReactiveClient<P = AnyProcedures> {
   }
 
   /**
-   * Applies an invalidation: refetch the affected mounted queries now, mark the others stale.
+   * Applies an invalidation: pushed values, then refetch the affected mounted queries now, mark the others stale.
    * `ev.queries` (what this page subscribed to) is authoritative for mounted queries; the tables
    * changed, matched against generated dependencies, additionally mark unwatched entries stale.
    */
   onInvalidate(ev: InvalidateEvent): void {
     const now = this.clock.now();
     const t = ev.tables;
+
     // A procedure reading a changed table (generated dependencies), or any with `*`.
     const reads = (key: string) =>
       (this.opts.procedures as Record<string, { dependencies: readonly string[] } | undefined> | undefined)?.[
@@ -634,13 +635,16 @@ export class ReactiveClient<P = AnyProcedures> {
     for (const key of this.heldKeys()) {
       const isDirect = affects(ev.queries, key);
       if (!isDirect && !reads(key)) continue;
+      // A pushed value: applied first, so that a query it brings up to the event is not refetched.
+      const r = ev.results?.[key];
+      const q = this.queries.get(key);
+      if (q && r) this.applyResult(q, r.data, r.eventId, now, true);
       // Reopen check in flight: it decides (the poll answer holds every event up to the server's head).
       const c = this.checking;
-      if (c?.has(key) && (isDirect || !this.queries.get(key)?.mounts)) {
+      if (c?.has(key) && (isDirect || !q?.mounts)) {
         c.set(key, maxEventId(c.get(key), ev.eventId));
         continue;
       }
-      const q = this.queries.get(key);
       if (q?.mounts) {
         if (isDirect) this.outdate(q, ev.eventId, true);
         continue;

@@ -15,6 +15,8 @@ export interface InvalidateEvent {
   requiresAck: boolean;
   /** Subscription entries (verbatim) the event affects. */
   queries: string[];
+  /** New values of pushed queries (`push` functions), by entry: applied like fetched results. */
+  results?: Record<string, { eventId: string; data: unknown }> | undefined;
 }
 
 /** A `/poll` answer (protocol section 8). */

@@ -100,7 +100,7 @@ function isEntry(x: unknown, key: string): x is RegistryEntry {
     num(x['lastRevalidated']) &&
     num(x['lastServerChange']) &&
     'data' in x &&
-    (x['eventId'] === undefined || typeof x['eventId'] === 'string')
+    x['eventId'] === str(x['eventId']) // absent or a string
   );
 }
 

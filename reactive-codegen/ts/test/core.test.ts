@@ -184,6 +184,48 @@ test('selective: a mounted query the event does not name is not refetched; depen
   assert.equal(other.snap().isStale, false, 'mounted: only what the server names is refetched');
 });
 
+test('pushed results: applied without a request, stored, and only a newer one replaces the data', async () => {
+  const { server, state } = backend();
+  const { c, clock } = client(server);
+  const m = mount(c, 'agents.findMany', ORG);
+  await clock.advance(50);
+  const es = FakeEventSource.last;
+  es.ready('100', 'c');
+  await flush();
+  const n = server.count('/rpc/agents.findMany');
+  // The write's event carries the new value (watermark 101): nothing is fetched.
+  const pushed = [agent('a1'), agent('a2')];
+  es.emit('invalidate', {
+    eventId: '101', tables: ['agent'], requiresAck: false, queries: [FIND],
+    results: { [FIND]: { eventId: '101', data: pushed } },
+  });
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), n, 'no refetch');
+  assert.deepEqual(m.snap(), { data: pushed, error: undefined, isLoading: false, isStale: false });
+  assert.equal(c.cache.read(FIND)?.eventId, '101', 'kept in the registry with its watermark');
+  assert.deepEqual(c.cache.read(FIND)?.data, pushed);
+  // A pushed value older than what is held (another round raced it) is ignored; the event it
+  // rides on (103) is newer than the data, so the query is refetched as usual.
+  state.agents = [agent('a9')];
+  state.eventId = 103;
+  es.emit('invalidate', {
+    eventId: '103', tables: ['agent'], requiresAck: false, queries: [FIND],
+    results: { [FIND]: { eventId: '100', data: [] } },
+  });
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), n + 1, 'not covered: refetched');
+  assert.deepEqual(m.snap().data, [agent('a9')]);
+  // An event whose value was already pushed with an earlier frame (same round) needs nothing.
+  es.emit('invalidate', {
+    eventId: '104', tables: ['agent'], requiresAck: false, queries: [FIND],
+    results: { [FIND]: { eventId: '105', data: [agent('a5')] } },
+  });
+  es.emit('invalidate', { eventId: '105', tables: ['agent'], requiresAck: false, queries: [FIND] });
+  await flush();
+  assert.equal(server.count('/rpc/agents.findMany'), n + 1, 'covered by the value pushed with 104');
+  assert.deepEqual(m.snap().data, [agent('a5')]);
+});
+
 test('events at or below a result watermark are ignored', async () => {
   const { server, state } = backend();
   const { c, clock } = client(server);

@@ -20,6 +20,8 @@
 //! | `reactive_stream_queue_overflows_total` | counter | stream queues dropped for a `reset` (client too slow) |
 //! | `reactive_stream_resets_total` | counter | `reset` frames sent because an event could not be recorded |
 //! | `reactive_ack_retries_total` | counter | events re-sent for want of an ack |
+//! | `reactive_push_results_total` | counter | pushed results computed and sent (one per query key and round, whatever the connections) |
+//! | `reactive_push_fallbacks_total` | counter | pushes that fell back to a refetch (failed, too slow, too large, or not fresh enough) |
 //! | `reactive_pre_read_failures_total` | counter | pre-reads that failed (the write's keys became unknown) |
 //! | `reactive_feed_batches_total` | counter | change-feed batches applied |
 //! | `reactive_feed_apply_seconds` | histogram | from a feed batch's arrival to its invalidation applied |
@@ -54,6 +56,10 @@ pub const STREAM_RESETS: &str = "reactive_stream_resets_total";
 pub const ACK_RETRIES: &str = "reactive_ack_retries_total";
 /// Pre-reads (old key values of an UPDATE/DELETE) that failed.
 pub const PRE_READ_FAILURES: &str = "reactive_pre_read_failures_total";
+/// Pushed results computed and sent (one per query key and round).
+pub const PUSH_RESULTS: &str = "reactive_push_results_total";
+/// Pushes that fell back to asking the clients to refetch.
+pub const PUSH_FALLBACKS: &str = "reactive_push_fallbacks_total";
 /// Change-feed batches applied.
 pub const FEED_BATCHES: &str = "reactive_feed_batches_total";
 /// Seconds from a change-feed batch's arrival to its invalidation applied (histogram).

@@ -22,7 +22,9 @@ mod subscription;
 
 pub use bus::MemoryBus;
 pub use hub::HubConfig;
-pub(crate) use hub::{CloseReason, ConnGuard, Outgoing};
+pub(crate) use hub::{
+    CloseReason, ConnGuard, Outgoing, PushCompute, PushRequest, Pushed, Slot, with_results,
+};
 pub use log::MemoryLog;
 #[cfg(feature = "redis")]
 pub use redis::{RedisBus, RedisLog};

@@ -242,6 +242,12 @@ impl Realtime {
             .unwrap_or_else(|e| e.into_inner()) = Some(apply);
     }
 
+    /// Pushes the new results of subscribed `push` queries, computed by `compute`,
+    /// to the connections of this instance (set once, by the router that serves them).
+    pub(crate) fn set_push(&self, compute: super::PushCompute) {
+        self.inner.hub.set_push(compute);
+    }
+
     /// Starts the task that dispatches bus messages to the hub (once; needs a Tokio
     /// runtime; called by the router and by [`Realtime::publish`]). The task is
     /// supervised: restarted if it panics (see the module docs).

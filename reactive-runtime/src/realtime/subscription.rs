@@ -139,6 +139,8 @@ pub(crate) struct Entry {
     /// The frame tail when this entry is the only one matched (`json` + `]}\n\n`).
     tail: Bytes,
     kind: Kind,
+    /// A query key of a `push` function: live events carry its new value.
+    push: bool,
 }
 
 impl Entry {
@@ -148,6 +150,7 @@ impl Entry {
             tail: frame_tail(&json),
             json: json.into_boxed_slice(),
             kind,
+            push: false,
         }
     }
 
@@ -175,6 +178,8 @@ pub(crate) struct Subscription {
 struct EntrySet {
     entries: Vec<Entry>,
     all: bool,
+    /// Some entry is a query key of a `push` function.
+    push: bool,
     keys: Vec<String>,
     /// The union of the entries' read sets (a superset of the changes that can match),
     /// when there are several; a single entry's own read set serves otherwise.
@@ -209,10 +214,12 @@ impl Subscription {
             }
             reads
         });
+        let push = entries.iter().any(|e| e.push);
         Subscription {
             inner: Arc::new(EntrySet {
                 entries,
                 all,
+                push,
                 keys,
                 union,
             }),
@@ -266,6 +273,7 @@ impl Subscription {
                     None,
                 ));
             }
+            let push = input.is_some() && model.push;
             let kind = match input {
                 None => Kind::Procedure(read_set(def, None, keys)),
                 Some(input) => {
@@ -280,7 +288,10 @@ impl Subscription {
                     }
                 }
             };
-            entries.push(Entry::new(&canonical, kind));
+            entries.push(Entry {
+                push,
+                ..Entry::new(&canonical, kind)
+            });
         }
         Ok(Subscription::from_entries(entries))
     }
@@ -325,6 +336,26 @@ impl Subscription {
         Some(frame_tail(&buf))
     }
 
+    /// [`Subscription::match_tail`], also handing the matched query keys of `push`
+    /// functions to `pushed`.
+    pub(crate) fn match_tail_pushing(
+        &self,
+        event: &Event,
+        pushed: &mut impl FnMut(&str),
+    ) -> Option<Bytes> {
+        let tail = self.match_tail(event)?;
+        if self.inner.push {
+            for entry in self.inner.entries.iter().filter(|e| e.push) {
+                if let Kind::Query { key, .. } = &entry.kind
+                    && entry.matches(event)
+                {
+                    pushed(key);
+                }
+            }
+        }
+        Some(tail)
+    }
+
     /// What the hub's fan-out index posts: whether an entry is `*`, the query keys
     /// subscribed to, and the union of the entries' read sets (a superset of the
     /// changes that can match).
@@ -355,6 +386,18 @@ impl Subscription {
                 Entry::new(text, kind)
             })
             .collect();
+        Subscription::from_entries(entries)
+    }
+
+    /// [`Subscription::from_parts`] whose query keys are of `push` functions.
+    #[cfg(test)]
+    pub(crate) fn from_parts_pushed(parts: Vec<(&str, Option<&str>, ReadSet)>) -> Subscription {
+        let mut entries = Arc::try_unwrap(Subscription::from_parts(parts).inner)
+            .expect("not shared yet")
+            .entries;
+        for e in &mut entries {
+            e.push = matches!(e.kind, Kind::Query { .. });
+        }
         Subscription::from_entries(entries)
     }
 

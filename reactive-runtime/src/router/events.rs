@@ -19,8 +19,8 @@ use super::error::ApiError;
 use super::rpc::{authorize, read_body, require_json};
 use super::{AppState, State as RouterState};
 use crate::realtime::{
-    CloseReason, ConnGuard, Outgoing, ParsedEntry, SubscribeError, Subscription, UNKNOWN_EVENT_ID,
-    parse_entry,
+    CloseReason, ConnGuard, Outgoing, ParsedEntry, Slot, SubscribeError, Subscription,
+    UNKNOWN_EVENT_ID, parse_entry, with_results,
 };
 use crate::seams::{AckMessage, RealtimeError, Replay};
 use crate::types::{EventId, reset_frame};
@@ -270,6 +270,7 @@ async fn open(state: AppState, parts: Parts) -> Result<Response, ApiError> {
         }),
         principal,
         done: false,
+        pushed: SentResults::default(),
     };
     let body = Body::from_stream(futures::stream::unfold(stream, |mut st| async move {
         st.next().await.map(|b| (Ok::<Bytes, Infallible>(b), st))
@@ -322,6 +323,35 @@ struct SseStream {
     recheck: Option<Recheck>,
     principal: Principal,
     done: bool,
+    /// The pushed results this stream sent last, per key.
+    pushed: SentResults,
+}
+
+/// The result slot each pushed key of a stream last sent: the later events of a burst
+/// share their round's result, which the client then already holds (their frames go
+/// without it).
+#[derive(Default)]
+struct SentResults(Vec<Arc<Slot>>);
+
+impl SentResults {
+    /// The `(key, value)` pairs of `slots` this stream has not sent yet, once computed
+    /// (waiting at most `wait` in all: a round that never ends costs its value, not the
+    /// stream).
+    async fn take_new(&mut self, slots: &[Arc<Slot>], wait: Duration) -> Vec<(Bytes, Bytes)> {
+        let deadline = Instant::now() + wait;
+        let mut out = Vec::new();
+        for slot in slots {
+            if self.0.iter().any(|s| Arc::ptr_eq(s, slot)) {
+                continue;
+            }
+            self.0.retain(|s| s.key != slot.key);
+            self.0.push(slot.clone());
+            if let Ok(Some(value)) = tokio::time::timeout_at(deadline, slot.wait()).await {
+                out.push((slot.key.clone(), value.clone()));
+            }
+        }
+        out
+    }
 }
 
 /// The heartbeat: an event (not a `:` comment, which the browser's `EventSource` hides)
@@ -364,14 +394,21 @@ impl SseStream {
             tokio::select! {
                 biased;
                 item = conn.next() => match item {
-                    Ok(Outgoing::Event { event, tail, frame }) => {
+                    Ok(Outgoing::Event { event, tail, frame, results }) => {
                         if event.id() <= self.skip {
                             continue;
                         }
                         if event.requires_ack() {
                             conn.sent_needing_ack(event, tail);
                         }
-                        self.outbox.push_back(frame);
+                        match results {
+                            None => self.outbox.push_back(frame),
+                            Some(slots) => {
+                                let wait = conn.push_wait();
+                                let results = self.pushed.take_new(&slots, wait).await;
+                                self.outbox.extend(with_results(&frame, &results));
+                            }
+                        }
                     }
                     Ok(Outgoing::Raw(b)) => self.outbox.push_back(b),
                     Err(CloseReason::Lagged) => self.done = true,

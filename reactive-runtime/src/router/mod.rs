@@ -32,6 +32,7 @@ mod auth;
 mod devtools;
 mod error;
 mod events;
+mod push;
 mod rpc;
 
 use std::collections::HashMap;
@@ -380,13 +381,15 @@ impl Served {
             realtime.key_columns().watch_model(f.model());
         }
         let (devtools_path, devtools) = devtools.unzip();
+        let state = Arc::new(State {
+            db: Box::new(db),
+            config,
+            functions,
+            devtools,
+        });
+        realtime.set_push(push::compute(Arc::downgrade(&state)));
         Served {
-            state: Arc::new(State {
-                db: Box::new(db),
-                config,
-                functions,
-                devtools,
-            }),
+            state,
             devtools_path,
         }
     }

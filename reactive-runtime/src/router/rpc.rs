@@ -132,6 +132,20 @@ pub(crate) async fn get_rpc(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// Runs `def` in the call context `ctx` (its principal's tenant scopes the cache),
+/// with the watermark `before` (the tenant's log head, read before the call).
+pub(crate) async fn call_as(
+    state: &RouterState,
+    def: &'static FunctionDef,
+    ctx: CallContext,
+    input: Value,
+    before: EventId,
+) -> Result<crate::db::CallOutput, CallError> {
+    let tenant = ctx.principal.tenant.clone();
+    CALL.scope(ctx, state.db.call(def, &tenant, input, before.0))
+        .await
+}
+
 async fn call(
     state: &RouterState,
     def: &'static FunctionDef,
@@ -158,8 +172,7 @@ async fn call(
         requires_ack: model.requires_ack,
         events: events.clone(),
     };
-    let output = CALL
-        .scope(ctx, state.db.call(def, &tenant, input, before.0))
+    let output = call_as(state, def, ctx, input, before)
         .await
         .map_err(|e| match e {
             CallError::Input(e) => ApiError::bad_input(e.to_string(), e.path),

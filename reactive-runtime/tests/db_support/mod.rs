@@ -163,6 +163,7 @@ fn by_org_model(t: &str, name: &str) -> FunctionModel {
         rust_name: name.replace('.', "_"),
         kind: FunctionKind::Query,
         requires_ack: false,
+        push: false,
         dialect: Dialect::Postgres,
         bindings: vec![Binding {
             source: "input.org".into(),
@@ -347,6 +348,7 @@ fn mutation_model(t: &str, name: &str) -> FunctionModel {
         rust_name: name.replace('.', "_"),
         kind: FunctionKind::Mutation,
         requires_ack: false,
+        push: false,
         dialect: Dialect::Postgres,
         bindings: vec![],
         dependencies: vec![],

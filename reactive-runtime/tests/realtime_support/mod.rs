@@ -137,17 +137,24 @@ fn prepare_whoami(_input: Value) -> Result<Prepared, InputError> {
     })
 }
 
-pub static BY_ORG_DEF: FunctionDef = FunctionDef::by_hand(
-    concat!(
-        r#"{"name":"rt.items.byOrg","rust_name":"by_org","kind":"query","requires_ack":false,"dialect":"sqlite","#,
-        r#""bindings":[{"source":"input.org","path":["org"]}],"#,
-        r#""dependencies":[{"table":"rt_item","keys":[{"column":"org","values":[{"binding":0}]}]}],"#,
-        r#""invalidates":[],"statements":[{"sql":"SELECT id, org, title FROM rt_item WHERE org = $1","analysis":"#,
-        r#"{"operation":"select","reads":[{"table":"rt_item","filter":{"rows":"keys","keys":[{"column":"org","values":[{"param":{"index":1}}]}]}}],"writes":[],"returning":false,"unknown":null}"#,
-        r#","params":[0]}],"calls":[]}"#
-    ),
-    prepare_by_org,
-);
+macro_rules! by_org_fn {
+    ($def:ident, $name:literal, $push:literal) => {
+        pub static $def: FunctionDef = FunctionDef::by_hand(
+            concat!(
+                r#"{"name":""#, $name, r#"","rust_name":"by_org","kind":"query","requires_ack":false,"push":"#, $push, r#","dialect":"sqlite","#,
+                r#""bindings":[{"source":"input.org","path":["org"]}],"#,
+                r#""dependencies":[{"table":"rt_item","keys":[{"column":"org","values":[{"binding":0}]}]}],"#,
+                r#""invalidates":[],"statements":[{"sql":"SELECT id, org, title FROM rt_item WHERE org = $1","analysis":"#,
+                r#"{"operation":"select","reads":[{"table":"rt_item","filter":{"rows":"keys","keys":[{"column":"org","values":[{"param":{"index":1}}]}]}}],"writes":[],"returning":false,"unknown":null}"#,
+                r#","params":[0]}],"calls":[]}"#
+            ),
+            prepare_by_org,
+        );
+    };
+}
+by_org_fn!(BY_ORG_DEF, "rt.items.byOrg", "false");
+// The same query as a `push` function.
+by_org_fn!(BY_ORG_PUSHED_DEF, "rt.items.byOrgPushed", "true");
 
 pub static BY_TITLE_DEF: FunctionDef = FunctionDef::by_hand(
     concat!(
@@ -198,6 +205,7 @@ simple_query!(WHOAMI_DEF, "rt.whoami", prepare_whoami);
 pub fn functions() -> Vec<&'static FunctionDef> {
     vec![
         &BY_ORG_DEF,
+        &BY_ORG_PUSHED_DEF,
         &BY_TITLE_DEF,
         &CREATE_DEF,
         &CREATE_ACKED_DEF,

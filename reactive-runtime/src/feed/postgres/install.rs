@@ -224,6 +224,7 @@ mod tests {
             rust_name: "q".into(),
             kind: FunctionKind::Query,
             requires_ack: false,
+            push: false,
             dialect: Dialect::Postgres,
             bindings: vec![],
             dependencies: vec![TableDependency {

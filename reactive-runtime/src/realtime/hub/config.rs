@@ -33,6 +33,15 @@ pub struct HubConfig {
     pub ack_retry_delays: Vec<Duration>,
     /// Events awaiting an ack per connection; the oldest is dropped beyond it.
     pub max_pending_acks: usize,
+    /// Largest result of a `push` function sent in a stream (default 64 KiB); a larger
+    /// one is not pushed: its clients are told to refetch it.
+    pub push_max_bytes: usize,
+    /// Longest a pushed result may take to compute (default 5 s); a slower one is
+    /// abandoned and its clients told to refetch.
+    pub push_timeout: Duration,
+    /// Pushed results computed at once on this instance (default 4), so that pushing
+    /// leaves the database pool to the requests.
+    pub push_concurrency: usize,
 }
 
 impl Default for HubConfig {
@@ -51,6 +60,9 @@ impl Default for HubConfig {
                 Duration::from_secs(10),
             ],
             max_pending_acks: 64,
+            push_max_bytes: 64 << 10,
+            push_timeout: Duration::from_secs(5),
+            push_concurrency: 4,
         }
     }
 }

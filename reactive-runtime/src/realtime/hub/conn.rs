@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::HubConfig;
 use super::frames::{FrameMemo, Outgoing};
+use super::push::Slot;
 use crate::observe::metrics;
 use crate::realtime::subscription::Subscription;
 use crate::types::{Event, EventId, reset_frame};
@@ -63,6 +64,12 @@ impl Conn {
     /// The connection's subscription.
     pub(crate) fn subscription(&self) -> &Subscription {
         &self.subscription
+    }
+
+    /// Longest its writer waits for the pushed results of one event: beyond the
+    /// computation's own limit, so that only a round that never ends is cut short.
+    pub(crate) fn push_wait(&self) -> std::time::Duration {
+        self.config.push_timeout * 2
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, ConnState> {
@@ -124,14 +131,43 @@ impl Conn {
     /// `memo` (one delivery's frames).
     pub(crate) fn offer_with(&self, event: &Arc<Event>, memo: &mut FrameMemo) {
         if let Some(tail) = self.subscription.match_tail(event) {
-            let frame = memo.frame(event, &tail);
-            metrics::count(metrics::EVENTS_SENT, 1);
-            self.push(Outgoing::Event {
-                event: event.clone(),
-                tail,
-                frame,
-            });
+            self.queue_event(event, tail, memo, None);
         }
+    }
+
+    /// [`Conn::offer_with`] for a live event when results are pushed: `slot` gives the
+    /// result slot of each matched query key of a `push` function.
+    pub(crate) fn offer_pushing(
+        &self,
+        event: &Arc<Event>,
+        memo: &mut FrameMemo,
+        slot: &mut impl FnMut(&str) -> Arc<Slot>,
+    ) {
+        let mut slots = Vec::new();
+        if let Some(tail) = self
+            .subscription
+            .match_tail_pushing(event, &mut |key| slots.push(slot(key)))
+        {
+            let results = (!slots.is_empty()).then(|| slots.into_boxed_slice());
+            self.queue_event(event, tail, memo, results);
+        }
+    }
+
+    fn queue_event(
+        &self,
+        event: &Arc<Event>,
+        tail: Bytes,
+        memo: &mut FrameMemo,
+        results: Option<Box<[Arc<Slot>]>>,
+    ) {
+        let frame = memo.frame(event, &tail);
+        metrics::count(metrics::EVENTS_SENT, 1);
+        self.push(Outgoing::Event {
+            event: event.clone(),
+            tail,
+            frame,
+            results,
+        });
     }
 
     /// Waits for the next item; `Err` when the stream must end.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use super::push::Slot;
 use crate::types::Event;
 
 /// One frame (or event) waiting to be written.
@@ -19,6 +20,9 @@ pub(crate) enum Outgoing {
         /// The whole frame (the event's head, then `tail`), shared by every connection
         /// whose tail is the same (see [`FrameMemo`]).
         frame: Bytes,
+        /// The pushed results the frame carries once they are computed (see the `push`
+        /// module); `None` for most events.
+        results: Option<Box<[Arc<Slot>]>>,
     },
     /// Raw frame bytes.
     Raw(Bytes),

@@ -15,13 +15,14 @@
 mod config;
 mod conn;
 mod frames;
+mod push;
 #[cfg(test)]
 mod tests;
 mod token;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -39,6 +40,8 @@ pub(crate) use conn::{CloseReason, Conn};
 use conn::{ConnState, RESET_WITHOUT_ID};
 use frames::FrameMemo;
 pub(crate) use frames::Outgoing;
+use push::Pusher;
+pub(crate) use push::{PushCompute, PushRequest, Pushed, Slot, with_results};
 use token::random_token;
 
 /// A principal already holds [`HubConfig::max_streams_per_principal`] streams.
@@ -78,6 +81,8 @@ struct HubInner {
     subscriptions: SubscriptionCache,
     next: AtomicU64,
     config: Arc<HubConfig>,
+    /// Computes pushed results, once set (see [`Hub::set_push`]).
+    pusher: OnceLock<Arc<Pusher>>,
 }
 
 /// One live connection as the dev tools page lists it.
@@ -133,6 +138,7 @@ impl Hub {
                 subscriptions: SubscriptionCache::default(),
                 next: AtomicU64::new(1),
                 config: Arc::new(config),
+                pusher: OnceLock::new(),
             }),
         }
     }
@@ -145,6 +151,16 @@ impl Hub {
     /// The hub's configuration.
     pub(crate) fn config(&self) -> &HubConfig {
         &self.inner.config
+    }
+
+    /// Pushes the results of `push` functions' subscribed query keys, computed by
+    /// `compute`, after the live events that invalidate them (see the `push` module).
+    /// Set once; later calls are ignored.
+    pub(crate) fn set_push(&self, compute: PushCompute) {
+        let _ = self
+            .inner
+            .pusher
+            .set(Arc::new(Pusher::new(compute, &self.inner.config)));
     }
 
     /// Registers a connection; it receives events until the guard is dropped. Refused
@@ -275,10 +291,27 @@ impl Hub {
         t.index.candidates(event.record(), &mut candidates);
         let mut visited = 0;
         let mut memo = FrameMemo::default();
+        let pusher = self.inner.pusher.get();
+        // One slot per pushed key and event, shared by the connections holding the key.
+        let mut slots: HashMap<String, Arc<push::Slot>> = HashMap::new();
+        let tenant = pusher.and_then(|_| candidates.first().and_then(|id| t.conns.get(id)));
+        let tenant = tenant.map(|c| c.tenant.clone());
         for id in &candidates {
             if let Some(conn) = t.conns.get(id) {
                 visited += 1;
-                conn.offer_with(event, &mut memo);
+                match (pusher, &tenant) {
+                    (Some(pusher), Some(tenant)) => {
+                        conn.offer_pushing(event, &mut memo, &mut |key| {
+                            slots
+                                .entry(key.to_owned())
+                                .or_insert_with(|| {
+                                    pusher.schedule(tenant, key, event.id(), &conn.subject)
+                                })
+                                .clone()
+                        })
+                    }
+                    _ => conn.offer_with(event, &mut memo),
+                }
             }
         }
         visited

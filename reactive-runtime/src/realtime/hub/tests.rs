@@ -423,3 +423,235 @@ fn index_never_misses_a_match() {
         }
     }
 }
+
+/// What a test's push computation does, and what it saw.
+#[derive(Default)]
+struct PushProbe {
+    /// Computations started.
+    runs: std::sync::atomic::AtomicUsize,
+    /// Held closed until the test opens it (when set).
+    gate: Option<Arc<tokio::sync::Semaphore>>,
+    /// The watermark results claim (default: the newest event id delivered so far).
+    watermark: Mutex<Option<EventId>>,
+    /// The value's JSON.
+    value: Mutex<String>,
+    panics: bool,
+    /// The newest event id delivered (what a log head would say).
+    head: AtomicU64,
+}
+
+fn probe_compute(probe: &Arc<PushProbe>) -> PushCompute {
+    let probe = probe.clone();
+    Arc::new(move |_req: PushRequest| {
+        let probe = probe.clone();
+        Box::pin(async move {
+            probe.runs.fetch_add(1, Ordering::SeqCst);
+            if let Some(gate) = &probe.gate {
+                gate.acquire().await.unwrap().forget();
+            }
+            if probe.panics {
+                panic!("handler bug");
+            }
+            let watermark = probe
+                .watermark
+                .lock()
+                .unwrap()
+                .unwrap_or(EventId(probe.head.load(Ordering::SeqCst)));
+            Some(Pushed {
+                bytes: Bytes::from(probe.value.lock().unwrap().clone()),
+                watermark,
+            })
+        })
+    })
+}
+
+fn push_hub(probe: &Arc<PushProbe>, config: HubConfig) -> Hub {
+    let hub = Hub::new(config);
+    hub.set_push(probe_compute(probe));
+    hub
+}
+
+fn pushed_sub(ch: &str) -> Subscription {
+    let text = format!(r#"messages.list:{{"channelId":"{ch}"}}"#);
+    Subscription::from_parts_pushed(vec![(&text, Some(&text), channel_reads(ch))])
+}
+
+fn channel_write(ch: &str) -> ChangeSet {
+    ChangeSet::empty().with_row("message", RowChange::whole().with("channel_id", k(ch)))
+}
+
+fn deliver_at(hub: &Hub, probe: &PushProbe, id: u64, changes: ChangeSet) {
+    probe.head.store(id, Ordering::SeqCst);
+    hub.deliver(&event(id, changes, vec![]));
+}
+
+/// The frames queued for `conn`, each as written: an event's `results` waited for
+/// and joined (as the SSE writer does, without its per-stream deduplication).
+async fn written(conn: &Conn) -> Vec<String> {
+    let items: Vec<Outgoing> = conn.lock().queue.iter().cloned().collect();
+    let mut out = Vec::new();
+    for item in items {
+        let bytes = match item {
+            Outgoing::Event { frame, results, .. } => {
+                let mut values = Vec::new();
+                for slot in results.iter().flatten() {
+                    let value =
+                        tokio::time::timeout(std::time::Duration::from_secs(5), slot.wait())
+                            .await
+                            .expect("a round ends");
+                    if let Some(v) = value {
+                        values.push((slot.key.clone(), v.clone()));
+                    }
+                }
+                match values.is_empty() {
+                    true => frame.to_vec(),
+                    false => with_results(&frame, &values).concat(),
+                }
+            }
+            Outgoing::Raw(b) => b.to_vec(),
+        };
+        out.push(String::from_utf8(bytes).unwrap());
+    }
+    out
+}
+
+/// The `results` of a written event frame.
+fn results_of(frame: &str) -> Option<serde_json::Value> {
+    let data = frame.lines().find_map(|l| l.strip_prefix("data: "))?;
+    let v: serde_json::Value = serde_json::from_str(data).unwrap();
+    v.get("results").cloned()
+}
+
+const C1: &str = r#"messages.list:{"channelId":"c1"}"#;
+
+/// A live event carries the new value of a pushed key in `results`, computed once for
+/// every connection holding the key (one shared slot); a connection of another key
+/// gets neither the event nor a computation.
+#[tokio::test]
+async fn a_pushed_key_gets_its_result_computed_once_for_all_its_connections() {
+    let probe = Arc::new(PushProbe::default());
+    *probe.value.lock().unwrap() = r#"[{"id":1,"text":"hi"}]"#.into();
+    let hub = push_hub(&probe, HubConfig::default());
+    let a = hub.reg("t", "alice", pushed_sub("c1"));
+    let b = hub.reg("t", "bob", pushed_sub("c1"));
+    let other = hub.reg("t", "carol", pushed_sub("c2"));
+    deliver_at(&hub, &probe, 10, channel_write("c1"));
+    for conn in [a.conn(), b.conn()] {
+        let frames = written(conn).await;
+        assert_eq!(frames.len(), 1);
+        assert!(
+            frames[0].starts_with("id: 10\nevent: invalidate\n"),
+            "{frames:?}"
+        );
+        assert_eq!(
+            results_of(&frames[0]),
+            Some(serde_json::json!({C1: {"eventId": "10", "data": [{"id": 1, "text": "hi"}]}}))
+        );
+    }
+    assert_eq!(probe.runs.load(Ordering::SeqCst), 1);
+    assert!(queued(other.conn()).is_empty());
+    let slot = |conn: &Conn| match &conn.lock().queue[0] {
+        Outgoing::Event { results, .. } => results.as_ref().unwrap()[0].clone(),
+        _ => unreachable!(),
+    };
+    assert!(Arc::ptr_eq(&slot(a.conn()), &slot(b.conn())));
+}
+
+/// A burst of writes while a computation runs costs one more computation, not one per
+/// write: the events after the first share one round, whose value reflects the last.
+#[tokio::test]
+async fn a_burst_of_writes_runs_one_computation_in_flight_and_one_pending() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let probe = Arc::new(PushProbe {
+        gate: Some(gate.clone()),
+        ..PushProbe::default()
+    });
+    *probe.value.lock().unwrap() = "1".into();
+    let hub = push_hub(&probe, HubConfig::default());
+    let a = hub.reg("t", "alice", pushed_sub("c1"));
+    deliver_at(&hub, &probe, 1, channel_write("c1"));
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    for id in 2..=20 {
+        deliver_at(&hub, &probe, id, channel_write("c1"));
+    }
+    gate.add_permits(100);
+    let frames = written(a.conn()).await;
+    assert_eq!(frames.len(), 20);
+    assert_eq!(probe.runs.load(Ordering::SeqCst), 2);
+    let watermark = |f: &str| results_of(f).unwrap()[C1]["eventId"].clone();
+    // (The first round's value is computed once the gate opens: it reflects them all too.)
+    assert!(results_of(&frames[0]).is_some());
+    for f in &frames[1..] {
+        assert_eq!(watermark(f), "20", "{f}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(hub.inner.pusher.get().unwrap().running(), 0);
+}
+
+/// A result over the size limit, one whose watermark stays older than the event, and
+/// a computation that panics are each left out (the client refetches); none leaves
+/// its key stuck.
+#[tokio::test]
+async fn results_that_cannot_be_pushed_are_left_out() {
+    // Too large.
+    let probe = Arc::new(PushProbe::default());
+    *probe.value.lock().unwrap() = format!("\"{}\"", "x".repeat(200));
+    let hub = push_hub(
+        &probe,
+        HubConfig {
+            push_max_bytes: 100,
+            ..HubConfig::default()
+        },
+    );
+    let a = hub.reg("t", "alice", pushed_sub("c1"));
+    deliver_at(&hub, &probe, 5, channel_write("c1"));
+    let frames = written(a.conn()).await;
+    assert_eq!(results_of(&frames[0]), None, "{frames:?}");
+    assert!(
+        frames[0].contains(C1.replace('"', "\\\"").as_str()),
+        "still invalidated"
+    );
+    // Stale: computed twice (a joined computation may predate the event), then left out.
+    let probe = Arc::new(PushProbe::default());
+    *probe.value.lock().unwrap() = "1".into();
+    *probe.watermark.lock().unwrap() = Some(EventId(4));
+    let hub = push_hub(&probe, HubConfig::default());
+    let a = hub.reg("t", "alice", pushed_sub("c1"));
+    deliver_at(&hub, &probe, 5, channel_write("c1"));
+    assert_eq!(results_of(&written(a.conn()).await[0]), None);
+    assert_eq!(probe.runs.load(Ordering::SeqCst), 2);
+    // Panics.
+    let probe = Arc::new(PushProbe {
+        panics: true,
+        ..PushProbe::default()
+    });
+    let hub = push_hub(&probe, HubConfig::default());
+    let a = hub.reg("t", "alice", pushed_sub("c1"));
+    deliver_at(&hub, &probe, 5, channel_write("c1"));
+    assert_eq!(results_of(&written(a.conn()).await[0]), None);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(hub.inner.pusher.get().unwrap().running(), 0);
+}
+
+/// Without a pusher, and for procedure-name entries, events carry no results and
+/// nothing is computed.
+#[tokio::test]
+async fn only_live_events_to_pushed_query_keys_carry_results() {
+    let probe = Arc::new(PushProbe::default());
+    let plain = test_hub();
+    let a = plain.reg("t", "alice", pushed_sub("c1"));
+    plain.deliver(&event(1, channel_write("c1"), vec![]));
+    assert_eq!(results_of(&written(a.conn()).await[0]), None);
+    let hub = push_hub(&probe, HubConfig::default());
+    let whole = Subscription::from_parts_pushed(vec![(
+        "messages.list",
+        None,
+        ReadSet::tables(["message"]),
+    )]);
+    let b = hub.reg("t", "bob", whole);
+    deliver_at(&hub, &probe, 2, channel_write("c1"));
+    let frames = written(b.conn()).await;
+    assert_eq!(frames.len(), 1);
+    assert_eq!(results_of(&frames[0]), None);
+    assert_eq!(probe.runs.load(Ordering::SeqCst), 0);
+}
