@@ -357,6 +357,9 @@ fn suggest_one(
     {
         parts.push("requires_ack".into());
     }
+    if kind == FunctionKind::Query && declared.as_ref().is_some_and(|d| d.push.is_present()) {
+        parts.push("push".into());
+    }
     notes.sort_by_key(|n| n.line);
     Suggestion {
         name: analysis.name.clone(),

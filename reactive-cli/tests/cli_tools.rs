@@ -191,7 +191,7 @@ fn suggest_json_for_teamhub_handlers() {
             ),
             (
                 "agent_with_stats",
-                r#"#[reactive_function(name = "agents.getWithStats", query)]"#,
+                r#"#[reactive_function(name = "agents.getWithStats", query, push)]"#,
                 false
             ),
             (

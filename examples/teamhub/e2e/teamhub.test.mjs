@@ -494,6 +494,47 @@ test('11. the dev tools page: a rename shows in the live trace with the cached k
 const HEARTBEAT_MS = 15000;
 
 /** A page loaded through a TCP proxy that can cut its connections, live and fresh. */
+test('12. push: a message sent in one context shows in another from its event stream, with no refetch', { timeout: 60000 }, async () => {
+  const agent = await freshAgent('org-1', 'Pushed');
+  const ctxA = await newContext(browser);
+  const ctxB = await newContext(browser);
+  try {
+    const a = await openPage(ctxA, 'org-1', `#agent=${agent.id}`);
+    const b = await openPage(ctxB, 'org-1', `#agent=${agent.id}`);
+    await Promise.all([waitForConnection(a, 'live'), waitForConnection(b, 'live')]);
+    await Promise.all([waitFresh(a), waitFresh(b)]);
+    await sleep(2500); // past the page hints and background revalidation: later requests are the write's
+    const sse = await recordSse(b);
+    const rpc = recordRpc(b);
+    const body = unique('pushed hello');
+    await a.locator('[data-testid="message-to"]').selectOption('agent-1');
+    await a.locator('[data-testid="message-body"]').fill(body);
+    const t0 = Date.now();
+    await a.locator('[data-testid="message-send"]').click();
+    await waitUntil(async () => (await b.locator('[data-testid="message"]').allTextContents()).some((t) => t.includes(body)), {
+      timeout: 2000,
+      interval: 10,
+      message: 'the message in the other context',
+    });
+    const elapsed = Date.now() - t0;
+    // `messages.getAll` is `#[reactive_function(push)]`: its new value rode in the event frame.
+    const key = queryKey('messages.getAll', { organizationId: 'org-1', agentId: agent.id });
+    const pushed = sse.invalidations().filter((e) => e.results?.[key]);
+    assert.ok(pushed.length > 0, `an event carried the new value of ${key}: ${JSON.stringify(sse.invalidations())}`);
+    assert.ok(
+      pushed.some((e) => JSON.stringify(e.results[key].data).includes(body)),
+      'the pushed value holds the message',
+    );
+    await waitFresh(b);
+    await sleep(500);
+    const refetched = rpc.filter((c) => c.name === 'messages.getAll');
+    assert.deepEqual(refetched, [], 'the other context did not refetch the pushed query');
+    console.log(`    pushed message visible in the other context after ${elapsed} ms`);
+  } finally {
+    await Promise.all([ctxA.close(), ctxB.close()]);
+  }
+});
+
 async function proxiedPage(org) {
   const proxy = await startProxy();
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, baseURL: proxy.url });

@@ -177,8 +177,9 @@ pub async fn agents_delete(
     Ok(done.rows_affected() > 0)
 }
 
-/// Messages sent or received by an agent, oldest first.
-#[reactive_function(name = "messages.getAll")]
+/// Messages sent or received by an agent, oldest first. Pushed: a chat view held by many
+/// pages gets each new message in its event stream instead of refetching it.
+#[reactive_function(name = "messages.getAll", push)]
 pub async fn messages_get_all(
     db: &ReactiveDb<sqlx::Any>,
     input: AgentInput,
