@@ -43,8 +43,8 @@
 //! 1. Its SQL text is looked up in the active call's function model (a hash lookup, no
 //!    parsing); otherwise it is parsed once with `reactive_codegen::sql::analyze` and
 //!    memoized by text (bounded, [`DbOptions::memo_capacity`]).
-//! 2. Parameter values are those actually bound (`AnyArguments` exposes its buffer),
-//!    so key values are known for every statement, in a call or not.
+//! 2. Parameter values are those actually bound where the driver shows them
+//!    (`AnyArguments` exposes its buffer), else the call's bindings (see above).
 //! 3. A read inside a call scope is recorded in the call's read set.
 //! 4. A write (or a statement of unknown effect) runs, then its change set is applied
 //!    to the [`Engine`] — right away for autocommit statements, at commit for
@@ -53,6 +53,16 @@
 //!    changes *everything*. From sending a statement that may commit to the end of
 //!    its invalidation, the work runs in a task of its own: a caller dropped midway
 //!    (a client that went away) cannot leave a committed write uninvalidated.
+//!
+//! # Where the code is
+//!
+//! A statement enters through the one `Executor` adapter (`executor`), which knows two
+//! connection sources: the pool (autocommit) and a transaction's connection. It is
+//! intercepted (`intercept`: analysis, refusal of a write inside a query, recording of
+//! its reads in the call's scope), then runs as a read (`read`) or through the write
+//! protocol (`write`): plan → pre-read → execute → finish, over the same two sources
+//! (`write::target`). Everything from sending a write that may commit to the end of its
+//! invalidation runs in a task of its own (`detach`).
 //!
 //! # Old and new key values
 //!
@@ -141,14 +151,17 @@ mod backend;
 mod call;
 pub(crate) mod catalog;
 mod changes;
-mod exec;
-pub use exec::WriteInQuery;
-mod finish;
+mod detach;
+mod executor;
+mod intercept;
+pub use intercept::WriteInQuery;
+mod read;
 mod rewrite;
 mod scope;
 mod statement;
 mod tx;
 mod values;
+mod write;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -260,7 +273,7 @@ pub(crate) struct DbShared {
     listener: RwLock<Option<Arc<dyn InvalidationListener>>>,
     catalog: catalog::Catalog,
     /// Writes finishing in tasks of their own (see [`ReactiveDb::settled`]).
-    detached: finish::InFlight,
+    detached: detach::InFlight,
 }
 
 /// The database handle: a sqlx executor (`fetch_all(&db)`, `query_as!(..).fetch_all(db)`)
@@ -394,7 +407,7 @@ impl<DB: Backend> ReactiveDb<DB> {
             engine,
             listener: RwLock::new(None),
             catalog,
-            detached: finish::InFlight::default(),
+            detached: detach::InFlight::default(),
         };
         for def in crate::registry::functions() {
             inner.watch_model(def.model());

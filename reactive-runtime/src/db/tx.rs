@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sqlx::{Pool, Transaction};
 
-use super::finish::detached;
+use super::detach::detached;
 use super::{Backend, DbShared};
 use crate::error::TransactionLost;
 use crate::types::ChangeSet;
@@ -95,7 +95,7 @@ impl<DB: Backend> ReactiveTx<DB> {
         for change in &pending {
             all.merge(change);
         }
-        // The commit and its invalidation run in a task of their own (see `finish`).
+        // The commit and its invalidation run in a task of their own (see `detach`).
         let (inner, pool) = (self.inner.clone(), self.pool.clone());
         detached(&self.inner, move |listener| async move {
             let result = tx.commit().await;
@@ -138,4 +138,12 @@ impl<DB: Backend> ReactiveTxConn<DB> {
     pub fn pending_changes(&self) -> &[ChangeSet] {
         &self.pending
     }
+}
+
+/// Whether a failed statement took its whole transaction with it: a deadlock or
+/// serialization failure (SQLSTATE `40001`). MySQL/MariaDB then roll the transaction
+/// back on the server and run what follows on that connection in autocommit mode, so a
+/// write must not go on as if it were still inside the transaction.
+pub(super) fn rolls_back_transaction(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("40001"))
 }
