@@ -13,7 +13,7 @@ use tracing::Instrument;
 use super::backend::{Backend, Step};
 use super::read::Read;
 use super::write::{self, Results};
-use super::{ReactiveDb, ReactiveTx, ReactiveTxConn, scope};
+use super::{ReactiveDb, ReactiveTx, ReactiveTxConn};
 use crate::error::TransactionLost;
 
 /// Where a statement runs: on the pool, or inside a transaction.
@@ -103,10 +103,9 @@ impl<'c, DB: Backend> Via<'c, DB> {
     /// Intercepts `query` and starts it: a read on this source, or the write protocol
     /// (autocommit on the pool, or inside the transaction).
     fn start<'q, E: Execute<'q, DB>>(self, query: E) -> Result<Run<'c, DB>, sqlx::Error> {
-        let scope = scope::current();
         match self {
             Via::Pool(db) => {
-                let stmt = db.inner.intercept::<DB, E>(query, scope)?;
+                let stmt = db.inner.intercept::<DB, E>(query, db.scope.clone())?;
                 if !stmt.is_write() {
                     let exec = stmt.into_exec();
                     return Ok(Run::Read(Read::Pool {
@@ -115,18 +114,20 @@ impl<'c, DB: Backend> Via<'c, DB> {
                     }));
                 }
                 let span = tracing::debug_span!("reactive.write", sql = stmt.sql.as_str());
-                let write = write::autocommit(db.inner.clone(), db.pool.clone(), stmt);
+                let origin = db.origin();
+                let write = write::autocommit(db.inner.clone(), db.pool.clone(), origin, stmt);
                 Ok(Run::Write(Box::pin(write.instrument(span))))
             }
             Via::Tx(conn) => {
                 let ReactiveTxConn {
                     inner,
+                    scope,
                     tx,
                     pending,
                     lost,
                     ..
                 } = conn;
-                let stmt = inner.intercept::<DB, E>(query, scope)?;
+                let stmt = inner.intercept::<DB, E>(query, scope.clone())?;
                 if *lost {
                     return Err(TransactionLost::error());
                 }

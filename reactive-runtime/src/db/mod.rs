@@ -45,7 +45,8 @@
 //!    memoized by text (bounded, [`DbOptions::memo_capacity`]).
 //! 2. Parameter values are those actually bound where the driver shows them
 //!    (`AnyArguments` exposes its buffer), else the call's bindings (see above).
-//! 3. A read inside a call scope is recorded in the call's read set.
+//! 3. A read through the handle a call handed to its handler (or a clone of it, or a
+//!    transaction begun from it) is recorded in the call's read set.
 //! 4. A write (or a statement of unknown effect) runs, then its change set is applied
 //!    to the [`Engine`] — right away for autocommit statements, at commit for
 //!    [`ReactiveTx`] — and the [`InvalidationListener`] is awaited before the write
@@ -144,8 +145,11 @@
 //!   on it). The runtime does not add `RETURNING` to a statement (it would change what
 //!   the caller fetches), and `last_insert_id` is not used because the generated
 //!   column's name is not known.
-//! - A handler's statements are recorded through a task-local: statements run in a task
-//!   the handler spawns are not part of its read set.
+//! - A handler's call (read recording, function model, origin of its writes) travels
+//!   with the handle it received, its clones and its transactions, also into tasks it
+//!   spawns. Statements sent through another handle (one not derived from it) are not
+//!   part of its read set, and their writes are made for the task's
+//!   [`with_principal`](crate::router::with_principal) origin, if any.
 
 mod backend;
 mod call;
@@ -155,6 +159,7 @@ mod detach;
 mod executor;
 mod intercept;
 pub use intercept::WriteInQuery;
+pub(crate) mod origin;
 mod read;
 mod rewrite;
 mod scope;
@@ -184,7 +189,9 @@ pub use tx::{ReactiveTx, ReactiveTxConn};
 
 use crate::cache::memory::MemoryStore;
 use crate::engine::{Engine, EngineStats};
+use crate::seams::{CallOrigin, Principal};
 use crate::types::{ChangeSet, InvalidationReport, ReadSet};
+use scope::CallScope;
 use statement::{Memo, ModelIndex};
 
 /// Longest key value a change set keeps on its way into the engine (bytes); a longer
@@ -278,9 +285,17 @@ pub(crate) struct DbShared {
 
 /// The database handle: a sqlx executor (`fetch_all(&db)`, `query_as!(..).fetch_all(db)`)
 /// that intercepts every statement, plus the cache engine. Cheap to clone.
+///
+/// The handle a reactive function's handler receives also carries its call: the
+/// function model its statements are looked up in, the read set they are recorded in,
+/// and the origin (principal) its writes are made for. Clones and transactions begun
+/// from it carry the same call, so a task the handler spawns with its handle keeps
+/// them (a task-local would not cross `tokio::spawn`).
 pub struct ReactiveDb<DB: Backend> {
     inner: Arc<DbShared>,
     pool: Pool<DB>,
+    /// The call this handle was handed to, if any.
+    scope: Option<Arc<CallScope>>,
 }
 
 impl<DB: Backend> Clone for ReactiveDb<DB> {
@@ -288,6 +303,7 @@ impl<DB: Backend> Clone for ReactiveDb<DB> {
         Self {
             inner: self.inner.clone(),
             pool: self.pool.clone(),
+            scope: self.scope.clone(),
         }
     }
 }
@@ -415,7 +431,37 @@ impl<DB: Backend> ReactiveDb<DB> {
         Self {
             inner: Arc::new(inner),
             pool,
+            scope: None,
         }
+    }
+
+    /// This handle for one run of a reactive function's handler: its statements run
+    /// in `scope`.
+    fn in_call(&self, scope: Arc<CallScope>) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            pool: self.pool.clone(),
+            scope: Some(scope),
+        }
+    }
+
+    /// Who the writes made through this handle are made for: the origin of the call
+    /// this handle was handed to (also in its clones, its transactions and the tasks
+    /// they are moved to), else the task's (see
+    /// [`with_principal`](crate::router::with_principal)), else `None`.
+    pub fn origin(&self) -> Option<CallOrigin> {
+        self.scope
+            .as_ref()
+            .and_then(|s| s.origin.clone())
+            .or_else(origin::current)
+    }
+
+    /// The principal of [`ReactiveDb::origin`]: inside a handler and the tasks it
+    /// spawns with its handle, the caller. Unlike
+    /// [`current_principal`](crate::router::current_principal), it does not depend on
+    /// the task it is asked in.
+    pub fn principal(&self) -> Option<Principal> {
+        self.origin().map(|o| o.principal().clone())
     }
 
     /// Waits until every write that may have committed through this handle has finished
@@ -467,6 +513,7 @@ impl<DB: Backend> ReactiveDb<DB> {
         Ok(ReactiveTx::new(ReactiveTxConn {
             inner: self.inner.clone(),
             pool: self.pool.clone(),
+            scope: self.scope.clone(),
             tx: Some(tx),
             pending: Vec::new(),
             lost: false,
@@ -481,7 +528,7 @@ impl<DB: Backend> ReactiveDb<DB> {
             .catalog
             .ensure(&self.pool, self.inner.dialect, tables)
             .await;
-        self.inner.apply(changes).await
+        self.inner.apply(changes, self.origin()).await
     }
 
     /// The read set a call of `def` with these binding values is known to have before
@@ -536,12 +583,17 @@ impl DbShared {
             .clone()
     }
 
-    /// Applies a change set to the engine, then awaits the listener.
-    pub(crate) async fn apply(&self, changes: ChangeSet) -> Arc<InvalidationReport> {
-        self.apply_with(changes, self.listener()).await
+    /// Applies a change set made for `origin` to the engine, then awaits the listener.
+    pub(crate) async fn apply(
+        &self,
+        changes: ChangeSet,
+        origin: Option<CallOrigin>,
+    ) -> Arc<InvalidationReport> {
+        let listener = self.listener().map(|l| l.bind_to(origin));
+        self.apply_with(changes, listener).await
     }
 
-    /// [`DbShared::apply`] with this listener.
+    /// [`DbShared::apply`] with this (bound) listener.
     pub(crate) async fn apply_with(
         &self,
         mut changes: ChangeSet,

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use sqlx::{Pool, Transaction};
 
 use super::detach::detached;
-use super::{Backend, DbShared};
+use super::scope::CallScope;
+use super::{Backend, DbShared, origin};
 use crate::error::TransactionLost;
+use crate::seams::CallOrigin;
 use crate::types::ChangeSet;
 
 /// A database transaction that is also an executor: `sqlx::query(..).execute(&mut tx)`,
@@ -34,6 +36,8 @@ pub struct ReactiveTxConn<DB: Backend> {
     pub(super) inner: Arc<DbShared>,
     /// The pool the transaction came from (the catalog is read on it after commit).
     pub(super) pool: Pool<DB>,
+    /// The call of the handle the transaction was begun from, if any.
+    pub(super) scope: Option<Arc<CallScope>>,
     pub(super) tx: Option<Transaction<'static, DB>>,
     pub(super) pending: Vec<ChangeSet>,
     /// The database rolled the transaction back on its own (MySQL/MariaDB after a
@@ -97,7 +101,7 @@ impl<DB: Backend> ReactiveTx<DB> {
         }
         // The commit and its invalidation run in a task of their own (see `detach`).
         let (inner, pool) = (self.inner.clone(), self.pool.clone());
-        detached(&self.inner, move |listener| async move {
+        detached(&self.inner, self.origin(), move |listener| async move {
             let result = tx.commit().await;
             let applies = match &result {
                 Ok(()) => true,
@@ -137,6 +141,15 @@ impl<DB: Backend> ReactiveTxConn<DB> {
     /// The change sets held so far (applied at commit).
     pub fn pending_changes(&self) -> &[ChangeSet] {
         &self.pending
+    }
+
+    /// Who the transaction's writes are made for: see
+    /// [`ReactiveDb::origin`](super::ReactiveDb::origin).
+    pub fn origin(&self) -> Option<CallOrigin> {
+        self.scope
+            .as_ref()
+            .and_then(|s| s.origin.clone())
+            .or_else(origin::current)
     }
 }
 

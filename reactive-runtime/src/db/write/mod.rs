@@ -18,6 +18,7 @@ use super::DbShared;
 use super::backend::{Backend, Step};
 use super::detach::detached;
 use super::intercept::Intercepted;
+use crate::seams::CallOrigin;
 use crate::types::ChangeSet;
 use plan::plan_write;
 use pre_read::{OldRows, read_old, wrote_pre_read_rows};
@@ -26,16 +27,17 @@ use target::Target;
 /// Everything a statement returned, in order.
 pub(crate) type Results<DB> = Vec<Result<Step<DB>, sqlx::Error>>;
 
-/// An autocommit write: the protocol on the pool, then the invalidation, before it
-/// returns. In a task of its own (see `detach`), so that a dropped caller cannot stop
-/// it between the write and its invalidation.
+/// An autocommit write made for `origin`: the protocol on the pool, then the
+/// invalidation, before it returns. In a task of its own (see `detach`), so that a
+/// dropped caller cannot stop it between the write and its invalidation.
 pub(crate) async fn autocommit<DB: Backend>(
     inner: Arc<DbShared>,
     pool: Pool<DB>,
+    origin: Option<CallOrigin>,
     stmt: Intercepted<DB>,
 ) -> Results<DB> {
     let shared = inner.clone();
-    detached(&inner, move |listener| async move {
+    detached(&inner, origin, move |listener| async move {
         let tables: Vec<&str> = stmt
             .info
             .analysis
