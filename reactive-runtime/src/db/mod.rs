@@ -163,6 +163,7 @@ pub(crate) mod origin;
 mod read;
 mod rewrite;
 mod scope;
+mod shared;
 mod statement;
 mod tx;
 mod values;
@@ -172,14 +173,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use reactive_codegen::model::FunctionModel;
-use reactive_codegen::sql::{Dialect, RowFilter};
+use reactive_codegen::sql::Dialect;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, Pool};
-use tracing::Instrument;
 
 pub use backend::Backend;
+use shared::DbCounters;
+pub(crate) use shared::DbShared;
 
 pub use crate::error::TransactionLost;
 pub use crate::seams::InvalidationListener;
@@ -192,23 +193,13 @@ use crate::engine::{Engine, EngineStats};
 use crate::seams::{CallOrigin, Principal};
 use crate::types::{ChangeSet, InvalidationReport, ReadSet};
 use scope::CallScope;
-use statement::{Memo, ModelIndex};
+use statement::Memo;
 
 /// Longest key value a change set keeps on its way into the engine (bytes); a longer
 /// value makes its column unknown for that row, which matches every query (wider, never
 /// stale). A write of a 500 KB text would otherwise be held whole by the engine's ring
 /// of recent changes, the invalidation report and the message to other instances.
 pub const MAX_CHANGE_VALUE_LEN: usize = 1024;
-
-/// Drops values longer than `max` (their column becomes unknown in that row).
-fn bound_values(changes: &mut ChangeSet, max: usize) {
-    for rows in changes.tables.values_mut() {
-        for row in rows.iter_mut() {
-            row.columns
-                .retain(|_, values| values.iter().all(|v| v.as_str().len() <= max));
-        }
-    }
-}
 
 /// The SQLite database [`ReactiveDb::connect_default`] opens (created if missing).
 pub const DEFAULT_URL: &str = "sqlite://reactive.db?mode=rwc";
@@ -255,32 +246,6 @@ pub struct DbStats {
     pub pre_reads: u64,
     /// Pre-reads that failed or could not be used (values left unknown).
     pub pre_read_fallbacks: u64,
-}
-
-#[derive(Debug, Default)]
-struct DbCounters {
-    statements: AtomicU64,
-    model_hits: AtomicU64,
-    changes_applied: AtomicU64,
-    pre_reads: AtomicU64,
-    pre_read_fallbacks: AtomicU64,
-}
-
-/// Everything a handle holds but its pool: shared by the clones of one handle, and
-/// the same whatever the driver.
-pub(crate) struct DbShared {
-    dialect: Dialect,
-    memo: Memo,
-    models: Mutex<HashMap<String, Arc<ModelIndex>>>,
-    /// Table → columns some query filters on (what pre-reads fetch).
-    watched: RwLock<HashMap<String, BTreeSet<String>>>,
-    options: DbOptions,
-    counters: DbCounters,
-    engine: Engine,
-    listener: RwLock<Option<Arc<dyn InvalidationListener>>>,
-    catalog: catalog::Catalog,
-    /// Writes finishing in tasks of their own (see [`ReactiveDb::settled`]).
-    detached: detach::InFlight,
 }
 
 /// The database handle: a sqlx executor (`fetch_all(&db)`, `query_as!(..).fetch_all(db)`)
@@ -571,154 +536,5 @@ impl<DB: Backend> ReactiveDb<DB> {
             pre_reads: get(&c.pre_reads),
             pre_read_fallbacks: get(&c.pre_read_fallbacks),
         }
-    }
-}
-
-impl DbShared {
-    /// The installed listener, if any.
-    fn listener(&self) -> Option<Arc<dyn InvalidationListener>> {
-        self.listener
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Applies a change set made for `origin` to the engine, then awaits the listener.
-    pub(crate) async fn apply(
-        &self,
-        changes: ChangeSet,
-        origin: Option<CallOrigin>,
-    ) -> Arc<InvalidationReport> {
-        let listener = self.listener().map(|l| l.bind_to(origin));
-        self.apply_with(changes, listener).await
-    }
-
-    /// [`DbShared::apply`] with this (bound) listener.
-    pub(crate) async fn apply_with(
-        &self,
-        mut changes: ChangeSet,
-        listener: Option<Arc<dyn InvalidationListener>>,
-    ) -> Arc<InvalidationReport> {
-        self.catalog.refine_changes(&mut changes, self.dialect);
-        bound_values(&mut changes, MAX_CHANGE_VALUE_LEN);
-        let span = tracing::debug_span!(
-            "reactive.invalidate",
-            everything = changes.is_everything(),
-            tables = ?changes.tables.keys().collect::<Vec<_>>(),
-            entries = tracing::field::Empty,
-            reasons = tracing::field::Empty,
-        );
-        self.counters
-            .changes_applied
-            .fetch_add(1, Ordering::Relaxed);
-        let report = Arc::new(self.engine.apply(changes).instrument(span.clone()).await);
-        span.record("entries", report.entries.len());
-        // Naming each entry allocates: only for a subscriber that records the span.
-        if !span.is_disabled() && !report.entries.is_empty() {
-            span.record("reasons", crate::observe::trace::reasons(&report).as_str());
-        }
-        if let Some(listener) = listener {
-            listener
-                .on_invalidation(report.clone())
-                .instrument(span)
-                .await;
-        }
-        report
-    }
-
-    /// The model index of a function (built once per name).
-    fn model_index(&self, model: &FunctionModel) -> Arc<ModelIndex> {
-        let mut models = self
-            .models
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(index) = models.get(&model.name) {
-            return index.clone();
-        }
-        let index = Arc::new(ModelIndex::new(model, self.dialect));
-        models.insert(model.name.clone(), index.clone());
-        drop(models);
-        self.watch_model(model);
-        index
-    }
-
-    /// Adds the key columns a model's queries filter on to the watched columns.
-    fn watch_model(&self, model: &FunctionModel) {
-        let mut watched = self
-            .watched
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for dep in &model.dependencies {
-            for key in &dep.keys {
-                watched
-                    .entry(dep.table.clone())
-                    .or_default()
-                    .insert(key.column.clone());
-            }
-        }
-        for st in &model.statements {
-            for read in &st.analysis.reads {
-                if let RowFilter::Keys(preds) = &read.filter {
-                    for p in preds {
-                        watched
-                            .entry(read.table.clone())
-                            .or_default()
-                            .insert(p.column.clone());
-                    }
-                }
-            }
-        }
-    }
-
-    /// Adds the key columns of a recorded read to the watched columns.
-    fn watch_reads(&self, reads: &ReadSet) {
-        let missing = {
-            let watched = self
-                .watched
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            reads.tables.iter().any(|(table, alts)| {
-                alts.iter()
-                    .flat_map(|c| c.columns.keys())
-                    .any(|c| !watched.get(table).is_some_and(|w| w.contains(c)))
-            })
-        };
-        if missing {
-            let mut watched = self
-                .watched
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (table, alts) in &reads.tables {
-                for c in alts.iter().flat_map(|c| c.columns.keys()) {
-                    watched.entry(table.clone()).or_default().insert(c.clone());
-                }
-            }
-        }
-    }
-
-    /// The watched columns of a table.
-    fn watched_columns(&self, table: &str) -> BTreeSet<String> {
-        self.watched
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(table)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// The SQL text to send to the backend (MySQL rewrite), for prepare/describe.
-    fn backend_sql(&self, sql: sqlx::SqlStr) -> Result<sqlx::SqlStr, sqlx::Error> {
-        use sqlx::SqlSafeStr;
-        if self.dialect != Dialect::MySql {
-            return Ok(sql);
-        }
-        let (info, _) = self.memo.get(sql.as_str());
-        if let Some(e) = &info.rewrite_error {
-            return Err(sqlx::Error::Configuration(Box::new(e.clone())));
-        }
-        Ok(match &info.backend_sql {
-            Some(text) => sqlx::AssertSqlSafe(text.clone()).into_sql_str(),
-            None => sql,
-        })
     }
 }
