@@ -23,6 +23,10 @@ pub struct InputError {
 /// for, boxed (the generated code takes it back out; see [`FunctionDef::backend`]).
 pub type DbHandle = Box<dyn std::any::Any + Send>;
 
+/// A reactive function's handler, ready to run: takes the database handle, returns
+/// the output as JSON bytes.
+pub type Handler = Box<dyn FnOnce(DbHandle) -> BoxFuture<'static, crate::Result<Vec<u8>>> + Send>;
+
 /// A decoded call, ready to run.
 pub struct Prepared {
     /// One value per [`reactive_codegen::model::Binding`] of the function's model,
@@ -31,7 +35,7 @@ pub struct Prepared {
     pub bindings: Vec<serde_json::Value>,
     /// Runs the user's function and serializes its output to JSON bytes (once: the
     /// bytes are what the cache stores and the router sends).
-    pub run: Box<dyn FnOnce(DbHandle) -> BoxFuture<'static, crate::Result<Vec<u8>>> + Send>,
+    pub run: Handler,
 }
 
 /// TypeScript declarations of a function's input and output types (ts-rs).

@@ -7,9 +7,10 @@ use reactive_codegen::model::FunctionKind;
 use tracing::Instrument;
 
 use super::changes::whole_tables;
-use super::scope::{CallScope, SCOPE};
-use super::{Backend, ReactiveDb};
-use crate::registry::{FunctionDef, InputError};
+use super::scope::CallScope;
+use super::{Backend, ReactiveDb, origin};
+use crate::registry::{FunctionDef, Handler, InputError};
+use crate::seams::CallOrigin;
 use crate::types::CacheKey;
 use crate::types::{ReadSet, Source};
 
@@ -105,10 +106,29 @@ impl<DB: Backend> ReactiveDb<DB> {
     /// call). [`CallOutput::watermark`] is what the output really reflects: this one,
     /// unless the query joined a computation another caller started, whose watermark
     /// it then carries (see [`Engine::get_or_compute_at`](crate::engine::Engine::get_or_compute_at)).
+    ///
+    /// The handler's writes are made for the task's origin (see
+    /// [`with_principal`](crate::router::with_principal)), if any.
     pub async fn call_at(
         &self,
         def: &FunctionDef,
         tenant: &str,
+        input: serde_json::Value,
+        watermark: u64,
+    ) -> Result<CallOutput, CallError> {
+        self.call_as(def, tenant, origin::current(), input, watermark)
+            .await
+    }
+
+    /// [`ReactiveDb::call_at`] for `origin`: the handle handed to the handler carries
+    /// it (its writes, also from tasks it spawns, are made for it), and
+    /// [`current_principal`](crate::router::current_principal) returns its principal
+    /// while the handler runs.
+    pub(crate) async fn call_as(
+        &self,
+        def: &FunctionDef,
+        tenant: &str,
+        origin: Option<CallOrigin>,
         input: serde_json::Value,
         watermark: u64,
     ) -> Result<CallOutput, CallError> {
@@ -135,9 +155,15 @@ impl<DB: Backend> ReactiveDb<DB> {
                 index: self.inner.model_index(model),
                 bindings,
                 reads: Mutex::new(Vec::new()),
+                origin: origin.clone(),
             })
         };
-        let handle = || -> crate::registry::DbHandle { Box::new(self.clone()) };
+        // The handler's handle carries its call; the task-local origin is for
+        // `current_principal` inside the handler.
+        let run = |handler: Handler, scope: &Arc<CallScope>| {
+            let handle: crate::registry::DbHandle = Box::new(self.in_call(scope.clone()));
+            origin::within(origin.clone(), handler(handle))
+        };
         match key {
             Some(key) => {
                 let mut prepared = prepared;
@@ -151,7 +177,7 @@ impl<DB: Backend> ReactiveDb<DB> {
                     let compute = || async move {
                         self.ensure_schema(model).await;
                         let scope = new_scope(prepared.bindings);
-                        let bytes = SCOPE.scope(scope.clone(), (prepared.run)(handle())).await?;
+                        let bytes = run(prepared.run, &scope).await?;
                         let mut reads = ReadSet::from_model(&scope.index.model, &scope.bindings);
                         for r in scope.take_reads() {
                             reads.union_owned(r);
@@ -194,13 +220,10 @@ impl<DB: Backend> ReactiveDb<DB> {
                 span.record("cache", "none");
                 self.ensure_schema(model).await;
                 let scope = new_scope(prepared.bindings);
-                let bytes = SCOPE
-                    .scope(scope, (prepared.run)(handle()))
-                    .instrument(span.clone())
-                    .await?;
+                let bytes = run(prepared.run, &scope).instrument(span.clone()).await?;
                 if !model.invalidates.is_empty() {
                     self.inner
-                        .apply_detached(whole_tables(&model.invalidates))
+                        .apply_detached(whole_tables(&model.invalidates), origin.clone())
                         .instrument(span)
                         .await;
                 }

@@ -43,9 +43,10 @@
 //! 1. Its SQL text is looked up in the active call's function model (a hash lookup, no
 //!    parsing); otherwise it is parsed once with `reactive_codegen::sql::analyze` and
 //!    memoized by text (bounded, [`DbOptions::memo_capacity`]).
-//! 2. Parameter values are those actually bound (`AnyArguments` exposes its buffer),
-//!    so key values are known for every statement, in a call or not.
-//! 3. A read inside a call scope is recorded in the call's read set.
+//! 2. Parameter values are those actually bound where the driver shows them
+//!    (`AnyArguments` exposes its buffer), else the call's bindings (see above).
+//! 3. A read through the handle a call handed to its handler (or a clone of it, or a
+//!    transaction begun from it) is recorded in the call's read set.
 //! 4. A write (or a statement of unknown effect) runs, then its change set is applied
 //!    to the [`Engine`] — right away for autocommit statements, at commit for
 //!    [`ReactiveTx`] — and the [`InvalidationListener`] is awaited before the write
@@ -53,6 +54,16 @@
 //!    changes *everything*. From sending a statement that may commit to the end of
 //!    its invalidation, the work runs in a task of its own: a caller dropped midway
 //!    (a client that went away) cannot leave a committed write uninvalidated.
+//!
+//! # Where the code is
+//!
+//! A statement enters through the one `Executor` adapter (`executor`), which knows two
+//! connection sources: the pool (autocommit) and a transaction's connection. It is
+//! intercepted (`intercept`: analysis, refusal of a write inside a query, recording of
+//! its reads in the call's scope), then runs as a read (`read`) or through the write
+//! protocol (`write`): plan → pre-read → execute → finish, over the same two sources
+//! (`write::target`). Everything from sending a write that may commit to the end of its
+//! invalidation runs in a task of its own (`detach`).
 //!
 //! # Old and new key values
 //!
@@ -134,34 +145,42 @@
 //!   on it). The runtime does not add `RETURNING` to a statement (it would change what
 //!   the caller fetches), and `last_insert_id` is not used because the generated
 //!   column's name is not known.
-//! - A handler's statements are recorded through a task-local: statements run in a task
-//!   the handler spawns are not part of its read set.
+//! - A handler's call (read recording, function model, origin of its writes) travels
+//!   with the handle it received, its clones and its transactions, also into tasks it
+//!   spawns. Statements sent through another handle (one not derived from it) are not
+//!   part of its read set, and their writes are made for the task's
+//!   [`with_principal`](crate::router::with_principal) origin, if any.
 
 mod backend;
 mod call;
 pub(crate) mod catalog;
 mod changes;
-mod exec;
-pub use exec::WriteInQuery;
-mod finish;
+mod detach;
+mod executor;
+mod intercept;
+pub use intercept::WriteInQuery;
+pub(crate) mod origin;
+mod read;
 mod rewrite;
 mod scope;
+mod shared;
 mod statement;
 mod tx;
 mod values;
+mod write;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use reactive_codegen::model::FunctionModel;
-use reactive_codegen::sql::{Dialect, RowFilter};
+use reactive_codegen::sql::Dialect;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, Pool};
-use tracing::Instrument;
 
 pub use backend::Backend;
+use shared::DbCounters;
+pub(crate) use shared::DbShared;
 
 pub use crate::error::TransactionLost;
 pub use crate::seams::InvalidationListener;
@@ -171,24 +190,16 @@ pub use tx::{ReactiveTx, ReactiveTxConn};
 
 use crate::cache::memory::MemoryStore;
 use crate::engine::{Engine, EngineStats};
+use crate::seams::{CallOrigin, Principal};
 use crate::types::{ChangeSet, InvalidationReport, ReadSet};
-use statement::{Memo, ModelIndex};
+use scope::CallScope;
+use statement::Memo;
 
 /// Longest key value a change set keeps on its way into the engine (bytes); a longer
 /// value makes its column unknown for that row, which matches every query (wider, never
 /// stale). A write of a 500 KB text would otherwise be held whole by the engine's ring
 /// of recent changes, the invalidation report and the message to other instances.
 pub const MAX_CHANGE_VALUE_LEN: usize = 1024;
-
-/// Drops values longer than `max` (their column becomes unknown in that row).
-fn bound_values(changes: &mut ChangeSet, max: usize) {
-    for rows in changes.tables.values_mut() {
-        for row in rows.iter_mut() {
-            row.columns
-                .retain(|_, values| values.iter().all(|v| v.as_str().len() <= max));
-        }
-    }
-}
 
 /// The SQLite database [`ReactiveDb::connect_default`] opens (created if missing).
 pub const DEFAULT_URL: &str = "sqlite://reactive.db?mode=rwc";
@@ -237,37 +248,19 @@ pub struct DbStats {
     pub pre_read_fallbacks: u64,
 }
 
-#[derive(Debug, Default)]
-struct DbCounters {
-    statements: AtomicU64,
-    model_hits: AtomicU64,
-    changes_applied: AtomicU64,
-    pre_reads: AtomicU64,
-    pre_read_fallbacks: AtomicU64,
-}
-
-/// Everything a handle holds but its pool: shared by the clones of one handle, and
-/// the same whatever the driver.
-pub(crate) struct DbShared {
-    dialect: Dialect,
-    memo: Memo,
-    models: Mutex<HashMap<String, Arc<ModelIndex>>>,
-    /// Table → columns some query filters on (what pre-reads fetch).
-    watched: RwLock<HashMap<String, BTreeSet<String>>>,
-    options: DbOptions,
-    counters: DbCounters,
-    engine: Engine,
-    listener: RwLock<Option<Arc<dyn InvalidationListener>>>,
-    catalog: catalog::Catalog,
-    /// Writes finishing in tasks of their own (see [`ReactiveDb::settled`]).
-    detached: finish::InFlight,
-}
-
 /// The database handle: a sqlx executor (`fetch_all(&db)`, `query_as!(..).fetch_all(db)`)
 /// that intercepts every statement, plus the cache engine. Cheap to clone.
+///
+/// The handle a reactive function's handler receives also carries its call: the
+/// function model its statements are looked up in, the read set they are recorded in,
+/// and the origin (principal) its writes are made for. Clones and transactions begun
+/// from it carry the same call, so a task the handler spawns with its handle keeps
+/// them (a task-local would not cross `tokio::spawn`).
 pub struct ReactiveDb<DB: Backend> {
     inner: Arc<DbShared>,
     pool: Pool<DB>,
+    /// The call this handle was handed to, if any.
+    scope: Option<Arc<CallScope>>,
 }
 
 impl<DB: Backend> Clone for ReactiveDb<DB> {
@@ -275,6 +268,7 @@ impl<DB: Backend> Clone for ReactiveDb<DB> {
         Self {
             inner: self.inner.clone(),
             pool: self.pool.clone(),
+            scope: self.scope.clone(),
         }
     }
 }
@@ -394,7 +388,7 @@ impl<DB: Backend> ReactiveDb<DB> {
             engine,
             listener: RwLock::new(None),
             catalog,
-            detached: finish::InFlight::default(),
+            detached: detach::InFlight::default(),
         };
         for def in crate::registry::functions() {
             inner.watch_model(def.model());
@@ -402,7 +396,37 @@ impl<DB: Backend> ReactiveDb<DB> {
         Self {
             inner: Arc::new(inner),
             pool,
+            scope: None,
         }
+    }
+
+    /// This handle for one run of a reactive function's handler: its statements run
+    /// in `scope`.
+    fn in_call(&self, scope: Arc<CallScope>) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            pool: self.pool.clone(),
+            scope: Some(scope),
+        }
+    }
+
+    /// Who the writes made through this handle are made for: the origin of the call
+    /// this handle was handed to (also in its clones, its transactions and the tasks
+    /// they are moved to), else the task's (see
+    /// [`with_principal`](crate::router::with_principal)), else `None`.
+    pub fn origin(&self) -> Option<CallOrigin> {
+        self.scope
+            .as_ref()
+            .and_then(|s| s.origin.clone())
+            .or_else(origin::current)
+    }
+
+    /// The principal of [`ReactiveDb::origin`]: inside a handler and the tasks it
+    /// spawns with its handle, the caller. Unlike
+    /// [`current_principal`](crate::router::current_principal), it does not depend on
+    /// the task it is asked in.
+    pub fn principal(&self) -> Option<Principal> {
+        self.origin().map(|o| o.principal().clone())
     }
 
     /// Waits until every write that may have committed through this handle has finished
@@ -454,6 +478,7 @@ impl<DB: Backend> ReactiveDb<DB> {
         Ok(ReactiveTx::new(ReactiveTxConn {
             inner: self.inner.clone(),
             pool: self.pool.clone(),
+            scope: self.scope.clone(),
             tx: Some(tx),
             pending: Vec::new(),
             lost: false,
@@ -468,7 +493,7 @@ impl<DB: Backend> ReactiveDb<DB> {
             .catalog
             .ensure(&self.pool, self.inner.dialect, tables)
             .await;
-        self.inner.apply(changes).await
+        self.inner.apply(changes, self.origin()).await
     }
 
     /// The read set a call of `def` with these binding values is known to have before
@@ -511,149 +536,5 @@ impl<DB: Backend> ReactiveDb<DB> {
             pre_reads: get(&c.pre_reads),
             pre_read_fallbacks: get(&c.pre_read_fallbacks),
         }
-    }
-}
-
-impl DbShared {
-    /// The installed listener, if any.
-    fn listener(&self) -> Option<Arc<dyn InvalidationListener>> {
-        self.listener
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Applies a change set to the engine, then awaits the listener.
-    pub(crate) async fn apply(&self, changes: ChangeSet) -> Arc<InvalidationReport> {
-        self.apply_with(changes, self.listener()).await
-    }
-
-    /// [`DbShared::apply`] with this listener.
-    pub(crate) async fn apply_with(
-        &self,
-        mut changes: ChangeSet,
-        listener: Option<Arc<dyn InvalidationListener>>,
-    ) -> Arc<InvalidationReport> {
-        self.catalog.refine_changes(&mut changes, self.dialect);
-        bound_values(&mut changes, MAX_CHANGE_VALUE_LEN);
-        let span = tracing::debug_span!(
-            "reactive.invalidate",
-            everything = changes.is_everything(),
-            tables = ?changes.tables.keys().collect::<Vec<_>>(),
-            entries = tracing::field::Empty,
-            reasons = tracing::field::Empty,
-        );
-        self.counters
-            .changes_applied
-            .fetch_add(1, Ordering::Relaxed);
-        let report = Arc::new(self.engine.apply(changes).instrument(span.clone()).await);
-        span.record("entries", report.entries.len());
-        // Naming each entry allocates: only for a subscriber that records the span.
-        if !span.is_disabled() && !report.entries.is_empty() {
-            span.record("reasons", crate::observe::trace::reasons(&report).as_str());
-        }
-        if let Some(listener) = listener {
-            listener
-                .on_invalidation(report.clone())
-                .instrument(span)
-                .await;
-        }
-        report
-    }
-
-    /// The model index of a function (built once per name).
-    fn model_index(&self, model: &FunctionModel) -> Arc<ModelIndex> {
-        let mut models = self
-            .models
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(index) = models.get(&model.name) {
-            return index.clone();
-        }
-        let index = Arc::new(ModelIndex::new(model, self.dialect));
-        models.insert(model.name.clone(), index.clone());
-        drop(models);
-        self.watch_model(model);
-        index
-    }
-
-    /// Adds the key columns a model's queries filter on to the watched columns.
-    fn watch_model(&self, model: &FunctionModel) {
-        let mut watched = self
-            .watched
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for dep in &model.dependencies {
-            for key in &dep.keys {
-                watched
-                    .entry(dep.table.clone())
-                    .or_default()
-                    .insert(key.column.clone());
-            }
-        }
-        for st in &model.statements {
-            for read in &st.analysis.reads {
-                if let RowFilter::Keys(preds) = &read.filter {
-                    for p in preds {
-                        watched
-                            .entry(read.table.clone())
-                            .or_default()
-                            .insert(p.column.clone());
-                    }
-                }
-            }
-        }
-    }
-
-    /// Adds the key columns of a recorded read to the watched columns.
-    fn watch_reads(&self, reads: &ReadSet) {
-        let missing = {
-            let watched = self
-                .watched
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            reads.tables.iter().any(|(table, alts)| {
-                alts.iter()
-                    .flat_map(|c| c.columns.keys())
-                    .any(|c| !watched.get(table).is_some_and(|w| w.contains(c)))
-            })
-        };
-        if missing {
-            let mut watched = self
-                .watched
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (table, alts) in &reads.tables {
-                for c in alts.iter().flat_map(|c| c.columns.keys()) {
-                    watched.entry(table.clone()).or_default().insert(c.clone());
-                }
-            }
-        }
-    }
-
-    /// The watched columns of a table.
-    fn watched_columns(&self, table: &str) -> BTreeSet<String> {
-        self.watched
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(table)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// The SQL text to send to the backend (MySQL rewrite), for prepare/describe.
-    fn backend_sql(&self, sql: sqlx::SqlStr) -> Result<sqlx::SqlStr, sqlx::Error> {
-        use sqlx::SqlSafeStr;
-        if self.dialect != Dialect::MySql {
-            return Ok(sql);
-        }
-        let (info, _) = self.memo.get(sql.as_str());
-        if let Some(e) = &info.rewrite_error {
-            return Err(sqlx::Error::Configuration(Box::new(e.clone())));
-        }
-        Ok(match &info.backend_sql {
-            Some(text) => sqlx::AssertSqlSafe(text.clone()).into_sql_str(),
-            None => sql,
-        })
     }
 }

@@ -1,10 +1,12 @@
-//! The call scope: a task-local set by [`super::ReactiveDb::call`] while a reactive
-//! function's handler runs. The interceptor looks statements up in the function's
-//! model through it and records what the handler reads.
+//! The call scope: what the handle [`super::ReactiveDb::call`] hands to a reactive
+//! function's handler carries (its clones and transactions too). The interceptor
+//! looks statements up in the function's model through it and records what the
+//! handler reads; its writes are made for the call's origin.
 
 use std::sync::{Arc, Mutex};
 
 use super::statement::ModelIndex;
+use crate::seams::CallOrigin;
 use crate::types::ReadSet;
 
 /// State of one running call.
@@ -18,6 +20,8 @@ pub struct CallScope {
     pub bindings: Vec<serde_json::Value>,
     /// Reads recorded while the handler runs (resolved with the bound values).
     pub reads: Mutex<Vec<ReadSet>>,
+    /// Who the call's writes are made for (`None`: the task's, see `origin`).
+    pub origin: Option<CallOrigin>,
 }
 
 impl CallScope {
@@ -41,14 +45,4 @@ impl CallScope {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         )
     }
-}
-
-tokio::task_local! {
-    /// The active call, if any.
-    pub static SCOPE: Arc<CallScope>;
-}
-
-/// The active call scope of this task.
-pub fn current() -> Option<Arc<CallScope>> {
-    SCOPE.try_with(Arc::clone).ok()
 }

@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use sqlx::{Pool, Transaction};
 
-use super::finish::detached;
-use super::{Backend, DbShared};
+use super::detach::detached;
+use super::scope::CallScope;
+use super::{Backend, DbShared, origin};
 use crate::error::TransactionLost;
+use crate::seams::CallOrigin;
 use crate::types::ChangeSet;
 
 /// A database transaction that is also an executor: `sqlx::query(..).execute(&mut tx)`,
@@ -34,6 +36,8 @@ pub struct ReactiveTxConn<DB: Backend> {
     pub(super) inner: Arc<DbShared>,
     /// The pool the transaction came from (the catalog is read on it after commit).
     pub(super) pool: Pool<DB>,
+    /// The call of the handle the transaction was begun from, if any.
+    pub(super) scope: Option<Arc<CallScope>>,
     pub(super) tx: Option<Transaction<'static, DB>>,
     pub(super) pending: Vec<ChangeSet>,
     /// The database rolled the transaction back on its own (MySQL/MariaDB after a
@@ -95,9 +99,9 @@ impl<DB: Backend> ReactiveTx<DB> {
         for change in &pending {
             all.merge(change);
         }
-        // The commit and its invalidation run in a task of their own (see `finish`).
+        // The commit and its invalidation run in a task of their own (see `detach`).
         let (inner, pool) = (self.inner.clone(), self.pool.clone());
-        detached(&self.inner, move |listener| async move {
+        detached(&self.inner, self.origin(), move |listener| async move {
             let result = tx.commit().await;
             let applies = match &result {
                 Ok(()) => true,
@@ -138,4 +142,21 @@ impl<DB: Backend> ReactiveTxConn<DB> {
     pub fn pending_changes(&self) -> &[ChangeSet] {
         &self.pending
     }
+
+    /// Who the transaction's writes are made for: see
+    /// [`ReactiveDb::origin`](super::ReactiveDb::origin).
+    pub fn origin(&self) -> Option<CallOrigin> {
+        self.scope
+            .as_ref()
+            .and_then(|s| s.origin.clone())
+            .or_else(origin::current)
+    }
+}
+
+/// Whether a failed statement took its whole transaction with it: a deadlock or
+/// serialization failure (SQLSTATE `40001`). MySQL/MariaDB then roll the transaction
+/// back on the server and run what follows on that connection in autocommit mode, so a
+/// write must not go on as if it were still inside the transaction.
+pub(super) fn rolls_back_transaction(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("40001"))
 }

@@ -8,13 +8,16 @@
 //!   with the decoded JSON input; refusing gives `403` and nothing reaches the database.
 //! - [`Authorizer::check_subscription`] runs for each subscribed procedure name and `*`
 //!   (entries without input); refusing gives `403`.
-//! - inside a handler, [`current_principal`] returns the caller (a task-local set by the
-//!   router around the call); a handler returns `Error::Forbidden` to refuse (`403`).
+//! - inside a handler, [`current_principal`] returns the caller (set around the
+//!   handler's run; in a task the handler spawns, ask its handle:
+//!   [`ReactiveDb::principal`](crate::ReactiveDb::principal)); a handler returns
+//!   `Error::Forbidden` to refuse (`403`).
 
 use axum::http::request::Parts;
 use futures::future::BoxFuture;
 
-pub use crate::seams::{AuthError, Authorizer, Principal};
+use crate::db::origin;
+pub use crate::seams::{AuthError, Authorizer, CallOrigin, Principal};
 
 /// Everyone is the same principal of one tenant. For development and single-user apps
 /// only: it authenticates nobody.
@@ -45,45 +48,18 @@ impl Authorizer for SingleTenant {
     }
 }
 
-/// The caller and the procedure of the running call.
-#[derive(Debug, Clone)]
-pub(crate) struct CallContext {
-    pub(crate) principal: Principal,
-    pub(crate) requires_ack: bool,
-    /// What the call's writes published for the caller's tenant (the response's
-    /// watermark is taken from it).
-    pub(crate) events: std::sync::Arc<CallEvents>,
-}
-
-/// The events a call's writes recorded for the caller's tenant.
-#[derive(Debug, Default)]
-pub(crate) struct CallEvents {
-    /// The newest id recorded (0: none).
-    pub(crate) newest: std::sync::atomic::AtomicU64,
-    /// An event or change set could not be recorded or published.
-    pub(crate) failed: std::sync::atomic::AtomicBool,
-}
-
-tokio::task_local! {
-    pub(crate) static CALL: CallContext;
-}
-
-/// The principal of the request being handled, inside a reactive function called
-/// through the router (or inside [`with_principal`]); `None` elsewhere.
+/// The principal of the request being handled, inside a reactive function's handler
+/// (or inside [`with_principal`]); `None` elsewhere. A task-local: in a task the
+/// handler spawns it is `None`, while the handle the handler received still knows its
+/// caller ([`ReactiveDb::principal`](crate::ReactiveDb::principal)).
 pub fn current_principal() -> Option<Principal> {
-    CALL.try_with(|c| c.principal.clone()).ok()
+    origin::current().map(|o| o.principal().clone())
 }
 
 /// Runs `fut` as `principal` (for background jobs: their writes then produce events
-/// for this tenant, and [`current_principal`] returns it).
+/// for this tenant, and [`current_principal`] returns it). A database handle that
+/// carries a call's origin (the one handed to a reactive function's handler) writes
+/// for that call's principal instead.
 pub async fn with_principal<F: Future>(principal: Principal, fut: F) -> F::Output {
-    CALL.scope(
-        CallContext {
-            principal,
-            requires_ack: false,
-            events: Default::default(),
-        },
-        fut,
-    )
-    .await
+    origin::scope(CallOrigin::new(principal), fut).await
 }

@@ -53,6 +53,7 @@ use crate::engine::EngineStats;
 use crate::observe::devtools::DevTools;
 use crate::realtime::Realtime;
 use crate::registry::{self, BoxFuture, FunctionDef};
+use crate::seams::CallOrigin;
 use crate::types::InvalidationReport;
 use crate::types::ReadSet;
 
@@ -155,11 +156,12 @@ impl Default for RouterConfig {
 
 /// What the router needs of a `ReactiveDb<DB>`, whatever `DB` is.
 pub(crate) trait ServedDb: Send + Sync {
-    /// [`ReactiveDb::call_at`].
+    /// [`ReactiveDb::call_at`] for the tenant of `origin`, whose handler's handle
+    /// carries `origin`.
     fn call<'a>(
         &'a self,
         def: &'a FunctionDef,
-        tenant: &'a str,
+        origin: CallOrigin,
         input: serde_json::Value,
         watermark: u64,
     ) -> futures::future::BoxFuture<'a, Result<CallOutput, CallError>>;
@@ -178,11 +180,15 @@ impl<DB: Backend> ServedDb for ReactiveDb<DB> {
     fn call<'a>(
         &'a self,
         def: &'a FunctionDef,
-        tenant: &'a str,
+        origin: CallOrigin,
         input: serde_json::Value,
         watermark: u64,
     ) -> futures::future::BoxFuture<'a, Result<CallOutput, CallError>> {
-        Box::pin(ReactiveDb::call_at(self, def, tenant, input, watermark))
+        Box::pin(async move {
+            let tenant = origin.principal().tenant.clone();
+            self.call_as(def, &tenant, Some(origin), input, watermark)
+                .await
+        })
     }
 
     fn read_set(&self, def: &FunctionDef, bindings: &[serde_json::Value]) -> ReadSet {
@@ -219,8 +225,9 @@ impl State {
 pub(crate) type AppState = Arc<State>;
 
 /// Publishes the invalidations of a [`ReactiveDb`] through a [`Realtime`]: one event
-/// per tenant concerned. The tenant of the write comes from the principal of the
-/// request (or [`with_principal`]) the write runs in.
+/// per tenant concerned. The tenant of the write comes from the origin the handle it
+/// was made through carries (the call's, see [`ReactiveDb::origin`]), else from
+/// [`with_principal`].
 pub struct RealtimeListener {
     realtime: Realtime,
     devtools: Option<DevTools>,
@@ -244,25 +251,29 @@ impl RealtimeListener {
 
 impl InvalidationListener for RealtimeListener {
     fn on_invalidation(&self, report: Arc<InvalidationReport>) -> BoxFuture<'static, ()> {
-        let ctx = auth::CALL.try_with(Clone::clone).ok();
-        publish(self.realtime.clone(), self.devtools.clone(), ctx, report)
+        let origin = crate::db::origin::current();
+        publish(self.realtime.clone(), self.devtools.clone(), origin, report)
     }
 
     fn bind(self: Arc<Self>) -> Arc<dyn InvalidationListener> {
+        self.bind_to(crate::db::origin::current())
+    }
+
+    fn bind_to(self: Arc<Self>, origin: Option<CallOrigin>) -> Arc<dyn InvalidationListener> {
         Arc::new(BoundListener {
             realtime: self.realtime.clone(),
             devtools: self.devtools.clone(),
-            ctx: auth::CALL.try_with(Clone::clone).ok(),
+            origin,
         })
     }
 }
 
-/// A [`RealtimeListener`] with the call context of the write that caused the
-/// invalidation, for an invalidation finishing in a task of its own.
+/// A [`RealtimeListener`] with the origin of the write that caused the invalidation,
+/// for an invalidation finishing in a task of its own.
 struct BoundListener {
     realtime: Realtime,
     devtools: Option<DevTools>,
-    ctx: Option<auth::CallContext>,
+    origin: Option<CallOrigin>,
 }
 
 impl InvalidationListener for BoundListener {
@@ -270,7 +281,7 @@ impl InvalidationListener for BoundListener {
         publish(
             self.realtime.clone(),
             self.devtools.clone(),
-            self.ctx.clone(),
+            self.origin.clone(),
             report,
         )
     }
@@ -286,23 +297,24 @@ impl InvalidationListener for BoundListener {
 fn publish(
     realtime: Realtime,
     devtools: Option<DevTools>,
-    ctx: Option<auth::CallContext>,
+    origin: Option<CallOrigin>,
     report: Arc<InvalidationReport>,
 ) -> BoxFuture<'static, ()> {
     Box::pin(async move {
-        let tenant = ctx.as_ref().map(|c| c.principal.tenant.as_str());
-        let ack = ctx.as_ref().is_some_and(|c| c.requires_ack);
+        let tenant = origin.as_ref().map(|o| o.principal().tenant.as_str());
+        let ack = origin.as_ref().is_some_and(CallOrigin::requires_ack);
         let published = realtime.on_report(&report, tenant, ack).await;
         if let Some(devtools) = &devtools {
             devtools.record_invalidation(&report, tenant, published.event.map(|e| e.0));
         }
-        if let Some(ctx) = &ctx {
+        if let Some(origin) = &origin {
             use std::sync::atomic::Ordering;
+            let events = origin.events();
             if let Some(id) = published.event {
-                ctx.events.newest.fetch_max(id.0, Ordering::SeqCst);
+                events.newest.fetch_max(id.0, Ordering::SeqCst);
             }
             if published.failed {
-                ctx.events.failed.store(true, Ordering::SeqCst);
+                events.failed.store(true, Ordering::SeqCst);
             }
         }
     })

@@ -4,8 +4,7 @@
 use std::sync::{Arc, Weak};
 
 use super::State;
-use super::auth::{CallContext, Principal};
-use super::rpc::call_as;
+use super::auth::{CallOrigin, Principal};
 use crate::realtime::{PushCompute, PushRequest, Pushed};
 use crate::types::EventId;
 
@@ -30,12 +29,8 @@ async fn run(state: &State, request: PushRequest) -> Option<Pushed> {
     let before = state.realtime().head(&request.tenant).await.ok()?;
     // The result is shared by every connection of the tenant holding this key, as the
     // cache shares it: the subject is one of them.
-    let ctx = CallContext {
-        principal: Principal::new(&*request.tenant, request.subject),
-        requires_ack: false,
-        events: Default::default(),
-    };
-    match call_as(state, def, ctx, input, before).await {
+    let origin = CallOrigin::new(Principal::new(&*request.tenant, request.subject));
+    match state.db.call(def, origin, input, before.0).await {
         Ok(output) => Some(Pushed {
             bytes: output.bytes,
             watermark: EventId(output.watermark),

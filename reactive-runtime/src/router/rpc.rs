@@ -9,10 +9,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use reactive_codegen::model::FunctionKind;
 use serde_json::Value;
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::auth::{CALL, CallContext, CallEvents, Principal};
+use super::auth::{CallOrigin, Principal};
 use super::error::ApiError;
 use super::{AppState, State as RouterState};
 use crate::db::CallError;
@@ -132,20 +131,6 @@ pub(crate) async fn get_rpc(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// Runs `def` in the call context `ctx` (its principal's tenant scopes the cache),
-/// with the watermark `before` (the tenant's log head, read before the call).
-pub(crate) async fn call_as(
-    state: &RouterState,
-    def: &'static FunctionDef,
-    ctx: CallContext,
-    input: Value,
-    before: EventId,
-) -> Result<crate::db::CallOutput, CallError> {
-    let tenant = ctx.principal.tenant.clone();
-    CALL.scope(ctx, state.db.call(def, &tenant, input, before.0))
-        .await
-}
-
 async fn call(
     state: &RouterState,
     def: &'static FunctionDef,
@@ -165,14 +150,11 @@ async fn call(
     // An unreachable log (Redis down) does not fail the read: the database still
     // answers, and the unknown id makes the client revalidate once the log is back.
     let before = realtime.head(&tenant).await.unwrap_or(UNKNOWN_EVENT_ID);
-    let events = Arc::new(CallEvents::default());
     let started = state.devtools.as_ref().map(|_| std::time::Instant::now());
-    let ctx = CallContext {
-        principal,
-        requires_ack: model.requires_ack,
-        events: events.clone(),
-    };
-    let output = call_as(state, def, ctx, input, before)
+    let origin = CallOrigin::for_call(principal, model.requires_ack);
+    let output = state
+        .db
+        .call(def, origin.clone(), input, before.0)
         .await
         .map_err(|e| match e {
             CallError::Input(e) => ApiError::bad_input(e.to_string(), e.path),
@@ -188,6 +170,7 @@ async fn call(
     // does not reflect). The write committed, so nothing here fails: if its event
     // could not be recorded, the unknown id (revalidate once the log is back).
     let watermark = if model.kind == FunctionKind::Mutation {
+        let events = origin.events();
         if events.failed.load(Ordering::SeqCst) {
             UNKNOWN_EVENT_ID
         } else {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
+use super::CallOrigin;
 use crate::types::InvalidationReport;
 
 /// Receives every invalidation [`ReactiveDb`](crate::ReactiveDb) applies, after the engine has
@@ -20,4 +21,14 @@ pub trait InvalidationListener: Send + Sync {
     /// Called in the writer's task; a listener that reads nothing from it returns
     /// itself.
     fn bind(self: Arc<Self>) -> Arc<dyn InvalidationListener>;
+
+    /// A listener bound to the origin of the write (the call it was made in), for an
+    /// invalidation that finishes in a task of its own. This is what the runtime
+    /// calls, in the writer's task, with the origin the database handle carries (see
+    /// [`ReactiveDb::origin`](crate::ReactiveDb::origin)). The default ignores the
+    /// origin and calls [`bind`](Self::bind).
+    fn bind_to(self: Arc<Self>, origin: Option<CallOrigin>) -> Arc<dyn InvalidationListener> {
+        let _ = origin;
+        self.bind()
+    }
 }

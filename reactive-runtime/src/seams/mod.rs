@@ -9,11 +9,12 @@
 //! | [`EventLog`] | per tenant, the recent events, replayed to a client that reconnects | [`MemoryLog`](crate::realtime::MemoryLog); `RedisLog` (`redis` feature) |
 //! | [`EventBus`] | carries events, acks and change sets to every instance | [`MemoryBus`](crate::realtime::MemoryBus); `RedisBus` (`redis` feature) |
 //! | [`ChangeSource`] | committed changes the interceptor did not see (writes that bypass the app) | `PgChangeFeed` (`postgres` feature); tests drive their own |
-//! | [`InvalidationListener`] | hears every invalidation a `ReactiveDb` applies, before the write returns | the router's `RealtimeListener` (publishes events); tests install their own |
+//! | [`InvalidationListener`] | hears every invalidation a `ReactiveDb` applies, before the write returns, with the write's [`CallOrigin`] | the router's `RealtimeListener` (publishes events); tests install their own |
 //! | [`Authorizer`] | turns a request head into a [`Principal`] and checks inputs and subscriptions | [`SingleTenant`](crate::router::SingleTenant) (development only); the application's own |
 
 mod authorizer;
 mod cache_store;
+mod call_origin;
 mod change_source;
 mod event_bus;
 mod event_log;
@@ -21,6 +22,7 @@ mod invalidation_listener;
 
 pub use authorizer::{AuthError, Authorizer, Principal};
 pub use cache_store::{CacheError, CacheStore, PutOutcome, StoreTicket};
+pub use call_origin::CallOrigin;
 pub use change_source::{ChangeSource, FeedStats, StatsSink};
 pub use event_bus::{AckMessage, BusMessage, EventBus, RemoteChanges};
 pub use event_log::{EventLog, RealtimeError, Replay};

@@ -19,19 +19,22 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use super::{DbShared, InvalidationListener};
+use crate::seams::CallOrigin;
 use crate::types::{ChangeSet, InvalidationReport};
 
 /// Runs `work` in a task of its own and waits for it (see the module docs). `work`
-/// gets the listener bound in the caller's task.
+/// gets the listener bound, in the caller's task, to `origin` (who the write is made
+/// for).
 pub(crate) async fn detached<T, F>(
     inner: &Arc<DbShared>,
+    origin: Option<CallOrigin>,
     work: impl FnOnce(Option<Arc<dyn InvalidationListener>>) -> F,
 ) -> T
 where
     T: Send + 'static,
     F: Future<Output = T> + Send + 'static,
 {
-    let listener = inner.listener().map(InvalidationListener::bind);
+    let listener = inner.listener().map(|l| l.bind_to(origin));
     let running = inner.detached.enter();
     // The caller's span goes along, so the invalidation and its events trace under the
     // call and the write that caused them.
@@ -49,15 +52,15 @@ where
 }
 
 impl DbShared {
-    /// Applies `changes` in a task of its own and waits for it: dropping the returned
-    /// future does not stop the invalidation. The listener is bound here, in the
-    /// writer's task (it may read the request's principal from it).
+    /// Applies `changes`, made for `origin`, in a task of its own and waits for it:
+    /// dropping the returned future does not stop the invalidation.
     pub(crate) async fn apply_detached(
         self: &Arc<Self>,
         changes: ChangeSet,
+        origin: Option<CallOrigin>,
     ) -> Arc<InvalidationReport> {
         let inner = self.clone();
-        detached(self, move |listener| async move {
+        detached(self, origin, move |listener| async move {
             inner.apply_with(changes, listener).await
         })
         .await
