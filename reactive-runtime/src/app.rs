@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use axum::Router;
+use futures::future::BoxFuture;
 
 use crate::db::{Backend, ReactiveDb};
 use crate::engine::Engine;
@@ -23,6 +24,9 @@ pub enum BuildError {
     /// No database was given ([`ReactiveBuilder::database`]).
     #[error("no database: call `database` on the builder")]
     NoDatabase,
+    /// The database given as a pool or a URL could not be opened.
+    #[error("the database could not be opened: {0}")]
+    Database(#[from] sqlx::Error),
     /// The cache store could not be set up.
     #[error(transparent)]
     Cache(#[from] CacheError),
@@ -86,10 +90,61 @@ impl Redis {
     }
 }
 
+/// What [`ReactiveBuilder::database`] takes: a [`ReactiveDb`], a native sqlx pool
+/// (`PgPool`, `MySqlPool`, `SqlitePool`: wrapped with [`ReactiveDb::new`] when the builder
+/// builds), or, for `Reactive<Any>`, a URL ([`ReactiveDb::connect`]).
+pub struct Database<DB: Backend>(DatabaseInner<DB>);
+
+type OpenDb<DB> =
+    Box<dyn FnOnce() -> BoxFuture<'static, Result<ReactiveDb<DB>, sqlx::Error>> + Send>;
+
+enum DatabaseInner<DB: Backend> {
+    Ready(ReactiveDb<DB>),
+    /// Opened by `build` (a pool's catalog is read, a URL connected).
+    Open(OpenDb<DB>),
+}
+
+impl<DB: Backend> Database<DB> {
+    async fn open(self) -> Result<ReactiveDb<DB>, sqlx::Error> {
+        match self.0 {
+            DatabaseInner::Ready(db) => Ok(db),
+            DatabaseInner::Open(open) => open().await,
+        }
+    }
+}
+
+impl<DB: Backend> From<ReactiveDb<DB>> for Database<DB> {
+    fn from(db: ReactiveDb<DB>) -> Self {
+        Database(DatabaseInner::Ready(db))
+    }
+}
+
+impl<DB: Backend> From<sqlx::Pool<DB>> for Database<DB> {
+    fn from(pool: sqlx::Pool<DB>) -> Self {
+        Database(DatabaseInner::Open(Box::new(move || {
+            Box::pin(ReactiveDb::new(pool))
+        })))
+    }
+}
+
+impl From<&str> for Database<sqlx::Any> {
+    fn from(url: &str) -> Self {
+        Database::from(url.to_owned())
+    }
+}
+
+impl From<String> for Database<sqlx::Any> {
+    fn from(url: String) -> Self {
+        Database(DatabaseInner::Open(Box::new(move || {
+            Box::pin(async move { ReactiveDb::connect(&url).await })
+        })))
+    }
+}
+
 /// Collects the parts of a [`Reactive`]; [`ReactiveBuilder::build`] wires them.
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct ReactiveBuilder<DB: Backend> {
-    db: Option<ReactiveDb<DB>>,
+    db: Option<Database<DB>>,
     cache: Option<Arc<dyn CacheStore>>,
     realtime: Option<Realtime>,
     #[cfg(feature = "redis")]
@@ -98,9 +153,10 @@ pub struct ReactiveBuilder<DB: Backend> {
 }
 
 impl<DB: Backend> ReactiveBuilder<DB> {
-    /// The database (from [`ReactiveDb::connect`] or [`ReactiveDb::new`] over a pool).
-    pub fn database(mut self, db: ReactiveDb<DB>) -> Self {
-        self.db = Some(db);
+    /// The database: a [`ReactiveDb`], a native pool (`PgPool`, ...), or for
+    /// `Reactive<Any>` a URL whose scheme picks the backend (see [`Database`]).
+    pub fn database(mut self, db: impl Into<Database<DB>>) -> Self {
+        self.db = Some(db.into());
         self
     }
 
@@ -137,7 +193,7 @@ impl<DB: Backend> ReactiveBuilder<DB> {
     /// changes to this cache, and the event dispatcher. Must be called inside a Tokio
     /// runtime.
     pub async fn build(self) -> Result<Reactive<DB>, BuildError> {
-        let mut db = self.db.ok_or(BuildError::NoDatabase)?;
+        let mut db = self.db.ok_or(BuildError::NoDatabase)?.open().await?;
         #[cfg(feature = "redis")]
         let (cache, realtime) = match &self.redis {
             Some(redis) => (

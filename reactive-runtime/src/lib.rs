@@ -25,7 +25,7 @@ pub use reactive_codegen::sql::Dialect;
 
 #[cfg(feature = "redis")]
 pub use app::Redis;
-pub use app::{BuildError, Reactive, ReactiveBuilder};
+pub use app::{BuildError, Database, Reactive, ReactiveBuilder};
 pub use db::{Backend, ReactiveDb, ReactiveTx, ReactiveTxConn, WriteInQuery};
 pub use realtime::Realtime;
 #[allow(deprecated)]

@@ -97,3 +97,37 @@ async fn the_deprecated_router_function_still_serves_every_route() {
     assert_eq!(status("/poll").await, StatusCode::OK);
     assert_eq!(status("/no/such/route").await, StatusCode::NOT_FOUND);
 }
+
+/// `database` also takes a native pool (wrapped, its catalog read, at build) and, for
+/// `Reactive<Any>`, a URL; a URL that cannot be opened fails the build with its cause.
+#[tokio::test]
+async fn a_native_pool_or_a_url_is_opened_by_build() {
+    let pool = sqlx::SqlitePool::connect("sqlite::memory:")
+        .await
+        .expect("sqlite");
+    sqlx::query("CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let app = Reactive::<sqlx::Sqlite>::builder()
+        .database(pool)
+        .build()
+        .await
+        .expect("build over a pool");
+    sqlx::query("INSERT INTO note (body) VALUES ('x')")
+        .execute(app.db())
+        .await
+        .expect("writes go through the wrapped pool");
+
+    let app = Reactive::builder()
+        .database("sqlite::memory:")
+        .build()
+        .await
+        .expect("build over a URL");
+    assert_eq!(app.db().engine().store().name(), "memory");
+    let failed = Reactive::builder()
+        .database("nosuchdb://nowhere")
+        .build()
+        .await;
+    assert!(matches!(failed, Err(BuildError::Database(_))), "{failed:?}");
+}
