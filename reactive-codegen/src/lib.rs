@@ -9,6 +9,8 @@
 //! - `handler` (feature `rust`): every SQL literal an async handler sends, with
 //!   spans and the Rust expressions bound to its parameters.
 //! - `expand` (feature `rust`): the macros' expansion.
+//! - `build` (feature `build`): the generated TypeScript client written by an app's
+//!   `build.rs` from its sources.
 //!
 //! The `reactive` command line tool is the `reactive-cli` crate, built on this one's
 //! public analysis API; the macros never compile it.
@@ -18,7 +20,9 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `rust` (default) | handler analysis and macro expansion (syn, quote, darling) |
+//! | `build` | `build::typescript`, for build scripts (implies `rust`; adds thiserror) |
 
+pub mod calls;
 pub mod model;
 pub mod sql;
 pub mod typescript;
@@ -28,3 +32,6 @@ pub mod handler;
 
 #[cfg(feature = "rust")]
 pub mod expand;
+
+#[cfg(feature = "build")]
+pub mod build;

@@ -2,10 +2,11 @@
 //! [`FunctionDef`] per function with `inventory`; the router and the TypeScript
 //! generator read them with [`functions`]. No hand-written list anywhere.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use reactive_codegen::model::{FunctionModel, TableDependency};
+use reactive_codegen::calls::{add_whole_tables, callee_tables};
+use reactive_codegen::model::FunctionModel;
 
 pub use futures::future::BoxFuture;
 
@@ -122,46 +123,6 @@ fn registered() -> &'static HashMap<String, OwnTables> {
     })
 }
 
-/// The tables read by the functions `calls` names, and by the functions they call,
-/// transitively. A cycle (a function reaching itself) is walked once.
-fn callee_tables<'a>(
-    caller: &'a str,
-    calls: &'a [&'a str],
-    lookup: impl Fn(&str) -> Option<(&'a [String], &'a [&'a str])>,
-) -> BTreeSet<&'a str> {
-    let mut tables = BTreeSet::new();
-    let mut visited = HashSet::from([caller]);
-    let mut pending: Vec<&str> = calls.to_vec();
-    while let Some(name) = pending.pop() {
-        if name.is_empty() || !visited.insert(name) {
-            continue;
-        }
-        if let Some((own, calls)) = lookup(name) {
-            tables.extend(own.iter().map(String::as_str));
-            pending.extend(calls);
-        }
-    }
-    tables
-}
-
-/// Each table as a whole-table dependency, unless one is already there.
-fn add_whole_tables<'a>(
-    dependencies: &mut Vec<TableDependency>,
-    tables: impl IntoIterator<Item = &'a str>,
-) {
-    for table in tables {
-        if !dependencies
-            .iter()
-            .any(|d| d.table == table && d.keys.is_empty())
-        {
-            dependencies.push(TableDependency {
-                table: table.to_owned(),
-                keys: Vec::new(),
-            });
-        }
-    }
-}
-
 /// What the macro submits to `inventory`: a reference to the function's `static`
 /// [`FunctionDef`] (a `static` may hold the lazily parsed model; a value submitted to
 /// inventory directly may not, as it would be a borrowed temporary with interior mutability).
@@ -177,55 +138,4 @@ pub fn functions() -> Vec<&'static FunctionDef> {
         .collect();
     all.sort_by(|a, b| a.model().name.cmp(&b.model().name));
     all
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn graph() -> HashMap<&'static str, (Vec<String>, &'static [&'static str])> {
-        HashMap::from([
-            ("a", (vec!["agent".to_owned()], &["b"][..])),
-            ("b", (vec!["message".to_owned()], &["c", "a"][..])),
-            (
-                "c",
-                (vec!["memory".to_owned(), "agent".to_owned()], &["b"][..]),
-            ),
-            ("plain", (vec![], &[][..])),
-        ])
-    }
-
-    #[test]
-    fn callee_tables_are_transitive_and_cycles_end() {
-        let graph = graph();
-        let lookup = |name: &str| graph.get(name).map(|(t, c)| (&t[..], *c));
-        let tables = callee_tables("a", &["b", ""], lookup);
-        assert_eq!(
-            tables.into_iter().collect::<Vec<_>>(),
-            ["agent", "memory", "message"]
-        );
-        let tables = callee_tables("plain", &["missing", "c"], lookup);
-        assert_eq!(
-            tables.into_iter().collect::<Vec<_>>(),
-            ["agent", "memory", "message"]
-        );
-    }
-
-    #[test]
-    fn callee_tables_are_added_once_as_whole_tables() {
-        let keyed = TableDependency {
-            table: "agent".into(),
-            keys: vec![reactive_codegen::model::KeyDependency {
-                column: "id".into(),
-                values: vec![],
-            }],
-        };
-        let mut dependencies = vec![keyed.clone()];
-        add_whole_tables(&mut dependencies, ["agent", "message", "agent"]);
-        let whole = |table: &str| TableDependency {
-            table: table.into(),
-            keys: vec![],
-        };
-        assert_eq!(dependencies, [keyed, whole("agent"), whole("message")]);
-    }
 }

@@ -1,31 +1,18 @@
 //! Writes the generated TypeScript client of every registered reactive function.
 //!
-//! Call [`generate`] from a small binary, a test or a start-up step of the server
-//! (a build script cannot see the functions of the crate it builds). The rendering
-//! itself lives in `reactive_codegen::typescript`.
+//! Call [`generate`] from a small binary, a test or a start-up step of the server. This is
+//! the complete path (ts-rs renders every type); an app's `build.rs` can instead emit the
+//! same files from its sources with `reactive_codegen::build` (types rendered from syntax,
+//! no second compile). The rendering itself lives in `reactive_codegen::typescript`.
 
-use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use reactive_codegen::model::{FunctionKind, FunctionModel};
-use reactive_codegen::typescript::{GeneratedFile, ProcedureTs, render, write_if_changed};
+use reactive_codegen::typescript::{
+    GeneratedFile, ProcedureTs, dependency_tables, render, write_if_changed,
+};
 
 use crate::registry::{FunctionDef, functions};
-
-/// The tables a procedure depends on (a query) or writes (a mutation), sorted.
-fn dependency_tables(model: &FunctionModel) -> Vec<String> {
-    let tables: BTreeSet<String> = match model.kind {
-        FunctionKind::Query => model.dependencies.iter().map(|d| d.table.clone()).collect(),
-        FunctionKind::Mutation => model
-            .statements
-            .iter()
-            .flat_map(|s| s.analysis.writes.iter().map(|w| w.table.clone()))
-            .chain(model.invalidates.iter().cloned())
-            .collect(),
-    };
-    tables.into_iter().collect()
-}
 
 fn procedure(def: &FunctionDef) -> ProcedureTs {
     let model = def.model();

@@ -91,8 +91,3 @@ pub fn app(reactive: &Reactive<sqlx::Any>, web_dist: &Path) -> Router {
         })
     }
 }
-
-/// Writes the generated TypeScript client into `web/src/generated` (only files that changed).
-pub fn generate_typescript() -> std::io::Result<Vec<PathBuf>> {
-    reactive::typescript::generate(web_dir().join("src/generated"))
-}

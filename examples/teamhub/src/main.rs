@@ -102,14 +102,6 @@ async fn main() -> anyhow::Result<()> {
     let port = port_from_args()?;
     let config = Config::from_env();
 
-    match teamhub::generate_typescript() {
-        Ok(written) if !written.is_empty() => println!(
-            "teamhub: updated {} generated TypeScript files",
-            written.len()
-        ),
-        Ok(_) => {}
-        Err(e) => eprintln!("teamhub: could not write the generated TypeScript client: {e}"),
-    }
     build_web_if_needed();
 
     let (reactive, seeded) = teamhub::open(&config).await?;

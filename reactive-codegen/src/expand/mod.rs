@@ -86,5 +86,5 @@ mod valid;
 #[cfg(test)]
 mod tests;
 
-pub use function::reactive_function;
+pub use function::{FunctionSummary, reactive_function, summarize};
 pub use relations::derive_relations;

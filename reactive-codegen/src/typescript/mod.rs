@@ -19,11 +19,11 @@
 //! file starts with a "generated, do not edit" header. [`write_if_changed`] only
 //! touches files whose contents differ, so a dev server does not reload for nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::model::FunctionKind;
+use crate::model::{FunctionKind, FunctionModel};
 
 /// The npm package of the client runtime, which generated code imports (`ts/package.json`).
 pub const CLIENT_PACKAGE: &str = "@reactive/client";
@@ -46,6 +46,21 @@ pub struct ProcedureTs {
     pub dependencies: Vec<String>,
     /// `(type name, declaration)` pairs the input and output need.
     pub declarations: Vec<(String, String)>,
+}
+
+/// The tables a procedure depends on (a query) or writes (a mutation), sorted: its
+/// [`ProcedureTs::dependencies`]. `model` includes its callees' tables (see [`crate::calls`]).
+pub fn dependency_tables(model: &FunctionModel) -> Vec<String> {
+    let tables: BTreeSet<String> = match model.kind {
+        FunctionKind::Query => model.dependencies.iter().map(|d| d.table.clone()).collect(),
+        FunctionKind::Mutation => model
+            .statements
+            .iter()
+            .flat_map(|s| s.analysis.writes.iter().map(|w| w.table.clone()))
+            .chain(model.invalidates.iter().cloned())
+            .collect(),
+    };
+    tables.into_iter().collect()
 }
 
 /// A generated file: path relative to the output folder, and contents.
@@ -117,7 +132,7 @@ fn kind_str(kind: FunctionKind) -> &'static str {
 fn render_procedures(procedures: &[&ProcedureTs]) -> String {
     // Only the types the map names: a type used only inside another one's declaration would be
     // an unused import (`noUnusedLocals`).
-    let named: std::collections::BTreeSet<&str> = procedures
+    let named: BTreeSet<&str> = procedures
         .iter()
         .flat_map(|p| identifiers(&p.input).chain(identifiers(&p.output)))
         .collect();
