@@ -25,6 +25,8 @@ port=${REACTIVE_PORT:-8092}
 runs=${RUNS:-"push:1:200:50 refetch:1:200:50 push:1000:5 refetch:1000:5 push:10000:5 refetch:10000:5"}
 db_dir=${DB_DIR:-/dev/shm}
 mkdir -p "$out"
+# shellcheck source=scripts/bench-lib.sh
+. "$root/scripts/bench-lib.sh"
 
 echo "== building the bench server and the herd client (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
 (cd "$root" && cargo build --release --quiet -p reactive-runtime --example sse_bench --example herd)
@@ -39,10 +41,7 @@ echo "open files limit: $fds (server connection cap $server_cap)"
 
 server_pid=""
 stop_server() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  stop_pid "$server_pid"
   server_pid=""
 }
 trap stop_server EXIT INT TERM
@@ -53,20 +52,9 @@ start_server() {
   SSE_BENCH_DB="sqlite://$db_dir/herd-bench.db?mode=rwc" SSE_BENCH_ADDR="127.0.0.1:$port" \
     "$bench" >"$out/server.log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 100); do
-    curl -fsS "http://127.0.0.1:$port/stats" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
+  wait_for_url "http://127.0.0.1:$port/stats" && return 0
   echo "the bench server did not start; see $out/server.log" >&2
   exit 1
-}
-
-# Waits (up to 60 s) until TIME_WAIT sockets of the previous run drop below a bound.
-settle_ports() {
-  for _ in $(seq 60); do
-    [ "$(ss -tan state time-wait 2>/dev/null | wc -l)" -lt 12000 ] && return 0
-    sleep 1
-  done
 }
 
 results="$out/results.jsonl"
