@@ -23,6 +23,8 @@ port=${REACTIVE_PORT:-8091}
 scenarios=${SCENARIOS:-"1k 10k 10k100"}
 servers=${SERVERS:-"nchan reactive"}
 mkdir -p "$out"
+# shellcheck source=scripts/bench-lib.sh
+. "$root/scripts/bench-lib.sh"
 
 echo "== building sseload and the bench server (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
 cargo build --release --quiet --manifest-path "$tools/sseload/Cargo.toml" 2>/dev/null ||
@@ -39,10 +41,7 @@ reactive_pid=""
 nchan_started=""
 
 stop_reactive() {
-  if [ -n "$reactive_pid" ] && kill -0 "$reactive_pid" 2>/dev/null; then
-    kill "$reactive_pid" 2>/dev/null || true
-    wait "$reactive_pid" 2>/dev/null || true
-  fi
+  stop_pid "$reactive_pid"
   reactive_pid=""
 }
 
@@ -72,10 +71,7 @@ start_reactive() { # [axum]
   SSE_BENCH_DB="${SSE_BENCH_DB:-sqlite://$out/bench.db?mode=rwc}" \
     SSE_BENCH_SERVER="${1:-}" SSE_BENCH_ADDR="127.0.0.1:$port" "$bench" >"$out/reactive-server.log" 2>&1 &
   reactive_pid=$!
-  for _ in $(seq 100); do
-    curl -fsS "http://127.0.0.1:$port/stats" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
+  wait_for_url "http://127.0.0.1:$port/stats" && return 0
   echo "the bench server did not start; see $out/reactive-server.log" >&2
   exit 1
 }
@@ -84,10 +80,7 @@ start_nchan() {
   stop_nchan
   "$tools/nchan/run.sh" start >/dev/null
   nchan_started=1
-  for _ in $(seq 100); do
-    curl -fsS "http://127.0.0.1:8090/nchan_status" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
+  wait_for_url "http://127.0.0.1:8090/nchan_status" && return 0
   echo "nchan did not start" >&2
   exit 1
 }
@@ -101,17 +94,6 @@ params() {
     2kdistinct) echo "2000 20 100 2000" ;; # every connection on its own query key (memory)
     *) echo "unknown scenario $1" >&2; exit 1 ;;
   esac
-}
-
-# Waits (up to 60 s) until TIME_WAIT sockets from the previous run drop below a bound, so
-# runs do not starve each other of local ports.
-settle_ports() {
-  for _ in $(seq 60); do
-    local tw
-    tw=$(ss -tan state time-wait 2>/dev/null | wc -l)
-    [ "$tw" -lt 12000 ] && return 0
-    sleep 1
-  done
 }
 
 results="$out/results.jsonl"

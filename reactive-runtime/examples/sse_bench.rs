@@ -5,7 +5,9 @@
 //! - `GET /events?subscribe=bench.channel:{"channel":"<ch>"}`: the real SSE endpoint. Each
 //!   subscriber subscribes to the query key of a hand-registered query function
 //!   `bench.channel` (`SELECT .. FROM bench_msg WHERE channel = $1`), so a channel is a
-//!   query key, exactly as a real app's `useReactive` subscription.
+//!   query key, exactly as a real app's `useReactive` subscription. `bench.channelPushed`
+//!   is the same query with pushed results (`"push":true`): its subscribers get the new
+//!   value in the `invalidate` frame (used by the `herd` example, `scripts/herd-bench.sh`).
 //! - `POST /pub?id=<ch>` (body: any text): a real reactive write through [`ReactiveDb`]:
 //!   `INSERT INTO bench_msg (channel, body, marker) VALUES ($1, $2, $3)`, run as the
 //!   bench tenant's principal ([`with_principal`]). The write goes through statement
@@ -20,7 +22,11 @@
 //!   rides in the event's `keys` (and the body does not).
 //! - `POST /rpc/bench.publish` (`{"channel": .., "body": ..}`) does the same write through
 //!   the real RPC path.
-//! - `GET /stats`: `{"connections": N}` (live SSE connections in the hub).
+//! - `GET /stats`: `connections` (live SSE connections in the hub), `query_executions`
+//!   (runs of the `bench.channel*` handlers: database executions, not cache hits),
+//!   `http_requests` (every request the router served, event streams included; of those
+//!   `pub_requests` and `stats_requests` are the `/pub` writes and `/stats` probes) and
+//!   `cpu_seconds` (the process's user + system CPU time).
 //! - `GET /idle-sse` (diagnostic): a bare axum SSE response that never sends anything, not
 //!   going through the realtime code: the per-connection memory floor of axum + hyper +
 //!   Tokio on this machine, to compare `/events` against.
@@ -37,13 +43,15 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use reactive_runtime::ReactiveDb;
 use reactive_runtime::realtime::{HubConfig, MemoryBus, MemoryLog, Realtime};
@@ -52,9 +60,31 @@ use reactive_runtime::router::{Principal, RouterConfig, SingleTenant, with_princ
 use serde_json::{Value, json};
 use sqlx::Row;
 
+#[path = "herd/cpu.rs"]
+mod cpu;
+
 const TENANT: &str = "bench";
 const SELECT: &str = "SELECT id, channel, body FROM bench_msg WHERE channel = $1";
 const INSERT: &str = "INSERT INTO bench_msg (channel, body, marker) VALUES ($1, $2, $3)";
+
+/// Executions of the `bench.channel*` queries against the database (cache misses).
+static QUERY_EXECUTIONS: AtomicU64 = AtomicU64::new(0);
+/// HTTP requests that reached the router (event streams included), and of those the
+/// `/pub` writes and `/stats` probes, which a reader subtracts.
+static HTTP_REQUESTS: AtomicU64 = AtomicU64::new(0);
+static PUB_REQUESTS: AtomicU64 = AtomicU64::new(0);
+static STATS_REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts every request into [`HTTP_REQUESTS`] (and `/pub`, `/stats` apart).
+async fn count_requests(request: Request, next: Next) -> Response {
+    HTTP_REQUESTS.fetch_add(1, Ordering::Relaxed);
+    match request.uri().path() {
+        "/pub" => PUB_REQUESTS.fetch_add(1, Ordering::Relaxed),
+        "/stats" => STATS_REQUESTS.fetch_add(1, Ordering::Relaxed),
+        _ => 0,
+    };
+    next.run(request).await
+}
 
 /// The sseload marker in a published body (`lgts=<seq>.<micros>`), or `""`.
 fn marker_of(body: &str) -> String {
@@ -93,6 +123,8 @@ fn prepare_channel(input: Value) -> Result<Prepared, InputError> {
         run: Box::new(move |db| {
             let db: ReactiveDb<sqlx::Any> = *db.downcast().expect("an Any handle");
             Box::pin(async move {
+                // Counted where the database is asked: a cache hit never gets here.
+                QUERY_EXECUTIONS.fetch_add(1, Ordering::Relaxed);
                 let rows = sqlx::query(SELECT).bind(channel).fetch_all(&db).await?;
                 Ok(serde_json::to_vec(&Value::Array(
                     rows.iter()
@@ -133,17 +165,33 @@ fn prepare_publish(input: Value) -> Result<Prepared, InputError> {
     })
 }
 
+/// The model of a `bench.channel`-shaped query named `$name` (`$push`: `true` or
+/// `false`): what `#[reactive_function]` would emit for this function.
+macro_rules! channel_model {
+    ($name:literal, $push:literal) => {
+        concat!(
+            r#"{"name":""#,
+            $name,
+            r#"","rust_name":"channel","kind":"query","requires_ack":false,"push":"#,
+            $push,
+            r#","dialect":"sqlite","#,
+            r#""bindings":[{"source":"input.channel","path":["channel"]}],"#,
+            r#""dependencies":[{"table":"bench_msg","keys":[{"column":"channel","values":[{"binding":0}]}]}],"#,
+            r#""invalidates":[],"statements":[{"sql":"SELECT id, channel, body FROM bench_msg WHERE channel = $1","analysis":"#,
+            r#"{"operation":"select","reads":[{"table":"bench_msg","filter":{"rows":"keys","keys":[{"column":"channel","values":[{"param":{"index":1}}]}]}}],"writes":[],"returning":false,"unknown":null}"#,
+            r#","params":[0]}],"calls":[]}"#
+        )
+    };
+}
+
 /// The query every subscriber subscribes to, by key: `bench.channel:{"channel":"<ch>"}`.
-/// Hand-written model (what `#[reactive_function]` would emit for this function).
-static CHANNEL_DEF: FunctionDef = FunctionDef::by_hand(
-    concat!(
-        r#"{"name":"bench.channel","rust_name":"channel","kind":"query","requires_ack":false,"dialect":"sqlite","#,
-        r#""bindings":[{"source":"input.channel","path":["channel"]}],"#,
-        r#""dependencies":[{"table":"bench_msg","keys":[{"column":"channel","values":[{"binding":0}]}]}],"#,
-        r#""invalidates":[],"statements":[{"sql":"SELECT id, channel, body FROM bench_msg WHERE channel = $1","analysis":"#,
-        r#"{"operation":"select","reads":[{"table":"bench_msg","filter":{"rows":"keys","keys":[{"column":"channel","values":[{"param":{"index":1}}]}]}}],"writes":[],"returning":false,"unknown":null}"#,
-        r#","params":[0]}],"calls":[]}"#
-    ),
+static CHANNEL_DEF: FunctionDef =
+    FunctionDef::by_hand(channel_model!("bench.channel", "false"), prepare_channel);
+
+/// The same query with pushed results (`#[reactive_function(push)]`):
+/// `bench.channelPushed:{"channel":"<ch>"}` subscribers get its new value in the event.
+static CHANNEL_PUSHED_DEF: FunctionDef = FunctionDef::by_hand(
+    channel_model!("bench.channelPushed", "true"),
     prepare_channel,
 );
 
@@ -220,8 +268,16 @@ async fn publish(
     }
 }
 
+/// `GET /stats`: live SSE connections, the counters above, and the process's CPU time.
 async fn stats(State(bench): State<Bench>) -> impl IntoResponse {
-    axum::Json(json!({"connections": bench.realtime.connections()}))
+    axum::Json(json!({
+        "connections": bench.realtime.connections(),
+        "query_executions": QUERY_EXECUTIONS.load(Ordering::Relaxed),
+        "http_requests": HTTP_REQUESTS.load(Ordering::Relaxed),
+        "pub_requests": PUB_REQUESTS.load(Ordering::Relaxed),
+        "stats_requests": STATS_REQUESTS.load(Ordering::Relaxed),
+        "cpu_seconds": cpu::seconds("self"),
+    }))
 }
 
 /// `GET /idle-sse`: an SSE response whose body never yields (diagnostic floor).
@@ -266,7 +322,12 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut config = RouterConfig::new(SingleTenant::new(TENANT, "subscriber"))
         .realtime(realtime)
-        .functions(vec![&CHANNEL_DEF, &BY_MARKER_DEF, &PUBLISH_DEF]);
+        .functions(vec![
+            &CHANNEL_DEF,
+            &CHANNEL_PUSHED_DEF,
+            &BY_MARKER_DEF,
+            &PUBLISH_DEF,
+        ]);
     match std::env::var("SSE_BENCH_REAUTH").ok().as_deref() {
         None | Some("") => {}
         Some("off") => config = config.reauthorize_every(None),
@@ -283,13 +344,16 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         .http(config)
         .build()
         .await?;
-    let app = Router::new().merge(reactive.router()).merge(
-        Router::new()
-            .route("/pub", post(publish))
-            .route("/stats", get(stats))
-            .route("/idle-sse", get(idle_sse))
-            .with_state(bench),
-    );
+    let app = Router::new()
+        .merge(reactive.router())
+        .merge(
+            Router::new()
+                .route("/pub", post(publish))
+                .route("/stats", get(stats))
+                .route("/idle-sse", get(idle_sse))
+                .with_state(bench),
+        )
+        .layer(middleware::from_fn(count_requests));
 
     let socket = match addr {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
