@@ -46,7 +46,7 @@ pub struct MemoryLog {
 
 impl MemoryLog {
     /// A log keeping the newest `cap_per_tenant` events of each tenant, within
-    /// [`DEFAULT_LOG_BYTES`] per tenant.
+    /// 4 MiB per tenant (see [`MemoryLog::max_bytes`]).
     pub fn new(cap_per_tenant: usize) -> Self {
         let start = now_micros();
         MemoryLog {

@@ -1,5 +1,5 @@
 //! Real time: events, the event log, the event bus, subscriptions and the hub that
-//! delivers events to SSE connections. The HTTP side lives in [`crate::router`]; the
+//! delivers events to SSE connections. The HTTP side lives in [`mod@crate::router`]; the
 //! wire protocol is `docs/protocol.md`.
 //!
 //! Flow: a write's [`InvalidationReport`](crate::types::InvalidationReport) reaches the

@@ -115,7 +115,7 @@ pub struct RedisLog {
 
 impl RedisLog {
     /// Connects (lazily reconnecting); keeps `cap_per_tenant` events per tenant, within
-    /// [`DEFAULT_REDIS_LOG_BYTES`] of payload per tenant, under keys starting with
+    /// 4 MiB of payload per tenant ([`RedisLog::max_bytes`]), under keys starting with
     /// `prefix`.
     pub async fn connect(
         url: &str,

@@ -17,7 +17,7 @@
 //!   panics answers `500` too (the panic's message is logged), never a dropped connection.
 //! - Failures of the event log or bus (Redis down) degrade, never fail a request: reads
 //!   answer with the unknown watermark `"0"`, a committed write answers `200` (see
-//!   [`Realtime`](crate::realtime::Realtime)'s failure docs and `docs/protocol.md` §10).
+//!   [`Realtime`]'s failure docs and `docs/protocol.md` §10).
 //! - Events: [`RealtimeListener`] (installed on the `ReactiveDb` by
 //!   [`ReactiveBuilder::build`](crate::ReactiveBuilder::build)) turns each
 //!   invalidation into one event per tenant concerned, appended to the log and published

@@ -32,7 +32,7 @@
 //! fuzz target (`fuzz/`). The head is parsed only when its end may have arrived, so a
 //! head arriving a byte at a time is not parsed once per byte.
 //!
-//! Each request carries [`ConnectInfo`](axum::extract::ConnectInfo) with the peer address.
+//! Each request carries [`ConnectInfo`] with the peer address.
 //!
 //! # Limits (one contract for both paths)
 //!
