@@ -12,7 +12,7 @@ use axum::Router;
 use futures::future::BoxFuture;
 
 use crate::db::{Backend, ReactiveDb};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineConfig};
 use crate::realtime::Realtime;
 use crate::router::{RouterConfig, Served};
 use crate::seams::{CacheError, CacheStore, RealtimeError};
@@ -146,6 +146,7 @@ impl From<String> for Database<sqlx::Any> {
 pub struct ReactiveBuilder<DB: Backend> {
     db: Option<Database<DB>>,
     cache: Option<Arc<dyn CacheStore>>,
+    engine: Option<EngineConfig>,
     realtime: Option<Realtime>,
     #[cfg(feature = "redis")]
     redis: Option<Redis>,
@@ -163,6 +164,15 @@ impl<DB: Backend> ReactiveBuilder<DB> {
     /// Where cached results live (default: the handle's own, in memory).
     pub fn cache(mut self, store: impl CacheStore) -> Self {
         self.cache = Some(Arc::new(store));
+        self
+    }
+
+    /// The engine's settings: relation edges, the race guard's ring, the store's retry
+    /// (default: [`EngineConfig::default`], the edges `#[derive(Relations)]` registered).
+    /// Applies to the store [`ReactiveBuilder::cache`] or [`ReactiveBuilder::redis`]
+    /// names, or to the handle's own.
+    pub fn engine(mut self, config: EngineConfig) -> Self {
+        self.engine = Some(config);
         self
     }
 
@@ -204,8 +214,10 @@ impl<DB: Backend> ReactiveBuilder<DB> {
         };
         #[cfg(not(feature = "redis"))]
         let (cache, realtime) = (self.cache, self.realtime);
-        if let Some(store) = cache {
-            db = db.with_engine(Engine::new(store));
+        if cache.is_some() || self.engine.is_some() {
+            let store = cache.unwrap_or_else(|| db.engine().store().clone());
+            let config = self.engine.unwrap_or_default();
+            db = db.with_engine(Engine::with_config(store, config));
         }
         let mut http = self.http;
         if let Some(realtime) = realtime {
@@ -280,6 +292,7 @@ impl<DB: Backend> Reactive<DB> {
         ReactiveBuilder {
             db: None,
             cache: None,
+            engine: None,
             realtime: None,
             #[cfg(feature = "redis")]
             redis: None,

@@ -27,6 +27,7 @@ pub use reactive_codegen::sql::Dialect;
 pub use app::Redis;
 pub use app::{BuildError, Database, Reactive, ReactiveBuilder};
 pub use db::{Backend, ReactiveDb, ReactiveTx, ReactiveTxConn, WriteInQuery};
+pub use engine::EngineConfig;
 pub use realtime::Realtime;
 #[allow(deprecated)]
 pub use router::router;

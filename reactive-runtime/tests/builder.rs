@@ -26,6 +26,52 @@ async fn the_defaults_keep_everything_in_memory_and_routers_can_be_taken_again()
     assert_eq!(app.realtime().connections(), 0);
 }
 
+#[tokio::test]
+async fn engine_settings_reach_the_handles_engine_with_or_without_a_store() {
+    use reactive_runtime::EngineConfig;
+    use reactive_runtime::cache::memory::MemoryStore;
+    use reactive_runtime::engine::{RelationEdge, Relations};
+
+    let edges =
+        Relations::from_edges([RelationEdge::new("parents", "children", Some("parent_id"))]);
+    let config = || EngineConfig {
+        relations: edges.clone(),
+        ..EngineConfig::default()
+    };
+    let db = ReactiveDb::connect("sqlite::memory:")
+        .await
+        .expect("sqlite");
+    let own_store = db.engine().store().clone();
+    let app = Reactive::builder()
+        .database(db)
+        .engine(config())
+        .build()
+        .await
+        .expect("build");
+    assert_eq!(app.db().engine().relations(), &edges);
+    // Without `cache(..)`, the handle keeps its own store.
+    assert!(std::sync::Arc::ptr_eq(
+        app.db().engine().store(),
+        &own_store
+    ));
+
+    let db = ReactiveDb::connect("sqlite::memory:")
+        .await
+        .expect("sqlite");
+    let app = Reactive::builder()
+        .database(db)
+        .cache(MemoryStore::default())
+        .engine(config())
+        .build()
+        .await
+        .expect("build");
+    assert_eq!(app.db().engine().relations(), &edges);
+    assert!(!std::sync::Arc::ptr_eq(
+        app.db().engine().store(),
+        &own_store
+    ));
+}
+
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn one_redis_url_gives_the_cache_store_the_event_log_and_the_bus() {
