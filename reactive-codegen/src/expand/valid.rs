@@ -149,6 +149,9 @@ pub(crate) fn plan<'a>(
     let mut probes: Vec<Probe<'a>> = Vec::new();
     for call in calls {
         match probe::probe_path(call) {
+            // A call to itself adds no table, and probing it would make its table list
+            // a constant defined through itself (a const-evaluation cycle).
+            Some(path) if names_itself(&path, &item.sig.ident) => {}
             Some(path) if !probes.iter().any(|p| p.path == path) => {
                 probes.push(Probe::new(call, path, probes.len()));
             }
@@ -329,6 +332,18 @@ fn declare_functions(
         } else {
             FunctionKind::Query
         };
+    }
+}
+
+/// `f` or `self::f` inside `f`: the function's own name in its own module (a nested
+/// item of the same name in the body would shadow it; the registry still resolves
+/// callees by procedure name at run time).
+fn names_itself(path: &syn::Path, ident: &syn::Ident) -> bool {
+    let segments: Vec<&syn::Ident> = path.segments.iter().map(|s| &s.ident).collect();
+    match segments.as_slice() {
+        [name] => *name == ident,
+        [first, name] => *first == "self" && *name == ident,
+        _ => false,
     }
 }
 
