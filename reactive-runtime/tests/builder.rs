@@ -48,7 +48,7 @@ async fn engine_settings_reach_the_handles_engine_with_or_without_a_store() {
         .build()
         .await
         .expect("build");
-    assert_eq!(app.db().engine().relations(), &edges);
+    assert_eq!(*app.db().engine().relations(), edges);
     // Without `cache(..)`, the handle keeps its own store.
     assert!(std::sync::Arc::ptr_eq(
         app.db().engine().store(),
@@ -65,7 +65,7 @@ async fn engine_settings_reach_the_handles_engine_with_or_without_a_store() {
         .build()
         .await
         .expect("build");
-    assert_eq!(app.db().engine().relations(), &edges);
+    assert_eq!(*app.db().engine().relations(), edges);
     assert!(!std::sync::Arc::ptr_eq(
         app.db().engine().store(),
         &own_store

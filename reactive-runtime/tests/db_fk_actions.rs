@@ -1,7 +1,9 @@
 //! `ON DELETE SET DEFAULT` / `SET NULL` relation edges: deleting a
 //! parent gives the children's referencing column a *new* value (the default, NULL), so
 //! the queries keyed on that value must be invalidated too, not only those keyed on the
-//! parent's id. Real databases: PostgreSQL (TEST_POSTGRES_URL) and SQLite.
+//! parent's id. Each runs with the edges declared and with none declared (the engine
+//! then follows the foreign keys it read from the catalog). Real databases: PostgreSQL
+//! (TEST_POSTGRES_URL), MySQL/MariaDB (TEST_MYSQL_URL) and SQLite.
 
 mod db_support;
 
@@ -9,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use reactive_runtime::ReactiveDb;
+use reactive_runtime::cache::memory::MemoryStore;
 use reactive_runtime::db::InvalidationListener;
 use reactive_runtime::engine::{
     ChangeSet, Engine, EngineConfig, InvalidationReport, KeyValue, RelationEdge, Relations,
@@ -89,6 +92,7 @@ async fn tasks(db: &ReactiveDb<sqlx::Any>, project: i64, team: &str) -> (Vec<Str
 async fn deleting_a_parent_invalidates_queries_keyed_on_the_childs_new_value(
     db: ReactiveDb<sqlx::Any>,
     ddl: &[&str],
+    declared: bool,
 ) {
     for sql in ddl {
         sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
@@ -100,10 +104,16 @@ async fn deleting_a_parent_invalidates_queries_keyed_on_the_childs_new_value(
         RelationEdge::new("fkset_project", "fkset_task", Some("project_id")),
         RelationEdge::new("fkset_project", "fkset_task", Some("reviewer_project_id")),
     ];
+    let relations = if declared {
+        Relations::from_edges(edges)
+    } else {
+        Relations::none()
+    };
+    // A store of its own: the tables are recreated behind the handle on each run.
     let db = db.with_engine(Engine::with_config(
-        db.engine().store().clone(),
+        Arc::new(MemoryStore::default()),
         EngineConfig {
-            relations: Relations::from_edges(edges),
+            relations,
             ..EngineConfig::default()
         },
     ));
@@ -157,7 +167,8 @@ async fn deleting_a_parent_invalidates_queries_keyed_on_the_childs_new_value(
 }
 
 /// MySQL/MariaDB (InnoDB refuses `SET DEFAULT`): the `SET NULL` action is read from
-/// the catalog and the edge's rows carry NULL.
+/// the catalog and the edge's rows carry NULL, with the edge declared or read from the
+/// catalog.
 #[tokio::test]
 async fn mysql_set_null() {
     let Some(db) = db_support::connect_env("TEST_MYSQL_URL").await else {
@@ -176,29 +187,31 @@ async fn mysql_set_null() {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
     let edge = RelationEdge::new("fkset_project", "fkset_task", Some("reviewer_project_id"));
-    let db = db.with_engine(Engine::with_config(
-        db.engine().store().clone(),
-        EngineConfig {
-            relations: Relations::from_edges([edge]),
-            ..EngineConfig::default()
-        },
-    ));
-    db.refresh_schema().await;
-    let mut parent = RowChange::whole().with("id", KeyValue::from_i64(1));
-    parent.op = RowOp::Delete;
-    let expanded = db
-        .engine()
-        .expand(&ChangeSet::empty().with_row("fkset_project", parent));
-    let task = &expanded.rows("fkset_task").expect("the edge's rows")[0];
-    assert_eq!(
-        task.values("reviewer_project_id"),
-        Some(
-            &[KeyValue::from_i64(1), KeyValue::null()]
-                .into_iter()
-                .collect()
-        ),
-        "{task:?}"
-    );
+    for relations in [Relations::from_edges([edge]), Relations::none()] {
+        let db = db.with_engine(Engine::with_config(
+            db.engine().store().clone(),
+            EngineConfig {
+                relations,
+                ..EngineConfig::default()
+            },
+        ));
+        db.refresh_schema().await;
+        let mut parent = RowChange::whole().with("id", KeyValue::from_i64(1));
+        parent.op = RowOp::Delete;
+        let expanded = db
+            .engine()
+            .expand(&ChangeSet::empty().with_row("fkset_project", parent));
+        let task = &expanded.rows("fkset_task").expect("the edge's rows")[0];
+        assert_eq!(
+            task.values("reviewer_project_id"),
+            Some(
+                &[KeyValue::from_i64(1), KeyValue::null()]
+                    .into_iter()
+                    .collect()
+            ),
+            "{task:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -206,8 +219,9 @@ async fn postgres_set_default_and_set_null() {
     let Some(db) = db_support::connect_env("TEST_POSTGRES_URL").await else {
         return;
     };
-    deleting_a_parent_invalidates_queries_keyed_on_the_childs_new_value(
-        db,
+    for declared in [true, false] {
+        deleting_a_parent_invalidates_queries_keyed_on_the_childs_new_value(
+        db.clone(),
         &[
             "DROP TABLE IF EXISTS fkset_task",
             "DROP TABLE IF EXISTS fkset_project",
@@ -219,14 +233,22 @@ async fn postgres_set_default_and_set_null() {
             "INSERT INTO fkset_task VALUES (1, 'zero', 'red', 0, NULL), (2, 'one', 'red', 1, 1), \
              (3, 'two', 'red', 2, NULL)",
         ],
+        declared,
     )
     .await;
+    }
 }
 
 #[tokio::test]
 async fn sqlite_set_default_and_set_null() {
-    let db = db_support::sqlite("fkset", Default::default()).await;
-    deleting_a_parent_invalidates_queries_keyed_on_the_childs_new_value(
+    for declared in [true, false] {
+        let name = if declared {
+            "fkset"
+        } else {
+            "fkset_undeclared"
+        };
+        let db = db_support::sqlite(name, Default::default()).await;
+        deleting_a_parent_invalidates_queries_keyed_on_the_childs_new_value(
         db,
         &[
             "CREATE TABLE fkset_project (id INTEGER PRIMARY KEY)",
@@ -236,6 +258,100 @@ async fn sqlite_set_default_and_set_null() {
             "INSERT INTO fkset_project VALUES (0), (1), (2)",
             "INSERT INTO fkset_task VALUES (1, 'zero', 'red', 0, NULL), (2, 'one', 'red', 1, 1), \
              (3, 'two', 'red', 2, NULL)",
+        ],
+        declared,
+    )
+    .await;
+    }
+}
+
+/// An `ON DELETE CASCADE` foreign key nobody declared: the handle reads it from the
+/// catalog, so deleting a parent reaches the children's cached queries.
+async fn cascade_is_followed_without_a_declaration(db: ReactiveDb<sqlx::Any>, ddl: &[&str]) {
+    for sql in ddl {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(db.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let db = db.with_engine(Engine::with_config(
+        db.engine().store().clone(),
+        EngineConfig {
+            relations: Relations::none(),
+            ..EngineConfig::default()
+        },
+    ));
+    db.refresh_schema().await;
+    let relations = db.engine().relations();
+    assert!(
+        relations.edges().contains(&RelationEdge::keyed(
+            "fkcas_list",
+            "code",
+            "fkcas_item",
+            Some("list_code")
+        )),
+        "{:?}",
+        relations.edges()
+    );
+    let mut parent = RowChange::whole().with("code", KeyValue::from_i64(7));
+    parent.op = RowOp::Delete;
+    let expanded = db
+        .engine()
+        .expand(&ChangeSet::empty().with_row("fkcas_list", parent));
+    let item = &expanded.rows("fkcas_item").expect("the cascade's rows")[0];
+    assert_eq!(item.op, RowOp::Delete, "{item:?}");
+    assert_eq!(
+        item.values("list_code"),
+        Some(&[KeyValue::from_i64(7)].into_iter().collect()),
+        "{item:?}"
+    );
+}
+
+#[tokio::test]
+async fn cascade_without_a_declaration_sqlite() {
+    let db = db_support::sqlite("fkcas", Default::default()).await;
+    cascade_is_followed_without_a_declaration(
+        db,
+        &[
+            "CREATE TABLE fkcas_list (id INTEGER PRIMARY KEY, code INTEGER NOT NULL UNIQUE)",
+            "CREATE TABLE fkcas_item (id INTEGER PRIMARY KEY, \
+             list_code INTEGER NOT NULL REFERENCES fkcas_list (code) ON DELETE CASCADE)",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn cascade_without_a_declaration_postgres() {
+    let Some(db) = db_support::connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    cascade_is_followed_without_a_declaration(
+        db,
+        &[
+            "DROP TABLE IF EXISTS fkcas_item",
+            "DROP TABLE IF EXISTS fkcas_list",
+            "CREATE TABLE fkcas_list (id BIGINT PRIMARY KEY, code BIGINT NOT NULL UNIQUE)",
+            "CREATE TABLE fkcas_item (id BIGINT PRIMARY KEY, \
+             list_code BIGINT NOT NULL REFERENCES fkcas_list (code) ON DELETE CASCADE)",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn cascade_without_a_declaration_mysql() {
+    let Some(db) = db_support::connect_env("TEST_MYSQL_URL").await else {
+        return;
+    };
+    cascade_is_followed_without_a_declaration(
+        db,
+        &[
+            "DROP TABLE IF EXISTS fkcas_item",
+            "DROP TABLE IF EXISTS fkcas_list",
+            "CREATE TABLE fkcas_list (id BIGINT PRIMARY KEY, code BIGINT NOT NULL UNIQUE) ENGINE=InnoDB",
+            "CREATE TABLE fkcas_item (id BIGINT PRIMARY KEY, list_code BIGINT NOT NULL, \
+             FOREIGN KEY (list_code) REFERENCES fkcas_list (code) ON DELETE CASCADE) ENGINE=InnoDB",
         ],
     )
     .await;

@@ -369,13 +369,7 @@ impl<DB: Backend> ReactiveDb<DB> {
 
     fn build(pool: Pool<DB>, dialect: Dialect, options: DbOptions, engine: Option<Engine>) -> Self {
         let engine = engine.unwrap_or_else(|| Engine::new(Arc::new(MemoryStore::default())));
-        let mut watched: HashMap<String, BTreeSet<String>> = HashMap::new();
-        for edge in engine.relations().edges() {
-            watched
-                .entry(edge.from_table.clone())
-                .or_default()
-                .insert(edge.from_column.clone());
-        }
+        let watched: HashMap<String, BTreeSet<String>> = HashMap::new();
         let catalog = catalog::Catalog::default();
         catalog.attach(engine.clone());
         let inner = DbShared {

@@ -176,12 +176,21 @@ impl DbShared {
 
     /// The watched columns of a table.
     pub(super) fn watched_columns(&self, table: &str) -> BTreeSet<String> {
-        self.watched
+        let mut columns = self
+            .watched
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(table)
             .cloned()
-            .unwrap_or_default()
+            .unwrap_or_default();
+        // The source key of every edge from this table: the rows it reaches are
+        // selected by the old values of that column.
+        for edge in self.engine.relations().edges() {
+            if edge.from_table == table {
+                columns.insert(edge.from_column.clone());
+            }
+        }
+        columns
     }
 
     /// The SQL text to send to the backend (MySQL rewrite), for prepare/describe.

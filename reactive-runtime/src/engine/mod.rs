@@ -132,7 +132,11 @@ impl Fetched {
 
 struct EngineShared {
     store: Arc<dyn CacheStore>,
-    relations: Relations,
+    /// The edges the app declared (`EngineConfig::relations`).
+    declared: Relations,
+    /// `declared` plus the edges of the database's foreign keys with actions (read from
+    /// its catalog by `ReactiveDb`): what change sets are expanded along.
+    relations: std::sync::RwLock<Arc<Relations>>,
     /// What `SET NULL`/`SET DEFAULT` foreign keys give the rows they reach (the
     /// database's catalog, installed by `ReactiveDb`).
     referencing: std::sync::RwLock<Arc<ReferencingValues>>,
@@ -178,7 +182,8 @@ impl Engine {
         Self {
             inner: Arc::new(EngineShared {
                 store,
-                relations: config.relations,
+                relations: std::sync::RwLock::new(Arc::new(config.relations.clone())),
+                declared: config.relations,
                 referencing: std::sync::RwLock::new(Arc::new(ReferencingValues::none())),
                 ring: RwLock::new(Ring::new(config.ring_capacity)),
                 inflight: InFlight::default(),
@@ -198,15 +203,32 @@ impl Engine {
         &self.inner.store
     }
 
-    /// The relation edges used to expand change sets.
-    pub fn relations(&self) -> &Relations {
-        &self.inner.relations
+    /// The relation edges used to expand change sets: the declared ones and those of
+    /// the database's foreign keys ([`Engine::set_foreign_key_edges`]).
+    pub fn relations(&self) -> Arc<Relations> {
+        self.inner
+            .relations
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Adds the edges of the database's foreign keys whose actions change other rows
+    /// (`CASCADE`, `SET NULL`, `SET DEFAULT`) to the declared ones, replacing those set
+    /// before (`ReactiveDb` does, from the catalog, each time it reads it): a cascade
+    /// then reaches the cached queries of the rows it changes without a declaration.
+    pub fn set_foreign_key_edges(&self, edges: impl IntoIterator<Item = RelationEdge>) {
+        let all = Relations::from_edges(self.inner.declared.edges().iter().cloned().chain(edges));
+        *self
+            .inner
+            .relations
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(all);
     }
 
     /// A change set expanded along the relation edges (what [`Engine::apply`] matches).
     pub fn expand(&self, changes: &ChangeSet) -> ChangeSet {
-        self.inner
-            .relations
+        self.relations()
             .expand_with(changes, &self.referencing_values())
     }
 

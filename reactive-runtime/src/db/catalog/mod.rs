@@ -32,10 +32,16 @@
 //! A default that is not a plain literal is unknown; when the actions cannot be read,
 //! every referencing column reached through an edge is unknown until they can.
 //!
+//! Foreign keys whose action changes referencing rows (`CASCADE`, `SET NULL`, `SET
+//! DEFAULT`) become relation edges of the engine next to the declared ones: a cascade
+//! reaches the cached queries of the rows it changes without `#[derive(Relations)]`.
+//! When they cannot be read, the edges last read stay (and a warning is logged).
+//!
 //! Materialized views are tables for this purpose: their rows change only on `REFRESH
 //! MATERIALIZED VIEW`, which the analyser treats as DDL (it changes everything).
 
 mod class;
+mod foreign_keys;
 mod queries;
 mod referencing;
 mod refine;
@@ -50,7 +56,7 @@ use reactive_codegen::sql::Dialect;
 
 use super::backend::Backend;
 use crate::engine::Engine;
-use crate::types::ReferencingValues;
+use crate::types::{ReferencingValues, RelationEdge};
 
 pub use class::ColumnClass;
 
@@ -86,6 +92,8 @@ pub struct Catalog {
     /// What `SET NULL`/`SET DEFAULT` foreign keys give referencing columns; `None`
     /// until the catalog was read (unknown meanwhile: wider).
     referencing: RwLock<Option<Arc<ReferencingValues>>>,
+    /// The edges of the foreign keys with actions; `None` until the catalog was read.
+    foreign_keys: RwLock<Option<Arc<Vec<RelationEdge>>>>,
     /// The engine that expands change sets with `referencing` (set once by the handle).
     engine: std::sync::OnceLock<Engine>,
 }
@@ -139,6 +147,14 @@ impl Catalog {
         {
             self.set_referencing(values);
         }
+        if let Some(edges) = other
+            .foreign_keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+        {
+            self.set_foreign_keys(edges);
+        }
     }
 
     /// The engine whose relation expansion follows this catalog's foreign-key actions.
@@ -152,7 +168,25 @@ impl Catalog {
         engine.set_referencing_values(
             known.map_or_else(ReferencingValues::unknown, |v| ReferencingValues::clone(&v)),
         );
+        if let Some(edges) = self
+            .foreign_keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+        {
+            engine.set_foreign_key_edges(edges.iter().cloned());
+        }
         let _ = self.engine.set(engine);
+    }
+
+    fn set_foreign_keys(&self, edges: Arc<Vec<RelationEdge>>) {
+        if let Some(engine) = self.engine.get() {
+            engine.set_foreign_key_edges(edges.iter().cloned());
+        }
+        *self
+            .foreign_keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(edges);
     }
 
     fn set_referencing(&self, values: Arc<ReferencingValues>) {

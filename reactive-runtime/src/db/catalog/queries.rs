@@ -71,6 +71,44 @@ pub(super) fn referencing_query(dialect: Dialect) -> String {
     }
 }
 
+/// The query listing, for every column pair of a foreign key whose `ON DELETE` or `ON
+/// UPDATE` action changes the referencing rows (`CASCADE`, `SET NULL`, `SET DEFAULT`):
+/// referencing table, referencing column, referenced table, referenced column. SQLite's
+/// `REFERENCES parent` without a column names the parent's primary key.
+pub(super) fn foreign_keys_query(dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Postgres => "SELECT cl.relname::text, a.attname::text, rcl.relname::text, ra.attname::text \
+             FROM pg_catalog.pg_constraint c \
+             JOIN pg_catalog.pg_class cl ON cl.oid = c.conrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace \
+             JOIN pg_catalog.pg_class rcl ON rcl.oid = c.confrelid \
+             CROSS JOIN LATERAL unnest(c.conkey, c.confkey) AS k(col, rcol) \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.col \
+             JOIN pg_catalog.pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = k.rcol \
+             WHERE c.contype = 'f' AND (c.confdeltype IN ('c', 'n', 'd') OR c.confupdtype IN ('c', 'n', 'd')) \
+             AND n.nspname = ANY (current_schemas(false))"
+            .to_owned(),
+        Dialect::MySql => "SELECT CAST(k.TABLE_NAME AS CHAR), CAST(k.COLUMN_NAME AS CHAR), \
+             CAST(k.REFERENCED_TABLE_NAME AS CHAR), CAST(k.REFERENCED_COLUMN_NAME AS CHAR) \
+             FROM information_schema.KEY_COLUMN_USAGE k \
+             JOIN information_schema.REFERENTIAL_CONSTRAINTS r \
+             ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA \
+             AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME \
+             WHERE k.TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_NAME IS NOT NULL \
+             AND (r.DELETE_RULE IN ('CASCADE', 'SET NULL', 'SET DEFAULT') \
+             OR r.UPDATE_RULE IN ('CASCADE', 'SET NULL', 'SET DEFAULT'))"
+            .to_owned(),
+        Dialect::Sqlite => "SELECT m.name, p.\"from\", p.\"table\", \
+             COALESCE(p.\"to\", (SELECT t.name FROM pragma_table_info(p.\"table\") t \
+             WHERE t.pk = p.seq + 1)) \
+             FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) p \
+             WHERE m.type = 'table' \
+             AND (p.on_delete IN ('CASCADE', 'SET NULL', 'SET DEFAULT') \
+             OR p.on_update IN ('CASCADE', 'SET NULL', 'SET DEFAULT'))"
+            .to_owned(),
+    }
+}
+
 /// The query listing the names of the views of a dialect (not materialized views:
 /// see the `catalog` module docs).
 pub(super) fn views_query(dialect: Dialect) -> String {

@@ -10,6 +10,7 @@ use reactive_codegen::sql::Dialect;
 use sqlx::{AssertSqlSafe, Either, SqlSafeStr};
 
 use super::class::classify;
+use super::foreign_keys::read_foreign_key_edges;
 use super::queries::{query, triggers_query, views_query};
 use super::referencing::read_referencing;
 use super::{Catalog, Tables, write_set};
@@ -76,6 +77,13 @@ impl Catalog {
             }
         };
         self.set_referencing(Arc::new(referencing));
+        match read_foreign_key_edges(pool, dialect).await {
+            Ok(edges) => self.set_foreign_keys(Arc::new(edges)),
+            // The edges read before stay: declared relations still cover what they name.
+            Err(e) => {
+                tracing::warn!(target: "reactive::db", error = %e, "could not read the foreign keys; rows their actions change are covered only by declared relations")
+            }
+        }
         self.refresh_views(pool, dialect).await;
         match read_names(pool, triggers_query(dialect)).await {
             Ok(triggered) => write_set(&self.triggered, Arc::new(triggered)),

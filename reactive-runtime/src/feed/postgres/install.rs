@@ -52,7 +52,8 @@ impl PgChangeFeed {
             .into_iter()
             .map(|d| d.model())
             .collect();
-        let edges = db.engine().relations().edges();
+        let relations = db.engine().relations();
+        let edges = relations.edges();
 
         let mut conn = PgConnection::connect_with(&options).await?;
         let mut tx = conn.begin().await?;
