@@ -22,7 +22,12 @@ async fn get(s: &Server, path: &str, token: Option<&str>) -> reqwest::Response {
 #[tokio::test]
 async fn only_an_admin_the_authorizer_accepts_gets_in() {
     let s = serve(memory_db().await, |c| c.devtools(tools())).await;
-    for path in ["/devtools", "/devtools/state", "/devtools/stream"] {
+    for path in [
+        "/devtools",
+        "/devtools/state",
+        "/devtools/stream",
+        "/devtools/cache",
+    ] {
         assert_eq!(get(&s, path, None).await.status(), 401, "{path}");
         assert_eq!(get(&s, path, Some("A:u")).await.status(), 403, "{path}");
     }
@@ -43,8 +48,67 @@ async fn off_unless_enabled() {
         get(&s, "/devtools/state", Some("A:admin")).await.status(),
         404
     );
+    assert_eq!(
+        get(&s, "/devtools/cache", Some("A:admin")).await.status(),
+        404
+    );
     let s = start().await;
     assert_eq!(get(&s, "/devtools", Some("A:admin")).await.status(), 404);
+}
+
+async fn get_json(s: &Server, path: &str) -> Value {
+    let res = get(s, path, Some("A:admin")).await;
+    assert_eq!(res.status(), 200, "{path}");
+    res.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_cached_entries_of_a_tenant_in_a_bounded_page() {
+    let s = serve(memory_db().await, |c| c.devtools(tools())).await;
+    for (token, org, title) in [("A:u", "A", "x"), ("A:u", "A", "y"), ("B:u", "B", "x")] {
+        for _ in 0..2 {
+            let input = json!({"org": org, "title": title});
+            let (st, body) = s.post(token, "rt.items.byTitle", input).await;
+            assert_eq!(st, 200, "{body}");
+        }
+    }
+    let page = get_json(&s, "/devtools/cache?tenant=A").await;
+    assert_eq!(page["store"], "memory");
+    assert_eq!(page["listed"], true);
+    assert_eq!(
+        (page["more"].as_u64(), page["moreExact"].as_bool()),
+        (Some(0), Some(true))
+    );
+    let entries = page["entries"].as_array().unwrap();
+    let keys: Vec<&Value> = entries.iter().map(|e| &e["key"]).collect();
+    assert_eq!(
+        keys,
+        [
+            &json!({"tenant": "A", "procedure": "rt.items.byTitle", "input": "{\"org\":\"A\",\"title\":\"x\"}"}),
+            &json!({"tenant": "A", "procedure": "rt.items.byTitle", "input": "{\"org\":\"A\",\"title\":\"y\"}"}),
+        ]
+    );
+    let first = &entries[0];
+    assert_eq!(first["value_bytes"], 2, "an empty list: {first}");
+    assert_eq!(first["hits"], 1, "{first}");
+    assert!(first["age_ms"].as_u64().unwrap() < 60_000, "{first}");
+    assert_eq!(
+        first["reads"]["tables"]["rt_item"][0]["columns"]["org"],
+        json!(["A"]),
+        "{first}"
+    );
+
+    let page = get_json(&s, "/devtools/cache?tenant=A&limit=1").await;
+    assert_eq!(page["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(page["more"], 1);
+    let page = get_json(&s, "/devtools/cache").await;
+    assert_eq!(page["entries"].as_array().unwrap().len(), 3, "{page}");
+    assert_eq!(
+        get(&s, "/devtools/cache?limit=x", Some("A:admin"))
+            .await
+            .status(),
+        400
+    );
 }
 
 #[tokio::test]
