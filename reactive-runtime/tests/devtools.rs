@@ -3,6 +3,8 @@
 
 mod realtime_support;
 
+use reactive_runtime::ReactiveDb;
+use reactive_runtime::registry::{FunctionDef, InputError, Prepared};
 use reactive_runtime::router::DevToolsConfig;
 use realtime_support::*;
 use serde_json::{Value, json};
@@ -173,4 +175,73 @@ async fn a_write_shows_in_the_live_trace_with_the_key_it_invalidated_and_why() {
         streams.is_empty(),
         "the feed is no event stream: {streams:?}"
     );
+}
+
+/// A query whose handler sends two statements (found by parsing: the model lists none).
+fn prepare_two_statements(input: Value) -> Result<Prepared, InputError> {
+    let org = input["org"].as_str().unwrap_or_default().to_owned();
+    Ok(Prepared {
+        bindings: vec![],
+        run: Box::new(move |db| {
+            let db: ReactiveDb<sqlx::Any> = *db.downcast().expect("a ReactiveDb<Any>");
+            Box::pin(async move {
+                let ids = sqlx::query("SELECT id FROM rt_item WHERE org = $1")
+                    .bind(org.clone())
+                    .fetch_all(&db)
+                    .await?;
+                let titles = sqlx::query("SELECT title FROM rt_item WHERE org = $1")
+                    .bind(org)
+                    .fetch_all(&db)
+                    .await?;
+                Ok(serde_json::to_vec(&json!([ids.len(), titles.len()]))?)
+            })
+        }),
+    })
+}
+
+static TWO_STATEMENTS_DEF: FunctionDef = FunctionDef::by_hand(
+    concat!(
+        r#"{"name":"rt.devtools.two","rust_name":"two","kind":"query","requires_ack":false,"dialect":"sqlite","#,
+        r#""bindings":[],"dependencies":[],"invalidates":[],"statements":[],"calls":[]}"#
+    ),
+    prepare_two_statements,
+);
+
+#[tokio::test]
+async fn timings_count_the_statements_each_miss_sent() {
+    let mut all = functions();
+    all.push(&TWO_STATEMENTS_DEF);
+    let s = serve(memory_db().await, |c| c.devtools(tools()).functions(all)).await;
+    for _ in 0..2 {
+        let (st, body) = s.post("A:u", "rt.devtools.two", json!({"org": "A"})).await;
+        assert_eq!(st, 200, "{body}");
+    }
+    let (st, body) = s
+        .post("A:u", "rt.items.create", json!({"org": "A", "title": "x"}))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    // The write invalidated the entry: a second miss.
+    let (st, _) = s.post("A:u", "rt.devtools.two", json!({"org": "A"})).await;
+    assert_eq!(st, 200);
+
+    let state = get_json(&s, "/devtools/state").await;
+    let timing = |name: &str| {
+        state["state"]["timings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["procedure"] == name)
+            .unwrap_or_else(|| panic!("timings of {name}: {state}"))
+            .clone()
+    };
+    let two = timing("rt.devtools.two");
+    assert_eq!(
+        (two["hits"].as_u64(), two["misses"].as_u64()),
+        (Some(1), Some(2)),
+        "{two}"
+    );
+    assert_eq!(two["miss_statements"], 4, "two statements per miss: {two}");
+    assert_eq!(two["miss_statements_max"], 2, "{two}");
+    let create = timing("rt.items.create");
+    assert_eq!(create["miss_statements"], 1, "{create}");
 }

@@ -29,6 +29,9 @@ struct Timing {
     coalesced: u64,
     /// Recent miss latencies in µs, oldest first.
     miss_us: VecDeque<u64>,
+    /// Statements the misses sent, in all and at most in one.
+    miss_statements: u64,
+    miss_statements_max: u32,
 }
 
 /// A procedure's timings as the page shows them.
@@ -48,6 +51,10 @@ pub struct TimingView {
     pub miss_p95_us: u64,
     /// 99th percentile of the recent misses, µs.
     pub miss_p99_us: u64,
+    /// Statements sent by all the misses (the mean per miss is this over `misses`).
+    pub miss_statements: u64,
+    /// Most statements one miss sent.
+    pub miss_statements_max: u32,
 }
 
 #[derive(Serialize)]
@@ -119,8 +126,9 @@ impl DevTools {
         }
     }
 
-    /// Counts one call of `procedure`, and its latency when it ran the handler.
-    pub fn record_call(&self, procedure: &str, source: Source, elapsed: Duration) {
+    /// Counts one call of `procedure`, and its latency and the `statements` its handler
+    /// sent when it ran the handler.
+    pub fn record_call(&self, procedure: &str, source: Source, elapsed: Duration, statements: u32) {
         let mut timings = lock(&self.inner.timings);
         let t = match timings.get_mut(procedure) {
             Some(t) => t,
@@ -135,6 +143,8 @@ impl DevTools {
                     t.miss_us.pop_front();
                 }
                 t.miss_us.push_back(elapsed.as_micros() as u64);
+                t.miss_statements += u64::from(statements);
+                t.miss_statements_max = t.miss_statements_max.max(statements);
             }
         }
     }
@@ -217,6 +227,8 @@ impl DevTools {
                     miss_p50_us: percentile(&sorted, 50),
                     miss_p95_us: percentile(&sorted, 95),
                     miss_p99_us: percentile(&sorted, 99),
+                    miss_statements: t.miss_statements,
+                    miss_statements_max: t.miss_statements_max,
                 }
             })
             .collect();
@@ -275,12 +287,14 @@ mod tests {
     fn timings_count_each_outcome_and_take_percentiles_of_misses() {
         let tools = DevTools::new(1024);
         for ms in 1..=100 {
-            tools.record_call("a", Source::Computed, Duration::from_millis(ms));
+            let statements = if ms == 7 { 9 } else { 2 };
+            tools.record_call("a", Source::Computed, Duration::from_millis(ms), statements);
         }
-        tools.record_call("a", Source::Hit, Duration::ZERO);
-        tools.record_call("a", Source::Coalesced, Duration::ZERO);
+        tools.record_call("a", Source::Hit, Duration::ZERO, 0);
+        tools.record_call("a", Source::Coalesced, Duration::ZERO, 0);
         let t = &tools.timings()[0];
         assert_eq!((t.hits, t.misses, t.coalesced), (1, 100, 1));
+        assert_eq!((t.miss_statements, t.miss_statements_max), (99 * 2 + 9, 9));
         assert_eq!(t.miss_p50_us, 51_000);
         assert_eq!(t.miss_p99_us, 100_000);
     }
