@@ -245,3 +245,55 @@ async fn timings_count_the_statements_each_miss_sent() {
     let create = timing("rt.items.create");
     assert_eq!(create["miss_statements"], 1, "{create}");
 }
+
+#[tokio::test]
+async fn a_delivery_names_the_streams_the_event_was_queued_to() {
+    let s = serve(memory_db().await, |c| c.devtools(tools())).await;
+    let res = get(&s, "/devtools/stream", Some("A:admin")).await;
+    let mut feed = Sse::from_response(res);
+    let mut matching = s
+        .events(
+            "A:match",
+            &[("subscribe", r#"rt.items.byOrg:{"org":"A"}"#)],
+            None,
+        )
+        .await;
+    matching.ready().await;
+    let other_key = r#"rt.items.byTitle:{"org":"A","title":"zzz"}"#;
+    let mut other = s.events("A:other", &[("subscribe", other_key)], None).await;
+    other.ready().await;
+    let mut b = s.events("B:u", &[("subscribe", "*")], None).await;
+    b.ready().await;
+
+    let (st, body) = s
+        .post("A:u", "rt.items.create", json!({"org": "A", "title": "x"}))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let event_id: u64 = body["eventId"].as_str().unwrap().parse().unwrap();
+    matching.next_event(LONG).await.expect("the event");
+
+    let delivery = loop {
+        let f = feed.next_within(LONG).await.expect("a delivery record");
+        if f.event.as_deref() == Some("delivery") {
+            break f.json();
+        }
+    };
+    let state = get_json(&s, "/devtools/state").await;
+    let streams = state["state"]["streams"].as_array().unwrap();
+    let id_of = |subject: &str| {
+        streams
+            .iter()
+            .find(|c| c["subject"] == subject)
+            .unwrap_or_else(|| panic!("stream of {subject}: {streams:?}"))["id"]
+            .clone()
+    };
+    assert_eq!(delivery["tenant"], "A");
+    assert_eq!(delivery["event_id"], event_id, "{delivery}");
+    assert_eq!(delivery["streams"], 1, "{delivery}");
+    assert_eq!(
+        delivery["stream_ids"],
+        json!([id_of("match")]),
+        "{delivery}"
+    );
+    assert_eq!(state["deliveries"], json!([delivery]));
+}

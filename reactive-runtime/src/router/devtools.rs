@@ -1,6 +1,7 @@
 //! The dev tools page: one HTML/JS file from the binary at a path the app chooses,
 //! its state as JSON (`{path}/state`), a live feed (`{path}/stream`, SSE: `trace`
-//! records as invalidations happen, `state` every second) and one page of the cached
+//! records as invalidations happen, `delivery` records as events are queued to this
+//! instance's streams, `state` every second) and one page of the cached
 //! entries (`{path}/cache?tenant=…&limit=…`, JSON, on demand: listing costs the store
 //! a walk). Every request passes the app's [`Authorizer`](super::Authorizer) and then
 //! its admin check: `401`, `403`.
@@ -122,7 +123,7 @@ pub(crate) async fn page(State(state): State<AppState>, req: Request<Body>) -> R
     res
 }
 
-/// `GET {path}/state`: the state and the whole trace, as JSON.
+/// `GET {path}/state`: the state, the whole trace and the recent deliveries, as JSON.
 pub(crate) async fn snapshot(State(state): State<AppState>, req: Request<Body>) -> Response {
     let (parts, _) = req.into_parts();
     if let Err(e) = admit(&state, &parts).await {
@@ -135,6 +136,13 @@ pub(crate) async fn snapshot(State(state): State<AppState>, req: Request<Body>) 
     body.extend_from_slice(&state_json(&state, tools));
     body.extend_from_slice(b",\"trace\":[");
     for (i, record) in tools.trace().iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(record);
+    }
+    body.extend_from_slice(b"],\"deliveries\":[");
+    for (i, record) in tools.deliveries().iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
@@ -209,22 +217,28 @@ pub(crate) async fn cache(State(state): State<AppState>, req: Request<Body>) -> 
 struct Feed {
     state: AppState,
     tools: DevTools,
-    /// The trace so far, sent first.
-    backlog: std::vec::IntoIter<Bytes>,
+    /// The trace and the deliveries so far, sent first.
+    backlog: std::vec::IntoIter<(&'static str, Bytes)>,
     live: broadcast::Receiver<Bytes>,
+    live_deliveries: broadcast::Receiver<Bytes>,
     tick: tokio::time::Interval,
 }
 
 impl Feed {
     async fn next(&mut self) -> Option<Bytes> {
-        if let Some(record) = self.backlog.next() {
-            return Some(frame("trace", &record));
+        if let Some((event, record)) = self.backlog.next() {
+            return Some(frame(event, &record));
         }
         loop {
             tokio::select! {
                 record = self.live.recv() => match record {
                     Ok(record) => return Some(frame("trace", &record)),
                     // A page too slow for the feed skips records; `/state` has them.
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                record = self.live_deliveries.recv() => match record {
+                    Ok(record) => return Some(frame("delivery", &record)),
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
@@ -248,9 +262,17 @@ pub(crate) async fn stream(State(state): State<AppState>, req: Request<Body>) ->
     // Subscribe before reading the backlog: a record appended meanwhile may come twice
     // (the page skips a `seq` it has), never not at all.
     let live = tools.subscribe();
+    let live_deliveries = tools.subscribe_deliveries();
+    let backlog: Vec<(&'static str, Bytes)> = tools
+        .trace()
+        .into_iter()
+        .map(|r| ("trace", r))
+        .chain(tools.deliveries().into_iter().map(|r| ("delivery", r)))
+        .collect();
     let feed = Feed {
-        backlog: tools.trace().into_iter(),
+        backlog: backlog.into_iter(),
         live,
+        live_deliveries,
         tick: tokio::time::interval(STATE_EVERY),
         tools,
         state,

@@ -369,6 +369,7 @@ impl Served {
         let mut listener = RealtimeListener::new(realtime.clone());
         if let Some((_, tools)) = &devtools {
             listener = listener.with_devtools(tools.clone());
+            realtime.set_devtools(tools.clone());
         }
         db.set_listener(Arc::new(listener));
         let remote_db = db.clone();
