@@ -58,6 +58,21 @@ async fn off_unless_enabled() {
     assert_eq!(get(&s, "/devtools", Some("A:admin")).await.status(), 404);
 }
 
+/// The next frame named `event` of the dev tools' feed (others skipped: `state` comes
+/// every second), within 10 s.
+async fn next_named(feed: &mut Sse, event: &str) -> Value {
+    let wait = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let f = feed.next_within(LONG).await.expect("the feed stays open");
+            if f.event.as_deref() == Some(event) {
+                return f.json();
+            }
+        }
+    });
+    wait.await
+        .unwrap_or_else(|_| panic!("no `{event}` frame within 10 s"))
+}
+
 async fn get_json(s: &Server, path: &str) -> Value {
     let res = get(s, path, Some("A:admin")).await;
     assert_eq!(res.status(), 200, "{path}");
@@ -130,12 +145,7 @@ async fn a_write_shows_in_the_live_trace_with_the_key_it_invalidated_and_why() {
     assert_eq!(st, 200, "{body}");
     let event_id: u64 = body["eventId"].as_str().unwrap().parse().unwrap();
 
-    let trace = loop {
-        let f = feed.next_within(LONG).await.expect("a trace record");
-        if f.event.as_deref() == Some("trace") {
-            break f.json();
-        }
-    };
+    let trace = next_named(&mut feed, "trace").await;
     assert_eq!(trace["tenant"], "A");
     assert_eq!(trace["tables"], json!(["rt_item"]));
     assert_eq!(trace["event_id"], event_id, "{trace}");
@@ -272,12 +282,7 @@ async fn a_delivery_names_the_streams_the_event_was_queued_to() {
     let event_id: u64 = body["eventId"].as_str().unwrap().parse().unwrap();
     matching.next_event(LONG).await.expect("the event");
 
-    let delivery = loop {
-        let f = feed.next_within(LONG).await.expect("a delivery record");
-        if f.event.as_deref() == Some("delivery") {
-            break f.json();
-        }
-    };
+    let delivery = next_named(&mut feed, "delivery").await;
     let state = get_json(&s, "/devtools/state").await;
     let streams = state["state"]["streams"].as_array().unwrap();
     let id_of = |subject: &str| {
@@ -296,4 +301,44 @@ async fn a_delivery_names_the_streams_the_event_was_queued_to() {
         "{delivery}"
     );
     assert_eq!(state["deliveries"], json!([delivery]));
+}
+
+#[tokio::test]
+async fn another_instances_write_shows_in_the_trace_as_remote() {
+    use reactive_runtime::realtime::{HubConfig, MemoryBus, MemoryLog, Realtime};
+    use std::sync::Arc;
+    // Two instances sharing a log and a bus, each with its own cache.
+    let log = Arc::new(MemoryLog::new(1024));
+    let bus = Arc::new(MemoryBus::default());
+    let realtime = || Realtime::new(log.clone(), bus.clone(), HubConfig::default());
+    let a = serve(memory_db().await, |c| {
+        c.realtime(realtime()).devtools(tools())
+    })
+    .await;
+    let b = serve(memory_db().await, |c| c.realtime(realtime())).await;
+    let mut feed = Sse::from_response(get(&a, "/devtools/stream", Some("A:admin")).await);
+
+    let input = json!({"org": "A"});
+    assert_eq!(a.post("A:u", "rt.items.byOrg", input.clone()).await.0, 200);
+    let (st, body) = b
+        .post("A:u", "rt.items.create", json!({"org": "A", "title": "x"}))
+        .await;
+    assert_eq!(st, 200, "{body}");
+
+    let trace = next_named(&mut feed, "trace").await;
+    assert_eq!(trace["remote"], true, "{trace}");
+    assert_eq!(trace["tenant"], Value::Null, "{trace}");
+    assert_eq!(trace["event_id"], Value::Null, "{trace}");
+    assert_eq!(trace["tables"], json!(["rt_item"]));
+    let entries = trace["entries"].as_array().unwrap();
+    assert_eq!(
+        entries.len(),
+        1,
+        "the entry cached on this instance: {trace}"
+    );
+    assert_eq!(
+        entries[0]["key"],
+        json!({"tenant": "A", "procedure": "rt.items.byOrg", "input": "{\"org\":\"A\"}"})
+    );
+    assert_eq!(entries[0]["reasons"][0]["value"], "A", "{trace}");
 }

@@ -373,9 +373,18 @@ impl Served {
         }
         db.set_listener(Arc::new(listener));
         let remote_db = db.clone();
+        let remote_tools = devtools.as_ref().map(|(_, tools)| tools.clone());
         realtime.set_remote_apply(Arc::new(move |changes| {
             let db = remote_db.clone();
-            Box::pin(async move { db.engine().apply_remote(changes).await })
+            let tools = remote_tools.clone();
+            Box::pin(async move {
+                let report = db.engine().apply_remote(changes).await;
+                // Another instance's write: no writer's tenant or event known here.
+                if let Some(tools) = &tools {
+                    tools.record_invalidation(&report, None, None);
+                }
+                report
+            })
         }));
         realtime.start();
         let functions = config
