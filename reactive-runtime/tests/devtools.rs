@@ -301,6 +301,16 @@ async fn a_delivery_names_the_streams_the_event_was_queued_to() {
         "{delivery}"
     );
     assert_eq!(state["deliveries"], json!([delivery]));
+
+    // A tenant with no stream here: its event reached none.
+    let (st, body) = s
+        .post("C:u", "rt.items.create", json!({"org": "C", "title": "x"}))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let delivery = next_named(&mut feed, "delivery").await;
+    assert_eq!(delivery["tenant"], "C", "{delivery}");
+    assert_eq!(delivery["streams"], 0, "{delivery}");
+    assert_eq!(delivery["stream_ids"], json!([]), "{delivery}");
 }
 
 #[tokio::test]

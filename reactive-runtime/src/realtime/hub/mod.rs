@@ -275,6 +275,10 @@ impl Hub {
     /// module); a [`Place::Filled`] event is then forgotten.
     pub(crate) fn place(&self, event: &Event) -> Place {
         let Some(conns) = self.tenant(event.tenant()) else {
+            // Not delivered at all: the dev tools show it reached no stream here.
+            if let Some(tools) = self.inner.devtools.get() {
+                tools.record_delivery(event.tenant(), event.id().0, &[]);
+            }
             return Place::Nobody;
         };
         let t = conns.read().unwrap_or_else(|e| e.into_inner());
