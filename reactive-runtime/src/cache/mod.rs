@@ -19,8 +19,6 @@ pub use crate::seams::{
 };
 pub use crate::types::{CacheKey, canonical_json};
 
-use crate::types::ReadSet;
-
 /// Fills one page of [`CacheStore::list`] within its query's bounds.
 pub(crate) struct PageFill<'q> {
     query: &'q ListQuery,
@@ -67,7 +65,7 @@ impl<'q> PageFill<'q> {
         value_bytes: u64,
         age_ms: u64,
         hits: Option<u64>,
-        reads: ReadSet,
+        reads: crate::types::ReadSet,
     ) {
         let key_bytes = serde_json::to_vec(&key).map_or(0, |v| v.len()) + 64;
         let reads_bytes = serde_json::to_vec(&reads).map_or(0, |v| v.len());
