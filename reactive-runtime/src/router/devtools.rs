@@ -195,7 +195,7 @@ pub(crate) async fn cache(State(state): State<AppState>, req: Request<Body>) -> 
     let store = state.db.cache_store();
     let page = match store.list(&query).await {
         Ok(page) => page,
-        // Logged by `internal` (a store down is the store's error, not the page's).
+        // `internal` logs it.
         Err(e) => return ApiError::internal(&e).into_response(),
     };
     let body = serde_json::to_vec(&serde_json::json!({
