@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reactive_runtime::cache::memory::{MemoryConfig, MemoryStore};
-use reactive_runtime::cache::{CacheKey, CacheStore, PutOutcome};
+use reactive_runtime::cache::{CacheKey, CacheStore, ListQuery, PutOutcome};
 use reactive_runtime::engine::{
     ChangeSet, Conjunction, Engine, EngineConfig, KeyValue, ReadSet, Relations, RowChange, Source,
 };
@@ -271,6 +271,110 @@ async fn redis_store_passes_the_suite() {
         return;
     };
     store_suite(store).await;
+    cleanup.run().await;
+}
+
+// ---------------------------------------------------------------- listing (dev tools page)
+
+/// `list`: one tenant's values (a tenant name with glob characters matches itself only),
+/// bounded in entries and bytes with the rest counted, never a routing record alone
+/// (ghost) or an invalidated value; hits where the store counts them.
+async fn list_suite(store: Arc<dyn CacheStore>, counts_hits: bool) {
+    let put = |key: CacheKey, reads: ReadSet, val: &'static str| {
+        let store = Arc::clone(&store);
+        async move {
+            let ticket = store.begin().await.unwrap();
+            store
+                .put(&key, Bytes::from_static(val.as_bytes()), &reads, ticket)
+                .await
+                .unwrap()
+        }
+    };
+    for i in 1..=3 {
+        put(key("t1", &i.to_string()), org_reads(i), "value").await;
+    }
+    put(key("t10", "1"), org_reads(1), "x").await;
+    put(key("t*", "1"), org_reads(1), "x").await;
+    store
+        .put_ghost(&key("t1", "ghost"), &org_reads(9))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        assert!(store.get(&key("t1", "2")).await.unwrap().is_some());
+    }
+    let query = |tenant: &str, max_entries: usize, max_bytes: usize| ListQuery {
+        tenant: Some(tenant.to_owned()),
+        max_entries,
+        max_bytes,
+    };
+    let page = store
+        .list(&query("t1", 100, 1 << 20))
+        .await
+        .unwrap()
+        .expect("the store lists");
+    let inputs: Vec<&str> = page.entries.iter().map(|e| e.key.input.as_str()).collect();
+    assert_eq!(inputs, ["1", "2", "3"], "{page:?}");
+    assert_eq!((page.more, page.more_exact), (0, true));
+    let two = &page.entries[1];
+    assert_eq!(two.key, key("t1", "2"));
+    assert_eq!(two.value_bytes, 5);
+    assert!(two.age_ms < 60_000, "{two:?}");
+    assert_eq!(two.reads.as_ref(), Some(&org_reads(2)));
+    assert_eq!(two.hits, counts_hits.then_some(2));
+
+    let star = store
+        .list(&query("t*", 100, 1 << 20))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(star.entries.len(), 1, "{star:?}");
+    assert_eq!(star.entries[0].key, key("t*", "1"));
+
+    // Bounded in entries: the rest is counted.
+    let page = store.list(&query("t1", 2, 1 << 20)).await.unwrap().unwrap();
+    assert_eq!(page.entries.len(), 2);
+    assert_eq!(page.more, 1);
+    // Bounded in bytes: the first key fits, its read set does not, the rest is counted.
+    let page = store.list(&query("t1", 100, 150)).await.unwrap().unwrap();
+    assert_eq!(page.entries.len(), 1, "{page:?}");
+    assert_eq!(page.entries[0].reads, None);
+    assert!(page.entries[0].reads_bytes > 0);
+    assert_eq!(page.more, 2);
+
+    // Every tenant's.
+    let all = ListQuery {
+        tenant: None,
+        max_entries: 100,
+        max_bytes: 1 << 20,
+    };
+    assert_eq!(store.list(&all).await.unwrap().unwrap().entries.len(), 5);
+
+    // An invalidated value leaves the listing.
+    store
+        .invalidate(&org_change(2), ChangeOrigin::Local)
+        .await
+        .unwrap();
+    let page = store
+        .list(&query("t1", 100, 1 << 20))
+        .await
+        .unwrap()
+        .unwrap();
+    let inputs: Vec<&str> = page.entries.iter().map(|e| e.key.input.as_str()).collect();
+    assert_eq!(inputs, ["1", "3"]);
+}
+
+#[tokio::test]
+async fn memory_store_lists_a_bounded_page_per_tenant() {
+    list_suite(memory(), true).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_store_lists_a_bounded_page_per_tenant() {
+    let Some((store, cleanup)) = redis_store("list") else {
+        return;
+    };
+    list_suite(store, false).await;
     cleanup.run().await;
 }
 

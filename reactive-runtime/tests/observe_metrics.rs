@@ -162,4 +162,16 @@ async fn counters_match_a_known_sequence_of_calls() {
     assert_eq!(t.get(m::CACHE_HITS), 2.0);
 
     // A stream whose queue overflows is a unit test of the hub (`realtime::hub`).
+
+    // --- the Redis bus's subscription (when Redis is there to test with).
+    #[cfg(feature = "redis")]
+    if let Ok(url) = std::env::var("TEST_REDIS_URL") {
+        let prefix = format!("reactive-test:metrics-bus:{}", std::process::id());
+        let bus = reactive_runtime::realtime::RedisBus::connect(&url, &prefix)
+            .await
+            .expect("a Redis bus");
+        assert_eq!(t.get(m::BUS_SUBSCRIBED), 1.0);
+        drop(bus);
+        assert_eq!(t.get(m::BUS_SUBSCRIBED), 0.0);
+    }
 }

@@ -32,8 +32,9 @@ use futures::future::BoxFuture;
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
+use super::PageFill;
 use crate::observe::metrics;
-use crate::seams::{CacheError, CacheStore, PutOutcome, StoreTicket};
+use crate::seams::{CacheError, CacheStore, EntryPage, ListQuery, PutOutcome, StoreTicket};
 use crate::types::{CacheKey, ChangeOrigin};
 use crate::types::{ChangeSet, Index, InvalidatedEntry, ReadSet};
 
@@ -71,6 +72,9 @@ struct Entry {
     id: u64,
     value: Bytes,
     weight: u32,
+    stored: Instant,
+    /// Lookups that found it (for the dev tools page; one relaxed add per hit).
+    hits: AtomicU64,
 }
 
 /// One ghost: an id whose postings stay in the index without a cached value.
@@ -298,7 +302,13 @@ impl MemoryStore {
             .index
             .insert(id, key.clone(), reads.clone());
         let weight = u32::try_from(weight).unwrap_or(u32::MAX);
-        Some(Arc::new(Entry { id, value, weight }))
+        Some(Arc::new(Entry {
+            id,
+            value,
+            weight,
+            stored: Instant::now(),
+            hits: AtomicU64::new(0),
+        }))
     }
 
     fn put_ghost_now(&self, key: &CacheKey, reads: &ReadSet) {
@@ -306,6 +316,36 @@ impl MemoryStore {
         let mut state = lock(&self.state);
         state.index.insert(id, key.clone(), reads.clone());
         state.haunt(id);
+    }
+
+    /// One page of the cached values; every entry is looked at (to count the rest),
+    /// the index's lock taken once per listed entry, not across the walk.
+    fn list_now(&self, query: &ListQuery) -> EntryPage {
+        let mut fill = PageFill::new(query);
+        let now = Instant::now();
+        for (key, entry) in self.cache.iter() {
+            if !fill.wants(&key) {
+                continue;
+            }
+            if fill.is_full() {
+                fill.skip();
+                continue;
+            }
+            let reads = lock(&self.state)
+                .index
+                .get(entry.id)
+                .map(|(_, reads)| reads.clone());
+            // Not indexed: it is leaving (invalidated or replaced) right now.
+            let Some(reads) = reads else { continue };
+            fill.offer(
+                (*key).clone(),
+                entry.value.len() as u64,
+                now.duration_since(entry.stored).as_millis() as u64,
+                Some(entry.hits.load(Ordering::Relaxed)),
+                reads,
+            );
+        }
+        fill.finish(true)
     }
 
     fn invalidate_now(&self, changes: &ChangeSet) -> Vec<InvalidatedEntry> {
@@ -352,7 +392,11 @@ impl CacheStore for MemoryStore {
     fn get<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<Option<Bytes>, CacheError>> {
         // Every operation of the store is synchronous (moka's sync cache: no lock held
         // across an await, cheaper than its async twin): the futures are ready ones.
-        futures::future::ready(Ok(self.cache.get(key).map(|e| e.value.clone()))).boxed()
+        let value = self.cache.get(key).map(|e| {
+            e.hits.fetch_add(1, Ordering::Relaxed);
+            e.value.clone()
+        });
+        futures::future::ready(Ok(value)).boxed()
     }
 
     fn put<'a>(
@@ -407,6 +451,13 @@ impl CacheStore for MemoryStore {
             Ok(())
         }
         .boxed()
+    }
+
+    fn list<'a>(
+        &'a self,
+        query: &'a ListQuery,
+    ) -> BoxFuture<'a, Result<Option<EntryPage>, CacheError>> {
+        futures::future::ready(Ok(Some(self.list_now(query)))).boxed()
     }
 }
 

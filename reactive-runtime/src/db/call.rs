@@ -1,5 +1,6 @@
 //! [`ReactiveDb::call`]: runs a registered reactive function through the cache.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -37,6 +38,10 @@ pub struct CallOutput {
     pub source: Source,
     /// The watermark the output reflects (see [`ReactiveDb::call_at`]).
     pub watermark: u64,
+    /// Statements the handler sent in this call (every run of it, when the race guard
+    /// made it compute again; statements the write protocol adds, such as pre-reads,
+    /// not counted); 0 for a hit or a coalesced wait.
+    pub statements: u32,
 }
 
 /// Why a call failed.
@@ -148,6 +153,7 @@ impl<DB: Backend> ReactiveDb<DB> {
                 name: model.name.clone(),
             });
         }
+        let statements = Arc::new(AtomicU32::new(0));
         // A scope for one run of the handler, with the statements of its model.
         let new_scope = |bindings| {
             Arc::new(CallScope {
@@ -156,6 +162,7 @@ impl<DB: Backend> ReactiveDb<DB> {
                 bindings,
                 reads: Mutex::new(Vec::new()),
                 origin: origin.clone(),
+                statements: statements.clone(),
             })
         };
         // The handler's handle carries its call; the task-local origin is for
@@ -213,6 +220,7 @@ impl<DB: Backend> ReactiveDb<DB> {
                         source: fetched.source,
                         bytes: fetched.value,
                         watermark: fetched.watermark,
+                        statements: statements.load(Ordering::Relaxed),
                     });
                 }
             }
@@ -232,6 +240,7 @@ impl<DB: Backend> ReactiveDb<DB> {
                     hit: false,
                     source: Source::Computed,
                     watermark,
+                    statements: statements.load(Ordering::Relaxed),
                 })
             }
         }

@@ -94,6 +94,9 @@ impl DbShared {
             None => self.memo.get(sql.as_str()),
         };
         self.counters.statements.fetch_add(1, Ordering::Relaxed);
+        if let Some(scope) = &scope {
+            scope.count_statement();
+        }
         if origin == AnalysisSource::Model {
             self.counters.model_hits.fetch_add(1, Ordering::Relaxed);
         }

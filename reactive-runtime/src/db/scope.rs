@@ -3,6 +3,7 @@
 //! looks statements up in the function's model through it and records what the
 //! handler reads; its writes are made for the call's origin.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::statement::ModelIndex;
@@ -22,6 +23,9 @@ pub struct CallScope {
     pub reads: Mutex<Vec<ReadSet>>,
     /// Who the call's writes are made for (`None`: the task's, see `origin`).
     pub origin: Option<CallOrigin>,
+    /// Statements the handler sent, shared by the runs of one call (for
+    /// [`CallOutput::statements`](super::CallOutput::statements)).
+    pub statements: Arc<AtomicU32>,
 }
 
 impl CallScope {
@@ -34,6 +38,11 @@ impl CallScope {
         if !all.contains(&reads) {
             all.push(reads);
         }
+    }
+
+    /// Counts one statement the handler sent.
+    pub fn count_statement(&self) {
+        self.statements.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Takes the recorded reads.

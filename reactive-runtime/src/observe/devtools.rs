@@ -1,6 +1,7 @@
-//! What the dev tools page shows, kept in memory: per-procedure timings and the
+//! What the dev tools page shows, kept in memory: per-procedure timings, the
 //! invalidation trace (each write, the entries it invalidated and why, the event it
-//! produced), in a ring buffer bounded in bytes, with a live feed of new records.
+//! produced), in a ring buffer bounded in bytes, and the deliveries (which streams of
+//! this instance each event was queued to), with a live feed of new records.
 //!
 //! Only a router configured with dev tools enabled creates one (see
 //! [`DevToolsConfig`](crate::router::DevToolsConfig)); without it nothing here runs.
@@ -21,6 +22,12 @@ const LATENCY_SAMPLES: usize = 256;
 /// Entries named in one trace record; the rest are counted.
 const MAX_TRACED_ENTRIES: usize = 64;
 
+/// Deliveries kept (newest), for a page opened later.
+const DELIVERIES: usize = 512;
+
+/// Streams named in one delivery record; the rest are counted.
+const MAX_DELIVERY_STREAMS: usize = 32;
+
 /// One procedure's counts and recent miss latencies.
 #[derive(Debug, Default)]
 struct Timing {
@@ -29,6 +36,9 @@ struct Timing {
     coalesced: u64,
     /// Recent miss latencies in µs, oldest first.
     miss_us: VecDeque<u64>,
+    /// Statements the misses sent, in all and at most in one.
+    miss_statements: u64,
+    miss_statements_max: u32,
 }
 
 /// A procedure's timings as the page shows them.
@@ -48,6 +58,10 @@ pub struct TimingView {
     pub miss_p95_us: u64,
     /// 99th percentile of the recent misses, µs.
     pub miss_p99_us: u64,
+    /// Statements sent by all the misses (the mean per miss is this over `misses`).
+    pub miss_statements: u64,
+    /// Most statements one miss sent.
+    pub miss_statements_max: u32,
 }
 
 #[derive(Serialize)]
@@ -65,6 +79,18 @@ struct TraceRecord<'a> {
     more_entries: usize,
 }
 
+/// Which streams of this instance one event was queued to.
+#[derive(Serialize)]
+struct DeliveryRecord<'a> {
+    at_ms: u64,
+    tenant: &'a str,
+    event_id: u64,
+    /// How many streams.
+    streams: usize,
+    /// Their ids (as in the state's `streams`), at most [`MAX_DELIVERY_STREAMS`].
+    stream_ids: &'a [u64],
+}
+
 struct Ring {
     records: VecDeque<Bytes>,
     bytes: usize,
@@ -76,6 +102,8 @@ struct DevToolsShared {
     timings: Mutex<HashMap<String, Timing>>,
     ring: Mutex<Ring>,
     live: broadcast::Sender<Bytes>,
+    deliveries: Mutex<VecDeque<Bytes>>,
+    live_deliveries: broadcast::Sender<Bytes>,
 }
 
 /// The dev tools' recorder. Cheap to clone (an `Arc`).
@@ -94,6 +122,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 fn percentile(sorted: &[u64], p: usize) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -105,6 +139,7 @@ impl DevTools {
     /// A recorder whose trace keeps at most `trace_bytes` of serialized records.
     pub fn new(trace_bytes: usize) -> Self {
         let (live, _) = broadcast::channel(256);
+        let (live_deliveries, _) = broadcast::channel(256);
         DevTools {
             inner: Arc::new(DevToolsShared {
                 timings: Mutex::new(HashMap::new()),
@@ -115,12 +150,15 @@ impl DevTools {
                     seq: 0,
                 }),
                 live,
+                deliveries: Mutex::new(VecDeque::new()),
+                live_deliveries,
             }),
         }
     }
 
-    /// Counts one call of `procedure`, and its latency when it ran the handler.
-    pub fn record_call(&self, procedure: &str, source: Source, elapsed: Duration) {
+    /// Counts one call of `procedure`, and its latency and the `statements` its handler
+    /// sent when it ran the handler.
+    pub fn record_call(&self, procedure: &str, source: Source, elapsed: Duration, statements: u32) {
         let mut timings = lock(&self.inner.timings);
         let t = match timings.get_mut(procedure) {
             Some(t) => t,
@@ -135,6 +173,8 @@ impl DevTools {
                     t.miss_us.pop_front();
                 }
                 t.miss_us.push_back(elapsed.as_micros() as u64);
+                t.miss_statements += u64::from(statements);
+                t.miss_statements_max = t.miss_statements_max.max(statements);
             }
         }
     }
@@ -155,9 +195,7 @@ impl DevTools {
         let shown = report.entries.len().min(MAX_TRACED_ENTRIES);
         let record = TraceRecord {
             seq: ring.seq,
-            at_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            at_ms: now_ms(),
             tenant,
             tables: &report.tables,
             everything: report.changes.everything,
@@ -184,6 +222,40 @@ impl DevTools {
         drop(ring);
         // No receiver (no page open) is not an error.
         let _ = self.inner.live.send(json);
+    }
+
+    /// Records that `event_id` of `tenant` was queued to the streams `stream_ids` of this
+    /// instance (none: it concerned no stream here), and sends it to the live feed.
+    pub fn record_delivery(&self, tenant: &str, event_id: u64, stream_ids: &[u64]) {
+        let record = DeliveryRecord {
+            at_ms: now_ms(),
+            tenant,
+            event_id,
+            streams: stream_ids.len(),
+            stream_ids: &stream_ids[..stream_ids.len().min(MAX_DELIVERY_STREAMS)],
+        };
+        let Ok(json) = serde_json::to_vec(&record) else {
+            return;
+        };
+        let json = Bytes::from(json);
+        {
+            let mut deliveries = lock(&self.inner.deliveries);
+            if deliveries.len() == DELIVERIES {
+                deliveries.pop_front();
+            }
+            deliveries.push_back(json.clone());
+        }
+        let _ = self.inner.live_deliveries.send(json);
+    }
+
+    /// The recent deliveries, oldest first (each a JSON object).
+    pub fn deliveries(&self) -> Vec<Bytes> {
+        lock(&self.inner.deliveries).iter().cloned().collect()
+    }
+
+    /// New delivery records as they are made.
+    pub fn subscribe_deliveries(&self) -> broadcast::Receiver<Bytes> {
+        self.inner.live_deliveries.subscribe()
     }
 
     /// The trace, oldest first (each record a JSON object).
@@ -217,6 +289,8 @@ impl DevTools {
                     miss_p50_us: percentile(&sorted, 50),
                     miss_p95_us: percentile(&sorted, 95),
                     miss_p99_us: percentile(&sorted, 99),
+                    miss_statements: t.miss_statements,
+                    miss_statements_max: t.miss_statements_max,
                 }
             })
             .collect();
@@ -272,15 +346,35 @@ mod tests {
     }
 
     #[test]
+    fn a_delivery_names_a_bounded_number_of_streams_and_few_are_kept() {
+        let tools = DevTools::new(1024);
+        let ids: Vec<u64> = (1..=100).collect();
+        for event in 0..(DELIVERIES as u64 + 10) {
+            tools.record_delivery("t", event, &ids);
+        }
+        let kept = tools.deliveries();
+        assert_eq!(kept.len(), DELIVERIES);
+        let last: serde_json::Value = serde_json::from_slice(kept.last().unwrap()).unwrap();
+        assert_eq!(last["event_id"], DELIVERIES as u64 + 9);
+        assert_eq!(last["streams"], 100);
+        assert_eq!(
+            last["stream_ids"].as_array().unwrap().len(),
+            MAX_DELIVERY_STREAMS
+        );
+    }
+
+    #[test]
     fn timings_count_each_outcome_and_take_percentiles_of_misses() {
         let tools = DevTools::new(1024);
         for ms in 1..=100 {
-            tools.record_call("a", Source::Computed, Duration::from_millis(ms));
+            let statements = if ms == 7 { 9 } else { 2 };
+            tools.record_call("a", Source::Computed, Duration::from_millis(ms), statements);
         }
-        tools.record_call("a", Source::Hit, Duration::ZERO);
-        tools.record_call("a", Source::Coalesced, Duration::ZERO);
+        tools.record_call("a", Source::Hit, Duration::ZERO, 0);
+        tools.record_call("a", Source::Coalesced, Duration::ZERO, 0);
         let t = &tools.timings()[0];
         assert_eq!((t.hits, t.misses, t.coalesced), (1, 100, 1));
+        assert_eq!((t.miss_statements, t.miss_statements_max), (99 * 2 + 9, 9));
         assert_eq!(t.miss_p50_us, 51_000);
         assert_eq!(t.miss_p99_us, 100_000);
     }

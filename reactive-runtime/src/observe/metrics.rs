@@ -23,6 +23,7 @@
 //! | `reactive_push_results_total` | counter | pushed results computed and sent (one per query key and round, whatever the connections) |
 //! | `reactive_push_fallbacks_total` | counter | pushes that fell back to a refetch (failed, too slow, too large, or not fresh enough) |
 //! | `reactive_pre_read_failures_total` | counter | pre-reads that failed (the write's keys became unknown) |
+//! | `reactive_bus_subscribed` | gauge | Redis bus subscriptions up (1 per connected `RedisBus`; 0 while it reconnects, when messages from other instances are lost) |
 //! | `reactive_feed_batches_total` | counter | change-feed batches applied |
 //! | `reactive_feed_apply_seconds` | histogram | from a feed batch's arrival to its invalidation applied |
 
@@ -60,6 +61,9 @@ pub const PRE_READ_FAILURES: &str = "reactive_pre_read_failures_total";
 pub const PUSH_RESULTS: &str = "reactive_push_results_total";
 /// Pushes that fell back to asking the clients to refetch.
 pub const PUSH_FALLBACKS: &str = "reactive_push_fallbacks_total";
+/// Redis bus subscriptions up (gauge): 1 per connected `RedisBus`, 0 while it
+/// reconnects (messages other instances publish meanwhile are lost, streams replay).
+pub const BUS_SUBSCRIBED: &str = "reactive_bus_subscribed";
 /// Change-feed batches applied.
 pub const FEED_BATCHES: &str = "reactive_feed_batches_total";
 /// Seconds from a change-feed batch's arrival to its invalidation applied (histogram).

@@ -15,6 +15,7 @@
 //!   hub closes its streams so clients replay from the log.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -25,6 +26,7 @@ use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::observe::metrics;
 use crate::seams::RealtimeError;
 use crate::seams::{AckMessage, BusMessage, EventBus, RemoteChanges};
 use crate::seams::{EventLog, Replay};
@@ -286,11 +288,26 @@ pub struct RedisBus {
     channel: String,
     tx: broadcast::Sender<BusMessage>,
     task: tokio::task::JoinHandle<()>,
+    subscribed: Arc<Subscribed>,
 }
 
 impl Drop for RedisBus {
     fn drop(&mut self) {
         self.task.abort();
+        self.subscribed.set(false);
+    }
+}
+
+/// Whether the bus's subscription is up, mirrored in [`metrics::BUS_SUBSCRIBED`].
+#[derive(Default)]
+struct Subscribed(AtomicBool);
+
+impl Subscribed {
+    /// Moves the gauge only on a change, so that it counts each bus once.
+    fn set(&self, up: bool) {
+        if self.0.swap(up, Ordering::SeqCst) != up {
+            metrics::gauge_add(metrics::BUS_SUBSCRIBED, if up { 1.0 } else { -1.0 });
+        }
     }
 }
 
@@ -304,12 +321,21 @@ impl RedisBus {
         // Subscribe before returning, so nothing published after `connect` is missed.
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(&channel).await?;
-        let task = tokio::spawn(read_loop(client, channel.clone(), pubsub, tx.clone()));
+        let subscribed = Arc::new(Subscribed::default());
+        subscribed.set(true);
+        let task = tokio::spawn(read_loop(
+            client,
+            channel.clone(),
+            pubsub,
+            tx.clone(),
+            subscribed.clone(),
+        ));
         Ok(RedisBus {
             conn,
             channel,
             tx,
             task,
+            subscribed,
         })
     }
 }
@@ -319,6 +345,7 @@ async fn read_loop(
     channel: String,
     mut pubsub: redis::aio::PubSub,
     tx: broadcast::Sender<BusMessage>,
+    subscribed: Arc<Subscribed>,
 ) {
     loop {
         {
@@ -339,6 +366,7 @@ async fn read_loop(
                 let _ = tx.send(msg);
             }
         }
+        subscribed.set(false);
         tracing::warn!("event bus subscription lost; reconnecting");
         let mut delay = Duration::from_millis(100);
         pubsub = loop {
@@ -352,6 +380,7 @@ async fn read_loop(
             }
             delay = (delay * 2).min(Duration::from_secs(5));
         };
+        subscribed.set(true);
         // Messages published while we were away are lost: streams must replay.
         let _ = tx.send(BusMessage::Resync);
     }

@@ -242,6 +242,12 @@ impl Realtime {
             .unwrap_or_else(|e| e.into_inner()) = Some(apply);
     }
 
+    /// Records in `devtools` which of this instance's streams each event is queued to
+    /// (set once, by the router that serves the dev tools page).
+    pub(crate) fn set_devtools(&self, devtools: crate::observe::devtools::DevTools) {
+        self.inner.hub.set_devtools(devtools);
+    }
+
     /// Pushes the new results of subscribed `push` queries, computed by `compute`,
     /// to the connections of this instance (set once, by the router that serves them).
     pub(crate) fn set_push(&self, compute: super::PushCompute) {

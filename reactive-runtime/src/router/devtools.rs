@@ -1,7 +1,10 @@
 //! The dev tools page: one HTML/JS file from the binary at a path the app chooses,
-//! its state as JSON (`{path}/state`) and a live feed (`{path}/stream`, SSE: `trace`
-//! records as invalidations happen, `state` every second). Every request passes the
-//! app's [`Authorizer`](super::Authorizer) and then its admin check: `401`, `403`.
+//! its state as JSON (`{path}/state`), a live feed (`{path}/stream`, SSE: `trace`
+//! records as invalidations happen, `delivery` records as events are queued to this
+//! instance's streams, `state` every second) and one page of the cached
+//! entries (`{path}/cache?tenant=…&limit=…`, JSON, on demand: listing costs the store
+//! a walk). Every request passes the app's [`Authorizer`](super::Authorizer) and then
+//! its admin check: `401`, `403`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use super::auth::{AuthError, Principal};
 use super::error::ApiError;
 use super::{AppState, State as RouterState};
 use crate::observe::devtools::DevTools;
+use crate::seams::ListQuery;
 
 const PAGE: &str = include_str!("devtools.html");
 
@@ -119,7 +123,7 @@ pub(crate) async fn page(State(state): State<AppState>, req: Request<Body>) -> R
     res
 }
 
-/// `GET {path}/state`: the state and the whole trace, as JSON.
+/// `GET {path}/state`: the state, the whole trace and the recent deliveries, as JSON.
 pub(crate) async fn snapshot(State(state): State<AppState>, req: Request<Body>) -> Response {
     let (parts, _) = req.into_parts();
     if let Err(e) = admit(&state, &parts).await {
@@ -137,7 +141,71 @@ pub(crate) async fn snapshot(State(state): State<AppState>, req: Request<Body>) 
         }
         body.extend_from_slice(record);
     }
+    body.extend_from_slice(b"],\"deliveries\":[");
+    for (i, record) in tools.deliveries().iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(record);
+    }
     body.extend_from_slice(b"]}");
+    let mut res = Response::new(Body::from(body));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// Entries one `{path}/cache` page lists by default, and at most.
+const CACHE_PAGE: usize = 100;
+const CACHE_PAGE_MAX: usize = 1000;
+/// Bytes of keys and read sets one `{path}/cache` page holds at most.
+const CACHE_PAGE_BYTES: usize = 256 << 10;
+
+/// `GET {path}/cache?tenant=…&limit=…`: one page of the cached entries (of one tenant,
+/// or every tenant's), as JSON: `{"store", "listed", "entries", "more", "moreExact"}`;
+/// `listed: false` when the store cannot list.
+pub(crate) async fn cache(State(state): State<AppState>, req: Request<Body>) -> Response {
+    let (parts, _) = req.into_parts();
+    if let Err(e) = admit(&state, &parts).await {
+        return e.into_response();
+    }
+    if state.devtools.is_none() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let pairs: Vec<(String, String)> =
+        match serde_urlencoded::from_str(parts.uri.query().unwrap_or("")) {
+            Ok(p) => p,
+            Err(e) => {
+                return ApiError::bad_request(format!("bad query string: {e}")).into_response();
+            }
+        };
+    let param = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+    let limit = match param("limit").map(|v| v.parse::<usize>()) {
+        None => CACHE_PAGE,
+        Some(Ok(n)) => n.min(CACHE_PAGE_MAX),
+        Some(Err(_)) => return ApiError::bad_request("bad limit").into_response(),
+    };
+    let query = ListQuery {
+        tenant: param("tenant").filter(|t| !t.is_empty()).cloned(),
+        max_entries: limit,
+        max_bytes: CACHE_PAGE_BYTES,
+    };
+    let store = state.db.cache_store();
+    let page = match store.list(&query).await {
+        Ok(page) => page,
+        // `internal` logs it.
+        Err(e) => return ApiError::internal(&e).into_response(),
+    };
+    let body = serde_json::to_vec(&serde_json::json!({
+        "store": store.name(),
+        "listed": page.is_some(),
+        "entries": page.as_ref().map_or(&[][..], |p| &p.entries[..]),
+        "more": page.as_ref().map_or(0, |p| p.more),
+        "moreExact": page.as_ref().is_none_or(|p| p.more_exact),
+    }))
+    .unwrap_or_default();
     let mut res = Response::new(Body::from(body));
     res.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -149,22 +217,28 @@ pub(crate) async fn snapshot(State(state): State<AppState>, req: Request<Body>) 
 struct Feed {
     state: AppState,
     tools: DevTools,
-    /// The trace so far, sent first.
-    backlog: std::vec::IntoIter<Bytes>,
+    /// The trace and the deliveries so far, sent first.
+    backlog: std::vec::IntoIter<(&'static str, Bytes)>,
     live: broadcast::Receiver<Bytes>,
+    live_deliveries: broadcast::Receiver<Bytes>,
     tick: tokio::time::Interval,
 }
 
 impl Feed {
     async fn next(&mut self) -> Option<Bytes> {
-        if let Some(record) = self.backlog.next() {
-            return Some(frame("trace", &record));
+        if let Some((event, record)) = self.backlog.next() {
+            return Some(frame(event, &record));
         }
         loop {
             tokio::select! {
                 record = self.live.recv() => match record {
                     Ok(record) => return Some(frame("trace", &record)),
                     // A page too slow for the feed skips records; `/state` has them.
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                record = self.live_deliveries.recv() => match record {
+                    Ok(record) => return Some(frame("delivery", &record)),
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
@@ -188,9 +262,17 @@ pub(crate) async fn stream(State(state): State<AppState>, req: Request<Body>) ->
     // Subscribe before reading the backlog: a record appended meanwhile may come twice
     // (the page skips a `seq` it has), never not at all.
     let live = tools.subscribe();
+    let live_deliveries = tools.subscribe_deliveries();
+    let backlog: Vec<(&'static str, Bytes)> = tools
+        .trace()
+        .into_iter()
+        .map(|r| ("trace", r))
+        .chain(tools.deliveries().into_iter().map(|r| ("delivery", r)))
+        .collect();
     let feed = Feed {
-        backlog: tools.trace().into_iter(),
+        backlog: backlog.into_iter(),
         live,
+        live_deliveries,
         tick: tokio::time::interval(STATE_EVERY),
         tools,
         state,

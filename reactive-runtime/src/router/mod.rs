@@ -53,7 +53,7 @@ use crate::engine::EngineStats;
 use crate::observe::devtools::DevTools;
 use crate::realtime::Realtime;
 use crate::registry::{self, BoxFuture, FunctionDef};
-use crate::seams::CallOrigin;
+use crate::seams::{CacheStore, CallOrigin};
 use crate::types::InvalidationReport;
 use crate::types::ReadSet;
 
@@ -174,6 +174,9 @@ pub(crate) trait ServedDb: Send + Sync {
 
     /// The engine's counters.
     fn engine_stats(&self) -> EngineStats;
+
+    /// The engine's cache store (the dev tools page lists its entries).
+    fn cache_store(&self) -> Arc<dyn CacheStore>;
 }
 
 impl<DB: Backend> ServedDb for ReactiveDb<DB> {
@@ -201,6 +204,10 @@ impl<DB: Backend> ServedDb for ReactiveDb<DB> {
 
     fn engine_stats(&self) -> EngineStats {
         self.engine().stats()
+    }
+
+    fn cache_store(&self) -> Arc<dyn CacheStore> {
+        self.engine().store().clone()
     }
 }
 
@@ -362,12 +369,22 @@ impl Served {
         let mut listener = RealtimeListener::new(realtime.clone());
         if let Some((_, tools)) = &devtools {
             listener = listener.with_devtools(tools.clone());
+            realtime.set_devtools(tools.clone());
         }
         db.set_listener(Arc::new(listener));
         let remote_db = db.clone();
+        let remote_tools = devtools.as_ref().map(|(_, tools)| tools.clone());
         realtime.set_remote_apply(Arc::new(move |changes| {
             let db = remote_db.clone();
-            Box::pin(async move { db.engine().apply_remote(changes).await })
+            let tools = remote_tools.clone();
+            Box::pin(async move {
+                let report = db.engine().apply_remote(changes).await;
+                // Another instance's write: no writer's tenant or event known here.
+                if let Some(tools) = &tools {
+                    tools.record_invalidation(&report, None, None);
+                }
+                report
+            })
         }));
         realtime.start();
         let functions = config
@@ -431,6 +448,7 @@ impl Served {
             Router::new()
                 .route(path, get(devtools::page))
                 .route(&format!("{path}/state"), get(devtools::snapshot))
+                .route(&format!("{path}/cache"), get(devtools::cache))
                 .route(&format!("{path}/stream"), get(devtools::stream)),
         )
     }

@@ -162,7 +162,12 @@ async fn call(
             e @ CallError::Backend { .. } => ApiError::internal(&e),
         })?;
     if let (Some(tools), Some(started)) = (&state.devtools, started) {
-        tools.record_call(&model.name, output.source, started.elapsed());
+        tools.record_call(
+            &model.name,
+            output.source,
+            started.elapsed(),
+            output.statements,
+        );
     }
     // A mutation's watermark is the id of its own event, which its output reflects, read
     // from what it published (not the log's head afterwards: that costs a round trip,

@@ -5,6 +5,48 @@ use futures::future::BoxFuture;
 
 use crate::types::{CacheKey, ChangeOrigin, ChangeSet, InvalidatedEntry, ReadSet};
 
+/// Which entries [`CacheStore::list`] returns, and at most how many (for the dev tools
+/// page: a store may hold millions, a page shows one bounded page of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only this tenant's entries (`None`: every tenant's, untenanted ones included).
+    pub tenant: Option<String>,
+    /// Most entries in the page.
+    pub max_entries: usize,
+    /// Most bytes of the page: each entry's key and read set, as JSON. A read set that
+    /// does not fit is left out of its entry ([`ListedEntry::reads`] is `None`).
+    pub max_bytes: usize,
+}
+
+/// One cached value, as [`CacheStore::list`] shows it (the value itself is not read).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ListedEntry {
+    /// Tenant, procedure and input.
+    pub key: CacheKey,
+    /// Size of the stored value in bytes.
+    pub value_bytes: u64,
+    /// Time since the value was stored, in milliseconds.
+    pub age_ms: u64,
+    /// Lookups that found it, when the store counts them (`None`: it does not).
+    pub hits: Option<u64>,
+    /// What it read (`None`: too large for the page's byte bound, see `reads_bytes`).
+    pub reads: Option<ReadSet>,
+    /// Size of the read set as JSON.
+    pub reads_bytes: u64,
+}
+
+/// One page of [`CacheStore::list`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EntryPage {
+    /// The entries, by tenant, procedure and input.
+    pub entries: Vec<ListedEntry>,
+    /// Matching entries not in the page (a lower bound unless `more_exact`).
+    pub more: u64,
+    /// Whether the store looked at every entry, so that `more` is exact (a store that
+    /// bounds its work, such as Redis, may stop counting).
+    pub more_exact: bool,
+}
+
 /// A cache store failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -105,4 +147,15 @@ pub trait CacheStore: Send + Sync + 'static {
 
     /// Removes every entry.
     fn clear(&self) -> BoxFuture<'_, Result<(), CacheError>>;
+
+    /// One bounded page of the cached values (routing records without a value are not
+    /// listed), for the dev tools page: `Ok(None)` when the store cannot list, which is
+    /// the default, so stores written before this method keep compiling.
+    fn list<'a>(
+        &'a self,
+        query: &'a ListQuery,
+    ) -> BoxFuture<'a, Result<Option<EntryPage>, CacheError>> {
+        let _ = query;
+        Box::pin(futures::future::ready(Ok(None)))
+    }
 }

@@ -21,7 +21,9 @@ mod event_log;
 mod invalidation_listener;
 
 pub use authorizer::{AuthError, Authorizer, Principal};
-pub use cache_store::{CacheError, CacheStore, PutOutcome, StoreTicket};
+pub use cache_store::{
+    CacheError, CacheStore, EntryPage, ListQuery, ListedEntry, PutOutcome, StoreTicket,
+};
 pub use call_origin::CallOrigin;
 pub use change_source::{ChangeSource, FeedStats, StatsSink};
 pub use event_bus::{AckMessage, BusMessage, EventBus, RemoteChanges};

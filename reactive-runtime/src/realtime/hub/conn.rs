@@ -128,11 +128,13 @@ impl Conn {
     }
 
     /// Offers `event` (queued when the subscription matches), joining the frame through
-    /// `memo` (one delivery's frames).
-    pub(crate) fn offer_with(&self, event: &Arc<Event>, memo: &mut FrameMemo) {
-        if let Some(tail) = self.subscription.match_tail(event) {
-            self.queue_event(event, tail, memo, None);
-        }
+    /// `memo` (one delivery's frames). Whether it was queued.
+    pub(crate) fn offer_with(&self, event: &Arc<Event>, memo: &mut FrameMemo) -> bool {
+        let Some(tail) = self.subscription.match_tail(event) else {
+            return false;
+        };
+        self.queue_event(event, tail, memo, None);
+        true
     }
 
     /// [`Conn::offer_with`] for a live event when results are pushed: `slot` gives the
@@ -142,15 +144,17 @@ impl Conn {
         event: &Arc<Event>,
         memo: &mut FrameMemo,
         slot: &mut impl FnMut(&str) -> Arc<Slot>,
-    ) {
+    ) -> bool {
         let mut slots = Vec::new();
-        if let Some(tail) = self
+        let Some(tail) = self
             .subscription
             .match_tail_pushing(event, &mut |key| slots.push(slot(key)))
-        {
-            let results = (!slots.is_empty()).then(|| slots.into_boxed_slice());
-            self.queue_event(event, tail, memo, results);
-        }
+        else {
+            return false;
+        };
+        let results = (!slots.is_empty()).then(|| slots.into_boxed_slice());
+        self.queue_event(event, tail, memo, results);
+        true
     }
 
     fn queue_event(

@@ -33,6 +33,7 @@ use crate::types::{Event, EventId};
 
 use super::fanout::FanoutIndex;
 use super::order::{Order, Place};
+use crate::observe::devtools::DevTools;
 use crate::observe::metrics;
 
 pub use config::HubConfig;
@@ -83,6 +84,9 @@ struct HubInner {
     config: Arc<HubConfig>,
     /// Computes pushed results, once set (see [`Hub::set_push`]).
     pusher: OnceLock<Arc<Pusher>>,
+    /// The dev tools' recorder, told which streams each event was queued to; unset
+    /// (no page), delivery does no work for it.
+    devtools: OnceLock<DevTools>,
 }
 
 /// One live connection as the dev tools page lists it.
@@ -139,6 +143,7 @@ impl Hub {
                 next: AtomicU64::new(1),
                 config: Arc::new(config),
                 pusher: OnceLock::new(),
+                devtools: OnceLock::new(),
             }),
         }
     }
@@ -161,6 +166,12 @@ impl Hub {
             .inner
             .pusher
             .set(Arc::new(Pusher::new(compute, &self.inner.config)));
+    }
+
+    /// Records in `devtools` which streams each event is queued to (set once, by the
+    /// router that serves the page; later calls are ignored).
+    pub(crate) fn set_devtools(&self, devtools: DevTools) {
+        let _ = self.inner.devtools.set(devtools);
     }
 
     /// Registers a connection; it receives events until the guard is dropped. Refused
@@ -264,6 +275,10 @@ impl Hub {
     /// module); a [`Place::Filled`] event is then forgotten.
     pub(crate) fn place(&self, event: &Event) -> Place {
         let Some(conns) = self.tenant(event.tenant()) else {
+            // Not delivered at all: the dev tools show it reached no stream here.
+            if let Some(tools) = self.inner.devtools.get() {
+                tools.record_delivery(event.tenant(), event.id().0, &[]);
+            }
             return Place::Nobody;
         };
         let t = conns.read().unwrap_or_else(|e| e.into_inner());
@@ -279,7 +294,11 @@ impl Hub {
 
     /// [`Hub::deliver`], returning how many connections were visited.
     fn deliver_counting(&self, event: &Arc<Event>, from_log: bool) -> usize {
+        let devtools = self.inner.devtools.get();
         let Some(conns) = self.tenant(event.tenant()) else {
+            if let Some(tools) = devtools {
+                tools.record_delivery(event.tenant(), event.id().0, &[]);
+            }
             return 0;
         };
         let t = conns.read().unwrap_or_else(|e| e.into_inner());
@@ -290,6 +309,8 @@ impl Hub {
         let mut candidates = Vec::new();
         t.index.candidates(event.record(), &mut candidates);
         let mut visited = 0;
+        // The streams it was queued to, only for the dev tools.
+        let mut queued_to = devtools.map(|_| Vec::new());
         let mut memo = FrameMemo::default();
         let pusher = self.inner.pusher.get();
         // One slot per pushed key and event, shared by the connections holding the key.
@@ -299,7 +320,7 @@ impl Hub {
         for id in &candidates {
             if let Some(conn) = t.conns.get(id) {
                 visited += 1;
-                match (pusher, &tenant) {
+                let queued = match (pusher, &tenant) {
                     (Some(pusher), Some(tenant)) => {
                         conn.offer_pushing(event, &mut memo, &mut |key| {
                             slots
@@ -311,8 +332,15 @@ impl Hub {
                         })
                     }
                     _ => conn.offer_with(event, &mut memo),
+                };
+                if queued && let Some(ids) = &mut queued_to {
+                    ids.push(*id);
                 }
             }
+        }
+        drop(t);
+        if let (Some(tools), Some(ids)) = (devtools, queued_to) {
+            tools.record_delivery(event.tenant(), event.id().0, &ids);
         }
         visited
     }
