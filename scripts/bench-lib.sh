@@ -1,4 +1,4 @@
-# Helpers of the bench scripts (sse-bench.sh, herd-bench.sh), sourced by them.
+# Helpers of the bench scripts (sse-bench.sh, herd-bench.sh, hitrate-bench.sh), sourced by them.
 
 # Stops process $1 (a child of this shell) if it runs, and reaps it.
 stop_pid() {
@@ -24,4 +24,21 @@ settle_ports() {
     [ "$(ss -tan state time-wait 2>/dev/null | wc -l)" -lt 12000 ] && return 0
     sleep 1
   done
+}
+
+# Shows what a bench tool wrote to $1.err and $1.txt and appends the `JSON ` line of $1.txt to the
+# file $3, with the load averages before the run ($2) and now; says so when there is none ($4:
+# the run's name).
+record_result() {
+  local base=$1 load=$2 results=$3 name=$4 load_after json
+  load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+  cat "$base.err"
+  grep -v '^JSON' "$base.txt" || true
+  json=$(grep '^JSON ' "$base.txt" | sed 's/^JSON //' || true)
+  if [ -n "$json" ]; then
+    jq -c --arg load "$load" --arg load_after "$load_after" \
+      '. + {load: $load, load_after: $load_after}' <<<"$json" >>"$results"
+  else
+    echo "   (no result for $name)"
+  fi
 }

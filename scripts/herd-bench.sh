@@ -76,16 +76,7 @@ for run in $runs; do
   echo "== $label: $clients clients, $writes writes every $interval ms (load before: $load)"
   "$herd" --addr "127.0.0.1:$port" --mode "$mode" --clients "$clients" --writes "$writes" \
     --interval-ms "$interval" --label "$label" >"$out/$i-$mode-$clients.txt" 2>"$out/$i-$mode-$clients.err" || true
-  load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-  cat "$out/$i-$mode-$clients.err"
-  grep -v '^JSON' "$out/$i-$mode-$clients.txt" || true
-  json=$(grep '^JSON ' "$out/$i-$mode-$clients.txt" | sed 's/^JSON //' || true)
-  if [ -n "$json" ]; then
-    jq -c --arg load "$load" --arg load_after "$load_after" \
-      '. + {load: $load, load_after: $load_after}' <<<"$json" >>"$results"
-  else
-    echo "   (no result for $label)"
-  fi
+  record_result "$out/$i-$mode-$clients" "$load" "$results" "$label"
 done
 stop_server
 rm -f "$db_dir"/herd-bench.db*

@@ -44,6 +44,7 @@ pub struct Redis {
     url: String,
     prefix: String,
     events_per_tenant: usize,
+    hub: crate::realtime::HubConfig,
 }
 
 #[cfg(feature = "redis")]
@@ -54,6 +55,7 @@ impl Redis {
             url: url.into(),
             prefix: "reactive".to_owned(),
             events_per_tenant: 1024,
+            hub: crate::realtime::HubConfig::default(),
         }
     }
 
@@ -67,6 +69,13 @@ impl Redis {
     /// replay).
     pub fn events_per_tenant(mut self, events: usize) -> Self {
         self.events_per_tenant = events;
+        self
+    }
+
+    /// Sets the limits of this instance's live connections and what its events carry
+    /// (default [`HubConfig::default`](crate::realtime::HubConfig)).
+    pub fn hub(mut self, config: crate::realtime::HubConfig) -> Self {
+        self.hub = config;
         self
     }
 
@@ -85,7 +94,7 @@ impl Redis {
         Ok(Realtime::new(
             Arc::new(log),
             Arc::new(bus),
-            crate::realtime::HubConfig::default(),
+            self.hub.clone(),
         ))
     }
 }

@@ -1,5 +1,6 @@
 //! `Reactive::builder()`: what it requires, and that one Redis URL gives the cache store,
-//! the event log and the bus (the Redis part needs TEST_REDIS_URL).
+//! the event log and the bus, with the hub configured by `Redis::hub` (the Redis part needs
+//! TEST_REDIS_URL).
 
 use reactive_runtime::{BuildError, Reactive, ReactiveDb};
 
@@ -95,7 +96,7 @@ async fn one_redis_url_gives_the_cache_store_the_event_log_and_the_bus() {
         .expect("sqlite");
     let app = Reactive::builder()
         .database(db)
-        .redis(Redis::new(url).prefix(prefix))
+        .redis(Redis::new(url.clone()).prefix(prefix.clone()))
         .build()
         .await
         .expect("build");
@@ -115,6 +116,31 @@ async fn one_redis_url_gives_the_cache_store_the_event_log_and_the_bus() {
         app.realtime().log().head("t").await.expect("head"),
         event.id()
     );
+
+    // `Redis::hub` configures the instance's live connections: with no stream allowed
+    // per principal, a stream is refused.
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use reactive_runtime::realtime::HubConfig;
+    use tower::ServiceExt;
+    let db = ReactiveDb::connect("sqlite::memory:")
+        .await
+        .expect("sqlite");
+    let hub = HubConfig {
+        max_streams_per_principal: 0,
+        ..HubConfig::default()
+    };
+    let app = Reactive::builder()
+        .database(db)
+        .redis(Redis::new(url).prefix(format!("{prefix}-hub")).hub(hub))
+        .build()
+        .await
+        .expect("build");
+    let request = Request::get("/events?subscribe=*")
+        .body(Body::empty())
+        .expect("request");
+    let answer = app.router().oneshot(request).await.expect("served");
+    assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
 /// Code written before the builder still compiles and is served the same routes.

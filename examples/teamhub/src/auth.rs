@@ -1,6 +1,8 @@
 //! Demo authentication: bearer tokens (or the `reactive_token` cookie the page's
 //! sign-in sets) map to organizations. An input naming another organization than
-//! the caller's is refused with 403.
+//! the caller's is refused with 403. A token may name a user of its organization after
+//! a dot (`token-org-1.alice`): each such user is a principal of its own, with its own
+//! stream limit (the hit-rate bench signs in hundreds of users this way).
 
 use futures::future::BoxFuture;
 use reactive::router::{AuthError, Authorizer, Principal};
@@ -33,6 +35,32 @@ fn token_of(parts: &axum::http::request::Parts) -> Option<&str> {
     })
 }
 
+/// Longest user name after a token's dot.
+const MAX_USER_LEN: usize = 64;
+
+/// The principal of a demo token: `token-org-N` is `demo-user@org-N`,
+/// `token-org-N.<user>` is `<user>@org-N` (user: letters, digits, `-`, `_`).
+fn principal_of(token: &str) -> Result<Principal, AuthError> {
+    let (token, user) = match token.split_once('.') {
+        Some((token, user)) => (token, Some(user)),
+        None => (token, None),
+    };
+    let valid_user = |u: &str| {
+        !u.is_empty()
+            && u.len() <= MAX_USER_LEN
+            && u.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if user.is_some_and(|u| !valid_user(u)) {
+        return Err(AuthError::Unauthorized("bad user name in the token".into()));
+    }
+    DEMO_TENANTS
+        .iter()
+        .find(|(_, _, t)| *t == token)
+        .map(|(org, _, _)| Principal::new(*org, format!("{}@{org}", user.unwrap_or("demo-user"))))
+        .ok_or_else(|| AuthError::Unauthorized("unknown token".into()))
+}
+
 impl Authorizer for DemoAuth {
     fn authorize<'a>(
         &'a self,
@@ -42,11 +70,7 @@ impl Authorizer for DemoAuth {
             None => Err(AuthError::Unauthorized(
                 "sign in: send `Authorization: Bearer <token>`".into(),
             )),
-            Some(token) => DEMO_TENANTS
-                .iter()
-                .find(|(_, _, t)| *t == token)
-                .map(|(org, _, _)| Principal::new(*org, format!("demo-user@{org}")))
-                .ok_or_else(|| AuthError::Unauthorized("unknown token".into())),
+            Some(token) => principal_of(token),
         };
         Box::pin(async move { result })
     }
@@ -71,4 +95,25 @@ impl Authorizer for DemoAuth {
 /// app checks a role or a staff flag of its own).
 pub fn is_devtools_admin(principal: &Principal) -> bool {
     principal.tenant == DEMO_TENANTS[0].0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_may_name_a_user_of_its_organization() {
+        let p = principal_of("token-org-1").unwrap();
+        assert_eq!((&*p.tenant, &*p.subject), ("org-1", "demo-user@org-1"));
+        let p = principal_of("token-org-2.u17").unwrap();
+        assert_eq!((&*p.tenant, &*p.subject), ("org-2", "u17@org-2"));
+        for bad in [
+            "token-org-3",
+            "token-org-1.",
+            "token-org-1.a b",
+            "token-org-1.a@org-2",
+        ] {
+            assert!(principal_of(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -11,8 +11,10 @@ pub mod schema;
 pub mod seed;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use axum::Router;
+use reactive::realtime::{HubConfig, MemoryBus, MemoryLog, Realtime};
 use reactive::router::{DevToolsConfig, RouterConfig};
 use reactive::{Reactive, ReactiveDb};
 
@@ -25,16 +27,22 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Folder of the built web page (`web/dist`), served at `/` when present.
     pub web_dist: PathBuf,
+    /// Push the new results of `push` functions (`messages.getAll`) in the event stream
+    /// (default); `false` (`TEAMHUB_PUSH=off`) leaves their clients to refetch, as for
+    /// any query: the switch the hit-rate bench compares (`scripts/hitrate-bench.sh`).
+    pub push: bool,
 }
 
 impl Config {
-    /// Reads `DATABASE_URL` and `REDIS_URL` from the environment.
+    /// Reads `DATABASE_URL`, `REDIS_URL` and `TEAMHUB_PUSH` (`off` turns push off)
+    /// from the environment.
     pub fn from_env() -> Self {
         Config {
             database_url: std::env::var("DATABASE_URL")
                 .unwrap_or_else(|_| "sqlite://teamhub.db?mode=rwc".to_string()),
             redis_url: std::env::var("REDIS_URL").ok().filter(|s| !s.is_empty()),
             web_dist: web_dir().join("dist"),
+            push: std::env::var("TEAMHUB_PUSH").as_deref() != Ok("off"),
         }
     }
 }
@@ -55,14 +63,23 @@ pub async fn open(config: &Config) -> anyhow::Result<(Reactive<sqlx::Any>, bool)
     // The dev tools page at /api/devtools, in debug builds (DevToolsConfig's default).
     let http = RouterConfig::new(auth::DemoAuth)
         .devtools(DevToolsConfig::new("/devtools", auth::is_devtools_admin));
+    let hub = HubConfig {
+        push: config.push,
+        ..HubConfig::default()
+    };
     let builder = Reactive::builder().database(db).http(http);
     let builder = match &config.redis_url {
-        None => builder,
+        None => builder.realtime(Realtime::new(
+            Arc::new(MemoryLog::new(1024)),
+            Arc::new(MemoryBus::default()),
+            hub,
+        )),
         #[cfg(feature = "redis")]
         Some(url) => builder.redis(
             reactive::Redis::new(url.clone())
                 .prefix("teamhub")
-                .events_per_tenant(10_000),
+                .events_per_tenant(10_000)
+                .hub(hub),
         ),
         #[cfg(not(feature = "redis"))]
         Some(url) => anyhow::bail!(

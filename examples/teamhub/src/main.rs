@@ -22,7 +22,7 @@ fn port_from_args() -> anyhow::Result<u16> {
             }
             "--help" | "-h" => {
                 println!(
-                    "usage: teamhub [--port N]   (env: PORT, DATABASE_URL, REDIS_URL, TEAMHUB_SKIP_WEB_BUILD)"
+                    "usage: teamhub [--port N]   (env: PORT, DATABASE_URL, REDIS_URL, TEAMHUB_PUSH=off, TEAMHUB_SKIP_WEB_BUILD)"
                 );
                 std::process::exit(0);
             }
@@ -91,6 +91,17 @@ fn newest_mtime(path: &std::path::Path) -> Option<std::time::SystemTime> {
         .max()
 }
 
+/// Counts every request served but `/metrics` (added after this layer) into
+/// `teamhub_http_requests_total`: what a change in the client's traffic costs the
+/// server (the hit-rate bench reads it).
+async fn count_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    metrics::counter!("teamhub_http_requests_total").increment(1);
+    next.run(request).await
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -111,10 +122,12 @@ async fn main() -> anyhow::Result<()> {
     // The runtime's metrics in Prometheus's text format (open, as a demo: a real app keeps
     // /metrics off the public listener or behind its own check).
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
-    let app = teamhub::app(&reactive, &config.web_dist).route(
-        "/metrics",
-        axum::routing::get(move || std::future::ready(prometheus.render())),
-    );
+    let app = teamhub::app(&reactive, &config.web_dist)
+        .layer(axum::middleware::from_fn(count_request))
+        .route(
+            "/metrics",
+            axum::routing::get(move || std::future::ready(prometheus.render())),
+        );
 
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -12,6 +12,7 @@ async fn start() -> (String, tempdir::Dir) {
         database_url: format!("sqlite://{}?mode=rwc", dir.path("teamhub.db")),
         redis_url: None,
         web_dist: dir.path("no-web").into(),
+        push: true,
     };
     let (reactive, _) = teamhub::open(&config).await.expect("database");
     let app = teamhub::app(&reactive, &config.web_dist);

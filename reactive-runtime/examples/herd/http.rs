@@ -19,6 +19,8 @@ pub struct Conn {
     reader: BufReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,
     host: String,
+    /// Header lines sent with every request (each ending `\r\n`).
+    headers: String,
     line: Vec<u8>,
 }
 
@@ -45,8 +47,17 @@ impl Conn {
             reader: BufReader::with_capacity(READ_BUFFER, read),
             writer,
             host: addr.to_string(),
+            headers: String::new(),
             line: Vec::with_capacity(256),
         })
+    }
+
+    /// Sends `name: value` with every request of this connection (credentials).
+    // The herd's bench server needs none; the hitrate tool signs its users in.
+    #[allow(dead_code)]
+    pub fn with_header(mut self, name: &str, value: &str) -> Conn {
+        self.headers.push_str(&format!("{name}: {value}\r\n"));
+        self
     }
 
     /// Sends one request and reads its whole response; the connection stays open.
@@ -120,8 +131,8 @@ impl Conn {
         accept: &str,
     ) -> io::Result<()> {
         let mut request = format!(
-            "{method} {target} HTTP/1.1\r\nhost: {}\r\naccept: {accept}\r\n",
-            self.host
+            "{method} {target} HTTP/1.1\r\nhost: {}\r\naccept: {accept}\r\n{}",
+            self.host, self.headers
         );
         if let Some(body) = body {
             request.push_str(&format!(

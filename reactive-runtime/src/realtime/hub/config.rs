@@ -42,6 +42,10 @@ pub struct HubConfig {
     /// Pushed results computed at once on this instance (default 4), so that pushing
     /// leaves the database pool to the requests.
     pub push_concurrency: usize,
+    /// Push the results of `push` functions at all (default `true`). `false` serves them
+    /// as plain queries: their events carry no `results` and clients refetch, which is
+    /// how to measure what push saves without changing the app (the hit-rate bench).
+    pub push: bool,
 }
 
 impl Default for HubConfig {
@@ -63,6 +67,7 @@ impl Default for HubConfig {
             push_max_bytes: 64 << 10,
             push_timeout: Duration::from_secs(5),
             push_concurrency: 4,
+            push: true,
         }
     }
 }

@@ -160,8 +160,12 @@ impl Hub {
 
     /// Pushes the results of `push` functions' subscribed query keys, computed by
     /// `compute`, after the live events that invalidate them (see the `push` module).
-    /// Set once; later calls are ignored.
+    /// Set once; later calls are ignored, and so is every call when
+    /// [`HubConfig::push`] is off.
     pub(crate) fn set_push(&self, compute: PushCompute) {
+        if !self.inner.config.push {
+            return;
+        }
         let _ = self
             .inner
             .pusher

@@ -655,3 +655,29 @@ async fn only_live_events_to_pushed_query_keys_carry_results() {
     assert_eq!(results_of(&frames[0]), None);
     assert_eq!(probe.runs.load(Ordering::SeqCst), 0);
 }
+
+/// With `push` off, a pushed query key's events carry no results and nothing is
+/// computed: its clients refetch, as for a plain query.
+#[tokio::test]
+async fn push_off_leaves_pushed_keys_to_refetch() {
+    let probe = Arc::new(PushProbe {
+        value: Mutex::new("[1]".into()),
+        ..PushProbe::default()
+    });
+    let hub = push_hub(
+        &probe,
+        HubConfig {
+            push: false,
+            ..HubConfig::default()
+        },
+    );
+    let a = hub.reg("t", "alice", pushed_sub("c1"));
+    deliver_at(&hub, &probe, 1, channel_write("c1"));
+    let frames = written(a.conn()).await;
+    assert_eq!(frames.len(), 1);
+    assert!(frames[0].contains("messages.list"), "{}", frames[0]);
+    assert_eq!(results_of(&frames[0]), None);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(probe.runs.load(Ordering::SeqCst), 0);
+    assert!(hub.inner.pusher.get().is_none());
+}
