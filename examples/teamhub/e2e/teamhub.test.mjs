@@ -463,7 +463,7 @@ test('7. three tabs share one event stream: one /events connection, every tab up
   }
 });
 
-test('11. the dev tools page: a rename shows in the live trace with the cached key it invalidated; org-2 is refused', { timeout: 60000 }, async () => {
+test('11. the dev tools page: a rename shows in the live trace with the cached key it invalidated, the tenant\'s cached entries are listed; org-2 is refused', { timeout: 60000 }, async () => {
   const context = await newContext(browser);
   const other = await newContext(browser);
   try {
@@ -478,6 +478,17 @@ test('11. the dev tools page: a rename shows in the live trace with the cached k
     await row.waitFor({ timeout: 5000 });
     assert.match(await row.textContent(), /agent\.organization_id = "org-1"/);
     await waitUntil(async () => (await page.locator('#timings tr').count()) > 0, { message: 'per-procedure timings' });
+
+    // The cached entries of one tenant: the list, cached again after the rename, is there; org-2's are not.
+    await call('org-1', 'agents.findMany', { organizationId: 'org-1' });
+    await call('org-2', 'agents.findMany', { organizationId: 'org-2' });
+    await page.locator('#cache-tenant').fill('org-1');
+    await page.locator('#cache-go').click();
+    const cached = page.locator('#cache tr', { hasText: 'agents.findMany' }).first();
+    await cached.waitFor({ timeout: 5000 });
+    assert.match(await cached.textContent(), /\{"organizationId":"org-1"\}/);
+    const listed = await page.locator('#cache').textContent();
+    assert.ok(listed.includes('tenant org-1') && !listed.includes('org-2'), `only org-1's entries: ${listed}`);
     await page.screenshot({ path: DEVTOOLS_SCREENSHOT });
 
     await signInCookie(other, 'org-2');
