@@ -217,6 +217,10 @@ async fn external_writes_invalidate_cached_queries() {
         s.applied > before.applied
     })
     .await;
+    // The notification carried the statement's time: its lag is measured (same host,
+    // same clock: well under the test's time budget).
+    let lag = handle.stats().last_lag.expect("the lag of a notification");
+    assert!(lag < std::time::Duration::from_secs(10), "{lag:?}");
     let (agents, hit) = c.agents(1).await;
     assert!(!hit, "org 1 was invalidated by the external update");
     assert_eq!(names(&agents), ["ada2", "bob"], "fresh result");

@@ -26,6 +26,7 @@
 //! | `reactive_bus_subscribed` | gauge | Redis bus subscriptions up (1 per connected `RedisBus`; 0 while it reconnects, when messages from other instances are lost) |
 //! | `reactive_feed_batches_total` | counter | change-feed batches applied |
 //! | `reactive_feed_apply_seconds` | histogram | from a feed batch's arrival to its invalidation applied |
+//! | `reactive_feed_lag_seconds` | histogram | from a notified write's statement (PostgreSQL's `clock_timestamp()`) to its notification's arrival: the commit wait, the delivery, and any clock skew between the hosts |
 
 use crate::types::{InvalidatedEntry, Reason};
 
@@ -68,6 +69,9 @@ pub const BUS_SUBSCRIBED: &str = "reactive_bus_subscribed";
 pub const FEED_BATCHES: &str = "reactive_feed_batches_total";
 /// Seconds from a change-feed batch's arrival to its invalidation applied (histogram).
 pub const FEED_APPLY_SECONDS: &str = "reactive_feed_apply_seconds";
+/// From a notified write's statement (on the database's clock) to the notification's
+/// arrival at this process, seconds (histogram).
+pub const FEED_LAG_SECONDS: &str = "reactive_feed_lag_seconds";
 
 /// Why an invalidated entry went, coarsely: the label of [`CACHE_INVALIDATED`].
 pub fn reason_label(reasons: &[Reason]) -> &'static str {

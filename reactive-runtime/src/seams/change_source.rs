@@ -43,6 +43,9 @@ pub struct FeedStats {
     pub resyncs: u64,
     /// Change sets handed to [`ReactiveDb::invalidate`](crate::ReactiveDb::invalidate) (after merging).
     pub applied: u64,
+    /// The last notification's lag: from its writing statement (on the database's
+    /// clock) to its arrival here; `None` before the first one that carried the time.
+    pub last_lag: Option<std::time::Duration>,
 }
 
 /// Where a [`ChangeSource`] records its [`FeedStats`]. Cheap to clone.

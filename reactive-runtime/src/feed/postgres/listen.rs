@@ -9,6 +9,7 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 
 use super::{PgChangeFeed, parse_payload};
 use crate::feed::{ChangeSource, StatsSink};
+use crate::observe::metrics;
 use crate::types::ChangeSet;
 
 impl ChangeSource for PgChangeFeed {
@@ -111,6 +112,12 @@ impl Listening {
         self.stats.record(|s| s.notifications += 1);
         match parse_payload(payload) {
             Ok(n) => {
+                if let Some(written_at) = n.written_at {
+                    // Clocks of two hosts: a write "in the future" is skew, counted as none.
+                    let lag = written_at.elapsed().unwrap_or_default();
+                    metrics::observe(metrics::FEED_LAG_SECONDS, lag.as_secs_f64());
+                    self.stats.record(|s| s.last_lag = Some(lag));
+                }
                 // The app's own statements were intercepted; rows the database changed on
                 // their behalf (a foreign key's cascade, a trigger) were not.
                 let on_behalf = n.depth > 1

@@ -19,6 +19,9 @@ pub struct FeedNotification {
     /// `pg_trigger_depth()` in the trigger: 1 for a row the writing statement changed
     /// itself, more for a row changed by a cascade or another trigger on its behalf.
     pub depth: u32,
+    /// When the trigger ran, on the database's clock (`clock_timestamp()`; `None` from
+    /// a trigger function of an older version).
+    pub written_at: Option<std::time::SystemTime>,
     /// The old row and the new row as row changes of the table.
     pub changes: ChangeSet,
 }
@@ -33,6 +36,8 @@ struct Payload {
     /// Absent in payloads of a trigger function installed by an older version: 1.
     #[serde(default = "direct")]
     d: u32,
+    #[serde(default)]
+    ts: Option<f64>,
     #[serde(default)]
     old: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
@@ -64,6 +69,10 @@ pub fn parse_payload(payload: &str) -> Result<FeedNotification, serde_json::Erro
         application_name: p.app.filter(|a| !a.is_empty()),
         whole_table,
         depth: p.d,
+        written_at: p
+            .ts
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(s)),
         changes,
     })
 }
@@ -81,6 +90,21 @@ mod tests {
 
     fn kv(s: &str) -> KeyValue {
         KeyValue::from_str(s, Dialect::Postgres)
+    }
+
+    #[test]
+    fn the_triggers_time_is_read_and_a_missing_or_bad_one_is_none() {
+        let n = parse_payload(r#"{"t":"agent","op":"DELETE","ts":1796336326.5,"old":{"id":1}}"#)
+            .unwrap();
+        let at = n.written_at.expect("the time");
+        assert_eq!(
+            at.duration_since(std::time::UNIX_EPOCH).unwrap(),
+            std::time::Duration::from_millis(1_796_336_326_500)
+        );
+        let n = parse_payload(r#"{"t":"agent","op":"DELETE","old":{"id":1}}"#).unwrap();
+        assert_eq!(n.written_at, None);
+        let n = parse_payload(r#"{"t":"agent","op":"DELETE","ts":-5,"old":{"id":1}}"#).unwrap();
+        assert_eq!(n.written_at, None);
     }
 
     #[test]

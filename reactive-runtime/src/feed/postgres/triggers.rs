@@ -25,7 +25,8 @@ BEGIN
   keys := coalesce(TG_ARGV[2:], ARRAY[]::text[]);
   head := jsonb_build_object('t', TG_ARGV[1], 'op', TG_OP,
                              'app', coalesce(current_setting('application_name', true), ''),
-                             'd', pg_trigger_depth());
+                             'd', pg_trigger_depth(),
+                             'ts', extract(epoch FROM clock_timestamp()));
   body := head;
   IF TG_LEVEL = 'ROW' THEN
     IF TG_OP <> 'INSERT' THEN
