@@ -34,6 +34,7 @@ use super::bus::MemoryBus;
 use super::hub::{Hub, HubConfig};
 use super::keys::KeyColumns;
 use super::log::MemoryLog;
+#[cfg(feature = "redis")]
 use crate::seams::RealtimeError;
 use crate::seams::{EventBus, EventLog};
 use crate::types::{ChangeSet, EventId, InvalidationReport};
