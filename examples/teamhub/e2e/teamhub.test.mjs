@@ -1,9 +1,10 @@
 // TeamHub in a real browser (Debian's Chromium through playwright-core) against the real server,
 // which `run.sh` starts on a fresh SQLite file. Two smoke tests of the page (sign-in, screenshot
-// for the README, organization switch; create / message / remember / delete), then the six
-// scenarios of issue 7, numbered as there, and 7: three tabs of one browser share one event stream
-// (issue 13 item 8); 8–10 (issue 13's proof): a dropped connection, a hidden tab that comes back,
-// an optimistic update racing its own event. Each test makes its own agents through the API.
+// for the README, organization switch; create / message / remember / delete), then numbered
+// scenarios: 1–6 the client's promises (live rename, tenant isolation, cache-first reload, gap
+// recovery, polling fallback, optimistic rename), 7 three tabs of one browser sharing one event
+// stream, 8–10 a dropped connection, a hidden tab that comes back, an optimistic create racing its
+// own event, 11 the dev tools page, 12 pushed results. Each test makes its own agents through the API.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';

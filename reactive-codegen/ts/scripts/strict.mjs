@@ -1,4 +1,4 @@
-// Compiles the package and generated code the way apps with strict settings do (issue 14 item 2):
+// Compiles the package and generated code the way apps with strict settings do:
 // the sources under every strict flag, then an app (test/strict/app.ts) using TeamHub's generated
 // client (the generator's real output, kept current by `cargo test -p teamhub`) and the built
 // package (`dist/`, `npm run build` first), through `exports`, with `moduleResolution` Bundler
