@@ -608,15 +608,7 @@ impl CacheStore for RedisStore {
                 let pattern = format!("{}e:*", glob_escape(&self.config.prefix));
                 let mut cursor: u64 = 0;
                 loop {
-                    let (next, names): (u64, Vec<String>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(map_err)?;
+                    let (next, names) = scan(&mut conn, cursor, &pattern).await?;
                     if !names.is_empty() {
                         let _: () = redis::cmd("DEL")
                             .arg(&names)
@@ -643,6 +635,24 @@ impl CacheStore for RedisStore {
     }
 }
 
+/// One `SCAN` step over the keys matching `pattern` (up to 1000): the next cursor (0:
+/// done) and the names, possibly some seen before.
+async fn scan(
+    conn: &mut ConnectionManager,
+    cursor: u64,
+    pattern: &str,
+) -> Result<(u64, Vec<String>), CacheError> {
+    redis::cmd("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(1000)
+        .query_async(conn)
+        .await
+        .map_err(map_err)
+}
+
 /// `SCAN` calls one [`CacheStore::list`] makes at most (each asks for 1000 keys): a
 /// listing costs Redis a bounded amount of work however many keys it holds; past it,
 /// the page's count of the rest is a lower bound.
@@ -667,15 +677,7 @@ impl RedisStore {
         let mut cursor: u64 = 0;
         let mut exact = false;
         for _ in 0..LIST_SCANS {
-            let (next, names): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .map_err(map_err)?;
+            let (next, names) = scan(&mut conn, cursor, &pattern).await?;
             for name in names {
                 // SCAN may return a key twice.
                 if !seen.insert(name.clone()) {

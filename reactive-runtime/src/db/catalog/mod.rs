@@ -46,6 +46,7 @@ mod queries;
 mod referencing;
 mod refine;
 mod refresh;
+mod rows;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,13 +1,12 @@
 //! What `SET NULL`/`SET DEFAULT` foreign keys give referencing columns, read from the
 //! database; a column default counts when it is a plain literal.
 
-use futures::StreamExt;
 use reactive_codegen::sql::Dialect;
-use sqlx::{AssertSqlSafe, Either, SqlSafeStr};
 
 use super::queries::referencing_query;
+use super::rows::text_rows;
 use super::{Tables, class_in};
-use crate::db::backend::{Backend, Exec};
+use crate::db::backend::Backend;
 use crate::types::{KeyValue, ReferencingValues};
 
 /// Reads [`referencing_query`] into the new values each referencing column may take,
@@ -17,21 +16,9 @@ pub(super) async fn read_referencing<DB: Backend>(
     dialect: Dialect,
     tables: &Tables,
 ) -> Result<ReferencingValues, sqlx::Error> {
-    let exec = Exec::<DB> {
-        sql: AssertSqlSafe(referencing_query(dialect)).into_sql_str(),
-        args: None,
-        persistent: false,
-    };
-    let results: Vec<_> = DB::pool_run(pool, exec).collect().await;
     let mut out = ReferencingValues::none();
-    for result in results {
-        let Either::Right(row) = result? else {
-            continue;
-        };
-        let text = |i| match DB::row_value(&row, i) {
-            Some(serde_json::Value::String(s)) => Some(s),
-            _ => None,
-        };
+    for row in text_rows(pool, referencing_query(dialect), 5).await? {
+        let text = |i: usize| row[i].clone();
         let (Some(table), Some(column)) = (text(0), text(1)) else {
             continue;
         };

@@ -5,16 +5,15 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use futures::StreamExt;
 use reactive_codegen::sql::Dialect;
-use sqlx::{AssertSqlSafe, Either, SqlSafeStr};
 
 use super::class::classify;
 use super::foreign_keys::read_foreign_key_edges;
 use super::queries::{query, triggers_query, views_query};
 use super::referencing::read_referencing;
+use super::rows::text_rows;
 use super::{Catalog, Tables, write_set};
-use crate::db::backend::{Backend, Exec};
+use crate::db::backend::Backend;
 use crate::types::ReferencingValues;
 
 impl Catalog {
@@ -22,44 +21,33 @@ impl Catalog {
     /// keeps what it knew (unknown columns stay unknown: wider, never stale).
     pub async fn refresh<DB: Backend>(&self, pool: &sqlx::Pool<DB>, dialect: Dialect) {
         self.dirty.store(false, Ordering::Relaxed);
-        let exec = Exec::<DB> {
-            sql: AssertSqlSafe(query(dialect)).into_sql_str(),
-            args: None,
-            persistent: false,
+        let rows = match text_rows(pool, query(dialect), 5).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(target: "reactive::db", error = %e, "could not read the column types; keys on unknown columns are dropped (wider invalidation)");
+                return;
+            }
         };
-        let results: Vec<_> = DB::pool_run(pool, exec).collect().await;
         let mut tables = Tables::new();
         let mut computed = HashSet::new();
         let mut replacing = HashSet::new();
-        for result in results {
-            match result {
-                Ok(Either::Right(row)) => {
-                    let text = |i| match DB::row_value(&row, i) {
-                        Some(serde_json::Value::String(s)) => Some(s),
-                        _ => None,
-                    };
-                    let (Some(table), Some(column), Some(ty)) = (text(0), text(1), text(2)) else {
-                        continue;
-                    };
-                    let flags = text(3).unwrap_or_default();
-                    if dialect == Dialect::Sqlite && replaces_on_conflict(&flags) {
-                        replacing.insert(table.to_lowercase());
-                    }
-                    let class = classify(dialect, &ty, &flags);
-                    let column = column.to_lowercase();
-                    if text(4).as_deref() == Some("y") {
-                        computed.insert(format!("{}.{column}", table.to_lowercase()));
-                    }
-                    let columns = tables.entry(table.to_lowercase()).or_default();
-                    let merged = columns.get(&column).map_or(class, |c| c.merge(class));
-                    columns.insert(column, merged);
-                }
-                Ok(Either::Left(_)) => {}
-                Err(e) => {
-                    tracing::warn!(target: "reactive::db", error = %e, "could not read the column types; keys on unknown columns are dropped (wider invalidation)");
-                    return;
-                }
+        for row in rows {
+            let text = |i: usize| row[i].clone();
+            let (Some(table), Some(column), Some(ty)) = (text(0), text(1), text(2)) else {
+                continue;
+            };
+            let flags = text(3).unwrap_or_default();
+            if dialect == Dialect::Sqlite && replaces_on_conflict(&flags) {
+                replacing.insert(table.to_lowercase());
             }
+            let class = classify(dialect, &ty, &flags);
+            let column = column.to_lowercase();
+            if text(4).as_deref() == Some("y") {
+                computed.insert(format!("{}.{column}", table.to_lowercase()));
+            }
+            let columns = tables.entry(table.to_lowercase()).or_default();
+            let merged = columns.get(&column).map_or(class, |c| c.merge(class));
+            columns.insert(column, merged);
         }
         tracing::debug!(target: "reactive::db", tables = tables.len(), "column types read");
         *self
@@ -98,31 +86,17 @@ impl Catalog {
     /// Reads the names of the database's views. On failure the catalog keeps the views
     /// it knew (a view created since would be read as a table: logged as a warning).
     async fn refresh_views<DB: Backend>(&self, pool: &sqlx::Pool<DB>, dialect: Dialect) {
-        let exec = Exec::<DB> {
-            sql: AssertSqlSafe(views_query(dialect)).into_sql_str(),
-            args: None,
-            persistent: false,
-        };
-        let results: Vec<_> = DB::pool_run(pool, exec).collect().await;
-        let mut views = HashSet::new();
-        for result in results {
-            match result {
-                Ok(Either::Right(row)) => {
-                    if let Some(serde_json::Value::String(name)) = DB::row_value(&row, 0) {
-                        views.insert(name.to_lowercase());
-                    }
-                }
-                Ok(Either::Left(_)) => {}
-                Err(e) => {
-                    tracing::warn!(target: "reactive::db", error = %e, "could not read the views; a view created since is read as a table");
-                    return;
-                }
+        match read_names(pool, views_query(dialect)).await {
+            Ok(views) => {
+                *self
+                    .views
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(views);
+            }
+            Err(e) => {
+                tracing::warn!(target: "reactive::db", error = %e, "could not read the views; a view created since is read as a table");
             }
         }
-        *self
-            .views
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(views);
     }
 }
 
@@ -146,21 +120,12 @@ async fn read_names<DB: Backend>(
     pool: &sqlx::Pool<DB>,
     sql: String,
 ) -> Result<HashSet<String>, sqlx::Error> {
-    let exec = Exec::<DB> {
-        sql: AssertSqlSafe(sql).into_sql_str(),
-        args: None,
-        persistent: false,
-    };
-    let results: Vec<_> = DB::pool_run(pool, exec).collect().await;
-    let mut names = HashSet::new();
-    for result in results {
-        if let Either::Right(row) = result?
-            && let Some(serde_json::Value::String(name)) = DB::row_value(&row, 0)
-        {
-            names.insert(name.to_lowercase());
-        }
-    }
-    Ok(names)
+    Ok(text_rows(pool, sql, 1)
+        .await?
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
+        .map(|name| name.to_lowercase())
+        .collect())
 }
 
 #[cfg(test)]
