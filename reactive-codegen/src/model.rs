@@ -32,7 +32,7 @@ pub struct Binding {
 }
 
 /// Where a key value comes from, after tracing a bind parameter to its expression.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeySource {
     /// An input field: index into [`FunctionModel::bindings`].
@@ -42,7 +42,7 @@ pub enum KeySource {
 }
 
 /// `column = one of values` on a table, with values traced to their source.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct KeyDependency {
     /// Column name, lower-cased.
     pub column: String,
@@ -51,7 +51,7 @@ pub struct KeyDependency {
 }
 
 /// One table a query depends on. `keys` empty means every row of the table.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TableDependency {
     /// Table name, normalized (see [`crate::sql::TableRead::table`]).
     pub table: String,

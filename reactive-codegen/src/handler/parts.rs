@@ -346,18 +346,10 @@ fn sql_literal_text(literal: &Literal) -> String {
 
 fn normalize_dependencies(mut deps: Vec<TableDependency>) -> Vec<TableDependency> {
     for dep in &mut deps {
-        dep.keys.sort_by(|a, b| {
-            a.column
-                .cmp(&b.column)
-                .then_with(|| format!("{:?}", a.values).cmp(&format!("{:?}", b.values)))
-        });
+        dep.keys.sort();
         dep.keys.dedup();
     }
-    deps.sort_by(|a, b| {
-        a.table
-            .cmp(&b.table)
-            .then_with(|| format!("{:?}", a.keys).cmp(&format!("{:?}", b.keys)))
-    });
+    deps.sort();
     deps.dedup();
     let whole: Vec<String> = deps
         .iter()
