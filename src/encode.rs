@@ -411,7 +411,9 @@ mod tests {
         Row {
             id: i,
             name: format!("row \"{i}\"\u{0}\u{1f}"),
-            at: Shown { long: i % 2 == 0 },
+            at: Shown {
+                long: i.is_multiple_of(2),
+            },
             late: Some(Shown { long: true }),
             none: None,
             skipped: None,
