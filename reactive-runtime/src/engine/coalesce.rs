@@ -48,7 +48,8 @@ pub(crate) enum Role<'a> {
 /// Held by the leader; removes its slot when dropped (success, error or cancellation).
 pub(crate) struct LeaderGuard<'a> {
     inflight: &'a InFlight,
-    key: CacheKey,
+    /// The caller's key (it outlives the guard): no copy of its strings.
+    key: &'a CacheKey,
     id: u64,
     tx: watch::Sender<Option<Arc<Shared>>>,
     /// The slot is gone already (`publish` removed it).
@@ -56,7 +57,7 @@ pub(crate) struct LeaderGuard<'a> {
 }
 
 impl InFlight {
-    pub(crate) fn join(&self, key: &CacheKey) -> Role<'_> {
+    pub(crate) fn join<'a>(&'a self, key: &'a CacheKey) -> Role<'a> {
         let mut slots = self
             .slots
             .lock()
@@ -69,7 +70,7 @@ impl InFlight {
         slots.insert(key.clone(), (id, rx));
         Role::Lead(LeaderGuard {
             inflight: self,
-            key: key.clone(),
+            key,
             id,
             tx,
             removed: false,
@@ -105,7 +106,7 @@ impl LeaderGuard<'_> {
     fn remove_slot(&mut self, slots: &mut HashMap<CacheKey, Slot>) {
         self.removed = true;
         // One lookup in the common case (the slot is ours).
-        if let Some((id, rx)) = slots.remove(&self.key)
+        if let Some((id, rx)) = slots.remove(self.key)
             && id != self.id
         {
             slots.insert(self.key.clone(), (id, rx));
