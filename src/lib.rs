@@ -11,6 +11,8 @@
 pub use reactive_macros::*;
 pub use reactive_runtime::*;
 
+mod encode;
+
 /// Support for the code `#[reactive_function]` and `#[derive(Relations)]` generate.
 /// Not public API: names here may change in any release.
 #[doc(hidden)]
@@ -212,9 +214,10 @@ pub mod __private {
     }
 
     /// Serialize a handler's output to JSON bytes (straight from the typed value: no
-    /// intermediate `serde_json::Value`).
+    /// intermediate `serde_json::Value`; the bytes `serde_json::to_vec` writes, with
+    /// less work, see `encode`).
     pub fn encode_output<T: Serialize>(output: Result<T>) -> Result<Vec<u8>> {
-        Ok(serde_json::to_vec(&output?)?)
+        Ok(crate::encode::to_vec(&output?)?)
     }
 
     /// Box the run closure (`Prepared::run`). It takes the handle the function was

@@ -184,12 +184,32 @@ impl<DB: Backend> ReactiveDb<DB> {
                     let compute = || async move {
                         self.ensure_schema(model).await;
                         let scope = new_scope(prepared.bindings);
-                        let bytes = run(prepared.run, &scope).await?;
-                        let mut reads = ReadSet::from_model(&scope.index.model, &scope.bindings);
-                        for r in scope.take_reads() {
-                            reads.union_owned(r);
+                        // The read set does not depend on the rows: it is built while the
+                        // handler waits for the database (polled after the handler, so the
+                        // reads its first statements recorded are in it). Refining a
+                        // union part by part gives the same set as refining it whole.
+                        let (bytes, mut reads) =
+                            futures::future::join(run(prepared.run, &scope), async {
+                                let mut reads =
+                                    ReadSet::from_model(&scope.index.model, &scope.bindings);
+                                for r in scope.take_reads() {
+                                    reads.union_owned(r);
+                                }
+                                self.inner.catalog.refine_reads(&mut reads, dialect);
+                                reads
+                            })
+                            .await;
+                        let bytes = bytes?;
+                        // Statements sent after the first wait recorded theirs since.
+                        let later = scope.take_reads();
+                        if !later.is_empty() {
+                            let mut extra = ReadSet::empty();
+                            for r in later {
+                                extra.union_owned(r);
+                            }
+                            self.inner.catalog.refine_reads(&mut extra, dialect);
+                            reads.union_owned(extra);
                         }
-                        self.inner.catalog.refine_reads(&mut reads, dialect);
                         Ok::<_, crate::Error>((Bytes::from(bytes), reads))
                     };
                     let fetched = self

@@ -48,13 +48,16 @@ pub(crate) enum Role<'a> {
 /// Held by the leader; removes its slot when dropped (success, error or cancellation).
 pub(crate) struct LeaderGuard<'a> {
     inflight: &'a InFlight,
-    key: CacheKey,
+    /// The caller's key (it outlives the guard): no copy of its strings.
+    key: &'a CacheKey,
     id: u64,
     tx: watch::Sender<Option<Arc<Shared>>>,
+    /// The slot is gone already (`publish` removed it).
+    removed: bool,
 }
 
 impl InFlight {
-    pub(crate) fn join(&self, key: &CacheKey) -> Role<'_> {
+    pub(crate) fn join<'a>(&'a self, key: &'a CacheKey) -> Role<'a> {
         let mut slots = self
             .slots
             .lock()
@@ -67,9 +70,10 @@ impl InFlight {
         slots.insert(key.clone(), (id, rx));
         Role::Lead(LeaderGuard {
             inflight: self,
-            key: key.clone(),
+            key,
             id,
             tx,
+            removed: false,
         })
     }
 
@@ -82,25 +86,47 @@ impl InFlight {
 }
 
 impl LeaderGuard<'_> {
-    /// Hands the result to every waiter.
-    pub(crate) fn publish(self, shared: Arc<Shared>) {
-        self.tx.send_replace(Some(shared));
-        // Drop removes the slot.
+    /// Hands the result to every waiter, built only if there is one.
+    ///
+    /// The slot leaves first, under the lock `join` hands out receivers under: after
+    /// that nobody can start waiting for this leader, so the receivers still alive are
+    /// exactly its waiters'. A caller that comes later finds the stored value, or leads.
+    pub(crate) fn publish(mut self, shared: impl FnOnce() -> Shared) {
+        let waiting = {
+            let mut slots = self.inflight.lock();
+            self.remove_slot(&mut slots);
+            self.tx.receiver_count() > 0
+        };
+        if waiting {
+            self.tx.send_replace(Some(Arc::new(shared())));
+        }
+    }
+
+    /// Removes the slot if it is this leader's (a later leader's slot is put back).
+    fn remove_slot(&mut self, slots: &mut HashMap<CacheKey, Slot>) {
+        self.removed = true;
+        // One lookup in the common case (the slot is ours).
+        if let Some((id, rx)) = slots.remove(self.key)
+            && id != self.id
+        {
+            slots.insert(self.key.clone(), (id, rx));
+        }
+    }
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Slot>> {
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 impl Drop for LeaderGuard<'_> {
     fn drop(&mut self) {
-        let mut slots = self
-            .inflight
-            .slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // One lookup in the common case (the slot is ours); a later leader's slot is put back.
-        if let Some((id, rx)) = slots.remove(&self.key)
-            && id != self.id
-        {
-            slots.insert(self.key.clone(), (id, rx));
+        if !self.removed {
+            let mut slots = self.inflight.lock();
+            self.remove_slot(&mut slots);
         }
     }
 }

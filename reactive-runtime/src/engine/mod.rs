@@ -377,13 +377,13 @@ impl Engine {
                         Some(ticket) => self.store_result(key, &value, &reads, start, ticket).await,
                         None => false,
                     };
-                    leader.publish(Arc::new(Shared {
+                    leader.publish(|| Shared {
                         value: value.clone(),
                         start,
                         watermark,
                         reads,
                         refused,
-                    }));
+                    });
                     return Ok(Fetched {
                         value,
                         source: Source::Computed,
