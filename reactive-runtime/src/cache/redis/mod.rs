@@ -62,7 +62,7 @@
 //! is down operations fail fast with [`CacheError::Unavailable`], which the engine turns
 //! into misses and skipped stores.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -71,156 +71,18 @@ use futures::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 
-use super::PageFill;
+mod config;
+mod keys;
+mod list;
+mod scripts;
+
+pub use config::RedisConfig;
+use list::{glob_escape, scan};
+use scripts::{BUMP_SCRIPT, DROP_SCRIPT, PUT_SCRIPT};
+
 use crate::seams::{CacheError, CacheStore, EntryPage, ListQuery, PutOutcome, StoreTicket};
 use crate::types::{CacheKey, ChangeOrigin};
 use crate::types::{ChangeSet, InvalidatedEntry, MAX_REASONS, ReadSet};
-
-/// Settings of a [`RedisStore`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisConfig {
-    /// `redis://host:port/db`.
-    pub url: String,
-    /// Prefix of every key (default `reactive:cache:`); distinct apps or tests use distinct prefixes.
-    pub prefix: String,
-    /// Lifetime of an entry (default 5 minutes).
-    pub ttl: Duration,
-    /// Largest single entry accepted (default 8 MiB).
-    pub max_entry_bytes: u64,
-    /// Time limit of one command (default 1 s).
-    pub response_timeout: Duration,
-    /// Time limit of one connection attempt (default 1 s).
-    pub connection_timeout: Duration,
-    /// How long a routing record outlives its value (default 24 h: at least as long as a
-    /// client may keep data and resume its stream from the event log); see the module docs.
-    pub ghost_retention: Duration,
-    /// Upper bound of the routing records' approximate total size (default 64 MiB); the
-    /// oldest go first, with their values.
-    pub max_routing_bytes: u64,
-}
-
-impl RedisConfig {
-    /// Defaults for `url`.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            prefix: "reactive:cache:".to_owned(),
-            ttl: Duration::from_secs(300),
-            max_entry_bytes: 8 * 1024 * 1024,
-            response_timeout: Duration::from_secs(1),
-            connection_timeout: Duration::from_secs(1),
-            ghost_retention: Duration::from_secs(24 * 3600),
-            max_routing_bytes: 64 * 1024 * 1024,
-        }
-    }
-
-    /// Sets the key prefix.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Sets the TTL.
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    /// Sets how long a routing record outlives its value.
-    pub fn ghost_retention(mut self, retention: Duration) -> Self {
-        self.ghost_retention = retention;
-        self
-    }
-}
-
-/// Stores a value and its routing record, or (ARGV[11] = 1) a routing record alone.
-/// KEYS: value, routing record, `iall`, `rsize`, `rbytes`, then `nt` version keys, `nc`
-/// column sets, the other index zsets. ARGV: ticket, ttl, value, read set, nt, nc,
-/// routing lifetime, byte bound, member, prefix, ghost flag, then the `nc` columns.
-const PUT_SCRIPT: &str = r"
-local start = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
-local nt = tonumber(ARGV[5])
-local nc = tonumber(ARGV[6])
-local keep = tonumber(ARGV[7])
-local maxb = tonumber(ARGV[8])
-local member = ARGV[9]
-local prefix = ARGV[10]
-local ghost = ARGV[11] == '1'
-local F = 5
-if ghost then
-  -- a live value keeps the routing record it was stored with
-  if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
-else
-  for i = F + 1, F + nt do
-    local v = redis.call('GET', KEYS[i])
-    if v and tonumber(v) > start then return 0 end
-  end
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local function forget(m)
-  local sz = redis.call('HGET', KEYS[4], m)
-  if sz then
-    redis.call('HDEL', KEYS[4], m)
-    redis.call('DECRBY', KEYS[5], sz)
-  end
-end
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1000)) do
-  forget(m)
-  redis.call('ZREM', KEYS[3], m)
-end
-local size = string.len(ARGV[4]) + string.len(member) + 64
-forget(member)
-redis.call('HSET', KEYS[4], member, size)
-redis.call('INCRBY', KEYS[5], size)
-if not ghost then
-  redis.call('SET', KEYS[1], ARGV[3], 'PX', ttl)
-end
-redis.call('SET', KEYS[2], ARGV[4], 'PX', keep)
-redis.call('ZADD', KEYS[3], now + keep, member)
-for j = 1, nc do
-  local k = KEYS[F + nt + j]
-  redis.call('SADD', k, ARGV[11 + j])
-  redis.call('PEXPIRE', k, keep)
-end
-for i = F + nt + nc + 1, #KEYS do
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
-  redis.call('ZADD', KEYS[i], now + keep, member)
-  redis.call('PEXPIRE', KEYS[i], keep)
-end
-local total = tonumber(redis.call('GET', KEYS[5]) or '0')
-while total > maxb do
-  local p = redis.call('ZPOPMIN', KEYS[3])
-  if #p == 0 then break end
-  forget(p[1])
-  redis.call('DEL', prefix .. 'e:' .. p[1], prefix .. 'r:' .. p[1])
-  total = tonumber(redis.call('GET', KEYS[5]) or '0')
-end
-return 1
-";
-
-/// Deletes values with their routing records. KEYS: `iall`, `rsize`, `rbytes`.
-/// ARGV: prefix, then members.
-const DROP_SCRIPT: &str = r"
-for i = 2, #ARGV do
-  local m = ARGV[i]
-  local sz = redis.call('HGET', KEYS[2], m)
-  if sz then
-    redis.call('HDEL', KEYS[2], m)
-    redis.call('DECRBY', KEYS[3], sz)
-  end
-  redis.call('ZREM', KEYS[1], m)
-  redis.call('DEL', ARGV[1] .. 'e:' .. m, ARGV[1] .. 'r:' .. m)
-end
-return 1
-";
-
-const BUMP_SCRIPT: &str = r"
-local g = redis.call('INCR', KEYS[1])
-for i = 2, #KEYS do redis.call('SET', KEYS[i], g) end
-return g
-";
 
 /// The shared cache store (see the module docs).
 #[derive(Clone)]
@@ -272,65 +134,6 @@ impl RedisStore {
             bump_script: Script::new(BUMP_SCRIPT),
             drop_script: Script::new(DROP_SCRIPT),
         })
-    }
-
-    fn k(&self, suffix: &str) -> String {
-        format!("{}{}", self.config.prefix, suffix)
-    }
-    fn entry_key(&self, key: &CacheKey) -> String {
-        self.k(&format!("e:{}", key.encode()))
-    }
-    fn routing_key(&self, member: &str) -> String {
-        self.k(&format!("r:{member}"))
-    }
-    fn version_key(&self, table: &str) -> String {
-        self.k(&format!("t:{table}"))
-    }
-    fn whole_key(&self, table: &str) -> String {
-        self.k(&format!("iw:{table}"))
-    }
-    fn columns_key(&self, table: &str) -> String {
-        self.k(&format!("ic:{table}"))
-    }
-    fn column_key(&self, table: &str, column: &str) -> String {
-        self.k(&format!("ia:{}", json(&(table, column))))
-    }
-    fn value_key(&self, table: &str, column: &str, value: &str) -> String {
-        self.k(&format!("iv:{}", json(&(table, column, value))))
-    }
-
-    /// The index keys an entry with `reads` is added to (besides `iall`), and
-    /// `(columns key, column)` pairs.
-    fn index_keys(&self, reads: &ReadSet) -> (Vec<String>, Vec<(String, String)>) {
-        let mut zsets = Vec::new();
-        let mut columns = Vec::new();
-        if reads.everything {
-            zsets.push(self.k("ieverything"));
-        }
-        for (table, alts) in &reads.tables {
-            for alt in alts {
-                // Same choice as the in-process index: the column with fewest values.
-                match alt
-                    .columns
-                    .iter()
-                    .min_by_key(|(c, vs)| (vs.len(), c.as_str()))
-                {
-                    None => zsets.push(self.whole_key(table)),
-                    Some((column, values)) => {
-                        columns.push((self.columns_key(table), column.clone()));
-                        zsets.push(self.column_key(table, column));
-                        zsets.extend(
-                            values
-                                .iter()
-                                .map(|v| self.value_key(table, column, v.as_str())),
-                        );
-                    }
-                }
-            }
-        }
-        let mut seen = HashSet::new();
-        zsets.retain(|z| seen.insert(z.clone()));
-        (zsets, columns)
     }
 
     async fn candidates(&self, changes: &ChangeSet) -> Result<BTreeSet<String>, CacheError> {
@@ -633,117 +436,4 @@ impl CacheStore for RedisStore {
     ) -> BoxFuture<'a, Result<Option<EntryPage>, CacheError>> {
         async move { self.list_values(query).await.map(Some) }.boxed()
     }
-}
-
-/// One `SCAN` step over the keys matching `pattern` (up to 1000): the next cursor (0:
-/// done) and the names, possibly some seen before.
-async fn scan(
-    conn: &mut ConnectionManager,
-    cursor: u64,
-    pattern: &str,
-) -> Result<(u64, Vec<String>), CacheError> {
-    redis::cmd("SCAN")
-        .arg(cursor)
-        .arg("MATCH")
-        .arg(pattern)
-        .arg("COUNT")
-        .arg(1000)
-        .query_async(conn)
-        .await
-        .map_err(map_err)
-}
-
-/// `SCAN` calls one [`CacheStore::list`] makes at most (each asks for 1000 keys): a
-/// listing costs Redis a bounded amount of work however many keys it holds; past it,
-/// the page's count of the rest is a lower bound.
-const LIST_SCANS: usize = 64;
-
-impl RedisStore {
-    /// One page of the values under `e:`, found with `SCAN` (never `KEYS`), the tenant
-    /// filter in the `MATCH` pattern; then size, remaining lifetime and read set of the
-    /// listed ones in one pipeline. The store counts no hits (that would cost a write
-    /// per lookup).
-    async fn list_values(&self, query: &ListQuery) -> Result<EntryPage, CacheError> {
-        let mut conn = self.conn.clone();
-        let values = self.k("e:");
-        // Encoded keys are JSON arrays starting with the tenant.
-        let pattern = match &query.tenant {
-            Some(t) => format!("{}\\[{},*", glob_escape(&values), glob_escape(&json(t))),
-            None => format!("{}*", glob_escape(&values)),
-        };
-        let mut fill = PageFill::new(query);
-        let mut seen = HashSet::new();
-        let mut listed: Vec<String> = Vec::new();
-        let mut cursor: u64 = 0;
-        let mut exact = false;
-        for _ in 0..LIST_SCANS {
-            let (next, names) = scan(&mut conn, cursor, &pattern).await?;
-            for name in names {
-                // SCAN may return a key twice.
-                if !seen.insert(name.clone()) {
-                    continue;
-                }
-                if listed.len() < query.max_entries {
-                    listed.push(name);
-                } else {
-                    fill.skip();
-                }
-            }
-            if next == 0 {
-                exact = true;
-                break;
-            }
-            cursor = next;
-        }
-        if listed.is_empty() {
-            return Ok(fill.finish(exact));
-        }
-        let mut pipe = redis::pipe();
-        for name in &listed {
-            let member = &name[values.len()..];
-            pipe.cmd("STRLEN").arg(name);
-            pipe.cmd("PTTL").arg(name);
-            pipe.cmd("GET").arg(self.routing_key(member));
-        }
-        let answers: Vec<redis::Value> = pipe.query_async(&mut conn).await.map_err(map_err)?;
-        let ttl_ms = self.config.ttl.as_millis() as i64;
-        let mut answers = answers.into_iter();
-        for name in &listed {
-            let (Some(len), Some(pttl), Some(reads)) =
-                (answers.next(), answers.next(), answers.next())
-            else {
-                break;
-            };
-            let (Ok(len), Ok(pttl), Ok(Some(reads))) = (
-                redis::from_redis_value::<u64>(len),
-                redis::from_redis_value::<i64>(pttl),
-                redis::from_redis_value::<Option<String>>(reads),
-            ) else {
-                continue; // gone between SCAN and now
-            };
-            if pttl < 0 {
-                continue; // expired meanwhile (-2), or never expires (-1: not ours)
-            }
-            let Some(key) = CacheKey::decode(&name[values.len()..]) else {
-                continue;
-            };
-            let reads =
-                serde_json::from_str::<ReadSet>(&reads).unwrap_or_else(|_| ReadSet::everything());
-            let age = u64::try_from(ttl_ms - pttl).unwrap_or(0);
-            fill.offer(key, len, age, None, reads);
-        }
-        Ok(fill.finish(exact))
-    }
-}
-
-/// Escapes Redis glob metacharacters.
-fn glob_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
