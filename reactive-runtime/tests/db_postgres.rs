@@ -69,6 +69,16 @@ async fn views_read_their_base_tables() {
 }
 
 #[tokio::test]
+async fn writes_through_a_view_change_its_base_tables() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "pg_view_write").await;
+    view_writes_change_its_base_tables(&f, None).await;
+    f.drop_table().await;
+}
+
+#[tokio::test]
 async fn writable_ctes_are_not_no_ops() {
     let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
         return;

@@ -129,6 +129,21 @@ async fn views_read_their_base_tables() {
     view_reads_its_base_tables(&f).await;
 }
 
+/// SQLite views are read-only unless an `INSTEAD OF` trigger writes the base table.
+#[tokio::test]
+async fn writes_through_a_view_change_its_base_tables() {
+    let db = sqlite("view_write", DbOptions::default()).await;
+    let f = Fixture::new(db, "sqlite_view_write").await;
+    view_writes_change_its_base_tables(
+        &f,
+        Some(
+            "CREATE TRIGGER {v}_update INSTEAD OF UPDATE ON {v} BEGIN \
+             UPDATE {t} SET name = NEW.name WHERE id = OLD.id; END",
+        ),
+    )
+    .await;
+}
+
 /// A table constraint `ON CONFLICT REPLACE` makes a plain `INSERT` (or `UPDATE`) delete
 /// the rows it conflicts with, which the statement does not name:
 /// the write must count as changing the whole table.

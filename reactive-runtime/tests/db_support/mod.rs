@@ -1266,3 +1266,63 @@ pub async fn writable_cte_is_not_a_no_op(f: &Fixture) {
         .execute(f.db.pool())
         .await;
 }
+
+/// A write *through* a view (PostgreSQL's and MySQL's updatable views, a SQLite view
+/// with an `INSTEAD OF` trigger, `create_extra`) changes the view's base tables, which
+/// the statement does not name: a cached query of the base table is invalidated all
+/// the same, and is not served stale.
+pub async fn view_writes_change_its_base_tables(f: &Fixture, create_extra: Option<&str>) {
+    let v = format!("{}_wv", f.t);
+    let _ = sqlx::query(AssertSqlSafe(format!("DROP VIEW IF EXISTS {v}")))
+        .execute(f.db.pool())
+        .await;
+    sqlx::query(AssertSqlSafe(format!(
+        "CREATE VIEW {v} AS SELECT id, name, organization_id FROM {}",
+        f.t
+    )))
+    .execute(f.db.pool())
+    .await
+    .unwrap();
+    if let Some(extra) = create_extra {
+        sqlx::raw_sql(AssertSqlSafe(extra.replace("{v}", &v).replace("{t}", &f.t)))
+            .execute(f.db.pool())
+            .await
+            .unwrap();
+    }
+    // The handle learns of the view (created behind it) from the catalog.
+    f.db.refresh_schema().await;
+    let call = || {
+        f.db.call(
+            f.by_org,
+            "tenant",
+            json!({ "table": f.t.clone(), "org": 1 }),
+        )
+    };
+    let first: Vec<Agent> = serde_json::from_slice(&call().await.unwrap().bytes).unwrap();
+    assert!(call().await.unwrap().hit, "the base table query is cached");
+    assert!(first.iter().any(|a| a.name == "ada"), "{first:?}");
+    sqlx::query(AssertSqlSafe(format!(
+        "UPDATE {v} SET name = 'ada-through-view' WHERE id = 1"
+    )))
+    .execute(&f.db)
+    .await
+    .unwrap();
+    f.db.settled().await;
+    let after = call().await.unwrap();
+    let agents: Vec<Agent> = serde_json::from_slice(&after.bytes).unwrap();
+    assert!(
+        agents.iter().any(|a| a.name == "ada-through-view"),
+        "a write through the view reaches the base table's cached query: {agents:?}"
+    );
+    assert!(!after.hit);
+    sqlx::query(AssertSqlSafe(format!(
+        "UPDATE {} SET name = 'ada' WHERE id = 1",
+        f.t
+    )))
+    .execute(f.db.pool())
+    .await
+    .unwrap();
+    let _ = sqlx::query(AssertSqlSafe(format!("DROP VIEW IF EXISTS {v}")))
+        .execute(f.db.pool())
+        .await;
+}

@@ -10,9 +10,11 @@
 //! not know is unknown too.
 //!
 //! The catalog also lists the database's *views*. The SQL analyser sees a view's name
-//! only, as if it were a table, and a write names the view's base tables, never the
-//! view: a read of a view is therefore widened to a read of *everything*
-//! ([`Catalog::refine_reads`]), so any write invalidates it. The cost: a cached query
+//! only, as if it were a table, and a write usually names the view's base tables, never
+//! the view: a read of a view is therefore widened to a read of *everything*
+//! ([`Catalog::refine_reads`]), so any write invalidates it. A write *through* a view
+//! (an updatable view, or one with an `INSTEAD OF` trigger) changes base tables the
+//! statement does not name: it changes everything ([`Catalog::refine_changes`]). The cost: a cached query
 //! over a view is recomputed after every write, whatever table it changes (resolving
 //! the view's base tables from the catalog would narrow that; not done yet).
 //! Writes: a column the database computes (`GENERATED ALWAYS AS`, MySQL's `ON UPDATE
@@ -118,6 +120,14 @@ impl Catalog {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Whether `table` (a normalized name) is one of the database's views.
+    pub fn is_view(&self, table: &str) -> bool {
+        self.views
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(table)
     }
 
     fn views(&self) -> Arc<HashSet<String>> {

@@ -62,9 +62,16 @@ impl Catalog {
     }
 
     /// Puts every key value of `changes` in its column's canonical form; a column with
-    /// a value that has none becomes unknown.
+    /// a value that has none becomes unknown. A write to a view changes everything: the
+    /// database writes its base tables (an updatable view, or an `INSTEAD OF` trigger
+    /// that may write any table), which the statement does not name.
     pub fn refine_changes(&self, changes: &mut ChangeSet, dialect: Dialect) {
         if changes.everything {
+            return;
+        }
+        let views = self.views();
+        if changes.tables.keys().any(|table| views.contains(table)) {
+            *changes = ChangeSet::everything();
             return;
         }
         let known = self.snapshot();
@@ -210,6 +217,21 @@ mod tests {
             .collect();
         *catalog.tables.write().unwrap() = Arc::new(Tables::from([("t".to_owned(), table)]));
         catalog
+    }
+
+    #[test]
+    fn a_write_to_a_view_changes_everything() {
+        let catalog = catalog();
+        *catalog.views.write().unwrap() = Arc::new(["v".to_owned()].into());
+        let row = || RowChange::whole().with("id", KeyValue::from_i64(1));
+        let mut through_view = ChangeSet::empty().with_row("v", row());
+        catalog.refine_changes(&mut through_view, Dialect::Postgres);
+        assert!(through_view.is_everything(), "{through_view:?}");
+        // A read of the view was already everything; a write to a table stays a table's.
+        let mut table_only = ChangeSet::empty().with_row("t", row());
+        catalog.refine_changes(&mut table_only, Dialect::Postgres);
+        assert!(!table_only.is_everything());
+        assert_eq!(table_only.table_names().collect::<Vec<_>>(), ["t"]);
     }
 
     #[test]

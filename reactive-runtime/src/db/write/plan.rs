@@ -62,7 +62,18 @@ pub(crate) fn plan_write<DB: Backend>(inner: &DbShared, stmt: &Intercepted<DB>) 
     let count = stmt.args.as_ref().map_or(0, Arguments::len);
     let values: Vec<Option<Json>> = (1..=count).map(|i| stmt.value(i)).collect();
     let value = |i: usize| values.get(i.checked_sub(1)?).cloned().flatten();
-    let change = change_of(analysis, &value, inner.dialect);
+    // A write through a view changes its base tables (or whatever an `INSTEAD OF`
+    // trigger writes), and its row count may be 0 (SQLite counts no trigger's rows):
+    // everything, and never skipped as a no-op.
+    let change = if analysis
+        .writes
+        .iter()
+        .any(|w| inner.catalog.is_view(&w.table))
+    {
+        ChangeSet::everything()
+    } else {
+        change_of(analysis, &value, inner.dialect)
+    };
     let known_single = analysis.unknown.is_none() && !change.is_everything();
     let mut pre = None;
     let mut pre_args = None;
