@@ -79,6 +79,33 @@ async fn writes_through_a_view_change_its_base_tables() {
 }
 
 #[tokio::test]
+async fn trigger_writes_reach_their_tables_cached_queries() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "pg_trigger_write").await;
+    trigger_writes_reach_their_tables(
+        &f,
+        "CREATE OR REPLACE FUNCTION {c}_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           UPDATE {c} SET name = NEW.name WHERE organization_id = NEW.organization_id;
+           RETURN NULL;
+         END $$;
+         CREATE TRIGGER {c}_ins AFTER INSERT ON {t} FOR EACH ROW EXECUTE FUNCTION {c}_fn();",
+        true,
+    )
+    .await;
+    f.drop_table().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP FUNCTION IF EXISTS {}_trg_fn()",
+        f.t
+    )))
+    .execute(f.db.pool())
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
 async fn writable_ctes_are_not_no_ops() {
     let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
         return;

@@ -129,6 +129,20 @@ async fn views_read_their_base_tables() {
     view_reads_its_base_tables(&f).await;
 }
 
+/// Any trigger makes its table's written rows unknown on SQLite (`precise` off).
+#[tokio::test]
+async fn trigger_writes_reach_their_tables_cached_queries() {
+    let db = sqlite("trigger_write", DbOptions::default()).await;
+    let f = Fixture::new(db, "sqlite_trigger_write").await;
+    trigger_writes_reach_their_tables(
+        &f,
+        "CREATE TRIGGER {c}_ins AFTER INSERT ON {t} BEGIN \
+         UPDATE {c} SET name = NEW.name WHERE organization_id = NEW.organization_id; END",
+        false,
+    )
+    .await;
+}
+
 /// SQLite views are read-only unless an `INSTEAD OF` trigger writes the base table.
 #[tokio::test]
 async fn writes_through_a_view_change_its_base_tables() {

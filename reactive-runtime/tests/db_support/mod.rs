@@ -1326,3 +1326,68 @@ pub async fn view_writes_change_its_base_tables(f: &Fixture, create_extra: Optio
         .execute(f.db.pool())
         .await;
 }
+
+/// A trigger on the fixture's table (`trigger`, with `{t}` and `{c}` for the table and
+/// the one it writes) keeps a row of `<t>_trg` per organization up to date: a write to
+/// `<t>` changes `<t>_trg` rows no statement names, and a cached query of `<t>_trg` is
+/// invalidated all the same. With `precise`, the trigger widens nothing else: another
+/// organization's query of `<t>` stays cached.
+pub async fn trigger_writes_reach_their_tables(f: &Fixture, trigger: &str, precise: bool) {
+    let c = format!("{}_trg", f.t);
+    let pool = f.db.pool();
+    let _ = sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {c}")))
+        .execute(pool)
+        .await;
+    for sql in [
+        format!(
+            "CREATE TABLE {c} (id BIGINT PRIMARY KEY, name VARCHAR(100) NOT NULL, organization_id BIGINT NOT NULL)"
+        ),
+        format!(
+            "INSERT INTO {c} (id, name, organization_id) VALUES (1, 'none', 1), (2, 'none', 2)"
+        ),
+    ] {
+        sqlx::query(AssertSqlSafe(sql)).execute(pool).await.unwrap();
+    }
+    sqlx::raw_sql(AssertSqlSafe(
+        trigger.replace("{t}", &f.t).replace("{c}", &c),
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+    f.db.refresh_schema().await;
+    let counter = leak(by_org_model(&c, &format!("{c}.byOrg")), prepare_by_org);
+    let of = |def: &'static FunctionDef, table: &str, org: i64| {
+        f.db.call(def, "tenant", json!({ "table": table, "org": org }))
+    };
+    of(counter, &c, 1).await.unwrap();
+    of(f.by_org, &f.t, 2).await.unwrap();
+    assert!(of(counter, &c, 1).await.unwrap().hit);
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {} (id, name, organization_id) VALUES (4, 'dee', 1)",
+        f.t
+    )))
+    .execute(&f.db)
+    .await
+    .unwrap();
+    f.db.settled().await;
+    let after = of(counter, &c, 1).await.unwrap();
+    let rows: Vec<Agent> = serde_json::from_slice(&after.bytes).unwrap();
+    assert_eq!(
+        rows.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+        ["dee"],
+        "the trigger's write reaches the cached query of its table"
+    );
+    assert!(!after.hit);
+    if precise {
+        assert!(
+            of(f.by_org, &f.t, 2).await.unwrap().hit,
+            "a trigger naming its table widens nothing else"
+        );
+    }
+    let _ = sqlx::query(AssertSqlSafe(format!("DELETE FROM {} WHERE id = 4", f.t)))
+        .execute(pool)
+        .await;
+    let _ = sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {c}")))
+        .execute(pool)
+        .await;
+}

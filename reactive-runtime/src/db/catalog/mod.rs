@@ -39,6 +39,11 @@
 //! reaches the cached queries of the rows it changes without `#[derive(Relations)]`.
 //! When they cannot be read, the edges last read stay (and a warning is logged).
 //!
+//! A trigger may write other tables than its own (a count, an audit log): a write to a
+//! table with triggers also changes, whole, every table its triggers' bodies name, and
+//! everything when a body runs dynamic SQL, calls a routine of the database's own or is
+//! in another language (`trigger_writes` module).
+//!
 //! Materialized views are tables for this purpose: their rows change only on `REFRESH
 //! MATERIALIZED VIEW`, which the analyser treats as DDL (it changes everything).
 
@@ -49,6 +54,7 @@ mod referencing;
 mod refine;
 mod refresh;
 mod rows;
+mod trigger_writes;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,6 +96,9 @@ pub struct Catalog {
     computed: RwLock<Arc<HashSet<String>>>,
     /// Tables with triggers that may set their rows' columns (see the module docs).
     triggered: RwLock<Arc<HashSet<String>>>,
+    /// What each table's triggers may write besides the rows a statement names (see
+    /// the module docs).
+    trigger_writes: RwLock<Arc<trigger_writes::TriggerTargets>>,
     /// SQLite tables with an `ON CONFLICT REPLACE` constraint (see the module docs).
     replacing: RwLock<Arc<HashSet<String>>>,
     /// What `SET NULL`/`SET DEFAULT` foreign keys give referencing columns; `None`
@@ -130,6 +139,13 @@ impl Catalog {
             .contains(table)
     }
 
+    fn trigger_writes(&self) -> Arc<trigger_writes::TriggerTargets> {
+        self.trigger_writes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     fn views(&self) -> Arc<HashSet<String>> {
         self.views
             .read()
@@ -150,6 +166,10 @@ impl Catalog {
         write_set(&self.computed, read_set(&other.computed));
         write_set(&self.triggered, read_set(&other.triggered));
         write_set(&self.replacing, read_set(&other.replacing));
+        *self
+            .trigger_writes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = other.trigger_writes();
         if let Some(values) = other
             .referencing
             .read()

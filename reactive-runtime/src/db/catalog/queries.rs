@@ -144,3 +144,52 @@ pub(super) fn triggers_query(dialect: Dialect) -> String {
         }
     }
 }
+
+/// The query listing every trigger's table, body and language (see the
+/// `trigger_writes` module): PostgreSQL's trigger functions' sources, MySQL's and
+/// SQLite's trigger statements from `BEGIN` on (language NULL: SQL). The change feed's
+/// own function (`reactive::feed`) only notifies: left out.
+pub(super) fn trigger_bodies_query(dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Postgres => "SELECT c.relname::text, p.prosrc::text, l.lanname::text \
+             FROM pg_catalog.pg_trigger t \
+             JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid \
+             JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
+             WHERE NOT t.tgisinternal AND n.nspname = ANY (current_schemas(false)) \
+             AND p.proname <> 'reactive_feed_notify'"
+            .to_owned(),
+        Dialect::MySql => {
+            "SELECT CAST(EVENT_OBJECT_TABLE AS CHAR), CAST(ACTION_STATEMENT AS CHAR), \
+             CAST(NULL AS CHAR) FROM information_schema.TRIGGERS \
+             WHERE EVENT_OBJECT_SCHEMA = DATABASE()"
+                .to_owned()
+        }
+        Dialect::Sqlite => {
+            // From `BEGIN` on: the header names the trigger's own table (`ON t`).
+            "SELECT tbl_name, substr(sql, instr(upper(sql), 'BEGIN')), NULL \
+             FROM sqlite_master WHERE type = 'trigger'"
+                .to_owned()
+        }
+    }
+}
+
+/// The query listing the names of the database's own routines, which a trigger body
+/// may call (SQLite has none: `None`).
+pub(super) fn routines_query(dialect: Dialect) -> Option<String> {
+    match dialect {
+        Dialect::Postgres => Some(
+            "SELECT p.proname::text FROM pg_catalog.pg_proc p \
+             JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+             WHERE n.nspname = ANY (current_schemas(false))"
+                .to_owned(),
+        ),
+        Dialect::MySql => Some(
+            "SELECT CAST(ROUTINE_NAME AS CHAR) FROM information_schema.ROUTINES \
+             WHERE ROUTINE_SCHEMA = DATABASE()"
+                .to_owned(),
+        ),
+        Dialect::Sqlite => None,
+    }
+}

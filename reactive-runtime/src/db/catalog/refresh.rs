@@ -1,5 +1,5 @@
 //! Reading the catalog from the database: column classes, computed columns, views,
-//! tables with triggers, SQLite tables that replace on conflict, foreign-key actions.
+//! tables with triggers and what their bodies write, SQLite tables that replace on conflict, foreign-key actions.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use super::foreign_keys::read_foreign_key_edges;
 use super::queries::{query, triggers_query, views_query};
 use super::referencing::read_referencing;
 use super::rows::text_rows;
+use super::trigger_writes::{TriggerTargets, TriggerWrites, read_trigger_writes};
 use super::{Catalog, Tables, write_set};
 use crate::db::backend::Backend;
 use crate::types::ReferencingValues;
@@ -73,6 +74,20 @@ impl Catalog {
             }
         }
         self.refresh_views(pool, dialect).await;
+        let mut relations: HashSet<String> = self.snapshot().keys().cloned().collect();
+        relations.extend(self.views().iter().cloned());
+        let targets = match read_trigger_writes(pool, dialect, &relations).await {
+            Ok(targets) => targets,
+            Err(e) => {
+                // Widest: any write may have made a trigger write anything.
+                tracing::warn!(target: "reactive::db", error = %e, "could not read the triggers' bodies; every write changes everything");
+                TriggerTargets::from([("*".to_owned(), TriggerWrites::Everything)])
+            }
+        };
+        *self
+            .trigger_writes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(targets);
         match read_names(pool, triggers_query(dialect)).await {
             Ok(triggered) => write_set(&self.triggered, Arc::new(triggered)),
             Err(e) => {
