@@ -151,7 +151,15 @@ pub(super) fn triggers_query(dialect: Dialect) -> String {
 /// own function (`reactive::feed`) only notifies: left out.
 pub(super) fn trigger_bodies_query(dialect: Dialect) -> String {
     match dialect {
-        Dialect::Postgres => "SELECT c.relname::text, p.prosrc::text, l.lanname::text \
+        // PostgreSQL's own trigger functions that only set the row's columns (the
+        // `triggered` set covers that) write no table: read as SQL naming none.
+        Dialect::Postgres => "SELECT c.relname::text, \
+             CASE WHEN p.pronamespace = 'pg_catalog'::regnamespace AND p.proname IN \
+             ('tsvector_update_trigger', 'tsvector_update_trigger_column', \
+             'suppress_redundant_updates_trigger') THEN '' ELSE p.prosrc::text END, \
+             CASE WHEN p.pronamespace = 'pg_catalog'::regnamespace AND p.proname IN \
+             ('tsvector_update_trigger', 'tsvector_update_trigger_column', \
+             'suppress_redundant_updates_trigger') THEN 'sql' ELSE l.lanname::text END \
              FROM pg_catalog.pg_trigger t \
              JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
