@@ -79,6 +79,16 @@ async fn writes_through_a_view_change_its_base_tables() {
 }
 
 #[tokio::test]
+async fn partitions_and_their_table_share_writes() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "pg_partition").await;
+    partitions_share_their_rows(&f).await;
+    f.drop_table().await;
+}
+
+#[tokio::test]
 async fn trigger_writes_reach_their_tables_cached_queries() {
     let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
         return;

@@ -1391,3 +1391,75 @@ pub async fn trigger_writes_reach_their_tables(f: &Fixture, trigger: &str, preci
         .execute(pool)
         .await;
 }
+
+/// PostgreSQL partitions (and inherited tables): a row written through the partition
+/// is a row of the partitioned table, and a row written through the partitioned table
+/// is a row of one of its partitions. A cached query of either sees the write.
+pub async fn partitions_share_their_rows(f: &Fixture) {
+    let p = format!("{}_part", f.t);
+    let pool = f.db.pool();
+    for sql in [
+        format!("DROP TABLE IF EXISTS {p}"),
+        format!(
+            "CREATE TABLE {p} (id BIGINT NOT NULL, name VARCHAR(100) NOT NULL, organization_id BIGINT NOT NULL) \
+             PARTITION BY LIST (organization_id)"
+        ),
+        format!("CREATE TABLE {p}_1 PARTITION OF {p} FOR VALUES IN (1)"),
+        format!("CREATE TABLE {p}_2 PARTITION OF {p} FOR VALUES IN (2)"),
+        format!("INSERT INTO {p} (id, name, organization_id) VALUES (1, 'ada', 1), (3, 'cy', 2)"),
+    ] {
+        sqlx::query(AssertSqlSafe(sql)).execute(pool).await.unwrap();
+    }
+    f.db.refresh_schema().await;
+    let parent = leak(by_org_model(&p, &format!("{p}.byOrg")), prepare_by_org);
+    let part = format!("{p}_1");
+    let child = leak(
+        by_org_model(&part, &format!("{part}.byOrg")),
+        prepare_by_org,
+    );
+    let names = |out: &reactive_runtime::db::CallOutput| {
+        serde_json::from_slice::<Vec<Agent>>(&out.bytes)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.name)
+            .collect::<Vec<_>>()
+    };
+    let call = |def: &'static FunctionDef, table: &str| {
+        f.db.call(def, "tenant", json!({ "table": table, "org": 1 }))
+    };
+    call(parent, &p).await.unwrap();
+    call(child, &part).await.unwrap();
+    assert!(call(parent, &p).await.unwrap().hit);
+    assert!(call(child, &part).await.unwrap().hit);
+
+    // Through the partition: the partitioned table's query sees it.
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {part} (id, name, organization_id) VALUES (2, 'bob', 1)"
+    )))
+    .execute(&f.db)
+    .await
+    .unwrap();
+    f.db.settled().await;
+    assert_eq!(
+        names(&call(parent, &p).await.unwrap()),
+        ["ada", "bob"],
+        "a row inserted into a partition is a row of the partitioned table"
+    );
+    // Through the partitioned table: the partition's query sees it.
+    sqlx::query(AssertSqlSafe(format!(
+        "UPDATE {p} SET name = 'ada2' WHERE id = 1"
+    )))
+    .execute(&f.db)
+    .await
+    .unwrap();
+    f.db.settled().await;
+    assert_eq!(
+        names(&call(child, &part).await.unwrap()),
+        ["ada2", "bob"],
+        "a row updated through the partitioned table is a row of its partition"
+    );
+    sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {p}")))
+        .execute(pool)
+        .await
+        .unwrap();
+}

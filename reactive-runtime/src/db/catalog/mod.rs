@@ -39,6 +39,10 @@
 //! reaches the cached queries of the rows it changes without `#[derive(Relations)]`.
 //! When they cannot be read, the edges last read stay (and a warning is logged).
 //!
+//! A PostgreSQL partition (or inherited table) shares its rows with its partitioned
+//! (parent) table: a statement naming one changes rows the other's queries read, so a
+//! change to a table counts for its ancestors and descendants too.
+//!
 //! A trigger may write other tables than its own (a count, an audit log): a write to a
 //! table with triggers also changes, whole, every table its triggers' bodies name, and
 //! everything when a body runs dynamic SQL, calls a routine of the database's own or is
@@ -56,7 +60,7 @@ mod refresh;
 mod rows;
 mod trigger_writes;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -99,6 +103,9 @@ pub struct Catalog {
     /// What each table's triggers may write besides the rows a statement names (see
     /// the module docs).
     trigger_writes: RwLock<Arc<trigger_writes::TriggerTargets>>,
+    /// Table → the tables sharing its rows through inheritance (its ancestors and
+    /// descendants: partitions and partitioned tables), see the module docs.
+    relatives: RwLock<Arc<HashMap<String, BTreeSet<String>>>>,
     /// SQLite tables with an `ON CONFLICT REPLACE` constraint (see the module docs).
     replacing: RwLock<Arc<HashSet<String>>>,
     /// What `SET NULL`/`SET DEFAULT` foreign keys give referencing columns; `None`
@@ -146,6 +153,13 @@ impl Catalog {
             .clone()
     }
 
+    fn relatives(&self) -> Arc<HashMap<String, BTreeSet<String>>> {
+        self.relatives
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     fn views(&self) -> Arc<HashSet<String>> {
         self.views
             .read()
@@ -170,6 +184,10 @@ impl Catalog {
             .trigger_writes
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = other.trigger_writes();
+        *self
+            .relatives
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = other.relatives();
         if let Some(values) = other
             .referencing
             .read()

@@ -201,3 +201,20 @@ pub(super) fn routines_query(dialect: Dialect) -> Option<String> {
         Dialect::Sqlite => None,
     }
 }
+
+/// The query listing every (child, parent) pair of PostgreSQL's table inheritance,
+/// partitions included: a row of a child is a row of its parents. Other dialects name
+/// no such tables (`None`).
+pub(super) fn inheritance_query(dialect: Dialect) -> Option<String> {
+    match dialect {
+        Dialect::Postgres => Some(
+            "SELECT c.relname::text, p.relname::text FROM pg_catalog.pg_inherits i \
+             JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
+             JOIN pg_catalog.pg_class p ON p.oid = i.inhparent \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = ANY (current_schemas(false))"
+                .to_owned(),
+        ),
+        Dialect::MySql | Dialect::Sqlite => None,
+    }
+}

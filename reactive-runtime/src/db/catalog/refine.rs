@@ -78,6 +78,21 @@ impl Catalog {
             *changes = ChangeSet::everything();
             return;
         }
+        // A partition's rows are its partitioned table's (and the other way round).
+        let relatives = self.relatives();
+        if !relatives.is_empty() {
+            let shared: Vec<(String, Vec<RowChange>)> = changes
+                .tables
+                .iter()
+                .filter_map(|(table, rows)| Some((relatives.get(table)?, rows)))
+                .flat_map(|(others, rows)| others.iter().map(move |o| (o.clone(), rows.clone())))
+                .collect();
+            for (table, rows) in shared {
+                for row in rows {
+                    changes.push_row(&table, row);
+                }
+            }
+        }
         // What the written tables' triggers write: whole tables, or everything.
         let trigger_writes = self.trigger_writes();
         let mut written_by_triggers = BTreeSet::new();
