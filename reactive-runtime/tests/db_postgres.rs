@@ -88,6 +88,31 @@ async fn partitions_and_their_table_share_writes() {
     f.drop_table().await;
 }
 
+/// A rule adds writes as a trigger does.
+#[tokio::test]
+async fn rule_writes_reach_their_tables_cached_queries() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "pg_rule_write").await;
+    trigger_writes_reach_their_tables(
+        &f,
+        "CREATE RULE {c}_rule AS ON INSERT TO {t} DO ALSO \
+         UPDATE {c} SET name = NEW.name WHERE organization_id = NEW.organization_id",
+        true,
+    )
+    .await;
+    f.drop_table().await;
+    // The rule kept `<t>_trg` from being dropped with it.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP TABLE IF EXISTS {}_trg",
+        f.t
+    )))
+    .execute(f.db.pool())
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn trigger_writes_reach_their_tables_cached_queries() {
     let Some(db) = connect_env("TEST_POSTGRES_URL").await else {

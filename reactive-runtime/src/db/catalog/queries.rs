@@ -146,7 +146,8 @@ pub(super) fn triggers_query(dialect: Dialect) -> String {
 }
 
 /// The query listing every trigger's table, body and language (see the
-/// `trigger_writes` module): PostgreSQL's trigger functions' sources, MySQL's and
+/// `trigger_writes` module): PostgreSQL's trigger functions' sources and its rules'
+/// actions (a rule rewrites a write into others, as a trigger adds them), MySQL's and
 /// SQLite's trigger statements from `BEGIN` on (language NULL: SQL). The change feed's
 /// own function (`reactive::feed`) only notifies: left out.
 pub(super) fn trigger_bodies_query(dialect: Dialect) -> String {
@@ -166,7 +167,15 @@ pub(super) fn trigger_bodies_query(dialect: Dialect) -> String {
              JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid \
              JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
              WHERE NOT t.tgisinternal AND n.nspname = ANY (current_schemas(false)) \
-             AND p.proname <> 'reactive_feed_notify'"
+             AND p.proname <> 'reactive_feed_notify' \
+             UNION ALL \
+             SELECT c.relname::text, substr(d.def, position(' DO ' IN d.def)), 'sql' \
+             FROM pg_catalog.pg_rewrite r \
+             JOIN pg_catalog.pg_class c ON c.oid = r.ev_class \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             CROSS JOIN LATERAL (SELECT pg_catalog.pg_get_ruledef(r.oid)::text AS def) d \
+             WHERE r.rulename <> '_RETURN' AND c.relkind IN ('r', 'p') \
+             AND n.nspname = ANY (current_schemas(false))"
             .to_owned(),
         Dialect::MySql => {
             "SELECT CAST(EVENT_OBJECT_TABLE AS CHAR), CAST(ACTION_STATEMENT AS CHAR), \

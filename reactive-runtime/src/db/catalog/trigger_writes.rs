@@ -1,7 +1,8 @@
 //! What a table's triggers may write besides the rows a statement names.
 //!
 //! A trigger runs SQL the analyser never sees: an `AFTER INSERT` trigger keeping a
-//! count, an audit trigger copying rows to a log. Its body is in the catalog
+//! count, an audit trigger copying rows to a log (a PostgreSQL rule's actions too:
+//! read the same way). Its body is in the catalog
 //! (PostgreSQL: the trigger function's source; MySQL and SQLite: the trigger's own
 //! statement), and a body can write only tables it names, unless it builds SQL at run
 //! time (`EXECUTE`), calls a routine of the database's own (which may write anything),
