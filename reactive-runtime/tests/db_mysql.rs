@@ -220,6 +220,7 @@ async fn trigger_writes_reach_their_tables_cached_queries() {
         "CREATE TRIGGER {c}_ins AFTER INSERT ON {t} FOR EACH ROW \
          UPDATE {c} SET name = NEW.name WHERE organization_id = NEW.organization_id",
         true,
+        &["dee"],
     )
     .await;
     f.drop_table().await;

@@ -88,6 +88,37 @@ async fn partitions_and_their_table_share_writes() {
     f.drop_table().await;
 }
 
+/// A `BEFORE` trigger that sends the row elsewhere and returns `NULL`: the statement
+/// reports 0 rows, and wrote one all the same.
+#[tokio::test]
+async fn a_redirecting_trigger_is_not_a_no_op() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "pg_redirect").await;
+    trigger_writes_reach_their_tables(
+        &f,
+        "CREATE OR REPLACE FUNCTION {c}_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           INSERT INTO {c} (id, name, organization_id) VALUES (NEW.id + 100, NEW.name, NEW.organization_id);
+           RETURN NULL;
+         END $$;
+         CREATE TRIGGER {c}_ins BEFORE INSERT ON {t} FOR EACH ROW EXECUTE FUNCTION {c}_fn();",
+        // A `BEFORE` trigger may set any column of its table's rows: wider there.
+        false,
+        &["none", "dee"],
+    )
+    .await;
+    f.drop_table().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP FUNCTION IF EXISTS {}_trg_fn()",
+        f.t
+    )))
+    .execute(f.db.pool())
+    .await
+    .unwrap();
+}
+
 /// A rule adds writes as a trigger does.
 #[tokio::test]
 async fn rule_writes_reach_their_tables_cached_queries() {
@@ -100,6 +131,7 @@ async fn rule_writes_reach_their_tables_cached_queries() {
         "CREATE RULE {c}_rule AS ON INSERT TO {t} DO ALSO \
          UPDATE {c} SET name = NEW.name WHERE organization_id = NEW.organization_id",
         true,
+        &["dee"],
     )
     .await;
     f.drop_table().await;
@@ -128,6 +160,7 @@ async fn trigger_writes_reach_their_tables_cached_queries() {
          END $$;
          CREATE TRIGGER {c}_ins AFTER INSERT ON {t} FOR EACH ROW EXECUTE FUNCTION {c}_fn();",
         true,
+        &["dee"],
     )
     .await;
     f.drop_table().await;

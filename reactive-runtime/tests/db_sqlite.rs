@@ -139,6 +139,7 @@ async fn trigger_writes_reach_their_tables_cached_queries() {
         "CREATE TRIGGER {c}_ins AFTER INSERT ON {t} BEGIN \
          UPDATE {c} SET name = NEW.name WHERE organization_id = NEW.organization_id; END",
         false,
+        &["dee"],
     )
     .await;
 }

@@ -1331,8 +1331,14 @@ pub async fn view_writes_change_its_base_tables(f: &Fixture, create_extra: Optio
 /// the one it writes) keeps a row of `<t>_trg` per organization up to date: a write to
 /// `<t>` changes `<t>_trg` rows no statement names, and a cached query of `<t>_trg` is
 /// invalidated all the same. With `precise`, the trigger widens nothing else: another
-/// organization's query of `<t>` stays cached.
-pub async fn trigger_writes_reach_their_tables(f: &Fixture, trigger: &str, precise: bool) {
+/// organization's query of `<t>` stays cached. `expected`: the names of `<t>_trg`'s
+/// organization 1 after the insert of `dee` there.
+pub async fn trigger_writes_reach_their_tables(
+    f: &Fixture,
+    trigger: &str,
+    precise: bool,
+    expected: &[&str],
+) {
     let c = format!("{}_trg", f.t);
     let pool = f.db.pool();
     let _ = sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {c}")))
@@ -1374,7 +1380,7 @@ pub async fn trigger_writes_reach_their_tables(f: &Fixture, trigger: &str, preci
     let rows: Vec<Agent> = serde_json::from_slice(&after.bytes).unwrap();
     assert_eq!(
         rows.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
-        ["dee"],
+        expected,
         "the trigger's write reaches the cached query of its table"
     );
     assert!(!after.hit);

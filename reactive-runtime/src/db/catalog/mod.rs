@@ -146,6 +146,13 @@ impl Catalog {
             .contains(table)
     }
 
+    /// Whether `table` (a normalized name) has triggers or rules that may write (or the
+    /// catalog could not tell).
+    pub fn has_triggers(&self, table: &str) -> bool {
+        let targets = self.trigger_writes();
+        targets.contains_key(table) || targets.contains_key("*")
+    }
+
     fn trigger_writes(&self) -> Arc<trigger_writes::TriggerTargets> {
         self.trigger_writes
             .read()
