@@ -879,3 +879,63 @@ async fn postgres_generated_columns_and_triggers_are_unknown_in_writes() {
         .await
         .unwrap();
 }
+
+// ---------------------------------------------------------------- column aliases
+
+#[derive(sqlx::FromRow, Serialize, Deserialize, ts_rs::TS, Debug, Clone, PartialEq)]
+pub struct Aliased {
+    pub id: i64,
+    pub name: String,
+}
+
+/// `n(org, ...)` renames the table's columns by position: `n.org` is the `id` column.
+#[reactive_function(name = "nt.pg.aliasedColumns")]
+pub async fn pg_aliased_columns(
+    db: &ReactiveDb<Postgres>,
+    input: OrgInput,
+) -> reactive::Result<Vec<Aliased>> {
+    Ok(sqlx::query_as::<_, Aliased>(
+        "SELECT n.org AS id, n.name FROM nt_aliased AS n(org, real_org, name) WHERE n.org = $1",
+    )
+    .bind(input.org)
+    .fetch_all(db)
+    .await?)
+}
+
+/// A table alias with a column list renames the columns: a predicate on an alias column
+/// is not a key of the table's column of that name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_column_aliases_are_not_the_tables_columns() {
+    let Some(url) = service_url("TEST_POSTGRES_URL") else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "DROP TABLE IF EXISTS nt_aliased;
+         CREATE TABLE nt_aliased (id bigint PRIMARY KEY, org bigint NOT NULL, name text NOT NULL);
+         INSERT INTO nt_aliased VALUES (1, 7, 'ada');",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let db = ReactiveDb::new(pool).await.unwrap();
+    let row_one = || async {
+        let out = db
+            .call(def("nt.pg.aliasedColumns"), "t", json!({ "org": 1 }))
+            .await
+            .expect("call");
+        serde_json::from_slice::<Vec<Aliased>>(&out.bytes).unwrap()
+    };
+    assert_eq!(row_one().await[0].name, "ada");
+    sqlx::query("UPDATE nt_aliased SET name = $1 WHERE id = $2")
+        .bind("bob")
+        .bind(1_i64)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(row_one().await[0].name, "bob", "not stale");
+    sqlx::raw_sql("DROP TABLE nt_aliased")
+        .execute(db.pool())
+        .await
+        .unwrap();
+}

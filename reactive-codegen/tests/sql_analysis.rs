@@ -592,6 +592,23 @@ fn aliases_resolve_across_joins() {
 }
 
 #[test]
+fn a_column_alias_list_is_not_the_tables_columns() {
+    // `a(organization_id)` renames the first column (`id`): neither the qualified nor
+    // the unqualified `organization_id` is the table's column of that name.
+    for sql in [
+        "SELECT * FROM agent AS a(organization_id) WHERE a.organization_id = $1",
+        "SELECT * FROM agent a(organization_id, name) WHERE organization_id = $1",
+        "SELECT * FROM agent a(x) JOIN tool t ON t.agent_id = a.x WHERE a.organization_id = $1",
+    ] {
+        assert!(
+            reads(sql, PG).contains(&all("agent")),
+            "{sql}: {:?}",
+            reads(sql, PG)
+        );
+    }
+}
+
+#[test]
 fn unknown_qualifier_narrows_nothing() {
     assert_eq!(
         reads("SELECT * FROM agent a WHERE x.id = 1", PG),

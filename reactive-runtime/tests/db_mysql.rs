@@ -199,6 +199,33 @@ async fn views_read_their_base_tables() {
     f.drop_table().await;
 }
 
+#[tokio::test]
+async fn writes_through_a_view_change_its_base_tables() {
+    let Some(db) = connect_env("TEST_MYSQL_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "my_view_write").await;
+    view_writes_change_its_base_tables(&f, None).await;
+    f.drop_table().await;
+}
+
+#[tokio::test]
+async fn trigger_writes_reach_their_tables_cached_queries() {
+    let Some(db) = connect_env("TEST_MYSQL_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "my_trigger_write").await;
+    trigger_writes_reach_their_tables(
+        &f,
+        "CREATE TRIGGER {c}_ins AFTER INSERT ON {t} FOR EACH ROW \
+         UPDATE {c} SET name = NEW.name WHERE organization_id = NEW.organization_id",
+        true,
+        &["dee"],
+    )
+    .await;
+    f.drop_table().await;
+}
+
 /// Waits until a connection other than ours runs a statement naming `table` (in the
 /// tests below, one waiting on a row lock another transaction holds): a pause point.
 async fn wait_for_lock_wait(pool: &sqlx::AnyPool, table: &str) {

@@ -69,6 +69,111 @@ async fn views_read_their_base_tables() {
 }
 
 #[tokio::test]
+async fn writes_through_a_view_change_its_base_tables() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "pg_view_write").await;
+    view_writes_change_its_base_tables(&f, None).await;
+    f.drop_table().await;
+}
+
+#[tokio::test]
+async fn partitions_and_their_table_share_writes() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "pg_partition").await;
+    partitions_share_their_rows(&f).await;
+    f.drop_table().await;
+}
+
+/// A `BEFORE` trigger that sends the row elsewhere and returns `NULL`: the statement
+/// reports 0 rows, and wrote one all the same.
+#[tokio::test]
+async fn a_redirecting_trigger_is_not_a_no_op() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "pg_redirect").await;
+    trigger_writes_reach_their_tables(
+        &f,
+        "CREATE OR REPLACE FUNCTION {c}_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           INSERT INTO {c} (id, name, organization_id) VALUES (NEW.id + 100, NEW.name, NEW.organization_id);
+           RETURN NULL;
+         END $$;
+         CREATE TRIGGER {c}_ins BEFORE INSERT ON {t} FOR EACH ROW EXECUTE FUNCTION {c}_fn();",
+        // A `BEFORE` trigger may set any column of its table's rows: wider there.
+        false,
+        &["none", "dee"],
+    )
+    .await;
+    f.drop_table().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP FUNCTION IF EXISTS {}_trg_fn()",
+        f.t
+    )))
+    .execute(f.db.pool())
+    .await
+    .unwrap();
+}
+
+/// A rule adds writes as a trigger does.
+#[tokio::test]
+async fn rule_writes_reach_their_tables_cached_queries() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "pg_rule_write").await;
+    trigger_writes_reach_their_tables(
+        &f,
+        "CREATE RULE {c}_rule AS ON INSERT TO {t} DO ALSO \
+         UPDATE {c} SET name = NEW.name WHERE organization_id = NEW.organization_id",
+        true,
+        &["dee"],
+    )
+    .await;
+    f.drop_table().await;
+    // The rule kept `<t>_trg` from being dropped with it.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP TABLE IF EXISTS {}_trg",
+        f.t
+    )))
+    .execute(f.db.pool())
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn trigger_writes_reach_their_tables_cached_queries() {
+    let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
+        return;
+    };
+    let f = Fixture::new(db, "pg_trigger_write").await;
+    trigger_writes_reach_their_tables(
+        &f,
+        "CREATE OR REPLACE FUNCTION {c}_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           UPDATE {c} SET name = NEW.name WHERE organization_id = NEW.organization_id;
+           RETURN NULL;
+         END $$;
+         CREATE TRIGGER {c}_ins AFTER INSERT ON {t} FOR EACH ROW EXECUTE FUNCTION {c}_fn();",
+        true,
+        &["dee"],
+    )
+    .await;
+    f.drop_table().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP FUNCTION IF EXISTS {}_trg_fn()",
+        f.t
+    )))
+    .execute(f.db.pool())
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
 async fn writable_ctes_are_not_no_ops() {
     let Some(db) = connect_env("TEST_POSTGRES_URL").await else {
         return;

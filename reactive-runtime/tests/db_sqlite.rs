@@ -129,6 +129,36 @@ async fn views_read_their_base_tables() {
     view_reads_its_base_tables(&f).await;
 }
 
+/// Any trigger makes its table's written rows unknown on SQLite (`precise` off).
+#[tokio::test]
+async fn trigger_writes_reach_their_tables_cached_queries() {
+    let db = sqlite("trigger_write", DbOptions::default()).await;
+    let f = Fixture::new(db, "sqlite_trigger_write").await;
+    trigger_writes_reach_their_tables(
+        &f,
+        "CREATE TRIGGER {c}_ins AFTER INSERT ON {t} BEGIN \
+         UPDATE {c} SET name = NEW.name WHERE organization_id = NEW.organization_id; END",
+        false,
+        &["dee"],
+    )
+    .await;
+}
+
+/// SQLite views are read-only unless an `INSTEAD OF` trigger writes the base table.
+#[tokio::test]
+async fn writes_through_a_view_change_its_base_tables() {
+    let db = sqlite("view_write", DbOptions::default()).await;
+    let f = Fixture::new(db, "sqlite_view_write").await;
+    view_writes_change_its_base_tables(
+        &f,
+        Some(
+            "CREATE TRIGGER {v}_update INSTEAD OF UPDATE ON {v} BEGIN \
+             UPDATE {t} SET name = NEW.name WHERE id = OLD.id; END",
+        ),
+    )
+    .await;
+}
+
 /// A table constraint `ON CONFLICT REPLACE` makes a plain `INSERT` (or `UPDATE`) delete
 /// the rows it conflicts with, which the statement does not name:
 /// the write must count as changing the whole table.

@@ -5,6 +5,7 @@
 //!   non-recursive `WITH`, a CTE body sees only the CTEs before it, so a body that
 //!   names its own CTE reads the real table of that name;
 //! - `WHERE` conjuncts may narrow any table of the scope;
+//! - a table whose alias renames its columns (`agent AS a(x, y)`) is read whole;
 //! - `ON` conjuncts narrow only the side(s) whose rows must satisfy them: both sides
 //!   of an inner join, the NULL-supplying side of an outer join, nothing for a full
 //!   join (the preserved side keeps rows whatever the `ON` says).
@@ -181,6 +182,13 @@ impl Analyzer<'_> {
                     // Maybe the CTE, maybe a table of that name: read the table (all
                     // rows) and narrow nothing.
                     Match::Possible => {
+                        self.access(table_name(name), true);
+                        vec![scope.push(visible, None)]
+                    }
+                    // A column alias list (`t AS a(x, y)`) renames the table's columns
+                    // by position: a column named in a condition may be another one of
+                    // the table's, so none narrows it.
+                    Match::No if alias.as_ref().is_some_and(|a| !a.columns.is_empty()) => {
                         self.access(table_name(name), true);
                         vec![scope.push(visible, None)]
                     }

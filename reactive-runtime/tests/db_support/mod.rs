@@ -1266,3 +1266,206 @@ pub async fn writable_cte_is_not_a_no_op(f: &Fixture) {
         .execute(f.db.pool())
         .await;
 }
+
+/// A write *through* a view (PostgreSQL's and MySQL's updatable views, a SQLite view
+/// with an `INSTEAD OF` trigger, `create_extra`) changes the view's base tables, which
+/// the statement does not name: a cached query of the base table is invalidated all
+/// the same, and is not served stale.
+pub async fn view_writes_change_its_base_tables(f: &Fixture, create_extra: Option<&str>) {
+    let v = format!("{}_wv", f.t);
+    let _ = sqlx::query(AssertSqlSafe(format!("DROP VIEW IF EXISTS {v}")))
+        .execute(f.db.pool())
+        .await;
+    sqlx::query(AssertSqlSafe(format!(
+        "CREATE VIEW {v} AS SELECT id, name, organization_id FROM {}",
+        f.t
+    )))
+    .execute(f.db.pool())
+    .await
+    .unwrap();
+    if let Some(extra) = create_extra {
+        sqlx::raw_sql(AssertSqlSafe(extra.replace("{v}", &v).replace("{t}", &f.t)))
+            .execute(f.db.pool())
+            .await
+            .unwrap();
+    }
+    // The handle learns of the view (created behind it) from the catalog.
+    f.db.refresh_schema().await;
+    let call = || {
+        f.db.call(
+            f.by_org,
+            "tenant",
+            json!({ "table": f.t.clone(), "org": 1 }),
+        )
+    };
+    let first: Vec<Agent> = serde_json::from_slice(&call().await.unwrap().bytes).unwrap();
+    assert!(call().await.unwrap().hit, "the base table query is cached");
+    assert!(first.iter().any(|a| a.name == "ada"), "{first:?}");
+    sqlx::query(AssertSqlSafe(format!(
+        "UPDATE {v} SET name = 'ada-through-view' WHERE id = 1"
+    )))
+    .execute(&f.db)
+    .await
+    .unwrap();
+    f.db.settled().await;
+    let after = call().await.unwrap();
+    let agents: Vec<Agent> = serde_json::from_slice(&after.bytes).unwrap();
+    assert!(
+        agents.iter().any(|a| a.name == "ada-through-view"),
+        "a write through the view reaches the base table's cached query: {agents:?}"
+    );
+    assert!(!after.hit);
+    sqlx::query(AssertSqlSafe(format!(
+        "UPDATE {} SET name = 'ada' WHERE id = 1",
+        f.t
+    )))
+    .execute(f.db.pool())
+    .await
+    .unwrap();
+    let _ = sqlx::query(AssertSqlSafe(format!("DROP VIEW IF EXISTS {v}")))
+        .execute(f.db.pool())
+        .await;
+}
+
+/// A trigger on the fixture's table (`trigger`, with `{t}` and `{c}` for the table and
+/// the one it writes) keeps a row of `<t>_trg` per organization up to date: a write to
+/// `<t>` changes `<t>_trg` rows no statement names, and a cached query of `<t>_trg` is
+/// invalidated all the same. With `precise`, the trigger widens nothing else: another
+/// organization's query of `<t>` stays cached. `expected`: the names of `<t>_trg`'s
+/// organization 1 after the insert of `dee` there.
+pub async fn trigger_writes_reach_their_tables(
+    f: &Fixture,
+    trigger: &str,
+    precise: bool,
+    expected: &[&str],
+) {
+    let c = format!("{}_trg", f.t);
+    let pool = f.db.pool();
+    let _ = sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {c}")))
+        .execute(pool)
+        .await;
+    for sql in [
+        format!(
+            "CREATE TABLE {c} (id BIGINT PRIMARY KEY, name VARCHAR(100) NOT NULL, organization_id BIGINT NOT NULL)"
+        ),
+        format!(
+            "INSERT INTO {c} (id, name, organization_id) VALUES (1, 'none', 1), (2, 'none', 2)"
+        ),
+    ] {
+        sqlx::query(AssertSqlSafe(sql)).execute(pool).await.unwrap();
+    }
+    sqlx::raw_sql(AssertSqlSafe(
+        trigger.replace("{t}", &f.t).replace("{c}", &c),
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+    f.db.refresh_schema().await;
+    let counter = leak(by_org_model(&c, &format!("{c}.byOrg")), prepare_by_org);
+    let of = |def: &'static FunctionDef, table: &str, org: i64| {
+        f.db.call(def, "tenant", json!({ "table": table, "org": org }))
+    };
+    of(counter, &c, 1).await.unwrap();
+    of(f.by_org, &f.t, 2).await.unwrap();
+    assert!(of(counter, &c, 1).await.unwrap().hit);
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {} (id, name, organization_id) VALUES (4, 'dee', 1)",
+        f.t
+    )))
+    .execute(&f.db)
+    .await
+    .unwrap();
+    f.db.settled().await;
+    let after = of(counter, &c, 1).await.unwrap();
+    let rows: Vec<Agent> = serde_json::from_slice(&after.bytes).unwrap();
+    assert_eq!(
+        rows.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+        expected,
+        "the trigger's write reaches the cached query of its table"
+    );
+    assert!(!after.hit);
+    if precise {
+        assert!(
+            of(f.by_org, &f.t, 2).await.unwrap().hit,
+            "a trigger naming its table widens nothing else"
+        );
+    }
+    let _ = sqlx::query(AssertSqlSafe(format!("DELETE FROM {} WHERE id = 4", f.t)))
+        .execute(pool)
+        .await;
+    let _ = sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {c}")))
+        .execute(pool)
+        .await;
+}
+
+/// PostgreSQL partitions (and inherited tables): a row written through the partition
+/// is a row of the partitioned table, and a row written through the partitioned table
+/// is a row of one of its partitions. A cached query of either sees the write.
+pub async fn partitions_share_their_rows(f: &Fixture) {
+    let p = format!("{}_part", f.t);
+    let pool = f.db.pool();
+    for sql in [
+        format!("DROP TABLE IF EXISTS {p}"),
+        format!(
+            "CREATE TABLE {p} (id BIGINT NOT NULL, name VARCHAR(100) NOT NULL, organization_id BIGINT NOT NULL) \
+             PARTITION BY LIST (organization_id)"
+        ),
+        format!("CREATE TABLE {p}_1 PARTITION OF {p} FOR VALUES IN (1)"),
+        format!("CREATE TABLE {p}_2 PARTITION OF {p} FOR VALUES IN (2)"),
+        format!("INSERT INTO {p} (id, name, organization_id) VALUES (1, 'ada', 1), (3, 'cy', 2)"),
+    ] {
+        sqlx::query(AssertSqlSafe(sql)).execute(pool).await.unwrap();
+    }
+    f.db.refresh_schema().await;
+    let parent = leak(by_org_model(&p, &format!("{p}.byOrg")), prepare_by_org);
+    let part = format!("{p}_1");
+    let child = leak(
+        by_org_model(&part, &format!("{part}.byOrg")),
+        prepare_by_org,
+    );
+    let names = |out: &reactive_runtime::db::CallOutput| {
+        serde_json::from_slice::<Vec<Agent>>(&out.bytes)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.name)
+            .collect::<Vec<_>>()
+    };
+    let call = |def: &'static FunctionDef, table: &str| {
+        f.db.call(def, "tenant", json!({ "table": table, "org": 1 }))
+    };
+    call(parent, &p).await.unwrap();
+    call(child, &part).await.unwrap();
+    assert!(call(parent, &p).await.unwrap().hit);
+    assert!(call(child, &part).await.unwrap().hit);
+
+    // Through the partition: the partitioned table's query sees it.
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {part} (id, name, organization_id) VALUES (2, 'bob', 1)"
+    )))
+    .execute(&f.db)
+    .await
+    .unwrap();
+    f.db.settled().await;
+    assert_eq!(
+        names(&call(parent, &p).await.unwrap()),
+        ["ada", "bob"],
+        "a row inserted into a partition is a row of the partitioned table"
+    );
+    // Through the partitioned table: the partition's query sees it.
+    sqlx::query(AssertSqlSafe(format!(
+        "UPDATE {p} SET name = 'ada2' WHERE id = 1"
+    )))
+    .execute(&f.db)
+    .await
+    .unwrap();
+    f.db.settled().await;
+    assert_eq!(
+        names(&call(child, &part).await.unwrap()),
+        ["ada2", "bob"],
+        "a row updated through the partitioned table is a row of its partition"
+    );
+    sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {p}")))
+        .execute(pool)
+        .await
+        .unwrap();
+}

@@ -10,9 +10,11 @@
 //! not know is unknown too.
 //!
 //! The catalog also lists the database's *views*. The SQL analyser sees a view's name
-//! only, as if it were a table, and a write names the view's base tables, never the
-//! view: a read of a view is therefore widened to a read of *everything*
-//! ([`Catalog::refine_reads`]), so any write invalidates it. The cost: a cached query
+//! only, as if it were a table, and a write usually names the view's base tables, never
+//! the view: a read of a view is therefore widened to a read of *everything*
+//! ([`Catalog::refine_reads`]), so any write invalidates it. A write *through* a view
+//! (an updatable view, or one with an `INSTEAD OF` trigger) changes base tables the
+//! statement does not name: it changes everything ([`Catalog::refine_changes`]). The cost: a cached query
 //! over a view is recomputed after every write, whatever table it changes (resolving
 //! the view's base tables from the catalog would narrow that; not done yet).
 //! Writes: a column the database computes (`GENERATED ALWAYS AS`, MySQL's `ON UPDATE
@@ -37,6 +39,15 @@
 //! reaches the cached queries of the rows it changes without `#[derive(Relations)]`.
 //! When they cannot be read, the edges last read stay (and a warning is logged).
 //!
+//! A PostgreSQL partition (or inherited table) shares its rows with its partitioned
+//! (parent) table: a statement naming one changes rows the other's queries read, so a
+//! change to a table counts for its ancestors and descendants too.
+//!
+//! A trigger may write other tables than its own (a count, an audit log): a write to a
+//! table with triggers also changes, whole, every table its triggers' bodies name, and
+//! everything when a body runs dynamic SQL, calls a routine of the database's own or is
+//! in another language (`trigger_writes` module).
+//!
 //! Materialized views are tables for this purpose: their rows change only on `REFRESH
 //! MATERIALIZED VIEW`, which the analyser treats as DDL (it changes everything).
 
@@ -47,8 +58,9 @@ mod referencing;
 mod refine;
 mod refresh;
 mod rows;
+mod trigger_writes;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -88,6 +100,12 @@ pub struct Catalog {
     computed: RwLock<Arc<HashSet<String>>>,
     /// Tables with triggers that may set their rows' columns (see the module docs).
     triggered: RwLock<Arc<HashSet<String>>>,
+    /// What each table's triggers may write besides the rows a statement names (see
+    /// the module docs).
+    trigger_writes: RwLock<Arc<trigger_writes::TriggerTargets>>,
+    /// Table → the tables sharing its rows through inheritance (its ancestors and
+    /// descendants: partitions and partitioned tables), see the module docs.
+    relatives: RwLock<Arc<HashMap<String, BTreeSet<String>>>>,
     /// SQLite tables with an `ON CONFLICT REPLACE` constraint (see the module docs).
     replacing: RwLock<Arc<HashSet<String>>>,
     /// What `SET NULL`/`SET DEFAULT` foreign keys give referencing columns; `None`
@@ -120,6 +138,35 @@ impl Catalog {
             .clone()
     }
 
+    /// Whether `table` (a normalized name) is one of the database's views.
+    pub fn is_view(&self, table: &str) -> bool {
+        self.views
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(table)
+    }
+
+    /// Whether `table` (a normalized name) has triggers or rules that may write (or the
+    /// catalog could not tell).
+    pub fn has_triggers(&self, table: &str) -> bool {
+        let targets = self.trigger_writes();
+        targets.contains_key(table) || targets.contains_key("*")
+    }
+
+    fn trigger_writes(&self) -> Arc<trigger_writes::TriggerTargets> {
+        self.trigger_writes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn relatives(&self) -> Arc<HashMap<String, BTreeSet<String>>> {
+        self.relatives
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     fn views(&self) -> Arc<HashSet<String>> {
         self.views
             .read()
@@ -140,6 +187,14 @@ impl Catalog {
         write_set(&self.computed, read_set(&other.computed));
         write_set(&self.triggered, read_set(&other.triggered));
         write_set(&self.replacing, read_set(&other.replacing));
+        *self
+            .trigger_writes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = other.trigger_writes();
+        *self
+            .relatives
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = other.relatives();
         if let Some(values) = other
             .referencing
             .read()

@@ -144,3 +144,86 @@ pub(super) fn triggers_query(dialect: Dialect) -> String {
         }
     }
 }
+
+/// The query listing every trigger's table, body and language (see the
+/// `trigger_writes` module): PostgreSQL's trigger functions' sources and its rules'
+/// actions (a rule rewrites a write into others, as a trigger adds them), MySQL's and
+/// SQLite's trigger statements from `BEGIN` on (language NULL: SQL). The change feed's
+/// own function (`reactive::feed`) only notifies: left out.
+pub(super) fn trigger_bodies_query(dialect: Dialect) -> String {
+    match dialect {
+        // PostgreSQL's own trigger functions that only set the row's columns (the
+        // `triggered` set covers that) write no table: read as SQL naming none.
+        Dialect::Postgres => "SELECT c.relname::text, \
+             CASE WHEN p.pronamespace = 'pg_catalog'::regnamespace AND p.proname IN \
+             ('tsvector_update_trigger', 'tsvector_update_trigger_column', \
+             'suppress_redundant_updates_trigger') THEN '' ELSE p.prosrc::text END, \
+             CASE WHEN p.pronamespace = 'pg_catalog'::regnamespace AND p.proname IN \
+             ('tsvector_update_trigger', 'tsvector_update_trigger_column', \
+             'suppress_redundant_updates_trigger') THEN 'sql' ELSE l.lanname::text END \
+             FROM pg_catalog.pg_trigger t \
+             JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid \
+             JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
+             WHERE NOT t.tgisinternal AND n.nspname = ANY (current_schemas(false)) \
+             AND p.proname <> 'reactive_feed_notify' \
+             UNION ALL \
+             SELECT c.relname::text, substr(d.def, position(' DO ' IN d.def)), 'sql' \
+             FROM pg_catalog.pg_rewrite r \
+             JOIN pg_catalog.pg_class c ON c.oid = r.ev_class \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             CROSS JOIN LATERAL (SELECT pg_catalog.pg_get_ruledef(r.oid)::text AS def) d \
+             WHERE r.rulename <> '_RETURN' AND c.relkind IN ('r', 'p') \
+             AND n.nspname = ANY (current_schemas(false))"
+            .to_owned(),
+        Dialect::MySql => {
+            "SELECT CAST(EVENT_OBJECT_TABLE AS CHAR), CAST(ACTION_STATEMENT AS CHAR), \
+             CAST(NULL AS CHAR) FROM information_schema.TRIGGERS \
+             WHERE EVENT_OBJECT_SCHEMA = DATABASE()"
+                .to_owned()
+        }
+        Dialect::Sqlite => {
+            // From `BEGIN` on: the header names the trigger's own table (`ON t`).
+            "SELECT tbl_name, substr(sql, instr(upper(sql), 'BEGIN')), NULL \
+             FROM sqlite_master WHERE type = 'trigger'"
+                .to_owned()
+        }
+    }
+}
+
+/// The query listing the names of the database's own routines, which a trigger body
+/// may call (SQLite has none: `None`).
+pub(super) fn routines_query(dialect: Dialect) -> Option<String> {
+    match dialect {
+        Dialect::Postgres => Some(
+            "SELECT p.proname::text FROM pg_catalog.pg_proc p \
+             JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+             WHERE n.nspname = ANY (current_schemas(false))"
+                .to_owned(),
+        ),
+        Dialect::MySql => Some(
+            "SELECT CAST(ROUTINE_NAME AS CHAR) FROM information_schema.ROUTINES \
+             WHERE ROUTINE_SCHEMA = DATABASE()"
+                .to_owned(),
+        ),
+        Dialect::Sqlite => None,
+    }
+}
+
+/// The query listing every (child, parent) pair of PostgreSQL's table inheritance,
+/// partitions included: a row of a child is a row of its parents. Other dialects name
+/// no such tables (`None`).
+pub(super) fn inheritance_query(dialect: Dialect) -> Option<String> {
+    match dialect {
+        Dialect::Postgres => Some(
+            "SELECT c.relname::text, p.relname::text FROM pg_catalog.pg_inherits i \
+             JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
+             JOIN pg_catalog.pg_class p ON p.oid = i.inhparent \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = ANY (current_schemas(false))"
+                .to_owned(),
+        ),
+        Dialect::MySql | Dialect::Sqlite => None,
+    }
+}

@@ -4,7 +4,10 @@
 
 use reactive_codegen::sql::Dialect;
 
+use std::collections::BTreeSet;
+
 use super::class::Canonical;
+use super::trigger_writes::TriggerWrites;
 use super::{Catalog, Tables, class_in, read_set};
 use crate::types::{ChangeSet, Conjunction, KeyValue, ReadSet, RowChange, RowOp};
 
@@ -62,10 +65,68 @@ impl Catalog {
     }
 
     /// Puts every key value of `changes` in its column's canonical form; a column with
-    /// a value that has none becomes unknown.
+    /// a value that has none becomes unknown. A write to a view changes everything: the
+    /// database writes its base tables (an updatable view, or an `INSTEAD OF` trigger
+    /// that may write any table), which the statement does not name. A write to a table
+    /// with triggers also changes the tables their bodies write (see the module docs).
     pub fn refine_changes(&self, changes: &mut ChangeSet, dialect: Dialect) {
         if changes.everything {
             return;
+        }
+        let views = self.views();
+        if changes.tables.keys().any(|table| views.contains(table)) {
+            *changes = ChangeSet::everything();
+            return;
+        }
+        // A partition's rows are its partitioned table's (and the other way round).
+        let relatives = self.relatives();
+        if !relatives.is_empty() {
+            let shared: Vec<(String, Vec<RowChange>)> = changes
+                .tables
+                .iter()
+                .filter_map(|(table, rows)| Some((relatives.get(table)?, rows)))
+                .flat_map(|(others, rows)| others.iter().map(move |o| (o.clone(), rows.clone())))
+                .collect();
+            for (table, rows) in shared {
+                for row in rows {
+                    changes.push_row(&table, row);
+                }
+            }
+        }
+        // What the written tables' triggers write: whole tables, or everything.
+        let trigger_writes = self.trigger_writes();
+        let mut written_by_triggers = BTreeSet::new();
+        if !trigger_writes.is_empty() {
+            let any = trigger_writes.get("*");
+            // A foreign key's action fires the triggers of the rows it changes too.
+            let edges = self
+                .foreign_keys
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+                .unwrap_or_default();
+            let mut reached: BTreeSet<String> = changes.tables.keys().cloned().collect();
+            let mut frontier: Vec<String> = reached.iter().cloned().collect();
+            while let Some(table) = frontier.pop() {
+                for edge in edges.iter().filter(|e| e.from_table == table) {
+                    if reached.insert(edge.to_table.clone()) {
+                        frontier.push(edge.to_table.clone());
+                    }
+                }
+            }
+            for table in &reached {
+                for writes in any.into_iter().chain(trigger_writes.get(table.as_str())) {
+                    match writes {
+                        TriggerWrites::Everything => {
+                            *changes = ChangeSet::everything();
+                            return;
+                        }
+                        TriggerWrites::Tables(tables) => {
+                            written_by_triggers.extend(tables.iter().cloned())
+                        }
+                    }
+                }
+            }
         }
         let known = self.snapshot();
         let computed = read_set(&self.computed);
@@ -92,7 +153,7 @@ impl Catalog {
         }
         // A write that may delete rows it does not name (the ones its new values conflict
         // with): the whole table, as for an upsert, deletes included (their relations).
-        for table in replaced {
+        for table in replaced.into_iter().chain(written_by_triggers) {
             changes.push_row(&table, RowChange::whole());
         }
     }
@@ -210,6 +271,21 @@ mod tests {
             .collect();
         *catalog.tables.write().unwrap() = Arc::new(Tables::from([("t".to_owned(), table)]));
         catalog
+    }
+
+    #[test]
+    fn a_write_to_a_view_changes_everything() {
+        let catalog = catalog();
+        *catalog.views.write().unwrap() = Arc::new(["v".to_owned()].into());
+        let row = || RowChange::whole().with("id", KeyValue::from_i64(1));
+        let mut through_view = ChangeSet::empty().with_row("v", row());
+        catalog.refine_changes(&mut through_view, Dialect::Postgres);
+        assert!(through_view.is_everything(), "{through_view:?}");
+        // A read of the view was already everything; a write to a table stays a table's.
+        let mut table_only = ChangeSet::empty().with_row("t", row());
+        catalog.refine_changes(&mut table_only, Dialect::Postgres);
+        assert!(!table_only.is_everything());
+        assert_eq!(table_only.table_names().collect::<Vec<_>>(), ["t"]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Reading the catalog from the database: column classes, computed columns, views,
-//! tables with triggers, SQLite tables that replace on conflict, foreign-key actions.
+//! tables with triggers and what their bodies write, SQLite tables that replace on conflict, foreign-key actions.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -9,9 +9,10 @@ use reactive_codegen::sql::Dialect;
 
 use super::class::classify;
 use super::foreign_keys::read_foreign_key_edges;
-use super::queries::{query, triggers_query, views_query};
+use super::queries::{inheritance_query, query, triggers_query, views_query};
 use super::referencing::read_referencing;
 use super::rows::text_rows;
+use super::trigger_writes::{TriggerTargets, TriggerWrites, read_trigger_writes};
 use super::{Catalog, Tables, write_set};
 use crate::db::backend::Backend;
 use crate::types::ReferencingValues;
@@ -73,6 +74,41 @@ impl Catalog {
             }
         }
         self.refresh_views(pool, dialect).await;
+        if let Some(sql) = inheritance_query(dialect) {
+            match text_rows(pool, sql, 2).await {
+                Ok(rows) => {
+                    let pairs = rows.into_iter().filter_map(|row| match row.as_slice() {
+                        [Some(child), Some(parent)] => {
+                            Some((child.to_lowercase(), parent.to_lowercase()))
+                        }
+                        _ => None,
+                    });
+                    *self
+                        .relatives
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Arc::new(relatives(pairs));
+                }
+                // The relatives read before stay (a partition created since is missed).
+                Err(e) => {
+                    tracing::warn!(target: "reactive::db", error = %e, "could not read the tables' inheritance; a write to a partition created since may miss its partitioned table's queries")
+                }
+            }
+        }
+        let mut relations: HashSet<String> = self.snapshot().keys().cloned().collect();
+        relations.extend(self.views().iter().cloned());
+        let targets = match read_trigger_writes(pool, dialect, &relations).await {
+            Ok(targets) => targets,
+            Err(e) => {
+                // Widest: any write may have made a trigger write anything.
+                tracing::warn!(target: "reactive::db", error = %e, "could not read the triggers' bodies; every write changes everything");
+                TriggerTargets::from([("*".to_owned(), TriggerWrites::Everything)])
+            }
+        };
+        *self
+            .trigger_writes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(targets);
         match read_names(pool, triggers_query(dialect)).await {
             Ok(triggered) => write_set(&self.triggered, Arc::new(triggered)),
             Err(e) => {
@@ -98,6 +134,41 @@ impl Catalog {
             }
         }
     }
+}
+
+/// Every table of `(child, parent)` pairs → its ancestors and descendants (transitive).
+fn relatives(
+    pairs: impl IntoIterator<Item = (String, String)>,
+) -> HashMap<String, BTreeSet<String>> {
+    let mut parents: HashMap<String, Vec<String>> = HashMap::new();
+    let mut children: HashMap<String, Vec<String>> = HashMap::new();
+    for (child, parent) in pairs {
+        parents
+            .entry(child.clone())
+            .or_default()
+            .push(parent.clone());
+        children.entry(parent).or_default().push(child);
+    }
+    let reach = |start: &str, edges: &HashMap<String, Vec<String>>, out: &mut BTreeSet<String>| {
+        let mut stack = vec![start.to_owned()];
+        while let Some(t) = stack.pop() {
+            for next in edges.get(&t).into_iter().flatten() {
+                if next != start && out.insert(next.clone()) {
+                    stack.push(next.clone());
+                }
+            }
+        }
+    };
+    let tables: BTreeSet<String> = parents.keys().chain(children.keys()).cloned().collect();
+    tables
+        .into_iter()
+        .map(|t| {
+            let mut out = BTreeSet::new();
+            reach(&t, &parents, &mut out);
+            reach(&t, &children, &mut out);
+            (t, out)
+        })
+        .collect()
 }
 
 /// `true` when a SQLite table's `CREATE` text has a constraint whose conflict
@@ -131,6 +202,20 @@ async fn read_names<DB: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relatives_are_ancestors_and_descendants() {
+        let r = relatives([
+            ("p1".to_owned(), "p".to_owned()),
+            ("p2".to_owned(), "p".to_owned()),
+            ("p1a".to_owned(), "p1".to_owned()),
+        ]);
+        let names = |t: &str| r[t].iter().map(String::as_str).collect::<Vec<_>>();
+        assert_eq!(names("p"), ["p1", "p1a", "p2"]);
+        assert_eq!(names("p1"), ["p", "p1a"]);
+        assert_eq!(names("p1a"), ["p", "p1"]);
+        assert_eq!(names("p2"), ["p"]);
+    }
 
     #[test]
     fn replace_constraints_are_found_in_the_create_text() {

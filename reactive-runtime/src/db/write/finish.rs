@@ -39,8 +39,9 @@ pub(crate) fn finish_write<DB: Backend>(
     // changed nothing. The count is the top-level command's only: a writable CTE
     // (`WITH d AS (DELETE ...) DELETE FROM other ...`, or under a SELECT) may have
     // changed rows while it reports 0, so the skip needs exactly one write (the
-    // analysis lists every write occurrence, CTEs' included).
-    if plan.known_single
+    // analysis lists every write occurrence, CTEs' included). Nor is it for a table
+    // with triggers (see `WritePlan::zero_is_nothing`).
+    if plan.zero_is_nothing
         && plan.info.analysis.operation.is_write()
         && plan.info.analysis.writes.len() == 1
         && !failed

@@ -31,8 +31,11 @@ pub(crate) struct WritePlan<DB: Backend> {
     pub info: Arc<StatementInfo>,
     /// Parameter values of the write, by 1-based index (for the pre-read's `SET` values).
     pub values: Vec<Option<Json>>,
-    /// The statement's effect is known (parsed, not everything).
-    pub known_single: bool,
+    /// A reported count of 0 rows means nothing changed (the statement's effect is
+    /// known: parsed, not everything), and no trigger or rule of the
+    /// written tables may have written (a `BEFORE` trigger that redirects the row and
+    /// returns `NULL` writes while the statement reports 0 rows).
+    pub zero_is_nothing: bool,
 }
 
 /// The pre-reads of a plan, taken to run them: the write's own pre-read with its
@@ -62,8 +65,24 @@ pub(crate) fn plan_write<DB: Backend>(inner: &DbShared, stmt: &Intercepted<DB>) 
     let count = stmt.args.as_ref().map_or(0, Arguments::len);
     let values: Vec<Option<Json>> = (1..=count).map(|i| stmt.value(i)).collect();
     let value = |i: usize| values.get(i.checked_sub(1)?).cloned().flatten();
-    let change = change_of(analysis, &value, inner.dialect);
+    // A write through a view changes its base tables (or whatever an `INSTEAD OF`
+    // trigger writes), and its row count may be 0 (SQLite counts no trigger's rows):
+    // everything, and never skipped as a no-op.
+    let change = if analysis
+        .writes
+        .iter()
+        .any(|w| inner.catalog.is_view(&w.table))
+    {
+        ChangeSet::everything()
+    } else {
+        change_of(analysis, &value, inner.dialect)
+    };
     let known_single = analysis.unknown.is_none() && !change.is_everything();
+    let zero_is_nothing = known_single
+        && !analysis
+            .writes
+            .iter()
+            .any(|w| inner.catalog.has_triggers(&w.table));
     let mut pre = None;
     let mut pre_args = None;
     let mut cascades = Vec::new();
@@ -118,7 +137,7 @@ pub(crate) fn plan_write<DB: Backend>(inner: &DbShared, stmt: &Intercepted<DB>) 
         cascades,
         info: stmt.info.clone(),
         values,
-        known_single,
+        zero_is_nothing,
     }
 }
 
