@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # TeamHub browser tests: builds the server and the page, starts the server on a free port with a
-# fresh SQLite file, runs the scenarios of issue 7 (teamhub.test.mjs) and those of the Vue and TanStack
+# fresh SQLite file, runs the browser scenarios (teamhub.test.mjs) and those of the Vue and TanStack
 # pages (bindings.test.mjs) in Debian's Chromium (playwright-core, no
 # browser download), saves examples/teamhub/web/screenshot.png, stops the server.
 #
