@@ -50,7 +50,6 @@
 //! `TEST_POSTGRES_URL`, MariaDB `TEST_MYSQL_URL` (a fresh database each run), the Redis
 //! store `TEST_REDIS_URL`; a missing URL skips with a message, or panics when `CI` is set.
 
-use std::any::TypeId;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -1194,10 +1193,7 @@ struct Shared<N: Native> {
 /// The registered definition of a procedure for this handle type (every backend
 /// registers the same names).
 fn def<DB: reactive::Backend>(name: &str) -> &'static FunctionDef {
-    let handle = TypeId::of::<ReactiveDb<DB>>();
-    reactive::registry::functions()
-        .into_iter()
-        .find(|d| d.model().name == name && (d.backend)() == handle)
+    reactive::registry::function::<DB>(name)
         .unwrap_or_else(|| panic!("reactive function `{name}` is not registered for this backend"))
 }
 

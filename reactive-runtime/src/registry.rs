@@ -130,6 +130,23 @@ pub struct Registration(pub &'static FunctionDef);
 
 inventory::collect!(Registration);
 
+/// The registered function `name` written for the handle `ReactiveDb<DB>`, to call
+/// by name with [`ReactiveDb::call`](crate::ReactiveDb::call) (procedure names are
+/// unique per handle type: an app may register the same name once per backend).
+///
+/// ```
+/// use reactive_runtime::registry;
+///
+/// assert!(registry::function::<sqlx::Any>("no.such.procedure").is_none());
+/// ```
+pub fn function<DB: crate::Backend>(name: &str) -> Option<&'static FunctionDef> {
+    let handle = std::any::TypeId::of::<crate::ReactiveDb<DB>>();
+    inventory::iter::<Registration>
+        .into_iter()
+        .map(|r| r.0)
+        .find(|d| (d.backend)() == handle && d.model().name == name)
+}
+
 /// Every registered function, sorted by name (inventory's order is not deterministic).
 pub fn functions() -> Vec<&'static FunctionDef> {
     let mut all: Vec<&'static FunctionDef> = inventory::iter::<Registration>
