@@ -320,13 +320,13 @@ fn suggest_one(
             if !unknown {
                 notes.push(Note {
                     line: analysis.location.line,
-                    message: "no write is visible in the body: if it changes tables (through SQL built at run time, a procedure, a trigger or another connection), list them in `invalidates(...)`".into(),
+                    message: "no write is visible in the body: if it changes tables (through SQL built at run time, a procedure or another connection), list them in `invalidates(...)`".into(),
                 });
             }
         } else if !runtime_sql.is_empty() && !declared_invalidates {
             notes.push(Note {
                 line: runtime_sql[0],
-                message: "the writes of SQL built at run time are seen when it runs through `ReactiveDb`; tables changed behind it (triggers, procedures) go in `invalidates(...)`".into(),
+                message: "the writes of SQL built at run time are seen when it runs through `ReactiveDb`; tables changed behind it (procedures; triggers are read from the catalog) go in `invalidates(...)`".into(),
             });
         }
     }
