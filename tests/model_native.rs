@@ -1193,7 +1193,7 @@ struct Shared<N: Native> {
 /// The registered definition of a procedure for this handle type (every backend
 /// registers the same names).
 fn def<DB: reactive::Backend>(name: &str) -> &'static FunctionDef {
-    reactive::registry::function::<DB>(name)
+    ReactiveDb::<DB>::function(name)
         .unwrap_or_else(|| panic!("reactive function `{name}` is not registered for this backend"))
 }
 

@@ -130,29 +130,14 @@ pub struct Registration(pub &'static FunctionDef);
 
 inventory::collect!(Registration);
 
-/// The registered function `name` written for the handle `ReactiveDb<DB>`, to call
-/// by name with [`ReactiveDb::call`](crate::ReactiveDb::call) (procedure names are
-/// unique per handle type: an app may register the same name once per backend).
-///
-/// ```
-/// use reactive_runtime::registry;
-///
-/// assert!(registry::function::<sqlx::Any>("no.such.procedure").is_none());
-/// ```
-pub fn function<DB: crate::Backend>(name: &str) -> Option<&'static FunctionDef> {
-    let handle = std::any::TypeId::of::<crate::ReactiveDb<DB>>();
-    inventory::iter::<Registration>
-        .into_iter()
-        .map(|r| r.0)
-        .find(|d| (d.backend)() == handle && d.model().name == name)
+/// Every registered function, in inventory's (not deterministic) order.
+pub(crate) fn functions_unsorted() -> impl Iterator<Item = &'static FunctionDef> {
+    inventory::iter::<Registration>.into_iter().map(|r| r.0)
 }
 
 /// Every registered function, sorted by name (inventory's order is not deterministic).
 pub fn functions() -> Vec<&'static FunctionDef> {
-    let mut all: Vec<&'static FunctionDef> = inventory::iter::<Registration>
-        .into_iter()
-        .map(|r| r.0)
-        .collect();
+    let mut all: Vec<&'static FunctionDef> = functions_unsorted().collect();
     all.sort_by(|a, b| a.model().name.cmp(&b.model().name));
     all
 }

@@ -66,6 +66,21 @@ pub enum CallError {
 }
 
 impl<DB: Backend> ReactiveDb<DB> {
+    /// The registered function `name` written for this handle type, to call by name
+    /// with [`ReactiveDb::call`] (procedure names are unique per handle type: an app
+    /// may register the same name once per backend).
+    ///
+    /// ```
+    /// use reactive_runtime::ReactiveDb;
+    ///
+    /// assert!(ReactiveDb::<sqlx::Any>::function("no.such.procedure").is_none());
+    /// ```
+    pub fn function(name: &str) -> Option<&'static FunctionDef> {
+        let handle = std::any::TypeId::of::<ReactiveDb<DB>>();
+        crate::registry::functions_unsorted()
+            .find(|d| (d.backend)() == handle && d.model().name == name)
+    }
+
     /// Reads the column types again if the catalog does not know a table `model` uses
     /// (see the module docs of `db`).
     pub(crate) async fn ensure_schema(&self, model: &reactive_codegen::model::FunctionModel) {
