@@ -1175,12 +1175,8 @@ pub async fn returning_gives_generated_ids(db: &ReactiveDb<sqlx::Any>, t: &str, 
         .unwrap();
 }
 
-/// A query over a view is invalidated by a write to the view's base table: the
-/// analyser sees the view's name only, the catalog knows it is a view, and a read of
-/// a view reads everything. The view `<t>_v` is created after the handle (the catalog
-/// is read again for a name it does not know).
-pub async fn view_reads_its_base_tables(f: &Fixture) {
-    let v = format!("{}_v", f.t);
+/// (Re)creates the view `v` over the fixture's table, through the pool (behind the handle).
+async fn create_view(f: &Fixture, v: &str) {
     let _ = sqlx::query(AssertSqlSafe(format!("DROP VIEW IF EXISTS {v}")))
         .execute(f.db.pool())
         .await;
@@ -1191,6 +1187,15 @@ pub async fn view_reads_its_base_tables(f: &Fixture) {
     .execute(f.db.pool())
     .await
     .unwrap();
+}
+
+/// A query over a view is invalidated by a write to the view's base table: the
+/// analyser sees the view's name only, the catalog knows it is a view, and a read of
+/// a view reads everything. The view `<t>_v` is created after the handle (the catalog
+/// is read again for a name it does not know).
+pub async fn view_reads_its_base_tables(f: &Fixture) {
+    let v = format!("{}_v", f.t);
+    create_view(f, &v).await;
     let by_org = leak(by_org_model(&v, &format!("{v}.byOrg")), prepare_by_org);
     let call = || f.db.call(by_org, "tenant", json!({ "table": v, "org": 1 }));
     let first = call().await.unwrap();
@@ -1273,16 +1278,7 @@ pub async fn writable_cte_is_not_a_no_op(f: &Fixture) {
 /// the same, and is not served stale.
 pub async fn view_writes_change_its_base_tables(f: &Fixture, create_extra: Option<&str>) {
     let v = format!("{}_wv", f.t);
-    let _ = sqlx::query(AssertSqlSafe(format!("DROP VIEW IF EXISTS {v}")))
-        .execute(f.db.pool())
-        .await;
-    sqlx::query(AssertSqlSafe(format!(
-        "CREATE VIEW {v} AS SELECT id, name, organization_id FROM {}",
-        f.t
-    )))
-    .execute(f.db.pool())
-    .await
-    .unwrap();
+    create_view(f, &v).await;
     if let Some(extra) = create_extra {
         sqlx::raw_sql(AssertSqlSafe(extra.replace("{v}", &v).replace("{t}", &f.t)))
             .execute(f.db.pool())
